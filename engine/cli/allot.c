@@ -1,0 +1,145 @@
+/* allot.c - the command line: verify a database, create API keys.
+ *
+ *   allot verify --db FILE
+ *   allot keys create --db FILE --role ROLE [--name N] [--tenant ID] [--user ID]
+ *
+ * It opens the database through the engine, so it migrates and checks it
+ * exactly as the server would. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage:\n"
+            "  allot verify --db FILE [--policies DIR]\n"
+            "  allot keys create --db FILE --role ROLE [--name NAME] [--tenant ID] [--user ID]\n"
+            "roles: super_admin manager viewer tenant_admin tenant_user\n");
+}
+
+static const char *
+flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static int
+open_engine(struct engine *eng, int argc, char **argv)
+{
+    struct engine_config cfg;
+    engine_config_default(&cfg);
+    const char *db = flag(argc, argv, "--db");
+    const char *pol = flag(argc, argv, "--policies");
+    if (db == NULL) {
+        usage();
+        return 2;
+    }
+    snprintf(cfg.db_path, sizeof cfg.db_path, "%s", db);
+    if (pol == NULL) {
+        pol = getenv("ALLOT_POLICIES");
+    }
+    if (pol == NULL) {
+        pol = ALLOT_SOURCE_DIR "/policies";
+    }
+    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s", pol);
+    struct eng_error err = {0};
+    if (engine_open(eng, &cfg, &err) != 0) {
+        fprintf(stderr, "allot: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+cmd_verify(int argc, char **argv)
+{
+    struct engine eng;
+    int rc = open_engine(&eng, argc, argv);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *problems = json_array();
+    struct eng_error err = {0};
+    if (engine_verify(&eng, problems, &err) != 0) {
+        fprintf(stderr, "allot: %s\n", err.msg);
+        rc = 1;
+    } else if (json_array_size(problems) == 0) {
+        printf("ok: every invariant holds\n");
+    } else {
+        size_t i;
+        json_t *p;
+        json_array_foreach(problems, i, p) {
+            printf("problem: %s\n", json_string_value(p));
+        }
+        printf("%zu problem(s)\n", json_array_size(problems));
+        rc = 1;
+    }
+    json_decref(problems);
+    engine_close(&eng);
+    return rc;
+}
+
+static int
+cmd_keys_create(int argc, char **argv)
+{
+    const char *role = flag(argc, argv, "--role");
+    if (role == NULL) {
+        usage();
+        return 2;
+    }
+    struct engine eng;
+    int rc = open_engine(&eng, argc, argv);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *args = json_pack("{s:s}", "role", role);
+    const char *opt[][2] = {{"--name", "name"}, {"--tenant", "tenant_id"}, {"--user", "user_id"}};
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+        const char *v = flag(argc, argv, opt[i][0]);
+        if (v != NULL) {
+            json_object_set_new(args, opt[i][1], json_string(v));
+        }
+    }
+    struct principal console = {.role = ROLE_SUPER_ADMIN};
+    snprintf(console.name, sizeof console.name, "console");
+    json_t *out = NULL;
+    int status;
+    bool replayed;
+    struct eng_error err = {0};
+    if (engine_exec(&eng, &console, "keys.create", args, NULL, &out, &status, &replayed, &err) !=
+        0) {
+        fprintf(stderr, "allot: %s\n", err.msg);
+        rc = 1;
+    } else {
+        printf("created %s key %s; it is shown only once:\n",
+               json_string_value(json_object_get(out, "role")),
+               json_string_value(json_object_get(out, "id")));
+        printf("%s\n", json_string_value(json_object_get(out, "key")));
+    }
+    json_decref(out);
+    json_decref(args);
+    engine_close(&eng);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "verify") == 0) {
+        return cmd_verify(argc, argv);
+    }
+    if (argc >= 3 && strcmp(argv[1], "keys") == 0 && strcmp(argv[2], "create") == 0) {
+        return cmd_keys_create(argc, argv);
+    }
+    usage();
+    return 2;
+}

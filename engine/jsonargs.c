@@ -1,0 +1,277 @@
+/* jsonargs.c - strict reading of operation arguments, paging, SQL helpers.
+ *
+ * Every op validates its whole input before touching the database: a wrong
+ * type, an unknown field, an over-long string or an inexact amount is a 400
+ * that names the field, and nothing is written. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "amount.h"
+#include "ops.h"
+#include "timeutil.h"
+
+int
+op_invalid(struct op *op, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[ENG_MSG_MAX];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    eng_error_code(op->err, ENG_EINVAL, "invalid_request", "%s", msg);
+    eng_error_field(op->err, field);
+    return ENG_EINVAL;
+}
+
+int
+op_not_found(struct op *op, const char *what)
+{
+    return eng_error_code(op->err, ENG_ENOTFOUND, "not_found", "%s not found", what);
+}
+
+int
+op_forbidden(struct op *op, const char *what)
+{
+    return eng_error_code(op->err, ENG_EFORBIDDEN, "forbidden", "your role may not %s", what);
+}
+
+int
+args_only(struct op *op, json_t *args, const char *const allowed[])
+{
+    if (args == NULL) {
+        return 0;
+    }
+    if (!json_is_object(args)) {
+        return op_invalid(op, "", "the request body must be a JSON object");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(args, key, value) {
+        bool known = false;
+        for (int i = 0; allowed[i] != NULL; i++) {
+            if (strcmp(allowed[i], key) == 0) {
+                known = true;
+                break;
+            }
+        }
+        if (!known) {
+            return op_invalid(op, key, "unknown field '%.60s'", key);
+        }
+    }
+    return 0;
+}
+
+int
+args_string(struct op *op, json_t *args, const char *key, bool required, size_t max_len,
+            const char **out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return op_invalid(op, key, "'%s' is required", key);
+        }
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return op_invalid(op, key, "'%s' must be a string", key);
+    }
+    if (json_string_length(v) > max_len) {
+        return op_invalid(op, key, "'%s' is longer than %zu bytes", key, max_len);
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        return op_invalid(op, key, "'%s' contains a NUL character", key);
+    }
+    if (required && json_string_length(v) == 0) {
+        return op_invalid(op, key, "'%s' must not be empty", key);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int
+args_bool(struct op *op, json_t *args, const char *key, bool dflt, bool *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        return op_invalid(op, key, "'%s' must be true or false", key);
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int
+args_amount(struct op *op, json_t *args, const char *key, bool required, int64_t *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return op_invalid(op, key, "'%s' is required", key);
+        }
+        return 0;
+    }
+    struct eng_error e = {0};
+    if (amount_from_json(v, out, &e) != 0) {
+        return op_invalid(op, key, "'%s': %s", key, e.msg);
+    }
+    return 0;
+}
+
+int
+args_id(struct op *op, json_t *args, const char *key, const char *prefix, bool required,
+        int64_t *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return op_invalid(op, key, "'%s' is required", key);
+        }
+        *out = 0;
+        return 0;
+    }
+    if (!json_is_string(v) || id_parse(prefix, json_string_value(v), out) != 0) {
+        return op_invalid(op, key, "'%s' is not a valid id", key);
+    }
+    return 0;
+}
+
+int
+args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            return op_invalid(op, key, "'%s' is required", key);
+        }
+        return 0;
+    }
+    struct eng_error e = {0};
+    if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out, &e) != 0) {
+        return op_invalid(op, key, "'%s' must be an RFC 3339 time such as "
+                          "2026-01-15T10:00:00Z", key);
+    }
+    return 0;
+}
+
+int
+args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+         int64_t *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        return op_invalid(op, key, "'%s' must be an integer from %lld to %lld", key,
+                          (long long)lo, (long long)hi);
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+int
+args_string_array(struct op *op, json_t *args, const char *key, size_t max, json_t **out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (v == NULL || json_is_null(v)) {
+        *out = json_array();
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > max) {
+        return op_invalid(op, key, "'%s' must be an array of at most %zu strings", key, max);
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item) || json_string_length(item) == 0 ||
+            json_string_length(item) > 200) {
+            return op_invalid(op, key, "'%s' must hold non-empty strings of at most 200 bytes",
+                              key);
+        }
+    }
+    *out = json_incref(v);
+    return 0;
+}
+
+int
+args_page(struct op *op, json_t *args, struct page *page)
+{
+    int64_t limit = 0;
+    int max = op->eng->cfg.list_rows_max;
+    if (args_int(op, args, "limit", 1, max, 100, &limit) != 0) {
+        return ENG_EINVAL;
+    }
+    page->limit = (int)limit;
+    page->after = 0;
+    const char *cursor = NULL;
+    if (args_string(op, args, "cursor", false, 40, &cursor) != 0) {
+        return ENG_EINVAL;
+    }
+    if (cursor != NULL && id_parse("c", cursor, &page->after) != 0) {
+        return op_invalid(op, "cursor", "'cursor' is not a cursor this server issued");
+    }
+    return 0;
+}
+
+json_t *
+page_result(json_t *rows, int64_t last_id, bool more)
+{
+    json_t *cursor = json_null();
+    if (more) {
+        cursor = id_json("c", last_id);
+    }
+    return json_pack("{s:o, s:o}", "data", rows, "next_cursor", cursor);
+}
+
+int
+sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return store_fail(op->store, what, op->err);
+    }
+    return 0;
+}
+
+int64_t
+sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc)
+{
+    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
+    *rc = 0;
+    if (st == NULL) {
+        *rc = ENG_ESTORE;
+        return dflt;
+    }
+    sqlite3_bind_int64(st, 1, a);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        int64_t v = sqlite3_column_type(st, 0) == SQLITE_NULL ? dflt
+                                                               : sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return v;
+    }
+    if (s != SQLITE_DONE) {
+        *rc = store_fail(op->store, sql, op->err);
+    }
+    sqlite3_reset(st);
+    return dflt;
+}
+
+json_t *
+json_from_text(const char *text)
+{
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    return v != NULL ? v : json_null();
+}
+
+char *
+json_to_text(const json_t *v)
+{
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+}

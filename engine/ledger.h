@@ -1,0 +1,110 @@
+/* ledger.h - allocations, lots and entries: the credit rules of PRODUCT.md §3.
+ *
+ * Lots are a deterministic function of an allocation and time: the lot of
+ * (allocation, line, period n, user) is created at most once (a UNIQUE key),
+ * either when its period opens or earlier on demand for a booking ahead.
+ * ledger_advance() processes every due boundary in time order (at one
+ * instant: closings — rollover and expiry — before openings), each exactly
+ * once.  All functions run inside the caller's write transaction. */
+#ifndef ENG_LEDGER_H
+#define ENG_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ops.h"
+#include "timeutil.h"
+
+#define ALLOC_LINES_MAX 32
+#define CANDIDATES_MAX 128
+
+struct alloc_line {
+    int idx;
+    char scope[12];      /* all | resources | tags */
+    json_t *resource_ids; /* owned */
+    json_t *tags;        /* owned */
+    bool unlimited;
+    int64_t amount;      /* milli; 0 when unlimited */
+};
+
+struct alloc {
+    int64_t id, tenant_id;
+    char unit[8];
+    char pool[12];
+    char zone[TIME_ZONE_NAME_MAX];
+    bool cross_building, rollover;
+    int64_t rollover_cap; /* -1 = no cap */
+    enum period_kind recurrence;
+    struct civil_date start_date;
+    bool has_end;
+    struct civil_date end_date;
+    int64_t start_at, end_at; /* end_at TIME_NEVER without an end */
+    int64_t first_building;
+    json_t *targeting;    /* owned */
+    json_t *building_ids; /* owned, "bld_" strings */
+    char description[256];
+    int line_count;
+    struct alloc_line lines[ALLOC_LINES_MAX];
+};
+
+/* A lot that may pay for a booking (real, or virtual: lot_id 0 = would be
+ * created on demand). */
+struct cand {
+    int64_t lot_id;
+    int64_t alloc_id, alloc_seq;
+    int line_idx;
+    int64_t period_n, owner;
+    bool rollover, unlimited, per_user, recurring;
+    char scope[12];
+    int64_t balance, granted;
+    int64_t valid_from, valid_until;
+    int64_t take; /* what this booking takes from it */
+};
+
+int alloc_load(struct op *op, int64_t id, struct alloc *a);
+void alloc_free(struct alloc *a);
+/* The window [from, until) of period n; *exists false past the end. */
+int alloc_window(struct op *op, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
+                 bool *exists);
+/* The period index containing instant t; *exists false outside the schedule. */
+int alloc_period_at(struct op *op, const struct alloc *a, int64_t t, int64_t *n, bool *exists);
+
+/* Creates the lot (and its grant entry) unless it exists; *lot_id either way.
+ * *created tells which. */
+int lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
+               int64_t *lot_id, bool *created);
+
+/* Appends an entry and moves the lot's cached balance by `amount`. */
+int entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount,
+               int64_t effective_at, int64_t booking_id, const char *event_key,
+               const char *policy_version, const char *memo);
+
+/* Processes every due boundary up to op->now. */
+int ledger_advance(struct op *op);
+/* The earliest instant at which ledger_advance has work (TIME_NEVER: none). */
+int ledger_next_due(struct op *op, int64_t *due);
+
+/* JSON contexts for policies. */
+json_t *ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc);
+json_t *ctx_tenant(struct op *op, int64_t tenant_id, int *rc);
+json_t *ctx_alloc(const struct alloc *a);
+json_t *ctx_line(const struct alloc_line *l);
+
+/* Does the eligibility policy admit this user (and resource, when not
+ * NULL) for line `line_idx` of `a`? */
+int ledger_eligible(struct op *op, struct policy_set *pol, const struct alloc *a, int line_idx,
+                    json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok);
+
+/* Collects the lots that may pay a booking of `resource_ctx` by the user at
+ * instant t in `unit`; with create true, missing period lots are created,
+ * else reported as virtual.  *count set; at most CANDIDATES_MAX. */
+int ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
+                      json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx,
+                      const char *unit, int64_t t, bool create, struct cand *cands, int *count);
+
+/* The building whose policies decide an allocation's rollover. */
+int64_t alloc_policy_building(const struct alloc *a);
+
+#endif

@@ -1,0 +1,93 @@
+/* ops.h - the engine's operations, shared by HTTP, the Lua module and the
+ * REPL.  Internal to the engine: callers use engine_exec().
+ *
+ * An operation receives a struct op: the engine, the connection it runs on
+ * (the writer inside an open transaction for writes, a reader otherwise), the
+ * principal, and the instant it runs at.  It validates its JSON arguments
+ * strictly (unknown fields refused), checks access, does its work and
+ * returns a JSON result or an error.  A failing write op is rolled back by
+ * the caller; it never commits on its own. */
+#ifndef ENG_OPS_H
+#define ENG_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "engine.h"
+
+struct op {
+    struct engine *eng;
+    struct store *store;
+    const struct principal *who;
+    int64_t now;
+    int http_status; /* 200 unless the op sets 201 */
+    struct eng_error *err;
+};
+
+typedef int (*op_fn)(struct op *op, json_t *args, json_t **out);
+
+struct op_def {
+    const char *name;
+    op_fn fn;
+    bool write;
+};
+
+/* The table of every operation, NULL-terminated. */
+extern const struct op_def ops_table[];
+
+/* ---- argument helpers (jsonargs.c); each returns 0 or ENG_EINVAL with the
+ * field named in the error ---- */
+/* Refuses any key of `args` not in the NULL-terminated `allowed` list, and
+ * a non-object.  NULL args count as {}. */
+int args_only(struct op *op, json_t *args, const char *const allowed[]);
+/* Required / optional string of at most max_len bytes; *out borrowed. */
+int args_string(struct op *op, json_t *args, const char *key, bool required, size_t max_len,
+                const char **out);
+int args_bool(struct op *op, json_t *args, const char *key, bool dflt, bool *out);
+/* A positive/non-negative exact amount in milli. */
+int args_amount(struct op *op, json_t *args, const char *key, bool required, int64_t *out);
+/* An id of the given prefix; a malformed or missing id is 400 when
+ * required is true. */
+int args_id(struct op *op, json_t *args, const char *key, const char *prefix, bool required,
+            int64_t *out);
+int args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *out);
+int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
+             int64_t dflt, int64_t *out);
+/* A JSON array of strings (each <= 200 bytes, at most max items); the
+ * returned array is borrowed, or a new empty array (owned by the caller)
+ * when absent: use args_string_array_free. */
+int args_string_array(struct op *op, json_t *args, const char *key, size_t max, json_t **out);
+/* Fails with invalid_request naming the field. */
+int op_invalid(struct op *op, const char *field, const char *fmt, ...) ENG_PRINTF(3, 4);
+int op_not_found(struct op *op, const char *what);
+int op_forbidden(struct op *op, const char *what);
+
+/* ---- access (access.c) ---- */
+bool op_is_admin(const struct op *op);
+bool op_can_assign(const struct op *op); /* super_admin, manager */
+bool op_sees_building(const struct op *op, int64_t building_id);
+bool op_sees_tenant(const struct op *op, int64_t tenant_id);
+bool op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id);
+/* 403 unless the principal is an admin (read) / may assign (write). */
+int op_require_admin(struct op *op);
+int op_require_assigner(struct op *op);
+int op_require_super(struct op *op);
+
+/* ---- list paging ---- */
+struct page {
+    int64_t after; /* id cursor: rows with id > after */
+    int limit;
+};
+int args_page(struct op *op, json_t *args, struct page *page);
+/* Wraps rows into {"data": rows, "next_cursor": ...}; takes ownership. */
+json_t *page_result(json_t *rows, int64_t last_id, bool more);
+
+/* ---- small SQL helpers ---- */
+int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);
+int64_t sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc);
+json_t *json_from_text(const char *text); /* parses stored JSON text; never NULL */
+char *json_to_text(const json_t *v);      /* compact; caller frees */
+
+#endif

@@ -1,0 +1,845 @@
+/* ops_booking.c - quotes, bookings and cancellations (PRODUCT.md §4, §5).
+ *
+ * A quote and a booking share one preparation: load the resource, building
+ * and user, run the validate and pricing policies, decide which payment
+ * methods are on offer, and find the lots that could pay.  The quote stops
+ * there (read-only: lots that do not exist yet are virtual); the booking
+ * creates them, checks the slot, pays greedily in the order policy's order,
+ * and writes the booking and its debits in the caller's transaction. */
+#include <stdio.h>
+#include <string.h>
+
+#include "amount.h"
+#include "ledger.h"
+
+#define BOOKING_MINUTES_MAX (366 * 24 * 60)
+
+struct bk {
+    int64_t resource_id, building_id, user_id, tenant_id;
+    int64_t start, end, discount_pm;
+    const char *method;
+    json_t *resource, *building, *user, *tenant, *booking;
+    struct policy_set *pol;
+    char versions[POLICY_KIND_COUNT][48];
+    bool has_money, has_credits;
+    int64_t money, money_before, credits;
+    char unit[8], currency[8];
+    bool pay_credits, pay_invoice, pay_card;
+    struct cand cands[CANDIDATES_MAX];
+    int count;
+    int64_t available;
+    bool unlimited;
+};
+
+static void
+bk_free(struct bk *b)
+{
+    json_decref(b->resource);
+    json_decref(b->building);
+    json_decref(b->user);
+    json_decref(b->tenant);
+    json_decref(b->booking);
+    if (b->pol != NULL) {
+        policy_set_release(b->pol);
+    }
+}
+
+static json_t *
+time_str(int64_t t)
+{
+    char buf[32];
+    time_format_rfc3339(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static int
+load_resource(struct op *op, struct bk *b)
+{
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT r.building_id, r.name, r.kind, r.tags, r.pricing,"
+                                  " r.credit_only, b.timezone, b.currency, b.pay_credits,"
+                                  " b.pay_invoice, b.pay_card FROM resource r JOIN building b"
+                                  " ON b.id = r.building_id WHERE r.id = ?",
+                                  op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, b->resource_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return op_not_found(op, "resource");
+    }
+    b->building_id = sqlite3_column_int64(st, 0);
+    b->resource = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:b}", "id",
+                            id_json("res", b->resource_id), "building_id",
+                            id_json("bld", b->building_id), "name",
+                            (const char *)sqlite3_column_text(st, 1), "kind",
+                            (const char *)sqlite3_column_text(st, 2), "tags",
+                            json_from_text((const char *)sqlite3_column_text(st, 3)), "pricing",
+                            json_from_text((const char *)sqlite3_column_text(st, 4)),
+                            "credit_only", sqlite3_column_int(st, 5));
+    b->building = json_pack("{s:o, s:s, s:s}", "id", id_json("bld", b->building_id), "timezone",
+                            (const char *)sqlite3_column_text(st, 6), "currency",
+                            (const char *)sqlite3_column_text(st, 7));
+    snprintf(b->currency, sizeof b->currency, "%s", (const char *)sqlite3_column_text(st, 7));
+    b->pay_credits = sqlite3_column_int(st, 8) != 0;
+    b->pay_invoice = sqlite3_column_int(st, 9) != 0;
+    b->pay_card = sqlite3_column_int(st, 10) != 0;
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Calls a policy that may refuse with {error = "..."}: a refusal is a 400. */
+static int
+call_checked(struct op *op, struct bk *b, enum policy_kind kind, json_t *ctx, json_t **res)
+{
+    if (policy_set_call(b->pol, kind, ctx, res, op->err) != 0) {
+        return op->err->status;
+    }
+    json_t *msg = json_is_object(*res) ? json_object_get(*res, "error") : NULL;
+    if (msg != NULL) {
+        int rc = op_invalid(op, "", "%s",
+                            json_is_string(msg) ? json_string_value(msg) : "refused by policy");
+        snprintf(op->err->code, sizeof op->err->code, "%s", "booking_rejected");
+        json_decref(*res);
+        *res = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static int
+policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, int64_t *out)
+{
+    json_t *v = json_object_get(res, key);
+    *has = v != NULL && !json_is_null(v);
+    if (!*has) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                              "the pricing policy returned an invalid '%s' (an integer from 0 "
+                              "to %lld is required)",
+                              key, (long long)max);
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Runs validate and pricing; fills the price fields of b. */
+static int
+price(struct op *op, struct bk *b)
+{
+    struct civil_time lt;
+    const char *zone = json_string_value(json_object_get(b->building, "timezone"));
+    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+        return op->err->status;
+    }
+    b->booking = json_pack(
+        "{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:I}", "start", (json_int_t)b->start,
+        "end", (json_int_t)b->end, "minutes", (json_int_t)((b->end - b->start) / 60),
+        "local_start", "year", lt.year, "month", lt.month, "day", lt.day, "hour", lt.hour,
+        "minute", lt.minute, "wday", lt.wday, "discount_pm", (json_int_t)b->discount_pm);
+    if (b->method != NULL) {
+        json_object_set_new(b->booking, "payment_method", json_string(b->method));
+    }
+    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:I}", "booking", b->booking, "resource",
+                            b->resource, "user", b->user, "building", b->building, "now",
+                            (json_int_t)op->now);
+    json_t *res = NULL;
+    int rc = call_checked(op, b, POLICY_VALIDATE, ctx, &res);
+    json_decref(res);
+    res = NULL;
+    if (rc == 0) {
+        rc = call_checked(op, b, POLICY_PRICING, ctx, &res);
+    }
+    json_decref(ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    bool has_before = false;
+    if (json_is_array(res) && json_array_size(res) == 0) {
+        /* An empty Lua table crosses as []: no price of either kind. */
+        json_decref(res);
+        res = json_object();
+    }
+    if (!json_is_object(res) ||
+        policy_int(op, res, "money", INT64_C(1) << 50, &b->has_money, &b->money) ||
+        policy_int(op, res, "money_before_discount", INT64_C(1) << 50, &has_before,
+                   &b->money_before) ||
+        policy_int(op, res, "credits", AMOUNT_MILLI_MAX, &b->has_credits, &b->credits)) {
+        json_decref(res);
+        return op->err->status != ENG_OK
+                   ? op->err->status
+                   : eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                                    "the pricing policy must return a table");
+    }
+    if (!has_before) {
+        b->money_before = b->money;
+    }
+    const char *unit = json_string_value(json_object_get(res, "unit"));
+    if (b->has_credits && (unit == NULL || (strcmp(unit, "hour") != 0 &&
+                                            strcmp(unit, "coin") != 0))) {
+        json_decref(res);
+        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                              "the pricing policy must name the unit (hour or coin)");
+    }
+    snprintf(b->unit, sizeof b->unit, "%s", unit ? unit : "");
+    json_decref(res);
+    if (json_is_true(json_object_get(b->resource, "credit_only"))) {
+        b->has_money = false;
+    }
+    return 0;
+}
+
+static int
+prepare(struct op *op, json_t *args, struct bk *b, bool booking)
+{
+    static const char *const qkeys[] = {"resource_id", "user_id", "start", "end",
+                                        "discount_percent", NULL};
+    static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
+                                        "discount_percent", "payment_method", NULL};
+    int64_t discount = 0;
+    if (args_only(op, args, booking ? bkeys : qkeys) ||
+        args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
+        args_id(op, args, "user_id", "usr", true, &b->user_id) ||
+        args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
+        args_amount(op, args, "discount_percent", false, &discount) ||
+        (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
+        return op->err->status;
+    }
+    if (discount < 0 || discount > 100000) {
+        return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");
+    }
+    b->discount_pm = discount;
+    if (b->end <= b->start) {
+        return op_invalid(op, "end", "'end' must be after 'start'");
+    }
+    if ((b->end - b->start) / 60 > BOOKING_MINUTES_MAX || (b->end - b->start) % 60 != 0) {
+        return op_invalid(op, "end", "a booking lasts whole minutes, at most a year");
+    }
+    if (b->method != NULL && strcmp(b->method, "credits") != 0 &&
+        strcmp(b->method, "invoice") != 0 && strcmp(b->method, "card") != 0) {
+        return op_invalid(op, "payment_method", "'payment_method' must be credits, invoice or card");
+    }
+    if (op->who->role == ROLE_VIEWER && booking) {
+        return op_forbidden(op, "book");
+    }
+    int rc;
+    b->user = ctx_user(op, b->user_id, &b->tenant_id, &rc);
+    if (b->user == NULL) {
+        return rc;
+    }
+    if (!op_sees_user(op, b->tenant_id, b->user_id)) {
+        return op_not_found(op, "user");
+    }
+    if (load_resource(op, b) != 0) {
+        return op->err->status;
+    }
+    if (!op_sees_building(op, b->building_id)) {
+        return op_not_found(op, "resource");
+    }
+    b->tenant = ctx_tenant(op, b->tenant_id, &rc);
+    if (b->tenant == NULL) {
+        return rc;
+    }
+    if (engine_policy(op->eng, b->building_id, &b->pol, b->versions, op->err) != 0 ||
+        price(op, b) != 0) {
+        return op->err->status;
+    }
+    if (b->has_credits && b->pay_credits) {
+        rc = ledger_candidates(op, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
+                               b->resource, b->unit, b->start, booking, b->cands, &b->count);
+        for (int i = 0; rc == 0 && i < b->count; i++) {
+            b->unlimited |= b->cands[i].unlimited;
+            b->available += b->cands[i].unlimited ? 0 : b->cands[i].balance;
+        }
+        return rc;
+    }
+    return 0;
+}
+
+static bool
+credits_enough(const struct bk *b)
+{
+    return b->has_credits && b->pay_credits && (b->unlimited || b->available >= b->credits);
+}
+
+static json_t *
+money_json(const struct bk *b)
+{
+    if (!b->has_money) {
+        return json_null();
+    }
+    return json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)b->money, "currency", b->currency,
+                     "before_discount", (json_int_t)b->money_before);
+}
+
+static json_t *
+methods_json(const struct bk *b)
+{
+    json_t *m = json_array();
+    if (credits_enough(b)) {
+        json_array_append_new(m, json_string("credits"));
+    }
+    if (b->has_money && b->pay_invoice) {
+        json_array_append_new(m, json_string("invoice"));
+    }
+    if (b->has_money && b->pay_card) {
+        json_array_append_new(m, json_string("card"));
+    }
+    return m;
+}
+
+static int
+op_quote(struct op *op, json_t *args, json_t **out)
+{
+    struct bk b = {0};
+    if (prepare(op, args, &b, false) != 0) {
+        bk_free(&b);
+        return op->err->status;
+    }
+    json_t *credits = json_null();
+    /* A user without eligible credits sees only the money price. */
+    if (b.has_credits && b.pay_credits && b.count > 0) {
+        credits = json_pack("{s:o, s:s, s:o, s:o}", "amount", amount_to_json(b.credits), "unit",
+                            b.unit, "available",
+                            b.unlimited ? json_string("unlimited") : amount_to_json(b.available),
+                            "balance_after",
+                            !credits_enough(&b) ? json_null()
+                            : b.unlimited       ? json_string("unlimited")
+                                                : amount_to_json(b.available - b.credits));
+    }
+    *out = json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
+                     "payment_methods", methods_json(&b));
+    bk_free(&b);
+    return 0;
+}
+
+/* Orders b->cands by the order policy (validated to be a permutation). */
+static int
+order_lots(struct op *op, struct bk *b, int *order)
+{
+    json_t *lots = json_array();
+    for (int i = 0; i < b->count; i++) {
+        const struct cand *c = &b->cands[i];
+        json_t *lot = json_pack("{s:o, s:s, s:b, s:I, s:b, s:b, s:o, s:I, s:b, s:I}", "id",
+                                id_json("lot", c->lot_id), "scope", c->scope, "per_user",
+                                c->per_user, "valid_from", (json_int_t)c->valid_from, "recurring",
+                                c->recurring, "rollover", c->rollover, "allocation_id",
+                                id_json("alc", c->alloc_id), "allocation_seq",
+                                (json_int_t)c->alloc_seq, "unlimited", c->unlimited, "balance",
+                                (json_int_t)(c->unlimited ? 0 : c->balance));
+        if (c->valid_until != TIME_NEVER) {
+            json_object_set_new(lot, "valid_until", json_integer(c->valid_until));
+        }
+        json_array_append_new(lots, lot);
+    }
+    json_t *ctx = json_pack("{s:o, s:O, s:O}", "lots", lots, "booking", b->booking, "resource",
+                            b->resource);
+    json_t *res = NULL;
+    int rc = policy_set_call(b->pol, POLICY_ORDER, ctx, &res, op->err);
+    json_decref(ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    bool used[CANDIDATES_MAX] = {false};
+    bool ok = json_is_array(res) && json_array_size(res) == (size_t)b->count;
+    for (int k = 0; ok && k < b->count; k++) {
+        json_t *v = json_array_get(res, (size_t)k);
+        int64_t id = 0;
+        ok = json_is_string(v) && id_parse("lot", json_string_value(v), &id) == 0;
+        int found = -1;
+        for (int i = 0; ok && i < b->count; i++) {
+            if (b->cands[i].lot_id == id && !used[i]) {
+                found = i;
+            }
+        }
+        ok = ok && found >= 0;
+        if (ok) {
+            used[found] = true;
+            order[k] = found;
+        }
+    }
+    json_decref(res);
+    if (!ok) {
+        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                              "the order policy must return every lot id exactly once");
+    }
+    return 0;
+}
+
+static int
+slot_free(struct op *op, const struct bk *b, bool *free_slot)
+{
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT 1 FROM booking WHERE resource_id = ? AND"
+                                  " status = 'confirmed' AND start_at < ? AND end_at > ? LIMIT 1",
+                                  op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, b->resource_id);
+    sqlite3_bind_int64(st, 2, b->end);
+    sqlite3_bind_int64(st, 3, b->start);
+    *free_slot = sqlite3_step(st) != SQLITE_ROW;
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int
+insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
+{
+    sqlite3_stmt *st = store_prep(
+        op->store,
+        "INSERT INTO booking (resource_id, building_id, tenant_id, user_id, start_at, end_at,"
+        " status, payment_method, unit, credits, money, money_before_discount, currency,"
+        " discount_pm, policy_versions, created_at, created_by)"
+        " VALUES (?,?,?,?,?,?,'confirmed',?,?,?,?,?,?,?,?,?,?)",
+        op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    json_t *versions = json_object();
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        json_object_set_new(versions, policy_kind_name((enum policy_kind)k),
+                            json_string(b->versions[k]));
+    }
+    char *vtext = json_to_text(versions);
+    json_decref(versions);
+    sqlite3_bind_int64(st, 1, b->resource_id);
+    sqlite3_bind_int64(st, 2, b->building_id);
+    sqlite3_bind_int64(st, 3, b->tenant_id);
+    sqlite3_bind_int64(st, 4, b->user_id);
+    sqlite3_bind_int64(st, 5, b->start);
+    sqlite3_bind_int64(st, 6, b->end);
+    sqlite3_bind_text(st, 7, b->method, -1, SQLITE_STATIC);
+    if (credits) {
+        sqlite3_bind_text(st, 8, b->unit, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, b->credits);
+    }
+    if (b->has_money) {
+        sqlite3_bind_int64(st, 10, b->money);
+        sqlite3_bind_int64(st, 11, b->money_before);
+    }
+    sqlite3_bind_text(st, 12, b->currency, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 13, b->discount_pm);
+    sqlite3_bind_text(st, 14, vtext, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 15, op->now);
+    sqlite3_bind_text(st, 16, op->who->name, -1, SQLITE_TRANSIENT);
+    free(vtext);
+    if (sql_step_done(op, st, "booking insert") != 0) {
+        return ENG_ESTORE;
+    }
+    *id = sqlite3_last_insert_rowid(op->store->db);
+    return 0;
+}
+
+/* Pays b->credits from the ordered lots, all or nothing (the caller has
+ * checked there is enough). Debits are effective at the meeting's start:
+ * usage belongs to the period the meeting happens in. */
+static int
+pay(struct op *op, struct bk *b, int64_t booking_id)
+{
+    int order[CANDIDATES_MAX];
+    if (order_lots(op, b, order) != 0) {
+        return op->err->status;
+    }
+    int64_t left = b->credits;
+    for (int k = 0; k < b->count && left > 0; k++) {
+        struct cand *c = &b->cands[order[k]];
+        int64_t take = c->unlimited ? left : (c->balance < left ? c->balance : left);
+        if (take <= 0) {
+            continue;
+        }
+        if (entry_post(op, c->lot_id, "debit", -take, b->start, booking_id, NULL,
+                       b->versions[POLICY_PRICING], NULL) != 0) {
+            return op->err->status;
+        }
+        c->take = take;
+        left -= take;
+    }
+    ENG_ASSERT(left == 0);
+    return 0;
+}
+
+/* The stored booking as the API shows it. */
+static int
+booking_load(struct op *op, int64_t id, json_t **out)
+{
+    sqlite3_stmt *st = store_prep(
+        op->store,
+        "SELECT resource_id, building_id, tenant_id, user_id, start_at, end_at, status,"
+        " payment_method, unit, credits, money, money_before_discount, currency, discount_pm,"
+        " credits_refunded, money_refunded, policy_versions, created_at, cancelled_at,"
+        " cancel_reason FROM booking WHERE id = ?",
+        op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return op_not_found(op, "booking");
+    }
+    int64_t tid = sqlite3_column_int64(st, 2), uid = sqlite3_column_int64(st, 3);
+    int64_t bid = sqlite3_column_int64(st, 1);
+    if (!op_sees_user(op, tid, uid) || !op_sees_tenant(op, tid) || !op_sees_building(op, bid)) {
+        sqlite3_reset(st);
+        return op_not_found(op, "booking");
+    }
+    json_t *money = json_null(), *credits = json_null();
+    if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+        money = json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)sqlite3_column_int64(st, 10),
+                          "currency", (const char *)sqlite3_column_text(st, 12),
+                          "before_discount", (json_int_t)sqlite3_column_int64(st, 11));
+    }
+    bool by_credits = strcmp((const char *)sqlite3_column_text(st, 7), "credits") == 0;
+    if (by_credits) {
+        credits = json_pack("{s:o, s:s, s:o}", "amount",
+                            amount_to_json(sqlite3_column_int64(st, 9)), "unit",
+                            (const char *)sqlite3_column_text(st, 8), "paid_from", json_array());
+    }
+    const char *reason = (const char *)sqlite3_column_text(st, 19);
+    json_t *b = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:o, s:I}}", "id",
+        id_json("bkg", id), "resource_id", id_json("res", sqlite3_column_int64(st, 0)),
+        "building_id", id_json("bld", bid), "tenant_id", id_json("ten", tid), "user_id",
+        id_json("usr", uid), "start", time_str(sqlite3_column_int64(st, 4)), "end",
+        time_str(sqlite3_column_int64(st, 5)), "status", (const char *)sqlite3_column_text(st, 6),
+        "payment_method", (const char *)sqlite3_column_text(st, 7), "money", money, "credits",
+        credits, "policy_versions", json_from_text((const char *)sqlite3_column_text(st, 16)),
+        "created_at", time_str(sqlite3_column_int64(st, 17)), "refund", "credits",
+        amount_to_json(sqlite3_column_int64(st, 14)), "money",
+        (json_int_t)sqlite3_column_int64(st, 15));
+    json_object_set_new(b, "cancelled_at", sqlite3_column_type(st, 18) == SQLITE_NULL
+                                               ? json_null()
+                                               : time_str(sqlite3_column_int64(st, 18)));
+    json_object_set_new(b, "cancel_reason", reason ? json_string(reason) : json_null());
+    sqlite3_reset(st);
+    if (by_credits) {
+        st = store_prep(op->store,
+                        "SELECT lot_id, -amount FROM entry WHERE booking_id = ? AND kind = 'debit'"
+                        " ORDER BY id",
+                        op->err);
+        if (st == NULL) {
+            json_decref(b);
+            return ENG_ESTORE;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        json_t *paid = json_object_get(json_object_get(b, "credits"), "paid_from");
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_array_append_new(paid, json_pack("{s:o, s:o}", "lot_id",
+                                                  id_json("lot", sqlite3_column_int64(st, 0)),
+                                                  "amount",
+                                                  amount_to_json(sqlite3_column_int64(st, 1))));
+        }
+        sqlite3_reset(st);
+    }
+    *out = b;
+    return 0;
+}
+
+static int
+op_book(struct op *op, json_t *args, json_t **out)
+{
+    struct bk b = {0};
+    int rc = prepare(op, args, &b, true);
+    bool by_credits = b.method != NULL && strcmp(b.method, "credits") == 0;
+    if (rc == 0 && op->who->role == ROLE_TENANT_USER && b.start < op->now) {
+        rc = op_invalid(op, "start", "a booking cannot start in the past");
+    }
+    if (rc == 0 && by_credits && (!b.has_credits || !b.pay_credits)) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "credits_not_accepted",
+                            "credits are not accepted for this resource");
+    } else if (rc == 0 && !by_credits &&
+               (!b.has_money || (strcmp(b.method, "invoice") == 0 ? !b.pay_invoice
+                                                                  : !b.pay_card))) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "payment_method_not_accepted",
+                            "payment by %s is not accepted for this resource", b.method);
+    }
+    bool free_slot = true;
+    if (rc == 0 && slot_free(op, &b, &free_slot) == 0 && !free_slot) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "slot_taken",
+                            "the resource is already booked at that time");
+    }
+    if (rc == 0 && by_credits && !credits_enough(&b)) {
+        char need[32], have[32];
+        amount_format(b.credits, need, sizeof need);
+        amount_format(b.available, have, sizeof have);
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
+                            "this booking costs %s %s credits; %s are available", need, b.unit,
+                            have);
+    }
+    int64_t id = 0;
+    if (rc == 0) {
+        rc = insert_booking(op, &b, by_credits, &id);
+    }
+    if (rc == 0 && by_credits) {
+        rc = pay(op, &b, id);
+    }
+    if (rc == 0) {
+        rc = booking_load(op, id, out);
+    }
+    if (rc == 0 && by_credits) {
+        json_object_set_new(json_object_get(*out, "credits"), "balance_after",
+                            b.unlimited ? json_string("unlimited")
+                                        : amount_to_json(b.available - b.credits));
+    }
+    bk_free(&b);
+    if (rc == 0) {
+        op->http_status = 201;
+    }
+    return rc;
+}
+
+/* Returns `credits` to the lots the booking was paid from, last paid first;
+ * a lot that has already expired takes the refund and expires it again at
+ * once, so the ledger shows both. */
+static int
+refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
+            const char *version)
+{
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT e.lot_id, -e.amount, l.closed OR l.valid_until <= ?,"
+                                  " l.unlimited FROM entry e JOIN lot l ON l.id = e.lot_id"
+                                  " WHERE e.booking_id = ? AND e.kind = 'debit' ORDER BY e.id DESC",
+                                  op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, op->now);
+    sqlite3_bind_int64(st, 2, booking_id);
+    int64_t lots[CANDIDATES_MAX], paid[CANDIDATES_MAX];
+    bool expired[CANDIDATES_MAX];
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < CANDIDATES_MAX) {
+        lots[n] = sqlite3_column_int64(st, 0);
+        paid[n] = sqlite3_column_int64(st, 1);
+        expired[n] = sqlite3_column_int(st, 2) != 0 && sqlite3_column_int(st, 3) == 0;
+        n++;
+    }
+    sqlite3_reset(st);
+    int64_t left = credits;
+    for (int i = 0; i < n && left > 0; i++) {
+        int64_t r = paid[i] < left ? paid[i] : left;
+        char key[64];
+        snprintf(key, sizeof key, "refund:%lld:%lld", (long long)booking_id, (long long)lots[i]);
+        if (entry_post(op, lots[i], "refund", r, start, booking_id, key, version, NULL) != 0) {
+            return op->err->status;
+        }
+        if (expired[i]) {
+            snprintf(key, sizeof key, "reexpire:%lld:%lld", (long long)booking_id,
+                     (long long)lots[i]);
+            if (entry_post(op, lots[i], "expire", -r, op->now, booking_id, key, NULL,
+                           "refund into an expired lot") != 0) {
+                return op->err->status;
+            }
+        }
+        left -= r;
+    }
+    ENG_ASSERT(left == 0);
+    return 0;
+}
+
+static int
+op_cancel(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", "reason", NULL};
+    int64_t id;
+    const char *reason;
+    json_t *booking = NULL;
+    if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id) ||
+        args_string(op, args, "reason", false, 500, &reason) || booking_load(op, id, &booking)) {
+        return op->err->status;
+    }
+    int rc = 0;
+    if (op->who->role == ROLE_VIEWER) {
+        rc = op_forbidden(op, "cancel bookings");
+    } else if (strcmp(json_string_value(json_object_get(booking, "status")), "confirmed") != 0) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
+                            "the booking is already cancelled");
+    }
+    sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
+                                            "SELECT building_id, start_at, end_at, payment_method,"
+                                            " credits, money, created_at, resource_id FROM booking"
+                                            " WHERE id = ?",
+                                            op->err)
+                               : NULL;
+    if (rc == 0 && st == NULL) {
+        rc = ENG_ESTORE;
+    }
+    int64_t bid = 0, start = 0, paid_credits = 0, paid_money = 0;
+    json_t *ctx = NULL;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        (void)sqlite3_step(st);
+        bid = sqlite3_column_int64(st, 0);
+        start = sqlite3_column_int64(st, 1);
+        bool by_credits = strcmp((const char *)sqlite3_column_text(st, 3), "credits") == 0;
+        paid_credits = by_credits ? sqlite3_column_int64(st, 4) : 0;
+        paid_money = by_credits ? 0 : sqlite3_column_int64(st, 5);
+        ctx = json_pack("{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}}", "booking",
+                        "id", id_json("bkg", id), "start", (json_int_t)start, "end",
+                        (json_int_t)sqlite3_column_int64(st, 2), "payment_method",
+                        (const char *)sqlite3_column_text(st, 3), "credits",
+                        (json_int_t)paid_credits, "money", (json_int_t)paid_money, "created_at",
+                        (json_int_t)sqlite3_column_int64(st, 6), "now", (json_int_t)op->now,
+                        "by", "role", role_name(op->who->role), "admin", op_can_assign(op));
+        int64_t rid = sqlite3_column_int64(st, 7);
+        sqlite3_reset(st);
+        struct bk rb = {.resource_id = rid};
+        rc = load_resource(op, &rb);
+        if (rc == 0) {
+            json_object_set(ctx, "resource", rb.resource);
+        }
+        bk_free(&rb);
+    }
+    struct policy_set *pol = NULL;
+    char versions[POLICY_KIND_COUNT][48];
+    json_t *res = NULL;
+    if (rc == 0) {
+        rc = engine_policy(op->eng, bid, &pol, versions, op->err);
+    }
+    if (rc == 0) {
+        rc = policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err);
+    }
+    json_decref(ctx);
+    json_t *rc_credits = rc == 0 ? json_object_get(res, "credits") : NULL;
+    json_t *rc_money = rc == 0 ? json_object_get(res, "money") : NULL;
+    int64_t r_credits = json_is_integer(rc_credits) ? (int64_t)json_integer_value(rc_credits) : -1;
+    int64_t r_money = rc_money == NULL || json_is_null(rc_money) ? 0
+                      : json_is_integer(rc_money) ? (int64_t)json_integer_value(rc_money)
+                                                  : -1;
+    if (rc == 0 && (r_credits < 0 || r_credits > paid_credits || r_money < 0 ||
+                    r_money > paid_money)) {
+        rc = eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                            "the refund policy must return {credits, money} between 0 and what "
+                            "was paid");
+    }
+    json_decref(res);
+    if (rc == 0 && r_credits > 0) {
+        rc = refund_lots(op, id, start, r_credits, versions[POLICY_REFUND]);
+    }
+    if (pol != NULL) {
+        policy_set_release(pol);
+    }
+    st = rc == 0 ? store_prep(op->store,
+                              "UPDATE booking SET status = 'cancelled', credits_refunded = ?,"
+                              " money_refunded = ?, cancelled_at = ?, cancelled_by = ?,"
+                              " cancel_reason = ? WHERE id = ?",
+                              op->err)
+                 : NULL;
+    if (st != NULL) {
+        sqlite3_bind_int64(st, 1, r_credits);
+        sqlite3_bind_int64(st, 2, r_money);
+        sqlite3_bind_int64(st, 3, op->now);
+        sqlite3_bind_text(st, 4, op->who->name, -1, SQLITE_TRANSIENT);
+        if (reason != NULL) {
+            sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(st, 6, id);
+        rc = sql_step_done(op, st, "booking cancel");
+    } else if (rc == 0) {
+        rc = ENG_ESTORE;
+    }
+    json_decref(booking);
+    booking = NULL;
+    if (rc == 0) {
+        rc = booking_load(op, id, &booking);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    *out = json_pack("{s:o, s:{s:o, s:I}}", "booking", booking, "refund", "credits",
+                     amount_to_json(r_credits), "money", (json_int_t)r_money);
+    return 0;
+}
+
+static int
+op_booking_get(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", NULL};
+    int64_t id;
+    if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id)) {
+        return op->err->status;
+    }
+    return booking_load(op, id, out);
+}
+
+static int
+op_booking_list(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"limit", "cursor", "tenant_id", "user_id", "resource_id",
+                                       "building_id", "from", "to", "status", NULL};
+    int64_t tid, uid, rid, bid, from = INT64_MIN, to = INT64_MAX;
+    const char *status;
+    struct page page;
+    if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid) ||
+        args_id(op, args, "user_id", "usr", false, &uid) ||
+        args_id(op, args, "resource_id", "res", false, &rid) ||
+        args_id(op, args, "building_id", "bld", false, &bid) ||
+        args_time(op, args, "from", false, &from) || args_time(op, args, "to", false, &to) ||
+        args_string(op, args, "status", false, 20, &status) || args_page(op, args, &page)) {
+        return op->err->status;
+    }
+    if (op->who->role == ROLE_TENANT_ADMIN) {
+        tid = op->who->tenant_id;
+    } else if (op->who->role == ROLE_TENANT_USER) {
+        tid = op->who->tenant_id;
+        uid = op->who->user_id;
+    }
+    sqlite3_stmt *st = store_prep(
+        op->store,
+        "SELECT id FROM booking WHERE id > ?1 AND (?2 IS NULL OR tenant_id = ?2) AND"
+        " (?3 IS NULL OR user_id = ?3) AND (?4 IS NULL OR resource_id = ?4) AND"
+        " (?5 IS NULL OR building_id = ?5) AND start_at < ?7 AND end_at > ?6 AND"
+        " (?8 IS NULL OR status = ?8) ORDER BY id LIMIT ?9",
+        op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, page.after);
+    int64_t filters[] = {tid, uid, rid, bid};
+    for (int i = 0; i < 4; i++) {
+        if (filters[i] != 0) {
+            sqlite3_bind_int64(st, i + 2, filters[i]);
+        }
+    }
+    sqlite3_bind_int64(st, 6, from);
+    sqlite3_bind_int64(st, 7, to);
+    if (status != NULL) {
+        sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 9, page.limit + 1);
+    int64_t ids[501];
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n <= page.limit) {
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    json_t *rows = json_array();
+    int64_t last = 0;
+    for (int i = 0; i < n && i < page.limit; i++) {
+        json_t *b = NULL;
+        last = ids[i];
+        if (booking_load(op, ids[i], &b) == 0) {
+            json_array_append_new(rows, b);
+        } else if (op->err->status != ENG_ENOTFOUND) {
+            json_decref(rows);
+            return op->err->status;
+        }
+    }
+    op->err->status = ENG_OK;
+    *out = page_result(rows, last, n > page.limit);
+    return 0;
+}
+
+const struct op_def ops_booking[] = {
+    {"quotes.create", op_quote, false},
+    {"bookings.create", op_book, true},
+    {"bookings.cancel", op_cancel, true},
+    {"bookings.get", op_booking_get, false},
+    {"bookings.list", op_booking_list, false},
+    {NULL, NULL, false},
+};

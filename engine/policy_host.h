@@ -1,0 +1,114 @@
+/* policy_host.h - sandboxed Lua 5.4 states that run building policies.
+ *
+ * A policy set is one lua_State holding every policy kind of one building:
+ * the default module of each kind (policies/default/<kind>.lua) with the
+ * building's overrides on top.  It is built whole, checked (every kind
+ * resolves to a function, self-check examples pass), and only then handed
+ * out; a reload builds a new set and swaps the pointer, so calls already in
+ * flight finish on the set they hold (reference counted).
+ *
+ * Inputs and outputs cross the boundary as jansson values: `ctx` is converted
+ * to a fresh Lua table per call, the result back to JSON with raw accessors
+ * inside one protected call.  Lua integers become JSON integers, Lua floats
+ * JSON reals; NaN/inf, functions, userdata, cycles, depth > convert_depth_max
+ * and strings > string_bytes_max are refused as policy errors.
+ *
+ * The sandbox: base (without dofile, loadfile, load, collectgarbage, print,
+ * warn, require), table, string (without dump; find/match/gmatch/gsub
+ * guarded), math (without random/randomseed), utf8; no io, os, package,
+ * debug, coroutine.  Text chunks only.  Each chunk gets its own _ENV whose
+ * reads fall back to frozen safe globals and whose writes raise.  The string
+ * metatable is locked.  A capped allocator bounds memory; a count hook charges
+ * an instruction budget per call that stays exhausted (pcall cannot swallow
+ * it) and enforces a wall-clock deadline. */
+#ifndef ENG_POLICY_HOST_H
+#define ENG_POLICY_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "error.h"
+
+enum policy_kind {
+    POLICY_PRICING = 0,  /* function price(ctx) */
+    POLICY_ELIGIBILITY,  /* function eligible(ctx) */
+    POLICY_ORDER,        /* function order(ctx) */
+    POLICY_ROLLOVER,     /* function rollover(ctx) */
+    POLICY_REFUND,       /* function refund(ctx) */
+    POLICY_VALIDATE,     /* function validate(ctx) */
+    POLICY_KIND_COUNT
+};
+
+struct policy_limits {
+    size_t memory_bytes_max;     /* per state; default 8 MiB */
+    int64_t instructions_max;    /* per call; default 1,000,000 */
+    int64_t wall_ms_max;         /* per call; default 50 */
+    size_t source_bytes_max;     /* per chunk; default 256 KiB */
+    size_t string_bytes_max;     /* strings crossing the boundary; default 4 KiB */
+    int convert_depth_max;       /* JSON <-> Lua nesting; default 8 */
+};
+
+/* Fills *limits with the defaults above. */
+void policy_limits_default(struct policy_limits *limits);
+
+/* "pricing", "eligibility", "order", "rollover", "refund", "validate". */
+const char *policy_kind_name(enum policy_kind kind);
+/* The function each kind's module must export: "price", "eligible", ... */
+const char *policy_kind_function(enum policy_kind kind);
+/* Returns 0 and sets *out, or ENG_EINVAL for an unknown name. */
+int policy_kind_parse(const char *name, enum policy_kind *out, struct eng_error *err);
+
+/* One source chunk: `name` is the chunk name used in messages
+ * ("policies/default/pricing.lua"); `source`/`len` the Lua text.  A kind
+ * whose override is NULL uses only the default. */
+struct policy_source {
+    const char *name;
+    const char *source;
+    size_t len;
+};
+
+struct policy_set;
+
+/* Builds a set: for each kind loads defaults[kind] (required), then
+ * overrides[kind] when non-NULL (an override module's table replaces the
+ * default module for that kind).  Each module is a chunk that returns a
+ * table holding the kind's function and optionally `examples`, a list of
+ * { ctx = {...}, expect = <value> } run at load: the function's result must
+ * deep-equal `expect` (numbers compared by value and by integer/float
+ * subtype), or the load fails.  On failure returns ENG_EREJECTED (bad
+ * source, syntax error, failed example: message includes chunk name and line)
+ * or ENG_ENOMEM, and *out is untouched.  On success *out holds a set with
+ * reference count 1.  Thread-safe (touches no shared state). */
+ENG_MUST_CHECK int policy_set_load(struct policy_set **out,
+                                   const struct policy_source defaults[POLICY_KIND_COUNT],
+                                   const struct policy_source overrides[POLICY_KIND_COUNT],
+                                   const struct policy_limits *limits, struct eng_error *err);
+
+/* Reference counting; thread-safe.  The last release closes the state. */
+void policy_set_retain(struct policy_set *set);
+void policy_set_release(struct policy_set *set);
+
+/* Calls the kind's function with `ctx` (borrowed) and returns its result as
+ * a new JSON value in *result (owned by the caller; JSON null when the
+ * function returned nil).  Serialised by the set's own mutex, so any thread
+ * may call.  On a runtime error, exhausted budget, deadline, memory cap or an
+ * unconvertible result returns ENG_EPOLICY with a message that names the
+ * chunk and line, and *result is NULL; the state stays usable. */
+ENG_MUST_CHECK int policy_set_call(struct policy_set *set, enum policy_kind kind,
+                                   const json_t *ctx, json_t **result, struct eng_error *err);
+
+/* Bytes currently allocated by the set's state (for tests and metrics). */
+size_t policy_set_memory_bytes(struct policy_set *set);
+
+/* Helpers the sandbox exposes to policies as the global table `allot`
+ * (read-only):
+ *   allot.milli(x)  -> integer thousandths of a decimal number with at most
+ *                      3 fractional digits (1.5 -> 1500); raises otherwise.
+ *   allot.ceil_div(a, b), allot.floor_div(a, b) -> integer division with
+ *                      explicit rounding for non-negative integers.
+ * Policies work in integer thousandths of a credit ("milli") and integer
+ * minor units of money. */
+
+#endif

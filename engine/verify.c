@@ -1,0 +1,114 @@
+/* verify.c - recomputes the ledger and checks every invariant of
+ * PRODUCT.md §9.  Each check is one query that lists offending rows; the
+ * checker reports them and never changes anything. */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct check {
+    const char *what;
+    const char *sql; /* rows: one text column describing the problem */
+};
+
+static const struct check checks[] = {
+    {"lot balance equals the sum of its entries",
+     "SELECT 'lot_' || l.id || ': balance ' || l.balance || ' but entries sum to ' ||"
+     " coalesce(e.s, 0) FROM lot l LEFT JOIN (SELECT lot_id, sum(amount) AS s FROM entry"
+     " GROUP BY lot_id) e ON e.lot_id = l.id WHERE l.balance != coalesce(e.s, 0)"},
+    {"no limited lot below zero",
+     "SELECT 'lot_' || id || ': negative balance ' || balance FROM lot"
+     " WHERE unlimited = 0 AND balance < 0"},
+    {"unlimited lots only record usage",
+     "SELECT 'lot_' || id || ': unlimited lot with a positive balance' FROM lot"
+     " WHERE unlimited = 1 AND balance > 0"},
+    {"a closed lot holds nothing",
+     "SELECT 'lot_' || id || ': closed with balance ' || balance FROM lot"
+     " WHERE closed = 1 AND unlimited = 0 AND balance != 0"},
+    {"every period lot has exactly one grant of its amount",
+     "SELECT 'lot_' || l.id || ': grants ' || count(e.id) || ' summing ' ||"
+     " coalesce(sum(e.amount), 0) || ', expected ' || l.granted FROM lot l LEFT JOIN entry e"
+     " ON e.lot_id = l.id AND e.kind = 'grant' WHERE l.kind = 'period' GROUP BY l.id"
+     " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited THEN 0 ELSE"
+     " l.granted END)"},
+    {"a rollover lot receives exactly what the previous period gave up",
+     "SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
+     " WHERE lot_id = r.id AND kind = 'rollover_in'), 0) || ' but rollover_out ' ||"
+     " coalesce((SELECT -sum(e.amount) FROM entry e JOIN lot p ON p.id = e.lot_id WHERE"
+     " e.kind = 'rollover_out' AND p.allocation_id = r.allocation_id AND p.line_idx ="
+     " r.line_idx AND p.user_id = r.user_id AND p.period_n = r.period_n - 1), 0) FROM lot r"
+     " WHERE r.kind = 'rollover' AND coalesce((SELECT sum(amount) FROM entry WHERE"
+     " lot_id = r.id AND kind = 'rollover_in'), 0) != coalesce((SELECT -sum(e.amount) FROM"
+     " entry e JOIN lot p ON p.id = e.lot_id WHERE e.kind = 'rollover_out' AND"
+     " p.allocation_id = r.allocation_id AND p.line_idx = r.line_idx AND p.user_id ="
+     " r.user_id AND p.period_n = r.period_n - 1), 0)"},
+    {"a rollover never exceeds its cap",
+     "SELECT 'lot_' || r.id || ': carried ' || r.granted || ' above the cap ' ||"
+     " a.rollover_cap FROM lot r JOIN allocation a ON a.id = r.allocation_id"
+     " WHERE r.kind = 'rollover' AND a.rollover_cap IS NOT NULL AND r.granted > a.rollover_cap"},
+    {"a credit booking's debits equal its price",
+     "SELECT 'bkg_' || b.id || ': price ' || b.credits || ' but debits ' ||"
+     " coalesce(d.s, 0) FROM booking b LEFT JOIN (SELECT booking_id, -sum(amount) AS s"
+     " FROM entry WHERE kind = 'debit' GROUP BY booking_id) d ON d.booking_id = b.id"
+     " WHERE b.payment_method = 'credits' AND coalesce(d.s, 0) != b.credits"},
+    {"refunds never exceed what was paid, lot by lot",
+     "SELECT 'bkg_' || r.booking_id || ': refunded ' || r.s || ' into lot_' || r.lot_id ||"
+     " ' which it paid ' || coalesce(d.s, 0) FROM (SELECT booking_id, lot_id, sum(amount) AS s"
+     " FROM entry WHERE kind = 'refund' GROUP BY booking_id, lot_id) r LEFT JOIN"
+     " (SELECT booking_id, lot_id, -sum(amount) AS s FROM entry WHERE kind = 'debit'"
+     " GROUP BY booking_id, lot_id) d ON d.booking_id = r.booking_id AND d.lot_id = r.lot_id"
+     " WHERE r.s > coalesce(d.s, 0)"},
+    {"a booking's recorded refund matches its refund entries",
+     "SELECT 'bkg_' || b.id || ': credits_refunded ' || b.credits_refunded || ' but entries '"
+     " || coalesce(r.s, 0) FROM booking b LEFT JOIN (SELECT booking_id, sum(amount) AS s"
+     " FROM entry WHERE kind = 'refund' GROUP BY booking_id) r ON r.booking_id = b.id"
+     " WHERE b.credits_refunded != coalesce(r.s, 0) OR"
+     " (b.status = 'confirmed' AND b.credits_refunded != 0)"},
+    {"no resource is double-booked",
+     "SELECT 'bkg_' || a.id || ' overlaps bkg_' || b.id || ' on res_' || a.resource_id"
+     " FROM booking a JOIN booking b ON a.resource_id = b.resource_id AND a.id < b.id"
+     " WHERE a.status = 'confirmed' AND b.status = 'confirmed' AND a.start_at < b.end_at"
+     " AND b.start_at < a.end_at"},
+    {"every entry belongs to its lot's tenant and unit",
+     "SELECT 'ent_' || e.id || ': tenant/unit differ from lot_' || l.id FROM entry e"
+     " JOIN lot l ON l.id = e.lot_id WHERE e.tenant_id != l.tenant_id OR e.unit != l.unit"},
+    {"debits and refunds carry their booking",
+     "SELECT 'ent_' || id || ': ' || kind || ' without a booking' FROM entry"
+     " WHERE kind IN ('debit', 'refund') AND booking_id IS NULL"},
+    {"entries are immutable",
+     "SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
+     " ALL SELECT 'entry_no_delete') WHERE n NOT IN (SELECT name FROM sqlite_master"
+     " WHERE type = 'trigger')"},
+};
+
+int
+engine_verify(struct engine *eng, json_t *problems, struct eng_error *err)
+{
+    /* A private read connection: a consistent snapshot, whatever the
+     * caller's connection is doing. */
+    struct store s;
+    if (store_open(&s, eng->cfg.db_path, true, eng->cfg.sqlite_busy_timeout_ms, err) != 0) {
+        return err->status;
+    }
+    int rc = store_exec(&s, "BEGIN", err);
+    for (size_t i = 0; rc == 0 && i < sizeof checks / sizeof checks[0]; i++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s.db, checks[i].sql, -1, &st, NULL) != SQLITE_OK) {
+            rc = store_fail(&s, checks[i].what, err);
+            break;
+        }
+        int found = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (++found <= 50) {
+                char line[600];
+                snprintf(line, sizeof line, "%s: %s", checks[i].what,
+                         (const char *)sqlite3_column_text(st, 0));
+                json_array_append_new(problems, json_string(line));
+            }
+        }
+        sqlite3_finalize(st);
+    }
+    (void)store_exec(&s, "COMMIT", NULL);
+    store_close(&s);
+    return rc;
+}

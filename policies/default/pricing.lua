@@ -1,0 +1,472 @@
+-- policies/default/pricing.lua - the default pricing policy.
+--
+-- price(ctx) -> { money, money_before_discount, credits, unit } | { error = msg }
+--
+-- Reads the resource's `pricing` object (see policies/README.md, "Pricing
+-- configuration"):
+--
+--   { "money":   { "per_hour": 7000 } | null,          -- minor units per hour
+--     "credits": { "unit": "hour" | "coin",             -- default "hour"
+--                  "model": "fixed" | "block" | "tiered", -- default "fixed"
+--                  "per_hour": 1,                       -- fixed model
+--                  "blocks": [ { "minutes": 240, "price": 3 }, ... ],  -- block
+--                  "tiers":  [ { "up_to_minutes": 120, "per_hour": 1 },
+--                              { "per_hour": 0.5 } ],   -- tiered
+--                  "peak":   [ { "days": [1,2,3,4,5], "from": "09:00",
+--                                "to": "17:00", "per_hour": 2 } ], -- fixed only
+--                  "increment_minutes": 30,
+--                  "max": 300 } | null,
+--     "increment_minutes": 15 }                         -- optional
+--
+-- Rules:
+-- * Increment: credits.increment_minutes, else the top-level
+--   increment_minutes, else 15.  The duration must be a positive multiple of
+--   it or the whole booking is refused (money too).
+-- * fixed: per_hour * minutes / 60.  With `peak` windows, minutes inside a
+--   window (local time, window's weekdays, 1 = Monday) cost the window's
+--   per_hour instead; the first listed window wins where windows overlap.
+-- * block: the cheapest block whose minutes cover the duration; a duration
+--   longer than the longest block pays that block once per whole multiple of
+--   its length and the remainder is priced the same way.
+-- * tiered (graduated): minutes up to the first tier's up_to_minutes at its
+--   rate, the next minutes up to the second bound at the second rate, ...;
+--   the last tier has no bound and takes the rest.
+-- * Credits are summed in exact milli-minutes and rounded UP to a whole milli
+--   once; `max` caps the result.  A discount never changes credits.
+-- * Money: per_hour * minutes / 60 rounded half up; the discount
+--   (discount_pm, thousandths of a percent) is floor(before * pm / 100000).
+--   A credit_only resource has no money price.
+-- All results are integers: credits in milli, money in minor units.
+
+local M = {}
+
+local milli_of = allot.milli
+local ceil_div = allot.ceil_div
+local floor_div = allot.floor_div
+
+local DEFAULT_INCREMENT_MINUTES = 15
+local CREDIT_CONFIG_MAX = 1000000000        -- credits per hour / per block / max
+local MONEY_PER_HOUR_MAX = 1000000000000    -- minor units per hour
+local MINUTES_MAX = 527040                  -- 366 days: nothing longer is priced
+local PERCENT_PM = 100000                   -- 100 % in thousandths of a percent
+local MINUTES_PER_DAY = 1440
+
+-- A refusal travels as a table error and becomes { error = message }.
+local function refuse(message)
+    error({ refusal = message }, 0)
+end
+
+-- JSON null may reach a policy as nil or as a light userdata sentinel.
+local function absent(v)
+    return v == nil or type(v) == "userdata"
+end
+
+local function show(v)
+    if type(v) == "string" then
+        return '"' .. string.sub(v, 1, 40) .. '"'
+    elseif type(v) == "number" then
+        return tostring(v)
+    end
+    return type(v)
+end
+
+local function whole(v, what, low, high)
+    local i = type(v) == "number" and math.tointeger(v) or nil
+    if i == nil then
+        refuse(what .. " must be a whole number (got " .. show(v) .. ")")
+    end
+    if i < low or i > high then
+        refuse(what .. " must be from " .. low .. " to " .. high .. " (got " .. i .. ")")
+    end
+    return i
+end
+
+-- A credit amount from the configuration (decimal, <= 3 decimals) -> milli.
+local function credit_milli(v, what)
+    if type(v) ~= "number" or v ~= v then
+        refuse(what .. " must be a number (got " .. show(v) .. ")")
+    end
+    if v < 0 then
+        refuse(what .. " must not be negative")
+    end
+    if v > CREDIT_CONFIG_MAX then
+        refuse(what .. " must be at most " .. CREDIT_CONFIG_MAX)
+    end
+    local ok, m = pcall(milli_of, v)
+    if not ok or math.type(m) ~= "integer" then
+        refuse(what .. " must have at most 3 decimals (got " .. show(v) .. ")")
+    end
+    return m
+end
+
+local function object(v, what)
+    if absent(v) then
+        return nil
+    end
+    if type(v) ~= "table" then
+        refuse(what .. " must be an object or null")
+    end
+    return v
+end
+
+local function list(v, what)
+    if type(v) ~= "table" then
+        refuse(what .. " must be a list")
+    end
+    local n = 0
+    for _ in pairs(v) do
+        n = n + 1
+    end
+    if n ~= #v then
+        refuse(what .. " must be a list")
+    end
+    return v
+end
+
+-- "HH:MM" -> minute of the day; "24:00" is the end of the day.
+local function clock_minutes(v, what)
+    local function bad()
+        refuse(what .. ' must be a time "HH:MM" (got ' .. show(v) .. ")")
+    end
+    if type(v) ~= "string" or #v ~= 5 or string.byte(v, 3) ~= 58 then
+        bad()
+    end
+    local digits = {}
+    for _, pos in ipairs({ 1, 2, 4, 5 }) do
+        local d = string.byte(v, pos) - 48
+        if d < 0 or d > 9 then
+            bad()
+        end
+        digits[#digits + 1] = d
+    end
+    local hour = digits[1] * 10 + digits[2]
+    local minute = digits[3] * 10 + digits[4]
+    if minute > 59 or hour > 24 or (hour == 24 and minute ~= 0) then
+        bad()
+    end
+    return hour * 60 + minute
+end
+
+local function parse_peak(peak)
+    local windows = {}
+    for i, w in ipairs(list(peak, "pricing.credits.peak")) do
+        local where = "pricing.credits.peak[" .. i .. "]"
+        if type(w) ~= "table" then
+            refuse(where .. " must be an object")
+        end
+        local days = {}
+        if absent(w.days) then
+            for d = 1, 7 do
+                days[d] = true
+            end
+        else
+            for j, d in ipairs(list(w.days, where .. ".days")) do
+                days[whole(d, where .. ".days[" .. j .. "]", 1, 7)] = true
+            end
+        end
+        local from = clock_minutes(w.from, where .. ".from")
+        local to = clock_minutes(w.to, where .. ".to")
+        if from >= to then
+            refuse(where .. ": from must be before to "
+                .. "(split a window that crosses midnight in two)")
+        end
+        windows[i] = {
+            days = days,
+            from = from,
+            to = to,
+            rate = credit_milli(w.per_hour, where .. ".per_hour"),
+        }
+    end
+    return windows
+end
+
+-- Sum of rate * minute over local minutes [a, b) of one day with weekday
+-- `wday`: the day is cut at every window edge, each piece takes the rate of
+-- the first window containing it, else `base`.
+local function day_cost(windows, wday, a, b, base)
+    local points = { a, b }
+    for _, w in ipairs(windows) do
+        if w.days[wday] then
+            if w.from > a and w.from < b then
+                points[#points + 1] = w.from
+            end
+            if w.to > a and w.to < b then
+                points[#points + 1] = w.to
+            end
+        end
+    end
+    table.sort(points)
+    local total = 0
+    for i = 1, #points - 1 do
+        local p, q = points[i], points[i + 1]
+        if q > p then
+            local rate = base
+            for _, w in ipairs(windows) do
+                if w.days[wday] and w.from <= p and p < w.to then
+                    rate = w.rate
+                    break
+                end
+            end
+            total = total + rate * (q - p)
+        end
+    end
+    return total
+end
+
+-- Milli-minutes of a fixed-rate booking with peak windows, walking local
+-- days from local_start (local time assumed to advance linearly).
+local function peak_cost(windows, base, booking, minutes)
+    local ls = booking.local_start
+    if type(ls) ~= "table" then
+        refuse("peak pricing needs booking.local_start")
+    end
+    local wday = whole(ls.wday, "booking.local_start.wday", 1, 7)
+    local at = whole(ls.hour, "booking.local_start.hour", 0, 23) * 60
+        + whole(ls.minute, "booking.local_start.minute", 0, 59)
+    local left = minutes
+    local total = 0
+    while left > 0 do
+        local stop = math.min(MINUTES_PER_DAY, at + left)
+        total = total + day_cost(windows, wday, at, stop, base)
+        left = left - (stop - at)
+        at = 0
+        wday = wday % 7 + 1
+    end
+    return total
+end
+
+local function block_price(cfg, minutes)
+    local blocks = {}
+    for i, b in ipairs(list(cfg.blocks, "pricing.credits.blocks")) do
+        local where = "pricing.credits.blocks[" .. i .. "]"
+        if type(b) ~= "table" then
+            refuse(where .. " must be an object")
+        end
+        blocks[i] = {
+            minutes = whole(b.minutes, where .. ".minutes", 1, MINUTES_MAX),
+            price = credit_milli(b.price, where .. ".price"),
+        }
+    end
+    if #blocks == 0 then
+        refuse("pricing.credits.blocks must hold at least one block")
+    end
+    -- The cheapest block lasting at least d minutes (nil when none does).
+    local function cover(d)
+        local best = nil
+        for _, b in ipairs(blocks) do
+            if b.minutes >= d and (best == nil or b.price < best) then
+                best = b.price
+            end
+        end
+        return best
+    end
+    local longest = 0
+    for _, b in ipairs(blocks) do
+        longest = math.max(longest, b.minutes)
+    end
+    local repeats = minutes // longest
+    local rest = minutes % longest
+    local total = repeats * cover(longest)
+    if rest > 0 then
+        total = total + cover(rest)
+    end
+    return total
+end
+
+local function tiered_cost(cfg, minutes)
+    local tiers = list(cfg.tiers, "pricing.credits.tiers")
+    if #tiers == 0 then
+        refuse("pricing.credits.tiers must hold at least one tier")
+    end
+    local total = 0
+    local done = 0
+    for i, t in ipairs(tiers) do
+        local where = "pricing.credits.tiers[" .. i .. "]"
+        if type(t) ~= "table" then
+            refuse(where .. " must be an object")
+        end
+        local rate = credit_milli(t.per_hour, where .. ".per_hour")
+        local upto
+        if i < #tiers then
+            upto = whole(t.up_to_minutes, where .. ".up_to_minutes", 1, MINUTES_MAX)
+            if upto <= done then
+                refuse(where .. ".up_to_minutes must be greater than the previous tier's ("
+                    .. done .. ")")
+            end
+        elseif not absent(t.up_to_minutes) then
+            refuse(where .. " is the last tier: it takes all remaining minutes "
+                .. "and must not have up_to_minutes")
+        else
+            upto = MINUTES_MAX
+        end
+        local take = math.max(0, math.min(minutes, upto) - done)
+        total = total + rate * take
+        done = upto
+    end
+    return total
+end
+
+-- Credits in milli, or nil when the resource has no credit price.
+local function credit_price(cfg, booking, minutes)
+    local model = cfg.model
+    if absent(model) then
+        model = "fixed"
+    end
+    local peak = cfg.peak
+    local has_peak = not absent(peak) and not (type(peak) == "table" and next(peak) == nil)
+    if has_peak and model ~= "fixed" then
+        refuse("pricing.credits.peak is only supported with the fixed model")
+    end
+    local credits
+    if model == "fixed" then
+        if absent(cfg.per_hour) then
+            refuse("pricing.credits.per_hour is required for the fixed model")
+        end
+        local rate = credit_milli(cfg.per_hour, "pricing.credits.per_hour")
+        local cost
+        if has_peak then
+            cost = peak_cost(parse_peak(peak), rate, booking, minutes)
+        else
+            cost = rate * minutes
+        end
+        credits = ceil_div(cost, 60)
+    elseif model == "block" then
+        credits = block_price(cfg, minutes)
+    elseif model == "tiered" then
+        credits = ceil_div(tiered_cost(cfg, minutes), 60)
+    else
+        refuse('pricing.credits.model must be "fixed", "block" or "tiered" (got '
+            .. show(model) .. ")")
+    end
+    if not absent(cfg.max) then
+        credits = math.min(credits, credit_milli(cfg.max, "pricing.credits.max"))
+    end
+    return credits
+end
+
+-- floor(amount * pm / 100000) without overflow.
+local function part(amount, pm)
+    return (amount // PERCENT_PM) * pm + floor_div((amount % PERCENT_PM) * pm, PERCENT_PM)
+end
+
+local function compute(ctx)
+    local resource = ctx.resource or {}
+    local booking = ctx.booking or {}
+    local pricing = object(resource.pricing, "pricing") or {}
+    local money_cfg = object(pricing.money, "pricing.money")
+    local credits_cfg = object(pricing.credits, "pricing.credits")
+
+    local increment = DEFAULT_INCREMENT_MINUTES
+    if credits_cfg and not absent(credits_cfg.increment_minutes) then
+        increment = whole(credits_cfg.increment_minutes, "pricing.credits.increment_minutes",
+            1, MINUTES_PER_DAY)
+    elseif not absent(pricing.increment_minutes) then
+        increment = whole(pricing.increment_minutes, "pricing.increment_minutes",
+            1, MINUTES_PER_DAY)
+    end
+
+    local minutes = booking.minutes
+    if absent(minutes) and math.type(booking.start) == "integer"
+        and math.type(booking["end"]) == "integer" then
+        minutes = (booking["end"] - booking.start) // 60
+    end
+    minutes = type(minutes) == "number" and math.tointeger(minutes) or nil
+    if minutes == nil or minutes <= 0 then
+        refuse("duration must be positive")
+    end
+    if minutes > MINUTES_MAX then
+        refuse("duration is too long to price")
+    end
+    if minutes % increment ~= 0 then
+        refuse("duration must be a multiple of " .. increment .. " minutes")
+    end
+
+    local result = {}
+    if credits_cfg then
+        local unit = credits_cfg.unit
+        if absent(unit) then
+            unit = "hour"
+        end
+        if unit ~= "hour" and unit ~= "coin" then
+            refuse('pricing.credits.unit must be "hour" or "coin" (got ' .. show(unit) .. ")")
+        end
+        result.credits = credit_price(credits_cfg, booking, minutes)
+        result.unit = unit
+    end
+    if money_cfg and resource.credit_only ~= true then
+        local rate = money_cfg.per_hour
+        if type(rate) == "number" and rate < 0 then
+            refuse("pricing.money.per_hour must not be negative")
+        end
+        rate = whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
+        local pm = booking.discount_pm
+        pm = absent(pm) and 0 or whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
+        local before = floor_div(rate * minutes + 30, 60)
+        result.money_before_discount = before
+        result.money = before - part(before, pm)
+    end
+    return result
+end
+
+function M.price(ctx)
+    local ok, result = pcall(compute, ctx)
+    if ok then
+        return result
+    end
+    if type(result) == "table" and type(result.refusal) == "string" then
+        return { error = result.refusal }
+    end
+    error(result, 0)
+end
+
+-- Self-checks run by the engine at load time.  2026-01-14 is a Wednesday.
+local function sample(pricing, minutes, opts)
+    opts = opts or {}
+    local start = 1768377600 + (opts.offset_minutes or 0) * 60 -- 2026-01-14 08:00 UTC
+    return {
+        resource = {
+            id = "r1", building_id = "b1", name = "Room", kind = "meeting_room",
+            tags = {}, credit_only = opts.credit_only or false, pricing = pricing,
+        },
+        building = { id = "b1", timezone = "UTC", currency = "EUR" },
+        booking = {
+            start = start, ["end"] = start + minutes * 60, minutes = minutes,
+            local_start = opts.local_start
+                or { year = 2026, month = 1, day = 14, hour = 8, minute = 0, wday = 3 },
+            discount_pm = opts.discount_pm or 0,
+        },
+        now = 1768000000,
+    }
+end
+
+local room = { money = { per_hour = 7000 }, credits = { per_hour = 1, increment_minutes = 30 } }
+
+M.examples = {
+    -- S4: 30-minute increment at 1 credit per hour; 90 minutes cost 1.5.
+    { ctx = sample(room, 90),
+      expect = { money = 10500, money_before_discount = 10500, credits = 1500, unit = "hour" } },
+    -- S4: 45 minutes is not a multiple of the increment.
+    { ctx = sample(room, 45),
+      expect = { error = "duration must be a multiple of 30 minutes" } },
+    -- S11: 50 % discount on 70.00/h for 2 h: money 70.00, credits still 2.
+    { ctx = sample(room, 120, { discount_pm = 50000 }),
+      expect = { money = 7000, money_before_discount = 14000, credits = 2000, unit = "hour" } },
+    -- S12 + block model: credit-only, half day 3, full day 5; 5 h -> full day.
+    { ctx = sample({ credits = { model = "block",
+                                 blocks = { { minutes = 240, price = 3 },
+                                            { minutes = 480, price = 5 } } } },
+                   300, { credit_only = true }),
+      expect = { credits = 5000, unit = "hour" } },
+    -- Peak, in coins: 08:00-10:00 on a Wednesday, 10/h base, 15/h from 09:00.
+    { ctx = sample({ credits = { unit = "coin", per_hour = 10,
+                                 peak = { { days = { 1, 2, 3, 4, 5 }, from = "09:00",
+                                            to = "17:00", per_hour = 15 } } } }, 120),
+      expect = { credits = 25000, unit = "coin" } },
+    -- Tiered with a cap: 2 h at 1/h then 0.5/h; 5 h would be 3.5, max 2.5.
+    { ctx = sample({ credits = { model = "tiered", max = 2.5,
+                                 tiers = { { up_to_minutes = 120, per_hour = 1 },
+                                           { per_hour = 0.5 } } } }, 300),
+      expect = { credits = 2500, unit = "hour" } },
+}
+
+return M

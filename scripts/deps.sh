@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what Allot needs to build, run and test on Debian 12, as root.
+# Safe to run again: it only installs what is missing.
+set -eu
+PKGS="build-essential cmake pkg-config git ca-certificates
+liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev
+lua-busted lua-socket lua-cjson tmux wrk"
+if [ "${ALLOT_WITH_BROWSER:-0}" = 1 ]; then
+    PKGS="$PKGS chromium nodejs npm"
+fi
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "deps: installing$missing"
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
