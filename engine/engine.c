@@ -15,9 +15,12 @@ extern const struct op_def ops_portfolio[];
 extern const struct op_def ops_credits[];
 extern const struct op_def ops_booking[];
 extern const struct op_def ops_admin[];
+extern const struct op_def ops_reports[];
+
+static void engine_stop_writer(struct engine *eng);
 
 static const struct op_def *const op_groups[] = {ops_portfolio, ops_credits, ops_booking,
-                                                 ops_admin};
+                                                 ops_admin, ops_reports};
 
 /* ---------- names and ids ---------- */
 
@@ -159,6 +162,9 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     }
     pthread_mutex_init(&eng->write_mu, NULL);
     pthread_mutex_init(&eng->policy_mu, NULL);
+    pthread_mutex_init(&eng->queue_mu, NULL);
+    pthread_cond_init(&eng->queue_cv, NULL);
+    pthread_cond_init(&eng->done_cv, NULL);
     pthread_key_create(&eng->reader_key, reader_destroy);
     if (store_open(&eng->writer, cfg->db_path, false, cfg->sqlite_busy_timeout_ms, err) != 0 ||
         load_defaults(eng, err) != 0) {
@@ -175,6 +181,7 @@ engine_close(struct engine *eng)
     if (eng == NULL) {
         return;
     }
+    engine_stop_writer(eng);
     engine_policy_invalidate(eng, 0);
     free(eng->policy_slots);
     eng->policy_slots = NULL;
@@ -191,6 +198,9 @@ engine_close(struct engine *eng)
     store_close(&eng->writer);
     pthread_mutex_destroy(&eng->write_mu);
     pthread_mutex_destroy(&eng->policy_mu);
+    pthread_mutex_destroy(&eng->queue_mu);
+    pthread_cond_destroy(&eng->queue_cv);
+    pthread_cond_destroy(&eng->done_cv);
 }
 
 int64_t
@@ -320,12 +330,168 @@ note_next_due(struct engine *eng, struct op *op)
     }
 }
 
+/* One queued write. */
+struct write_job {
+    const struct op_def *def;
+    struct op op;
+    struct eng_error err;
+    json_t *args;
+    const char *idem_key;
+    char who[64], hash[65];
+    json_t *out;
+    bool replayed, done;
+    int rc;
+    struct write_job *next;
+};
+
+/* Runs one job inside the open transaction, in its own savepoint, so a
+ * failing job leaves the batch's other writes untouched. */
+static void
+job_run(struct engine *eng, struct write_job *job)
+{
+    struct op *op = &job->op;
+    op->store = &eng->writer;
+    op->now = engine_now(eng);
+    int rc = store_exec(op->store, "SAVEPOINT job", op->err);
+    if (rc != 0) {
+        job->rc = rc;
+        return;
+    }
+    if (job->idem_key != NULL) {
+        rc = idem_lookup(op, job->who, job->idem_key, job->hash, &job->out);
+        if (rc == 1) {
+            job->replayed = true;
+            rc = 0;
+            goto release;
+        }
+    }
+    if (rc == 0) {
+        rc = ledger_advance(op);
+    }
+    if (rc == 0) {
+        rc = job->def->fn(op, job->args, &job->out);
+    }
+    if (rc == 0) {
+        rc = ledger_advance(op);
+    }
+    if (rc == 0 && job->idem_key != NULL) {
+        rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
+    }
+    if (rc != 0) {
+        (void)store_exec(op->store, "ROLLBACK TO job", NULL);
+        json_decref(job->out);
+        job->out = NULL;
+    }
+release:
+    (void)store_exec(op->store, "RELEASE job", NULL);
+    job->rc = rc;
+}
+
+/* Runs a batch of jobs in one transaction.  The caller holds write_mu. */
+static void
+batch_run(struct engine *eng, struct write_job *jobs)
+{
+    struct eng_error err = {0};
+    int rc = store_exec(&eng->writer, "BEGIN IMMEDIATE", &err);
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        if (rc == 0) {
+            job_run(eng, j);
+        } else {
+            j->rc = rc;
+            j->err = err;
+        }
+    }
+    if (rc == 0) {
+        rc = store_exec(&eng->writer, "COMMIT", &err);
+        if (rc != 0) {
+            /* Nothing of the batch is durable: nobody may be told it is. */
+            (void)store_exec(&eng->writer, "ROLLBACK", NULL);
+            for (struct write_job *j = jobs; j != NULL; j = j->next) {
+                if (j->rc == 0) {
+                    j->rc = rc;
+                    j->err = err;
+                    json_decref(j->out);
+                    j->out = NULL;
+                }
+            }
+        }
+    }
+    struct op probe = {.eng = eng, .store = &eng->writer, .err = &err};
+    note_next_due(eng, &probe);
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct engine *eng = arg;
+    pthread_mutex_lock(&eng->queue_mu);
+    for (;;) {
+        while (eng->queue_head == NULL && !eng->writer_stop) {
+            pthread_cond_wait(&eng->queue_cv, &eng->queue_mu);
+        }
+        if (eng->queue_head == NULL) {
+            break;
+        }
+        /* Take up to a batch; the rest waits for the next round. */
+        struct write_job *batch = eng->queue_head, *last = batch;
+        for (int n = 1; n < ENGINE_BATCH_MAX && last->next != NULL; n++) {
+            last = last->next;
+        }
+        eng->queue_head = last->next;
+        if (eng->queue_head == NULL) {
+            eng->queue_tail = NULL;
+        }
+        last->next = NULL;
+        pthread_mutex_unlock(&eng->queue_mu);
+        pthread_mutex_lock(&eng->write_mu);
+        batch_run(eng, batch);
+        pthread_mutex_unlock(&eng->write_mu);
+        pthread_mutex_lock(&eng->queue_mu);
+        for (struct write_job *j = batch, *next; j != NULL; j = next) {
+            next = j->next;
+            j->done = true;
+        }
+        pthread_cond_broadcast(&eng->done_cv);
+    }
+    pthread_mutex_unlock(&eng->queue_mu);
+    return NULL;
+}
+
+int
+engine_start_writer(struct engine *eng, struct eng_error *err)
+{
+    if (eng->writer_running) {
+        return 0;
+    }
+    eng->writer_stop = false;
+    if (pthread_create(&eng->writer_thread, NULL, writer_main, eng) != 0) {
+        return eng_error_set(err, ENG_ENOMEM, "cannot start the writer thread");
+    }
+    eng->writer_running = true;
+    return 0;
+}
+
+static void
+engine_stop_writer(struct engine *eng)
+{
+    if (!eng->writer_running) {
+        return;
+    }
+    pthread_mutex_lock(&eng->queue_mu);
+    eng->writer_stop = true;
+    pthread_cond_signal(&eng->queue_cv);
+    pthread_mutex_unlock(&eng->queue_mu);
+    pthread_join(eng->writer_thread, NULL);
+    eng->writer_running = false;
+}
+
 static int
 exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *args,
            const char *idem_key, json_t **out, bool *replayed)
 {
-    char who[64], hash[65] = "";
-    principal_label(op->who, who, sizeof who);
+    struct write_job job = {.def = def, .op = *op, .args = args, .idem_key = idem_key};
+    job.op.err = &job.err;
+    principal_label(op->who, job.who, sizeof job.who);
     if (idem_key != NULL) {
         /* The request's identity: the operation and its canonical JSON. */
         char *text = json_dumps(args ? args : json_null(),
@@ -334,49 +500,34 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         char *buf = malloc(n);
         if (buf != NULL) {
             snprintf(buf, n, "%s %s", def->name, text ? text : "");
-            sha256_hex(buf, strlen(buf), hash);
+            sha256_hex(buf, strlen(buf), job.hash);
         }
         free(buf);
         free(text);
     }
-    pthread_mutex_lock(&eng->write_mu);
-    op->store = &eng->writer;
-    op->now = engine_now(eng);
-    int rc = store_exec(op->store, "BEGIN IMMEDIATE", op->err);
-    if (rc == 0 && idem_key != NULL) {
-        rc = idem_lookup(op, who, idem_key, hash, out);
-        if (rc == 1) {
-            *replayed = true;
-            (void)store_exec(op->store, "ROLLBACK", NULL);
-            pthread_mutex_unlock(&eng->write_mu);
-            return 0;
+    if (eng->writer_running) {
+        pthread_mutex_lock(&eng->queue_mu);
+        if (eng->queue_tail != NULL) {
+            eng->queue_tail->next = &job;
+        } else {
+            eng->queue_head = &job;
         }
-    }
-    if (rc == 0) {
-        rc = ledger_advance(op);
-    }
-    if (rc == 0) {
-        rc = def->fn(op, args, out);
-    }
-    if (rc == 0) {
-        rc = ledger_advance(op);
-    }
-    if (rc == 0 && idem_key != NULL) {
-        rc = idem_store(op, who, idem_key, hash, *out);
-    }
-    if (rc == 0) {
-        rc = store_exec(op->store, "COMMIT", op->err);
-    }
-    if (rc != 0) {
-        (void)store_exec(op->store, "ROLLBACK", NULL);
-        if (*out != NULL) {
-            json_decref(*out);
-            *out = NULL;
+        eng->queue_tail = &job;
+        pthread_cond_signal(&eng->queue_cv);
+        while (!job.done) {
+            pthread_cond_wait(&eng->done_cv, &eng->queue_mu);
         }
+        pthread_mutex_unlock(&eng->queue_mu);
+    } else {
+        pthread_mutex_lock(&eng->write_mu);
+        batch_run(eng, &job);
+        pthread_mutex_unlock(&eng->write_mu);
     }
-    note_next_due(eng, op);
-    pthread_mutex_unlock(&eng->write_mu);
-    return rc;
+    *op->err = job.err;
+    op->http_status = job.op.http_status;
+    *out = job.out;
+    *replayed = job.replayed;
+    return job.rc;
 }
 
 int

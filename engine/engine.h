@@ -74,6 +74,13 @@ struct engine {
     _Atomic int64_t fake_now;
     _Atomic int64_t advanced_to; /* every boundary <= this instant is processed */
     pthread_key_t reader_key;    /* per-thread reader store */
+    /* Group commit (engine_start_writer): writes queue here and one thread
+     * runs them in batches, one transaction and one fsync per batch. */
+    bool writer_running, writer_stop;
+    pthread_t writer_thread;
+    pthread_mutex_t queue_mu;
+    pthread_cond_t queue_cv, done_cv;
+    struct write_job *queue_head, *queue_tail;
 };
 
 void engine_config_default(struct engine_config *cfg);
@@ -83,6 +90,13 @@ void engine_config_default(struct engine_config *cfg);
 ENG_MUST_CHECK int engine_open(struct engine *eng, const struct engine_config *cfg,
                                struct eng_error *err);
 void engine_close(struct engine *eng);
+
+/* Starts the group-commit writer thread: from then on concurrent writes are
+ * batched, each in its own savepoint, in one transaction per batch (at most
+ * ENGINE_BATCH_MAX).  A write is acknowledged only after its batch commits.
+ * engine_close stops the thread after the queued writes are done. */
+ENG_MUST_CHECK int engine_start_writer(struct engine *eng, struct eng_error *err);
+#define ENGINE_BATCH_MAX 128
 
 /* The engine's current instant (Unix seconds). */
 int64_t engine_now(struct engine *eng);

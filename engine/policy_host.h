@@ -111,4 +111,25 @@ size_t policy_set_memory_bytes(struct policy_set *set);
  * Policies work in integer thousandths of a credit ("milli") and integer
  * minor units of money. */
 
+/* Details of the implementation (policy_host.c) that callers can observe:
+ * - Overrides: when overrides (which may be NULL) has a non-NULL .source for
+ *   a kind, that kind's default module is not compiled in the set at all;
+ *   defaults[kind] must still be given.  Start-up loads the defaults alone,
+ *   which is where a broken default is caught.
+ * - limits may be NULL (defaults); limits out of range, a missing default
+ *   or a missing/too long chunk name give ENG_EINVAL.  ENG_ENOMEM means the
+ *   system allocator failed; a policy over memory_bytes_max is a policy
+ *   failure (ENG_EREJECTED at load, ENG_EPOLICY in a call).
+ * - A NULL ctx passes nil to the function.  JSON null values are absent keys
+ *   (nil), in objects and arrays alike.
+ * - Besides the rules above, the sandbox: allows at most 4 '?' and 256 bytes
+ *   per pattern; refuses setmetatable with a __gc field; skips an xpcall
+ *   message handler once the budget is exhausted; charges string, utf8 and
+ *   table functions instructions for the work they do in C (one per 256
+ *   bytes or per element) and checks the deadline before each; refuses any
+ *   single string larger than memory_bytes_max / 8; accepts at most 100
+ *   examples per module.
+ * - Error messages name the chunk and line; the policy's own traceback
+ *   frames follow when they fit in struct eng_error, C frames never. */
+
 #endif

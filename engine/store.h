@@ -39,7 +39,7 @@ void store_close(struct store *store);
 sqlite3_stmt *store_prep(struct store *store, const char *sql, struct eng_error *err);
 
 /* Runs SQL text without results (BEGIN, COMMIT, SAVEPOINT ...). */
-ENG_MUST_CHECK int store_exec(struct store *store, const char *sql, struct eng_error *err);
+int store_exec(struct store *store, const char *sql, struct eng_error *err);
 
 /* Maps the last SQLite failure to ENG_ESTORE; the detail goes to stderr (the
  * server log), never to the client. */

@@ -1,31 +1,258 @@
-/* allotd.c - the server: opens (and migrates) the database and serves the
- * engine.  Startup order, signals and shutdown only; no logic. */
+/* allotd.c - the server: startup order, signals and shutdown; no logic.
+ *
+ *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
+ *          [--threads N] [--fake-clock [--now RFC3339]] [--demo]
+ *
+ * Order: options, signals blocked (so every thread inherits the mask and
+ * only the main thread takes them), demo data, engine, HTTP server, the
+ * period ticker, then the "listening" line.  SIGTERM or SIGINT stops the
+ * listener, waits for requests in flight (each acknowledged write has been
+ * committed before its response was written), closes the engine and exits
+ * 0.  SIGHUP drops the cached policy sets, so the next use reloads them from
+ * the policy directory. */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth.h"
+#include "demo.h"
 #include "engine.h"
+#include "http.h"
+#include "timeutil.h"
+
+#define THREADS_MAX 256
+#define TICK_S 1
+
+struct options {
+    struct engine_config eng;
+    struct http_config http;
+    bool demo;
+};
+
+/* Processes period boundaries (expiry, rollover, new periods) once a
+ * second, so they happen on time even when no request comes in. */
+struct ticker {
+    struct engine *eng;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    pthread_t thread;
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
+               "              [--threads N] [--fake-clock [--now RFC3339]] [--demo]\n");
+}
+
+static int
+copy_opt(char *dst, size_t cap, const char *flag, const char *value)
+{
+    if ((size_t)snprintf(dst, cap, "%s", value) >= cap) {
+        fprintf(stderr, "allotd: %s is too long\n", flag);
+        return -1;
+    }
+    return 0;
+}
+
+/* One flag and its value (argv[*i + 1]); -1 on a bad flag or value. */
+static int
+parse_flag(struct options *o, int argc, char **argv, int *i)
+{
+    const char *f = argv[*i];
+    if (strcmp(f, "--fake-clock") == 0 || strcmp(f, "--demo") == 0) {
+        *(f[2] == 'f' ? &o->eng.fake_clock : &o->demo) = true;
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "allotd: %s needs a value\n", f);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (strcmp(f, "--db") == 0) {
+        return copy_opt(o->eng.db_path, sizeof o->eng.db_path, f, v);
+    } else if (strcmp(f, "--policies") == 0) {
+        return copy_opt(o->eng.policies_dir, sizeof o->eng.policies_dir, f, v);
+    } else if (strcmp(f, "--listen") == 0) {
+        return copy_opt(o->http.listen, sizeof o->http.listen, f, v);
+    } else if (strcmp(f, "--web") == 0) {
+        return copy_opt(o->http.web_dir, sizeof o->http.web_dir, f, v);
+    } else if (strcmp(f, "--threads") == 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end != '\0' || n < 1 || n > THREADS_MAX) {
+            fprintf(stderr, "allotd: --threads must be from 1 to %d\n", THREADS_MAX);
+            return -1;
+        }
+        o->http.threads = (int)n;
+        return 0;
+    } else if (strcmp(f, "--now") == 0) {
+        struct eng_error err = {0};
+        if (time_parse_rfc3339(v, &o->eng.fake_now, &err) != 0) {
+            fprintf(stderr, "allotd: --now: %s\n", err.msg);
+            return -1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "allotd: unknown option %s\n", f);
+    return -1;
+}
+
+static int
+parse_options(struct options *o, int argc, char **argv)
+{
+    engine_config_default(&o->eng);
+    http_config_default(&o->http);
+    snprintf(o->eng.policies_dir, sizeof o->eng.policies_dir, "./policies");
+    snprintf(o->http.web_dir, sizeof o->http.web_dir, "./web");
+    o->demo = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (parse_flag(o, argc, argv, &i) != 0) {
+            return -1;
+        }
+    }
+    if (o->eng.fake_now != 0 && !o->eng.fake_clock) {
+        fprintf(stderr, "allotd: --now needs --fake-clock\n");
+        return -1;
+    }
+    o->http.fake_clock = o->eng.fake_clock;
+    return 0;
+}
+
+static void *
+ticker_main(void *p)
+{
+    struct ticker *t = p;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += TICK_S;
+        (void)pthread_cond_timedwait(&t->cv, &t->mu, &until);
+        if (t->stop) {
+            break;
+        }
+        pthread_mutex_unlock(&t->mu);
+        /* The same test engine_exec makes before a read: only when a
+         * boundary is due does it take the writer. */
+        struct eng_error err = {0};
+        if (engine_now(t->eng) >= atomic_load(&t->eng->advanced_to) &&
+            engine_advance(t->eng, &err) != 0) {
+            fprintf(stderr, "allotd: processing period boundaries: %s\n", err.msg);
+        }
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static int
+ticker_start(struct ticker *t, struct engine *eng)
+{
+    pthread_condattr_t attr;
+    memset(t, 0, sizeof *t);
+    t->eng = eng;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return pthread_create(&t->thread, NULL, ticker_main, t);
+}
+
+static void
+ticker_stop(struct ticker *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+}
+
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads policies on next use. */
+static void
+wait_for_stop(struct engine *eng, const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            engine_policy_invalidate(eng, 0);
+            fprintf(stderr, "allotd: SIGHUP: policies will be reloaded on next use\n");
+            continue;
+        }
+        fprintf(stderr, "allotd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+static void
+print_ready(const struct demo_keys *keys, const struct http_server *srv)
+{
+    for (int i = 0; keys != NULL && i < keys->count; i++) {
+        printf("demo key %s: %s\n", keys->role[i], keys->key[i]);
+    }
+    printf("allotd: listening on %s\n", srv->url);
+    fflush(stdout);
+}
 
 int
 main(int argc, char **argv)
 {
-    struct engine_config cfg;
-    engine_config_default(&cfg);
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--db") == 0) {
-            snprintf(cfg.db_path, sizeof cfg.db_path, "%s", argv[++i]);
-        } else if (strcmp(argv[i], "--policies") == 0) {
-            snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s", argv[++i]);
-        }
+    struct options o;
+    if (parse_options(&o, argc, argv) != 0) {
+        usage(stderr);
+        return 2;
     }
-    struct engine eng;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     struct eng_error err = {0};
-    if (engine_open(&eng, &cfg, &err) != 0) {
+    struct demo_keys keys = {0};
+    if (o.demo && demo_prepare(&o.eng, &keys, &err) != 0) {
+        fprintf(stderr, "allotd: demo data: %s\n", err.msg);
+        return 1;
+    }
+    static struct engine eng; /* large; and it must outlive every worker */
+    if (engine_open(&eng, &o.eng, &err) != 0) {
         fprintf(stderr, "allotd: %s\n", err.msg);
         return 1;
     }
-    printf("allotd: database %s ready (schema %d)\n", cfg.db_path, store_schema_version());
+    struct http_server srv;
+    if (http_server_start(&srv, &eng, &o.http, &err) != 0) {
+        fprintf(stderr, "allotd: %s\n", err.msg);
+        engine_close(&eng);
+        return 1;
+    }
+    struct ticker ticker;
+    bool ticking = !o.eng.fake_clock && ticker_start(&ticker, &eng) == 0;
+    print_ready(o.demo ? &keys : NULL, &srv);
+
+    wait_for_stop(&eng, &set);
+    if (ticking) {
+        ticker_stop(&ticker);
+    }
+    http_server_stop(&srv);
+    engine_auth_thread_done();
     engine_close(&eng);
     return 0;
 }

@@ -106,10 +106,10 @@ describe("reference scenario", function()
     local b = F.ok(F.book(db, w, room, "2026-07-15T09:00:00Z", "2026-07-15T13:00:00Z"))
     assert.equal(4, b.credits.amount)
     assert.equal(10, F.available(db, w.user))
-    local lot = F.ok(db:allocation { id = b.credits.paid_from[1].lot_id:gsub("lot", "alc") })
+    local june = F.ok(db:wallet { user_id = w.user.id }).lots[1]
+    assert.are_not.equal(june.id, b.credits.paid_from[1].lot_id)
     assert(db:set_clock("2026-07-01T00:00:00Z"))
     assert.equal(6, F.available(db, w.user))
-    assert(lot)
   end)
 
   it("S7 refund windows: 30 h before, 5 h before, after the start, by an admin", function()
@@ -156,5 +156,72 @@ describe("reference scenario", function()
       assert.is_nil(r)
       assert.equal(409, err.status)
     end
+  end)
+  it("S8 Data Hub with the reference numbers", function()
+    db = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db)
+    -- Two resources: one paid only from the once grant (a specific-resource
+    -- line), so the split between once and monthly usage is exact.
+    local once_room = F.room(db, w.building, { name = "Once room", tags = { "once" } })
+    local room = F.room(db, w.building, { name = "Monthly room" })
+    F.ok(db:allocate { tenant_id = w.tenant.id, building_ids = { w.building.id }, unit = "hour",
+      description = "once", lines = { { scope = "tags", tags = { "once" }, amount = 20 } },
+      schedule = { start = "2026-01-01" } })
+    F.ok(db:allocate { tenant_id = w.tenant.id, building_ids = { w.building.id }, unit = "hour",
+      description = "monthly", lines = { { scope = "resources", resource_ids = { room.id },
+      amount = 10 } }, schedule = { start = "2026-01-01", recurrence = "monthly" } })
+    F.ok(F.book(db, w, once_room, "2026-01-10T08:00:00Z", "2026-01-10T16:00:00Z"))
+    F.ok(F.book(db, w, room, "2026-01-11T08:00:00Z", "2026-01-11T14:00:00Z"))
+    assert(db:set_clock("2026-02-01T06:00:00Z"))
+    F.ok(F.book(db, w, once_room, "2026-02-10T08:00:00Z", "2026-02-10T13:00:00Z"))
+    F.ok(F.book(db, w, room, "2026-02-11T08:00:00Z", "2026-02-11T18:00:00Z"))
+    local hub = F.ok(db:call("reports.datahub", { unit = "hour", from = "2026-01", to = "2026-02" }))
+    local jan, feb = hub.customers[1].months[1], hub.customers[1].months[2]
+    assert.same({ 0, 12, 4, 30, 14 }, { jan.once_opening, jan.once_closing, jan.monthly_unused,
+                                        jan.total_granted, jan.total_used })
+    assert.same({ 12, 7, 0, 10, 15 }, { feb.once_opening, feb.once_closing, feb.monthly_unused,
+                                        feb.total_granted, feb.total_used })
+    local csv = F.ok(db:call("reports.datahub", { unit = "hour", from = "2026-01", to = "2026-02",
+                                                 format = "csv" })).csv
+    assert.truthy(csv:find("tenant_id,name,month,once_opening", 1, true))
+    assert.truthy(csv:find(",2026-02,12,0,5,7,10,10,0,10,15\r\n", 1, true))
+  end)
+
+  it("S9 dashboard: transactions, active users and the top tenant of 30 days", function()
+    db = F.open("2026-04-01T00:00:00Z")
+    local w = F.world(db)
+    local b = F.ok(db:create_user { tenant_id = w.tenant.id, name = "Bob", email = "b@x.io" })
+    local t2 = F.ok(db:create_tenant { name = "Beta", building_ids = { w.building.id } })
+    local c = F.ok(db:create_user { tenant_id = t2.id, name = "Cy", email = "c@x.io" })
+    local room = F.room(db, w.building)
+    F.grant(db, w, 100, { start = "2026-04-01" })
+    F.grant(db, { tenant = t2, building = w.building }, 100, { start = "2026-04-01" })
+    F.ok(F.book(db, w, room, "2026-04-02T09:00:00Z", "2026-04-02T12:00:00Z"))   -- A: 3, 40 days ago
+    assert(db:set_clock("2026-05-02T00:00:00Z"))
+    F.ok(F.book(db, w, room, "2026-05-03T09:00:00Z", "2026-05-03T12:00:00Z"))       -- A: 3
+    F.ok(F.book(db, w, room, "2026-05-04T09:00:00Z", "2026-05-04T10:00:00Z", nil, b)) -- A: 1
+    F.ok(F.book(db, w, room, "2026-05-05T09:00:00Z", "2026-05-05T11:00:00Z", nil, b)) -- A: 2
+    F.ok(F.book(db, { tenant = t2, building = w.building }, room, "2026-05-06T09:00:00Z",
+                "2026-05-06T14:00:00Z", nil, c))                                      -- B: 5
+    assert(db:set_clock("2026-05-12T00:00:00Z"))
+    local d = F.ok(db:call("reports.dashboard", { unit = "hour" }))
+    assert.equal(4, d.transactions_30d)
+    assert.equal(3, d.active_users_30d)
+    assert.equal(w.tenant.id, d.top_tenant.tenant_id)
+    assert.equal(6, d.top_tenant.used)
+  end)
+
+  it("S10 a limited and an unlimited grant in March: granted is Unlimited", function()
+    db = F.open("2026-03-01T00:00:00Z")
+    local w = F.world(db)
+    local room = F.room(db, w.building)
+    F.grant(db, w, 10, { start = "2026-03-01", recurrence = "monthly" })
+    F.grant(db, w, "unlimited", { start = "2026-03-01", ["end"] = "2026-03-31" })
+    F.ok(F.book(db, w, room, "2026-03-10T09:00:00Z", "2026-03-10T11:00:00Z"))
+    local hub = F.ok(db:call("reports.datahub", { unit = "hour", from = "2026-03", to = "2026-03" }))
+    assert.equal(1, hub.tiles.unlimited_customers)
+    assert.equal("unlimited", hub.customers[1].months[1].total_granted)
+    assert.equal("unlimited", hub.customers[1].total_granted)
+    assert.equal(2, hub.customers[1].total_used)
   end)
 end)

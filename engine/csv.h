@@ -1,0 +1,33 @@
+/* csv.h - RFC 4180 text: CRLF line ends, fields quoted when they hold a
+ * comma, a quote, CR or LF, quotes doubled. */
+#ifndef ENG_CSV_H
+#define ENG_CSV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct csv {
+    char *buf;
+    size_t len, cap;
+    bool row_open;
+    bool failed; /* out of memory: csv_take returns NULL */
+};
+
+/* Appends one field to the current row. */
+void csv_field(struct csv *c, const char *text);
+/* Appends a JSON scalar: strings as is, integers and reals as plain
+ * decimals (reals with at most 3 decimals, as amounts are), null empty,
+ * booleans true/false. */
+void csv_json(struct csv *c, const json_t *v);
+/* Ends the current row. */
+void csv_end_row(struct csv *c);
+/* Returns the text (caller frees) and resets c; NULL after a failure. */
+char *csv_take(struct csv *c);
+
+/* A CSV of the rows (objects) of `rows`, one column per name in the
+ * NULL-terminated `columns`, with a header row. */
+char *csv_table(const json_t *rows, const char *const columns[]);
+
+#endif

@@ -1,0 +1,282 @@
+/* request.c - reading what the client sent, within limits.
+ *
+ * Every read is bounded before it happens: the announced Content-Length is
+ * checked against the body limit before a single body byte is read, and a
+ * chunked body is read at most one byte past the limit.  jansson never sees
+ * more than the limit, and parses with duplicate keys refused, because a
+ * proxy or a log may see the first of two equal keys while we would see the
+ * last. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_internal.h"
+
+#define QUERY_PARAMS_MAX 32
+#define QUERY_NAME_BYTES_MAX 64
+#define QUERY_VALUE_BYTES_MAX 512
+#define LIMIT_DIGITS_MAX 15 /* an integer jansson and the engine hold exactly */
+#define JSON_DEPTH_MAX 32    /* API bodies nest 6 deep at most (a resource's pricing) */
+
+const char *
+http_header(const struct http_req *rq, const char *name)
+{
+    return mg_get_header(rq->conn, name);
+}
+
+bool
+http_has_body(const struct http_req *rq)
+{
+    return rq->ri->content_length > 0 || http_header(rq, "Transfer-Encoding") != NULL;
+}
+
+bool
+http_content_type_is(const struct http_req *rq, const char *mime)
+{
+    const char *ct = http_header(rq, "Content-Type");
+    if (ct == NULL) {
+        return false;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    size_t n = strlen(mime);
+    if (strncasecmp(ct, mime, n) != 0) {
+        return false;
+    }
+    /* Only parameters (";charset=utf-8") or blanks may follow the type. */
+    const char *rest = ct + n;
+    while (*rest == ' ' || *rest == '\t') {
+        rest++;
+    }
+    return *rest == '\0' || *rest == ';';
+}
+
+/* The request will not be read to its end: the connection cannot carry
+ * another request, and civetweb must not drain a huge body to keep it. */
+static void
+abandon_body(struct http_req *rq)
+{
+    rq->must_close = true;
+    mg_disable_connection_keep_alive(rq->conn);
+}
+
+void
+http_skip_body(struct http_req *rq)
+{
+    /* civetweb drains an unread body to keep the connection; that is cheap
+     * up to the body limit, and past it (or of unknown length) we close. */
+    if (rq->ri->content_length < 0 ||
+        rq->ri->content_length > (long long)rq->srv->cfg.body_bytes_max) {
+        abandon_body(rq);
+    }
+}
+
+int
+http_read_body(struct http_req *rq, char **buf, size_t *len, struct eng_error *err)
+{
+    size_t max = rq->srv->cfg.body_bytes_max;
+    *buf = NULL;
+    *len = 0;
+    rq->body_read = true;
+    if (rq->ri->content_length > (long long)max) {
+        abandon_body(rq);
+        return eng_error_code(err, ENG_ELIMIT, "payload_too_large",
+                              "the request body is larger than %zu bytes", max);
+    }
+    char *data = malloc(max + 2);
+    if (data == NULL) {
+        abandon_body(rq);
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    size_t n = 0;
+    int got = 0;
+    /* Ask for one byte more than allowed, so an over-long chunked body is
+     * detected without reading the rest of it. */
+    while (n <= max && (got = mg_read(rq->conn, data + n, max + 1 - n)) > 0) {
+        n += (size_t)got;
+    }
+    if (n > max) {
+        free(data);
+        abandon_body(rq);
+        return eng_error_code(err, ENG_ELIMIT, "payload_too_large",
+                              "the request body is larger than %zu bytes", max);
+    }
+    if (got < 0 || (rq->ri->content_length > 0 && n != (size_t)rq->ri->content_length)) {
+        free(data);
+        abandon_body(rq);
+        return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                              "the request body ended before its announced length");
+    }
+    data[n] = '\0';
+    *buf = data;
+    *len = n;
+    return 0;
+}
+
+/* True when no array or object in the text nests deeper than max.  jansson
+ * stops only at 2048 levels, by recursion, and everything after it
+ * (hashing for idempotency, the engine's checks) recurses again: a cheap
+ * scan first keeps every later step shallow. */
+static bool
+json_depth_ok(const char *text, size_t len, int max)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++; /* the escaped character cannot end the string */
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) {
+                return false;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+int
+http_read_json(struct http_req *rq, json_t **out, struct eng_error *err)
+{
+    *out = NULL;
+    if (http_has_body(rq) && !http_content_type_is(rq, "application/json")) {
+        /* Not read: nothing but JSON is ever parsed. */
+        http_skip_body(rq);
+        return eng_error_code(err, ENG_EINVAL, "unsupported_media_type",
+                              "the request body must be Content-Type: application/json");
+    }
+    char *buf;
+    size_t len;
+    if (http_read_body(rq, &buf, &len, err) != 0) {
+        return err->status;
+    }
+    if (len == 0) {
+        free(buf);
+        *out = json_object();
+        return 0;
+    }
+    if (!json_depth_ok(buf, len, JSON_DEPTH_MAX)) {
+        free(buf);
+        return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                              "the request body nests deeper than %d levels", JSON_DEPTH_MAX);
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(buf);
+    if (v == NULL) {
+        /* jansson's text names the problem and its place, nothing more. */
+        eng_error_code(err, ENG_EINVAL, "invalid_request",
+                       "the request body is not valid JSON: %.200s (line %d, column %d)",
+                       jerr.text, jerr.line, jerr.column);
+        return ENG_EINVAL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                              "the request body must be a JSON object");
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decodes one %-encoded query component into dst (cap bytes); refuses
+ * over-long text and embedded NULs. */
+static int
+query_decode(const char *src, size_t len, char *dst, size_t cap)
+{
+    if (len >= cap) {
+        return -1;
+    }
+    int n = mg_url_decode(src, (int)len, dst, (int)cap, 1);
+    if (n < 0 || strlen(dst) != (size_t)n) {
+        return -1;
+    }
+    return n;
+}
+
+static json_t *
+query_value(const char *name, const char *value, size_t len)
+{
+    if (strcmp(name, "limit") == 0 && len > 0 && len <= LIMIT_DIGITS_MAX) {
+        bool digits = true;
+        for (size_t i = 0; i < len; i++) {
+            digits = digits && isdigit((unsigned char)value[i]);
+        }
+        if (digits) {
+            return json_integer(strtoll(value, NULL, 10));
+        }
+    }
+    return json_stringn(value, len); /* NULL for invalid UTF-8 */
+}
+
+static int
+query_param(json_t *args, const char *pair, size_t len, struct eng_error *err)
+{
+    char name[QUERY_NAME_BYTES_MAX + 1], value[QUERY_VALUE_BYTES_MAX + 1];
+    const char *eq = memchr(pair, '=', len);
+    size_t nlen = eq != NULL ? (size_t)(eq - pair) : len;
+    size_t vlen = eq != NULL ? len - nlen - 1 : 0;
+    if (query_decode(pair, nlen, name, sizeof name) <= 0) {
+        return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                              "a query parameter name is empty, too long or malformed");
+    }
+    int n = query_decode(eq != NULL ? eq + 1 : "", vlen, value, sizeof value);
+    if (n < 0) {
+        eng_error_code(err, ENG_EINVAL, "invalid_request",
+                       "query parameter '%.64s' is too long or malformed", name);
+        eng_error_field(err, name);
+        return ENG_EINVAL;
+    }
+    if (n == 0) {
+        return 0; /* "?tenant_id=" means no filter */
+    }
+    if (json_object_get(args, name) != NULL) {
+        eng_error_code(err, ENG_EINVAL, "invalid_request",
+                       "query parameter '%.64s' is given twice", name);
+        eng_error_field(err, name);
+        return ENG_EINVAL;
+    }
+    json_t *v = query_value(name, value, (size_t)n);
+    if (v == NULL) {
+        eng_error_code(err, ENG_EINVAL, "invalid_request",
+                       "query parameter '%.64s' is not valid UTF-8", name);
+        eng_error_field(err, name);
+        return ENG_EINVAL;
+    }
+    json_object_set_new(args, name, v);
+    return 0;
+}
+
+int
+http_query_to_args(const struct http_req *rq, json_t *args, struct eng_error *err)
+{
+    const char *q = rq->ri->query_string;
+    int count = 0;
+    while (q != NULL && *q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
+        if (len > 0) {
+            if (++count > QUERY_PARAMS_MAX) {
+                return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                                      "at most %d query parameters are accepted",
+                                      QUERY_PARAMS_MAX);
+            }
+            if (query_param(args, q, len, err) != 0) {
+                return err->status;
+            }
+        }
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+    return 0;
+}

@@ -1,0 +1,463 @@
+/* routes.c - the /v1 routes and how a request becomes an operation.
+ *
+ * A route names an engine operation; its arguments are the JSON body (an
+ * object), the query parameters of a GET, and the ids in the path.  This
+ * file decides nothing about the business: engine_exec() validates,
+ * authorizes and runs every operation, and its answer (or error) is sent
+ * back as it is.  The few routes that are not operations (health, the API
+ * description, the test clock) have their own small handlers here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "http_internal.h"
+#include "timeutil.h"
+
+#define ROUTE_PARAMS_MAX 3
+#define ROUTE_SEGMENT_BYTES_MAX 128
+#define ROUTE_PARAM_NAME_MAX 32
+#define IDEMPOTENCY_KEY_BYTES_MAX 200
+#define ALLOW_BYTES_MAX 64
+
+enum route_flag {
+    ROUTE_BODY = 1u << 0,       /* takes a JSON object body */
+    ROUTE_QUERY = 1u << 1,      /* query parameters become arguments */
+    ROUTE_IDEMPOTENT = 1u << 2, /* honours Idempotency-Key (state-changing) */
+    ROUTE_PUBLIC = 1u << 3,     /* answers without an API key */
+    ROUTE_CSV = 1u << 4,        /* answers text/csv on request */
+    ROUTE_FAKE_CLOCK = 1u << 5, /* exists only with --fake-clock */
+};
+
+/* The values taken from the path, under the argument names the pattern
+ * gives them. */
+struct route_params {
+    int count;
+    char names[ROUTE_PARAMS_MAX][ROUTE_PARAM_NAME_MAX];
+    char values[ROUTE_PARAMS_MAX][ROUTE_SEGMENT_BYTES_MAX + 1];
+};
+
+struct route;
+typedef int (*route_fn)(struct http_req *rq, const struct route *r,
+                        const struct route_params *params);
+
+/* Pattern segments: a literal, "{prefix:arg}" for an id such as "bld_3"
+ * passed as argument `arg` (a malformed id matches nothing, so it is a
+ * 404 like an unknown one), or "{:arg}" for any segment. */
+struct route {
+    const char *method;
+    const char *pattern;
+    const char *op; /* engine operation, for routes without a handler */
+    unsigned flags;
+    route_fn fn;    /* NULL: run `op` through engine_exec */
+};
+
+static int route_exec(struct http_req *rq, const struct route *r,
+                      const struct route_params *params);
+static int route_health(struct http_req *rq, const struct route *r,
+                        const struct route_params *params);
+static int route_openapi(struct http_req *rq, const struct route *r,
+                         const struct route_params *params);
+static int route_clock(struct http_req *rq, const struct route *r,
+                       const struct route_params *params);
+
+#define WRITE (ROUTE_BODY | ROUTE_IDEMPOTENT)
+#define READ ROUTE_QUERY
+
+/* Every route the server answers; web/openapi.json describes each one and a
+ * test checks that they agree. */
+static const struct route routes[] = {
+    {"GET", "/v1/health", NULL, ROUTE_PUBLIC, route_health},
+    {"GET", "/v1/openapi.json", NULL, 0, route_openapi},
+    {"PUT", "/v1/clock", NULL, ROUTE_BODY | ROUTE_FAKE_CLOCK, route_clock},
+    {"POST", "/v1/keys", "keys.create", WRITE, NULL},
+    {"GET", "/v1/me", "me", 0, NULL},
+
+    {"POST", "/v1/buildings", "buildings.create", WRITE, NULL},
+    {"GET", "/v1/buildings", "buildings.list", READ, NULL},
+    {"GET", "/v1/buildings/{bld:id}", "buildings.get", 0, NULL},
+    {"PATCH", "/v1/buildings/{bld:id}", "buildings.patch", WRITE, NULL},
+    /* Policy routes (/v1/buildings/{bld:id}/policies, .../policies/{:kind},
+     * .../policies/{:kind}/simulate) go here, with handlers of their own
+     * for the text/x-lua body (request.c's http_read_body reads it within
+     * the size limit). */
+
+    {"POST", "/v1/resources", "resources.create", WRITE, NULL},
+    {"GET", "/v1/resources", "resources.list", READ, NULL},
+    {"GET", "/v1/resources/{res:id}", "resources.get", 0, NULL},
+    {"PATCH", "/v1/resources/{res:id}", "resources.patch", WRITE, NULL},
+
+    {"POST", "/v1/tenants", "tenants.create", WRITE, NULL},
+    {"GET", "/v1/tenants", "tenants.list", READ, NULL},
+    {"GET", "/v1/tenants/{ten:id}", "tenants.get", 0, NULL},
+    {"PATCH", "/v1/tenants/{ten:id}", "tenants.patch", WRITE, NULL},
+
+    {"POST", "/v1/users", "users.create", WRITE, NULL},
+    {"GET", "/v1/users", "users.list", READ, NULL},
+    {"GET", "/v1/users/{usr:id}", "users.get", 0, NULL},
+    {"PATCH", "/v1/users/{usr:id}", "users.patch", WRITE, NULL},
+    {"GET", "/v1/users/{usr:user_id}/wallet", "wallet", READ, NULL},
+
+    {"POST", "/v1/allocations", "allocations.create", WRITE, NULL},
+    {"GET", "/v1/allocations", "allocations.list", READ, NULL},
+    {"GET", "/v1/allocations/{alc:id}", "allocations.get", 0, NULL},
+    {"POST", "/v1/allocations/{alc:id}/end", "allocations.end", WRITE, NULL},
+    {"POST", "/v1/adjustments", "adjustments.create", WRITE, NULL},
+    {"GET", "/v1/entries", "entries.list", READ, NULL},
+
+    /* A quote changes nothing, so it takes no Idempotency-Key. */
+    {"POST", "/v1/quotes", "quotes.create", ROUTE_BODY, NULL},
+    {"POST", "/v1/bookings", "bookings.create", WRITE, NULL},
+    {"GET", "/v1/bookings", "bookings.list", READ, NULL},
+    {"GET", "/v1/bookings/{bkg:id}", "bookings.get", 0, NULL},
+    {"POST", "/v1/bookings/{bkg:id}/cancel", "bookings.cancel", WRITE, NULL},
+
+    {"GET", "/v1/reports/datahub", "reports.datahub", READ | ROUTE_CSV, NULL},
+    {"GET", "/v1/reports/dashboard", "reports.dashboard", READ | ROUTE_CSV, NULL},
+    {"GET", "/v1/reports/credits", "reports.credits", READ | ROUTE_CSV, NULL},
+    {"GET", "/v1/reports/usage", "reports.usage", READ | ROUTE_CSV, NULL},
+};
+
+#define ROUTES_COUNT (sizeof routes / sizeof routes[0])
+
+/* ---------- matching ---------- */
+
+static const char *
+segment_end(const char *s)
+{
+    while (*s != '\0' && *s != '/') {
+        s++;
+    }
+    return s;
+}
+
+/* Binds one "{prefix:arg}" pattern segment to a path segment. */
+static bool
+bind_param(const char *pat, size_t plen, const char *seg, size_t slen, struct route_params *p)
+{
+    const char *colon = memchr(pat, ':', plen);
+    if (colon == NULL || slen == 0 || slen > ROUTE_SEGMENT_BYTES_MAX ||
+        p->count == ROUTE_PARAMS_MAX) {
+        return false;
+    }
+    size_t prefix_len = (size_t)(colon - pat) - 1;
+    size_t name_len = plen - prefix_len - 3; /* '{', ':', '}' */
+    char *name = p->names[p->count];
+    char *value = p->values[p->count];
+    snprintf(name, ROUTE_PARAM_NAME_MAX, "%.*s", (int)name_len, colon + 1);
+    memcpy(value, seg, slen);
+    value[slen] = '\0';
+    if (prefix_len > 0) {
+        char prefix[16];
+        int64_t id;
+        snprintf(prefix, sizeof prefix, "%.*s", (int)prefix_len, pat + 1);
+        if (id_parse(prefix, value, &id) != 0) {
+            return false;
+        }
+    }
+    p->count++;
+    return true;
+}
+
+static bool
+route_match(const char *pattern, const char *path, struct route_params *p)
+{
+    p->count = 0;
+    while (*pattern == '/' && *path == '/') {
+        pattern++;
+        path++;
+        const char *pend = segment_end(pattern), *send = segment_end(path);
+        size_t plen = (size_t)(pend - pattern), slen = (size_t)(send - path);
+        if (plen > 2 && pattern[0] == '{') {
+            if (!bind_param(pattern, plen, path, slen, p)) {
+                return false;
+            }
+        } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
+            return false;
+        }
+        pattern = pend;
+        path = send;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* The route for the request, or NULL with the methods the path does allow
+ * (for 405) written into `allow` (empty: no such path). */
+static const struct route *
+route_find(const struct http_req *rq, struct route_params *p, char *allow, size_t cap)
+{
+    allow[0] = '\0';
+    for (size_t i = 0; i < ROUTES_COUNT; i++) {
+        const struct route *r = &routes[i];
+        if ((r->flags & ROUTE_FAKE_CLOCK) != 0 && !rq->srv->cfg.fake_clock) {
+            continue; /* without --fake-clock the route does not exist */
+        }
+        if (!route_match(r->pattern, rq->path, p)) {
+            continue;
+        }
+        if (strcmp(r->method, rq->ri->request_method) == 0) {
+            return r;
+        }
+        size_t used = strlen(allow);
+        snprintf(allow + used, cap - used, "%s%s", used > 0 ? ", " : "", r->method);
+    }
+    return NULL;
+}
+
+/* ---------- authentication ---------- */
+
+static int
+authenticate(struct http_req *rq, struct eng_error *err)
+{
+    const char *h = http_header(rq, "Authorization");
+    while (h != NULL && (*h == ' ' || *h == '\t')) {
+        h++;
+    }
+    if (h == NULL || *h == '\0') {
+        return engine_authenticate(rq->srv->eng, NULL, &rq->who, err);
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        return eng_error_code(err, ENG_EUNAUTH, "unauthorized",
+                              "use Authorization: Bearer <api key>");
+    }
+    h += 7;
+    while (*h == ' ' || *h == '\t') {
+        h++;
+    }
+    char key[AUTH_KEY_BYTES_MAX + 2];
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) {
+        n--;
+    }
+    if (n > AUTH_KEY_BYTES_MAX) {
+        n = AUTH_KEY_BYTES_MAX + 1; /* still refused, without hashing it all */
+    }
+    memcpy(key, h, n);
+    key[n] = '\0';
+    return engine_authenticate(rq->srv->eng, key, &rq->who, err);
+}
+
+int
+http_api(struct http_req *rq)
+{
+    struct route_params params;
+    char allow[ALLOW_BYTES_MAX];
+    const struct route *r = route_find(rq, &params, allow, sizeof allow);
+    if (r == NULL && allow[0] != '\0') {
+        char extra[ALLOW_BYTES_MAX + 16];
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+        return http_send_error_with(rq, 405, "method_not_allowed", NULL,
+                                    "this method is not allowed here", extra);
+    }
+    if (r == NULL) {
+        return http_send_error(rq, 404, "not_found", NULL, "there is nothing at this path");
+    }
+    if ((r->flags & ROUTE_PUBLIC) == 0) {
+        struct eng_error err = {0};
+        if (authenticate(rq, &err) != 0) {
+            return http_send_eng_error(rq, &err);
+        }
+    }
+    return r->fn != NULL ? r->fn(rq, r, &params) : route_exec(rq, r, &params);
+}
+
+/* ---------- operations ---------- */
+
+static int
+invalid(struct eng_error *err, const char *field, const char *msg)
+{
+    eng_error_code(err, ENG_EINVAL, "invalid_request", "%s", msg);
+    eng_error_field(err, field);
+    return ENG_EINVAL;
+}
+
+/* Path ids win over nothing: a body naming the same argument must agree. */
+static int
+add_path_params(json_t *args, const struct route_params *p, struct eng_error *err)
+{
+    for (int i = 0; i < p->count; i++) {
+        json_t *given = json_object_get(args, p->names[i]);
+        if (given != NULL &&
+            (!json_is_string(given) || strcmp(json_string_value(given), p->values[i]) != 0)) {
+            return invalid(err, p->names[i], "this field is given by the path and must not "
+                                             "differ from it");
+        }
+        json_object_set_new(args, p->names[i], json_string(p->values[i]));
+    }
+    return 0;
+}
+
+static int
+build_args(struct http_req *rq, const struct route *r, const struct route_params *p,
+           json_t **args, struct eng_error *err)
+{
+    *args = NULL;
+    if ((r->flags & ROUTE_BODY) != 0) {
+        if (http_read_json(rq, args, err) != 0) {
+            return err->status;
+        }
+    } else if (http_has_body(rq)) {
+        http_skip_body(rq);
+        return invalid(err, "", "this route takes no request body");
+    } else {
+        *args = json_object();
+    }
+    const char *q = rq->ri->query_string;
+    if ((r->flags & ROUTE_QUERY) != 0) {
+        if (http_query_to_args(rq, *args, err) != 0) {
+            return err->status;
+        }
+    } else if (q != NULL && q[0] != '\0') {
+        return invalid(err, "", "this route takes no query parameters");
+    }
+    return add_path_params(*args, p, err);
+}
+
+static int
+idempotency_key(struct http_req *rq, const struct route *r, const char **key,
+                struct eng_error *err)
+{
+    *key = NULL;
+    const char *h = http_header(rq, "Idempotency-Key");
+    if (h == NULL || (r->flags & ROUTE_IDEMPOTENT) == 0) {
+        return 0;
+    }
+    size_t n = strlen(h);
+    if (n == 0 || n > IDEMPOTENCY_KEY_BYTES_MAX) {
+        return invalid(err, "Idempotency-Key", "the Idempotency-Key header must hold 1 to 200 "
+                                               "characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] < 0x20 || h[i] > 0x7e) {
+            return invalid(err, "Idempotency-Key", "the Idempotency-Key header must be "
+                                                   "printable ASCII");
+        }
+    }
+    *key = h;
+    return 0;
+}
+
+static bool
+accepts_csv(const struct http_req *rq)
+{
+    const char *a = http_header(rq, "Accept");
+    for (; a != NULL && *a != '\0'; a++) {
+        if (strncasecmp(a, "text/csv", 8) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A report asked for as CSV: `?format=csv` or `Accept: text/csv`. */
+static bool
+wants_csv(const struct http_req *rq, const struct route *r, json_t *args)
+{
+    if ((r->flags & ROUTE_CSV) == 0) {
+        return false;
+    }
+    json_t *format = json_object_get(args, "format");
+    if (format == NULL && accepts_csv(rq)) {
+        format = json_string("csv");
+        json_object_set_new(args, "format", format);
+    }
+    return json_is_string(format) && strcmp(json_string_value(format), "csv") == 0;
+}
+
+static int
+send_csv(struct http_req *rq, const struct route *r, const json_t *out)
+{
+    const char *text = json_string_value(json_object_get(out, "csv"));
+    if (text == NULL) {
+        return http_send_json(rq, 200, out, NULL);
+    }
+    const char *name = strchr(r->op, '.') != NULL ? strchr(r->op, '.') + 1 : r->op;
+    char extra[128];
+    snprintf(extra, sizeof extra, "Content-Disposition: attachment; filename=\"%s.csv\"\r\n",
+             name);
+    return http_send(rq, 200, "text/csv; charset=utf-8", text, strlen(text), extra);
+}
+
+static int
+route_exec(struct http_req *rq, const struct route *r, const struct route_params *params)
+{
+    struct eng_error err = {0};
+    json_t *args = NULL;
+    const char *idem = NULL;
+    if (build_args(rq, r, params, &args, &err) != 0 ||
+        idempotency_key(rq, r, &idem, &err) != 0) {
+        json_decref(args);
+        return http_send_eng_error(rq, &err);
+    }
+    bool csv = wants_csv(rq, r, args);
+    json_t *out = NULL;
+    int status = 200;
+    bool replayed = false;
+    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, idem, &out, &status, &replayed,
+                         &err);
+    json_decref(args);
+    if (rc != 0) {
+        return http_send_eng_error(rq, &err);
+    }
+    if (csv) {
+        rc = send_csv(rq, r, out);
+    } else {
+        rc = http_send_json(rq, status, out, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+    }
+    json_decref(out);
+    return rc;
+}
+
+/* ---------- handlers ---------- */
+
+static int
+route_health(struct http_req *rq, const struct route *r, const struct route_params *params)
+{
+    (void)r;
+    (void)params;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    return http_send(rq, 200, "application/json", ok, sizeof ok - 1, NULL);
+}
+
+static int
+route_openapi(struct http_req *rq, const struct route *r, const struct route_params *params)
+{
+    (void)r;
+    (void)params;
+    return http_send_web_file(rq, "openapi.json", "application/json");
+}
+
+/* PUT /v1/clock {"now": "..."}: a test tool, so only a super_admin may
+ * move time; the engine processes every boundary up to the new instant
+ * before this answers. */
+static int
+route_clock(struct http_req *rq, const struct route *r, const struct route_params *params)
+{
+    (void)r;
+    (void)params;
+    struct eng_error err = {0};
+    json_t *body = NULL;
+    if (rq->who.role != ROLE_SUPER_ADMIN) {
+        eng_error_code(&err, ENG_EFORBIDDEN, "forbidden", "only a super_admin may set the clock");
+    } else if (http_read_json(rq, &body, &err) == 0) {
+        json_t *now = json_object_get(body, "now");
+        int64_t t = 0;
+        if (json_object_size(body) != 1 || !json_is_string(now) ||
+            time_parse_rfc3339(json_string_value(now), &t, &err) != 0) {
+            invalid(&err, "now", "the body must be {\"now\": an RFC 3339 time}");
+        } else if (engine_set_clock(rq->srv->eng, t, &err) != 0) {
+            /* err says why; answered below */
+        }
+    }
+    json_decref(body);
+    if (err.status != ENG_OK) {
+        return http_send_eng_error(rq, &err);
+    }
+    char text[32];
+    time_format_rfc3339(engine_now(rq->srv->eng), text, sizeof text);
+    json_t *out = json_pack("{s:s}", "now", text);
+    int rc = http_send_json(rq, 200, out, NULL);
+    json_decref(out);
+    return rc;
+}

@@ -1,0 +1,239 @@
+/* server.c - civetweb set-up and the one entry point for every request.
+ *
+ * Everything goes through civetweb's begin_request callback, which answers
+ * every request itself: civetweb's own handling (files, CGI, SSI, WebDAV,
+ * CORS preflights, directory listings) never runs.  The options below are
+ * still set to their safe values, so that nothing changes if a request
+ * ever fell through (security notes §2.3). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "http_internal.h"
+
+/* Debian's civetweb gives its workers 100 KiB of stack (USE_STACK_SIZE).
+ * A request runs SQLite, ICU and a Lua policy, and Lua alone may nest 200
+ * C calls (pcall, metamethods) before it says "C stack overflow": a policy
+ * could crash the whole server on 100 KiB.  So each worker thread runs its
+ * requests on a stack of its own, as large as a main thread's, mapped once
+ * (lazily committed by the kernel) with a guard page below it. */
+#define HANDLER_STACK_BYTES ((size_t)8 * 1024 * 1024)
+
+struct handler_stack {
+    void *map;        /* the mapping, guard page included */
+    size_t map_bytes;
+    ucontext_t caller, callee;
+    struct http_req *rq;
+    int status;
+};
+
+static pthread_key_t stack_key;
+static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+/* The stack the trampoline runs on: makecontext passes only ints. */
+static _Thread_local struct handler_stack *current_stack;
+
+void
+http_config_default(struct http_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:8080");
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
+    cfg->threads = HTTP_THREADS_DEFAULT;
+    cfg->body_bytes_max = HTTP_BODY_BYTES_MAX;
+}
+
+static void
+stack_free(void *p)
+{
+    struct handler_stack *hs = p;
+    if (hs != NULL) {
+        munmap(hs->map, hs->map_bytes);
+        free(hs);
+    }
+}
+
+static void
+stack_key_init(void)
+{
+    (void)pthread_key_create(&stack_key, stack_free);
+}
+
+/* The calling worker's stack, mapped on its first request; NULL when it
+ * cannot be had (the request then runs on civetweb's stack). */
+static struct handler_stack *
+stack_of_thread(void)
+{
+    pthread_once(&stack_once, stack_key_init);
+    struct handler_stack *hs = pthread_getspecific(stack_key);
+    if (hs != NULL) {
+        return hs;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    hs = calloc(1, sizeof *hs);
+    if (hs == NULL) {
+        return NULL;
+    }
+    hs->map_bytes = HANDLER_STACK_BYTES + page;
+    hs->map = mmap(NULL, hs->map_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (hs->map == MAP_FAILED || mprotect(hs->map, page, PROT_NONE) != 0) {
+        if (hs->map != MAP_FAILED) {
+            munmap(hs->map, hs->map_bytes);
+        }
+        free(hs);
+        return NULL;
+    }
+    pthread_setspecific(stack_key, hs);
+    return hs;
+}
+
+static int dispatch(struct http_req *rq);
+
+static void
+trampoline(void)
+{
+    current_stack->status = dispatch(current_stack->rq);
+    /* Returning resumes uc_link: the caller's context on civetweb's stack. */
+}
+
+static int
+run_on_big_stack(struct http_req *rq)
+{
+    struct handler_stack *hs = stack_of_thread();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (hs == NULL || getcontext(&hs->callee) != 0) {
+        return dispatch(rq);
+    }
+    hs->callee.uc_stack.ss_sp = (char *)hs->map + page;
+    hs->callee.uc_stack.ss_size = HANDLER_STACK_BYTES;
+    hs->callee.uc_link = &hs->caller;
+    hs->rq = rq;
+    hs->status = 500;
+    current_stack = hs;
+    makecontext(&hs->callee, trampoline, 0);
+    if (swapcontext(&hs->caller, &hs->callee) != 0) {
+        return dispatch(rq);
+    }
+    return hs->status;
+}
+
+static int
+begin_request(struct mg_connection *conn)
+{
+    struct http_req rq = {
+        .srv = mg_get_user_data(mg_get_context(conn)),
+        .conn = conn,
+        .ri = mg_get_request_info(conn),
+    };
+    return run_on_big_stack(&rq);
+}
+
+static int
+dispatch(struct http_req *rq)
+{
+    rq->path = rq->ri->local_uri;
+    if (rq->path == NULL || rq->path[0] != '/') {
+        /* "OPTIONS *" or an absolute URI naming another host. */
+        rq->path = "?";
+        return http_send_error(rq, 400, "invalid_request", NULL,
+                               "the request target must be a path");
+    }
+    if (strncmp(rq->path, "/v1/", 4) == 0 || strcmp(rq->path, "/v1") == 0) {
+        return http_api(rq);
+    }
+    return http_static(rq);
+}
+
+/* civetweb's own diagnostics go to the server log. */
+static int
+log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    fprintf(stderr, "allotd: civetweb: %s\n", message);
+    return 1;
+}
+
+/* The URL clients use: the configured address with the port civetweb
+ * actually bound (which differs when the configuration says port 0). */
+static void
+server_url(struct http_server *srv)
+{
+    struct mg_server_port ports[4];
+    int n = mg_get_server_ports(srv->ctx, 4, ports);
+    const char *colon = strrchr(srv->cfg.listen, ':');
+    int host_len = colon != NULL ? (int)(colon - srv->cfg.listen) : 0;
+    const char *host = host_len > 0 ? srv->cfg.listen : "0.0.0.0";
+    if (host_len == 0) {
+        host_len = (int)strlen(host);
+    }
+    int port = n > 0 ? ports[0].port : 0;
+    snprintf(srv->url, sizeof srv->url, "http://%.*s:%d", host_len, host, port);
+}
+
+int
+http_server_start(struct http_server *srv, struct engine *eng, const struct http_config *cfg,
+                  struct eng_error *err)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->eng = eng;
+    srv->cfg = *cfg;
+    if (realpath(cfg->web_dir, srv->web_root) == NULL) {
+        fprintf(stderr, "allotd: web directory '%s' not found; serving no static files\n",
+                cfg->web_dir);
+        srv->web_root[0] = '\0';
+    }
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    /* Empty patterns match nothing: no CGI, no SSI, no CORS headers.  The
+     * document root comes last so that, without a web directory, its NULL
+     * name ends the list there. */
+    const char *options[] = {
+        "listening_ports", cfg->listen,
+        "num_threads", threads,
+        "enable_keep_alive", "yes",
+        "tcp_nodelay", "1",
+        "request_timeout_ms", "10000",
+        "max_request_size", "16384",
+        "enable_directory_listing", "no",
+        "cgi_pattern", "",
+        "ssi_pattern", "",
+        "access_control_allow_origin", "",
+        "access_control_allow_methods", "",
+        "access_control_allow_headers", "",
+        srv->web_root[0] != '\0' ? "document_root" : NULL, srv->web_root,
+        NULL, NULL,
+    };
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.begin_request = begin_request;
+    callbacks.log_message = log_message;
+    char why[256] = "";
+    unsigned code = 0;
+    struct mg_init_data init = {&callbacks, srv, options};
+    struct mg_error_data error = {&code, why, sizeof why};
+    mg_init_library(0);
+    srv->ctx = mg_start2(&init, &error);
+    if (srv->ctx == NULL) {
+        mg_exit_library();
+        return eng_error_set(err, ENG_EINVAL, "cannot listen on %s: %s", cfg->listen,
+                             why[0] != '\0' ? why : "civetweb refused to start");
+    }
+    server_url(srv);
+    return 0;
+}
+
+void
+http_server_stop(struct http_server *srv)
+{
+    if (srv == NULL || srv->ctx == NULL) {
+        return;
+    }
+    /* mg_stop returns once every worker has finished its request. */
+    mg_stop(srv->ctx);
+    srv->ctx = NULL;
+    mg_exit_library();
+}

@@ -1,0 +1,1013 @@
+/* test_policy_host.c - the policy sandbox: calls and conversions, budgets,
+ * memory, escape attempts, loading and self-check examples, lifecycle.
+ *
+ * Policies are inline sources: six trivial default modules, and per test an
+ * override of the pricing kind named "policies/t/pricing.lua".  The last
+ * test also loads the shipped policies (ALLOT_POLICIES, else ./policies)
+ * when they are there. */
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "check.h"
+#include "policy_host.h"
+
+#define T_CHUNK "policies/t/pricing.lua"
+
+static const char *const default_src[POLICY_KIND_COUNT] = {
+    "return { price = function(ctx) return { credits = ctx.n * 2 } end }",
+    "return { eligible = function(ctx) return true end }",
+    "return { order = function(ctx) return ctx.lots end }",
+    "return { rollover = function(ctx) return { carry = 0 } end }",
+    "return { refund = function(ctx) return { credits = 0 } end }",
+    "return { validate = function(ctx) return { ok = ('ab'):rep(2) } end }",
+};
+static char default_names[POLICY_KIND_COUNT][64];
+/* Default limits but a 10 s deadline, so tests of the instruction budget
+ * do not depend on the machine's speed (or valgrind's). */
+static struct policy_limits slow;
+static struct policy_source defaults[POLICY_KIND_COUNT];
+
+static void
+setup_defaults(void)
+{
+    policy_limits_default(&slow);
+    slow.wall_ms_max = 10000;
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        snprintf(default_names[k], sizeof default_names[k], "policies/default/%s.lua",
+                 policy_kind_name((enum policy_kind)k));
+        defaults[k] = (struct policy_source){default_names[k], default_src[k],
+                                             strlen(default_src[k])};
+    }
+}
+
+static double
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* True when needle is in msg; prints the message otherwise. */
+static bool
+has(const char *msg, const char *needle)
+{
+    if (strstr(msg, needle) != NULL) {
+        return true;
+    }
+    printf("# message: %s\n# wanted:  %s\n", msg, needle);
+    return false;
+}
+
+/* The defaults with `src` (len bytes) overriding pricing. */
+static int
+load_pricing_len(const char *src, size_t len, const struct policy_limits *lim,
+                 struct policy_set **set, struct eng_error *err)
+{
+    struct policy_source over[POLICY_KIND_COUNT] = {{0}};
+    over[POLICY_PRICING] = (struct policy_source){T_CHUNK, src, len};
+    return policy_set_load(set, defaults, over, lim, err);
+}
+
+static int
+load_pricing(const char *src, const struct policy_limits *lim, struct policy_set **set,
+             struct eng_error *err)
+{
+    return load_pricing_len(src, strlen(src), lim, set, err);
+}
+
+/* Calls kind with ctx given as JSON text (NULL: no ctx). */
+static int
+call_json(struct policy_set *set, enum policy_kind kind, const char *ctx_text, json_t **out,
+          struct eng_error *err)
+{
+    json_t *ctx = ctx_text != NULL ? json_loads(ctx_text, 0, NULL) : NULL;
+    int rc = policy_set_call(set, kind, ctx, out, err);
+    json_decref(ctx);
+    return rc;
+}
+
+/* Loads src as pricing, calls price(ctx) once, releases the set. */
+static int
+run_pricing(const char *src, const char *ctx_text, const struct policy_limits *lim,
+            json_t **out, struct eng_error *err)
+{
+    struct policy_set *set = NULL;
+    *out = NULL;
+    int rc = load_pricing(src, lim, &set, err);
+    if (rc != 0) {
+        printf("# load failed: %s\n", err->msg);
+        return rc;
+    }
+    rc = call_json(set, POLICY_PRICING, ctx_text, out, err);
+    policy_set_release(set);
+    return rc;
+}
+
+static json_int_t
+int_at(const json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+static void
+test_kinds_and_limits(void)
+{
+    struct policy_limits lim;
+    policy_limits_default(&lim);
+    CHECK_INT(lim.memory_bytes_max, 8 * 1024 * 1024);
+    CHECK_INT(lim.instructions_max, 1000000);
+    CHECK_INT(lim.wall_ms_max, 50);
+    CHECK_INT(lim.source_bytes_max, 256 * 1024);
+    CHECK_INT(lim.string_bytes_max, 4096);
+    CHECK_INT(lim.convert_depth_max, 8);
+    CHECK_STR(policy_kind_name(POLICY_ELIGIBILITY), "eligibility");
+    CHECK_STR(policy_kind_function(POLICY_PRICING), "price");
+    CHECK_STR(policy_kind_function(POLICY_VALIDATE), "validate");
+    enum policy_kind kind = POLICY_PRICING;
+    struct eng_error err = {0};
+    CHECK_INT(policy_kind_parse("refund", &kind, &err), 0);
+    CHECK_INT(kind, POLICY_REFUND);
+    CHECK_INT(policy_kind_parse("nope", &kind, &err), ENG_EINVAL);
+
+    struct policy_set *set = NULL;
+    lim.convert_depth_max = 0;
+    CHECK_INT(policy_set_load(&set, defaults, NULL, &lim, &err), ENG_EINVAL);
+    CHECK(set == NULL);
+}
+
+static void
+test_normal_call(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    CHECK_INT(policy_set_load(&set, defaults, NULL, NULL, &err), 0);
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"n\": 21}", &out, &err), 0);
+    CHECK(json_is_integer(json_object_get(out, "credits")));
+    CHECK_INT(int_at(out, "credits"), 42);
+    json_decref(out);
+    CHECK_INT(call_json(set, POLICY_VALIDATE, "{}", &out, &err), 0);
+    CHECK_STR(json_string_value(json_object_get(out, "ok")), "abab");
+    json_decref(out);
+    CHECK_INT(call_json(set, POLICY_ELIGIBILITY, NULL, &out, &err), 0);
+    CHECK(json_is_true(out));
+    json_decref(out);
+    /* order returns ctx.lots, which is absent: nil becomes JSON null. */
+    CHECK_INT(call_json(set, POLICY_ORDER, "{}", &out, &err), 0);
+    CHECK(json_is_null(out));
+    json_decref(out);
+    CHECK(policy_set_memory_bytes(set) > 0);
+    CHECK(policy_set_memory_bytes(set) < 8 * 1024 * 1024);
+    policy_set_release(set);
+
+    const char *rich = "return { price = function(ctx) return {\n"
+                       "  i = 7, f = 1.5, whole = 2.0, s = 'x', yes = true, no = false,\n"
+                       "  list = { 1, 2, 3 }, empty = {}, nested = { a = { b = { 'deep' } } },\n"
+                       "  echo = ctx } end }";
+    CHECK_INT(run_pricing(rich, "{\"k\": [1, 2.5, \"s\", {\"x\": null}], \"z\": null}",
+                          NULL, &out, &err),
+              0);
+    CHECK(json_is_integer(json_object_get(out, "i")));
+    CHECK(json_is_real(json_object_get(out, "f")));
+    CHECK(json_real_value(json_object_get(out, "f")) == 1.5);
+    CHECK(json_is_real(json_object_get(out, "whole"))); /* 2.0 stays a float */
+    CHECK_STR(json_string_value(json_object_get(out, "s")), "x");
+    CHECK(json_is_true(json_object_get(out, "yes")));
+    CHECK(json_is_false(json_object_get(out, "no")));
+    CHECK_INT(json_array_size(json_object_get(out, "list")), 3);
+    CHECK(json_is_array(json_object_get(out, "empty")));
+    CHECK_INT(json_array_size(json_object_get(out, "empty")), 0);
+    json_t *deep = json_object_get(json_object_get(json_object_get(out, "nested"), "a"), "b");
+    CHECK_STR(json_string_value(json_array_get(deep, 0)), "deep");
+    json_t *echo = json_object_get(out, "echo");
+    CHECK(json_object_get(echo, "z") == NULL); /* null keys are absent */
+    json_t *k = json_object_get(echo, "k");
+    CHECK(json_is_integer(json_array_get(k, 0)));
+    CHECK(json_is_real(json_array_get(k, 1)));
+    CHECK_INT(json_object_size(json_array_get(k, 3)), 0);
+    json_decref(out);
+}
+
+static void
+test_number_subtypes(void)
+{
+    const char *src = "return { price = function(ctx) return {\n"
+                      "  i = math.type(ctx.i), f = math.type(ctx.f), n = #ctx.list,\n"
+                      "  a = ctx.i + 1, b = ctx.f * 2, c = 7 // 2, d = 7 / 2 } end }";
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(run_pricing(src, "{\"i\": 1, \"f\": 1.0, \"list\": [1, 2, 3]}", NULL, &out, &err),
+              0);
+    CHECK_STR(json_string_value(json_object_get(out, "i")), "integer");
+    CHECK_STR(json_string_value(json_object_get(out, "f")), "float");
+    CHECK_INT(int_at(out, "n"), 3);
+    CHECK(json_is_integer(json_object_get(out, "a")));
+    CHECK(json_is_real(json_object_get(out, "b")));
+    CHECK(json_is_integer(json_object_get(out, "c")));
+    CHECK(json_is_real(json_object_get(out, "d")));
+    json_decref(out);
+}
+
+static void
+test_ctx_limits(void)
+{
+    const char *src = "return { price = function(ctx) return 1 end }";
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(run_pricing(src, "{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{}}}}}}}}}",
+                          NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "ctx: nested deeper than 8"));
+    CHECK(has(err.msg, T_CHUNK));
+    CHECK(out == NULL);
+    char *big = malloc(5000 + 16);
+    memset(big, 'x', 5016);
+    memcpy(big, "{\"s\": \"", 7);
+    memcpy(big + 5007, "\"}", 3);
+    CHECK_INT(run_pricing(src, big, NULL, &out, &err), ENG_EPOLICY);
+    CHECK(has(err.msg, "ctx: string longer than 4096 bytes"));
+    free(big);
+}
+
+static void
+test_infinite_loops(void)
+{
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    double t0 = now_ms();
+    CHECK_INT(run_pricing("return { price = function(ctx)\n while true do end\n end }", "{}",
+                          &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":2: policy exceeded its instruction budget"));
+    CHECK(now_ms() - t0 < 1000);
+    CHECK(out == NULL);
+
+    /* pcall catches the first raise, but the budget stays exhausted. */
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " pcall(function() while true do end end)\n"
+                          " while true do end end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "instruction budget"));
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " while true do pcall(function() while true do end end) end end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "instruction budget"));
+    /* Swallowing the error and returning normally does not work either. */
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " local ok = pcall(function() while true do end end)\n"
+                          " return { ok = ok } end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(out == NULL);
+    /* xpcall's handler would run with hooks off after a budget error. */
+    t0 = now_ms();
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " xpcall(function() while true do end end,\n"
+                          "        function(m) while true do end end)\n"
+                          " return 1 end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "instruction budget"));
+    CHECK(now_ms() - t0 < 1000);
+    /* A normal error still reaches the policy's xpcall handler. */
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " local ok, m = xpcall(error, function(m) return 'handled ' .. m end,"
+                          " 'oops', 0)\n return { ok = ok, m = m } end }",
+                          "{}", &slow, &out, &err),
+              0);
+    CHECK_STR(json_string_value(json_object_get(out, "m")), "handled oops");
+    json_decref(out);
+    /* Deep recursion ends in a Lua error, not a crash. */
+    CHECK_INT(run_pricing("local function f(n) return f(n + 1) + 1 end\n"
+                          "return { price = function(ctx) return f(1) end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+}
+
+static void
+test_wall_clock(void)
+{
+    struct policy_limits lim;
+    policy_limits_default(&lim);
+    lim.instructions_max = INT64_MAX / 2;
+    lim.wall_ms_max = 30;
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    double t0 = now_ms();
+    CHECK_INT(run_pricing("return { price = function(ctx) while true do end end }", "{}", &lim,
+                          &out, &err),
+              ENG_EPOLICY);
+    double elapsed = now_ms() - t0;
+    CHECK(has(err.msg, "policy exceeded its time limit (30 ms)"));
+    CHECK(elapsed >= 29 && elapsed < 1000);
+    /* An allocation-heavy loop meets the deadline through the allocator. */
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " local s = ('x'):rep(60000)\n"
+                          " while true do local t = s .. s end end }",
+                          "{}", &lim, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "time limit"));
+}
+
+static void
+test_memory_bombs(void)
+{
+    struct policy_limits lim;
+    policy_limits_default(&lim);
+    lim.instructions_max = 1000000000;
+    lim.wall_ms_max = 10000;
+    const char *src =
+        "return { price = function(ctx)\n"
+        "  if ctx.mode == 'concat' then local s = 'x' while true do s = s .. s end end\n"
+        "  if ctx.mode == 'table' then local t = {} for i = 1, 1e9 do t[i] = i end end\n"
+        "  if ctx.mode == 'rep' then return #string.rep('x', 2e8) end\n"
+        "  if ctx.mode == 'repgrow' then local s = 'x' while true do s = s:rep(2) end end\n"
+        "  if ctx.mode == 'pcall' then\n"
+        "    for i = 1, 50 do pcall(function() local t = {} for j = 1, 1e9 do t[j] = j end end)"
+        " end\n"
+        "    return { survived = true } end\n"
+        "  return { ok = 1 } end }";
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    CHECK_INT(load_pricing(src, &lim, &set, &err), 0);
+    size_t idle_bytes = policy_set_memory_bytes(set);
+
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"mode\": \"concat\"}", &out, &err), ENG_EPOLICY);
+    CHECK(has(err.msg, "memory limit"));
+    CHECK_INT(call_json(set, POLICY_PRICING, "{}", &out, &err), 0);
+    CHECK_INT(int_at(out, "ok"), 1);
+    json_decref(out);
+
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"mode\": \"table\"}", &out, &err), ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ": policy exceeded its memory limit (8388608 bytes)"));
+    CHECK(policy_set_memory_bytes(set) < idle_bytes + 512 * 1024);
+    CHECK_INT(call_json(set, POLICY_PRICING, "{}", &out, &err), 0);
+    CHECK_INT(int_at(out, "ok"), 1);
+    json_decref(out);
+
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"mode\": \"rep\"}", &out, &err), ENG_EPOLICY);
+    CHECK(has(err.msg, "string.rep result longer than 65536 bytes"));
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"mode\": \"repgrow\"}", &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":5: string.rep result longer than 65536 bytes"));
+
+    /* Memory errors caught by the policy itself: the call goes on. */
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"mode\": \"pcall\"}", &out, &err), 0);
+    CHECK(json_is_true(json_object_get(out, "survived")));
+    json_decref(out);
+    CHECK_INT(call_json(set, POLICY_PRICING, "{}", &out, &err), 0);
+    json_decref(out);
+    CHECK(policy_set_memory_bytes(set) <= lim.memory_bytes_max);
+    policy_set_release(set);
+
+    /* With the default budget a fill loop is stopped by either limit. */
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " while true do pcall(function() local t = {}"
+                          " for i = 1, 1e9 do t[i] = {} end end) end end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "instruction budget"));
+}
+
+static void
+test_unavailable(void)
+{
+    const char *src =
+        "return { price = function(ctx) return {\n"
+        " os = type(os), io = type(io), require = type(require), load = type(load),\n"
+        " dofile = type(dofile), loadfile = type(loadfile), debug = type(debug),\n"
+        " collectgarbage = type(collectgarbage), print = type(print), warn = type(warn),\n"
+        " package = type(package), coroutine = type(coroutine), rawset = type(rawset),\n"
+        " dump = type(string.dump), sdump = type(('').dump), random = type(math.random),\n"
+        " randomseed = type(math.randomseed), G = type(_G), setfenv = type(setfenv),\n"
+        " pairs = type(pairs), milli = type(allot.milli), sfind = type(string.find)\n"
+        "} end }";
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(run_pricing(src, "{}", NULL, &out, &err), 0);
+    static const char *const absent[] = {
+        "os",      "io",      "require", "load",   "dofile", "loadfile", "debug",
+        "collectgarbage", "print", "warn", "package", "coroutine", "rawset", "dump",
+        "sdump",   "random",  "randomseed", "G",    "setfenv",
+    };
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+        const char *type = json_string_value(json_object_get(out, absent[i]));
+        CHECK(type != NULL && strcmp(type, "nil") == 0);
+        if (type == NULL || strcmp(type, "nil") != 0) {
+            printf("# %s is %s\n", absent[i], type ? type : "(missing)");
+        }
+    }
+    CHECK_STR(json_string_value(json_object_get(out, "pairs")), "function");
+    CHECK_STR(json_string_value(json_object_get(out, "milli")), "function");
+    CHECK_STR(json_string_value(json_object_get(out, "sfind")), "function");
+    json_decref(out);
+
+    CHECK_INT(run_pricing("return { price = function(ctx) return os.execute('true') end }", "{}",
+                          NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "attempt to index a nil value (global 'os')"));
+    CHECK_INT(run_pricing("return { price = function(ctx) return require('io') end }", "{}",
+                          NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "attempt to call a nil value (global 'require')"));
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " return setmetatable({}, { __gc = function() end }) end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "__gc metamethods are not allowed"));
+}
+
+struct dump_buf {
+    char data[4096];
+    size_t len;
+};
+
+static int
+dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    struct dump_buf *b = ud;
+    if (sz > sizeof b->data - b->len) {
+        return 1;
+    }
+    memcpy(b->data + b->len, p, sz);
+    b->len += sz;
+    return 0;
+}
+
+static void
+test_binary_chunk_refused(void)
+{
+    /* A real binary chunk, dumped by an ordinary (unsandboxed) state. */
+    lua_State *L = luaL_newstate();
+    CHECK_INT(luaL_loadstring(L, "return { price = function() return 1 end }"), LUA_OK);
+    static struct dump_buf bin;
+    CHECK_INT(lua_dump(L, dump_writer, &bin, 0), 0);
+    CHECK(bin.len > 4 && bin.data[0] == 0x1b);
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing_len(bin.data, bin.len, NULL, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, "binary chunks are not accepted"));
+    CHECK(set == NULL);
+    lua_close(L);
+    CHECK_INT(load_pricing("\x1bLua\x54", NULL, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, "binary"));
+}
+
+static void
+test_globals_and_tampering(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    CHECK_INT(load_pricing("x = 1\nreturn { price = function() return 1 end }", NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ":1: assignment to undeclared global 'x'"));
+    CHECK_INT(run_pricing("return { price = function(ctx)\n counter = 1 end }", "{}", NULL, &out,
+                          &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":2: assignment to undeclared global 'counter'"));
+
+    /* Every tampering attempt fails, and the other kinds in the same state
+     * (validate uses string.rep through a method call) are unaffected. */
+    const char *src =
+        "local function try(f) local ok, m = pcall(f) return ok and 'done' or m end\n"
+        "return { price = function(ctx) return {\n"
+        " a = try(function() getmetatable('').__index = {} end),\n"
+        " b = try(function() string.rep = nil end),\n"
+        " c = try(function() math.floor = nil end),\n"
+        " d = try(function() table.insert = nil end),\n"
+        " e = try(function() allot.milli = nil end),\n"
+        " f = try(function() setmetatable('', {}) end),\n"
+        " g = try(function() setmetatable(string, {}) end),\n"
+        " h = try(function() setmetatable(_ENV, {}) end),\n"
+        " i = try(function() rawset(_ENV, 'leak', 1) end),\n"
+        " j = getmetatable(''), k = getmetatable(string), l = getmetatable(_ENV),\n"
+        " m = try(function() utf8.len = nil end),\n"
+        "} end }";
+    CHECK_INT(load_pricing(src, NULL, &set, &err), 0);
+    CHECK_INT(call_json(set, POLICY_PRICING, "{}", &out, &err), 0);
+    const char *keys = "abcdefghim";
+    for (const char *k = keys; *k != '\0'; k++) {
+        char key[2] = {*k, '\0'};
+        const char *v = json_string_value(json_object_get(out, key));
+        CHECK(v != NULL && strcmp(v, "done") != 0);
+        if (v != NULL) {
+            printf("# %s: %s\n", key, v);
+        }
+    }
+    CHECK(has(json_string_value(json_object_get(out, "b")), "read-only table 'string'"));
+    CHECK_STR(json_string_value(json_object_get(out, "j")), "locked");
+    CHECK_STR(json_string_value(json_object_get(out, "k")), "locked");
+    CHECK_STR(json_string_value(json_object_get(out, "l")), "locked");
+    json_decref(out);
+    CHECK_INT(call_json(set, POLICY_VALIDATE, "{}", &out, &err), 0);
+    CHECK_STR(json_string_value(json_object_get(out, "ok")), "abab");
+    json_decref(out);
+    policy_set_release(set);
+}
+
+static void
+test_patterns(void)
+{
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    double t0 = now_ms();
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " return ('a'):rep(4096):find('.-.-b') end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":2: pattern too complex"));
+    CHECK(now_ms() - t0 < 100);
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " return ('a'):rep(200):find('.-.-b') end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "more than one '*', '+' or '-'"));
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " return string.match(('a'):rep(30), ('a?'):rep(30) .. ('a'):rep(30))"
+                          " end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "more than 4 '?'"));
+
+    const char *ok =
+        "return { price = function(ctx) return {\n"
+        " a = ('x=12;y=7'):match('y=(%d+)'),\n"
+        " b = ({ ('a-b-c'):gsub('-', '+') })[1],\n"
+        " c = ('a'):rep(5000):find('b', 1, true) == nil,\n"
+        " d = ('a'):rep(5000):find('aab') == nil,\n"
+        " e = ('2026-01-14'):match('^(%d%d%d%d)%-(%d%d)%-(%d%d)$'),\n"
+        " f = ('[x]'):find('[]]'),\n"
+        " g = string.format('%5.2f|%-3d|%s', 1.5, 7, 'z'),\n"
+        " h = select(2, pcall(string.format, '%100d', 1)),\n"
+        " i = ('abc'):upper() .. utf8.char(233) .. #table.concat({ 'a', 'b' }),\n"
+        "} end }";
+    CHECK_INT(run_pricing(ok, "{}", NULL, &out, &err), 0);
+    CHECK_STR(json_string_value(json_object_get(out, "a")), "7");
+    CHECK_STR(json_string_value(json_object_get(out, "b")), "a+b+c");
+    CHECK(json_is_true(json_object_get(out, "c")));
+    CHECK(json_is_true(json_object_get(out, "d")));
+    CHECK_STR(json_string_value(json_object_get(out, "e")), "2026");
+    CHECK_INT(int_at(out, "f"), 3);
+    CHECK_STR(json_string_value(json_object_get(out, "g")), " 1.50|7  |z");
+    CHECK(has(json_string_value(json_object_get(out, "h")), "width or precision above 99"));
+    CHECK_STR(json_string_value(json_object_get(out, "i")), "ABC\xc3\xa9" "2");
+    json_decref(out);
+}
+
+static void
+test_table_functions(void)
+{
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    double t0 = now_ms();
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " table.move({}, 1, math.maxinteger - 1, 2) end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":2: policy exceeded its instruction budget"));
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " local t = setmetatable({}, { __len = function() return 1 << 62 end })\n"
+                          " table.insert(t, 1, 'x') end }",
+                          "{}", &slow, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "instruction budget"));
+    CHECK(now_ms() - t0 < 500);
+    CHECK_INT(run_pricing("return { price = function(ctx)\n"
+                          " local t = { 3, 1, 2 } table.sort(t) table.insert(t, 4)\n"
+                          " table.remove(t, 1)\n"
+                          " return { t = t, u = { table.unpack({ 1, 2 }) },\n"
+                          "          m = table.move({ 1, 2 }, 1, 2, 2, { 0 }) } end }",
+                          "{}", &slow, &out, &err),
+              0);
+    json_t *t = json_object_get(out, "t");
+    CHECK_INT(json_array_size(t), 3);
+    CHECK_INT(json_integer_value(json_array_get(t, 0)), 2);
+    CHECK_INT(json_integer_value(json_array_get(t, 2)), 4);
+    CHECK_INT(json_array_size(json_object_get(out, "u")), 2);
+    CHECK_INT(json_array_size(json_object_get(out, "m")), 3);
+    json_decref(out);
+}
+
+static void
+test_bad_results(void)
+{
+    static const struct {
+        const char *body;
+        const char *message;
+    } cases[] = {
+        {"return 0/0", "NaN or an infinite number at result"},
+        {"return { x = math.huge }", "NaN or an infinite number at result.x"},
+        {"return { f = function() end }", "policy returned a function at result.f"},
+        {"return function() end", "policy returned a function at result"},
+        {"local t = {} t.self = t return t", "nested deeper than 8 levels (or a cycle)"},
+        {"local t = {} for i = 1, 20 do t = { t } end return t", "nested deeper than 8"},
+        {"return { s = ('x'):rep(5000) }", "a string longer than 4096 bytes at result.s"},
+        {"return { 1, 2, a = 3 }", "a table mixing keys"},
+        {"return { [1] = 1, [3] = 3 }", "a table mixing keys"},
+        {"return { [true] = 1 }", "a table mixing keys"},
+        {"return { list = { 1, 0/0 } }", "at result.list[2]"},
+        {"return { s = '\\xff' }", "not UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "return { price = function(ctx) %s end }", cases[i].body);
+        json_t *out = NULL;
+        struct eng_error err = {0};
+        CHECK_INT(run_pricing(src, "{}", NULL, &out, &err), ENG_EPOLICY);
+        CHECK(out == NULL);
+        CHECK(has(err.msg, cases[i].message));
+    }
+}
+
+static void
+test_errors(void)
+{
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    struct policy_set *set = NULL;
+    CHECK_INT(run_pricing("return { price = function(ctx)\n local x = nil\n return x.y end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":3: attempt to index a nil value (local 'x')"));
+    CHECK(strstr(err.msg, "[C]") == NULL);
+    CHECK_INT(run_pricing("return { price = function(ctx) error('boom', 0) end }", "{}", NULL,
+                          &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ": boom"));
+    CHECK_INT(run_pricing("return { price = function(ctx) error({ code = 1 }) end }", "{}", NULL,
+                          &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "error value of type table"));
+
+    CHECK_INT(load_pricing("return {\n price = function(ctx)\n return { credits = }\n end }",
+                           NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ":3:"));
+    CHECK(set == NULL);
+    CHECK_INT(load_pricing("return 42", NULL, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ": a policy module must return a table (got number)"));
+    CHECK_INT(load_pricing("return { prize = function() end }", NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "no function 'price'"));
+    CHECK_INT(load_pricing("error('at load')", NULL, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ":1: at load"));
+    CHECK_INT(load_pricing("while true do end", &slow, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, "instruction budget"));
+
+    struct policy_limits lim;
+    policy_limits_default(&lim);
+    lim.source_bytes_max = 16;
+    CHECK_INT(load_pricing("return { price = function() end }", &lim, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "more than 16"));
+
+    struct policy_source broken[POLICY_KIND_COUNT];
+    memcpy(broken, defaults, sizeof broken);
+    broken[POLICY_REFUND].source = NULL;
+    CHECK_INT(policy_set_load(&set, broken, NULL, NULL, &err), ENG_EINVAL);
+    CHECK(set == NULL);
+}
+
+static void
+test_examples(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    const char *pass =
+        "local M = {}\n"
+        "function M.price(ctx) return { credits = ctx.n * 2, unit = 'hour' } end\n"
+        "M.examples = {\n"
+        "  { ctx = { n = 3 }, expect = { credits = 6, unit = 'hour' } },\n"
+        "  { ctx = { n = 0.5 }, expect = { credits = 1.0, unit = 'hour' } },\n"
+        "}\n"
+        "return M";
+    CHECK_INT(load_pricing(pass, NULL, &set, &err), 0);
+    policy_set_release(set);
+    set = NULL;
+
+    const char *wrong =
+        "local M = {}\n"
+        "function M.price(ctx) return { credits = ctx.n * 2, unit = 'hour' } end\n"
+        "M.examples = {\n"
+        "  { ctx = { n = 3 }, expect = { credits = 6, unit = 'hour' } },\n"
+        "  { ctx = { n = 750 }, expect = { credits = 1500, unit = 'coin' } },\n"
+        "}\n"
+        "return M";
+    CHECK_INT(load_pricing(wrong, NULL, &set, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ": example 2: expected {"));
+    CHECK(has(err.msg, "unit=\"coin\""));
+    CHECK(has(err.msg, "} got {"));
+    CHECK(set == NULL);
+
+    /* 2000 is not 2000.0. */
+    CHECK_INT(load_pricing("return { price = function(ctx) return { credits = 2000 } end,\n"
+                           " examples = { { ctx = {}, expect = { credits = 2000.0 } } } }",
+                           NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "example 1: expected {credits=2000.0} got {credits=2000}"));
+    /* Extra keys on either side differ. */
+    CHECK_INT(load_pricing("return { price = function(ctx) return { a = 1, b = 2 } end,\n"
+                           " examples = { { ctx = {}, expect = { a = 1 } } } }",
+                           NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK_INT(load_pricing("return { price = function(ctx)\n return ctx.x.y end,\n"
+                           " examples = { { ctx = {}, expect = 1 } } }",
+                           NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, T_CHUNK ": example 1: " T_CHUNK ":2: attempt to index a nil value"));
+    CHECK_INT(load_pricing("return { price = function(ctx) while true do end end,\n"
+                           " examples = { { ctx = {}, expect = 1 } } }",
+                           &slow, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "example 1: " T_CHUNK ":1: policy exceeded its instruction budget"));
+    /* An example whose result a real call would refuse. */
+    CHECK_INT(load_pricing("local f = function() end\n"
+                           "return { price = function(ctx) return { f = f } end,\n"
+                           " examples = { { ctx = {}, expect = { f = f } } } }",
+                           NULL, &set, &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "example 1: policy returned a function at result.f"));
+    CHECK_INT(load_pricing("return { price = function(ctx) end, examples = 3 }", NULL, &set,
+                           &err),
+              ENG_EREJECTED);
+    CHECK(has(err.msg, "examples must be a list"));
+}
+
+static void
+test_overrides(void)
+{
+    /* An override replaces the default module; the default of an
+     * overridden kind is not even compiled. */
+    struct policy_source broken[POLICY_KIND_COUNT];
+    memcpy(broken, defaults, sizeof broken);
+    broken[POLICY_PRICING].source = "return {";
+    broken[POLICY_PRICING].len = strlen("return {");
+    struct policy_source over[POLICY_KIND_COUNT] = {{0}};
+    const char *src = "return { price = function(ctx) return { credits = 1 } end }";
+    over[POLICY_PRICING] = (struct policy_source){T_CHUNK, src, strlen(src)};
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(policy_set_load(&set, broken, over, NULL, &err), 0);
+    json_t *out = NULL;
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"n\": 5}", &out, &err), 0);
+    CHECK_INT(int_at(out, "credits"), 1);
+    json_decref(out);
+    CHECK_INT(call_json(set, POLICY_REFUND, "{}", &out, &err), 0); /* a default */
+    CHECK_INT(int_at(out, "credits"), 0);
+    json_decref(out);
+    policy_set_release(set);
+    CHECK_INT(policy_set_load(&set, broken, NULL, NULL, &err), ENG_EREJECTED);
+    CHECK(has(err.msg, "policies/default/pricing.lua:1:"));
+}
+
+static void
+test_allot_helpers(void)
+{
+    const char *src =
+        "local function err(f, ...) local ok, m = pcall(f, ...) return ok and 'no error' or m end\n"
+        "return { price = function(ctx) return {\n"
+        " a = allot.milli(1.5), b = allot.milli(2), c = allot.milli(0.1),\n"
+        " d = allot.milli(-0.25), e = allot.milli(2.0), f = allot.milli(999999999999.999),\n"
+        " g = err(allot.milli, 1.2345), h = err(allot.milli, 0/0),\n"
+        " i = err(allot.milli, math.huge), j = err(allot.milli, 10^13),\n"
+        " k = err(allot.milli, '1.5'), l = math.type(allot.milli(1.5)),\n"
+        " m = allot.ceil_div(7, 2), n = allot.floor_div(7, 2), o = allot.ceil_div(6, 3),\n"
+        " p = err(allot.ceil_div, -1, 2), q = err(allot.floor_div, 1.0, 2),\n"
+        " r = allot.ceil_div(math.maxinteger, 2),\n"
+        "} end }";
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(run_pricing(src, "{}", NULL, &out, &err), 0);
+    CHECK_INT(int_at(out, "a"), 1500);
+    CHECK_INT(int_at(out, "b"), 2000);
+    CHECK_INT(int_at(out, "c"), 100);
+    CHECK_INT(int_at(out, "d"), -250);
+    CHECK_INT(int_at(out, "e"), 2000);
+    CHECK_INT(int_at(out, "f"), 999999999999999LL);
+    CHECK(has(json_string_value(json_object_get(out, "g")), "amount has more than 3 decimals"));
+    CHECK(has(json_string_value(json_object_get(out, "h")), "not a finite number"));
+    CHECK(has(json_string_value(json_object_get(out, "i")), "not a finite number"));
+    CHECK(has(json_string_value(json_object_get(out, "j")), "out of range"));
+    CHECK(has(json_string_value(json_object_get(out, "k")), "number expected"));
+    CHECK_STR(json_string_value(json_object_get(out, "l")), "integer");
+    CHECK_INT(int_at(out, "m"), 4);
+    CHECK_INT(int_at(out, "n"), 3);
+    CHECK_INT(int_at(out, "o"), 2);
+    CHECK(has(json_string_value(json_object_get(out, "p")), "non-negative dividend"));
+    CHECK(has(json_string_value(json_object_get(out, "q")), "integer arguments expected"));
+    CHECK_INT(int_at(out, "r"), 4611686018427387904LL);
+    json_decref(out);
+    CHECK_INT(run_pricing("return { price = function(ctx)\n return allot.milli(1.2345) end }",
+                          "{}", NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, T_CHUNK ":2: allot.milli: amount has more than 3 decimals"));
+}
+
+static void
+test_isolation(void)
+{
+    /* Module state lives in each set's own state: calls to one set never
+     * show in the other. */
+    const char *src = "local calls = 0\n"
+                      "return { price = function(ctx) calls = calls + 1\n"
+                      " local leaked = pcall(function() string.shared = calls end)\n"
+                      " return { calls = calls, seen = string.shared, leaked = leaked } end }";
+    struct policy_set *a = NULL, *b = NULL;
+    struct eng_error err = {0};
+    json_t *out = NULL;
+    CHECK_INT(load_pricing(src, NULL, &a, &err), 0);
+    CHECK_INT(load_pricing(src, NULL, &b, &err), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(call_json(a, POLICY_PRICING, "{}", &out, &err), 0);
+        json_decref(out);
+    }
+    CHECK_INT(call_json(a, POLICY_PRICING, "{}", &out, &err), 0);
+    CHECK_INT(int_at(out, "calls"), 4);
+    json_decref(out);
+    CHECK_INT(call_json(b, POLICY_PRICING, "{}", &out, &err), 0);
+    CHECK_INT(int_at(out, "calls"), 1);
+    CHECK(json_object_get(out, "seen") == NULL);
+    CHECK(json_is_false(json_object_get(out, "leaked")));
+    json_decref(out);
+    policy_set_release(a);
+    policy_set_release(b);
+}
+
+static void
+test_refcount(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(policy_set_load(&set, defaults, NULL, NULL, &err), 0);
+    policy_set_retain(set);
+    policy_set_release(set);
+    json_t *out = NULL;
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"n\": 1}", &out, &err), 0); /* still alive */
+    json_decref(out);
+    policy_set_release(set);
+    policy_set_release(NULL);
+    CHECK(1);
+}
+
+struct thread_arg {
+    struct policy_set *set;
+    int base;
+    int failures;
+};
+
+static void *
+thread_main(void *p)
+{
+    struct thread_arg *arg = p;
+    for (int i = 0; i < 300; i++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "{\"n\": %d}", arg->base + i);
+        json_t *out = NULL;
+        struct eng_error err = {0};
+        if (call_json(arg->set, POLICY_PRICING, ctx, &out, &err) != 0 ||
+            int_at(out, "credits") != 2 * (arg->base + i)) {
+            arg->failures++;
+        }
+        json_decref(out);
+    }
+    return NULL;
+}
+
+static void
+test_threads(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(policy_set_load(&set, defaults, NULL, NULL, &err), 0);
+    pthread_t threads[4];
+    struct thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct thread_arg){set, i * 1000, 0};
+        policy_set_retain(set);
+        CHECK_INT(pthread_create(&threads[i], NULL, thread_main, &args[i]), 0);
+    }
+    policy_set_release(set); /* the threads hold the remaining references */
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_INT(args[i].failures, 0);
+        policy_set_release(args[i].set);
+    }
+}
+
+static char *
+read_policy(const char *dir, const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    char *buf = malloc(256 * 1024 + 1);
+    *len = fread(buf, 1, 256 * 1024, f);
+    fclose(f);
+    return buf;
+}
+
+static void
+test_shipped_policies(void)
+{
+    const char *dir = getenv("ALLOT_POLICIES") ? getenv("ALLOT_POLICIES") : "policies";
+    struct policy_source shipped[POLICY_KIND_COUNT];
+    char *text[POLICY_KIND_COUNT] = {0};
+    static char names[POLICY_KIND_COUNT][80];
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        char file[64];
+        size_t len = 0;
+        snprintf(file, sizeof file, "default/%s.lua", policy_kind_name((enum policy_kind)k));
+        snprintf(names[k], sizeof names[k], "policies/%s", file);
+        text[k] = read_policy(dir, file, &len);
+        if (text[k] == NULL) {
+            printf("# skip: no shipped policies in %s\n", dir);
+            for (int j = 0; j < k; j++) {
+                free(text[j]);
+            }
+            return;
+        }
+        shipped[k] = (struct policy_source){names[k], text[k], len};
+    }
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    int rc = policy_set_load(&set, shipped, NULL, NULL, &err);
+    CHECK_INT(rc, 0);
+    if (rc != 0) {
+        printf("# %s\n", err.msg);
+    }
+    policy_set_release(set);
+    static const struct {
+        const char *file;
+        enum policy_kind kind;
+    } examples[] = {
+        {"examples/auditorium_refund.lua", POLICY_REFUND},
+        {"examples/free_weekend.lua", POLICY_PRICING},
+        {"examples/peak_surcharge.lua", POLICY_PRICING},
+        {"examples/user_quota.lua", POLICY_VALIDATE},
+    };
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+        size_t len = 0;
+        char *src = read_policy(dir, examples[i].file, &len);
+        if (src == NULL) {
+            continue;
+        }
+        struct policy_source over[POLICY_KIND_COUNT] = {{0}};
+        over[examples[i].kind] = (struct policy_source){examples[i].file, src, len};
+        set = NULL;
+        rc = policy_set_load(&set, shipped, over, NULL, &err);
+        CHECK_INT(rc, 0);
+        if (rc != 0) {
+            printf("# %s\n", err.msg);
+        }
+        policy_set_release(set);
+        free(src);
+    }
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        free(text[k]);
+    }
+}
+
+int
+main(void)
+{
+    setup_defaults();
+    test_kinds_and_limits();
+    test_normal_call();
+    test_number_subtypes();
+    test_ctx_limits();
+    test_infinite_loops();
+    test_wall_clock();
+    test_memory_bombs();
+    test_unavailable();
+    test_binary_chunk_refused();
+    test_globals_and_tampering();
+    test_patterns();
+    test_table_functions();
+    test_bad_results();
+    test_errors();
+    test_examples();
+    test_overrides();
+    test_allot_helpers();
+    test_isolation();
+    test_refcount();
+    test_threads();
+    test_shipped_policies();
+    return check_exit();
+}
