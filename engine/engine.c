@@ -16,11 +16,12 @@ extern const struct op_def ops_credits[];
 extern const struct op_def ops_booking[];
 extern const struct op_def ops_admin[];
 extern const struct op_def ops_reports[];
+extern const struct op_def ops_policies[];
 
 static void engine_stop_writer(struct engine *eng);
 
 static const struct op_def *const op_groups[] = {ops_portfolio, ops_credits, ops_booking,
-                                                 ops_admin, ops_reports};
+                                                 ops_admin, ops_reports, ops_policies};
 
 /* ---------- names and ids ---------- */
 
@@ -381,6 +382,10 @@ job_run(struct engine *eng, struct write_job *job)
         (void)store_exec(op->store, "ROLLBACK TO job", NULL);
         json_decref(job->out);
         job->out = NULL;
+        if (op->install_set != NULL) {
+            policy_set_release(op->install_set);
+            op->install_set = NULL;
+        }
     }
 release:
     (void)store_exec(op->store, "RELEASE job", NULL);
@@ -414,6 +419,17 @@ batch_run(struct engine *eng, struct write_job *jobs)
                     j->out = NULL;
                 }
             }
+        }
+    }
+    /* Policy versions go live only once they are durable. */
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        if (j->op.install_set != NULL) {
+            if (j->rc == 0) {
+                engine_policy_install(eng, j->op.install_building, j->op.install_set,
+                                      j->op.install_versions);
+            }
+            policy_set_release(j->op.install_set);
+            j->op.install_set = NULL;
         }
     }
     struct op probe = {.eng = eng, .store = &eng->writer, .err = &err};
@@ -619,31 +635,140 @@ slot_find(struct engine *eng, int64_t building_id, bool insert)
     return insert ? tomb : NULL;
 }
 
-/* Reads the building's overrides from policies/buildings/<id>/<kind>.lua. */
-static int
-load_overrides(struct engine *eng, int64_t building_id, struct policy_source *over,
-               char *texts[POLICY_KIND_COUNT], char names[POLICY_KIND_COUNT][96],
-               char versions[POLICY_KIND_COUNT][48])
+/* The sources of a building's policy set: per kind, the active uploaded
+ * version (policy_active), else a file policies/buildings/bld_<id>/<kind>.lua,
+ * else the default.  `cand`, when not NULL, replaces one kind (a candidate
+ * being checked, simulated or quoted under). */
+struct set_sources {
+    struct policy_source over[POLICY_KIND_COUNT];
+    char *texts[POLICY_KIND_COUNT];
+    char names[POLICY_KIND_COUNT][96];
+    char labels[POLICY_KIND_COUNT][48];
+};
+
+static void
+sources_free(struct set_sources *src)
 {
     for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        free(src->texts[k]);
+        src->texts[k] = NULL;
+    }
+}
+
+static void
+sources_from_db(struct engine *eng, int64_t building_id, struct set_sources *src)
+{
+    struct eng_error err = {0};
+    struct store *rd = reader_store(eng, &err);
+    sqlite3_stmt *st = rd ? store_prep(rd,
+                                       "SELECT pv.kind, pv.version, pv.source, pv.sha256"
+                                       " FROM policy_active pa JOIN policy_version pv"
+                                       " ON pv.id = pa.version_id WHERE pa.building_id = ?",
+                                       &err)
+                          : NULL;
+    if (st == NULL) {
+        return;
+    }
+    sqlite3_bind_int64(st, 1, building_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        enum policy_kind k;
+        if (policy_kind_parse((const char *)sqlite3_column_text(st, 0), &k, NULL) != 0 ||
+            src->texts[k] != NULL) {
+            continue;
+        }
+        src->texts[k] = strdup((const char *)sqlite3_column_text(st, 2));
+        if (src->texts[k] == NULL) {
+            continue;
+        }
+        snprintf(src->names[k], 96, "policies/bld_%" PRId64 "/%s.lua@v%d", building_id,
+                 policy_kind_name(k), sqlite3_column_int(st, 1));
+        src->over[k] = (struct policy_source){src->names[k], src->texts[k], strlen(src->texts[k])};
+        snprintf(src->labels[k], 48, "v%d:%.12s", sqlite3_column_int(st, 1),
+                 (const char *)sqlite3_column_text(st, 3));
+    }
+    sqlite3_reset(st);
+}
+
+static void
+sources_load(struct engine *eng, int64_t building_id, const struct policy_candidate *cand,
+             struct set_sources *src)
+{
+    memset(src, 0, sizeof *src);
+    if (building_id != 0) {
+        sources_from_db(eng, building_id, src);
+    }
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
         const char *kind = policy_kind_name((enum policy_kind)k);
-        char path[ENGINE_PATH_MAX + 96], hex[65];
+        char hex[65];
+        if (cand != NULL && cand->kind == (enum policy_kind)k) {
+            free(src->texts[k]);
+            src->texts[k] = NULL;
+            snprintf(src->names[k], 96, "candidate/%s.lua", kind);
+            src->over[k] = (struct policy_source){src->names[k], cand->source, cand->len};
+            sha256_hex(cand->source, cand->len, hex);
+            snprintf(src->labels[k], 48, "candidate:%.12s", hex);
+            continue;
+        }
+        if (src->texts[k] != NULL) {
+            continue;
+        }
+        char path[ENGINE_PATH_MAX + 96];
         size_t len = 0;
         snprintf(path, sizeof path, "%s/buildings/bld_%" PRId64 "/%s.lua",
                  eng->cfg.policies_dir, building_id, kind);
-        texts[k] = building_id != 0 ? read_file(path, eng->cfg.policy.source_bytes_max, &len)
-                                    : NULL;
-        if (texts[k] != NULL) {
-            snprintf(names[k], 96, "policies/buildings/bld_%" PRId64 "/%s.lua", building_id, kind);
-            over[k] = (struct policy_source){names[k], texts[k], len};
-            sha256_hex(texts[k], len, hex);
-            snprintf(versions[k], 48, "file:%.12s", hex);
+        src->texts[k] = building_id != 0
+                            ? read_file(path, eng->cfg.policy.source_bytes_max, &len)
+                            : NULL;
+        if (src->texts[k] != NULL) {
+            snprintf(src->names[k], 96, "policies/buildings/bld_%" PRId64 "/%s.lua",
+                     building_id, kind);
+            src->over[k] = (struct policy_source){src->names[k], src->texts[k], len};
+            sha256_hex(src->texts[k], len, hex);
+            snprintf(src->labels[k], 48, "file:%.12s", hex);
         } else {
-            over[k] = (struct policy_source){0};
-            snprintf(versions[k], 48, "default:%.12s", eng->default_sha[k]);
+            src->over[k] = (struct policy_source){0};
+            snprintf(src->labels[k], 48, "default:%.12s", eng->default_sha[k]);
         }
     }
-    return 0;
+}
+
+int
+engine_policy_build(struct engine *eng, int64_t building_id, const struct policy_candidate *cand,
+                    struct policy_set **set, char versions[POLICY_KIND_COUNT][48],
+                    struct eng_error *err)
+{
+    struct set_sources src;
+    sources_load(eng, building_id, cand, &src);
+    int rc = policy_set_load(set, eng->defaults, src.over, &eng->cfg.policy, err);
+    if (rc == 0 && versions != NULL) {
+        memcpy(versions, src.labels, sizeof src.labels);
+    }
+    sources_free(&src);
+    return rc;
+}
+
+void
+engine_policy_install(struct engine *eng, int64_t building_id, struct policy_set *set,
+                      char versions[POLICY_KIND_COUNT][48])
+{
+    pthread_mutex_lock(&eng->policy_mu);
+    struct policy_slot *s = slot_find(eng, building_id, false);
+    if (s == NULL) {
+        s = slot_find(eng, building_id, true);
+    }
+    struct policy_set *old = NULL;
+    if (s != NULL) {
+        old = s->set;
+        s->building_id = building_id + 1;
+        s->set = set;
+        memcpy(s->versions, versions, sizeof s->versions);
+        policy_set_retain(set);
+    }
+    pthread_mutex_unlock(&eng->policy_mu);
+    /* Requests that hold the old set finish on it; the last one frees it. */
+    if (old != NULL) {
+        policy_set_release(old);
+    }
 }
 
 int
@@ -662,19 +787,11 @@ engine_policy(struct engine *eng, int64_t building_id, struct policy_set **set,
         return 0;
     }
     pthread_mutex_unlock(&eng->policy_mu);
-    struct policy_source over[POLICY_KIND_COUNT];
-    char *texts[POLICY_KIND_COUNT];
-    char names[POLICY_KIND_COUNT][96];
     char labels[POLICY_KIND_COUNT][48];
-    load_overrides(eng, building_id, over, texts, names, labels);
     struct policy_set *fresh = NULL;
-    int rc = policy_set_load(&fresh, eng->defaults, over, &eng->cfg.policy, err);
-    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
-        free(texts[k]);
-    }
-    if (rc != 0) {
+    if (engine_policy_build(eng, building_id, NULL, &fresh, labels, err) != 0) {
         /* A broken override must not take the building down silently. */
-        return eng_error_code(err, ENG_EPOLICY, "policy_error", "%s", err->msg);
+        return eng_error_recode(err, ENG_EPOLICY, "policy_error");
     }
     pthread_mutex_lock(&eng->policy_mu);
     s = slot_find(eng, building_id, false);

@@ -126,6 +126,26 @@ ENG_MUST_CHECK int engine_advance(struct engine *eng, struct eng_error *err);
 ENG_MUST_CHECK int engine_policy(struct engine *eng, int64_t building_id,
                                  struct policy_set **set,
                                  char versions[POLICY_KIND_COUNT][48], struct eng_error *err);
+/* A candidate source for one kind, replacing the building's active one. */
+struct policy_candidate {
+    enum policy_kind kind;
+    const char *source;
+    size_t len;
+};
+
+/* Builds (compiles and self-checks) a fresh policy set for a building from
+ * its current sources, with `cand` (may be NULL) in place of one kind.  The
+ * set is returned with one reference; nothing is cached or installed. */
+ENG_MUST_CHECK int engine_policy_build(struct engine *eng, int64_t building_id,
+                                       const struct policy_candidate *cand,
+                                       struct policy_set **set,
+                                       char versions[POLICY_KIND_COUNT][48],
+                                       struct eng_error *err);
+/* Makes `set` the building's serving set (taking a reference); the old set
+ * is released once the requests holding it finish. */
+void engine_policy_install(struct engine *eng, int64_t building_id, struct policy_set *set,
+                           char versions[POLICY_KIND_COUNT][48]);
+
 /* Drops cached policy sets so the next use reloads them (all buildings when
  * building_id is 0).  In-flight calls keep the set they hold. */
 void engine_policy_invalidate(struct engine *eng, int64_t building_id);

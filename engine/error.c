@@ -61,6 +61,16 @@ eng_error_code(struct eng_error *err, enum eng_status status, const char *code, 
     return (int)status;
 }
 
+int
+eng_error_recode(struct eng_error *err, enum eng_status status, const char *code)
+{
+    if (err != NULL) {
+        err->status = status;
+        snprintf(err->code, sizeof err->code, "%s", code);
+    }
+    return (int)status;
+}
+
 void
 eng_error_field(struct eng_error *err, const char *field)
 {

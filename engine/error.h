@@ -54,6 +54,10 @@ int eng_error_set(struct eng_error *err, enum eng_status status, const char *fmt
 int eng_error_code(struct eng_error *err, enum eng_status status, const char *code,
                    const char *fmt, ...) ENG_PRINTF(4, 5);
 
+/* Keeps the message of an error already set but gives it another status
+ * and client-facing code; returns the new status. */
+int eng_error_recode(struct eng_error *err, enum eng_status status, const char *code);
+
 /* Records which request field an (already set) error concerns. */
 void eng_error_field(struct eng_error *err, const char *field);
 

@@ -24,6 +24,11 @@ struct op {
     int64_t now;
     int http_status; /* 200 unless the op sets 201 */
     struct eng_error *err;
+    /* A policy set to serve once this op's transaction has committed (set
+     * by the policy operations; owned by the op until then). */
+    struct policy_set *install_set;
+    int64_t install_building;
+    char install_versions[POLICY_KIND_COUNT][48];
 };
 
 typedef int (*op_fn)(struct op *op, json_t *args, json_t **out);

@@ -192,11 +192,38 @@ price(struct op *op, struct bk *b)
     return 0;
 }
 
+/* Quotes under a candidate policy version ({kind, source}) that is not
+ * active: an admin tries a policy before uploading it. */
+static int
+candidate_set(struct op *op, json_t *cand, struct bk *b)
+{
+    static const char *const keys[] = {"kind", "source", NULL};
+    const char *kind_s, *source;
+    struct policy_candidate pc;
+    if (!op_is_admin(op)) {
+        return op_forbidden(op, "quote under a candidate policy");
+    }
+    if (args_only(op, cand, keys) || args_string(op, cand, "kind", true, 20, &kind_s) ||
+        args_string(op, cand, "source", true, op->eng->cfg.policy.source_bytes_max, &source)) {
+        eng_error_field(op->err, "candidate");
+        return op->err->status;
+    }
+    if (policy_kind_parse(kind_s, &pc.kind, NULL) != 0) {
+        return op_invalid(op, "candidate.kind", "unknown policy kind '%.20s'", kind_s);
+    }
+    pc.source = source;
+    pc.len = strlen(source);
+    if (engine_policy_build(op->eng, b->building_id, &pc, &b->pol, b->versions, op->err) != 0) {
+        return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
+    }
+    return 0;
+}
+
 static int
 prepare(struct op *op, json_t *args, struct bk *b, bool booking)
 {
     static const char *const qkeys[] = {"resource_id", "user_id", "start", "end",
-                                        "discount_percent", NULL};
+                                        "discount_percent", "candidate", NULL};
     static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
                                         "discount_percent", "payment_method", NULL};
     int64_t discount = 0;
@@ -243,8 +270,15 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     if (b->tenant == NULL) {
         return rc;
     }
-    if (engine_policy(op->eng, b->building_id, &b->pol, b->versions, op->err) != 0 ||
-        price(op, b) != 0) {
+    json_t *cand = booking ? NULL : json_object_get(args, "candidate");
+    if (cand != NULL) {
+        if (candidate_set(op, cand, b) != 0) {
+            return op->err->status;
+        }
+    } else if (engine_policy(op->eng, b->building_id, &b->pol, b->versions, op->err) != 0) {
+        return op->err->status;
+    }
+    if (price(op, b) != 0) {
         return op->err->status;
     }
     if (b->has_credits && b->pay_credits) {
@@ -727,7 +761,7 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     st = rc == 0 ? store_prep(op->store,
                               "UPDATE booking SET status = 'cancelled', credits_refunded = ?,"
                               " money_refunded = ?, cancelled_at = ?, cancelled_by = ?,"
-                              " cancel_reason = ? WHERE id = ?",
+                              " cancel_reason = ?, cancelled_by_admin = ? WHERE id = ?",
                               op->err)
                  : NULL;
     if (st != NULL) {
@@ -738,7 +772,8 @@ op_cancel(struct op *op, json_t *args, json_t **out)
         if (reason != NULL) {
             sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
         }
-        sqlite3_bind_int64(st, 6, id);
+        sqlite3_bind_int(st, 6, op_can_assign(op));
+        sqlite3_bind_int64(st, 7, id);
         rc = sql_step_done(op, st, "booking cancel");
     } else if (rc == 0) {
         rc = ENG_ESTORE;
@@ -835,11 +870,181 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
     return 0;
 }
 
+/* ---------- simulation ---------- */
+
+/* A date (midnight in the building's zone) or an RFC 3339 time. */
+static int
+sim_instant(struct op *op, json_t *args, const char *key, const char *zone, int64_t *out)
+{
+    const char *s;
+    struct civil_date d;
+    if (args_string(op, args, key, true, 40, &s) != 0) {
+        return op->err->status;
+    }
+    if (date_parse(s, &d, NULL) == 0) {
+        return tz_local_midnight(zone, d, out, op->err);
+    }
+    return args_time(op, args, key, true, out);
+}
+
+struct sim_totals {
+    int64_t charged, candidate, refunded, candidate_refund;
+    int count, refused, errors;
+};
+
+/* What the candidate would have done for one stored booking. */
+static json_t *
+sim_booking(struct op *op, sqlite3_stmt *st, enum policy_kind kind, struct policy_set *pol,
+            struct sim_totals *t)
+{
+    struct bk b = {0};
+    struct eng_error saved = *op->err;
+    int64_t id = sqlite3_column_int64(st, 0);
+    b.resource_id = sqlite3_column_int64(st, 1);
+    b.user_id = sqlite3_column_int64(st, 2);
+    b.start = sqlite3_column_int64(st, 3);
+    b.end = sqlite3_column_int64(st, 4);
+    b.method = (const char *)sqlite3_column_text(st, 5);
+    bool by_credits = strcmp(b.method, "credits") == 0;
+    int64_t credits = sqlite3_column_int64(st, 6), money = sqlite3_column_int64(st, 7);
+    b.discount_pm = sqlite3_column_int64(st, 8);
+    bool cancelled = strcmp((const char *)sqlite3_column_text(st, 9), "cancelled") == 0;
+    int64_t refunded = sqlite3_column_int64(st, 10);
+    json_t *row = json_pack("{s:o, s:o, s:s, s:s, s:{s:o, s:I}}", "booking_id",
+                            id_json("bkg", id), "start", time_str(b.start), "payment_method",
+                            b.method, "status", cancelled ? "cancelled" : "confirmed", "charged",
+                            "credits", by_credits ? amount_to_json(credits) : json_null(),
+                            "money", (json_int_t)money);
+    int rc;
+    policy_set_retain(pol);
+    b.pol = pol;
+    b.user = ctx_user(op, b.user_id, &b.tenant_id, &rc);
+    if (b.user != NULL && load_resource(op, &b) == 0) {
+        if (kind == POLICY_REFUND) {
+            json_t *ctx = json_pack(
+                "{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}, s:O}", "booking", "id",
+                id_json("bkg", id), "start", (json_int_t)b.start, "end", (json_int_t)b.end,
+                "payment_method", b.method, "credits", (json_int_t)(by_credits ? credits : 0),
+                "money", (json_int_t)(by_credits ? 0 : money), "created_at",
+                (json_int_t)sqlite3_column_int64(st, 11), "now",
+                (json_int_t)sqlite3_column_int64(st, 12), "by", "role", "recorded", "admin",
+                sqlite3_column_int(st, 13) != 0, "resource", b.resource);
+            json_t *res = NULL;
+            if (cancelled && policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err) == 0) {
+                json_t *c = json_object_get(res, "credits");
+                int64_t would = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
+                json_object_set_new(row, "refunded", amount_to_json(refunded));
+                json_object_set_new(row, "candidate_refund", amount_to_json(would));
+                t->refunded += refunded;
+                t->candidate_refund += would;
+            } else if (cancelled) {
+                json_object_set_new(row, "error", json_string(op->err->msg));
+                t->errors++;
+            }
+            json_decref(ctx);
+            json_decref(res);
+        } else if (price(op, &b) == 0) {
+            json_object_set_new(row, "candidate",
+                                json_pack("{s:o, s:o}", "credits",
+                                          b.has_credits ? amount_to_json(b.credits) : json_null(),
+                                          "money", b.has_money ? json_integer(b.money)
+                                                               : json_null()));
+            if (by_credits) {
+                t->charged += credits;
+                t->candidate += b.has_credits ? b.credits : 0;
+            }
+        } else {
+            bool refused = op->err->status == ENG_EINVAL;
+            json_object_set_new(row, refused ? "refused" : "error", json_string(op->err->msg));
+            t->refused += refused;
+            t->errors += !refused;
+        }
+    }
+    bk_free(&b);
+    *op->err = saved;
+    t->count++;
+    return row;
+}
+
+/* Runs a candidate over the building's past bookings; writes nothing. */
+static int
+op_simulate(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"building_id", "kind", "source", "from", "to", NULL};
+    int64_t bid, from, to;
+    const char *kind_s, *source;
+    struct policy_candidate pc;
+    if (op_require_admin(op) || args_only(op, args, keys) ||
+        args_id(op, args, "building_id", "bld", true, &bid) ||
+        args_string(op, args, "kind", true, 20, &kind_s) ||
+        args_string(op, args, "source", true, op->eng->cfg.policy.source_bytes_max, &source)) {
+        return op->err->status;
+    }
+    char zone[TIME_ZONE_NAME_MAX] = "UTC";
+    sqlite3_stmt *st = store_prep(op->store, "SELECT timezone FROM building WHERE id = ?",
+                                  op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, bid);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) {
+        snprintf(zone, sizeof zone, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_reset(st);
+    if (!found || !op_sees_building(op, bid)) {
+        return op_not_found(op, "building");
+    }
+    if (policy_kind_parse(kind_s, &pc.kind, NULL) != 0 ||
+        (pc.kind != POLICY_PRICING && pc.kind != POLICY_REFUND && pc.kind != POLICY_VALIDATE)) {
+        return op_invalid(op, "kind", "simulation covers the pricing, refund and validate kinds");
+    }
+    if (sim_instant(op, args, "from", zone, &from) || sim_instant(op, args, "to", zone, &to)) {
+        return op->err->status;
+    }
+    pc.source = source;
+    pc.len = strlen(source);
+    struct policy_set *pol = NULL;
+    if (engine_policy_build(op->eng, bid, &pc, &pol, NULL, op->err) != 0) {
+        return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
+    }
+    st = store_prep(op->store,
+                    "SELECT id, resource_id, user_id, start_at, end_at, payment_method,"
+                    " coalesce(credits, 0), coalesce(money, 0), discount_pm, status,"
+                    " credits_refunded, created_at, coalesce(cancelled_at, 0),"
+                    " coalesce(cancelled_by_admin, 0) FROM booking WHERE building_id = ? AND"
+                    " start_at >= ? AND start_at < ? ORDER BY start_at, id LIMIT 10000",
+                    op->err);
+    if (st == NULL) {
+        policy_set_release(pol);
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, bid);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    /* The policy calls below use other cached statements, never this one. */
+    json_t *rows = json_array();
+    struct sim_totals t = {0};
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_array_append_new(rows, sim_booking(op, st, pc.kind, pol, &t));
+    }
+    sqlite3_reset(st);
+    policy_set_release(pol);
+    *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:i, s:i}, s:o}", "building_id",
+                     id_json("bld", bid), "kind", kind_s, "totals", "bookings", t.count,
+                     "charged_credits", amount_to_json(t.charged), "candidate_credits",
+                     amount_to_json(t.candidate), "refunded_credits", amount_to_json(t.refunded),
+                     "candidate_refund_credits", amount_to_json(t.candidate_refund), "refused",
+                     t.refused, "errors", t.errors, "bookings", rows);
+    return 0;
+}
+
 const struct op_def ops_booking[] = {
     {"quotes.create", op_quote, false},
     {"bookings.create", op_book, true},
     {"bookings.cancel", op_cancel, true},
     {"bookings.get", op_booking_get, false},
     {"bookings.list", op_booking_list, false},
+    {"policies.simulate", op_simulate, false},
     {NULL, NULL, false},
 };

@@ -65,8 +65,12 @@ static int
 parse_flag(struct options *o, int argc, char **argv, int *i)
 {
     const char *f = argv[*i];
-    if (strcmp(f, "--fake-clock") == 0 || strcmp(f, "--demo") == 0) {
-        *(f[2] == 'f' ? &o->eng.fake_clock : &o->demo) = true;
+    if (strcmp(f, "--fake-clock") == 0) {
+        o->eng.fake_clock = true;
+        return 0;
+    }
+    if (strcmp(f, "--demo") == 0) {
+        o->demo = true;
         return 0;
     }
     if (*i + 1 >= argc) {

@@ -248,13 +248,11 @@ query_param(json_t *args, const char *pair, size_t len, struct eng_error *err)
         return ENG_EINVAL;
     }
     json_t *v = query_value(name, value, (size_t)n);
-    if (v == NULL) {
+    if (v == NULL || json_object_set_new(args, name, v) != 0) {
         eng_error_code(err, ENG_EINVAL, "invalid_request",
-                       "query parameter '%.64s' is not valid UTF-8", name);
-        eng_error_field(err, name);
-        return ENG_EINVAL;
+                       "a query parameter is not valid UTF-8");
+        return ENG_EINVAL; /* the name or the value is not UTF-8 */
     }
-    json_object_set_new(args, name, v);
     return 0;
 }
 

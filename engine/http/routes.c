@@ -196,8 +196,10 @@ route_find(const struct http_req *rq, struct route_params *p, char *allow, size_
         if (!route_match(r->pattern, rq->path, p)) {
             continue;
         }
-        if (strcmp(r->method, rq->ri->request_method) == 0) {
-            return r;
+        const char *method = rq->ri->request_method;
+        if (strcmp(r->method, method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+            return r; /* HEAD is a GET without the body */
         }
         size_t used = strlen(allow);
         snprintf(allow + used, cap - used, "%s%s", used > 0 ? ", " : "", r->method);
@@ -253,6 +255,7 @@ http_api(struct http_req *rq)
     if (r == NULL) {
         return http_send_error(rq, 404, "not_found", NULL, "there is nothing at this path");
     }
+    rq->head_only = strcmp(rq->ri->request_method, "HEAD") == 0;
     if ((r->flags & ROUTE_PUBLIC) == 0) {
         struct eng_error err = {0};
         if (authenticate(rq, &err) != 0) {
@@ -428,6 +431,24 @@ route_openapi(struct http_req *rq, const struct route *r, const struct route_par
     return http_send_web_file(rq, "openapi.json", "application/json");
 }
 
+/* Reads {"now": RFC 3339} into *t. */
+static int
+clock_body(struct http_req *rq, int64_t *t, struct eng_error *err)
+{
+    json_t *body = NULL;
+    if (http_read_json(rq, &body, err) != 0) {
+        return err->status;
+    }
+    json_t *now = json_object_get(body, "now");
+    int rc = 0;
+    if (json_object_size(body) != 1 || !json_is_string(now) ||
+        time_parse_rfc3339(json_string_value(now), t, err) != 0) {
+        rc = invalid(err, "now", "the body must be {\"now\": an RFC 3339 time}");
+    }
+    json_decref(body);
+    return rc;
+}
+
 /* PUT /v1/clock {"now": "..."}: a test tool, so only a super_admin may
  * move time; the engine processes every boundary up to the new instant
  * before this answers. */
@@ -437,21 +458,12 @@ route_clock(struct http_req *rq, const struct route *r, const struct route_param
     (void)r;
     (void)params;
     struct eng_error err = {0};
-    json_t *body = NULL;
+    int64_t t = 0;
     if (rq->who.role != ROLE_SUPER_ADMIN) {
         eng_error_code(&err, ENG_EFORBIDDEN, "forbidden", "only a super_admin may set the clock");
-    } else if (http_read_json(rq, &body, &err) == 0) {
-        json_t *now = json_object_get(body, "now");
-        int64_t t = 0;
-        if (json_object_size(body) != 1 || !json_is_string(now) ||
-            time_parse_rfc3339(json_string_value(now), &t, &err) != 0) {
-            invalid(&err, "now", "the body must be {\"now\": an RFC 3339 time}");
-        } else if (engine_set_clock(rq->srv->eng, t, &err) != 0) {
-            /* err says why; answered below */
-        }
+        return http_send_eng_error(rq, &err);
     }
-    json_decref(body);
-    if (err.status != ENG_OK) {
+    if (clock_body(rq, &t, &err) != 0 || engine_set_clock(rq->srv->eng, t, &err) != 0) {
         return http_send_eng_error(rq, &err);
     }
     char text[32];

@@ -96,7 +96,7 @@ local function free_port()
   return tonumber(port)
 end
 
-local function tmpdir()
+function M.tmpdir()
   local p = os.tmpname()
   os.remove(p)
   assert(sh("mkdir -p " .. p))
@@ -121,15 +121,16 @@ local Client = {}
 Client.__index = Client
 
 -- Starts allotd; opts.args adds flags, opts.fake_clock = false drops the
--- fake clock, opts.now changes its start.
+-- fake clock, opts.now changes its start, opts.policies replaces the policy
+-- directory.
 function M.start(opts)
   opts = opts or {}
-  local dir = tmpdir()
+  local dir = M.tmpdir()
   local db = dir .. "/a.db"
   local key = M.cli_key(db, "super_admin")
   local port = free_port()
   local flags = { "--db", db, "--listen", "127.0.0.1:" .. port, "--policies",
-                  SOURCE .. "/policies", "--web", SOURCE .. "/web" }
+                  opts.policies or (SOURCE .. "/policies"), "--web", SOURCE .. "/web" }
   if opts.fake_clock ~= false then
     flags[#flags + 1] = "--fake-clock"
     flags[#flags + 1] = "--now"
@@ -261,6 +262,20 @@ end
 -- Sets the fake clock.
 function Client:clock(now)
   return self:must(200, "PUT", "/v1/clock", { now = now })
+end
+
+-- A copy of the shipped policies with `files` ({["buildings/bld_1/pricing.lua"]
+-- = source, ...}) added; returns its directory.
+function M.policies(files)
+  local dir = M.tmpdir()
+  assert(sh(("cp -r %s/policies/. %s/"):format(SOURCE, dir)))
+  for name, text in pairs(files) do
+    assert(sh(("mkdir -p %s/%s"):format(dir, name:match("^(.*)/") or ".")))
+    local f = assert(io.open(dir .. "/" .. name, "w"))
+    f:write(text)
+    f:close()
+  end
+  return dir
 end
 
 -- ---------- a small portfolio ----------

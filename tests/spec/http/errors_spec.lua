@@ -273,3 +273,37 @@ describe("HTTP errors", function()
     end)
   end)
 end)
+
+describe("a policy that nests C calls deeply", function()
+  -- 180 nested pcalls need far more than the 100 KiB of stack civetweb gives
+  -- its threads; requests run on a larger stack, so this is just a price.
+  it("prices without bringing the server down", function()
+    local deep = [[
+local M = {}
+local function deep(n)
+    if n == 0 then return 0 end
+    local ok, v = pcall(deep, n - 1)
+    return ok and v + 1 or -1
+end
+function M.price(ctx)
+    local d = deep(180)
+    return { money = 1000 + d, money_before_discount = 1000 + d }
+end
+return M
+]]
+    local dir = H.policies { ["buildings/bld_1/pricing.lua"] = deep }
+    local env = H.start { policies = dir }
+    local ok, err = pcall(function()
+      local w = env:world()
+      assert.equal("bld_1", w.building.id)
+      local q = env:must(200, "POST", "/v1/quotes", {
+        resource_id = w.room.id, user_id = w.user.id, start = "2026-01-10T10:00:00Z",
+        ["end"] = "2026-01-10T11:00:00Z" })
+      assert.equal(1180, q.money.amount)
+      assert.equal(200, (env:get("/v1/health")))
+    end)
+    env:stop()
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+  end)
+end)
