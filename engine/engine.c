@@ -366,14 +366,16 @@ job_run(struct engine *eng, struct write_job *job)
             goto release;
         }
     }
-    if (rc == 0) {
-        rc = ledger_advance(op);
+    /* A policy refusing a period end concerns other allocations: it is
+     * logged and retried, and never fails this request. */
+    if (rc == 0 && (rc = ledger_advance(op)) == ENG_EPOLICY) {
+        rc = 0;
     }
     if (rc == 0) {
         rc = job->def->fn(op, job->args, &job->out);
     }
-    if (rc == 0) {
-        rc = ledger_advance(op);
+    if (rc == 0 && (rc = ledger_advance(op)) == ENG_EPOLICY) {
+        rc = 0;
     }
     if (rc == 0 && job->idem_key != NULL) {
         rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
@@ -559,8 +561,13 @@ engine_advance(struct engine *eng, struct eng_error *err)
     if (rc == 0) {
         rc = ledger_advance(&op);
     }
-    if (rc == 0) {
-        rc = store_exec(op.store, "COMMIT", err);
+    if (rc == 0 || rc == ENG_EPOLICY) {
+        /* Keep what was processed; a refused period end stays open. */
+        struct eng_error commit_err = {0};
+        if (store_exec(op.store, "COMMIT", &commit_err) != 0) {
+            *err = commit_err;
+            rc = commit_err.status;
+        }
     } else {
         (void)store_exec(op.store, "ROLLBACK", NULL);
     }
@@ -586,10 +593,14 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
     if (def->write) {
         rc = exec_write(eng, def, &op, args, idem_key, out, replayed);
     } else {
-        /* Reads see every boundary that is due: process it first. */
-        if (engine_now(eng) >= atomic_load(&eng->advanced_to) && engine_advance(eng, err) != 0) {
+        /* Reads see every boundary that is due: process it first.  Only a
+         * storage failure stops the read; a refusing policy leaves its
+         * period open (reads filter lots by validity anyway). */
+        if (engine_now(eng) >= atomic_load(&eng->advanced_to) &&
+            engine_advance(eng, err) != 0 && err->status != ENG_EPOLICY) {
             return err->status;
         }
+        memset(err, 0, sizeof *err);
         op.store = reader_store(eng, err);
         if (op.store == NULL) {
             return err->status;

@@ -540,6 +540,8 @@ close_at(struct op *op, int64_t T)
         c->rollover = sqlite3_column_int(st, 7) != 0;
     }
     sqlite3_reset(st);
+    int policy_rc = 0;
+    struct eng_error policy_err = {0};
     for (size_t i = 0; rc == 0 && i < n;) {
         size_t j = i + 1;
         while (j < n && rows[j].alloc_id == rows[i].alloc_id &&
@@ -547,10 +549,29 @@ close_at(struct op *op, int64_t T)
                rows[j].period_n == rows[i].period_n) {
             j++;
         }
-        rc = close_group(op, &rows[i], (int)(j - i), T);
+        /* Each group in its own savepoint: a failing rollover policy leaves
+         * its group untouched (still due, retried on the next advance) and
+         * the other groups are processed. */
+        rc = store_exec(op->store, "SAVEPOINT grp", op->err);
+        if (rc == 0) {
+            rc = close_group(op, &rows[i], (int)(j - i), T);
+            if (rc == ENG_EPOLICY) {
+                fprintf(stderr, "allot: period end of alc_%lld at %lld left open: %s\n",
+                        (long long)rows[i].alloc_id, (long long)T, op->err->msg);
+                (void)store_exec(op->store, "ROLLBACK TO grp", NULL);
+                policy_rc = rc;
+                policy_err = *op->err;
+                rc = 0;
+            }
+            (void)store_exec(op->store, "RELEASE grp", NULL);
+        }
         i = j;
     }
     free(rows);
+    if (rc == 0 && policy_rc != 0) {
+        *op->err = policy_err;
+        return policy_rc;
+    }
     return rc;
 }
 
@@ -632,7 +653,24 @@ open_at(struct op *op, int64_t T)
     if (alloc_load(op, id, &a) != 0) {
         return op->err->status;
     }
-    int rc = open_period(op, &a, n);
+    /* A policy that fails while opening (per-user targeting) leaves this
+     * period's per-user lots to be created on demand, which fails closed
+     * until the policy is fixed; the cursor still moves on. */
+    int rc = store_exec(op->store, "SAVEPOINT opening", op->err);
+    int policy_rc = 0;
+    struct eng_error policy_err = {0};
+    if (rc == 0) {
+        rc = open_period(op, &a, n);
+        if (rc == ENG_EPOLICY) {
+            fprintf(stderr, "allot: opening period %lld of alc_%lld: %s\n", (long long)n,
+                    (long long)id, op->err->msg);
+            (void)store_exec(op->store, "ROLLBACK TO opening", NULL);
+            policy_rc = rc;
+            policy_err = *op->err;
+            rc = 0;
+        }
+        (void)store_exec(op->store, "RELEASE opening", NULL);
+    }
     int64_t from = 0, until = 0;
     bool exists = false;
     if (rc == 0 && a.recurrence != PERIOD_NONE) {
@@ -653,6 +691,10 @@ open_at(struct op *op, int64_t T)
         }
     }
     alloc_free(&a);
+    if (rc == 0 && policy_rc != 0) {
+        *op->err = policy_err;
+        return policy_rc;
+    }
     return rc;
 }
 
@@ -688,21 +730,50 @@ ledger_advance(struct op *op)
 {
     /* One boundary instant at a time, in order; at an instant, closings
      * (rollover, expiry) come before openings, so a new period never sees
-     * the old period's lots as live. */
+     * the old period's lots as live.  Closings a policy refused stay open;
+     * the scan moves past their instant and reports the refusal at the end. */
+    int64_t closed_to = INT64_MIN;
+    int policy_rc = 0;
+    struct eng_error policy_err = {0};
     for (;;) {
         int64_t t1, t2;
-        if (min_due(op, "SELECT min(valid_until) FROM lot WHERE closed = 0", &t1) != 0 ||
-            min_due(op, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
+        sqlite3_stmt *st = store_prep(op->store,
+                                      "SELECT min(valid_until) FROM lot WHERE closed = 0 AND"
+                                      " valid_until > ?",
+                                      op->err);
+        if (st == NULL) {
+            return ENG_ESTORE;
+        }
+        sqlite3_bind_int64(st, 1, closed_to);
+        t1 = TIME_NEVER;
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            t1 = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_reset(st);
+        if (min_due(op, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
             return ENG_ESTORE;
         }
         if (t1 > op->now && t2 > op->now) {
-            return 0;
+            break;
         }
-        int rc = t1 <= t2 ? close_at(op, t1) : open_at(op, t2);
-        if (rc != 0) {
+        int rc;
+        if (t1 <= t2) {
+            rc = close_at(op, t1);
+            closed_to = t1;
+        } else {
+            rc = open_at(op, t2);
+        }
+        if (rc == ENG_EPOLICY) {
+            policy_rc = rc;
+            policy_err = *op->err;
+        } else if (rc != 0) {
             return rc;
         }
     }
+    if (policy_rc != 0) {
+        *op->err = policy_err;
+    }
+    return policy_rc;
 }
 
 /* ---------- which lots may pay ---------- */

@@ -1456,37 +1456,19 @@ l_policy_msgh(lua_State *L)
     return 1;
 }
 
-/* message [+ the policy's own traceback lines]: "[C]" frames are dropped,
- * and when the whole does not fit only the first line of the message stays. */
+/* The message alone, prefixed with the chunk name when Lua did not put the
+ * place there: it already names "chunk:line:", and clients never get a
+ * traceback (the frames describe the engine's internals as much as the
+ * policy's). */
 static void
 policy_format_traceback(const char *text, const char *chunk, char *out, size_t cap)
 {
-    /* luaL_traceback output: "<message>\nstack traceback:\n\t<frame>...".
-     * C frames ("[C]: in ...") describe the engine, not the policy. */
     const char *tb = strstr(text, "\nstack traceback:");
     size_t msg_len = tb != NULL ? (size_t)(tb - text) : strlen(text);
     size_t chunk_len = strlen(chunk);
     const char *prefix = strncmp(text, chunk, chunk_len) == 0 ? "" : chunk;
     const char *sep = prefix[0] != '\0' ? ": " : "";
-    struct policy_text t;
-    policy_text_init(&t, out, cap);
-    policy_text_add(&t, "%s%s%.*s", prefix, sep, (int)msg_len, text);
-    bool header = false;
-    for (const char *line = tb != NULL ? strchr(tb + 1, '\n') : NULL; line != NULL;
-         line = strchr(line + 1, '\n')) {
-        size_t len = strcspn(line + 1, "\n");
-        if (strncmp(line + 1, "\t[C]", 4) == 0) {
-            continue;
-        }
-        policy_text_add(&t, "%s\n%.*s", header ? "" : "\nstack traceback:", (int)len, line + 1);
-        header = true;
-    }
-    if (t.truncated) {
-        /* Too long for struct eng_error: the first line carries the place
-         * ("chunk:line:") and the reason, which is what matters. */
-        size_t first_len = strcspn(text, "\n");
-        snprintf(out, cap, "%s%s%.*s", prefix, sep, (int)first_len, text);
-    }
+    snprintf(out, cap, "%s%s%.*s", prefix, sep, (int)msg_len, text);
 }
 
 /* Describes the failure of a protected call (error value on top of L). */
