@@ -35,10 +35,28 @@ op_sees_building(const struct op *op, int64_t building_id)
 bool
 op_sees_tenant(const struct op *op, int64_t tenant_id)
 {
-    if (op_is_admin(op)) {
+    const struct principal *p = op->who;
+    if (!op_is_admin(op)) {
+        return p->tenant_id == tenant_id;
+    }
+    if (p->building_count == 0) {
         return true;
     }
-    return op->who->tenant_id == tenant_id;
+    /* An admin limited to some buildings sees the tenants leasing space in
+     * one of them. */
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT building_id FROM tenant_building WHERE tenant_id = ?",
+                                  NULL);
+    if (st == NULL) {
+        return false;
+    }
+    sqlite3_bind_int64(st, 1, tenant_id);
+    bool seen = false;
+    while (!seen && sqlite3_step(st) == SQLITE_ROW) {
+        seen = op_sees_building(op, sqlite3_column_int64(st, 0));
+    }
+    sqlite3_reset(st);
+    return seen;
 }
 
 bool
@@ -50,7 +68,7 @@ op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id)
     case ROLE_TENANT_USER:
         return op->who->user_id == user_id;
     default:
-        return true;
+        return op_sees_tenant(op, tenant_id);
     }
 }
 

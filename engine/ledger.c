@@ -209,12 +209,18 @@ entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount, int6
     if (amount == 0) {
         return 0;
     }
-    st = store_prep(op->store, "UPDATE lot SET balance = balance + ? WHERE id = ?", op->err);
+    st = store_prep(op->store,
+                    "UPDATE lot SET balance = balance + ?1,"
+                    " used = used - CASE WHEN ?3 IN ('debit', 'refund') THEN ?1 ELSE 0 END,"
+                    " adjusted = adjusted + CASE WHEN ?3 = 'adjust' THEN ?1 ELSE 0 END"
+                    " WHERE id = ?2",
+                    op->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
     sqlite3_bind_int64(st, 1, amount);
     sqlite3_bind_int64(st, 2, lot_id);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) {
         /* The CHECK (balance >= 0) refusing is a programmer error upstream,
          * but it must never commit: report it as a store failure. */

@@ -60,6 +60,25 @@ op_key_create(struct op *op, json_t *args, json_t **out)
         }
         tid = utid;
     }
+    if (rc == 0 && role_is_admin(role) && (uid != 0 || tid != 0)) {
+        rc = op_invalid(op, uid != 0 ? "user_id" : "tenant_id",
+                        "'tenant_id' and 'user_id' apply to tenant roles only");
+    }
+    if (rc == 0 && !role_is_admin(role) && json_array_size(bids) > 0) {
+        rc = op_invalid(op, "building_ids", "'building_ids' limits admin roles only");
+    }
+    size_t bi;
+    json_t *bv;
+    json_array_foreach(bids, bi, bv) {
+        int64_t bid;
+        int brc;
+        if (rc == 0 && (id_parse("bld", json_string_value(bv), &bid) != 0 ||
+                        sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", bid, 0,
+                                       &brc) == 0)) {
+            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+                            json_string_value(bv));
+        }
+    }
     if (rc == 0 && role == ROLE_TENANT_USER && uid == 0) {
         rc = op_invalid(op, "user_id", "a tenant_user key needs 'user_id'");
     }

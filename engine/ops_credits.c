@@ -946,7 +946,10 @@ op_entries(struct op *op, json_t *args, json_t **out)
     }
     if (!op_is_admin(op)) {
         tid = op->who->tenant_id;
+    } else if (tid != 0 && !op_sees_tenant(op, tid)) {
+        return op_not_found(op, "tenant");
     }
+    bool scoped = op_is_admin(op) && op->who->building_count > 0 && tid == 0;
     sqlite3_stmt *st = store_prep(
         op->store,
         "SELECT e.id, e.lot_id, l.allocation_id, e.tenant_id, e.kind, e.amount, e.unit,"
@@ -985,7 +988,10 @@ op_entries(struct op *op, json_t *args, json_t **out)
             break;
         }
         last = sqlite3_column_int64(st, 0);
-        json_array_append_new(rows, entry_row(st));
+        /* An admin limited to some buildings reads only their tenants. */
+        if (!scoped || op_sees_tenant(op, sqlite3_column_int64(st, 3))) {
+            json_array_append_new(rows, entry_row(st));
+        }
     }
     sqlite3_reset(st);
     *out = page_result(rows, last, more);

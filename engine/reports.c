@@ -150,12 +150,9 @@ hub_recurring(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t t
     sqlite3_stmt *st = store_prep(
         h->op->store,
         "SELECT l.tenant_id, a.zone, l.kind = 'rollover', l.valid_from, l.granted, l.unlimited,"
-        " coalesce(sum(CASE WHEN e.kind IN ('debit', 'refund') THEN -e.amount END), 0),"
-        " coalesce(sum(CASE WHEN e.kind = 'adjust' THEN e.amount END), 0)"
-        " FROM lot l JOIN allocation a ON a.id = l.allocation_id"
-        " LEFT JOIN entry e ON e.lot_id = l.id"
+        " l.used, l.adjusted FROM lot l JOIN allocation a ON a.id = l.allocation_id"
         " WHERE l.unit = ?1 AND a.recurrence != 'none' AND l.valid_from >= ?2 AND"
-        " l.valid_from < ?3" HUB_FILTER " GROUP BY l.id",
+        " l.valid_from < ?3" HUB_FILTER,
         h->op->err);
     if (st == NULL) {
         return ENG_ESTORE;
@@ -602,14 +599,13 @@ op_dashboard(struct op *op, json_t *args, json_t **out)
      * usage; remaining: what lots valid now hold. */
     int64_t allocated = dash_scalar(
         op,
-        "SELECT coalesce(sum(e.amount), 0) FROM entry e JOIN lot l ON l.id = e.lot_id"
-        " WHERE e.kind IN ('grant', 'adjust') AND l.valid_from <= ?4 AND ?5 = ?5 AND"
+        "SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted"
+        " ELSE 0 END + l.adjusted), 0) FROM lot l WHERE l.valid_from <= ?4 AND ?5 = ?5 AND"
         DASH_LOT_FILTER,
         unit, &r, &rc);
     int64_t used = dash_scalar(
         op,
-        "SELECT coalesce(-sum(e.amount), 0) FROM entry e JOIN lot l ON l.id = e.lot_id"
-        " WHERE e.kind IN ('debit', 'refund') AND l.valid_from <= ?4 AND ?5 = ?5 AND"
+        "SELECT coalesce(sum(l.used), 0) FROM lot l WHERE l.valid_from <= ?4 AND ?5 = ?5 AND"
         DASH_LOT_FILTER,
         unit, &r, &rc);
     int64_t remaining = dash_scalar(

@@ -58,7 +58,9 @@ static const char *const migration_1[] = {
     /* A lot: one line's credits for one period (and one user when per_user).
      * user_id 0 = the shared pool.  kind 'rollover' holds carried credit.
      * balance = SUM(entry.amount); negative only for unlimited lots, where it
-     * is minus the net usage. closed = its end was processed. */,
+     * is minus the net usage.  used (net debits) and adjusted (adjustments)
+     * are report aggregates of the same entries, kept in the same
+     * transaction and checked by verify.  closed = its end was processed. */,
     "CREATE TABLE lot ("
     "  id INTEGER PRIMARY KEY, allocation_id INTEGER NOT NULL REFERENCES allocation(id),"
     "  line_idx INTEGER NOT NULL, period_n INTEGER NOT NULL, user_id INTEGER NOT NULL,"
@@ -67,10 +69,12 @@ static const char *const migration_1[] = {
     "  valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL,"
     "  granted INTEGER NOT NULL, unlimited INTEGER NOT NULL,"
     "  balance INTEGER NOT NULL CHECK (unlimited = 1 OR balance >= 0),"
+    "  used INTEGER NOT NULL DEFAULT 0, adjusted INTEGER NOT NULL DEFAULT 0,"
     "  closed INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
     "  UNIQUE (allocation_id, line_idx, period_n, user_id, kind)) STRICT;"
     "CREATE INDEX lot_open_end ON lot(valid_until) WHERE closed = 0;"
-    "CREATE INDEX lot_tenant ON lot(tenant_id, unit, valid_from);",
+    "CREATE INDEX lot_tenant ON lot(tenant_id, unit, valid_from);"
+    "CREATE INDEX lot_unit ON lot(unit, valid_from);",
     "CREATE TABLE booking ("
     "  id INTEGER PRIMARY KEY, resource_id INTEGER NOT NULL REFERENCES resource(id),"
     "  building_id INTEGER NOT NULL, tenant_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"

@@ -16,6 +16,12 @@ static const struct check checks[] = {
      "SELECT 'lot_' || l.id || ': balance ' || l.balance || ' but entries sum to ' ||"
      " coalesce(e.s, 0) FROM lot l LEFT JOIN (SELECT lot_id, sum(amount) AS s FROM entry"
      " GROUP BY lot_id) e ON e.lot_id = l.id WHERE l.balance != coalesce(e.s, 0)"},
+    {"a lot's usage and adjustment totals match its entries",
+     "SELECT 'lot_' || l.id || ': used ' || l.used || '/' || coalesce(e.u, 0) ||"
+     " ', adjusted ' || l.adjusted || '/' || coalesce(e.a, 0) FROM lot l LEFT JOIN"
+     " (SELECT lot_id, -sum(CASE WHEN kind IN ('debit', 'refund') THEN amount ELSE 0 END) AS u,"
+     " sum(CASE WHEN kind = 'adjust' THEN amount ELSE 0 END) AS a FROM entry GROUP BY lot_id) e"
+     " ON e.lot_id = l.id WHERE l.used != coalesce(e.u, 0) OR l.adjusted != coalesce(e.a, 0)"},
     {"no limited lot below zero",
      "SELECT 'lot_' || id || ': negative balance ' || balance FROM lot"
      " WHERE unlimited = 0 AND balance < 0"},

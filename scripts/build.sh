@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 BUILD="${ALLOT_BUILD_DIR:-build}"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="${ALLOT_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
+# The web page's vendor files and the browser tests' npm packages.
+sh scripts/web.sh

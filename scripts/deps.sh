@@ -3,13 +3,14 @@
 # Safe to run again: it only installs what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
-liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev
-lua-busted lua-socket lua-cjson tmux wrk"
-if [ "${ALLOT_WITH_BROWSER:-0}" = 1 ]; then
-    PKGS="$PKGS chromium nodejs npm"
-fi
+liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
+lua-busted lua-socket lua-cjson tmux wrk
+chromium nodejs npm"
 missing=""
 for p in $PKGS; do
+    # A Node.js build from elsewhere (e.g. NodeSource) brings its own npm,
+    # which Debian's npm package would conflict with.
+    [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

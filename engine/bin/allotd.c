@@ -73,6 +73,16 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
         o->demo = true;
         return 0;
     }
+    static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
+                                             "--threads", "--now", NULL};
+    bool known = false;
+    for (int k = 0; with_value[k] != NULL; k++) {
+        known = known || strcmp(f, with_value[k]) == 0;
+    }
+    if (!known) {
+        fprintf(stderr, "allotd: unknown option %s\n", f);
+        return -1;
+    }
     if (*i + 1 >= argc) {
         fprintf(stderr, "allotd: %s needs a value\n", f);
         return -1;
@@ -101,10 +111,8 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
             fprintf(stderr, "allotd: --now: %s\n", err.msg);
             return -1;
         }
-        return 0;
     }
-    fprintf(stderr, "allotd: unknown option %s\n", f);
-    return -1;
+    return 0;
 }
 
 static int

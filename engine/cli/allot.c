@@ -2,6 +2,7 @@
  *
  *   allot verify --db FILE
  *   allot keys create --db FILE --role ROLE [--name N] [--tenant ID] [--user ID]
+ *   allot repl --db FILE | --url URL --key KEY     (the Lua console: repl.c)
  *
  * It opens the database through the engine, so it migrates and checks it
  * exactly as the server would. */
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "repl.h"
 
 static void
 usage(void)
@@ -18,6 +20,8 @@ usage(void)
             "usage:\n"
             "  allot verify --db FILE [--policies DIR]\n"
             "  allot keys create --db FILE --role ROLE [--name NAME] [--tenant ID] [--user ID]\n"
+            "  allot repl --db FILE [--policies DIR] [--now RFC3339]\n"
+            "  allot repl --url http://HOST:PORT --key KEY\n"
             "roles: super_admin manager viewer tenant_admin tenant_user\n");
 }
 
@@ -139,6 +143,9 @@ main(int argc, char **argv)
     }
     if (argc >= 3 && strcmp(argv[1], "keys") == 0 && strcmp(argv[2], "create") == 0) {
         return cmd_keys_create(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "repl") == 0) {
+        return repl_main(argc, argv);
     }
     usage();
     return 2;

@@ -46,7 +46,10 @@ describe("HTTP endpoints", function()
     f:close()
     local served = 0
     for method, path in src:gmatch('{%s*"(%u+)",%s*"(/v1[^"]*)"') do
-      local templ = path:gsub("{%w*:[%w_]+}", "{id}")
+      -- "{bld:id}" (an id) is "{id}" in the document, "{:kind}" is "{kind}".
+      local templ = path:gsub("{(%w*):([%w_]+)}", function(prefix, name)
+        return prefix ~= "" and "{id}" or "{" .. name .. "}"
+      end)
       served = served + 1
       local item = doc.paths[templ]
       assert(item, "openapi.json lacks the path " .. templ)
@@ -62,6 +65,7 @@ describe("HTTP endpoints", function()
         if method ~= "parameters" then
           local collection = templ:match("^/v1/(%w+)/{id}")
           local path = templ:gsub("{id}", (prefixes[collection] or "x") .. "_999999")
+                            :gsub("{kind}", "pricing"):gsub("{[%w_]+}", "x")
           local status, body = env:request(method:upper(), path, nil)
           assert.are_not.equal(405, status, method .. " " .. templ)
           if status == 404 then

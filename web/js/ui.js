@@ -1,0 +1,474 @@
+// ui.js - small DOM helpers, formatting and the shared widgets (sortable
+// tables, tiles, loading / empty / error states, field errors, toasts).
+
+/** h('div', {class: 'x', onclick: fn}, child, ...) - children may be
+ *  strings, nodes, arrays, or null/false (skipped). */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'html') el.innerHTML = v; // only for trusted, static markup
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'style' && typeof v === 'object') Object.assign(el.style, v);
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked' || k === 'disabled' || k === 'selected' || k === 'hidden' || k === 'required' || k === 'multiple') el[k] = !!v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el) {
+  while (el.firstChild) el.firstChild.remove();
+  return el;
+}
+
+let idSeq = 0;
+export function uid(prefix = 'f') {
+  idSeq += 1;
+  return `${prefix}-${idSeq}`;
+}
+
+// ---------- formatting ----------
+
+const numberFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3 });
+
+/** A credit amount as the API gave it: 1.5 stays 1.5; "unlimited" reads
+ *  "Unlimited"; null reads as a dash. */
+export function fmtAmount(v) {
+  if (v === 'unlimited') return 'Unlimited';
+  if (v === null || v === undefined || v === '') return '—';
+  if (typeof v === 'number') return numberFmt.format(v);
+  return String(v);
+}
+
+export function unitName(unit, amount) {
+  const one = amount === 1;
+  if (unit === 'hour') return one ? 'hour' : 'hours';
+  if (unit === 'coin') return one ? 'coin' : 'coins';
+  return unit || '';
+}
+
+export function unitTitle(unit) {
+  return unit === 'coin' ? 'Coins' : unit === 'hour' ? 'Hours' : unit || '';
+}
+
+/** "1.5 hours", "Unlimited hours", "105 coins". */
+export function fmtCredits(v, unit) {
+  if (v === 'unlimited') return `Unlimited ${unitName(unit, 2)}`;
+  if (v === null || v === undefined) return '—';
+  return `${fmtAmount(v)} ${unitName(unit, v)}`;
+}
+
+const currencyDigits = new Map();
+function minorDigits(currency) {
+  if (!currencyDigits.has(currency)) {
+    let d = 2;
+    try {
+      d = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+    } catch (e) { /* unknown code: assume cents */ }
+    currencyDigits.set(currency, d);
+  }
+  return currencyDigits.get(currency);
+}
+
+/** Money in minor units with its currency: 7000 USD -> "$70.00". */
+export function fmtMoney(minor, currency) {
+  if (minor === null || minor === undefined) return '—';
+  if (!currency) return numberFmt.format(minor);
+  const d = minorDigits(currency);
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(minor / 10 ** d);
+  } catch (e) {
+    return `${(minor / 10 ** d).toFixed(d)} ${currency}`;
+  }
+}
+
+export function toMinor(major, currency) {
+  return Math.round(Number(major) * 10 ** minorDigits(currency));
+}
+
+export function fromMinor(minor, currency) {
+  return minor / 10 ** minorDigits(currency);
+}
+
+/** "2026-03-01" -> "1 Mar 2026" (a calendar date, no zone). */
+export function fmtDate(ymd) {
+  if (!ymd) return '—';
+  const [y, m, d] = ymd.slice(0, 10).split('-').map(Number);
+  return new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+/** "2026-03" -> "Mar 2026". */
+export function fmtMonth(ym) {
+  const [y, m] = ym.split('-').map(Number);
+  return new Intl.DateTimeFormat(undefined, { month: 'short', year: 'numeric', timeZone: 'UTC' })
+    .format(new Date(Date.UTC(y, m - 1, 1)));
+}
+
+export function fmtDateTime(iso, tz, opts = {}) {
+  if (!iso) return '—';
+  return new Intl.DateTimeFormat(undefined, {
+    weekday: opts.weekday === false ? undefined : 'short', day: 'numeric', month: 'short', year: 'numeric',
+    hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: tz || 'UTC',
+  }).format(new Date(iso));
+}
+
+export function fmtTime(iso, tz) {
+  return new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: tz || 'UTC' })
+    .format(new Date(iso));
+}
+
+/** "Fri 20 Mar 2026, 10:00–11:30". */
+export function fmtRange(start, end, tz) {
+  return `${fmtDateTime(start, tz)}–${fmtTime(end, tz)}`;
+}
+
+/** The calendar date (YYYY-MM-DD) of an instant in a zone. */
+export function localDate(iso, tz) {
+  const parts = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: tz || 'UTC' })
+    .formatToParts(new Date(iso));
+  const get = (t) => parts.find((p) => p.type === t).value;
+  return `${get('year')}-${get('month')}-${get('day')}`;
+}
+
+/** The last day a lot can be used: the day before valid_until's instant
+ *  (valid_until is the exclusive end, local midnight). */
+export function lastValidDay(validUntil, tz) {
+  if (!validUntil) return null;
+  return localDate(new Date(new Date(validUntil).getTime() - 1000).toISOString(), tz);
+}
+
+function zoneOffsetMs(date, tz) {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }).formatToParts(date);
+  const v = (t) => Number(parts.find((p) => p.type === t).value);
+  const asUtc = Date.UTC(v('year'), v('month') - 1, v('day'), v('hour') % 24, v('minute'), v('second'));
+  return asUtc - date.getTime();
+}
+
+/** A wall-clock date and time in an IANA zone -> the instant (Date). */
+export function zonedToUtc(ymd, hm, tz) {
+  const [y, m, d] = ymd.split('-').map(Number);
+  const [hh, mm] = hm.split(':').map(Number);
+  const guess = Date.UTC(y, m - 1, d, hh, mm);
+  let t = guess - zoneOffsetMs(new Date(guess), tz);
+  t = guess - zoneOffsetMs(new Date(t), tz); // settle across a DST change
+  return new Date(t);
+}
+
+export function isoNoMillis(date) {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function monthAdd(ym, n) {
+  const [y, m] = ym.split('-').map(Number);
+  const t = new Date(Date.UTC(y, m - 1 + n, 1));
+  return `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}`;
+}
+
+export function todayYmd() {
+  const t = new Date();
+  return `${t.getFullYear()}-${String(t.getMonth() + 1).padStart(2, '0')}-${String(t.getDate()).padStart(2, '0')}`;
+}
+
+export function addDays(ymd, n) {
+  const [y, m, d] = ymd.split('-').map(Number);
+  const t = new Date(Date.UTC(y, m - 1, d + n));
+  return t.toISOString().slice(0, 10);
+}
+
+export function titleCase(s) {
+  return String(s || '').replace(/_/g, ' ').replace(/^\w/, (c) => c.toUpperCase());
+}
+
+export const RECURRENCE_LABEL = { none: 'Once', weekly: 'Weekly', monthly: 'Monthly', quarterly: 'Quarterly', yearly: 'Yearly' };
+export const METHOD_LABEL = { credits: 'Credits', invoice: 'Invoice', card: 'Card' };
+
+export function methodBadge(method) {
+  return h('span', { class: `badge badge-${method || 'none'}` }, METHOD_LABEL[method] || titleCase(method || '—'));
+}
+
+export function statusBadge(status) {
+  const cls = { confirmed: 'ok', active: 'ok', cancelled: 'muted', ended: 'muted', expired: 'muted', upcoming: 'info' }[status] || 'muted';
+  return h('span', { class: `badge badge-${cls}` }, titleCase(status || '—'));
+}
+
+// ---------- states ----------
+
+export function loading(text = 'Loading…') {
+  return h('div', { class: 'state state-loading', role: 'status' },
+    h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('span', {}, text));
+}
+
+export function emptyState(title, text, action) {
+  return h('div', { class: 'state state-empty' },
+    h('div', { class: 'state-icon', 'aria-hidden': 'true' }, '∅'),
+    h('p', { class: 'state-title' }, title),
+    text ? h('p', { class: 'state-text' }, text) : null,
+    action || null);
+}
+
+export function errorBox(err, onRetry) {
+  const msg = err && err.message ? err.message : String(err);
+  return h('div', { class: 'alert alert-error', role: 'alert' },
+    h('strong', {}, 'Something went wrong. '),
+    h('span', {}, msg),
+    onRetry ? h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: onRetry }, 'Try again') : null);
+}
+
+export function notice(text, kind = 'info') {
+  return h('div', { class: `alert alert-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+}
+
+/** Runs `load()` with a loading state in `box`, then `show(result)`; on an
+ *  error shows it in words with a retry button. */
+export async function withLoading(box, load, show, text) {
+  clear(box).append(loading(text));
+  try {
+    const out = await load();
+    clear(box);
+    show(out);
+  } catch (err) {
+    clear(box).append(errorBox(err, () => withLoading(box, load, show, text)));
+  }
+}
+
+// ---------- toasts ----------
+
+export function toast(message, kind = 'ok') {
+  const box = document.getElementById('toasts');
+  if (!box) return;
+  const t = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
+  box.append(t);
+  setTimeout(() => t.classList.add('toast-out'), 4200);
+  setTimeout(() => t.remove(), 4800);
+}
+
+// ---------- field errors ----------
+
+export function clearErrors(form) {
+  for (const s of form.querySelectorAll('[data-error-for]')) {
+    s.textContent = '';
+    s.hidden = true;
+  }
+  for (const c of form.querySelectorAll('[aria-invalid="true"]')) c.removeAttribute('aria-invalid');
+}
+
+/** Shows an API error beside the field it concerns (details.field, e.g.
+ *  "lines.amount" or "schedule.end"): the slot [data-error-for=field], or the
+ *  nearest parent field's slot ("lines.amount" -> "lines"), or the form's
+ *  general slot [data-error-for=""]. Marks the matching controls invalid and
+ *  focuses the first. */
+export function showError(form, err) {
+  let f = err.field || '';
+  let slot = null;
+  for (;;) {
+    slot = form.querySelector(`[data-error-for="${CSS.escape(f)}"]`);
+    if (slot || f === '') break;
+    f = f.includes('.') ? f.slice(0, f.lastIndexOf('.')) : '';
+  }
+  if (!slot) {
+    slot = h('div', { class: 'field-error form-error', 'data-error-for': '', role: 'alert' });
+    form.prepend(slot);
+  }
+  slot.textContent = err.message;
+  slot.hidden = false;
+  const controls = err.field ? form.querySelectorAll(`[data-field="${CSS.escape(err.field)}"]`) : [];
+  for (const c of controls) c.setAttribute('aria-invalid', 'true');
+  const focusable = controls[0] || null;
+  if (focusable && typeof focusable.focus === 'function') focusable.focus();
+  else slot.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  return slot;
+}
+
+export function errorSlot(field) {
+  return h('div', { class: 'field-error', 'data-error-for': field, role: 'alert', hidden: true });
+}
+
+/** A labelled control: label, the control, an optional hint, an error slot. */
+export function field(label, control, { hint, error, cls } = {}) {
+  if (!control.id) control.id = uid('f');
+  const hintEl = hint ? h('div', { class: 'hint', id: `${control.id}-hint` }, hint) : null;
+  if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
+  return h('div', { class: `field ${cls || ''}` },
+    h('label', { for: control.id }, label),
+    control, hintEl, error !== undefined ? errorSlot(error) : null);
+}
+
+export function select(options, { value, id, name, dataField, label, cls } = {}) {
+  const s = h('select', { id, name, 'data-field': dataField, 'aria-label': label, class: cls });
+  for (const o of options) {
+    const opt = h('option', { value: o.value }, o.label);
+    if (String(o.value) === String(value ?? '')) opt.selected = true;
+    s.append(opt);
+  }
+  return s;
+}
+
+// ---------- tiles ----------
+
+export function tile(label, value, sub, opts = {}) {
+  return h('div', { class: `tile ${opts.accent ? 'tile-accent' : ''}`, 'data-tile': opts.key || null },
+    h('div', { class: 'tile-label' }, label),
+    h('div', { class: 'tile-value' }, value),
+    sub ? h('div', { class: 'tile-sub' }, sub) : null);
+}
+
+// ---------- sortable table ----------
+
+function compare(a, b) {
+  const rank = (v) => (v === null || v === undefined || v === '' ? 2 : v === 'unlimited' ? 1 : 0);
+  const ra = rank(a), rb = rank(b);
+  if (ra !== rb) return ra - rb; // real values first, then Unlimited, then blanks
+  if (ra !== 0) return 0;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: 'base' });
+}
+
+/**
+ * A table whose headers sort it (click or Enter/Space on the header button).
+ * columns: [{key, label, value?(row), render?(row), num?, sortable?}]
+ * opts: {caption, sortKey, sortDir, empty: node, details?(row) -> [rows],
+ *        rowAttrs?(row)}
+ * Returns {el, setRows(rows)}.
+ */
+export function sortableTable(columns, rows, opts = {}) {
+  let sortKey = opts.sortKey || null;
+  let sortDir = opts.sortDir || 'asc';
+  let data = rows.slice();
+  const wrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': opts.caption || 'Table' });
+  const table = h('table', { class: `table ${opts.cls || ''}` });
+  if (opts.caption) table.append(h('caption', { class: 'sr-only' }, opts.caption));
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const headRow = h('tr');
+  const expandable = typeof opts.details === 'function';
+  if (expandable) headRow.append(h('th', { class: 'col-expand', scope: 'col' }, h('span', { class: 'sr-only' }, 'Details')));
+  const ths = [];
+  for (const c of columns) {
+    const th = h('th', { scope: 'col', class: c.num ? 'num' : '' });
+    if (c.sortable === false) {
+      th.append(c.label);
+    } else {
+      const btn = h('button', { type: 'button', class: 'sort' }, c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }));
+      btn.addEventListener('click', () => {
+        if (sortKey === c.key) sortDir = sortDir === 'asc' ? 'desc' : 'asc';
+        else { sortKey = c.key; sortDir = c.num ? 'desc' : 'asc'; }
+        draw();
+      });
+      th.append(btn);
+    }
+    ths.push([c, th]);
+    headRow.append(th);
+  }
+  thead.append(headRow);
+  table.append(thead, tbody);
+  wrap.append(table);
+  const emptyBox = h('div', {});
+  const el = h('div', { class: 'table-block' }, wrap, emptyBox);
+
+  const valueOf = (c, r) => (c.value ? c.value(r) : r[c.key]);
+  const cell = (c, r) => {
+    const td = h('td', { class: c.num ? 'num' : '', 'data-label': c.label });
+    const v = c.render ? c.render(r) : fmtCell(valueOf(c, r));
+    td.append(v instanceof Node ? v : document.createTextNode(v ?? ''));
+    return td;
+  };
+
+  function draw() {
+    for (const [c, th] of ths) {
+      th.setAttribute('aria-sort', c.key === sortKey ? (sortDir === 'asc' ? 'ascending' : 'descending') : 'none');
+    }
+    let sorted = data;
+    if (sortKey) {
+      const c = columns.find((x) => x.key === sortKey);
+      sorted = data.slice().sort((a, b) => compare(valueOf(c, a), valueOf(c, b)) * (sortDir === 'asc' ? 1 : -1));
+    }
+    clear(tbody);
+    for (const r of sorted) {
+      const tr = h('tr', opts.rowAttrs ? opts.rowAttrs(r) : {});
+      let detailRows = [];
+      if (expandable) {
+        const details = opts.details(r) || [];
+        const btn = h('button', { type: 'button', class: 'btn-icon expand', 'aria-expanded': 'false',
+          'aria-label': `Show months for ${opts.rowLabel ? opts.rowLabel(r) : 'this row'}` }, h('span', { 'aria-hidden': 'true' }, '▸'));
+        btn.addEventListener('click', () => {
+          const open = btn.getAttribute('aria-expanded') !== 'true';
+          btn.setAttribute('aria-expanded', String(open));
+          for (const d of detailRows) d.hidden = !open;
+        });
+        tr.append(h('td', { class: 'col-expand' }, details.length ? btn : null));
+        detailRows = details.map((d) => {
+          const dtr = h('tr', { class: 'detail-row', hidden: true });
+          dtr.append(h('td', { class: 'col-expand' }));
+          for (const c of columns) dtr.append(cell(c, d));
+          return dtr;
+        });
+      }
+      for (const c of columns) tr.append(cell(c, r));
+      tbody.append(tr, ...detailRows);
+    }
+    clear(emptyBox);
+    wrap.hidden = data.length === 0;
+    if (data.length === 0) emptyBox.append(opts.empty || emptyState('Nothing to show', 'No rows match these filters.'));
+  }
+
+  draw();
+  return { el, setRows(r) { data = r.slice(); draw(); } };
+}
+
+function fmtCell(v) {
+  if (typeof v === 'number' || v === 'unlimited') return fmtAmount(v);
+  if (v === null || v === undefined || v === '') return '—';
+  return String(v);
+}
+
+// ---------- misc ----------
+
+export function pageHeader(title, subtitle, actions) {
+  return h('div', { class: 'page-header' },
+    h('div', {}, h('h1', { tabindex: '-1', class: 'page-title' }, title), subtitle ? h('p', { class: 'page-sub' }, subtitle) : null),
+    actions ? h('div', { class: 'page-actions' }, actions) : null);
+}
+
+export function card(title, ...children) {
+  return h('section', { class: 'card' }, title ? h('h2', { class: 'card-title' }, title) : null, ...children);
+}
+
+export function debounce(fn, ms) {
+  let t = null;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** A button that shows a busy state while `action` runs. */
+export async function busy(btn, action, busyText) {
+  const old = btn.textContent;
+  btn.disabled = true;
+  btn.setAttribute('aria-busy', 'true');
+  if (busyText) btn.textContent = busyText;
+  try {
+    return await action();
+  } finally {
+    btn.disabled = false;
+    btn.removeAttribute('aria-busy');
+    btn.textContent = old;
+  }
+}
