@@ -32,7 +32,10 @@ policy_target(struct op *op, json_t *args, bool need_kind, int64_t *bid, enum po
         return op->err->status;
     }
     int rc;
-    if (!op_sees_building(op, *bid) || !op_is_admin(op) ||
+    if (!op_is_admin(op)) {
+        return op_forbidden(op, "read or change policies");
+    }
+    if (!op_sees_building(op, *bid) ||
         sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", *bid, 0, &rc) == 0) {
         return op_not_found(op, "building");
     }

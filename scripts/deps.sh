@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
 liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
-lua-busted lua-socket lua-cjson tmux wrk
+lua-busted lua-socket lua-cjson tmux wrk curl
 chromium nodejs npm"
 missing=""
 for p in $PKGS; do

@@ -8,8 +8,8 @@
  * period ticker, then the "listening" line.  SIGTERM or SIGINT stops the
  * listener, waits for requests in flight (each acknowledged write has been
  * committed before its response was written), closes the engine and exits
- * 0.  SIGHUP drops the cached policy sets, so the next use reloads them from
- * the policy directory. */
+ * 0.  SIGHUP rebuilds every building's policy set from the database and
+ * the policy directory; a set that fails to load keeps the old one serving. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -193,7 +193,7 @@ ticker_stop(struct ticker *t)
     pthread_mutex_destroy(&t->mu);
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP reloads policies on next use. */
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the policies. */
 static void
 wait_for_stop(struct engine *eng, const sigset_t *set)
 {
@@ -203,8 +203,22 @@ wait_for_stop(struct engine *eng, const sigset_t *set)
             continue;
         }
         if (sig == SIGHUP) {
-            engine_policy_invalidate(eng, 0);
-            fprintf(stderr, "allotd: SIGHUP: policies will be reloaded on next use\n");
+            /* Rebuild every building's set now; one that fails to load keeps
+             * serving the set it has. */
+            struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "sighup"};
+            json_t *out = NULL;
+            int status;
+            bool replayed;
+            struct eng_error err = {0};
+            if (engine_exec(eng, &console, "policies.reload", NULL, NULL, &out, &status,
+                            &replayed, &err) != 0) {
+                fprintf(stderr, "allotd: SIGHUP: reload failed: %s\n", err.msg);
+            } else {
+                fprintf(stderr, "allotd: SIGHUP: %lld building policy sets reloaded, %zu refused\n",
+                        (long long)json_integer_value(json_object_get(out, "reloaded")),
+                        json_array_size(json_object_get(out, "failed")));
+            }
+            json_decref(out);
             continue;
         }
         fprintf(stderr, "allotd: %s: stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -144,14 +144,20 @@ signals_install(void)
 
 /* ---------- the Lua side ---------- */
 
-/* Pushes repl.lua's function `name`.  [-0, +1, m] */
-static void
+/* Pushes repl.lua's function `name`; false (nothing pushed) when the stack
+ * cannot grow, which a command returning a million values can cause: no
+ * protected call is running here to catch luaL_checkstack's error.
+ * [-0, +1|0, m] */
+static bool
 push_module_fn(struct repl *r, const char *name)
 {
-    luaL_checkstack(r->L, 2, "console");
+    if (!lua_checkstack(r->L, 2 + LUA_MINSTACK)) {
+        return false;
+    }
     lua_rawgeti(r->L, LUA_REGISTRYINDEX, r->module_ref);
     lua_getfield(r->L, -1, name);
     lua_remove(r->L, -2);
+    return true;
 }
 
 /* Prints the error object on top of the stack the way repl.lua words it
@@ -161,9 +167,11 @@ static void
 report_error(struct repl *r)
 {
     lua_State *L = r->L;
-    push_module_fn(r, "format_error");
-    lua_insert(L, -2);
-    bool ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+    bool ok = push_module_fn(r, "format_error");
+    if (ok) {
+        lua_insert(L, -2);
+        ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+    }
     fflush(stdout);
     fprintf(stderr, "%s\n", ok ? lua_tostring(L, -1) : "error: (an error that cannot be shown)");
     lua_pop(L, 1);
@@ -191,8 +199,11 @@ run_input(struct repl *r)
         return;
     }
     int results = lua_gettop(L) - base;
-    if (results > 0) {
-        push_module_fn(r, "show");
+    if (results > 0 && !push_module_fn(r, "show")) {
+        lua_settop(L, base);
+        lua_pushliteral(L, "too many results to show");
+        report_error(r);
+    } else if (results > 0) {
         lua_insert(L, base + 1);
         if (lua_pcall(L, results, 0, 0) != LUA_OK) {
             report_error(r);
@@ -207,7 +218,9 @@ static bool
 eval_chunk(struct repl *r)
 {
     lua_State *L = r->L;
-    push_module_fn(r, "compile");
+    if (!push_module_fn(r, "compile")) {
+        return false;
+    }
     lua_pushlstring(L, r->chunk, r->chunk_len);
     if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
         report_error(r);
@@ -333,7 +346,9 @@ complete(const char *text, int start, int end)
     rl_completion_append_character = '\0';
     luaL_unref(r->L, LUA_REGISTRYINDEX, complete_ref);
     complete_ref = LUA_NOREF;
-    push_module_fn(r, "complete");
+    if (!push_module_fn(r, "complete")) {
+        return NULL;
+    }
     lua_pushstring(r->L, rl_line_buffer);
     lua_pushinteger(r->L, start);
     lua_pushinteger(r->L, end);
@@ -543,7 +558,10 @@ repl_open(struct repl *r, const struct repl_opts *o)
         return 1;
     }
     r->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    push_module_fn(r, "start");
+    if (!push_module_fn(r, "start")) {
+        fprintf(stderr, "allot repl: out of memory\n");
+        return 1;
+    }
     lua_createtable(L, 0, 6);
     set_field(L, "db", o->db);
     set_field(L, "policies", o->policies);

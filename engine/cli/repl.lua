@@ -268,6 +268,9 @@ function Remote:call(op, args, opts)
     if (rh["content-type"] or ""):find("text/csv", 1, true) then
         return { csv = text }, status, false
     end
+    if text == "" and status < 400 then
+        return {}, status, false
+    end
     local decoded = self.cjson.decode(text)
     if type(decoded) ~= "table" then
         return failure(status >= 400 and status or 502, "bad_response",
@@ -754,6 +757,8 @@ Examples
   quote({resource_id = "res_1", user_id = "usr_1", start = "2026-01-05T09:00:00Z",
          ["end"] = "2026-01-05T11:00:00Z"},
         {candidate = {kind = "pricing", source = readfile("pricing.lua")}})
+  db:call("policies.put", {building_id = "bld_1", kind = "pricing",
+                           source = readfile("pricing.lua")})      -- activates it
 
 An expression prints its value; a statement runs; an unfinished statement goes on
 on the next line (...>).  Keep values in globals: `local` ends with its input.

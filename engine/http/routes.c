@@ -61,6 +61,8 @@ static int route_openapi(struct http_req *rq, const struct route *r,
                          const struct route_params *params);
 static int route_clock(struct http_req *rq, const struct route *r,
                        const struct route_params *params);
+static int route_policy_put(struct http_req *rq, const struct route *r,
+                            const struct route_params *params);
 
 #define WRITE (ROUTE_BODY | ROUTE_IDEMPOTENT)
 #define READ ROUTE_QUERY
@@ -78,10 +80,17 @@ static const struct route routes[] = {
     {"GET", "/v1/buildings", "buildings.list", READ, NULL},
     {"GET", "/v1/buildings/{bld:id}", "buildings.get", 0, NULL},
     {"PATCH", "/v1/buildings/{bld:id}", "buildings.patch", WRITE, NULL},
-    /* Policy routes (/v1/buildings/{bld:id}/policies, .../policies/{:kind},
-     * .../policies/{:kind}/simulate) go here, with handlers of their own
-     * for the text/x-lua body (request.c's http_read_body reads it within
-     * the size limit). */
+    {"GET", "/v1/buildings/{bld:building_id}/policies", "policies.get", 0, NULL},
+    {"PUT", "/v1/buildings/{bld:building_id}/policies/{:kind}", "policies.put", 0,
+     route_policy_put},
+    {"DELETE", "/v1/buildings/{bld:building_id}/policies/{:kind}", "policies.delete", 0, NULL},
+    {"GET", "/v1/buildings/{bld:building_id}/policies/{:kind}/history", "policies.history", 0,
+     NULL},
+    {"POST", "/v1/buildings/{bld:building_id}/policies/{:kind}/rollback", "policies.rollback",
+     ROUTE_BODY, NULL},
+    {"POST", "/v1/buildings/{bld:building_id}/policies/{:kind}/simulate", "policies.simulate",
+     ROUTE_BODY, NULL},
+    {"POST", "/v1/policies/reload", "policies.reload", 0, NULL},
 
     {"POST", "/v1/resources", "resources.create", WRITE, NULL},
     {"GET", "/v1/resources", "resources.list", READ, NULL},
@@ -470,6 +479,51 @@ route_clock(struct http_req *rq, const struct route *r, const struct route_param
     time_format_rfc3339(engine_now(rq->srv->eng), text, sizeof text);
     json_t *out = json_pack("{s:s}", "now", text);
     int rc = http_send_json(rq, 200, out, NULL);
+    json_decref(out);
+    return rc;
+}
+
+/* PUT /v1/buildings/{id}/policies/{kind} with the Lua source as a
+ * text/x-lua body: the source is compiled and self-checked by the engine,
+ * and the answer is the new version or 422 with the compiler's words. */
+static int
+route_policy_put(struct http_req *rq, const struct route *r, const struct route_params *params)
+{
+    struct eng_error err = {0};
+    const char *ct = http_header(rq, "Content-Type");
+    if (ct == NULL || (strncasecmp(ct, "text/x-lua", 10) != 0 &&
+                       strncasecmp(ct, "text/plain", 10) != 0)) {
+        http_skip_body(rq);
+        eng_error_code(&err, ENG_EINVAL, "unsupported_media_type",
+                       "send the policy source as Content-Type: text/x-lua");
+        return http_send_error(rq, 415, "unsupported_media_type", NULL, err.msg);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    if (http_read_body(rq, &buf, &len, &err) != 0) {
+        return http_send_eng_error(rq, &err);
+    }
+    json_t *source = json_stringn(buf, len);
+    free(buf);
+    if (source == NULL) {
+        invalid(&err, "source", "the policy source must be UTF-8 text without NUL bytes");
+        return http_send_eng_error(rq, &err);
+    }
+    json_t *args = json_pack("{s:o}", "source", source);
+    if (add_path_params(args, params, &err) != 0) {
+        json_decref(args);
+        return http_send_eng_error(rq, &err);
+    }
+    json_t *out = NULL;
+    int status = 200;
+    bool replayed = false;
+    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, NULL, &out, &status, &replayed,
+                         &err);
+    json_decref(args);
+    if (rc != 0) {
+        return http_send_eng_error(rq, &err);
+    }
+    rc = http_send_json(rq, status, out, NULL);
     json_decref(out);
     return rc;
 }

@@ -117,14 +117,21 @@ verify()
     it("quotes under a candidate policy without activating it", function()
         local out, err, code = piped(dir, db_flags(dir), SEED .. table.concat(CANDIDATE, "\n")
             .. "\nquote(" .. QUOTE_ARGS .. ", {candidate = {kind = \"pricing\", source = src}})"
-            .. "\nquote" .. QUOTE_ARGS .. "\npolicies(\"bld_1\")\n")
+            .. "\nquote" .. QUOTE_ARGS .. "\npolicies(\"bld_1\")"
+            .. "\nreturn 'activate'"
+            .. "\ndb:call(\"policies.put\", {building_id = \"bld_1\", kind = \"pricing\","
+            .. " source = src})"
+            .. "\nquote" .. QUOTE_ARGS .. "\n")
         assert.equal("", err)
         assert.equal(0, code)
         local first = out:find("credits%.amount%s+6\n")
         local second = out:find("credits%.amount%s+2\n")
+        local activated = out:find("\nactivate\n", 1, true)
         assert.truthy(first, out)
         assert.truthy(second and second > first, out)
-        assert.truthy(out:find("pricing%s+default:"), out)
+        assert.truthy(out:sub(1, activated):find("pricing%s+default:"), out)
+        -- Once uploaded, the same version prices every quote.
+        assert.truthy(out:find("credits%.amount%s+6\n", activated), out)
     end)
 
     it("continues unfinished statements and reports a raised error in the exit code", function()
@@ -154,7 +161,8 @@ db:call("no.such.op")
     end)
 
     it("refuses a line over 4 KiB and an input ending inside a statement", function()
-        local out, err, code = piped(dir, db_flags(dir), ("x"):rep(5000) .. "\n1 + 2\nfor i = 1, 2 do\n")
+        local script = ("x"):rep(5000) .. "\n1 + 2\nfor i = 1, 2 do\n"
+        local out, err, code = piped(dir, db_flags(dir), script)
         assert.equal("3\n", out)
         assert.truthy(err:find("a line holds at most 4096 bytes", 1, true))
         assert.truthy(err:find("'end' expected near <eof>", 1, true))
@@ -179,10 +187,14 @@ end
 local Term = {}
 Term.__index = Term
 
--- Starts `allot repl` in a detached tmux session on a private server
--- (its own socket), with HOME in `dir` for the history file.
+-- Starts `allot repl` in a detached tmux session on a private server (its
+-- own socket, so the user's tmux is never touched), with HOME in `dir` for
+-- the history file.
+local sessions = 0
 local function term_start(dir)
-    local self = setmetatable({ sock = dir .. "/tmux.sock", dir = dir }, Term)
+    -- A new socket each time: a server just killed may still hold the old one.
+    sessions = sessions + 1
+    local self = setmetatable({ sock = ("%s/tmux%d.sock"):format(dir, sessions), dir = dir }, Term)
     local cmd = ("HOME=%s %s repl %s; echo \"[exited $?]\"; sleep 60"):format(
         q(dir), q(ALLOT), db_flags(dir))
     assert(sh(("tmux -S %s -f /dev/null new-session -d -s repl -x 200 -y 50 %s"):format(
@@ -330,8 +342,8 @@ describe_terminal("allot repl on a terminal", function()
         term:keys("C-c")
         term:wait("^C")
         term:run("1 + 1", "\n2\n")
-        term:run("while true do end")
-        sleep(0.3)
+        -- Ctrl-C once the command is surely running, not while it is typed.
+        term:run('print("spinning") while true do end', "\nspinning\n")
         term:keys("C-c")
         term:wait("error: interrupted")
         local screen = term:run("3 * 7", "\n21\n")
@@ -387,7 +399,8 @@ describe_attached("allot repl attached to allotd", function()
             .. "\nbook{resource_id = \"res_1\", user_id = \"usr_1\", start = "
             .. "\"2026-01-05T09:00:00Z\", [\"end\"] = \"2026-01-05T20:00:00Z\", "
             .. "payment_method = \"credits\"}"
-            .. "\nlocal r, e = db:call(\"buildings.get\", {id = \"bld_9\"}) return e.status, e.code\n")
+            .. "\nlocal r, e = db:call(\"buildings.get\", {id = \"bld_9\"})"
+            .. " return e.status, e.code\n")
         assert.equal("", err)
         assert.equal(0, code)
         assert.truthy(out:find("bld_1\nten_1\nusr_1\nres_1\nalc_1\n", 1, true), out)

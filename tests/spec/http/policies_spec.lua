@@ -1,0 +1,128 @@
+-- Per-building policies over HTTP: upload (text/x-lua), refusal with the
+-- compiler's or self-check's message, history, rollback, back to default,
+-- simulation, reload, and a reload in the middle of a running load of
+-- bookings with zero failed requests.
+local H = require "http_env"
+
+local PREMIUM = [[
+local M = {}
+function M.price(ctx)
+  local minutes = ctx.booking.minutes
+  return { credits = allot.ceil_div(3000 * minutes, 60), unit = "hour",
+           money = 10000 * minutes // 60, money_before_discount = 10000 * minutes // 60 }
+end
+M.examples = { { ctx = { booking = { minutes = 60 } },
+                 expect = { credits = 3000, unit = "hour", money = 10000,
+                            money_before_discount = 10000 } } }
+return M
+]]
+
+local LUA = { ["Content-Type"] = "text/x-lua" }
+
+describe("policies over HTTP", function()
+  local env, w, base
+  setup(function()
+    env = H.start()
+    w = env:world()
+    env:grant(w, 1000, { start = "2026-01-01" })
+    base = "/v1/buildings/" .. w.building.id .. "/policies"
+  end)
+  teardown(function() if env then env:stop() end end)
+
+  local function quote_credits()
+    return env:must(200, "POST", "/v1/quotes", { resource_id = w.room.id, user_id = w.user.id,
+      start = "2026-01-10T09:00:00Z", ["end"] = "2026-01-10T11:00:00Z" }).credits.amount
+  end
+
+  it("uploads, lists, refuses, rolls back and deletes versions", function()
+    local v1 = env:must(200, "PUT", base .. "/pricing", PREMIUM, LUA)
+    assert.equal(1, v1.version)
+    assert.equal(6, quote_credits())
+    local listed = env:must(200, "GET", base)
+    assert.equal(1, listed.policies.pricing.version)
+    assert.equal(v1.sha256, listed.policies.pricing.sha256)
+    assert.equal("default", listed.policies.refund.version)
+
+    local status, err = env:put(base .. "/pricing", "return {", LUA)
+    assert.equal(422, status)
+    assert.equal("policy_error", err.error.code)
+    assert.truthy(err.error.message:find(":1:"), err.error.message)
+    assert.equal(6, quote_credits())
+
+    env:must(200, "PUT", base .. "/pricing", (PREMIUM:gsub("3000", "4000")), LUA)
+    assert.equal(8, quote_credits())
+    local hist = env:must(200, "GET", base .. "/pricing/history")
+    assert.equal(2, #hist.data)
+    assert.is_true(hist.data[1].active)
+    env:must(200, "POST", base .. "/pricing/rollback", { version = 1 })
+    assert.equal(6, quote_credits())
+    env:must(200, "DELETE", base .. "/pricing")
+    assert.equal(2, quote_credits())
+  end)
+
+  it("refuses the wrong content type, an unknown kind, and tenant keys", function()
+    assert.equal(415, (env:put(base .. "/pricing", PREMIUM, { ["Content-Type"] = "application/json" })))
+    assert.equal(400, (env:put(base .. "/gold", PREMIUM, LUA)))
+    local tenant_key = env:must(201, "POST", "/v1/keys", { role = "tenant_admin",
+                                                          tenant_id = w.tenant.id }).key
+    local t = env:as(tenant_key)
+    assert.equal(403, (t:put(base .. "/pricing", PREMIUM, LUA)))
+    assert.equal(403, (t:get(base)))
+    local viewer = env:as(env:must(201, "POST", "/v1/keys", { role = "viewer" }).key)
+    assert.equal(403, (viewer:put(base .. "/pricing", PREMIUM, LUA)))
+    assert.equal(200, (viewer:get(base)))
+  end)
+
+  it("simulates a candidate over past bookings", function()
+    assert.equal(201, (env:book(w, "2026-01-12T09:00:00Z", "2026-01-12T11:00:00Z")))
+    local sim = env:must(200, "POST", base .. "/pricing/simulate",
+                         { source = PREMIUM, from = "2026-01-12", to = "2026-01-13" })
+    assert.equal(1, sim.totals.bookings)
+    assert.equal(2, sim.totals.charged_credits)
+    assert.equal(6, sim.totals.candidate_credits)
+  end)
+
+  it("reloads every building on request", function()
+    local r = env:must(200, "POST", "/v1/policies/reload")
+    assert.truthy(r.reloaded >= 1)
+    assert.same({}, r.failed)
+  end)
+
+  it("serves every booking of a running load while versions are swapped", function()
+    -- Four workers book distinct slots through curl while versions change.
+    local dir = H.tmpdir()
+    local script = dir .. "/load.sh"
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+for w in 1 2 3 4; do
+  (for i in $(seq 1 40); do
+     h=$(( (w * 40 + i) ))
+     day=$(( 15 + h / 24 )); hour=$(( h %% 24 ))
+     s=$(printf '2026-01-%%02dT%%02d:00:00Z' $day $hour)
+     e=$(printf '2026-01-%%02dT%%02d:30:00Z' $day $hour)
+     curl -s -o /dev/null -w '%%{http_code}\n' -X POST %s/v1/bookings \
+       -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+       -d "{\"resource_id\":\"%s\",\"user_id\":\"%s\",\"start\":\"$s\",\"end\":\"$e\",\"payment_method\":\"credits\"}"
+   done > %s/codes.$w) &
+done
+wait
+touch %s/done
+]]):format(env.url, env.key, w.room.id, w.user.id, dir, dir))
+    f:close()
+    assert(os.execute("sh " .. script .. " >/dev/null 2>&1 &"))
+    local swaps = 0
+    repeat
+      local src = swaps % 2 == 0 and PREMIUM or PREMIUM:gsub("3000", "2000")
+      env:must(200, "PUT", base .. "/pricing", src, LUA)
+      swaps = swaps + 1
+    until io.open(dir .. "/done") or swaps > 400
+    local codes = {}
+    for n = 1, 4 do
+      for line in io.lines(dir .. "/codes." .. n) do codes[#codes + 1] = line end
+    end
+    assert.equal(160, #codes)
+    for _, c in ipairs(codes) do assert.equal("201", c) end
+    assert.truthy(swaps >= 2)
+    env:must(200, "DELETE", base .. "/pricing")
+  end)
+end)

@@ -1,0 +1,206 @@
+// policies.js - the Lua policies of each building: the active version of
+// each kind, its history, and uploading a new version (PUT
+// /v1/buildings/{id}/policies/{kind}, Content-Type text/x-lua). A refused
+// version (422 policy_error) shows the compiler's or self-check's words; the
+// running version stays active.
+import { api, get } from '../api.js';
+import {
+  h, clear, pageHeader, select, emptyState, notice, loading, errorBox, fmtDateTime, toast, busy, titleCase,
+  sortableTable,
+} from '../ui.js';
+
+const KINDS = [
+  ['pricing', 'Money and credit price of a booking'],
+  ['eligibility', 'Which allocation lines may pay'],
+  ['order', 'Order in which lots are spent'],
+  ['rollover', 'What carries into the next period'],
+  ['refund', 'What a cancellation gives back'],
+  ['validate', 'Whether a booking may go ahead'],
+];
+
+let chosenBuilding = '';
+let chosenKind = 'pricing';
+
+export async function render(page, ctx) {
+  const buildings = await ctx.buildings();
+  if (!chosenBuilding || !buildings.some((b) => b.id === chosenBuilding)) chosenBuilding = buildings[0] ? buildings[0].id : '';
+  page.append(pageHeader('Policies', 'The Lua rules each building runs: pricing, eligibility, spending order, rollover, refunds and validation.'));
+  if (!buildings.length) {
+    page.append(emptyState('No buildings yet', 'Policies belong to buildings.'));
+    return;
+  }
+  const bSel = select(buildings.map((b) => ({ value: b.id, label: b.name })), { value: chosenBuilding, id: 'pol-building' });
+  page.append(h('div', { class: 'filters' },
+    h('div', { class: 'filter' }, h('label', { for: 'pol-building', class: 'filter-label' }, 'Building'), bSel)));
+  const activeBox = h('section', { class: 'card card-flush', 'aria-labelledby': 'pol-active-title' });
+  const kindBox = h('section', { class: 'card', id: 'policy-kind', 'aria-labelledby': 'pol-kind-title' });
+  page.append(activeBox, kindBox);
+  bSel.addEventListener('change', () => { chosenBuilding = bSel.value; load(); });
+
+  let active = null;
+
+  async function load() {
+    clear(activeBox).append(loading('Loading policies…'));
+    clear(kindBox);
+    try {
+      active = (await get(`/v1/buildings/${chosenBuilding}/policies`)).policies || {};
+    } catch (err) {
+      active = null;
+      clear(activeBox);
+      if (err.status === 404 || err.status === 405) {
+        activeBox.append(h('div', { class: 'card-pad' }, notice(
+          'This server does not offer policy management over HTTP yet (GET /v1/buildings/{id}/policies answered '
+          + `${err.status}). Policies can still be changed with the admin REPL or on disk with a reload.`, 'info')));
+        activeBox.dataset.unavailable = 'true';
+      } else {
+        activeBox.append(errorBox(err, load));
+      }
+      showKind();
+      return;
+    }
+    clear(activeBox);
+    activeBox.append(h('h2', { class: 'card-title card-pad-title', id: 'pol-active-title' }, 'Active versions'));
+    const rows = KINDS.map(([kind, what]) => ({ kind, what, ...(active[kind] || {}) }));
+    const t = sortableTable([
+      { key: 'kind', label: 'Kind', render: (r) => h('span', {}, h('strong', {}, titleCase(r.kind)), h('span', { class: 'sub block' }, r.what)) },
+      { key: 'version', label: 'Version', render: (r) => versionBadge(r.version) },
+      { key: 'sha256', label: 'SHA-256', render: (r) => (r.sha256 ? h('code', { title: r.sha256 }, r.sha256.slice(0, 12)) : '—') },
+      { key: 'loaded_at', label: 'Loaded', render: (r) => (r.loaded_at ? fmtDateTime(r.loaded_at, 'UTC', { weekday: false }) : '—') },
+      { key: 'author', label: 'By', render: (r) => r.author || '—' },
+      { key: 'act', label: 'Actions', sortable: false, render: (r) => h('button', {
+        type: 'button', class: 'btn btn-secondary btn-small', 'data-kind': r.kind, 'aria-label': `Manage the ${r.kind} policy`,
+        onclick: () => { chosenKind = r.kind; showKind(); kindBox.scrollIntoView({ block: 'start', behavior: 'smooth' }); },
+      }, 'Manage') },
+    ], rows, { caption: 'Active policy versions' });
+    activeBox.append(t.el);
+    showKind();
+  }
+
+  async function showKind() {
+    clear(kindBox);
+    const kindSel = select(KINDS.map(([k]) => ({ value: k, label: titleCase(k) })), { value: chosenKind, id: 'pol-kind' });
+    kindSel.addEventListener('change', () => { chosenKind = kindSel.value; showKind(); });
+    const cur = active && active[chosenKind];
+    kindBox.append(h('div', { class: 'section-head' },
+      h('div', {}, h('h2', { class: 'card-title', id: 'pol-kind-title' }, `${titleCase(chosenKind)} policy`),
+        h('p', { class: 'muted' }, cur ? `Running: ${cur.version === 'default' ? 'the default policy' : `version ${cur.version}`}${cur.sha256 ? ` (${cur.sha256.slice(0, 12)})` : ''}.` : 'Upload a new version for this building.')),
+      h('div', { class: 'filter' }, h('label', { for: 'pol-kind', class: 'filter-label' }, 'Kind'), kindSel)));
+
+    const history = h('div', { class: 'history' });
+    const editor = h('textarea', { id: 'policy-source', class: 'code', rows: '16', spellcheck: 'false', 'aria-describedby': 'policy-source-hint',
+      placeholder: `-- ${chosenKind}.lua: a module returning a table of functions\nreturn {\n  -- ...\n}` });
+    const file = h('input', { type: 'file', id: 'policy-file', accept: '.lua,text/x-lua,text/plain' });
+    const upload = h('button', { type: 'button', class: 'btn btn-primary', id: 'policy-upload' }, 'Validate and activate');
+    const revert = h('button', { type: 'button', class: 'btn btn-ghost', id: 'policy-revert' }, 'Back to default');
+    const outcome = h('div', { id: 'policy-outcome', 'aria-live': 'polite' });
+    file.addEventListener('change', async () => {
+      if (file.files && file.files[0]) editor.value = await file.files[0].text();
+    });
+    upload.addEventListener('click', () => busy(upload, async () => {
+      clear(outcome);
+      if (!editor.value.trim()) {
+        outcome.append(h('div', { class: 'alert alert-error', role: 'alert' }, 'Paste or load the Lua source first.'));
+        editor.focus();
+        return;
+      }
+      try {
+        const out = await api('PUT', `/v1/buildings/${chosenBuilding}/policies/${chosenKind}`,
+          { body: editor.value, headers: { 'Content-Type': 'text/x-lua' } });
+        toast(`${titleCase(chosenKind)} policy version ${out.version} is active`);
+        outcome.append(h('div', { class: 'alert alert-success', role: 'status' },
+          `Version ${out.version} is active (sha256 ${String(out.sha256 || '').slice(0, 12)}).`));
+        await load();
+      } catch (err) {
+        outcome.append(refusal(err));
+      }
+    }, 'Checking…'));
+    revert.addEventListener('click', () => busy(revert, async () => {
+      clear(outcome);
+      try {
+        await api('DELETE', `/v1/buildings/${chosenBuilding}/policies/${chosenKind}`);
+        toast(`${titleCase(chosenKind)} is back to the default policy`);
+        await load();
+      } catch (err) {
+        outcome.append(refusal(err));
+      }
+    }, 'Reverting…'));
+
+    kindBox.append(
+      h('div', { class: 'policy-grid' },
+        h('div', { class: 'policy-editor' },
+          h('div', { class: 'field' },
+            h('label', { for: 'policy-source' }, 'New version (Lua source)'),
+            editor,
+            h('div', { class: 'hint', id: 'policy-source-hint' },
+              'It is compiled in a fresh sandbox and its own examples run before it is swapped in. A refused version leaves the running one in place.')),
+          h('div', { class: 'field' }, h('label', { for: 'policy-file' }, 'Or load a .lua file'), file),
+          h('div', { class: 'button-row' }, upload, ctx.canAssign && cur && cur.version !== 'default' ? revert : null),
+          outcome),
+        h('div', { class: 'policy-history' }, h('h3', { class: 'subhead' }, 'History'), history)));
+    if (!ctx.canAssign) {
+      upload.disabled = true;
+      file.disabled = true;
+      editor.readOnly = true;
+      kindBox.append(notice('Your role can read policies but not change them.', 'info'));
+    }
+    loadHistory(history, editor);
+  }
+
+  async function loadHistory(box, editor) {
+    clear(box).append(loading('Loading history…'));
+    const base = `/v1/buildings/${chosenBuilding}/policies/${chosenKind}`;
+    let rows = null;
+    let lastErr = null;
+    for (const path of [`${base}/history`, `${base}/versions`, base]) {
+      try {
+        const out = await get(path);
+        if (out && Array.isArray(out.data)) { rows = out.data; break; }
+      } catch (err) {
+        lastErr = err;
+        if (err.status !== 404 && err.status !== 405) break;
+      }
+    }
+    clear(box);
+    if (!rows) {
+      box.append(h('p', { class: 'muted' }, lastErr && (lastErr.status === 404 || lastErr.status === 405)
+        ? 'Version history is not available from this server yet.'
+        : `Could not load the history${lastErr ? `: ${lastErr.message}` : ''}.`));
+      return;
+    }
+    if (!rows.length) {
+      box.append(h('p', { class: 'muted' }, 'No uploaded versions: this building runs the default.'));
+      return;
+    }
+    const activeRow = rows.find((r) => r.active);
+    if (activeRow && activeRow.source && !editor.value) editor.value = activeRow.source;
+    const list = h('ol', { class: 'history-list' });
+    for (const r of rows) {
+      list.append(h('li', { class: r.active ? 'active' : '' },
+        h('div', {}, h('strong', {}, `Version ${r.version}`), r.active ? h('span', { class: 'badge badge-ok' }, 'Active') : null),
+        h('div', { class: 'sub' }, `${r.created_at ? fmtDateTime(r.created_at, 'UTC', { weekday: false }) : ''}${r.author ? ` · ${r.author}` : ''}`),
+        h('code', { class: 'sub' }, String(r.sha256 || '').slice(0, 12)),
+        r.source ? h('div', { class: 'button-row' },
+          h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => { editor.value = r.source; editor.focus(); } }, 'Load into editor')) : null));
+    }
+    box.append(list);
+  }
+
+  await load();
+}
+
+function versionBadge(v) {
+  if (v === undefined || v === null) return '—';
+  if (v === 'default') return h('span', { class: 'badge badge-muted' }, 'Default');
+  if (v === 'file') return h('span', { class: 'badge badge-info' }, 'From disk');
+  return h('span', { class: 'badge badge-ok' }, `v${v}`);
+}
+
+function refusal(err) {
+  if (err.status === 404 || err.status === 405) {
+    return h('div', { class: 'alert alert-info', role: 'alert' },
+      `This server does not accept policy uploads over HTTP yet (${err.status}).`);
+  }
+  const title = err.code === 'policy_error' ? 'This version was refused; the running version stays active.' : 'The upload failed.';
+  return h('div', { class: 'alert alert-error', role: 'alert', id: 'policy-error' },
+    h('strong', {}, title), h('pre', { class: 'error-pre' }, err.message));
+}
