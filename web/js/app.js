@@ -239,6 +239,12 @@ async function start(me) {
 
 async function boot() {
   setUnauthorizedHandler(() => signOut('Your session ended: the API key is no longer accepted. Sign in again.'));
+  // The skip link must not change the hash (the router owns it).
+  document.querySelector('.skip-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    const target = document.getElementById('main') || document.getElementById('api-key');
+    if (target) target.focus();
+  });
   window.addEventListener('hashchange', route);
   const key = getKey();
   if (!key) {

@@ -352,12 +352,23 @@ export function sortableTable(columns, rows, opts = {}) {
   let sortDir = opts.sortDir || 'asc';
   let data = rows.slice();
   const wrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': opts.caption || 'Table' });
-  const table = h('table', { class: `table ${opts.cls || ''}` });
+  const stack = opts.stack !== false;
+  const table = h('table', { class: `table ${stack ? 'table-stack' : ''} ${opts.cls || ''}` });
   if (opts.caption) table.append(h('caption', { class: 'sr-only' }, opts.caption));
   const thead = h('thead');
   const tbody = h('tbody');
   const headRow = h('tr');
   const expandable = typeof opts.details === 'function';
+  if (opts.groups) {
+    // A header row above the column names, e.g. "Once" over four columns.
+    const groupRow = h('tr', { class: 'group-row' });
+    if (expandable) groupRow.append(h('td', { class: 'col-expand' }));
+    for (const g of opts.groups) {
+      groupRow.append(g.label ? h('th', { scope: 'colgroup', colspan: String(g.span), class: 'group' }, g.label)
+        : h('td', { colspan: String(g.span) }));
+    }
+    thead.append(groupRow);
+  }
   if (expandable) headRow.append(h('th', { class: 'col-expand', scope: 'col' }, h('span', { class: 'sr-only' }, 'Details')));
   const ths = [];
   for (const c of columns) {
@@ -365,7 +376,8 @@ export function sortableTable(columns, rows, opts = {}) {
     if (c.sortable === false) {
       th.append(c.label);
     } else {
-      const btn = h('button', { type: 'button', class: 'sort' }, c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }));
+      const btn = h('button', { type: 'button', class: 'sort', 'aria-label': c.title ? `${c.title}, sort` : null },
+        c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }));
       btn.addEventListener('click', () => {
         if (sortKey === c.key) sortDir = sortDir === 'asc' ? 'desc' : 'asc';
         else { sortKey = c.key; sortDir = c.num ? 'desc' : 'asc'; }
@@ -380,11 +392,25 @@ export function sortableTable(columns, rows, opts = {}) {
   table.append(thead, tbody);
   wrap.append(table);
   const emptyBox = h('div', {});
-  const el = h('div', { class: 'table-block' }, wrap, emptyBox);
+  // On a phone the rows become cards and the headers are hidden: this
+  // select sorts instead (CSS shows it only at narrow widths).
+  const sortable = columns.filter((c) => c.sortable !== false);
+  const sortSel = h('select', { class: 'sort-select', 'aria-label': `Sort ${opts.caption || 'table'}` });
+  for (const c of sortable) {
+    for (const dir of ['asc', 'desc']) {
+      sortSel.append(h('option', { value: `${c.key}:${dir}` }, `${c.title || c.label} ${dir === 'asc' ? '↑' : '↓'}`));
+    }
+  }
+  sortSel.addEventListener('change', () => {
+    [sortKey, sortDir] = sortSel.value.split(':');
+    draw();
+  });
+  const sortBar = stack && sortable.length ? h('div', { class: 'sort-bar' }, h('span', { 'aria-hidden': 'true' }, 'Sort by'), sortSel) : null;
+  const el = h('div', { class: 'table-block' }, sortBar, wrap, emptyBox);
 
   const valueOf = (c, r) => (c.value ? c.value(r) : r[c.key]);
   const cell = (c, r) => {
-    const td = h('td', { class: c.num ? 'num' : '', 'data-label': c.label });
+    const td = h('td', { class: c.num ? 'num' : '', 'data-label': c.title || c.label });
     const v = c.render ? c.render(r) : fmtCell(valueOf(c, r));
     td.append(v instanceof Node ? v : document.createTextNode(v ?? ''));
     return td;
@@ -394,6 +420,7 @@ export function sortableTable(columns, rows, opts = {}) {
     for (const [c, th] of ths) {
       th.setAttribute('aria-sort', c.key === sortKey ? (sortDir === 'asc' ? 'ascending' : 'descending') : 'none');
     }
+    if (sortKey) sortSel.value = `${sortKey}:${sortDir}`;
     let sorted = data;
     if (sortKey) {
       const c = columns.find((x) => x.key === sortKey);
@@ -425,6 +452,7 @@ export function sortableTable(columns, rows, opts = {}) {
     }
     clear(emptyBox);
     wrap.hidden = data.length === 0;
+    if (sortBar) sortBar.hidden = data.length < 2;
     if (data.length === 0) emptyBox.append(opts.empty || emptyState('Nothing to show', 'No rows match these filters.'));
   }
 

@@ -141,4 +141,3 @@ function cancelDialog() {
   };
 }
 
-export { clear };

@@ -208,4 +208,3 @@ export function usageTable(rows, bmap, { showTenant }) {
   });
 }
 
-export { titleCase };
