@@ -122,10 +122,22 @@ hub_customer(struct hub *h, int64_t tenant_id)
     return c;
 }
 
-#define HUB_FILTER                                                                          \
-    " AND (?4 IS NULL OR l.tenant_id = ?4) AND (?5 IS NULL OR EXISTS (SELECT 1 FROM"          \
-    " allocation_building ab WHERE ab.allocation_id = l.allocation_id AND"                  \
-    " ab.building_id = ?5))"
+/* The same query in three shapes, so the planner can use an index for the
+ * filter given: [0] the portfolio, [1] one tenant (plus an optional
+ * building), [2] one building.  Binds: ?4 tenant, ?5 building. */
+#define HUB_BY_BUILDING                                                                     \
+    " l.allocation_id IN (SELECT allocation_id FROM allocation_building WHERE"                \
+    " building_id = ?5)"
+#define HUB_VARIANTS(head, tail)                                                            \
+    {head " ?4 IS NULL AND ?5 IS NULL AND" tail,                                             \
+     head " l.tenant_id = ?4 AND (?5 IS NULL OR" HUB_BY_BUILDING ") AND" tail,                 \
+     head " ?4 IS NULL AND" HUB_BY_BUILDING " AND" tail}
+
+static const char *
+hub_pick(const char *const variants[3], int64_t tid, int64_t bid)
+{
+    return variants[tid != 0 ? 1 : bid != 0 ? 2 : 0];
+}
 
 static void
 hub_bind(struct hub *h, sqlite3_stmt *st, const char *unit, int64_t lo, int64_t hi,
@@ -147,13 +159,11 @@ hub_bind(struct hub *h, sqlite3_stmt *st, const char *unit, int64_t lo, int64_t 
 static int
 hub_recurring(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t tid, int64_t bid)
 {
-    sqlite3_stmt *st = store_prep(
-        h->op->store,
+    static const char *const sql[3] = HUB_VARIANTS(
         "SELECT l.tenant_id, a.zone, l.kind = 'rollover', l.valid_from, l.granted, l.unlimited,"
-        " l.used, l.adjusted FROM lot l JOIN allocation a ON a.id = l.allocation_id"
-        " WHERE l.unit = ?1 AND a.recurrence != 'none' AND l.valid_from >= ?2 AND"
-        " l.valid_from < ?3" HUB_FILTER,
-        h->op->err);
+        " l.used, l.adjusted FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE",
+        " l.unit = ?1 AND a.recurrence != 'none' AND l.valid_from >= ?2 AND l.valid_from < ?3");
+    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -191,13 +201,22 @@ hub_recurring(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t t
 static int
 hub_once(struct hub *h, const char *unit, int64_t hi, int64_t tid, int64_t bid)
 {
-    sqlite3_stmt *st = store_prep(
-        h->op->store,
+    /* By tenant the entry index (tenant_id, unit, effective_at) serves. */
+    static const char *const sql[3] = {
         "SELECT l.tenant_id, a.zone, l.unlimited, e.kind, e.effective_at, e.amount"
         " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
-        " WHERE l.unit = ?1 AND a.recurrence = 'none' AND ?2 = ?2 AND e.effective_at < ?3"
-        HUB_FILTER,
-        h->op->err);
+        " WHERE ?4 IS NULL AND ?5 IS NULL AND e.unit = ?1 AND a.recurrence = 'none' AND"
+        " ?2 = ?2 AND e.effective_at < ?3",
+        "SELECT l.tenant_id, a.zone, l.unlimited, e.kind, e.effective_at, e.amount"
+        " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
+        " WHERE e.tenant_id = ?4 AND e.unit = ?1 AND e.effective_at < ?3 AND ?2 = ?2 AND"
+        " a.recurrence = 'none' AND (?5 IS NULL OR" HUB_BY_BUILDING ")",
+        "SELECT l.tenant_id, a.zone, l.unlimited, e.kind, e.effective_at, e.amount"
+        " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
+        " WHERE ?4 IS NULL AND" HUB_BY_BUILDING " AND e.unit = ?1 AND a.recurrence = 'none'"
+        " AND ?2 = ?2 AND e.effective_at < ?3",
+    };
+    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -245,13 +264,11 @@ hub_once(struct hub *h, const char *unit, int64_t hi, int64_t tid, int64_t bid)
 static int
 hub_unlimited(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t tid, int64_t bid)
 {
-    sqlite3_stmt *st = store_prep(
-        h->op->store,
+    static const char *const sql[3] = HUB_VARIANTS(
         "SELECT l.tenant_id, a.zone, a.recurrence != 'none', l.valid_from, l.valid_until"
-        " FROM lot l JOIN allocation a ON a.id = l.allocation_id"
-        " WHERE l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3"
-        HUB_FILTER,
-        h->op->err);
+        " FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE",
+        " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3");
+    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -536,10 +553,30 @@ op_datahub(struct op *op, json_t *args, json_t **out)
 
 #define DASH_DAYS_S (30 * 86400)
 
-#define DASH_LOT_FILTER                                                                      \
-    " l.unit = ?1 AND (?2 IS NULL OR l.tenant_id = ?2) AND (?3 IS NULL OR EXISTS (SELECT 1"    \
-    " FROM allocation_building ab WHERE ab.allocation_id = l.allocation_id AND"              \
-    " ab.building_id = ?3))"
+#define DASH_LOT_SUMS                                                                        \
+    "SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted"      \
+    " ELSE 0 END + l.adjusted), 0), coalesce(sum(l.used), 0),"                                \
+    " coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_until > ?4"         \
+    " THEN l.balance ELSE 0 END), 0),"                                                        \
+    " coalesce(sum(l.unlimited = 1 AND l.closed = 0 AND l.valid_until > ?4), 0) FROM lot l"
+#define DASH_LOT_WHERE " l.unit = ?1 AND l.valid_from <= ?4 AND ?5 = ?5"
+#define DASH_BY_BUILDING                                                                     \
+    " l.allocation_id IN (SELECT allocation_id FROM allocation_building WHERE"                \
+    " building_id = ?3)"
+
+static void
+dash_bind(struct op *op, sqlite3_stmt *st, const char *unit, const struct rargs *r)
+{
+    sqlite3_bind_text(st, 1, unit, -1, SQLITE_TRANSIENT);
+    if (r->tenant_id) {
+        sqlite3_bind_int64(st, 2, r->tenant_id);
+    }
+    if (r->building_id) {
+        sqlite3_bind_int64(st, 3, r->building_id);
+    }
+    sqlite3_bind_int64(st, 4, op->now);
+    sqlite3_bind_int64(st, 5, op->now - DASH_DAYS_S);
+}
 
 static int64_t
 dash_scalar(struct op *op, const char *sql, const char *unit, const struct rargs *r, int *rc)
@@ -597,27 +634,29 @@ op_dashboard(struct op *op, json_t *args, json_t **out)
     int rc = 0;
     /* Allocated: grants of lots whose validity has begun; used: their net
      * usage; remaining: what lots valid now hold. */
-    int64_t allocated = dash_scalar(
-        op,
-        "SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted"
-        " ELSE 0 END + l.adjusted), 0) FROM lot l WHERE l.valid_from <= ?4 AND ?5 = ?5 AND"
-        DASH_LOT_FILTER,
-        unit, &r, &rc);
-    int64_t used = dash_scalar(
-        op,
-        "SELECT coalesce(sum(l.used), 0) FROM lot l WHERE l.valid_from <= ?4 AND ?5 = ?5 AND"
-        DASH_LOT_FILTER,
-        unit, &r, &rc);
-    int64_t remaining = dash_scalar(
-        op,
-        "SELECT coalesce(sum(l.balance), 0) FROM lot l WHERE l.unlimited = 0 AND l.closed = 0"
-        " AND l.valid_from <= ?4 AND l.valid_until > ?4 AND ?5 = ?5 AND" DASH_LOT_FILTER,
-        unit, &r, &rc);
-    int64_t unlimited = dash_scalar(
-        op,
-        "SELECT count(*) FROM lot l WHERE l.unlimited = 1 AND l.closed = 0 AND"
-        " l.valid_from <= ?4 AND l.valid_until > ?4 AND ?5 = ?5 AND" DASH_LOT_FILTER,
-        unit, &r, &rc);
+    /* One pass over the lots: allocated (grants and adjustments of lots
+     * whose validity has begun), used (their net usage), remaining (what
+     * lots valid now hold) and whether an unlimited lot is valid now. */
+    static const char *const sql[3] = {
+        DASH_LOT_SUMS " WHERE ?2 IS NULL AND ?3 IS NULL AND" DASH_LOT_WHERE,
+        DASH_LOT_SUMS " WHERE l.tenant_id = ?2 AND (?3 IS NULL OR" DASH_BY_BUILDING ") AND"
+        DASH_LOT_WHERE,
+        DASH_LOT_SUMS " WHERE ?2 IS NULL AND" DASH_BY_BUILDING " AND" DASH_LOT_WHERE,
+    };
+    int64_t sums[4] = {0};
+    sqlite3_stmt *lst = store_prep(op->store, sql[r.tenant_id ? 1 : r.building_id ? 2 : 0],
+                                   op->err);
+    if (lst == NULL) {
+        return ENG_ESTORE;
+    }
+    dash_bind(op, lst, unit, &r);
+    if (sqlite3_step(lst) == SQLITE_ROW) {
+        for (int k = 0; k < 4; k++) {
+            sums[k] = sqlite3_column_int64(lst, k);
+        }
+    }
+    sqlite3_reset(lst);
+    int64_t allocated = sums[0], used = sums[1], remaining = sums[2], unlimited = sums[3];
 #define DASH_BOOKINGS                                                                        \
     " FROM booking b WHERE b.payment_method = 'credits' AND b.unit = ?1 AND"                   \
     " (?2 IS NULL OR b.tenant_id = ?2) AND (?3 IS NULL OR b.building_id = ?3) AND"           \

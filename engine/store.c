@@ -48,7 +48,9 @@ static const char *const migration_1[] = {
     "CREATE TABLE allocation_building ("
     "  allocation_id INTEGER NOT NULL REFERENCES allocation(id),"
     "  building_id INTEGER NOT NULL REFERENCES building(id), pos INTEGER NOT NULL,"
-    "  PRIMARY KEY (allocation_id, building_id)) STRICT, WITHOUT ROWID;",
+    "  PRIMARY KEY (allocation_id, building_id)) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX allocation_building_by_building ON allocation_building(building_id,"
+    "  allocation_id);",
     "CREATE TABLE allocation_line ("
     "  allocation_id INTEGER NOT NULL REFERENCES allocation(id), idx INTEGER NOT NULL,"
     "  scope TEXT NOT NULL CHECK (scope IN ('all','resources','tags')),"

@@ -4,6 +4,7 @@
  * and once grants, a year of period ends, adjustments).
  *
  *   bench_reports [--db DIR] [--tenants N] [--bookings N] [--keep]
+ *   bench_reports --open FILE     (time the reports of a kept database)
  *
  * Prints the portfolio's size, then "report: ms" lines (median of 5). */
 #include <pthread.h>
@@ -210,7 +211,13 @@ main(int argc, char **argv)
 {
     const char *dir = "/tmp";
     bool keep = false;
+    const char *reuse = NULL;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--open") == 0 && i + 1 < argc) {
+            reuse = argv[++i];
+            keep = true;
+            continue;
+        }
         if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(argv[i], "--tenants") == 0 && i + 1 < argc) {
@@ -224,15 +231,24 @@ main(int argc, char **argv)
     struct engine_config cfg;
     engine_config_default(&cfg);
     snprintf(cfg.db_path, sizeof cfg.db_path, "%s/bench-reports-%d.db", dir, (int)getpid());
+    if (reuse != NULL) {
+        snprintf(cfg.db_path, sizeof cfg.db_path, "%s", reuse);
+    }
     snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s/policies", ALLOT_SOURCE_DIR);
     cfg.fake_clock = true;
     cfg.fake_now = 1767225600 - 86400; /* 2025-12-31 */
+    if (reuse != NULL) {
+        cfg.fake_now = 1798761600 + 14 * 86400; /* where the build left it */
+    }
     struct eng_error err = {0};
     if (engine_open(&eng, &cfg, &err) != 0 || engine_start_writer(&eng, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
     double t0 = now_s();
+    if (reuse != NULL) {
+        goto timing;
+    }
     buildings[0] = id_of(must("buildings.create", json_pack("{s:s, s:s, s:s}", "name", "North",
                                                             "timezone", "UTC", "currency", "USD")));
     buildings[1] = id_of(must("buildings.create",
@@ -280,6 +296,7 @@ main(int argc, char **argv)
         parallel(missing, make_adjustment);
         printf("%ld adjustments in %.1f s\n", missing, now_s() - t0);
     }
+timing:
     printf("tenants %ld, users %ld, bookings %ld, lots %ld, entries %ld\n", count("tenant"),
            count("user"), count("booking"), count("lot"), count("entry"));
     printf("datahub 12 months, hours, portfolio: %.0f ms\n",

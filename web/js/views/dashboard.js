@@ -5,7 +5,7 @@ import { get, downloadCsv } from '../api.js';
 import {
   h, clear, tile, fmtAmount, fmtCredits, unitName, fmtDate, fmtMoney, fmtDateTime, sortableTable,
   withLoading, pageHeader, select, methodBadge, statusBadge, RECURRENCE_LABEL, emptyState, toast, busy,
-  titleCase, addDays,
+  addDays,
 } from '../ui.js';
 
 // Filters survive tab switches and visits within the session.
@@ -38,7 +38,7 @@ export async function render(page, ctx, params) {
     h('div', { class: 'filter' }, h('label', { for: 'dash-building', class: 'filter-label' }, 'Building'), bSel),
     h('div', { class: 'filter' }, h('label', { for: 'dash-tenant', class: 'filter-label' }, 'Tenant'), tSel)));
 
-  const tiles = h('div', { class: 'tiles', 'aria-live': 'polite', id: 'dashboard-tiles' });
+  const tiles = h('div', { class: 'tiles tiles-6', 'aria-live': 'polite', id: 'dashboard-tiles' });
   page.append(tiles);
 
   // --- tabs ---
@@ -134,18 +134,17 @@ function creditsPanel(panel, bmap, filterQuery) {
       { key: 'tenant_name', label: 'Tenant' },
       { key: 'buildings', label: 'Buildings', value: (r) => buildingNames(r.building_ids) },
       { key: 'description', label: 'Description', render: (r) => r.description || h('span', { class: 'muted' }, 'No description') },
-      { key: 'unit', label: 'Unit', value: (r) => (r.unit === 'coin' ? 'Coins' : 'Hours') },
       { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: amountText },
       { key: 'recurrence', label: 'Recurrence', value: (r) => RECURRENCE_LABEL[r.recurrence] || r.recurrence,
         render: (r) => h('span', {}, RECURRENCE_LABEL[r.recurrence] || r.recurrence,
-          r.rollover ? h('span', { class: 'sub' }, ` · rollover${r.rollover_cap != null ? ` up to ${fmtAmount(r.rollover_cap)}` : ''}`) : null) },
-      { key: 'pool', label: 'Pool', value: (r) => (r.pool === 'per_user' ? 'Per user' : 'Shared') },
-      { key: 'start', label: 'Start', render: (r) => fmtDate(r.start) },
-      { key: 'end', label: 'End', render: (r) => (r.end ? fmtDate(r.end) : 'No end') },
-      { key: 'expires_at', label: 'Expires', render: (r) => (r.expires_at ? fmtDate(r.expires_at) : 'Never') },
+          h('span', { class: 'sub block' }, [r.pool === 'per_user' ? 'per user' : 'shared pool',
+            r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
+      { key: 'start', label: 'Start', render: (r) => h('span', { class: 'nowrap' }, fmtDate(r.start)) },
+      { key: 'end', label: 'End', render: (r) => h('span', { class: 'nowrap' }, r.end ? fmtDate(r.end) : 'No end') },
+      { key: 'expires_at', label: 'Expires', render: (r) => h('span', { class: 'nowrap' }, r.expires_at ? fmtDate(r.expires_at) : 'Never') },
       { key: 'granted', label: 'Granted', num: true },
       { key: 'used', label: 'Used', num: true },
-      { key: 'remaining', label: 'Remaining', num: true },
+      { key: 'remaining', label: 'Left', title: 'Remaining', num: true },
       { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
     ], rows, {
       caption: 'Credit allocations', sortKey: 'start', sortDir: 'desc', cls: 'table-credits',

@@ -10,17 +10,19 @@ import {
 const state = { from: '', to: '', building_id: '', tenant_id: '' };
 const charts = new Set();
 
+// [key, short label under its group, full name]
 const FIGURES = [
-  ['once_opening', '“Once” opening'],
-  ['once_granted', '“Once” granted'],
-  ['once_used', '“Once” used'],
-  ['once_closing', '“Once” closing'],
-  ['monthly_granted', '“Monthly” granted'],
-  ['monthly_used', '“Monthly” used'],
-  ['monthly_unused', '“Monthly” unused'],
-  ['total_granted', 'Total granted'],
-  ['total_used', 'Total used'],
+  ['once_opening', 'Opening', '“Once” opening balance'],
+  ['once_granted', 'Granted', '“Once” granted'],
+  ['once_used', 'Used', '“Once” used'],
+  ['once_closing', 'Closing', '“Once” closing balance'],
+  ['monthly_granted', 'Granted', '“Monthly” granted'],
+  ['monthly_used', 'Used', '“Monthly” used'],
+  ['monthly_unused', 'Unused', '“Monthly” unused'],
+  ['total_granted', 'Granted', 'Total granted'],
+  ['total_used', 'Used', 'Total used'],
 ];
+const GROUPS = [{ label: '', span: 1 }, { label: '“Once”', span: 4 }, { label: '“Monthly”', span: 3 }, { label: 'Total', span: 2 }];
 
 export async function render(page, ctx) {
   for (const c of charts) c.destroy();
@@ -109,7 +111,7 @@ export async function render(page, ctx) {
     }
     clear(body);
     const t = d.tiles || {};
-    const tiles = h('div', { class: 'tiles tiles-compact' },
+    const tiles = h('div', { class: `tiles tiles-compact ${unit === 'hour' ? 'tiles-7' : 'tiles-6'}` },
       tile('“Once” granted', fmtAmount(t.once_granted)),
       tile('“Once” used', fmtAmount(t.once_used)),
       tile('“Monthly” granted', fmtAmount(t.monthly_granted)),
@@ -123,10 +125,10 @@ export async function render(page, ctx) {
     body.append(chartBlock(unit, d, customers));
     const cols = [
       { key: 'name', label: 'Customer', render: (r) => (r.month ? h('span', { class: 'month-label' }, fmtMonth(r.month)) : h('strong', {}, r.name)) },
-      ...FIGURES.map(([key, label]) => ({ key, label, num: true })),
+      ...FIGURES.map(([key, label, full]) => ({ key, label, title: full, num: true })),
     ];
     const table = sortableTable(cols, customers, {
-      caption: `${title} by customer`, sortKey: 'name', cls: 'table-hub',
+      caption: `${title} by customer`, sortKey: 'name', cls: 'table-hub', groups: GROUPS, stack: false,
       details: (r) => r.months || [],
       rowLabel: (r) => r.name,
       rowAttrs: (r) => ({ 'data-customer': r.tenant_id }),

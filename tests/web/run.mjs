@@ -1,0 +1,453 @@
+// tests/web/run.mjs - the browser test of web/: a real allotd (demo data,
+// fake clock) driven through headless Chromium with playwright-core.
+//
+// Signs in as a super_admin, assigns credits through the form (seeing a
+// server error beside its field first), finds them in credit management
+// and its CSV export, looks at usage, Data Hub, resources and policies;
+// then signs in as a tenant user of that tenant, sees the credits in the
+// wallet, books with credits, cancels and sees the refund, checks the wallet
+// at phone width, and checks tenant isolation (no operator screens; another
+// tenant's booking answers 404). Saves a screenshot of each main screen in
+// $ALLOT_BUILD_DIR/screenshots/.
+//
+// Run by ctest as `web_browser` (env ALLOT_BUILD_DIR, ALLOT_SOURCE_DIR), or
+// by hand: ALLOT_BUILD_DIR=build ALLOT_SOURCE_DIR=. node tests/web/run.mjs
+// Prints "web: N passed, M failed" and exits non-zero when a step failed.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SOURCE = path.resolve(process.env.ALLOT_SOURCE_DIR || path.join(HERE, '..', '..'));
+const BUILD = path.resolve(process.env.ALLOT_BUILD_DIR || path.join(SOURCE, 'build'));
+const CHROMIUM = process.env.ALLOT_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.join(BUILD, 'screenshots');
+const NOW = '2026-03-15T09:00:00Z';
+const TOTAL_MS_MAX = 170_000;     // the whole run, well inside ctest's timeout
+const STEP_MS_MAX = 15_000;       // one wait for one element
+const START_MS_MAX = 60_000;      // allotd seeding its demo portfolio
+
+const results = [];
+let server = null;
+let browser = null;
+let tmp = null;
+
+function log(msg) {
+  process.stdout.write(`${msg}\n`);
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+function eq(actual, expected, what) {
+  if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts allotd in demo mode and reads its keys from stdout. */
+function startServer(port) {
+  const bin = path.join(BUILD, 'allotd');
+  assert(fs.existsSync(bin), `no allotd at ${bin}: build first`);
+  const args = ['--demo', '--fake-clock', '--now', NOW, '--db', path.join(tmp, 'demo.db'),
+    '--listen', `127.0.0.1:${port}`, '--policies', path.join(SOURCE, 'policies'), '--web', path.join(SOURCE, 'web')];
+  server = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const keys = {};
+  let stderr = '';
+  server.stderr.on('data', (d) => { stderr += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`allotd did not start in ${START_MS_MAX} ms: ${stderr}`)), START_MS_MAX);
+    let buf = '';
+    server.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).trim();
+        buf = buf.slice(i + 1);
+        const m = /^demo key (\w+): (\S+)$/.exec(line);
+        if (m) keys[m[1]] = m[2];
+        if (line.startsWith('allotd: listening on')) {
+          clearTimeout(timer);
+          resolve(keys);
+        }
+      }
+    });
+    server.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`allotd exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+async function step(name, fn, page) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    log(`ok - ${name} (${Date.now() - t0} ms)`);
+  } catch (err) {
+    results.push({ name, ok: false });
+    log(`not ok - ${name}: ${err && err.message ? err.message.split('\n')[0] : err}`);
+    if (page) {
+      const file = path.join(SHOTS, `failed-${results.length}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      log(`#   screenshot of the failure: ${file}`);
+    }
+  }
+}
+
+async function main() {
+  let chromium;
+  try {
+    const require = createRequire(path.join(SOURCE, 'web', 'package.json'));
+    ({ chromium } = require('playwright-core'));
+  } catch (e) {
+    log('web: playwright-core is not installed in web/node_modules (run scripts/web.sh)');
+    log('web: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  if (!fs.existsSync(CHROMIUM)) {
+    log(`web: no Chromium at ${CHROMIUM} (scripts/deps.sh installs Debian's chromium)`);
+    log('web: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  fs.mkdirSync(SHOTS, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'allot-web-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const keys = await startServer(port);
+  for (const role of ['super_admin', 'tenant_user']) assert(keys[role], `allotd printed no ${role} demo key`);
+
+  // The API from here, for facts to compare the screens with.
+  const api = async (key, method, p, body) => {
+    const res = await fetch(base + p, {
+      method,
+      headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const data = await res.json().catch(() => null);
+    return { status: res.status, data };
+  };
+  const me = (await api(keys.tenant_user, 'GET', '/v1/me')).data;
+  const tenantId = me.tenant_id;
+  const userId = me.user_id;
+  const hourBalance = async () => {
+    const w = (await api(keys.tenant_user, 'GET', `/v1/users/${userId}/wallet`)).data;
+    const b = (w.balances || []).find((x) => x.unit === 'hour');
+    return b ? b.available : 0;
+  };
+  const before = await hourBalance();
+  const resources = (await api(keys.super_admin, 'GET', '/v1/resources?limit=500')).data.data;
+  const room = resources.find((r) => r.name === 'Meeting Room 1');
+  const premium = resources.find((r) => r.name === 'Boardroom');
+  assert(room && premium, 'the demo has no Meeting Room 1 / Boardroom');
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+  const newPage = async () => {
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true, locale: 'en-GB', timezoneId: 'Europe/London' });
+    context.setDefaultTimeout(STEP_MS_MAX);
+    const page = await context.newPage();
+    page.on('pageerror', (e) => log(`#   page error: ${e.message}`));
+    return page;
+  };
+  const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const signIn = async (page, key) => {
+    await page.goto(`${base}/`);
+    await page.fill('#api-key', key);
+    await page.click('form.signin-form button[type=submit]');
+    await page.waitForSelector('#main .page');
+  };
+  const text = (page, sel) => page.locator(sel).first().innerText();
+
+  // ---------------- operator ----------------
+  const op = await newPage();
+  const description = `Web test grant ${Date.now() % 100000}`;
+
+  await step('sign in: a wrong key is refused in words, the super_admin key opens the dashboard', async () => {
+    await op.goto(`${base}/`);
+    await op.fill('#api-key', 'allot_not_a_real_key');
+    await op.click('form.signin-form button[type=submit]');
+    await op.waitForSelector('#sign-in-error:not([hidden])');
+    assert(/not accepted/i.test(await text(op, '#sign-in-error')), 'no words for a refused key');
+    await op.fill('#api-key', keys.super_admin);
+    await op.click('form.signin-form button[type=submit]');
+    await op.waitForSelector('[data-tile=allocated] .tile-value');
+    await op.waitForSelector('table[class*=table-credits] tbody tr');
+    for (const label of ['Dashboard', 'Data Hub', 'Assign credits', 'Resources', 'Policies']) {
+      assert(await op.locator('.nav-link', { hasText: label }).count() === 1, `no ${label} in the navigation`);
+    }
+    const used = await text(op, '[data-tile=used] .tile-value');
+    assert(/\d/.test(used), `the used tile shows ${used}`);
+    await shot(op, 'dashboard');
+  }, op);
+
+  await step('assign credits: a server error shows beside its field, then the allocation is made', async () => {
+    await op.goto(`${base}/#/assign`);
+    await op.waitForSelector('#assign-tenant');
+    await op.selectOption('#assign-tenant', tenantId);
+    await op.waitForSelector('#assign-form input[data-field=building_ids]');
+    await op.fill('#assign-description', description);
+    await op.fill('#line-all-amount', '1.2345');
+    await op.fill('#assign-start', '2026-03-01');
+    await op.click('#assign-submit');
+    const slot = op.locator('[data-error-for="lines"]');
+    await slot.waitFor({ state: 'visible' });
+    assert(/decimal/i.test(await slot.innerText()), `lines error says: ${await slot.innerText()}`);
+    // The message sits in step 2, beside the amounts.
+    assert(await op.locator('section.step', { has: op.locator('#line-all-amount') }).locator('[data-error-for="lines"]:not([hidden])').count() === 1,
+      'the error is not beside the credit lines');
+    await op.fill('#line-all-amount', '12.5');
+    await op.click('#add-line');
+    const sel = op.locator('.line-specific select').first();
+    await sel.selectOption(premium.id);
+    await op.locator('.line-specific .field-amount input').first().fill('3');
+    const summary = await text(op, '#assign-summary');
+    assert(summary.includes('12.5 hours for all resources') && summary.includes('Boardroom'), `summary: ${summary}`);
+    await shot(op, 'assign-credits');
+    await op.click('#assign-submit');
+    await op.waitForSelector('#assign-success');
+    assert((await text(op, '#assign-success')).includes(description), 'the success message does not name the allocation');
+  }, op);
+
+  let creditsCsv = '';
+  await step('credit management lists the allocation and exports it as CSV', async () => {
+    await op.goto(`${base}/#/dashboard`);
+    const row = op.locator('table.table-credits tbody tr', { hasText: description });
+    await row.waitFor();
+    assert((await row.innerText()).includes('Acme Analytics'), 'the row does not name the tenant');
+    await shot(op, 'credit-management');
+    const [download] = await Promise.all([
+      op.waitForEvent('download'),
+      op.click('[data-export="credit-management.csv"]'),
+    ]);
+    eq(download.suggestedFilename(), 'credit-management.csv', 'file name');
+    creditsCsv = fs.readFileSync(await download.path(), 'utf8');
+    const lines = creditsCsv.trim().split(/\r?\n/);
+    assert(lines[0].startsWith('allocation_id,tenant_id,tenant_name'), `CSV header: ${lines[0]}`);
+    const mine = lines.find((l) => l.includes(description));
+    assert(mine && mine.includes('Acme Analytics') && mine.includes(',hour,'), `CSV row: ${mine}`);
+  }, op);
+
+  await step('usage tab filters and exports; Data Hub shows both units, Unlimited and the chart', async () => {
+    await op.goto(`${base}/#/dashboard/usage`);
+    await op.waitForSelector('#dash-panel table tbody tr');
+    await op.selectOption('#dash-tenant', tenantId);
+    await op.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#dash-panel table tbody tr')];
+      return rows.length > 0 && rows.every((r) => !/Bluebird|Northwind|Cobalt|Delta/.test(r.innerText));
+    });
+    const [download] = await Promise.all([op.waitForEvent('download'), op.click('[data-export="usage-report.csv"]')]);
+    const csv = fs.readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+    assert(csv[0].startsWith('booking_id,'), `usage CSV header: ${csv[0]}`);
+    assert(csv.length > 1 && csv.slice(1).every((l) => l.includes('Acme Analytics')), 'the usage CSV is not filtered by tenant');
+    await op.selectOption('#dash-tenant', '');
+    await op.waitForSelector('#dash-panel table tbody tr');
+    await shot(op, 'usage');
+    await op.goto(`${base}/#/datahub`);
+    await op.waitForSelector('#hub-hour [data-customer]');
+    await op.waitForSelector('#hub-coin [data-customer]');
+    await op.waitForSelector('#hub-hour canvas');
+    assert(await op.locator('#hub-hour table', { hasText: 'Unlimited' }).count() === 1, 'no Unlimited in the hourly table');
+    eq(await text(op, '#hub-hour [data-tile=unlimited_customers] .tile-value'), '1', 'unlimited customers');
+    await op.locator('#hub-hour button.expand').first().click();
+    assert(await op.locator('#hub-hour tr.detail-row:not([hidden])').count() >= 1, 'the month rows do not open');
+    await op.waitForTimeout(500); // the chart's short animation
+    await shot(op, 'data-hub');
+  }, op);
+
+  await step('resources: edit credit settings (max per booking) through the dialog', async () => {
+    await op.goto(`${base}/#/resources`);
+    await op.click(`[data-edit="${room.id}"]`);
+    await op.waitForSelector('#resource-dialog[open]');
+    assert(await op.isChecked('#edit-enable'), 'credits are not shown as enabled');
+    eq(await op.inputValue('#edit-per-hour'), '1', 'per hour');
+    await op.fill('#edit-max', '8');
+    await op.click('#edit-save');
+    await op.waitForSelector('#resource-dialog:not([open])');
+    const r = (await api(keys.super_admin, 'GET', `/v1/resources/${room.id}`)).data;
+    eq(r.pricing.credits.max, 8, 'max after the edit');
+    eq(r.pricing.money.per_hour, room.pricing.money.per_hour, 'money price kept');
+    await op.locator(`tr[data-resource="${room.id}"]`, { hasText: "max 8" }).waitFor();
+    await shot(op, 'resources');
+  }, op);
+
+  let policiesAvailable = false;
+  await step('policies: the screen shows active versions, or says the server lacks the routes', async () => {
+    await op.goto(`${base}/#/policies`);
+    await op.waitForSelector('#policy-kind .section-head');
+    await op.waitForFunction(() => !document.querySelector('.state-loading'));
+    policiesAvailable = await op.locator('[data-kind=pricing]').count() === 1;
+    if (policiesAvailable) {
+      await op.fill('#policy-source', 'return {');
+      await op.click('#policy-upload');
+      await op.waitForSelector('#policy-error');
+      assert((await text(op, '#policy-error')).length > 20, 'the refusal has no words');
+    } else {
+      assert(await op.locator('[data-unavailable=true]').count() === 1, 'neither the table nor the notice');
+      log('#   note: the policy routes answer 404 on this server; the screen says so');
+    }
+    await shot(op, 'policies');
+  }, op);
+
+  // ---------------- tenant ----------------
+  const tu = await newPage();
+  let bookingId = '';
+  let afterAssign = 0;
+
+  await step('tenant wallet shows the assigned credits', async () => {
+    await signIn(tu, keys.tenant_user);
+    await tu.waitForSelector('[data-balance=hour]');
+    afterAssign = await hourBalance();
+    eq(Math.round((afterAssign - before) * 1000) / 1000, 15.5, 'API balance growth after the assignment');
+    const shown = (await text(tu, '[data-balance=hour]')).replace(/,/g, '');
+    eq(Number(shown), afterAssign, 'wallet balance on screen');
+    assert(await tu.locator('tr', { hasText: description }).count() >= 1, 'the new lots are not listed');
+    assert(await tu.locator('tr', { hasText: description }).filter({ hasText: 'Boardroom' }).count() >= 1, 'the specific-resource lot does not say Boardroom');
+    await shot(tu, 'wallet');
+  }, tu);
+
+  await step('checkout: quote shows money and credit prices, pay with credits, balance after', async () => {
+    await tu.goto(`${base}/#/book`);
+    await tu.click(`label[data-resource="${room.id}"]`);
+    await tu.fill('#co-date', '2026-03-20');
+    await tu.selectOption('#co-time', '10:00');
+    await tu.selectOption('#co-duration', '90');
+    await tu.waitForFunction(() => {
+      const c = document.querySelector('[data-price=credits]');
+      return c && c.textContent.includes('1.5');
+    });
+    eq(await text(tu, '[data-price=credits]'), '1.5 hours', 'credit price');
+    eq(await text(tu, '[data-price=money]'), '£75.00', 'money price');
+    for (const m of ['credits', 'invoice', 'card']) assert(await tu.locator(`#co-pay-${m}`).count() === 1, `no ${m} method`);
+    assert(await tu.isChecked('#co-pay-credits'), 'credits are not the default method');
+    await shot(tu, 'checkout');
+    await tu.click('#confirm-booking');
+    await tu.waitForSelector('#booking-confirmation');
+    bookingId = await tu.getAttribute('#booking-confirmation', 'data-booking');
+    const after = await hourBalance();
+    eq(Math.round((afterAssign - after) * 1000) / 1000, 1.5, 'credits spent');
+    const shownAfter = await text(tu, '[data-balance=after-booking]');
+    assert(shownAfter.includes('hours') && /\d/.test(shownAfter), `balance after: ${shownAfter}`);
+    assert((await text(tu, '#booking-confirmation')).includes('Credits'), 'the confirmation does not show the payment method');
+    await shot(tu, 'checkout-confirmed');
+  }, tu);
+
+  await step('cancel the booking and see the refund', async () => {
+    assert(bookingId, 'no booking to cancel');
+    await tu.goto(`${base}/#/bookings`);
+    const row = tu.locator(`tr[data-booking="${bookingId}"]`);
+    await row.waitFor();
+    assert((await row.innerText()).includes('Credits'), 'the booking row does not show the payment method');
+    await shot(tu, 'bookings');
+    await tu.click(`[data-cancel="${bookingId}"]`);
+    await tu.waitForSelector('#cancel-dialog[open]');
+    await tu.click('#cancel-confirm');
+    await tu.waitForSelector('#refund-notice');
+    const notice = await text(tu, '#refund-notice');
+    assert(notice.includes('1.5 hours refunded'), `refund notice: ${notice}`);
+    await tu.waitForSelector(`tr[data-booking="${bookingId}"] >> text=Cancelled`);
+    eq(await hourBalance(), afterAssign, 'balance after the refund');
+  }, tu);
+
+  await step('the wallet at phone width fits the screen', async () => {
+    await tu.setViewportSize({ width: 390, height: 844 });
+    await tu.goto(`${base}/#/wallet`);
+    await tu.waitForSelector('[data-balance=hour]');
+    const overflow = await tu.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 1, `the page is ${overflow}px wider than the phone`);
+    await shot(tu, 'wallet-phone');
+    await tu.setViewportSize({ width: 1360, height: 900 });
+  }, tu);
+
+  await step('tenant isolation: no operator screens, another tenant\'s booking is 404', async () => {
+    for (const route of ['dashboard', 'datahub', 'assign', 'resources', 'policies', 'dashboard/usage']) {
+      await tu.goto(`${base}/#/${route}`);
+      await tu.waitForFunction(() => window.location.hash === '#/wallet');
+      await tu.waitForSelector('#wallet');
+      assert(await tu.locator('#dashboard-tiles, #hub-hour, #assign-form, #resource-dialog, #policy-kind').count() === 0,
+        `an operator screen rendered for ${route}`);
+    }
+    for (const label of ['Dashboard', 'Data Hub', 'Assign credits', 'Resources', 'Policies']) {
+      assert(await tu.locator('.nav-link', { hasText: label }).count() === 0, `a tenant sees ${label}`);
+    }
+    const others = (await api(keys.super_admin, 'GET', '/v1/bookings?limit=500')).data.data.filter((b) => b.tenant_id !== tenantId);
+    assert(others.length > 0, 'no other tenant booking to probe');
+    const probe = await tu.evaluate(async ([id, key]) => {
+      const r1 = await fetch(`/v1/bookings/${id}`, { headers: { Authorization: `Bearer ${key}` } });
+      const r2 = await fetch('/v1/reports/dashboard', { headers: { Authorization: `Bearer ${key}` } });
+      return [r1.status, r2.status];
+    }, [others[0].id, keys.tenant_user]);
+    eq(probe[0], 404, 'another tenant\'s booking');
+    assert(probe[1] === 403 || probe[1] === 404, `the operator dashboard answered a tenant key with ${probe[1]}`);
+    const listed = (await api(keys.tenant_user, 'GET', '/v1/bookings?limit=500')).data.data;
+    assert(listed.every((b) => b.tenant_id === tenantId), 'the tenant lists another tenant\'s bookings');
+  }, tu);
+
+  if (keys.tenant_admin) {
+    const ta = await newPage();
+    await step('tenant admin: company usage report for its own company only', async () => {
+      await signIn(ta, keys.tenant_admin);
+      await ta.goto(`${base}/#/company`);
+      await ta.waitForSelector('#main table tbody tr');
+      const body = await ta.locator('#main table').innerText();
+      assert(!/Bluebird|Northwind|Cobalt|Delta/.test(body), 'another company\'s usage is shown');
+      await shot(ta, 'company-usage');
+    }, ta);
+  }
+}
+
+function finish(code) {
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  log(`web: ${passed} passed, ${failed} failed`);
+  log(`#   screenshots: ${SHOTS}`);
+  process.exit(code !== 0 || failed > 0 ? 1 : 0);
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((r) => { const t = setTimeout(r, 3000); server.once('exit', () => { clearTimeout(t); r(); }); });
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+const overall = setTimeout(async () => {
+  log(`not ok - the run took longer than ${TOTAL_MS_MAX / 1000} s`);
+  results.push({ name: 'time limit', ok: false });
+  await cleanup();
+  finish(1);
+}, TOTAL_MS_MAX);
+
+main().then(async () => {
+  clearTimeout(overall);
+  await cleanup();
+  finish(0);
+}, async (err) => {
+  clearTimeout(overall);
+  log(`not ok - set-up: ${err && err.stack ? err.stack : err}`);
+  results.push({ name: 'set-up', ok: false });
+  await cleanup();
+  finish(1);
+});
