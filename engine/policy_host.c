@@ -1841,6 +1841,9 @@ policy_set_new(struct policy_set **out, const struct policy_limits *lim, struct 
     }
     *(struct policy_set **)lua_getextraspace(set->L) = set;
     lua_atpanic(set->L, policy_panic);
+    /* Each call makes short-lived tables (ctx, result): generational
+     * collection reclaims them cheaply as allocation proceeds. */
+    lua_gc(set->L, LUA_GCGEN, 0, 0);
     /* Before any code runs, so every later thread would inherit it. */
     lua_sethook(set->L, policy_hook, LUA_MASKCOUNT, POLICY_HOOK_INSTRUCTIONS);
     /* Opening libraries allocates and may fail: protected, like all else. */
@@ -1985,12 +1988,10 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
         rc = eng_error_set(err, code, "%s", text);
     }
     lua_settop(L, base);
-    /* A small step per call keeps the heap tidy; after a memory error a full
-     * collection gives the next call its whole budget back. */
+    /* The collector keeps pace with allocation by itself; after a memory
+     * error a full collection gives the next call its whole budget back. */
     if (status == LUA_ERRMEM) {
         lua_gc(L, LUA_GCCOLLECT);
-    } else {
-        lua_gc(L, LUA_GCSTEP, 0);
     }
     pthread_mutex_unlock(&set->mutex);
     *result = call.result;

@@ -161,7 +161,15 @@ store_fail(struct store *store, const char *what, struct eng_error *err)
 int
 store_exec(struct store *store, const char *sql, struct eng_error *err)
 {
-    if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+    /* BEGIN, COMMIT, SAVEPOINT ... run on every operation: keep them
+     * prepared like every other statement (callers pass literals). */
+    sqlite3_stmt *st = store_prep(store, sql, err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         return store_fail(store, sql, err);
     }
     return 0;
@@ -241,7 +249,8 @@ store_open(struct store *store, const char *path, bool readonly, int busy_timeou
         store_close(store);
         return err->status;
     }
-    if (store_exec(store, pragmas, err) != 0) {
+    if (sqlite3_exec(store->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+        store_fail(store, "pragmas", err);
         store_close(store);
         return err->status;
     }

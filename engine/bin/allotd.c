@@ -263,6 +263,12 @@ main(int argc, char **argv)
         fprintf(stderr, "allotd: %s\n", err.msg);
         return 1;
     }
+    /* Concurrent writes share one commit (and one fsync) per batch. */
+    if (engine_start_writer(&eng, &err) != 0) {
+        fprintf(stderr, "allotd: %s\n", err.msg);
+        engine_close(&eng);
+        return 1;
+    }
     struct http_server srv;
     if (http_server_start(&srv, &eng, &o.http, &err) != 0) {
         fprintf(stderr, "allotd: %s\n", err.msg);

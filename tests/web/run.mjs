@@ -169,7 +169,16 @@ async function main() {
     page.on('pageerror', (e) => log(`#   page error: ${e.message}`));
     return page;
   };
-  const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = async (page, name) => {
+    // From the top (sticky bars otherwise repeat in a full-page shot) and
+    // without the last screen's toasts.
+    await page.evaluate(() => {
+      window.scrollTo(0, 0);
+      const t = document.getElementById('toasts');
+      if (t) t.replaceChildren();
+    });
+    await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  };
   const signIn = async (page, key) => {
     await page.goto(`${base}/`);
     await page.fill('#api-key', key);
@@ -282,7 +291,7 @@ async function main() {
     eq(await op.inputValue('#edit-per-hour'), '1', 'per hour');
     await op.fill('#edit-max', '8');
     await op.click('#edit-save');
-    await op.waitForSelector('#resource-dialog:not([open])');
+    await op.waitForSelector('#resource-dialog:not([open])', { state: 'attached' });
     const r = (await api(keys.super_admin, 'GET', `/v1/resources/${room.id}`)).data;
     eq(r.pricing.credits.max, 8, 'max after the edit');
     eq(r.pricing.money.per_hour, room.pricing.money.per_hour, 'money price kept');
@@ -297,15 +306,27 @@ async function main() {
     await op.waitForFunction(() => !document.querySelector('.state-loading'));
     policiesAvailable = await op.locator('[data-kind=pricing]').count() === 1;
     if (policiesAvailable) {
+      // A broken version is refused in words; the default stays active.
       await op.fill('#policy-source', 'return {');
       await op.click('#policy-upload');
       await op.waitForSelector('#policy-error');
-      assert((await text(op, '#policy-error')).length > 20, 'the refusal has no words');
+      assert(/refused/i.test(await text(op, '#policy-error')) && /eof|expected|symbol/i.test(await text(op, '#policy-error')),
+        `the refusal says: ${await text(op, '#policy-error')}`);
+      // A good version (the default with a comment) becomes v1, with history.
+      const source = `${fs.readFileSync(path.join(SOURCE, 'policies', 'default', 'pricing.lua'), 'utf8')}\n-- uploaded by the web test\n`;
+      await op.fill('#policy-source', source);
+      await op.click('#policy-upload');
+      await op.locator('tr', { has: op.locator('[data-kind=pricing]') }).filter({ hasText: 'v1' }).waitFor();
+      await op.locator('.history-list li.active', { hasText: 'Version 1' }).waitFor();
+      await shot(op, 'policies');
+      // Back to the default, leaving the building as it was.
+      await op.click('#policy-revert');
+      await op.locator('tr', { has: op.locator('[data-kind=pricing]') }).filter({ hasText: 'Default' }).waitFor();
     } else {
       assert(await op.locator('[data-unavailable=true]').count() === 1, 'neither the table nor the notice');
       log('#   note: the policy routes answer 404 on this server; the screen says so');
+      await shot(op, 'policies');
     }
-    await shot(op, 'policies');
   }, op);
 
   // ---------------- tenant ----------------

@@ -177,6 +177,9 @@ function highlightNav(path) {
     a.classList.toggle('active', on);
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
+    // On a phone the navigation is a row that scrolls: keep the page's tab in view.
+    const nav = a.closest('.sidenav');
+    if (on && nav && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = Math.max(0, a.offsetLeft - 12);
   }
 }
 

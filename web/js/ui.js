@@ -289,7 +289,12 @@ export function showError(form, err) {
   slot.textContent = err.message;
   slot.hidden = false;
   const controls = err.field ? form.querySelectorAll(`[data-field="${CSS.escape(err.field)}"]`) : [];
-  for (const c of controls) c.setAttribute('aria-invalid', 'true');
+  for (const c of controls) {
+    c.setAttribute('aria-invalid', 'true');
+    // Editing the field takes the red off it; the message stays until the
+    // next submit so it can still be read.
+    c.addEventListener('input', () => c.removeAttribute('aria-invalid'), { once: true });
+  }
   const focusable = controls[0] || null;
   if (focusable && typeof focusable.focus === 'function') focusable.focus();
   else slot.scrollIntoView({ block: 'center', behavior: 'smooth' });
@@ -351,6 +356,8 @@ export function sortableTable(columns, rows, opts = {}) {
   let sortKey = opts.sortKey || null;
   let sortDir = opts.sortDir || 'asc';
   let data = rows.slice();
+  const pageSize = opts.pageSize || 0;
+  let shown = pageSize;
   const wrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': opts.caption || 'Table' });
   const stack = opts.stack !== false;
   const table = h('table', { class: `table ${stack ? 'table-stack' : ''} ${opts.cls || ''}` });
@@ -406,7 +413,16 @@ export function sortableTable(columns, rows, opts = {}) {
     draw();
   });
   const sortBar = stack && sortable.length ? h('div', { class: 'sort-bar' }, h('span', { 'aria-hidden': 'true' }, 'Sort by'), sortSel) : null;
-  const el = h('div', { class: 'table-block' }, sortBar, wrap, emptyBox);
+  const more = h('button', { type: 'button', class: 'btn btn-secondary btn-small' });
+  more.addEventListener('click', () => {
+    shown += pageSize;
+    draw();
+    const rowsNow = tbody.querySelectorAll('tr:not(.detail-row)');
+    const first = rowsNow[shown - pageSize];
+    if (first) first.querySelector('button, a') ? first.querySelector('button, a').focus() : null;
+  });
+  const moreBar = h('div', { class: 'table-more' }, h('span', { class: 'muted small' }), more);
+  const el = h('div', { class: 'table-block' }, sortBar, wrap, moreBar, emptyBox);
 
   const valueOf = (c, r) => (c.value ? c.value(r) : r[c.key]);
   const cell = (c, r) => {
@@ -427,7 +443,11 @@ export function sortableTable(columns, rows, opts = {}) {
       sorted = data.slice().sort((a, b) => compare(valueOf(c, a), valueOf(c, b)) * (sortDir === 'asc' ? 1 : -1));
     }
     clear(tbody);
-    for (const r of sorted) {
+    const limit = pageSize ? Math.min(shown, sorted.length) : sorted.length;
+    moreBar.hidden = !pageSize || sorted.length <= limit;
+    moreBar.firstChild.textContent = `Showing ${limit} of ${sorted.length}`;
+    more.textContent = `Show ${Math.min(pageSize, sorted.length - limit)} more`;
+    for (const r of sorted.slice(0, limit)) {
       const tr = h('tr', opts.rowAttrs ? opts.rowAttrs(r) : {});
       let detailRows = [];
       if (expandable) {
@@ -457,7 +477,7 @@ export function sortableTable(columns, rows, opts = {}) {
   }
 
   draw();
-  return { el, setRows(r) { data = r.slice(); draw(); } };
+  return { el, setRows(r) { data = r.slice(); shown = pageSize; draw(); } };
 }
 
 function fmtCell(v) {

@@ -138,6 +138,11 @@ done
     local uf = assert(io.open(dir .. "/url", "w")); uf:write(env.url); uf:close()
     assert(sh("sh " .. dir .. "/loop.sh > /dev/null 2>&1 &"))
     local db, port = env.db, env.port
+    -- Whatever happens below, stop the loop and the server at the end.
+    finally(function()
+      sh("touch " .. dir .. "/stop")
+      if env.pid then sh(("kill -KILL %d 2>/dev/null"):format(env.pid)) end
+    end)
     for round = 1, 5 do
       sh(("sleep 0.%d"):format(3 + round))
       sh(("kill -KILL %d"):format(env.pid))

@@ -63,7 +63,7 @@ export async function render(page, ctx) {
   const specificList = h('div', { class: 'lines-specific', id: 'lines-specific' });
   const addLineBtn = h('button', { type: 'button', class: 'btn btn-secondary btn-small', id: 'add-line' }, '+ Add specific-resource line');
   form.append(step(2, 'Credits', 'An amount for all resources, for specific resources, or both.',
-    allRow, specificList, addLineBtn, errorSlot('lines')));
+    allRow, specificList, errorSlot('lines'), addLineBtn));
 
   // ---------- 3. recipients ----------
   const targetGroup = h('div', { class: 'radios', role: 'radiogroup', 'aria-labelledby': 'assign-target-label' });

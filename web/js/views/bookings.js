@@ -2,7 +2,7 @@
 // cancelling one (POST /v1/bookings/{id}/cancel) with the refund shown.
 import { getAll, post, newIdempotencyKey } from '../api.js';
 import {
-  h, clear, pageHeader, fmtRange, fmtCredits, fmtMoney, sortableTable, methodBadge, statusBadge, emptyState,
+  h, pageHeader, fmtRange, fmtCredits, fmtMoney, sortableTable, methodBadge, statusBadge, emptyState,
   withLoading, select, busy, toast,
 } from '../ui.js';
 

@@ -4,8 +4,8 @@
 // Idempotency-Key), and see the balance after.
 import { post, newIdempotencyKey } from '../api.js';
 import {
-  h, clear, pageHeader, select, fmtMoney, fmtCredits, fmtAmount, fmtRange, unitName, zonedToUtc, isoNoMillis,
-  todayYmd, addDays, titleCase, emptyState, errorSlot, clearErrors, showError, debounce, METHOD_LABEL, loading,
+  h, clear, pageHeader, select, fmtMoney, fmtCredits, fmtRange, unitName, zonedToUtc, isoNoMillis, todayYmd,
+  addDays, titleCase, emptyState, errorSlot, clearErrors, showError, debounce, METHOD_LABEL, loading,
   methodBadge,
 } from '../ui.js';
 import { person } from './tenant.js';
@@ -145,7 +145,7 @@ export async function render(page, ctx) {
   }
 
   function panelHead(sub) {
-    return [h('h2', { class: 'card-title', id: 'co-panel-title' }, 'Your booking'), sub ? h('p', { class: 'muted' }, sub) : null];
+    return [h('h2', { class: 'card-title', id: 'co-panel-title' }, 'Your booking'), sub ? h('p', { class: 'muted' }, sub) : null].filter(Boolean);
   }
 
   const requote = debounce(quote, 200);
@@ -222,7 +222,7 @@ export async function render(page, ctx) {
       const detail = m === 'credits' ? fmtCredits(q.credits.amount, q.credits.unit) : q.money ? fmtMoney(q.money.amount, q.money.currency || cur) : '';
       group.append(h('label', { class: 'radio-card', for: id },
         h('input', { type: 'radio', name: 'payment_method', id, value: m, checked: m === methods[0], 'data-field': 'payment_method' }),
-        h('span', {}, h('strong', {}, METHOD_LABEL[m] || titleCase(m)), h('span', { class: 'sub' }, ` · ${detail}`))));
+        h('span', {}, h('strong', {}, METHOD_LABEL[m] || titleCase(m)), h('span', { class: 'sub' }, detail))));
     }
     const pay = h('button', { type: 'button', class: 'btn btn-primary btn-block btn-large', id: 'confirm-booking' });
     const setLabel = () => {

@@ -45,7 +45,7 @@ export async function render(page, ctx) {
       const used = {};
       for (const r of rows) {
         if (r.credits == null || !r.unit) continue;
-        used[r.unit] = (used[r.unit] || 0) + r.credits - (r.credits_refunded || 0);
+        used[r.unit] = (used[r.unit] || 0) + r.credits; // already net of refunds
       }
       const people = new Set(live.filter((r) => r.payment_method === 'credits').map((r) => r.user_id));
       tiles.append(

@@ -131,20 +131,20 @@ function creditsPanel(panel, bmap, filterQuery) {
   withLoading(body, () => get('/v1/reports/credits', filterQuery()), (out) => {
     const rows = out.data || [];
     const t = sortableTable([
-      { key: 'tenant_name', label: 'Tenant' },
-      { key: 'buildings', label: 'Buildings', value: (r) => buildingNames(r.building_ids) },
+      { key: 'tenant_name', label: 'Tenant', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
+        h('span', { class: 'sub block' }, buildingNames(r.building_ids))) },
       { key: 'description', label: 'Description', render: (r) => r.description || h('span', { class: 'muted' }, 'No description') },
       { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: amountText },
       { key: 'recurrence', label: 'Recurrence', value: (r) => RECURRENCE_LABEL[r.recurrence] || r.recurrence,
         render: (r) => h('span', {}, RECURRENCE_LABEL[r.recurrence] || r.recurrence,
           h('span', { class: 'sub block' }, [r.pool === 'per_user' ? 'per user' : 'shared pool',
             r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
-      { key: 'start', label: 'Start', render: (r) => h('span', { class: 'nowrap' }, fmtDate(r.start)) },
-      { key: 'end', label: 'End', render: (r) => h('span', { class: 'nowrap' }, r.end ? fmtDate(r.end) : 'No end') },
+      { key: 'start', label: 'Schedule', title: 'Start date', render: (r) => h('span', { class: 'nowrap' }, fmtDate(r.start),
+        h('span', { class: 'sub block' }, r.end ? `ends ${fmtDate(r.end)}` : 'no end date')) },
       { key: 'expires_at', label: 'Expires', render: (r) => h('span', { class: 'nowrap' }, r.expires_at ? fmtDate(r.expires_at) : 'Never') },
-      { key: 'granted', label: 'Granted', num: true },
+      { key: 'granted', label: 'Granted', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.granted) },
       { key: 'used', label: 'Used', num: true },
-      { key: 'remaining', label: 'Left', title: 'Remaining', num: true },
+      { key: 'remaining', label: 'Left', title: 'Remaining', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.remaining) },
       { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
     ], rows, {
       caption: 'Credit allocations', sortKey: 'start', sortDir: 'desc', cls: 'table-credits',
@@ -190,18 +190,18 @@ export function usageTable(rows, bmap, { showTenant }) {
   const tz = (r) => (bmap.get(r.building_id) || {}).timezone || 'UTC';
   const cols = [
     { key: 'start', label: 'When', render: (r) => h('span', { class: 'nowrap' }, fmtDateTime(r.start, tz(r))) },
-    { key: 'user_name', label: 'User' },
-    { key: 'resource_name', label: 'Resource' },
-    showTenant ? { key: 'tenant_name', label: 'Tenant' } : null,
-    { key: 'building_name', label: 'Building' },
-    { key: 'credits', label: 'Credits', num: true, render: (r) => (r.credits == null ? '—' : fmtCredits(r.credits, r.unit)) },
+    { key: 'user_name', label: 'User', render: (r) => h('span', {}, r.user_name,
+      showTenant ? h('span', { class: 'sub block' }, r.tenant_name) : null) },
+    { key: 'resource_name', label: 'Resource', render: (r) => h('span', {}, r.resource_name,
+      h('span', { class: 'sub block' }, r.building_name)) },
+    { key: 'credits', label: 'Credits', title: 'Credits used (net of refunds)', num: true, render: (r) => (r.credits == null ? '—' : fmtCredits(r.credits, r.unit)) },
     { key: 'credits_refunded', label: 'Refunded', num: true, render: (r) => (r.credits_refunded ? fmtCredits(r.credits_refunded, r.unit) : '—') },
     { key: 'money', label: 'Price', num: true, render: (r) => (r.money == null ? '—' : fmtMoney(r.money, r.currency)) },
     { key: 'payment_method', label: 'Payment', render: (r) => methodBadge(r.payment_method) },
     { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
   ].filter(Boolean);
   return sortableTable(cols, rows, {
-    caption: 'Usage', sortKey: 'start', sortDir: 'desc',
+    caption: 'Usage', sortKey: 'start', sortDir: 'desc', pageSize: 25,
     rowAttrs: (r) => ({ 'data-booking': r.booking_id }),
     empty: emptyState('No bookings in this range', 'Try a wider date range or other filters.'),
   });

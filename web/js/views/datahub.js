@@ -3,8 +3,8 @@
 // a month range (expandable per month), exported as CSV.
 import { get, downloadCsv } from '../api.js';
 import {
-  h, clear, tile, fmtAmount, fmtMonth, monthAdd, sortableTable, withLoading, pageHeader, select, emptyState,
-  toast, busy, errorBox, loading,
+  h, clear, tile, fmtAmount, fmtMonth, monthAdd, sortableTable, pageHeader, select, emptyState, toast, busy,
+  errorBox, loading,
 } from '../ui.js';
 
 const state = { from: '', to: '', building_id: '', tenant_id: '' };
@@ -119,7 +119,7 @@ export async function render(page, ctx) {
       tile('Total granted', fmtAmount(t.total_granted)),
       tile('Total used', fmtAmount(t.total_used)),
       unit === 'hour' ? tile('Unlimited grants', fmtAmount(t.unlimited_customers ?? 0),
-        'customers with an unlimited grant in the range', { accent: true, key: 'unlimited_customers' }) : null);
+        'customers', { accent: true, key: 'unlimited_customers' }) : null);
     body.append(tiles);
     const customers = d.customers || [];
     body.append(chartBlock(unit, d, customers));

@@ -3,7 +3,7 @@
 // /v1/buildings/{id}/policies/{kind}, Content-Type text/x-lua). A refused
 // version (422 policy_error) shows the compiler's or self-check's words; the
 // running version stays active.
-import { api, get } from '../api.js';
+import { api, get, post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, select, emptyState, notice, loading, errorBox, fmtDateTime, toast, busy, titleCase,
   sortableTable,
@@ -179,10 +179,26 @@ export async function render(page, ctx) {
         h('div', {}, h('strong', {}, `Version ${r.version}`), r.active ? h('span', { class: 'badge badge-ok' }, 'Active') : null),
         h('div', { class: 'sub' }, `${r.created_at ? fmtDateTime(r.created_at, 'UTC', { weekday: false }) : ''}${r.author ? ` · ${r.author}` : ''}`),
         h('code', { class: 'sub' }, String(r.sha256 || '').slice(0, 12)),
-        r.source ? h('div', { class: 'button-row' },
-          h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => { editor.value = r.source; editor.focus(); } }, 'Load into editor')) : null));
+        h('div', { class: 'button-row' },
+          r.source ? h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => { editor.value = r.source; editor.focus(); } }, 'Load into editor') : null,
+          !r.active && ctx.canAssign ? restoreButton(r.version) : null)));
     }
     box.append(list);
+  }
+
+  // Makes an earlier version active again (POST .../rollback {version}).
+  function restoreButton(version) {
+    const b = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-restore': String(version) }, 'Make active');
+    b.addEventListener('click', () => busy(b, async () => {
+      try {
+        await post(`/v1/buildings/${chosenBuilding}/policies/${chosenKind}/rollback`, { version }, newIdempotencyKey());
+        toast(`${titleCase(chosenKind)} version ${version} is active again`);
+        await load();
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    }, 'Activating…'));
+    return b;
   }
 
   await load();

@@ -2,7 +2,7 @@
 // soon, and every lot with its validity (GET /v1/users/{id}/wallet).
 import { get } from '../api.js';
 import {
-  h, clear, pageHeader, fmtAmount, fmtCredits, unitName, unitTitle, fmtDate, lastValidDay, localDate, sortableTable,
+  h, pageHeader, fmtAmount, fmtCredits, unitName, unitTitle, fmtDate, lastValidDay, localDate, sortableTable,
   statusBadge, emptyState, withLoading, notice,
 } from '../ui.js';
 import { person, companyZone } from './tenant.js';
