@@ -89,7 +89,7 @@ static const char *const migration_1[] = {
     "  policy_versions TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
     "  cancelled_at INTEGER, cancelled_by TEXT, cancelled_by_admin INTEGER,"
     "  cancel_reason TEXT) STRICT;"
-    "CREATE INDEX booking_slot ON booking(resource_id, start_at) WHERE status = 'confirmed';"
+    "CREATE INDEX booking_slot ON booking(resource_id, end_at) WHERE status = 'confirmed';"
     "CREATE INDEX booking_tenant ON booking(tenant_id, created_at);"
     "CREATE INDEX booking_user ON booking(user_id, start_at);"
     "CREATE INDEX booking_created ON booking(created_at);",

@@ -63,6 +63,11 @@ plain_path(const char *name)
         if (len == 0 || seg[0] == '.') {
             return false; /* "//", "..", ".hidden" */
         }
+        /* The page's build tooling lives beside it; it is not the page. */
+        if ((len == 12 && strncmp(seg, "node_modules", 12) == 0) ||
+            strncmp(seg, "package", 7) == 0) {
+            return false;
+        }
         seg += len;
         if (*seg == '/') {
             seg++;

@@ -15,7 +15,9 @@
 #include "engine.h"
 
 #define HTTP_BODY_BYTES_MAX ((size_t)64 * 1024) /* http_body_bytes_max */
-#define HTTP_THREADS_DEFAULT 16
+/* Each keep-alive connection holds a worker thread while it is open, so
+ * this is the number of clients served at once (more wait unserved). */
+#define HTTP_THREADS_DEFAULT 96
 #define HTTP_LISTEN_MAX 128
 
 struct mg_context;
