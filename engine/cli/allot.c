@@ -1,14 +1,18 @@
-/* allot.c - the command line: verify a database, create API keys.
+/* allot.c - the command line: verify a database, create API keys, reload
+ * policies, open the console.
  *
  *   allot verify --db FILE
  *   allot keys create --db FILE --role ROLE [--name N] [--tenant ID] [--user ID]
+ *   allot policies reload --pid PID | --db FILE
  *   allot repl --db FILE | --url URL --key KEY     (the Lua console: repl.c)
  *
  * It opens the database through the engine, so it migrates and checks it
  * exactly as the server would. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "engine.h"
 #include "repl.h"
@@ -20,6 +24,8 @@ usage(void)
             "usage:\n"
             "  allot verify --db FILE [--policies DIR]\n"
             "  allot keys create --db FILE --role ROLE [--name NAME] [--tenant ID] [--user ID]\n"
+            "  allot policies reload --pid PID   (a running allotd: SIGHUP)\n"
+            "  allot policies reload --db FILE [--policies DIR]   (check every building)\n"
             "  allot repl --db FILE [--policies DIR] [--now RFC3339]\n"
             "  allot repl --url http://HOST:PORT --key KEY\n"
             "roles: super_admin manager viewer tenant_admin tenant_user\n");
@@ -135,9 +141,60 @@ cmd_keys_create(int argc, char **argv)
     return rc;
 }
 
+/* Reloads the policies of a running allotd (SIGHUP: every building's set
+ * is rebuilt, a failing one keeps serving its old set), or checks them
+ * against a database: every building's set is built as a reload would, and
+ * the ones that fail are listed. */
+static int
+cmd_policies_reload(int argc, char **argv)
+{
+    const char *pid = flag(argc, argv, "--pid");
+    if (pid != NULL) {
+        long n = strtol(pid, NULL, 10);
+        if (n <= 1 || kill((pid_t)n, SIGHUP) != 0) {
+            fprintf(stderr, "allot: cannot signal process %s\n", pid);
+            return 1;
+        }
+        printf("sent SIGHUP to allotd %ld: it reloads its policies\n", n);
+        return 0;
+    }
+    struct engine eng;
+    int rc = open_engine(&eng, argc, argv);
+    if (rc != 0) {
+        return rc;
+    }
+    struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "console"};
+    json_t *out = NULL;
+    int status;
+    bool replayed;
+    struct eng_error err = {0};
+    if (engine_exec(&eng, &console, "policies.reload", NULL, NULL, &out, &status, &replayed,
+                    &err) != 0) {
+        fprintf(stderr, "allot: %s\n", err.msg);
+        rc = 1;
+    } else {
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(out, "failed"), i, f) {
+            printf("refused: %s: %s\n", json_string_value(json_object_get(f, "building_id")),
+                   json_string_value(json_object_get(f, "message")));
+        }
+        printf("%lld building policy sets load, %zu refused\n",
+               (long long)json_integer_value(json_object_get(out, "reloaded")),
+               json_array_size(json_object_get(out, "failed")));
+        rc = json_array_size(json_object_get(out, "failed")) == 0 ? 0 : 1;
+    }
+    json_decref(out);
+    engine_close(&eng);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "policies") == 0 && strcmp(argv[2], "reload") == 0) {
+        return cmd_policies_reload(argc, argv);
+    }
     if (argc >= 2 && strcmp(argv[1], "verify") == 0) {
         return cmd_verify(argc, argv);
     }

@@ -126,3 +126,45 @@ touch %s/done
     env:must(200, "DELETE", base .. "/pricing")
   end)
 end)
+
+describe("policy files", function()
+  it("reload from the policy directory on SIGHUP, keeping the old set when a file is bad", function()
+    local dir = H.policies({})
+    local env = H.start { policies = dir }
+    finally(function() env:stop() end)
+    local w = env:world()
+    env:grant(w, 100, { start = "2026-01-01" })
+    local function credits()
+      return env:must(200, "POST", "/v1/quotes", { resource_id = w.room.id, user_id = w.user.id,
+        start = "2026-01-10T09:00:00Z", ["end"] = "2026-01-10T11:00:00Z" }).credits.amount
+    end
+    local function write(text)
+      os.execute(("mkdir -p %s/buildings/%s"):format(dir, w.building.id))
+      local f = assert(io.open(("%s/buildings/%s/pricing.lua"):format(dir, w.building.id), "w"))
+      f:write(text)
+      f:close()
+    end
+    local reloads = 0
+    local function reload()
+      local build = os.getenv("ALLOT_BUILD_DIR") or "build"
+      assert(os.execute(("%s/allot policies reload --pid %d > /dev/null"):format(build, env.pid)))
+      -- The signal is handled asynchronously: wait for the log line.
+      for _ = 1, 100 do
+        local n = select(2, env:server_log():gsub("SIGHUP: ", ""))
+        if n >= reloads + 1 then reloads = n return end
+        os.execute("sleep 0.05")
+      end
+      error("allotd did not reload")
+    end
+    assert.equal(2, credits())
+    write(PREMIUM)
+    reload()
+    assert.equal(6, credits())
+    assert.truthy(env:must(200, "GET", "/v1/buildings/" .. w.building.id .. "/policies")
+                    .policies.pricing.label:find("^file:"))
+    write("return {")
+    reload()
+    assert.equal(6, credits())
+    assert.truthy(env:server_log():find("1 refused", 1, true))
+  end)
+end)
