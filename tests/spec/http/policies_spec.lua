@@ -82,6 +82,39 @@ describe("policies over HTTP", function()
     assert.equal(6, sim.totals.candidate_credits)
   end)
 
+  it("survives hostile policies: each refused (422) or stopped (503), the server stays up", function()
+    local hostile = {
+      "return { price = function(ctx) while true do end end }",
+      "return { price = function(ctx) pcall(function() while true do end end) while true do end end }",
+      "return { price = function(ctx) local t = {} for i = 1, 1e9 do t[i] = i end end }",
+      "return { price = function(ctx) local s = 'x' while true do s = s .. s end end }",
+      "return { price = function(ctx) return { credits = os.execute('id'), unit = 'hour' } end }",
+      "return { price = function(ctx) return { credits = 0/0, unit = 'hour' } end }",
+      "return { price = function(ctx) return { credits = 1.2345, unit = 'hour' } end }",
+      "return { price = function(ctx) return { credits = ('a'):rep(4096):find('.-.-.-b'), unit = 'hour' } end }",
+      "x = 1 return {}",
+      "return {",
+    }
+    local entries = #env:must(200, "GET", "/v1/entries?limit=500").data
+    for _, src in ipairs(hostile) do
+      local status, body = env:put(base .. "/pricing", src, LUA)
+      if status == 200 then
+        local qs, q = env:request("POST", "/v1/quotes", { resource_id = w.room.id,
+          user_id = w.user.id, start = "2026-01-10T09:00:00Z", ["end"] = "2026-01-10T11:00:00Z" })
+        assert.equal(503, qs, src)
+        assert.equal("policy_error", q.error.code)
+        assert.is_nil(q.error.message:find("traceback", 1, true))
+        env:must(200, "DELETE", base .. "/pricing")
+      else
+        assert.equal(422, status, src)
+        assert.equal("policy_error", body.error.code)
+      end
+      assert.equal(200, (env:get("/v1/health")))
+    end
+    assert.equal(entries, #env:must(200, "GET", "/v1/entries?limit=500").data)
+    assert.equal(2, quote_credits())
+  end)
+
   it("reloads every building on request", function()
     local r = env:must(200, "POST", "/v1/policies/reload")
     assert.truthy(r.reloaded >= 1)
