@@ -230,6 +230,45 @@ page_result(json_t *rows, int64_t last_id, bool more)
 }
 
 int
+page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
+            int (*load)(struct op *op, int64_t id, json_t **row), json_t **out)
+{
+    /* Ids first: loading a row runs other cached statements. */
+    int64_t ids[501];
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n <= page->limit && n < 501) {
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    json_t *rows = json_array();
+    int64_t last = 0;
+    for (int i = 0; i < n && i < page->limit; i++) {
+        json_t *row = NULL;
+        last = ids[i];
+        if (load(op, ids[i], &row) == 0) {
+            json_array_append_new(rows, row);
+        } else if (op->err->status != ENG_ENOTFOUND) {
+            json_decref(rows);
+            return op->err->status;
+        }
+    }
+    memset(op->err, 0, sizeof *op->err);
+    *out = page_result(rows, last, n > page->limit);
+    return 0;
+}
+
+json_t *
+json_time(int64_t t)
+{
+    if (t == TIME_NEVER) {
+        return json_null();
+    }
+    char buf[32];
+    time_format_rfc3339(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+int
 sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what)
 {
     int rc = sqlite3_step(stmt);

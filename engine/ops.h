@@ -88,6 +88,14 @@ struct page {
 int args_page(struct op *op, json_t *args, struct page *page);
 /* Wraps rows into {"data": rows, "next_cursor": ...}; takes ownership. */
 json_t *page_result(json_t *rows, int64_t last_id, bool more);
+/* Runs `st` (bound, selecting ids in order, LIMIT page->limit + 1) and
+ * loads each id with `load`; ids `load` answers not found for (out of the
+ * principal's scope) are skipped but still move the cursor. */
+int page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
+                int (*load)(struct op *op, int64_t id, json_t **row), json_t **out);
+
+/* An instant as RFC 3339 text, or JSON null for TIME_NEVER. */
+json_t *json_time(int64_t t);
 
 /* ---- small SQL helpers ---- */
 int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);

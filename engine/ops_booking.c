@@ -44,14 +44,6 @@ bk_free(struct bk *b)
     }
 }
 
-static json_t *
-time_str(int64_t t)
-{
-    char buf[32];
-    time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
-}
-
 static int
 load_resource(struct op *op, struct bk *b)
 {
@@ -543,16 +535,16 @@ booking_load(struct op *op, int64_t id, json_t **out)
         "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:o, s:I}}", "id",
         id_json("bkg", id), "resource_id", id_json("res", sqlite3_column_int64(st, 0)),
         "building_id", id_json("bld", bid), "tenant_id", id_json("ten", tid), "user_id",
-        id_json("usr", uid), "start", time_str(sqlite3_column_int64(st, 4)), "end",
-        time_str(sqlite3_column_int64(st, 5)), "status", (const char *)sqlite3_column_text(st, 6),
+        id_json("usr", uid), "start", json_time(sqlite3_column_int64(st, 4)), "end",
+        json_time(sqlite3_column_int64(st, 5)), "status", (const char *)sqlite3_column_text(st, 6),
         "payment_method", (const char *)sqlite3_column_text(st, 7), "money", money, "credits",
         credits, "policy_versions", json_from_text((const char *)sqlite3_column_text(st, 16)),
-        "created_at", time_str(sqlite3_column_int64(st, 17)), "refund", "credits",
+        "created_at", json_time(sqlite3_column_int64(st, 17)), "refund", "credits",
         amount_to_json(sqlite3_column_int64(st, 14)), "money",
         (json_int_t)sqlite3_column_int64(st, 15));
     json_object_set_new(b, "cancelled_at", sqlite3_column_type(st, 18) == SQLITE_NULL
                                                ? json_null()
-                                               : time_str(sqlite3_column_int64(st, 18)));
+                                               : json_time(sqlite3_column_int64(st, 18)));
     json_object_set_new(b, "cancel_reason", reason ? json_string(reason) : json_null());
     sqlite3_reset(st);
     if (by_credits) {
@@ -851,27 +843,7 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
         sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int64(st, 9, page.limit + 1);
-    int64_t ids[501];
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n <= page.limit) {
-        ids[n++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    json_t *rows = json_array();
-    int64_t last = 0;
-    for (int i = 0; i < n && i < page.limit; i++) {
-        json_t *b = NULL;
-        last = ids[i];
-        if (booking_load(op, ids[i], &b) == 0) {
-            json_array_append_new(rows, b);
-        } else if (op->err->status != ENG_ENOTFOUND) {
-            json_decref(rows);
-            return op->err->status;
-        }
-    }
-    op->err->status = ENG_OK;
-    *out = page_result(rows, last, n > page.limit);
-    return 0;
+    return page_of_ids(op, st, &page, booking_load, out);
 }
 
 /* ---------- simulation ---------- */
@@ -915,7 +887,7 @@ sim_booking(struct op *op, sqlite3_stmt *st, enum policy_kind kind, struct polic
     bool cancelled = strcmp((const char *)sqlite3_column_text(st, 9), "cancelled") == 0;
     int64_t refunded = sqlite3_column_int64(st, 10);
     json_t *row = json_pack("{s:o, s:o, s:s, s:s, s:{s:o, s:I}}", "booking_id",
-                            id_json("bkg", id), "start", time_str(b.start), "payment_method",
+                            id_json("bkg", id), "start", json_time(b.start), "payment_method",
                             b.method, "status", cancelled ? "cancelled" : "confirmed", "charged",
                             "credits", by_credits ? amount_to_json(credits) : json_null(),
                             "money", (json_int_t)money);

@@ -8,17 +8,6 @@
 /* ---------- rendering ---------- */
 
 static json_t *
-time_json(int64_t t)
-{
-    if (t == TIME_NEVER) {
-        return json_null();
-    }
-    char buf[32];
-    time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
-}
-
-static json_t *
 amount_or_unlimited(bool unlimited, int64_t milli)
 {
     return unlimited ? json_string("unlimited") : amount_to_json(milli);
@@ -52,8 +41,8 @@ lot_row(struct op *op, sqlite3_stmt *st)
         (const char *)sqlite3_column_text(st, 13), "kind", (const char *)sqlite3_column_text(st, 5),
         "granted", amount_or_unlimited(unlimited, sqlite3_column_int64(st, 9)), "balance",
         amount_or_unlimited(unlimited, balance), "valid_from",
-        time_json(sqlite3_column_int64(st, 7)), "valid_until",
-        time_json(sqlite3_column_int64(st, 8)), "status",
+        json_time(sqlite3_column_int64(st, 7)), "valid_until",
+        json_time(sqlite3_column_int64(st, 8)), "status",
         lot_status(op->now, sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
                    sqlite3_column_int(st, 12) != 0),
         "period", (json_int_t)sqlite3_column_int64(st, 3));
@@ -96,7 +85,7 @@ alloc_json(struct op *op, const struct alloc *a)
                      "end", a->has_end ? json_string(end) : json_null(), "recurrence",
                      period_kind_name(a->recurrence), "rollover", "enabled", a->rollover, "cap",
                      cap, "status", status, "expires_at",
-                     time_json(a->recurrence == PERIOD_NONE ? a->end_at : a->end_at));
+                     json_time(a->recurrence == PERIOD_NONE ? a->end_at : a->end_at));
 }
 
 /* ---------- allocation input ---------- */
@@ -527,6 +516,12 @@ op_allocation_get(struct op *op, json_t *args, json_t **out)
 }
 
 static int
+allocation_row(struct op *op, int64_t id, json_t **row)
+{
+    return op_allocation_get_id(op, id, false, row);
+}
+
+static int
 op_allocation_list(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"limit", "cursor", "tenant_id", "building_id", "status",
@@ -570,27 +565,7 @@ op_allocation_list(struct op *op, json_t *args, json_t **out)
     }
     sqlite3_bind_int64(st, 5, op->now);
     sqlite3_bind_int64(st, 6, page.limit + 1);
-    int64_t ids[501];
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n <= page.limit) {
-        ids[n++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    json_t *rows = json_array();
-    int64_t last = 0;
-    for (int i = 0; i < n && i < page.limit; i++) {
-        json_t *a = NULL;
-        last = ids[i];
-        if (op_allocation_get_id(op, ids[i], false, &a) == 0) {
-            json_array_append_new(rows, a);
-        } else if (op->err->status != ENG_ENOTFOUND) {
-            json_decref(rows);
-            return op->err->status;
-        }
-    }
-    op->err->status = ENG_OK;
-    *out = page_result(rows, last, n > page.limit);
-    return 0;
+    return page_of_ids(op, st, &page, allocation_row, out);
 }
 
 /* Ends an allocation prospectively: periods that have begun keep their
@@ -728,7 +703,7 @@ cand_json(struct op *op, const struct cand *c, const char *unit)
                             c->rollover ? "rollover" : "period", "granted",
                             amount_or_unlimited(c->unlimited, c->granted), "balance",
                             amount_or_unlimited(c->unlimited, c->balance), "valid_from",
-                            time_json(c->valid_from), "valid_until", time_json(c->valid_until),
+                            json_time(c->valid_from), "valid_until", json_time(c->valid_until),
                             "status", lot_status(op->now, c->valid_from, c->valid_until, false));
     json_object_set_new(lot, "user_id", c->owner ? id_json("usr", c->owner) : json_null());
     return lot;
@@ -914,7 +889,7 @@ entry_row(sqlite3_stmt *st)
         id_json("ten", sqlite3_column_int64(st, 3)), "kind", (const char *)sqlite3_column_text(st, 4),
         "amount", amount_to_json(sqlite3_column_int64(st, 5)), "unit",
         (const char *)sqlite3_column_text(st, 6), "effective_at",
-        time_json(sqlite3_column_int64(st, 7)), "created_at", time_json(sqlite3_column_int64(st, 8)));
+        json_time(sqlite3_column_int64(st, 7)), "created_at", json_time(sqlite3_column_int64(st, 8)));
     json_object_set_new(e, "booking_id", sqlite3_column_type(st, 9) == SQLITE_NULL
                                              ? json_null()
                                              : id_json("bkg", sqlite3_column_int64(st, 9)));

@@ -14,14 +14,6 @@
 #include "sha256.h"
 #include "timeutil.h"
 
-static json_t *
-time_text(int64_t t)
-{
-    char buf[32];
-    time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
-}
-
 /* Common arguments: a visible building and (optionally) a kind. */
 static int
 policy_target(struct op *op, json_t *args, bool need_kind, int64_t *bid, enum policy_kind *kind)
@@ -89,7 +81,7 @@ op_policies_get(struct op *op, json_t *args, json_t **out)
             json_object_set_new(row, "version", json_integer(sqlite3_column_int(st, 0)));
             json_object_set_new(row, "sha256",
                                 json_string((const char *)sqlite3_column_text(st, 1)));
-            json_object_set_new(row, "loaded_at", time_text(sqlite3_column_int64(st, 2)));
+            json_object_set_new(row, "loaded_at", json_time(sqlite3_column_int64(st, 2)));
             json_object_set_new(row, "author",
                                 json_string((const char *)sqlite3_column_text(st, 3)));
         }
@@ -257,7 +249,7 @@ op_policies_history(struct op *op, json_t *args, json_t **out)
             rows, json_pack("{s:i, s:s, s:s, s:o, s:s, s:b}", "version", sqlite3_column_int(st, 0),
                             "sha256", (const char *)sqlite3_column_text(st, 1), "author",
                             (const char *)sqlite3_column_text(st, 2), "created_at",
-                            time_text(sqlite3_column_int64(st, 3)), "source",
+                            json_time(sqlite3_column_int64(st, 3)), "source",
                             (const char *)sqlite3_column_text(st, 4), "active",
                             sqlite3_column_int(st, 5) != 0));
     }

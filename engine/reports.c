@@ -720,17 +720,6 @@ credits_csv(json_t *report)
     return csv_table(json_object_get(report, "data"), CREDIT_COLUMNS);
 }
 
-static json_t *
-time_or_null(int64_t t)
-{
-    if (t == TIME_NEVER) {
-        return json_null();
-    }
-    char buf[32];
-    time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
-}
-
 static int
 op_credits_report(struct op *op, json_t *args, json_t **out)
 {
@@ -793,7 +782,7 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
                 : amount_to_json(sqlite3_column_int64(st, 13)),
             "recurrence", (const char *)sqlite3_column_text(st, 5), "start",
             (const char *)sqlite3_column_text(st, 6), "end", end ? json_string(end) : json_null(),
-            "expires_at", time_or_null(end_at), "rollover", sqlite3_column_int(st, 9),
+            "expires_at", json_time(end_at), "rollover", sqlite3_column_int(st, 9),
             "rollover_cap",
             sqlite3_column_type(st, 10) == SQLITE_NULL
                 ? json_null()
@@ -883,9 +872,9 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
             "{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o,"
             " s:o, s:s, s:s}",
             "booking_id", id_json("bkg", sqlite3_column_int64(st, 0)), "created_at",
-            time_or_null(sqlite3_column_int64(st, 1)), "start",
-            time_or_null(sqlite3_column_int64(st, 2)), "end",
-            time_or_null(sqlite3_column_int64(st, 3)), "user_id",
+            json_time(sqlite3_column_int64(st, 1)), "start",
+            json_time(sqlite3_column_int64(st, 2)), "end",
+            json_time(sqlite3_column_int64(st, 3)), "user_id",
             id_json("usr", sqlite3_column_int64(st, 4)), "user_name",
             (const char *)sqlite3_column_text(st, 5), "resource_id",
             id_json("res", sqlite3_column_int64(st, 6)), "resource_name",
