@@ -268,6 +268,25 @@ json_time(int64_t t)
     return json_string(buf);
 }
 
+sqlite3_stmt *
+sql_row(struct op *op, const char *sql, int64_t id, const char *what, int *rc)
+{
+    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
+    *rc = 0;
+    if (st == NULL) {
+        *rc = ENG_ESTORE;
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        return st;
+    }
+    sqlite3_reset(st);
+    *rc = step == SQLITE_DONE ? op_not_found(op, what) : store_fail(op->store, what, op->err);
+    return NULL;
+}
+
 int
 sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what)
 {

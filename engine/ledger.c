@@ -294,17 +294,9 @@ lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_
 json_t *
 ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc)
 {
-    sqlite3_stmt *st = store_prep(op->store, "SELECT tenant_id, roles FROM user WHERE id = ?",
-                                  op->err);
-    *rc = 0;
+    sqlite3_stmt *st = sql_row(op, "SELECT tenant_id, roles FROM user WHERE id = ?", user_id,
+                               "user", rc);
     if (st == NULL) {
-        *rc = ENG_ESTORE;
-        return NULL;
-    }
-    sqlite3_bind_int64(st, 1, user_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        *rc = op_not_found(op, "user");
         return NULL;
     }
     *tenant_id = sqlite3_column_int64(st, 0);
@@ -318,17 +310,9 @@ ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc)
 json_t *
 ctx_tenant(struct op *op, int64_t tenant_id, int *rc)
 {
-    sqlite3_stmt *st = store_prep(op->store, "SELECT cross_building FROM tenant WHERE id = ?",
-                                  op->err);
-    *rc = 0;
+    sqlite3_stmt *st = sql_row(op, "SELECT cross_building FROM tenant WHERE id = ?", tenant_id,
+                               "tenant", rc);
     if (st == NULL) {
-        *rc = ENG_ESTORE;
-        return NULL;
-    }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        *rc = op_not_found(op, "tenant");
         return NULL;
     }
     bool cross = sqlite3_column_int(st, 0) != 0;

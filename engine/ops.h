@@ -99,6 +99,10 @@ json_t *json_time(int64_t t);
 
 /* ---- small SQL helpers ---- */
 int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);
+/* Runs `sql` (one ? bound to id) and returns the statement on its first
+ * row, to be reset by the caller; NULL with *rc = ENG_ENOTFOUND ("<what>
+ * not found") or ENG_ESTORE when there is none. */
+sqlite3_stmt *sql_row(struct op *op, const char *sql, int64_t id, const char *what, int *rc);
 int64_t sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc);
 json_t *json_from_text(const char *text); /* parses stored JSON text; never NULL */
 char *json_to_text(const json_t *v);      /* compact; caller frees */

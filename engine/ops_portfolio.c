@@ -83,18 +83,9 @@ load_one(struct op *op, const char *sql, int64_t id, json_t *(*reader)(sqlite3_s
 static json_t *
 tenant_json(struct op *op, int64_t id, int *rc)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT name, cross_building FROM tenant WHERE id = ?",
-                                  op->err);
-    *rc = 0;
+    sqlite3_stmt *st = sql_row(op, "SELECT name, cross_building FROM tenant WHERE id = ?", id,
+                               "tenant", rc);
     if (st == NULL) {
-        *rc = ENG_ESTORE;
-        return NULL;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        *rc = op_not_found(op, "tenant");
         return NULL;
     }
     json_t *t = json_pack("{s:o, s:s, s:b}", "id", id_json("ten", id), "name",
