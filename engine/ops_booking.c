@@ -118,13 +118,51 @@ policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, 
     return 0;
 }
 
+/* Credits (milli, net of refunds) the user has spent from shared lots in
+ * the unit the resource is priced in, on meetings in the calendar month of
+ * `lt` (the building's zone): what a per-user quota inside a tenant pool
+ * needs (validate's ctx.user_usage_month). */
+static int
+user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civil_time *lt,
+                 int64_t *out)
+{
+    struct civil_date first = {lt->year, lt->month, 1};
+    int64_t from, to;
+    if (tz_local_midnight(zone, first, &from, op->err) != 0 ||
+        tz_local_midnight(zone, date_add_months(first, 1), &to, op->err) != 0) {
+        return op->err->status;
+    }
+    json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
+    const char *unit = json_string_value(json_object_get(credits, "unit"));
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT coalesce(-sum(e.amount), 0) FROM booking b"
+                                  " JOIN entry e ON e.booking_id = b.id"
+                                  " JOIN lot l ON l.id = e.lot_id WHERE b.user_id = ?1 AND"
+                                  " b.start_at >= ?2 AND b.start_at < ?3 AND"
+                                  " e.kind IN ('debit', 'refund') AND l.user_id = 0 AND"
+                                  " l.unit = ?4",
+                                  op->err);
+    if (st == NULL) {
+        return ENG_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, b->user_id);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    sqlite3_bind_text(st, 4, unit != NULL ? unit : "hour", -1, SQLITE_TRANSIENT);
+    *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return 0;
+}
+
 /* Runs validate and pricing; fills the price fields of b. */
 static int
 price(struct op *op, struct bk *b)
 {
     struct civil_time lt;
+    int64_t usage = 0;
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
-    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+    if (tz_local_time(zone, b->start, &lt, op->err) != 0 ||
+        user_usage_month(op, b, zone, &lt, &usage) != 0) {
         return op->err->status;
     }
     b->booking = json_pack(
@@ -135,9 +173,9 @@ price(struct op *op, struct bk *b)
     if (b->method != NULL) {
         json_object_set_new(b->booking, "payment_method", json_string(b->method));
     }
-    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:I}", "booking", b->booking, "resource",
+    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
                             b->resource, "user", b->user, "building", b->building, "now",
-                            (json_int_t)op->now);
+                            (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
     json_t *res = NULL;
     int rc = call_checked(op, b, POLICY_VALIDATE, ctx, &res);
     json_decref(res);

@@ -4,12 +4,11 @@
 -- top of the default booking rules.  Typical use: a tenant pool (shared lots)
 -- that one person must not drain alone.
 --
--- ENGINE SUPPORT NEEDED: this policy reads ctx.user_usage_month, the credits
--- (milli) the user already spent this month from shared lots, net of
--- refunds.  It is not part of the validate contract yet; the engine must pass
--- it to validate for this policy to work.  Until it does, credit bookings are
--- refused with a clear message (fail closed), while quotes and card or
--- invoice bookings go through.
+-- It reads ctx.user_usage_month, which the engine passes to validate: the
+-- credits (milli) the user already spent this month from shared lots, net of
+-- refunds.  Were it missing, credit bookings would be refused with a clear
+-- message (fail closed), while quotes and card or invoice bookings go
+-- through.
 --
 -- The booking's cost is recomputed from the resource's fixed credits.per_hour
 -- (rounded up like the default pricing policy); block or tiered prices would
