@@ -141,7 +141,7 @@ op_me(struct op *op, json_t *args, json_t **out)
     for (int i = 0; i < p->building_count; i++) {
         json_array_append_new(bids, id_json("bld", p->building_ids[i]));
     }
-    *out = json_pack("{s:o, s:s, s:s, s:o, s:o, s:o}", "id",
+    *out = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "now", json_time(op->now), "id",
                      p->key_id ? id_json("key", p->key_id) : json_null(), "name", p->name, "role",
                      role_name(p->role), "tenant_id",
                      p->tenant_id ? id_json("ten", p->tenant_id) : json_null(), "user_id",
