@@ -761,11 +761,11 @@ op_wallet(struct op *op, json_t *args, json_t **out)
                 json_array_append_new(soon, cand_json(op, &cands[i], units[u]));
             }
         }
-        if (count > 0 || unit_filter != NULL) {
-            json_array_append_new(balances,
-                                  json_pack("{s:s, s:o, s:b}", "unit", units[u], "available",
-                                            amount_to_json(avail), "unlimited", unlimited));
-        }
+        /* Every unit asked for gets a balance, zero included, so clients
+         * need not tell "no credits" from "no answer". */
+        json_array_append_new(balances, json_pack("{s:s, s:o, s:b}", "unit", units[u],
+                                                  "available", amount_to_json(avail),
+                                                  "unlimited", unlimited));
     }
     /* Lots of periods still to come (created early for bookings ahead). */
     sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
