@@ -159,6 +159,38 @@ args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *
 }
 
 int
+args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool upper,
+           int64_t *out)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    struct civil_date d;
+    if (json_is_string(v) && date_parse(json_string_value(v), &d, NULL) == 0) {
+        return tz_local_midnight(zone, upper ? date_add_days(d, 1) : d, out, op->err);
+    }
+    if (args_time(op, args, key, false, out) != 0) {
+        return op_invalid(op, key, "'%s' must be a date YYYY-MM-DD or an RFC 3339 time", key);
+    }
+    return 0;
+}
+
+void
+bound_zone(struct op *op, int64_t building_id, char *zone)
+{
+    snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
+    if (building_id == 0) {
+        return;
+    }
+    int rc;
+    sqlite3_stmt *st = sql_row(op, "SELECT timezone FROM building WHERE id = ?", building_id,
+                               "building", &rc);
+    if (st != NULL) {
+        snprintf(zone, TIME_ZONE_NAME_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+    }
+    memset(op->err, 0, sizeof *op->err);
+}
+
+int
 args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi, int64_t dflt,
          int64_t *out)
 {

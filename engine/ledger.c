@@ -771,7 +771,8 @@ ledger_advance(struct op *op)
 /* Adds the real lot matching the key, if open and valid at t, to cands. */
 static int
 add_existing(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
-             const char *kind, int64_t t, struct cand *cands, int *count, bool *found)
+             const char *kind, int64_t t, bool with_empty, struct cand *cands, int *count,
+             bool *found)
 {
     sqlite3_stmt *st = store_prep(op->store,
                                   "SELECT id, balance, unlimited, valid_from, valid_until, closed,"
@@ -798,8 +799,8 @@ add_existing(struct op *op, const struct alloc *a, int line_idx, int64_t n, int6
         bool closed = sqlite3_column_int(st, 5) != 0;
         c.granted = sqlite3_column_int64(st, 6);
         c.rollover = strcmp(kind, "rollover") == 0;
-        if (!closed && c.valid_from <= t && t < c.valid_until && (c.unlimited || c.balance > 0) &&
-            *count < CANDIDATES_MAX) {
+        if (!closed && c.valid_from <= t && t < c.valid_until &&
+            (with_empty || c.unlimited || c.balance > 0) && *count < CANDIDATES_MAX) {
             c.alloc_id = a->id;
             c.line_idx = line_idx;
             c.period_n = n;
@@ -813,12 +814,14 @@ add_existing(struct op *op, const struct alloc *a, int line_idx, int64_t n, int6
 
 static int
 add_line_lots(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
-              int64_t t, bool create, struct cand *cands, int *count)
+              int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
 {
     int first = *count;
     bool found;
-    if (add_existing(op, a, line_idx, n, owner, "rollover", t, cands, count, &found) ||
-        add_existing(op, a, line_idx, n, owner, "period", t, cands, count, &found)) {
+    if (add_existing(op, a, line_idx, n, owner, "rollover", t, with_empty, cands, count,
+                     &found) ||
+        add_existing(op, a, line_idx, n, owner, "period", t, with_empty, cands, count,
+                     &found)) {
         return op->err->status;
     }
     if (!found) {
@@ -858,7 +861,7 @@ add_line_lots(struct op *op, const struct alloc *a, int line_idx, int64_t n, int
 int
 ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                   json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, const char *unit,
-                  int64_t t, bool create, struct cand *cands, int *count)
+                  int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
 {
     *count = 0;
     sqlite3_stmt *st = store_prep(op->store,
@@ -892,7 +895,7 @@ ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_
             bool ok = false;
             rc = ledger_eligible(op, pol, &a, i, user_ctx, tenant_ctx, resource_ctx, &ok);
             if (rc == 0 && ok) {
-                rc = add_line_lots(op, &a, i, n, owner, t, create, cands, count);
+                rc = add_line_lots(op, &a, i, n, owner, t, create, with_empty, cands, count);
             }
         }
         alloc_free(&a);

@@ -99,10 +99,12 @@ int ledger_eligible(struct op *op, struct policy_set *pol, const struct alloc *a
 
 /* Collects the lots that may pay a booking of `resource_ctx` by the user at
  * instant t in `unit`; with create true, missing period lots are created,
- * else reported as virtual.  *count set; at most CANDIDATES_MAX. */
+ * else reported as virtual.  Lots with nothing left are skipped unless
+ * with_empty (the wallet lists them).  *count set; at most CANDIDATES_MAX. */
 int ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                       json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx,
-                      const char *unit, int64_t t, bool create, struct cand *cands, int *count);
+                      const char *unit, int64_t t, bool create, bool with_empty,
+                      struct cand *cands, int *count);
 
 /* The building whose policies decide an allocation's rollover. */
 int64_t alloc_policy_building(const struct alloc *a);

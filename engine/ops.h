@@ -58,6 +58,14 @@ int args_amount(struct op *op, json_t *args, const char *key, bool required, int
 int args_id(struct op *op, json_t *args, const char *key, const char *prefix, bool required,
             int64_t *out);
 int args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *out);
+/* A range bound: an RFC 3339 time, or a date YYYY-MM-DD read in `zone`
+ * (its midnight; for an upper bound, the midnight after it, so the date is
+ * included). */
+int args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool upper,
+               int64_t *out);
+/* The zone to read date bounds in: the building's when one is given, else
+ * UTC.  Writes into zone (TIME_ZONE_NAME_MAX bytes). */
+void bound_zone(struct op *op, int64_t building_id, char *zone);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the

@@ -92,7 +92,6 @@ call_checked(struct op *op, struct bk *b, enum policy_kind kind, json_t *ctx, js
     if (msg != NULL) {
         int rc = op_invalid(op, "", "%s",
                             json_is_string(msg) ? json_string_value(msg) : "refused by policy");
-        snprintf(op->err->code, sizeof op->err->code, "%s", "booking_rejected");
         json_decref(*res);
         *res = NULL;
         return rc;
@@ -313,7 +312,8 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     }
     if (b->has_credits && b->pay_credits) {
         rc = ledger_candidates(op, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
-                               b->resource, b->unit, b->start, booking, b->cands, &b->count);
+                               b->resource, b->unit, b->start, booking, false, b->cands,
+                               &b->count);
         for (int i = 0; rc == 0 && i < b->count; i++) {
             b->unlimited |= b->cands[i].unlimited;
             b->available += b->cands[i].unlimited ? 0 : b->cands[i].balance;
@@ -848,8 +848,13 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
         args_id(op, args, "user_id", "usr", false, &uid) ||
         args_id(op, args, "resource_id", "res", false, &rid) ||
         args_id(op, args, "building_id", "bld", false, &bid) ||
-        args_time(op, args, "from", false, &from) || args_time(op, args, "to", false, &to) ||
         args_string(op, args, "status", false, 20, &status) || args_page(op, args, &page)) {
+        return op->err->status;
+    }
+    char zone[TIME_ZONE_NAME_MAX];
+    bound_zone(op, bid, zone);
+    if (args_bound(op, args, "from", zone, false, &from) ||
+        args_bound(op, args, "to", zone, true, &to)) {
         return op->err->status;
     }
     if (op->who->role == ROLE_TENANT_ADMIN) {

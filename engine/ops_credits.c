@@ -749,14 +749,14 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         struct cand cands[CANDIDATES_MAX];
         int count = 0;
         rc = ledger_candidates(op, pol, uid, tid, user, tenant, NULL, units[u], op->now, false,
-                               cands, &count);
+                               true, cands, &count);
         int64_t avail = 0;
         bool unlimited = false;
         for (int i = 0; rc == 0 && i < count; i++) {
             unlimited |= cands[i].unlimited;
             avail += cands[i].unlimited ? 0 : cands[i].balance;
             json_array_append_new(lots, cand_json(op, &cands[i], units[u]));
-            if (!cands[i].unlimited && cands[i].valid_until != TIME_NEVER &&
+            if (!cands[i].unlimited && cands[i].balance > 0 && cands[i].valid_until != TIME_NEVER &&
                 cands[i].valid_until - op->now <= EXPIRING_SOON_S) {
                 json_array_append_new(soon, cand_json(op, &cands[i], units[u]));
             }
@@ -912,8 +912,9 @@ op_entries(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid) ||
         args_id(op, args, "lot_id", "lot", false, &lot) ||
         args_id(op, args, "booking_id", "bkg", false, &bkg) ||
-        args_string(op, args, "kind", false, 20, &kind) || args_time(op, args, "from", false, &from) ||
-        args_time(op, args, "to", false, &to) || args_page(op, args, &page)) {
+        args_string(op, args, "kind", false, 20, &kind) || args_page(op, args, &page) ||
+        args_bound(op, args, "from", "UTC", false, &from) ||
+        args_bound(op, args, "to", "UTC", true, &to)) {
         return op->err->status;
     }
     if (op->who->role == ROLE_TENANT_USER) {

@@ -323,7 +323,7 @@ hub_figures(int64_t opening, int64_t closing, const struct month_row *sum, bool 
 
 static json_t *
 hub_customer_json(struct hub *h, struct customer *c, const char *name, struct month_row *tiles,
-                  bool *any_unlimited)
+                  bool *any_once_unlimited, bool *any_monthly_unlimited)
 {
     json_t *months = json_array();
     struct month_row sum = {0};
@@ -361,7 +361,8 @@ hub_customer_json(struct hub *h, struct customer *c, const char *name, struct mo
     tiles->once_used += sum.once_used + sum.once_used_unlimited;
     tiles->monthly_granted += sum.monthly_granted;
     tiles->monthly_used += sum.monthly_used;
-    *any_unlimited = once_unl || monthly_unl;
+    *any_once_unlimited = once_unl;
+    *any_monthly_unlimited = monthly_unl;
     return row;
 }
 
@@ -455,6 +456,28 @@ maybe_csv(struct op *op, const struct rargs *r, json_t *result, char *(*to_csv)(
     return 0;
 }
 
+/* Report rows page like every list when `limit` is given; without it a
+ * report (and its CSV export) has every row, up to REPORT_ROWS_MAX. */
+#define REPORT_ROWS_MAX 100000
+
+static int
+report_page(struct op *op, json_t *args, struct page *page)
+{
+    if (args != NULL && json_object_get(args, "limit") != NULL) {
+        return args_page(op, args, page);
+    }
+    page->limit = REPORT_ROWS_MAX;
+    page->after = 0;
+    const char *cursor = NULL;
+    if (args_string(op, args, "cursor", false, 40, &cursor) != 0) {
+        return ENG_EINVAL;
+    }
+    if (cursor != NULL && id_parse("c", cursor, &page->after) != 0) {
+        return op_invalid(op, "cursor", "'cursor' is not a cursor this server issued");
+    }
+    return 0;
+}
+
 static int
 op_datahub(struct op *op, json_t *args, json_t **out)
 {
@@ -526,9 +549,12 @@ op_datahub(struct op *op, json_t *args, json_t **out)
             snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(st, 0));
         }
         sqlite3_reset(st);
-        bool unl = false;
-        json_array_append_new(customers, hub_customer_json(&h, c, name, &tiles, &unl));
-        unlimited_customers += unl;
+        bool once_unl = false, monthly_unl = false;
+        json_array_append_new(customers,
+                              hub_customer_json(&h, c, name, &tiles, &once_unl, &monthly_unl));
+        unlimited_customers += once_unl || monthly_unl;
+        tiles.once_unlimited |= once_unl;
+        tiles.monthly_unlimited |= monthly_unl;
     }
     free(h.cust);
     if (rc != 0) {
@@ -540,10 +566,13 @@ op_datahub(struct op *op, json_t *args, json_t **out)
     month_format(to, tm, sizeof tm);
     json_t *result = json_pack(
         "{s:s, s:s, s:s, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:i}, s:o}", "unit", unit, "from", fm,
-        "to", tm, "tiles", "once_granted", amount_to_json(tiles.once_granted), "once_used",
-        amount_to_json(tiles.once_used), "monthly_granted", amount_to_json(tiles.monthly_granted),
-        "monthly_used", amount_to_json(tiles.monthly_used), "total_granted",
-        amount_to_json(tiles.once_granted + tiles.monthly_granted), "total_used",
+        "to", tm, "tiles", "once_granted", granted_json(tiles.once_unlimited, tiles.once_granted),
+        "once_used", amount_to_json(tiles.once_used), "monthly_granted",
+        granted_json(tiles.monthly_unlimited, tiles.monthly_granted), "monthly_used",
+        amount_to_json(tiles.monthly_used), "total_granted",
+        granted_json(tiles.once_unlimited || tiles.monthly_unlimited,
+                     tiles.once_granted + tiles.monthly_granted),
+        "total_used",
         amount_to_json(tiles.once_used + tiles.monthly_used), "unlimited_customers",
         strcmp(unit, "coin") == 0 ? 0 : unlimited_customers, "customers", customers);
     return maybe_csv(op, &r, result, hub_csv, out);
@@ -656,7 +685,15 @@ op_dashboard(struct op *op, json_t *args, json_t **out)
         }
     }
     sqlite3_reset(lst);
-    int64_t allocated = sums[0], used = sums[1], remaining = sums[2], unlimited = sums[3];
+    int64_t allocated = sums[0], remaining = sums[2], unlimited = sums[3];
+    /* Used: credits paid for bookings (net of refunds), in the building
+     * booked when filtered by building, whichever lot paid. */
+    int64_t used = dash_scalar(op,
+                               "SELECT coalesce(sum(b.credits - b.credits_refunded), 0)"
+                               " FROM booking b WHERE b.payment_method = 'credits' AND"
+                               " b.unit = ?1 AND (?2 IS NULL OR b.tenant_id = ?2) AND"
+                               " (?3 IS NULL OR b.building_id = ?3) AND ?4 = ?4 AND ?5 = ?5",
+                               unit, &r, &rc);
 #define DASH_BOOKINGS                                                                        \
     " FROM booking b WHERE b.payment_method = 'credits' AND b.unit = ?1 AND"                   \
     " (?2 IS NULL OR b.tenant_id = ?2) AND (?3 IS NULL OR b.building_id = ?3) AND"           \
@@ -723,9 +760,11 @@ credits_csv(json_t *report)
 static int
 op_credits_report(struct op *op, json_t *args, json_t **out)
 {
-    static const char *const keys[] = {"tenant_id", "building_id", "unit", "format", NULL};
+    static const char *const keys[] = {"tenant_id", "building_id", "unit", "format", "limit",
+                                       "cursor", NULL};
     struct rargs r;
-    if (report_args(op, args, keys, &r) != 0) {
+    struct page page;
+    if (report_args(op, args, keys, &r) != 0 || report_page(op, args, &page) != 0) {
         return op->err->status;
     }
     sqlite3_stmt *st = store_prep(
@@ -746,7 +785,7 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
         " FROM allocation a JOIN tenant t ON t.id = a.tenant_id"
         " WHERE (?1 IS NULL OR a.tenant_id = ?1) AND (?2 IS NULL OR EXISTS (SELECT 1 FROM"
         " allocation_building ab WHERE ab.allocation_id = a.id AND ab.building_id = ?2))"
-        " AND (?3 IS NULL OR a.unit = ?3) ORDER BY a.id LIMIT 100000",
+        " AND (?3 IS NULL OR a.unit = ?3) AND a.id > ?5 ORDER BY a.id LIMIT ?6",
         op->err);
     if (st == NULL) {
         return ENG_ESTORE;
@@ -761,8 +800,18 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
         sqlite3_bind_text(st, 3, r.unit, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int64(st, 4, op->now);
+    sqlite3_bind_int64(st, 5, page.after);
+    sqlite3_bind_int64(st, 6, page.limit + 1);
     json_t *rows = json_array();
+    int n = 0;
+    int64_t last = 0;
+    bool more = false;
     while (sqlite3_step(st) == SQLITE_ROW) {
+        if (++n > page.limit) {
+            more = true;
+            break;
+        }
+        last = sqlite3_column_int64(st, 0);
         int64_t end_at = sqlite3_column_type(st, 8) == SQLITE_NULL ? TIME_NEVER
                                                                     : sqlite3_column_int64(st, 8);
         int64_t start_at = sqlite3_column_int64(st, 17);
@@ -796,7 +845,7 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
         json_array_append_new(rows, row);
     }
     sqlite3_reset(st);
-    return maybe_csv(op, &r, json_pack("{s:o}", "data", rows), credits_csv, out);
+    return maybe_csv(op, &r, page_result(rows, last, more), credits_csv, out);
 }
 
 /* ---------- usage ---------- */
@@ -817,7 +866,7 @@ static int
 op_usage_report(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"tenant_id", "building_id", "user_id", "resource_id",
-                                       "from", "to", "unit", "format", NULL};
+                                       "from", "to", "unit", "format", "limit", "cursor", NULL};
     struct rargs r;
     bool tenant_user = op->who->role == ROLE_TENANT_USER;
     /* Tenant users may read their own usage: relax the company-report rule. */
@@ -829,9 +878,15 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
     }
     int rc = report_args(op, args, keys, &r);
     op->who = real;
+    char zone[TIME_ZONE_NAME_MAX];
+    struct page page;
+    if (rc == 0) {
+        bound_zone(op, r.building_id, zone);
+    }
     if (rc != 0 || args_id(op, args, "user_id", "usr", false, &r.user_id) ||
         args_id(op, args, "resource_id", "res", false, &r.resource_id) ||
-        args_time(op, args, "from", false, &r.from_t) || args_time(op, args, "to", false, &r.to_t)) {
+        args_bound(op, args, "from", zone, false, &r.from_t) ||
+        args_bound(op, args, "to", zone, true, &r.to_t) || report_page(op, args, &page)) {
         return op->err->status;
     }
     if (tenant_user) {
@@ -846,8 +901,8 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
         " JOIN tenant t ON t.id = b.tenant_id JOIN building bl ON bl.id = b.building_id"
         " WHERE (?1 IS NULL OR b.tenant_id = ?1) AND (?2 IS NULL OR b.building_id = ?2) AND"
         " (?3 IS NULL OR b.user_id = ?3) AND (?4 IS NULL OR b.resource_id = ?4) AND"
-        " b.start_at >= ?5 AND b.start_at < ?6 AND (?7 IS NULL OR b.unit = ?7)"
-        " ORDER BY b.start_at, b.id LIMIT 100000",
+        " b.start_at >= ?5 AND b.start_at < ?6 AND (?7 IS NULL OR b.unit = ?7) AND b.id > ?8"
+        " ORDER BY b.id LIMIT ?9",
         op->err);
     if (st == NULL) {
         return ENG_ESTORE;
@@ -863,8 +918,18 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
     if (r.unit) {
         sqlite3_bind_text(st, 7, r.unit, -1, SQLITE_STATIC);
     }
+    sqlite3_bind_int64(st, 8, page.after);
+    sqlite3_bind_int64(st, 9, page.limit + 1);
     json_t *rows = json_array();
+    int n = 0;
+    int64_t last = 0;
+    bool more = false;
     while (sqlite3_step(st) == SQLITE_ROW) {
+        if (++n > page.limit) {
+            more = true;
+            break;
+        }
+        last = sqlite3_column_int64(st, 0);
         bool credits = sqlite3_column_type(st, 13) != SQLITE_NULL &&
                        strcmp((const char *)sqlite3_column_text(st, 12), "credits") == 0;
         const char *unit = (const char *)sqlite3_column_text(st, 15);
@@ -897,7 +962,7 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
         json_array_append_new(rows, row);
     }
     sqlite3_reset(st);
-    return maybe_csv(op, &r, json_pack("{s:o}", "data", rows), usage_csv, out);
+    return maybe_csv(op, &r, page_result(rows, last, more), usage_csv, out);
 }
 
 const struct op_def ops_reports[] = {

@@ -92,7 +92,8 @@ static const char *const migration_1[] = {
     "CREATE INDEX booking_slot ON booking(resource_id, end_at) WHERE status = 'confirmed';"
     "CREATE INDEX booking_tenant ON booking(tenant_id, created_at);"
     "CREATE INDEX booking_user ON booking(user_id, start_at);"
-    "CREATE INDEX booking_created ON booking(created_at);",
+    "CREATE INDEX booking_created ON booking(created_at);"
+    "CREATE INDEX booking_building ON booking(building_id, created_at);",
     "CREATE TABLE entry ("
     "  id INTEGER PRIMARY KEY, lot_id INTEGER NOT NULL REFERENCES lot(id),"
     "  kind TEXT NOT NULL CHECK (kind IN ('grant','debit','refund','expire','rollover_out',"

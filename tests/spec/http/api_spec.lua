@@ -358,7 +358,7 @@ describe("reference scenarios over HTTP", function()
     assert.equal(3.5, b.credits.balance_after)
     local s2, e = env:book(w, "2026-03-11T09:00:00Z", "2026-03-11T09:45:00Z")
     assert.equal(400, s2)
-    assert.equal("booking_rejected", e.error.code) -- the pricing policy refused it
+    assert.equal("invalid_request", e.error.code) -- the pricing policy refused it
     assert.equal(3.5, env:available(w.user))
     local s3, b3 = env:book(w, "2026-03-12T09:00:00Z", "2026-03-12T09:30:00Z")
     assert.equal(201, s3)

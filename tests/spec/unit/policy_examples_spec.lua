@@ -34,7 +34,7 @@ describe("the worked policy examples", function()
     local r, err = F.book(db, w, room, "2026-03-09T08:00:00Z", "2026-03-09T09:00:00Z")
     assert.is_nil(r)
     assert.equal(400, err.status)
-    assert.equal("booking_rejected", err.code)
+    assert.equal("invalid_request", err.code)
     -- Another user of the same tenant still can, and the card is not limited.
     local bo = F.ok(db:create_user { tenant_id = w.tenant.id, name = "Bo", email = "b@x.io" })
     F.ok(F.book(db, w, room, "2026-03-09T08:00:00Z", "2026-03-09T09:00:00Z", nil, bo))

@@ -151,11 +151,25 @@ describe("reports", function()
     assert.equal(1, #there)
     assert.equal(2, there[1].credits)
     assert.equal("Annex", there[1].building_name)
-    -- The allocation belongs to the first building: its Data Hub and
-    -- dashboard count the usage where the credits came from.
+    -- The dashboard's credits allocated and remaining follow the
+    -- allocation's building; credits used follow the building booked.
     local d = F.ok(db:call("reports.dashboard", { building_id = w.building.id }))
-    assert.same({ 10, 2, 8 }, { d.allocated, d.used, d.remaining })
-    local csv = F.ok(db:call("reports.usage", { building_id = b2.id, format = "csv" })).csv
+    assert.same({ 10, 0, 8 }, { d.allocated, d.used, d.remaining })
+    local d2 = F.ok(db:call("reports.dashboard", { building_id = b2.id }))
+    assert.same({ 0, 2, 0, 1 }, { d2.allocated, d2.used, d2.remaining, d2.transactions_30d })
+    -- Reports page like every list, and take dates as well as times.
+    F.ok(F.book(db, w, far, "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z"))
+    local p1 = F.ok(db:call("reports.usage", { limit = 1 }))
+    assert.equal(1, #p1.data)
+    local p2 = F.ok(db:call("reports.usage", { limit = 1, cursor = p1.next_cursor }))
+    assert.equal(1, #p2.data)
+    assert.are_not.equal(p1.data[1].booking_id, p2.data[1].booking_id)
+    assert.is_nil(p2.next_cursor)
+    assert.equal(1, #F.ok(db:call("reports.usage", { from = "2026-01-06", to = "2026-01-06" })).data)
+    assert.equal(1, #F.ok(db:bookings { from = "2026-01-05", to = "2026-01-05" }).data)
+    assert.equal(1, #F.ok(db:call("reports.credits", { limit = 5 })).data)
+    local csv = F.ok(db:call("reports.usage", { building_id = b2.id, format = "csv",
+                                               to = "2026-01-05" })).csv
     local _, recs = csv_records(csv)
     assert.equal(1, #recs)
     assert.equal("2", recs[1].credits)
@@ -317,10 +331,10 @@ describe("reports", function()
       SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted ELSE 0 END), 0)
         + coalesce((SELECT sum(e.amount) FROM entry e JOIN lot x ON x.id = e.lot_id WHERE e.kind = 'adjust'
                     AND x.unit = 'hour' AND x.valid_from <= %d), 0) AS allocated,
-        coalesce((SELECT -sum(e.amount) FROM entry e JOIN lot x ON x.id = e.lot_id
-                  WHERE e.kind IN ('debit','refund') AND x.unit = 'hour' AND x.valid_from <= %d), 0) AS used,
+        coalesce((SELECT sum(credits - credits_refunded) FROM booking
+                  WHERE payment_method = 'credits' AND unit = 'hour' AND %d = %d), 0) AS used,
         coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_until > %d THEN l.balance END), 0) AS remaining
-      FROM lot l WHERE l.unit = 'hour' AND l.valid_from <= %d]]):format(nowt, nowt, nowt, nowt))[1]
+      FROM lot l WHERE l.unit = 'hour' AND l.valid_from <= %d]]):format(nowt, nowt, nowt, nowt, nowt))[1]
     assert.near(lots.allocated / 1000, d.allocated, 1e-9)
     assert.near(lots.used / 1000, d.used, 1e-9)
     assert.near(lots.remaining / 1000, d.remaining, 1e-9)
