@@ -258,11 +258,15 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     int64_t discount = 0;
     if (args_only(op, args, booking ? bkeys : qkeys) ||
         args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
-        args_id(op, args, "user_id", "usr", true, &b->user_id) ||
+        args_id(op, args, "user_id", "usr", op->who->role != ROLE_TENANT_USER, &b->user_id) ||
         args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
         args_amount(op, args, "discount_percent", false, &discount) ||
         (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
         return op->err->status;
+    }
+    if (b->user_id == 0) {
+        /* A tenant user books for themself unless they name themself. */
+        b->user_id = op->who->user_id;
     }
     if (discount < 0 || discount > 100000) {
         return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");

@@ -256,6 +256,11 @@ describe("the ledger", function()
       assert.is_nil(r); assert.equal(403, err.status)
     end
     assert.equal(0, #F.ok(other:bookings {}).data)
+    -- A tenant user's own quote needs no user_id.
+    local self_user = db:as { role = "tenant_user", tenant_id = w.tenant.id, user_id = w.user.id }
+    local q = F.ok(self_user:quote { resource_id = room.id, start = "2026-01-07T09:00:00Z",
+                                     ["end"] = "2026-01-07T10:00:00Z" })
+    assert.equal(1, q.credits.amount)
     local viewer = db:as { role = "viewer" }
     local r, err = viewer:adjust { lot_id = F.ok(db:wallet { user_id = w.user.id }).lots[1].id,
                                    amount = 5 }
