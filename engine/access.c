@@ -89,3 +89,20 @@ op_require_super(struct op *op)
 {
     return op->who->role == ROLE_SUPER_ADMIN ? 0 : op_forbidden(op, "do this (super_admin only)");
 }
+
+bool
+op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id)
+{
+    sqlite3_stmt *st = store_prep(op->store,
+                                  "SELECT 1 FROM tenant_building WHERE tenant_id = ? AND"
+                                  " building_id = ?",
+                                  op->err);
+    if (st == NULL) {
+        return false;
+    }
+    sqlite3_bind_int64(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, building_id);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return found;
+}

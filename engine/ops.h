@@ -83,6 +83,8 @@ bool op_can_assign(const struct op *op); /* super_admin, manager */
 bool op_sees_building(const struct op *op, int64_t building_id);
 bool op_sees_tenant(const struct op *op, int64_t tenant_id);
 bool op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id);
+/* True when the tenant leases space in the building. */
+bool op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id);
 /* 403 unless the principal is an admin (read) / may assign (write). */
 int op_require_admin(struct op *op);
 int op_require_assigner(struct op *op);

@@ -438,6 +438,16 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
             snprintf(zone, sizeof zone, "%s", (const char *)sqlite3_column_text(st, 0));
         }
         sqlite3_reset(st);
+        /* Credits are granted where the tenant leases space (a tenant with
+         * no building listed is not limited). */
+        int lrc;
+        if (rc == 0 &&
+            sql_scalar_int(op, "SELECT count(*) FROM tenant_building WHERE tenant_id = ?", tid, 0,
+                           &lrc) > 0 &&
+            !op_tenant_leases(op, tid, bid)) {
+            rc = op_invalid(op, "building_ids", "the tenant does not lease space in '%.40s'",
+                            json_string_value(item));
+        }
     }
     int64_t id = 0;
     if (rc == 0) {

@@ -112,24 +112,6 @@ tenant_json(struct op *op, int64_t id, int *rc)
     return t;
 }
 
-/* True when the tenant leases space in the building. */
-static bool
-tenant_in_building(struct op *op, int64_t tenant_id, int64_t building_id)
-{
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT 1 FROM tenant_building WHERE tenant_id = ? AND "
-                                  "building_id = ?",
-                                  op->err);
-    if (st == NULL) {
-        return false;
-    }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, building_id);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
-}
-
 /* May the principal see this building?  Admins by their building scope;
  * tenant roles when their tenant leases space there. */
 static bool
@@ -138,7 +120,7 @@ sees_building(struct op *op, int64_t building_id)
     if (op_is_admin(op)) {
         return op_sees_building(op, building_id);
     }
-    return tenant_in_building(op, op->who->tenant_id, building_id);
+    return op_tenant_leases(op, op->who->tenant_id, building_id);
 }
 
 /* Lists rows of `sql` (binds: 1 = after-id, 2 = limit + 1, 3 = filter id or

@@ -215,6 +215,9 @@ describe("the ledger", function()
             with({ { scope = "all", amount = 1 } }, { tenant_id = "ten_999" }))
     refused("balance", "allocations.create", with({ { scope = "all", amount = 1 } },
                                                  { balance = 100 }))
+    local annex = F.ok(db:create_building { name = "Annex", timezone = "UTC", currency = "USD" })
+    refused("building_ids", "allocations.create",
+            with({ { scope = "all", amount = 1 } }, { building_ids = { annex.id } }))
     refused("amount", "adjustments.create", { lot_id = lot, amount = 0.0001 })
     refused("end", "bookings.create", { resource_id = room.id, user_id = w.user.id,
       start = "2026-01-05T10:00:00Z", ["end"] = "2026-01-05T09:00:00Z",
