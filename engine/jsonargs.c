@@ -240,12 +240,18 @@ args_page(struct op *op, json_t *args, struct page *page)
         return ENG_EINVAL;
     }
     page->limit = (int)limit;
-    page->after = 0;
+    return args_cursor(op, args, &page->after);
+}
+
+int
+args_cursor(struct op *op, json_t *args, int64_t *after)
+{
     const char *cursor = NULL;
+    *after = 0;
     if (args_string(op, args, "cursor", false, 40, &cursor) != 0) {
         return ENG_EINVAL;
     }
-    if (cursor != NULL && id_parse("c", cursor, &page->after) != 0) {
+    if (cursor != NULL && id_parse("c", cursor, after) != 0) {
         return op_invalid(op, "cursor", "'cursor' is not a cursor this server issued");
     }
     return 0;

@@ -96,6 +96,8 @@ struct page {
     int limit;
 };
 int args_page(struct op *op, json_t *args, struct page *page);
+/* Just the cursor: the id after which a page starts (0 for the first). */
+int args_cursor(struct op *op, json_t *args, int64_t *after);
 /* Wraps rows into {"data": rows, "next_cursor": ...}; takes ownership. */
 json_t *page_result(json_t *rows, int64_t last_id, bool more);
 /* Runs `st` (bound, selecting ids in order, LIMIT page->limit + 1) and

@@ -467,15 +467,7 @@ report_page(struct op *op, json_t *args, struct page *page)
         return args_page(op, args, page);
     }
     page->limit = REPORT_ROWS_MAX;
-    page->after = 0;
-    const char *cursor = NULL;
-    if (args_string(op, args, "cursor", false, 40, &cursor) != 0) {
-        return ENG_EINVAL;
-    }
-    if (cursor != NULL && id_parse("c", cursor, &page->after) != 0) {
-        return op_invalid(op, "cursor", "'cursor' is not a cursor this server issued");
-    }
-    return 0;
+    return args_cursor(op, args, &page->after);
 }
 
 static int

@@ -13,43 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "engine.h"
 #include "timeutil.h"
 
-static struct engine eng;
-static struct principal admin = {.role = ROLE_SUPER_ADMIN, .name = "bench"};
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs an op that must succeed; returns its result (caller decrefs). */
-static json_t *
-must(const char *op, json_t *args)
-{
-    json_t *out = NULL;
-    int status;
-    bool replayed;
-    struct eng_error err = {0};
-    if (engine_exec(&eng, &admin, op, args, NULL, &out, &status, &replayed, &err) != 0) {
-        fprintf(stderr, "bench: %s failed: %s\n", op, err.msg);
-        exit(1);
-    }
-    json_decref(args);
-    return out;
-}
-
-static char *
-id_of(json_t *obj)
-{
-    char *id = strdup(json_string_value(json_object_get(obj, "id")));
-    json_decref(obj);
-    return id;
-}
 
 static char *building, *tenant, *user, *rooms[200];
 
