@@ -47,6 +47,7 @@ local KEYWORDS = {
 -- any) or "lua" (args.source is sent as text/x-lua).
 local ROUTES = {
     me = { "GET", "/v1/me", "none" },
+    verify = { "GET", "/v1/verify", "none" },
     wallet = { "GET", "/v1/users/{user_id}/wallet", "query" },
     ["reports.datahub"] = { "GET", "/v1/reports/datahub", "query" },
     ["reports.dashboard"] = { "GET", "/v1/reports/dashboard", "query" },
@@ -56,12 +57,12 @@ local ROUTES = {
     ["policies.put"] = { "PUT", "/v1/buildings/{building_id}/policies/{kind}", "lua" },
     ["policies.delete"] = { "DELETE", "/v1/buildings/{building_id}/policies/{kind}", "none" },
     ["policies.history"] = { "GET", "/v1/buildings/{building_id}/policies/{kind}/history",
-                             "query" },
+                             "none" },
     ["policies.rollback"] = { "POST", "/v1/buildings/{building_id}/policies/{kind}/rollback",
                               "body" },
     ["policies.simulate"] = { "POST", "/v1/buildings/{building_id}/policies/{kind}/simulate",
                               "body" },
-    ["policies.reload"] = { "POST", "/v1/policies/reload", "body" },
+    ["policies.reload"] = { "POST", "/v1/policies/reload", "none" },
 }
 
 -- The API names its routes after its operations: "things.list" is GET

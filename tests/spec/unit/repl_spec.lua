@@ -410,6 +410,16 @@ describe_attached("allot repl attached to allotd", function()
         assert.truthy(out:find("\n404\nnot_found\n$"), out)
     end)
 
+    it("verifies, lists policy history and reloads through the server", function()
+        local out, err, code = remote("return verify()\n"
+            .. "return #db:call(\"policies.history\", {building_id = \"bld_1\", kind = \"pricing\"}).data\n"
+            .. "return db:call(\"policies.reload\").reloaded\n")
+        assert.equal("", err)
+        assert.equal(0, code)
+        assert.truthy(out:find("^ok%s+true\n"), out)
+        assert.truthy(out:find("\n0\n1\n$"), out)
+    end)
+
     it("refuses a key the server does not know", function()
         local _, err, code = piped(dir, "--url " .. env.url .. " --key allot_nope", "db:me()\n")
         assert.equal(1, code)
