@@ -23,7 +23,7 @@ end
 
 -- Starts n curl clients that wait on a common start file, then each POSTs
 -- its own body; returns the list of "status body" results.
-local function race(env, bodies)
+local function race(env, bodies, header)
   local dir = H.tmpdir()
   local f = assert(io.open(dir .. "/race.sh", "w"))
   for i, body in ipairs(bodies) do
@@ -33,9 +33,10 @@ local function race(env, bodies)
     f:write(([[
 (while [ ! -e %s/go ]; do sleep 0.01; done
  curl -s -o %s/out.%d -w '%%{http_code}' -X POST %s/v1/bookings \
-   -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+   -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' %s \
    --data-binary @%s/body.%d > %s/code.%d) &
-]]):format(dir, dir, i, env.url, env.key, dir, i, dir, i))
+]]):format(dir, dir, i, env.url, env.key, header and ("-H '" .. header .. "'") or "", dir, i,
+           dir, i))
   end
   f:write("wait\n")
   f:close()
@@ -93,6 +94,27 @@ describe("under concurrency", function()
     assert.equal(0, env:available(w.user))
     local fine, out = verify(env.db)
     assert.is_true(fine, out)
+  end)
+
+  it("books once for 10 concurrent requests with the same Idempotency-Key", function()
+    env = H.start()
+    local w = env:world()
+    env:grant(w, 10, { start = "2026-01-01" })
+    local body = ('{"resource_id":"%s","user_id":"%s","start":"2026-01-10T09:00:00Z",'
+      .. '"end":"2026-01-10T10:00:00Z","payment_method":"credits"}'):format(w.room.id, w.user.id)
+    local bodies = {}
+    for i = 1, 10 do bodies[i] = body end
+    local results = race(env, bodies, "Idempotency-Key: same-booking")
+    assert.equal(10, #results)
+    local ids = {}
+    for _, r in ipairs(results) do
+      assert.equal(201, r.code)
+      ids[r.body:match('"id":"(bkg_%d+)"')] = true
+    end
+    local n = 0
+    for _ in pairs(ids) do n = n + 1 end
+    assert.equal(1, n)
+    assert.equal(9, env:available(w.user))
   end)
 
   it("gives one slot to exactly one of two clients", function()
