@@ -21,8 +21,10 @@ bool
 op_sees_building(const struct op *op, int64_t building_id)
 {
     const struct principal *p = op->who;
+    /* Only admin keys carry a building scope; tenant principals are scoped
+     * by their tenant and user (op_sees_tenant, op_sees_user). */
     if (!role_is_admin(p->role) || p->building_count == 0) {
-        return role_is_admin(p->role) || building_id != 0;
+        return true;
     }
     for (int i = 0; i < p->building_count; i++) {
         if (p->building_ids[i] == building_id) {

@@ -172,7 +172,7 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
         engine_close(eng);
         return err->status;
     }
-    atomic_store(&eng->advanced_to, INT64_MIN);
+    atomic_store(&eng->next_due, INT64_MIN);
     return engine_advance(eng, err);
 }
 
@@ -327,7 +327,7 @@ note_next_due(struct engine *eng, struct op *op)
 {
     int64_t due;
     if (ledger_next_due(op, &due) == 0) {
-        atomic_store(&eng->advanced_to, due);
+        atomic_store(&eng->next_due, due);
     }
 }
 
@@ -373,9 +373,6 @@ job_run(struct engine *eng, struct write_job *job)
     }
     if (rc == 0) {
         rc = job->def->fn(op, job->args, &job->out);
-    }
-    if (rc == 0 && (rc = ledger_advance(op)) == ENG_EPOLICY) {
-        rc = 0;
     }
     if (rc == 0 && job->idem_key != NULL) {
         rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
@@ -596,7 +593,7 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
         /* Reads see every boundary that is due: process it first.  Only a
          * storage failure stops the read; a refusing policy leaves its
          * period open (reads filter lots by validity anyway). */
-        if (engine_now(eng) >= atomic_load(&eng->advanced_to) &&
+        if (engine_now(eng) >= atomic_load(&eng->next_due) &&
             engine_advance(eng, err) != 0 && err->status != ENG_EPOLICY) {
             return err->status;
         }

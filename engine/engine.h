@@ -72,7 +72,7 @@ struct engine {
     char *default_text[POLICY_KIND_COUNT];
     char default_sha[POLICY_KIND_COUNT][65];
     _Atomic int64_t fake_now;
-    _Atomic int64_t advanced_to; /* every boundary <= this instant is processed */
+    _Atomic int64_t next_due;    /* the earliest unprocessed boundary (reads check it) */
     pthread_key_t reader_key;    /* per-thread reader store */
     /* Group commit (engine_start_writer): writes queue here and one thread
      * runs them in batches, one transaction and one fsync per batch. */

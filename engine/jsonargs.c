@@ -295,6 +295,33 @@ page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
     return 0;
 }
 
+int
+page_of_rows(struct op *op, sqlite3_stmt *st, const struct page *page, row_fn row,
+             bool (*visible)(struct op *op, sqlite3_stmt *st), json_t **out)
+{
+    json_t *rows = json_array();
+    int64_t last = 0;
+    bool more = false;
+    int rc, fetched = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (++fetched > page->limit) {
+            more = true;
+            break;
+        }
+        last = sqlite3_column_int64(st, 0);
+        if (visible == NULL || visible(op, st)) {
+            json_array_append_new(rows, row(op, st));
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(rows);
+        return store_fail(op->store, "list", op->err);
+    }
+    *out = page_result(rows, last, more);
+    return 0;
+}
+
 json_t *
 json_time(int64_t t)
 {

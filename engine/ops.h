@@ -69,8 +69,8 @@ void bound_zone(struct op *op, int64_t building_id, char *zone);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the
- * returned array is borrowed, or a new empty array (owned by the caller)
- * when absent: use args_string_array_free. */
+ * returned array is a new reference (the caller decrefs it); an empty
+ * array when the field is absent. */
 int args_string_array(struct op *op, json_t *args, const char *key, size_t max, json_t **out);
 /* Fails with invalid_request naming the field. */
 int op_invalid(struct op *op, const char *field, const char *fmt, ...) ENG_PRINTF(3, 4);
@@ -80,6 +80,8 @@ int op_forbidden(struct op *op, const char *what);
 /* ---- access (access.c) ---- */
 bool op_is_admin(const struct op *op);
 bool op_can_assign(const struct op *op); /* super_admin, manager */
+/* Within an admin key's building scope (always true for tenant
+ * principals, whose scope is their tenant and user). */
 bool op_sees_building(const struct op *op, int64_t building_id);
 bool op_sees_tenant(const struct op *op, int64_t tenant_id);
 bool op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id);
@@ -105,6 +107,13 @@ json_t *page_result(json_t *rows, int64_t last_id, bool more);
  * principal's scope) are skipped but still move the cursor. */
 int page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
                 int (*load)(struct op *op, int64_t id, json_t **row), json_t **out);
+
+/* Runs `st` (bound, selecting rows whose column 0 is the id, in id order,
+ * LIMIT page->limit + 1) and turns each row into JSON with `row`; rows
+ * `visible` (may be NULL) refuses are skipped but still move the cursor. */
+typedef json_t *(*row_fn)(struct op *op, sqlite3_stmt *st);
+int page_of_rows(struct op *op, sqlite3_stmt *st, const struct page *page, row_fn row,
+                 bool (*visible)(struct op *op, sqlite3_stmt *st), json_t **out);
 
 /* An instant as RFC 3339 text, or JSON null for TIME_NEVER. */
 json_t *json_time(int64_t t);

@@ -85,7 +85,7 @@ alloc_json(struct op *op, const struct alloc *a)
                      "end", a->has_end ? json_string(end) : json_null(), "recurrence",
                      period_kind_name(a->recurrence), "rollover", "enabled", a->rollover, "cap",
                      cap, "status", status, "expires_at",
-                     json_time(a->recurrence == PERIOD_NONE ? a->end_at : a->end_at));
+                     json_time(a->end_at));
 }
 
 /* ---------- allocation input ---------- */
@@ -887,8 +887,9 @@ op_adjust(struct op *op, json_t *args, json_t **out)
 /* ---------- the ledger ---------- */
 
 static json_t *
-entry_row(sqlite3_stmt *st)
+entry_row(struct op *op, sqlite3_stmt *st)
 {
+    (void)op;
     /* id, lot_id, allocation_id, tenant_id, kind, amount, unit, effective_at,
      * created_at, booking_id, policy_version, memo, actor, user_id */
     json_t *e = json_pack(
@@ -909,6 +910,14 @@ entry_row(sqlite3_stmt *st)
         json_object_set_new(e, names[c - 10], v ? json_string(v) : json_null());
     }
     return e;
+}
+
+/* An admin limited to some buildings reads only their tenants' entries
+ * (column 3: the tenant); everyone else is already filtered to theirs. */
+static bool
+entry_visible(struct op *op, sqlite3_stmt *st)
+{
+    return op_sees_tenant(op, sqlite3_column_int64(st, 3));
 }
 
 static int
@@ -935,7 +944,6 @@ op_entries(struct op *op, json_t *args, json_t **out)
     } else if (tid != 0 && !op_sees_tenant(op, tid)) {
         return op_not_found(op, "tenant");
     }
-    bool scoped = op_is_admin(op) && op->who->building_count > 0 && tid == 0;
     sqlite3_stmt *st = store_prep(
         op->store,
         "SELECT e.id, e.lot_id, l.allocation_id, e.tenant_id, e.kind, e.amount, e.unit,"
@@ -964,24 +972,7 @@ op_entries(struct op *op, json_t *args, json_t **out)
     sqlite3_bind_int64(st, 6, from);
     sqlite3_bind_int64(st, 7, to);
     sqlite3_bind_int64(st, 8, page.limit + 1);
-    json_t *rows = json_array();
-    int64_t last = 0;
-    int n = 0;
-    bool more = false;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (++n > page.limit) {
-            more = true;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        /* An admin limited to some buildings reads only their tenants. */
-        if (!scoped || op_sees_tenant(op, sqlite3_column_int64(st, 3))) {
-            json_array_append_new(rows, entry_row(st));
-        }
-    }
-    sqlite3_reset(st);
-    *out = page_result(rows, last, more);
-    return 0;
+    return page_of_rows(op, st, &page, entry_row, entry_visible, out);
 }
 
 const struct op_def ops_credits[] = {

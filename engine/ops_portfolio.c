@@ -14,8 +14,9 @@
 /* ---------- row readers ---------- */
 
 static json_t *
-building_row(sqlite3_stmt *st)
+building_row(struct op *op, sqlite3_stmt *st)
 {
+    (void)op;
     /* id, name, timezone, currency, pay_credits, pay_invoice, pay_card */
     return json_pack("{s:o, s:s, s:s, s:s, s:{s:b, s:b, s:b}}",
                      "id", id_json("bld", sqlite3_column_int64(st, 0)),
@@ -29,8 +30,9 @@ building_row(sqlite3_stmt *st)
 #define BUILDING_COLS "id, name, timezone, currency, pay_credits, pay_invoice, pay_card"
 
 static json_t *
-resource_row(sqlite3_stmt *st)
+resource_row(struct op *op, sqlite3_stmt *st)
 {
+    (void)op;
     /* id, building_id, name, kind, tags, pricing, credit_only */
     return json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:b}",
                      "id", id_json("res", sqlite3_column_int64(st, 0)),
@@ -45,8 +47,9 @@ resource_row(sqlite3_stmt *st)
 #define RESOURCE_COLS "id, building_id, name, kind, tags, pricing, credit_only"
 
 static json_t *
-user_row(sqlite3_stmt *st)
+user_row(struct op *op, sqlite3_stmt *st)
 {
+    (void)op;
     return json_pack("{s:o, s:o, s:s, s:s, s:o}",
                      "id", id_json("usr", sqlite3_column_int64(st, 0)),
                      "tenant_id", id_json("ten", sqlite3_column_int64(st, 1)),
@@ -59,7 +62,7 @@ user_row(sqlite3_stmt *st)
 
 /* Reads one row by id into JSON with `reader`; ENG_ENOTFOUND when absent. */
 static int
-load_one(struct op *op, const char *sql, int64_t id, json_t *(*reader)(sqlite3_stmt *),
+load_one(struct op *op, const char *sql, int64_t id, row_fn reader,
          const char *what, json_t **out)
 {
     sqlite3_stmt *st = store_prep(op->store, sql, op->err);
@@ -69,7 +72,7 @@ load_one(struct op *op, const char *sql, int64_t id, json_t *(*reader)(sqlite3_s
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *out = reader(st);
+        *out = reader(op, st);
         sqlite3_reset(st);
         return 0;
     }
@@ -126,9 +129,8 @@ sees_building(struct op *op, int64_t building_id)
 /* Lists rows of `sql` (binds: 1 = after-id, 2 = limit + 1, 3 = filter id or
  * NULL); rows the principal may not see are skipped by `visible`. */
 static int
-list_rows(struct op *op, json_t *args, const char *sql, int64_t filter,
-          json_t *(*reader)(sqlite3_stmt *), bool (*visible)(struct op *, sqlite3_stmt *),
-          json_t **out)
+list_rows(struct op *op, json_t *args, const char *sql, int64_t filter, row_fn reader,
+          bool (*visible)(struct op *, sqlite3_stmt *), json_t **out)
 {
     struct page page;
     if (args_page(op, args, &page) != 0) {
@@ -143,28 +145,7 @@ list_rows(struct op *op, json_t *args, const char *sql, int64_t filter,
     if (filter != 0) {
         sqlite3_bind_int64(st, 3, filter);
     }
-    json_t *rows = json_array();
-    int64_t last = 0;
-    bool more = false;
-    int rc, fetched = 0;
-    /* Invisible rows are skipped but still advance the cursor. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (++fetched > page.limit) {
-            more = true;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        if (visible == NULL || visible(op, st)) {
-            json_array_append_new(rows, reader(st));
-        }
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        json_decref(rows);
-        return store_fail(op->store, "list", op->err);
-    }
-    *out = page_result(rows, last, more);
-    return 0;
+    return page_of_rows(op, st, &page, reader, visible, out);
 }
 
 static const char *const LIST_KEYS[] = {"limit", "cursor", NULL};
@@ -329,14 +310,15 @@ op_building_patch(struct op *op, json_t *args, json_t **out)
         op_building_get_id(op, id, &cur)) {
         return op->err->status;
     }
-    json_t *pay = json_object_get(args, "payment");
-    if (json_is_object(pay) && json_is_object(json_object_get(cur, "payment"))) {
-        /* Payment settings merge key by key. */
-        json_t *merged = json_deep_copy(json_object_get(cur, "payment"));
-        json_object_update(merged, pay);
-        json_object_set_new(args, "payment", merged);
-    }
+    /* Payment settings merge key by key; the patch itself is left as given. */
+    json_t *old_pay = json_deep_copy(json_object_get(cur, "payment"));
     int rc = merge_patch(op, cur, args, fixed);
+    json_t *pay = json_object_get(args, "payment");
+    if (rc == 0 && json_is_object(pay) && json_is_object(old_pay)) {
+        json_object_update(old_pay, pay);
+        json_object_set(cur, "payment", old_pay);
+    }
+    json_decref(old_pay);
     if (rc == 0) {
         rc = building_check(op, cur);
     }
@@ -344,11 +326,7 @@ op_building_patch(struct op *op, json_t *args, json_t **out)
         rc = building_write(op, id, cur);
     }
     json_decref(cur);
-    if (rc != 0) {
-        return rc;
-    }
-    engine_policy_invalidate(op->eng, id);
-    return op_building_get_id(op, id, out);
+    return rc != 0 ? rc : op_building_get_id(op, id, out);
 }
 
 /* ---------- resources ---------- */
@@ -682,30 +660,7 @@ op_tenant_list(struct op *op, json_t *args, json_t **out)
     }
     sqlite3_bind_int64(st, 1, page.after);
     sqlite3_bind_int64(st, 2, page.limit + 1);
-    int64_t ids[501];
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < page.limit + 1) {
-        ids[n++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    bool more = n > page.limit;
-    json_t *rows = json_array();
-    int64_t last = 0;
-    for (int i = 0; i < n && i < page.limit; i++) {
-        int rc;
-        last = ids[i];
-        if (!op_sees_tenant(op, ids[i])) {
-            continue;
-        }
-        json_t *t = tenant_json(op, ids[i], &rc);
-        if (t == NULL) {
-            json_decref(rows);
-            return rc;
-        }
-        json_array_append_new(rows, t);
-    }
-    *out = page_result(rows, last, more);
-    return 0;
+    return page_of_ids(op, st, &page, op_tenant_get_id, out);
 }
 
 static int

@@ -310,28 +310,6 @@ policy_raise_trip(lua_State *L, struct policy_set *set)
     return lua_error(L);
 }
 
-/* The count hook: charges the budget, checks the deadline, and once either
- * is exhausted raises on every instruction until the call ends. */
-static void
-policy_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    struct policy_set *set = policy_from_state(L);
-    struct policy_budget *b = &set->budget;
-    if (b->trip == POLICY_TRIP_NONE) {
-        /* The hook runs every POLICY_HOOK_INSTRUCTIONS, so charge that many;
-         * the clock is read here too, about once per microsecond of Lua. */
-        b->instructions_left -= POLICY_HOOK_INSTRUCTIONS;
-        bool in_time = policy_now_ns() < b->deadline_ns;
-        if (b->active && b->instructions_left > 0 && in_time) {
-            return;
-        }
-        /* Policy code outside a budget window is a bug; fail closed. */
-        policy_trip(L, set, in_time ? POLICY_TRIP_INSTRUCTIONS : POLICY_TRIP_TIME);
-    }
-    policy_raise_trip(L, set);
-}
-
 /* [-0, +0, v] charges `units` instructions for work a C function is about
  * to do, and checks the deadline, since no hook runs inside C. */
 static void
@@ -351,6 +329,17 @@ policy_charge(lua_State *L, uint64_t units)
         policy_trip(L, set, in_time ? POLICY_TRIP_INSTRUCTIONS : POLICY_TRIP_TIME);
     }
     policy_raise_trip(L, set);
+}
+
+/* The count hook: charges the instructions run since the last call (the
+ * clock is read here too, about once per microsecond of Lua), and once the
+ * budget or the deadline is exhausted raises on every instruction until the
+ * call ends. */
+static void
+policy_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    policy_charge(L, POLICY_HOOK_INSTRUCTIONS);
 }
 
 /* [-0, +0, v] after policy code returned: a trip during its last instruction

@@ -39,6 +39,9 @@ struct customer {
 
 struct hub {
     struct op *op;
+    const char *unit;
+    int64_t lo, hi;   /* the range's UTC window, widened by a day each side */
+    int64_t tid, bid; /* tenant and building filters, 0 = none */
     int months;
     struct civil_date first;
     char zones[ZONES_MAX][TIME_ZONE_NAME_MAX];
@@ -139,35 +142,39 @@ hub_pick(const char *const variants[3], int64_t tid, int64_t bid)
     return variants[tid != 0 ? 1 : bid != 0 ? 2 : 0];
 }
 
-static void
-hub_bind(struct hub *h, sqlite3_stmt *st, const char *unit, int64_t lo, int64_t hi,
-         int64_t tid, int64_t bid)
+/* The variant of `variants` for the hub's filter, prepared and bound:
+ * ?1 unit, ?2 and ?3 the UTC window, ?4 tenant, ?5 building. */
+static sqlite3_stmt *
+hub_stmt(struct hub *h, const char *const variants[3])
 {
-    (void)h;
-    sqlite3_bind_text(st, 1, unit, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, lo);
-    sqlite3_bind_int64(st, 3, hi);
-    if (tid) {
-        sqlite3_bind_int64(st, 4, tid);
+    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(variants, h->tid, h->bid), h->op->err);
+    if (st == NULL) {
+        return NULL;
     }
-    if (bid) {
-        sqlite3_bind_int64(st, 5, bid);
+    sqlite3_bind_text(st, 1, h->unit, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, h->lo);
+    sqlite3_bind_int64(st, 3, h->hi);
+    if (h->tid) {
+        sqlite3_bind_int64(st, 4, h->tid);
     }
+    if (h->bid) {
+        sqlite3_bind_int64(st, 5, h->bid);
+    }
+    return st;
 }
 
 /* Recurring lots, each in the month its period starts. */
 static int
-hub_recurring(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t tid, int64_t bid)
+hub_recurring(struct hub *h)
 {
     static const char *const sql[3] = HUB_VARIANTS(
         "SELECT l.tenant_id, a.zone, l.kind = 'rollover', l.valid_from, l.granted, l.unlimited,"
         " l.used, l.adjusted FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE",
         " l.unit = ?1 AND a.recurrence != 'none' AND l.valid_from >= ?2 AND l.valid_from < ?3");
-    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
+    sqlite3_stmt *st = hub_stmt(h, sql);
     if (st == NULL) {
         return ENG_ESTORE;
     }
-    hub_bind(h, st, unit, lo, hi, tid, bid);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int m = hub_month(h, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 3));
         if (m < 0 || m >= h->months) {
@@ -199,7 +206,7 @@ hub_recurring(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t t
 
 /* Once lots, entry by entry in effective time. */
 static int
-hub_once(struct hub *h, const char *unit, int64_t hi, int64_t tid, int64_t bid)
+hub_once(struct hub *h)
 {
     /* By tenant the entry index (tenant_id, unit, effective_at) serves. */
     static const char *const sql[3] = {
@@ -216,11 +223,10 @@ hub_once(struct hub *h, const char *unit, int64_t hi, int64_t tid, int64_t bid)
         " WHERE ?4 IS NULL AND" HUB_BY_BUILDING " AND e.unit = ?1 AND a.recurrence = 'none'"
         " AND ?2 = ?2 AND e.effective_at < ?3",
     };
-    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
+    sqlite3_stmt *st = hub_stmt(h, sql);
     if (st == NULL) {
         return ENG_ESTORE;
     }
-    hub_bind(h, st, unit, 0, hi, tid, bid);
     while (sqlite3_step(st) == SQLITE_ROW) {
         int m = hub_month(h, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 4));
         if (m >= h->months) {
@@ -262,17 +268,16 @@ hub_once(struct hub *h, const char *unit, int64_t hi, int64_t tid, int64_t bid)
 
 /* Marks months touched by an unlimited lot. */
 static int
-hub_unlimited(struct hub *h, const char *unit, int64_t lo, int64_t hi, int64_t tid, int64_t bid)
+hub_unlimited(struct hub *h)
 {
     static const char *const sql[3] = HUB_VARIANTS(
         "SELECT l.tenant_id, a.zone, a.recurrence != 'none', l.valid_from, l.valid_until"
         " FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE",
         " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3");
-    sqlite3_stmt *st = store_prep(h->op->store, hub_pick(sql, tid, bid), h->op->err);
+    sqlite3_stmt *st = hub_stmt(h, sql);
     if (st == NULL) {
         return ENG_ESTORE;
     }
-    hub_bind(h, st, unit, lo, hi, tid, bid);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *zone = (const char *)sqlite3_column_text(st, 1);
         const int64_t *b = hub_bounds(h, zone);
@@ -515,12 +520,17 @@ op_datahub(struct op *op, json_t *args, json_t **out)
     (void)tz_local_midnight("UTC", date_add_months(from, h.months), &hi, &e);
     lo -= 86400;
     hi += 86400;
-    int rc = hub_recurring(&h, unit, lo, hi, r.tenant_id, r.building_id);
+    h.unit = unit;
+    h.lo = lo;
+    h.hi = hi;
+    h.tid = r.tenant_id;
+    h.bid = r.building_id;
+    int rc = hub_recurring(&h);
     if (rc == 0) {
-        rc = hub_once(&h, unit, hi, r.tenant_id, r.building_id);
+        rc = hub_once(&h);
     }
     if (rc == 0) {
-        rc = hub_unlimited(&h, unit, lo, hi, r.tenant_id, r.building_id);
+        rc = hub_unlimited(&h);
     }
     json_t *customers = json_array();
     struct month_row tiles = {0};
@@ -749,6 +759,42 @@ credits_csv(json_t *report)
     return csv_table(json_object_get(report, "data"), CREDIT_COLUMNS);
 }
 
+static json_t *
+credit_row(struct op *op, sqlite3_stmt *st)
+{
+    int64_t end_at = sqlite3_column_type(st, 8) == SQLITE_NULL ? TIME_NEVER
+                                                                : sqlite3_column_int64(st, 8);
+    int64_t start_at = sqlite3_column_int64(st, 17);
+    const char *end = (const char *)sqlite3_column_text(st, 7);
+    const char *status = end_at <= op->now ? "ended" : start_at > op->now ? "scheduled"
+                                                                          : "active";
+    json_t *row = json_pack(
+        "{s:o, s:o, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:o, s:o,"
+        " s:o}",
+        "allocation_id", id_json("alc", sqlite3_column_int64(st, 0)), "tenant_id",
+        id_json("ten", sqlite3_column_int64(st, 1)), "tenant_name",
+        (const char *)sqlite3_column_text(st, 2), "description",
+        (const char *)sqlite3_column_text(st, 3), "unit",
+        (const char *)sqlite3_column_text(st, 4), "amount",
+        sqlite3_column_type(st, 13) == SQLITE_NULL
+            ? json_string("unlimited")
+            : amount_to_json(sqlite3_column_int64(st, 13)),
+        "recurrence", (const char *)sqlite3_column_text(st, 5), "start",
+        (const char *)sqlite3_column_text(st, 6), "end", end ? json_string(end) : json_null(),
+        "expires_at", json_time(end_at), "rollover", sqlite3_column_int(st, 9),
+        "rollover_cap",
+        sqlite3_column_type(st, 10) == SQLITE_NULL
+            ? json_null()
+            : amount_to_json(sqlite3_column_int64(st, 10)),
+        "pool", (const char *)sqlite3_column_text(st, 11), "status", status, "granted",
+        amount_to_json(sqlite3_column_int64(st, 14)), "used",
+        amount_to_json(sqlite3_column_int64(st, 15)), "remaining",
+        amount_to_json(sqlite3_column_int64(st, 16)));
+    json_object_set_new(row, "building_ids",
+                        json_from_text((const char *)sqlite3_column_text(st, 12)));
+    return row;
+}
+
 static int
 op_credits_report(struct op *op, json_t *args, json_t **out)
 {
@@ -794,50 +840,11 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
     sqlite3_bind_int64(st, 4, op->now);
     sqlite3_bind_int64(st, 5, page.after);
     sqlite3_bind_int64(st, 6, page.limit + 1);
-    json_t *rows = json_array();
-    int n = 0;
-    int64_t last = 0;
-    bool more = false;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (++n > page.limit) {
-            more = true;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        int64_t end_at = sqlite3_column_type(st, 8) == SQLITE_NULL ? TIME_NEVER
-                                                                    : sqlite3_column_int64(st, 8);
-        int64_t start_at = sqlite3_column_int64(st, 17);
-        const char *end = (const char *)sqlite3_column_text(st, 7);
-        const char *status = end_at <= op->now ? "ended" : start_at > op->now ? "scheduled"
-                                                                              : "active";
-        json_t *row = json_pack(
-            "{s:o, s:o, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:o, s:o,"
-            " s:o}",
-            "allocation_id", id_json("alc", sqlite3_column_int64(st, 0)), "tenant_id",
-            id_json("ten", sqlite3_column_int64(st, 1)), "tenant_name",
-            (const char *)sqlite3_column_text(st, 2), "description",
-            (const char *)sqlite3_column_text(st, 3), "unit",
-            (const char *)sqlite3_column_text(st, 4), "amount",
-            sqlite3_column_type(st, 13) == SQLITE_NULL
-                ? json_string("unlimited")
-                : amount_to_json(sqlite3_column_int64(st, 13)),
-            "recurrence", (const char *)sqlite3_column_text(st, 5), "start",
-            (const char *)sqlite3_column_text(st, 6), "end", end ? json_string(end) : json_null(),
-            "expires_at", json_time(end_at), "rollover", sqlite3_column_int(st, 9),
-            "rollover_cap",
-            sqlite3_column_type(st, 10) == SQLITE_NULL
-                ? json_null()
-                : amount_to_json(sqlite3_column_int64(st, 10)),
-            "pool", (const char *)sqlite3_column_text(st, 11), "status", status, "granted",
-            amount_to_json(sqlite3_column_int64(st, 14)), "used",
-            amount_to_json(sqlite3_column_int64(st, 15)), "remaining",
-            amount_to_json(sqlite3_column_int64(st, 16)));
-        json_object_set_new(row, "building_ids",
-                            json_from_text((const char *)sqlite3_column_text(st, 12)));
-        json_array_append_new(rows, row);
+    json_t *result = NULL;
+    if (page_of_rows(op, st, &page, credit_row, NULL, &result) != 0) {
+        return op->err->status;
     }
-    sqlite3_reset(st);
-    return maybe_csv(op, &r, page_result(rows, last, more), credits_csv, out);
+    return maybe_csv(op, &r, result, credits_csv, out);
 }
 
 /* ---------- usage ---------- */
@@ -852,6 +859,42 @@ static char *
 usage_csv(json_t *report)
 {
     return csv_table(json_object_get(report, "data"), USAGE_COLUMNS);
+}
+
+static json_t *
+usage_row(struct op *op, sqlite3_stmt *st)
+{
+    (void)op;
+    bool credits = sqlite3_column_type(st, 13) != SQLITE_NULL &&
+                   strcmp((const char *)sqlite3_column_text(st, 12), "credits") == 0;
+    const char *unit = (const char *)sqlite3_column_text(st, 15);
+    json_t *row = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o,"
+        " s:o, s:s, s:s}",
+        "booking_id", id_json("bkg", sqlite3_column_int64(st, 0)), "created_at",
+        json_time(sqlite3_column_int64(st, 1)), "start",
+        json_time(sqlite3_column_int64(st, 2)), "end",
+        json_time(sqlite3_column_int64(st, 3)), "user_id",
+        id_json("usr", sqlite3_column_int64(st, 4)), "user_name",
+        (const char *)sqlite3_column_text(st, 5), "resource_id",
+        id_json("res", sqlite3_column_int64(st, 6)), "resource_name",
+        (const char *)sqlite3_column_text(st, 7), "tenant_id",
+        id_json("ten", sqlite3_column_int64(st, 8)), "tenant_name",
+        (const char *)sqlite3_column_text(st, 9), "building_id",
+        id_json("bld", sqlite3_column_int64(st, 10)), "building_name",
+        (const char *)sqlite3_column_text(st, 11), "payment_method",
+        (const char *)sqlite3_column_text(st, 12), "credits",
+        credits ? amount_to_json(sqlite3_column_int64(st, 13) - sqlite3_column_int64(st, 14))
+                : json_null(),
+        "credits_refunded",
+        credits ? amount_to_json(sqlite3_column_int64(st, 14)) : json_null(), "unit",
+        unit ? json_string(unit) : json_null(), "money",
+        sqlite3_column_type(st, 16) == SQLITE_NULL
+            ? json_null()
+            : json_integer(sqlite3_column_int64(st, 16)),
+        "currency", (const char *)sqlite3_column_text(st, 17), "status",
+        (const char *)sqlite3_column_text(st, 18));
+    return row;
 }
 
 static int
@@ -912,49 +955,11 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
     }
     sqlite3_bind_int64(st, 8, page.after);
     sqlite3_bind_int64(st, 9, page.limit + 1);
-    json_t *rows = json_array();
-    int n = 0;
-    int64_t last = 0;
-    bool more = false;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (++n > page.limit) {
-            more = true;
-            break;
-        }
-        last = sqlite3_column_int64(st, 0);
-        bool credits = sqlite3_column_type(st, 13) != SQLITE_NULL &&
-                       strcmp((const char *)sqlite3_column_text(st, 12), "credits") == 0;
-        const char *unit = (const char *)sqlite3_column_text(st, 15);
-        json_t *row = json_pack(
-            "{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o,"
-            " s:o, s:s, s:s}",
-            "booking_id", id_json("bkg", sqlite3_column_int64(st, 0)), "created_at",
-            json_time(sqlite3_column_int64(st, 1)), "start",
-            json_time(sqlite3_column_int64(st, 2)), "end",
-            json_time(sqlite3_column_int64(st, 3)), "user_id",
-            id_json("usr", sqlite3_column_int64(st, 4)), "user_name",
-            (const char *)sqlite3_column_text(st, 5), "resource_id",
-            id_json("res", sqlite3_column_int64(st, 6)), "resource_name",
-            (const char *)sqlite3_column_text(st, 7), "tenant_id",
-            id_json("ten", sqlite3_column_int64(st, 8)), "tenant_name",
-            (const char *)sqlite3_column_text(st, 9), "building_id",
-            id_json("bld", sqlite3_column_int64(st, 10)), "building_name",
-            (const char *)sqlite3_column_text(st, 11), "payment_method",
-            (const char *)sqlite3_column_text(st, 12), "credits",
-            credits ? amount_to_json(sqlite3_column_int64(st, 13) - sqlite3_column_int64(st, 14))
-                    : json_null(),
-            "credits_refunded",
-            credits ? amount_to_json(sqlite3_column_int64(st, 14)) : json_null(), "unit",
-            unit ? json_string(unit) : json_null(), "money",
-            sqlite3_column_type(st, 16) == SQLITE_NULL
-                ? json_null()
-                : json_integer(sqlite3_column_int64(st, 16)),
-            "currency", (const char *)sqlite3_column_text(st, 17), "status",
-            (const char *)sqlite3_column_text(st, 18));
-        json_array_append_new(rows, row);
+    json_t *result = NULL;
+    if (page_of_rows(op, st, &page, usage_row, NULL, &result) != 0) {
+        return op->err->status;
     }
-    sqlite3_reset(st);
-    return maybe_csv(op, &r, page_result(rows, last, more), usage_csv, out);
+    return maybe_csv(op, &r, result, usage_csv, out);
 }
 
 const struct op_def ops_reports[] = {

@@ -157,7 +157,7 @@ ticker_main(void *p)
         /* The same test engine_exec makes before a read: only when a
          * boundary is due does it take the writer. */
         struct eng_error err = {0};
-        if (engine_now(t->eng) >= atomic_load(&t->eng->advanced_to) &&
+        if (engine_now(t->eng) >= atomic_load(&t->eng->next_due) &&
             engine_advance(t->eng, &err) != 0) {
             fprintf(stderr, "allotd: processing period boundaries: %s\n", err.msg);
         }

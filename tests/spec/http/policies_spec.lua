@@ -4,18 +4,7 @@
 -- bookings with zero failed requests.
 local H = require "http_env"
 
-local PREMIUM = [[
-local M = {}
-function M.price(ctx)
-  local minutes = ctx.booking.minutes
-  return { credits = allot.ceil_div(3000 * minutes, 60), unit = "hour",
-           money = 10000 * minutes // 60, money_before_discount = 10000 * minutes // 60 }
-end
-M.examples = { { ctx = { booking = { minutes = 60 } },
-                 expect = { credits = 3000, unit = "hour", money = 10000,
-                            money_before_discount = 10000 } } }
-return M
-]]
+local PREMIUM = require("sample_policies").PREMIUM
 
 local LUA = { ["Content-Type"] = "text/x-lua" }
 

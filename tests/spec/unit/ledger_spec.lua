@@ -237,6 +237,15 @@ describe("the ledger", function()
     assert.equal(10, F.available(db, w.user))
   end)
 
+  it("patches payment settings key by key, leaving the others as they were", function()
+    db = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db, { payment = { credits = false, invoice = false, card = false } })
+    local patch = { id = w.building.id, payment = { invoice = true } }
+    local b = F.ok(db:update_building(patch))
+    assert.same({ credits = false, invoice = true, card = false }, b.payment)
+    assert.same({ invoice = true }, patch.payment)
+  end)
+
   it("keeps a tenant's principals out of other tenants' objects", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db)

@@ -3,18 +3,7 @@
 -- default, isolation between buildings, candidate quotes and simulation.
 local F = require "fixture"
 
-local PREMIUM = [[
-local M = {}
-function M.price(ctx)
-  local minutes = ctx.booking.minutes
-  return { credits = allot.ceil_div(3000 * minutes, 60), unit = "hour",
-           money = 10000 * minutes // 60, money_before_discount = 10000 * minutes // 60 }
-end
-M.examples = { { ctx = { booking = { minutes = 60 } },
-                 expect = { credits = 3000, unit = "hour", money = 10000,
-                            money_before_discount = 10000 } } }
-return M
-]]
+local PREMIUM = require("sample_policies").PREMIUM
 
 local function quote(db, w, room)
   return F.ok(db:quote { resource_id = room.id, user_id = w.user.id,
