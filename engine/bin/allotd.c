@@ -207,10 +207,10 @@ wait_for_stop(struct engine *eng, const sigset_t *set)
              * serving the set it has. */
             struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "sighup"};
             json_t *out = NULL;
-            int status;
+            bool created;
             bool replayed;
             struct eng_error err = {0};
-            if (engine_exec(eng, &console, "policies.reload", NULL, NULL, &out, &status,
+            if (engine_exec(eng, &console, "policies.reload", NULL, NULL, &out, &created,
                             &replayed, &err) != 0) {
                 fprintf(stderr, "allotd: SIGHUP: reload failed: %s\n", err.msg);
             } else {

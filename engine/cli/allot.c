@@ -122,10 +122,10 @@ cmd_keys_create(int argc, char **argv)
     struct principal console = {.role = ROLE_SUPER_ADMIN};
     snprintf(console.name, sizeof console.name, "console");
     json_t *out = NULL;
-    int status;
+    bool created;
     bool replayed;
     struct eng_error err = {0};
-    if (engine_exec(&eng, &console, "keys.create", args, NULL, &out, &status, &replayed, &err) !=
+    if (engine_exec(&eng, &console, "keys.create", args, NULL, &out, &created, &replayed, &err) !=
         0) {
         fprintf(stderr, "allot: %s\n", err.msg);
         rc = 1;
@@ -165,10 +165,10 @@ cmd_policies_reload(int argc, char **argv)
     }
     struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "console"};
     json_t *out = NULL;
-    int status;
+    bool created;
     bool replayed;
     struct eng_error err = {0};
-    if (engine_exec(&eng, &console, "policies.reload", NULL, NULL, &out, &status, &replayed,
+    if (engine_exec(&eng, &console, "policies.reload", NULL, NULL, &out, &created, &replayed,
                     &err) != 0) {
         fprintf(stderr, "allot: %s\n", err.msg);
         rc = 1;

@@ -159,9 +159,9 @@ static json_t *
 demo_as(struct demo *d, const struct principal *who, const char *op, json_t *args)
 {
     json_t *out = NULL;
-    int status;
+    bool created;
     bool replayed;
-    int rc = engine_exec(&d->eng, who, op, args, NULL, &out, &status, &replayed, d->err);
+    int rc = engine_exec(&d->eng, who, op, args, NULL, &out, &created, &replayed, d->err);
     json_decref(args);
     return rc == 0 ? out : NULL;
 }

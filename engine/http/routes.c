@@ -405,9 +405,9 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
     }
     bool csv = wants_csv(rq, r, args);
     json_t *out = NULL;
-    int status = 200;
+    bool created = false;
     bool replayed = false;
-    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, idem, &out, &status, &replayed,
+    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, idem, &out, &created, &replayed,
                          &err);
     json_decref(args);
     if (rc != 0) {
@@ -416,7 +416,7 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
     if (csv) {
         rc = send_csv(rq, r, out);
     } else {
-        rc = http_send_json(rq, status, out, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+        rc = http_send_json(rq, created ? 201 : 200, out, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
     }
     json_decref(out);
     return rc;
@@ -516,15 +516,15 @@ route_policy_put(struct http_req *rq, const struct route *r, const struct route_
         return http_send_eng_error(rq, &err);
     }
     json_t *out = NULL;
-    int status = 200;
+    bool created = false;
     bool replayed = false;
-    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, NULL, &out, &status, &replayed,
+    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, NULL, &out, &created, &replayed,
                          &err);
     json_decref(args);
     if (rc != 0) {
         return http_send_eng_error(rq, &err);
     }
-    rc = http_send_json(rq, status, out, NULL);
+    rc = http_send_json(rq, created ? 201 : 200, out, NULL);
     json_decref(out);
     return rc;
 }

@@ -296,10 +296,10 @@ l_db_call(lua_State *L)
     }
     const char *idem = lua_istable(L, 4) ? opt_field(L, 4, "idempotency_key") : NULL;
     json_t *out = NULL;
-    int status = 0;
+    bool created = false;
     bool replayed = false;
     struct eng_error err = {0};
-    int rc = engine_exec(&h->shared->eng, &h->who, op, args, idem, &out, &status, &replayed, &err);
+    int rc = engine_exec(&h->shared->eng, &h->who, op, args, idem, &out, &created, &replayed, &err);
     json_decref(args);
     if (rc != 0) {
         luaL_pushfail(L);
@@ -308,7 +308,7 @@ l_db_call(lua_State *L)
     }
     json_to_lua(L, out, 0);
     json_decref(out);
-    lua_pushinteger(L, status);
+    lua_pushinteger(L, created ? 201 : 200);
     lua_pushboolean(L, replayed);
     return 3;
 }

@@ -132,7 +132,7 @@ bench_policy_call(void)
 {
     struct policy_set *set = NULL;
     struct eng_error err = {0};
-    if (engine_policy(&eng, 1, &set, NULL, &err) != 0) {
+    if (policy_cache_get(&eng.policies, NULL, 1, &set, NULL, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
     }

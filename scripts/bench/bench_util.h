@@ -27,10 +27,10 @@ static json_t *
 must(const char *op, json_t *args)
 {
     json_t *out = NULL;
-    int status;
+    bool created;
     bool replayed;
     struct eng_error err = {0};
-    if (engine_exec(&eng, &admin, op, args, NULL, &out, &status, &replayed, &err) != 0) {
+    if (engine_exec(&eng, &admin, op, args, NULL, &out, &created, &replayed, &err) != 0) {
         fprintf(stderr, "bench: %s failed: %s\n", op, err.msg);
         exit(1);
     }

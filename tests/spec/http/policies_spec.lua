@@ -138,6 +138,11 @@ touch %s/done
       env:must(200, "PUT", base .. "/pricing", src, LUA)
       swaps = swaps + 1
     until io.open(dir .. "/done") or swaps > 400
+    -- The swaps may finish first: the load's answers are all awaited.
+    for _ = 1, 600 do
+      if io.open(dir .. "/done") then break end
+      require("socket").sleep(0.1)
+    end
     local codes = {}
     for n = 1, 4 do
       for line in io.lines(dir .. "/codes." .. n) do codes[#codes + 1] = line end

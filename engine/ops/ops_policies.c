@@ -48,8 +48,8 @@ op_policies_get(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     struct policy_set *set = NULL;
-    char versions[POLICY_KIND_COUNT][48];
-    if (engine_policy(op->eng, bid, &set, versions, op->err) != 0) {
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    if (policy_cache_get(op->env->policies, op->store, bid, &set, versions, op->err) != 0) {
         return op->err->status;
     }
     policy_set_release(set);
@@ -58,7 +58,7 @@ op_policies_get(struct op *op, json_t *args, json_t **out)
         const char *name = policy_kind_name((enum policy_kind)k);
         json_t *row = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "kind", name, "label",
                                 versions[k], "version", json_string("default"), "sha256",
-                                json_string(op->eng->default_sha[k]), "loaded_at", json_null(),
+                                json_string(op->env->policies->default_sha[k]), "loaded_at", json_null(),
                                 "author", json_null());
         if (strncmp(versions[k], "file:", 5) == 0) {
             json_object_set_new(row, "version", json_string("file"));
@@ -100,8 +100,8 @@ stage_set(struct op *op, int64_t bid, enum policy_kind kind, const char *source,
 {
     struct policy_candidate cand = {kind, source, len};
     struct policy_set *set = NULL;
-    char versions[POLICY_KIND_COUNT][48];
-    if (engine_policy_build(op->eng, bid, &cand, &set, versions, op->err) != 0) {
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    if (policy_cache_build(op->env->policies, op->store, bid, &cand, &set, versions, op->err) != 0) {
         /* The compiler's or the self-check's own words, with the line. */
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
@@ -140,7 +140,7 @@ op_policies_put(struct op *op, json_t *args, json_t **out)
     const char *source, *author;
     if (op_require_assigner(op) || args_only(op, args, keys) ||
         policy_target(op, args, true, &bid, &kind) ||
-        args_string(op, args, "source", true, op->eng->cfg.policy.source_bytes_max, &source) ||
+        args_string(op, args, "source", true, op->env->policy_source_max, &source) ||
         args_string(op, args, "author", false, 100, &author)) {
         return op->err->status;
     }
@@ -200,8 +200,8 @@ op_policies_delete(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     char label[48];
-    snprintf(label, sizeof label, "default:%.12s", op->eng->default_sha[kind]);
-    const struct policy_source *def = &op->eng->defaults[kind];
+    snprintf(label, sizeof label, "default:%.12s", op->env->policies->default_sha[kind]);
+    const struct policy_source *def = &op->env->policies->defaults[kind];
     if (stage_set(op, bid, kind, def->source, def->len, label) != 0) {
         return op->err->status;
     }
@@ -218,7 +218,7 @@ op_policies_delete(struct op *op, json_t *args, json_t **out)
     }
     *out = json_pack("{s:o, s:s, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
                      policy_kind_name(kind), "version", "default", "sha256",
-                     op->eng->default_sha[kind]);
+                     op->env->policies->default_sha[kind]);
     return 0;
 }
 
@@ -335,14 +335,14 @@ op_policies_reload(struct op *op, json_t *args, json_t **out)
     json_array_foreach(ids, i, v) {
         int64_t bid = (int64_t)json_integer_value(v);
         struct policy_set *set = NULL;
-        char versions[POLICY_KIND_COUNT][48];
+        char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
         struct eng_error e = {0};
-        if (engine_policy_build(op->eng, bid, NULL, &set, versions, &e) != 0) {
+        if (policy_cache_build(op->env->policies, op->store, bid, NULL, &set, versions, &e) != 0) {
             json_array_append_new(failed, json_pack("{s:o, s:s}", "building_id",
                                                     id_json("bld", bid), "message", e.msg));
             continue;
         }
-        engine_policy_install(op->eng, bid, set, versions);
+        policy_cache_install(op->env->policies, bid, set, versions);
         policy_set_release(set);
         reloaded++;
     }

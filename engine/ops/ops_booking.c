@@ -11,6 +11,7 @@
 
 #include "amount.h"
 #include "ledger.h"
+#include "ops.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -20,7 +21,7 @@ struct bk {
     const char *method;
     json_t *resource, *building, *user, *tenant, *booking;
     struct policy_set *pol;
-    char versions[POLICY_KIND_COUNT][48];
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     bool has_money, has_credits;
     int64_t money, money_before, credits;
     char unit[8], currency[8];
@@ -233,7 +234,7 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
         return op_forbidden(op, "quote under a candidate policy");
     }
     if (args_only(op, cand, keys) || args_string(op, cand, "kind", true, 20, &kind_s) ||
-        args_string(op, cand, "source", true, op->eng->cfg.policy.source_bytes_max, &source)) {
+        args_string(op, cand, "source", true, op->env->policy_source_max, &source)) {
         eng_error_field(op->err, "candidate");
         return op->err->status;
     }
@@ -242,7 +243,7 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
     }
     pc.source = source;
     pc.len = strlen(source);
-    if (engine_policy_build(op->eng, b->building_id, &pc, &b->pol, b->versions, op->err) != 0) {
+    if (policy_cache_build(op->env->policies, op->store, b->building_id, &pc, &b->pol, b->versions, op->err) != 0) {
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
     return 0;
@@ -286,7 +287,7 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
         return op_forbidden(op, "book");
     }
     int rc;
-    b->user = ctx_user(op, b->user_id, &b->tenant_id, &rc);
+    b->user = ctx_user(&op->lx, b->user_id, &b->tenant_id, &rc);
     if (b->user == NULL) {
         return rc;
     }
@@ -299,7 +300,7 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     if (!op_sees_building(op, b->building_id)) {
         return op_not_found(op, "resource");
     }
-    b->tenant = ctx_tenant(op, b->tenant_id, &rc);
+    b->tenant = ctx_tenant(&op->lx, b->tenant_id, &rc);
     if (b->tenant == NULL) {
         return rc;
     }
@@ -308,14 +309,14 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
         if (candidate_set(op, cand, b) != 0) {
             return op->err->status;
         }
-    } else if (engine_policy(op->eng, b->building_id, &b->pol, b->versions, op->err) != 0) {
+    } else if (policy_cache_get(op->env->policies, op->store, b->building_id, &b->pol, b->versions, op->err) != 0) {
         return op->err->status;
     }
     if (price(op, b) != 0) {
         return op->err->status;
     }
     if (b->has_credits && b->pay_credits) {
-        rc = ledger_candidates(op, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
+        rc = ledger_candidates(&op->lx, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
                                b->resource, b->unit, b->start, booking, false, b->cands,
                                &b->count);
         for (int i = 0; rc == 0 && i < b->count; i++) {
@@ -524,7 +525,7 @@ pay(struct op *op, struct bk *b, int64_t booking_id)
         if (take <= 0) {
             continue;
         }
-        if (entry_post(op, c->lot_id, "debit", -take, b->start, booking_id, NULL,
+        if (entry_post(&op->lx, c->lot_id, "debit", -take, b->start, booking_id, NULL,
                        b->versions[POLICY_PRICING], NULL) != 0) {
             return op->err->status;
         }
@@ -660,7 +661,7 @@ op_book(struct op *op, json_t *args, json_t **out)
     }
     bk_free(&b);
     if (rc == 0) {
-        op->http_status = 201;
+        op->created = true;
     }
     return rc;
 }
@@ -697,13 +698,13 @@ refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
         int64_t r = paid[i] < left ? paid[i] : left;
         char key[64];
         snprintf(key, sizeof key, "refund:%lld:%lld", (long long)booking_id, (long long)lots[i]);
-        if (entry_post(op, lots[i], "refund", r, start, booking_id, key, version, NULL) != 0) {
+        if (entry_post(&op->lx, lots[i], "refund", r, start, booking_id, key, version, NULL) != 0) {
             return op->err->status;
         }
         if (expired[i]) {
             snprintf(key, sizeof key, "reexpire:%lld:%lld", (long long)booking_id,
                      (long long)lots[i]);
-            if (entry_post(op, lots[i], "expire", -r, op->now, booking_id, key, NULL,
+            if (entry_post(&op->lx, lots[i], "expire", -r, op->now, booking_id, key, NULL,
                            "refund into an expired lot") != 0) {
                 return op->err->status;
             }
@@ -768,10 +769,10 @@ op_cancel(struct op *op, json_t *args, json_t **out)
         bk_free(&rb);
     }
     struct policy_set *pol = NULL;
-    char versions[POLICY_KIND_COUNT][48];
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     json_t *res = NULL;
     if (rc == 0) {
-        rc = engine_policy(op->eng, bid, &pol, versions, op->err);
+        rc = policy_cache_get(op->env->policies, op->store, bid, &pol, versions, op->err);
     }
     if (rc == 0) {
         rc = policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err);
@@ -941,7 +942,7 @@ sim_booking(struct op *op, sqlite3_stmt *st, enum policy_kind kind, struct polic
     int rc;
     policy_set_retain(pol);
     b.pol = pol;
-    b.user = ctx_user(op, b.user_id, &b.tenant_id, &rc);
+    b.user = ctx_user(&op->lx, b.user_id, &b.tenant_id, &rc);
     if (b.user != NULL && load_resource(op, &b) == 0) {
         if (kind == POLICY_REFUND) {
             json_t *ctx = json_pack(
@@ -1000,7 +1001,7 @@ op_simulate(struct op *op, json_t *args, json_t **out)
     if (op_require_admin(op) || args_only(op, args, keys) ||
         args_id(op, args, "building_id", "bld", true, &bid) ||
         args_string(op, args, "kind", true, 20, &kind_s) ||
-        args_string(op, args, "source", true, op->eng->cfg.policy.source_bytes_max, &source)) {
+        args_string(op, args, "source", true, op->env->policy_source_max, &source)) {
         return op->err->status;
     }
     char zone[TIME_ZONE_NAME_MAX] = "UTC";
@@ -1028,7 +1029,7 @@ op_simulate(struct op *op, json_t *args, json_t **out)
     pc.source = source;
     pc.len = strlen(source);
     struct policy_set *pol = NULL;
-    if (engine_policy_build(op->eng, bid, &pc, &pol, NULL, op->err) != 0) {
+    if (policy_cache_build(op->env->policies, op->store, bid, &pc, &pol, NULL, op->err) != 0) {
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
     st = store_prep(op->store,

@@ -4,6 +4,7 @@
 
 #include "amount.h"
 #include "ledger.h"
+#include "ops.h"
 
 /* ---------- rendering ---------- */
 
@@ -460,12 +461,12 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
     /* Open every period that has already begun (a backdated start is
      * processed period by period, expiring as it goes). */
     if (rc == 0) {
-        rc = ledger_advance(op);
+        rc = ledger_advance(&op->lx);
     }
     if (rc != 0) {
         return rc;
     }
-    op->http_status = 201;
+    op->created = true;
     return op_allocation_get_id(op, id, true, out);
 }
 
@@ -488,7 +489,7 @@ static int
 op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
 {
     struct alloc a;
-    if (alloc_load(op, id, &a) != 0) {
+    if (alloc_load(&op->lx, id, &a) != 0) {
         return op->err->status;
     }
     if (!op_sees_tenant(op, a.tenant_id) || !op_sees_building(op, a.first_building)) {
@@ -597,7 +598,7 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     if (date_parse(end, &d, &e) != 0) {
         return op_invalid(op, "end", "'end' must be a date YYYY-MM-DD");
     }
-    if (alloc_load(op, id, &a) != 0) {
+    if (alloc_load(&op->lx, id, &a) != 0) {
         return op->err->status;
     }
     int rc = 0;
@@ -615,10 +616,10 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     if (rc == 0 && end_at < op->now) {
         end_at = op->now;
     }
-    if (rc == 0 && alloc_period_at(op, &a, end_at - 1, &n, &in) == 0 && in) {
+    if (rc == 0 && alloc_period_at(&op->lx, &a, end_at - 1, &n, &in) == 0 && in) {
         int64_t from, until;
         bool exists;
-        if (alloc_window(op, &a, n, &from, &until, &exists) == 0 && exists && from <= op->now &&
+        if (alloc_window(&op->lx, &a, n, &from, &until, &exists) == 0 && exists && from <= op->now &&
             until > end_at) {
             end_at = until;
         }
@@ -639,7 +640,7 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     }
     alloc_free(&a);
     if (rc == 0) {
-        rc = alloc_load(op, id, &a);
+        rc = alloc_load(&op->lx, id, &a);
     }
     if (rc != 0) {
         return rc;
@@ -665,7 +666,7 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
         int64_t lot = (int64_t)json_integer_value(json_array_get(pair, 0));
         int64_t bal = (int64_t)json_integer_value(json_array_get(pair, 1));
         if (rc == 0 && bal > 0) {
-            rc = entry_post(op, lot, "void", -bal, op->now, 0, NULL, NULL, "allocation ended");
+            rc = entry_post(&op->lx, lot, "void", -bal, op->now, 0, NULL, NULL, "allocation ended");
         }
         st = rc == 0 ? store_prep(op->store,
                                   "UPDATE lot SET closed = 1 WHERE id = ?2 AND ?1 = ?1",
@@ -684,7 +685,7 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     int64_t next_n = sql_scalar_int(op, "SELECT next_open_n FROM allocation WHERE id = ?", id, 0,
                                     &rc);
     if (rc == 0) {
-        rc = alloc_window(op, &a, next_n, &from, &until, &exists);
+        rc = alloc_window(&op->lx, &a, next_n, &from, &until, &exists);
     }
     st = rc == 0 ? store_prep(op->store, "UPDATE allocation SET next_open_at = ? WHERE id = ?",
                               op->err)
@@ -733,7 +734,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         return op_invalid(op, "unit", "'unit' must be hour or coin");
     }
     int rc;
-    json_t *user = ctx_user(op, uid, &tid, &rc);
+    json_t *user = ctx_user(&op->lx, uid, &tid, &rc);
     if (user == NULL) {
         return rc;
     }
@@ -741,7 +742,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         json_decref(user);
         return op_not_found(op, "user");
     }
-    json_t *tenant = ctx_tenant(op, tid, &rc);
+    json_t *tenant = ctx_tenant(&op->lx, tid, &rc);
     json_t *balances = json_array(), *lots = json_array(), *soon = json_array();
     static const char *const units[] = {"hour", "coin"};
     struct policy_set *pol = NULL;
@@ -750,7 +751,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
     int64_t bid = sql_scalar_int(op, "SELECT min(building_id) FROM tenant_building WHERE"
                                      " tenant_id = ?", tid, 0, &rc);
     if (rc == 0) {
-        rc = engine_policy(op->eng, bid, &pol, NULL, op->err);
+        rc = policy_cache_get(op->env->policies, op->store, bid, &pol, NULL, op->err);
     }
     for (int u = 0; rc == 0 && u < 2; u++) {
         if (unit_filter != NULL && strcmp(unit_filter, units[u]) != 0) {
@@ -758,7 +759,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         }
         struct cand cands[CANDIDATES_MAX];
         int count = 0;
-        rc = ledger_candidates(op, pol, uid, tid, user, tenant, NULL, units[u], op->now, false,
+        rc = ledger_candidates(&op->lx, pol, uid, tid, user, tenant, NULL, units[u], op->now, false,
                                true, cands, &count);
         int64_t avail = 0;
         bool unlimited = false;
@@ -863,11 +864,11 @@ op_adjust(struct op *op, json_t *args, json_t **out)
         return eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
                               "the adjustment would take the lot below zero (balance %s)", b);
     }
-    if (entry_post(op, lot, "adjust", amount, op->now, 0, NULL, NULL, memo) != 0) {
+    if (entry_post(&op->lx, lot, "adjust", amount, op->now, 0, NULL, NULL, memo) != 0) {
         return op->err->status;
     }
     int64_t entry_id = sqlite3_last_insert_rowid(op->store->db);
-    op->http_status = 201;
+    op->created = true;
     json_t *lots = json_array();
     int rc = lots_of(op,
                      "SELECT " LOT_COLS " FROM lot l JOIN allocation_line al ON"

@@ -11,6 +11,16 @@
 #include "ops.h"
 #include "timeutil.h"
 
+void
+op_bind_ledger(struct op *op)
+{
+    op->lx.store = op->store;
+    op->lx.now = op->now;
+    op->lx.actor = op->who != NULL ? op->who->name : "system";
+    op->lx.policies = op->env != NULL ? op->env->policies : NULL;
+    op->lx.err = op->err;
+}
+
 int
 op_invalid(struct op *op, const char *field, const char *fmt, ...)
 {
@@ -235,7 +245,7 @@ int
 args_page(struct op *op, json_t *args, struct page *page)
 {
     int64_t limit = 0;
-    int max = op->eng->cfg.list_rows_max;
+    int max = op->env->list_rows_max;
     if (args_int(op, args, "limit", 1, max, 100, &limit) != 0) {
         return ENG_EINVAL;
     }
@@ -322,16 +332,6 @@ page_of_rows(struct op *op, sqlite3_stmt *st, const struct page *page, row_fn ro
     return 0;
 }
 
-json_t *
-json_time(int64_t t)
-{
-    if (t == TIME_NEVER) {
-        return json_null();
-    }
-    char buf[32];
-    time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
-}
 
 sqlite3_stmt *
 sql_row(struct op *op, const char *sql, int64_t id, const char *what, int *rc)
@@ -386,15 +386,4 @@ sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc)
     return dflt;
 }
 
-json_t *
-json_from_text(const char *text)
-{
-    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
-    return v != NULL ? v : json_null();
-}
 
-char *
-json_to_text(const json_t *v)
-{
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-}

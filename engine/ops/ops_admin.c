@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "verify.h"
 #include "sha256.h"
 #include "timeutil.h"
 
@@ -123,7 +124,7 @@ op_key_create(struct op *op, json_t *args, json_t **out)
     if (rc != 0) {
         return rc;
     }
-    op->http_status = 201;
+    op->created = true;
     *out = json_pack("{s:o, s:s, s:s}", "id", id_json("key", sqlite3_last_insert_rowid(op->store->db)),
                      "role", role_s, "key", key);
     return 0;
@@ -150,6 +151,17 @@ op_me(struct op *op, json_t *args, json_t **out)
 }
 
 static int
+add_problem(void *ud, int check, const char *what, const char *problem)
+{
+    (void)check;
+    json_t *problems = ud;
+    if (json_array_size(problems) < 1000) {
+        json_array_append_new(problems, json_sprintf("%s: %s", what, problem));
+    }
+    return 0;
+}
+
+static int
 op_verify(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {NULL};
@@ -157,7 +169,7 @@ op_verify(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     json_t *problems = json_array();
-    if (engine_verify(op->eng, problems, op->err) != 0) {
+    if (store_verify(op->store, add_problem, problems, NULL, op->err) != 0) {
         json_decref(problems);
         return op->err->status;
     }

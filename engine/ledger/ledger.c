@@ -21,12 +21,12 @@ alloc_free(struct alloc *a)
 }
 
 static int
-alloc_load_lines(struct op *op, struct alloc *a)
+alloc_load_lines(struct ledger_ctx *lx, struct alloc *a)
 {
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT idx, scope, resource_ids, tags, amount FROM"
                                   " allocation_line WHERE allocation_id = ? ORDER BY idx",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -41,10 +41,10 @@ alloc_load_lines(struct op *op, struct alloc *a)
         l->amount = l->unlimited ? 0 : sqlite3_column_int64(st, 4);
     }
     sqlite3_reset(st);
-    st = store_prep(op->store,
+    st = store_prep(lx->store,
                     "SELECT building_id FROM allocation_building WHERE allocation_id = ?"
                     " ORDER BY pos",
-                    op->err);
+                    lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -62,14 +62,14 @@ alloc_load_lines(struct op *op, struct alloc *a)
 }
 
 int
-alloc_load(struct op *op, int64_t id, struct alloc *a)
+alloc_load(struct ledger_ctx *lx, int64_t id, struct alloc *a)
 {
     memset(a, 0, sizeof *a);
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT tenant_id, unit, pool, zone, cross_building, rollover,"
                                   " rollover_cap, recurrence, start_date, end_date, start_at,"
                                   " end_at, targeting, description FROM allocation WHERE id = ?",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -77,8 +77,8 @@ alloc_load(struct op *op, int64_t id, struct alloc *a)
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? op_not_found(op, "allocation")
-                                 : store_fail(op->store, "allocation", op->err);
+        return rc == SQLITE_DONE ? eng_error_code(lx->err, ENG_ENOTFOUND, "not_found", "allocation not found")
+                                 : store_fail(lx->store, "allocation", lx->err);
     }
     a->id = id;
     a->tenant_id = sqlite3_column_int64(st, 0);
@@ -102,9 +102,9 @@ alloc_load(struct op *op, int64_t id, struct alloc *a)
     snprintf(a->description, sizeof a->description, "%s",
              (const char *)sqlite3_column_text(st, 13));
     sqlite3_reset(st);
-    if (alloc_load_lines(op, a) != 0) {
+    if (alloc_load_lines(lx, a) != 0) {
         alloc_free(a);
-        return op->err->status;
+        return lx->err->status;
     }
     return 0;
 }
@@ -116,7 +116,7 @@ alloc_policy_building(const struct alloc *a)
 }
 
 int
-alloc_window(struct op *op, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
+alloc_window(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
              bool *exists)
 {
     *exists = false;
@@ -135,9 +135,9 @@ alloc_window(struct op *op, const struct alloc *a, int64_t n, int64_t *from, int
     struct civil_date pn = period_add(a->recurrence, p0, n);
     struct civil_date pn1 = period_add(a->recurrence, p0, n + 1);
     int64_t f, u;
-    if (tz_local_midnight(a->zone, pn, &f, op->err) != 0 ||
-        tz_local_midnight(a->zone, pn1, &u, op->err) != 0) {
-        return op->err->status;
+    if (tz_local_midnight(a->zone, pn, &f, lx->err) != 0 ||
+        tz_local_midnight(a->zone, pn1, &u, lx->err) != 0) {
+        return lx->err->status;
     }
     *from = f > a->start_at ? f : a->start_at;
     *until = u < a->end_at ? u : a->end_at;
@@ -146,7 +146,7 @@ alloc_window(struct op *op, const struct alloc *a, int64_t n, int64_t *from, int
 }
 
 int
-alloc_period_at(struct op *op, const struct alloc *a, int64_t t, int64_t *n, bool *exists)
+alloc_period_at(struct ledger_ctx *lx, const struct alloc *a, int64_t t, int64_t *n, bool *exists)
 {
     *exists = false;
     if (t < a->start_at || t >= a->end_at) {
@@ -158,8 +158,8 @@ alloc_period_at(struct op *op, const struct alloc *a, int64_t t, int64_t *n, boo
         return 0;
     }
     struct civil_time lt;
-    if (tz_local_time(a->zone, t, &lt, op->err) != 0) {
-        return op->err->status;
+    if (tz_local_time(a->zone, t, &lt, lx->err) != 0) {
+        return lx->err->status;
     }
     struct civil_date d = {lt.year, lt.month, lt.day};
     *n = period_index(a->recurrence, a->start_date, d);
@@ -170,17 +170,17 @@ alloc_period_at(struct op *op, const struct alloc *a, int64_t t, int64_t *n, boo
 /* ---------- entries and lots ---------- */
 
 int
-entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount, int64_t effective_at,
+entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount, int64_t effective_at,
            int64_t booking_id, const char *event_key, const char *policy_version,
            const char *memo)
 {
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "INSERT INTO entry (lot_id, kind, amount, effective_at,"
                                   " created_at, booking_id, tenant_id, unit, event_key,"
                                   " policy_version, memo, actor)"
                                   " SELECT id, ?2, ?3, ?4, ?5, ?6, tenant_id, unit, ?7, ?8, ?9, ?10"
                                   " FROM lot WHERE id = ?1",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -188,7 +188,7 @@ entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount, int6
     sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, amount);
     sqlite3_bind_int64(st, 4, effective_at);
-    sqlite3_bind_int64(st, 5, op->now);
+    sqlite3_bind_int64(st, 5, lx->now);
     if (booking_id != 0) {
         sqlite3_bind_int64(st, 6, booking_id);
     }
@@ -201,20 +201,20 @@ entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount, int6
     if (memo != NULL) {
         sqlite3_bind_text(st, 9, memo, -1, SQLITE_TRANSIENT);
     }
-    sqlite3_bind_text(st, 10, op->who->name, -1, SQLITE_TRANSIENT);
-    if (sql_step_done(op, st, "entry insert") != 0) {
+    sqlite3_bind_text(st, 10, lx->actor, -1, SQLITE_TRANSIENT);
+    if (legacy_step_done(lx->store, lx->err, st, "entry insert") != 0) {
         return ENG_ESTORE;
     }
-    ENG_ASSERT(sqlite3_changes(op->store->db) == 1);
+    ENG_ASSERT(sqlite3_changes(lx->store->db) == 1);
     if (amount == 0) {
         return 0;
     }
-    st = store_prep(op->store,
+    st = store_prep(lx->store,
                     "UPDATE lot SET balance = balance + ?1,"
                     " used = used - CASE WHEN ?3 IN ('debit', 'refund') THEN ?1 ELSE 0 END,"
                     " adjusted = adjusted + CASE WHEN ?3 = 'adjust' THEN ?1 ELSE 0 END"
                     " WHERE id = ?2",
-                    op->err);
+                    lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -224,30 +224,30 @@ entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount, int6
     if (sqlite3_step(st) != SQLITE_DONE) {
         /* The CHECK (balance >= 0) refusing is a programmer error upstream,
          * but it must never commit: report it as a store failure. */
-        return store_fail(op->store, "lot balance", op->err);
+        return store_fail(lx->store, "lot balance", lx->err);
     }
     return 0;
 }
 
 int
-lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
+lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
            int64_t *lot_id, bool *created)
 {
     const struct alloc_line *l = &a->lines[line_idx];
     int64_t from, until;
     bool exists;
     *created = false;
-    if (alloc_window(op, a, n, &from, &until, &exists) != 0) {
-        return op->err->status;
+    if (alloc_window(lx, a, n, &from, &until, &exists) != 0) {
+        return lx->err->status;
     }
     ENG_ASSERT(exists);
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "INSERT INTO lot (allocation_id, line_idx, period_n, user_id,"
                                   " kind, tenant_id, unit, valid_from, valid_until, granted,"
                                   " unlimited, balance, created_at)"
                                   " VALUES (?1, ?2, ?3, ?4, 'period', ?5, ?6, ?7, ?8, ?9, ?10, 0,"
                                   " ?11) ON CONFLICT DO NOTHING",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -261,21 +261,21 @@ lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_
     sqlite3_bind_int64(st, 8, until);
     sqlite3_bind_int64(st, 9, l->amount);
     sqlite3_bind_int(st, 10, l->unlimited);
-    sqlite3_bind_int64(st, 11, op->now);
-    if (sql_step_done(op, st, "lot insert") != 0) {
+    sqlite3_bind_int64(st, 11, lx->now);
+    if (legacy_step_done(lx->store, lx->err, st, "lot insert") != 0) {
         return ENG_ESTORE;
     }
-    if (sqlite3_changes(op->store->db) == 1) {
-        *lot_id = sqlite3_last_insert_rowid(op->store->db);
+    if (sqlite3_changes(lx->store->db) == 1) {
+        *lot_id = sqlite3_last_insert_rowid(lx->store->db);
         *created = true;
         char key[64];
         snprintf(key, sizeof key, "grant:%lld", (long long)*lot_id);
-        return entry_post(op, *lot_id, "grant", l->amount, from, 0, key, NULL, a->description);
+        return entry_post(lx, *lot_id, "grant", l->amount, from, 0, key, NULL, a->description);
     }
-    st = store_prep(op->store,
+    st = store_prep(lx->store,
                     "SELECT id FROM lot WHERE allocation_id = ? AND line_idx = ? AND"
                     " period_n = ? AND user_id = ? AND kind = 'period'",
-                    op->err);
+                    lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -286,15 +286,15 @@ lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_
     int rc = sqlite3_step(st);
     *lot_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : store_fail(op->store, "lot lookup", op->err);
+    return rc == SQLITE_ROW ? 0 : store_fail(lx->store, "lot lookup", lx->err);
 }
 
 /* ---------- policy contexts ---------- */
 
 json_t *
-ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc)
+ctx_user(struct ledger_ctx *lx, int64_t user_id, int64_t *tenant_id, int *rc)
 {
-    sqlite3_stmt *st = sql_row(op, "SELECT tenant_id, roles FROM user WHERE id = ?", user_id,
+    sqlite3_stmt *st = legacy_row(lx->store, lx->err, "SELECT tenant_id, roles FROM user WHERE id = ?", user_id,
                                "user", rc);
     if (st == NULL) {
         return NULL;
@@ -308,9 +308,9 @@ ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc)
 }
 
 json_t *
-ctx_tenant(struct op *op, int64_t tenant_id, int *rc)
+ctx_tenant(struct ledger_ctx *lx, int64_t tenant_id, int *rc)
 {
-    sqlite3_stmt *st = sql_row(op, "SELECT cross_building FROM tenant WHERE id = ?", tenant_id,
+    sqlite3_stmt *st = legacy_row(lx->store, lx->err, "SELECT cross_building FROM tenant WHERE id = ?", tenant_id,
                                "tenant", rc);
     if (st == NULL) {
         return NULL;
@@ -318,8 +318,8 @@ ctx_tenant(struct op *op, int64_t tenant_id, int *rc)
     bool cross = sqlite3_column_int(st, 0) != 0;
     sqlite3_reset(st);
     json_t *bids = json_array();
-    st = store_prep(op->store, "SELECT building_id FROM tenant_building WHERE tenant_id = ?",
-                    op->err);
+    st = store_prep(lx->store, "SELECT building_id FROM tenant_building WHERE tenant_id = ?",
+                    lx->err);
     if (st == NULL) {
         json_decref(bids);
         *rc = ENG_ESTORE;
@@ -351,7 +351,7 @@ ctx_line(const struct alloc_line *l)
 }
 
 int
-ledger_eligible(struct op *op, struct policy_set *pol, const struct alloc *a, int line_idx,
+ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
                 json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok)
 {
     json_t *ctx = json_pack("{s:O, s:O, s:o, s:o}", "user", user_ctx, "tenant", tenant_ctx,
@@ -360,14 +360,14 @@ ledger_eligible(struct op *op, struct policy_set *pol, const struct alloc *a, in
         json_object_set(ctx, "resource", resource_ctx);
     }
     json_t *res = NULL;
-    int rc = policy_set_call(pol, POLICY_ELIGIBILITY, ctx, &res, op->err);
+    int rc = policy_set_call(pol, POLICY_ELIGIBILITY, ctx, &res, lx->err);
     json_decref(ctx);
     if (rc != 0) {
         return rc;
     }
     if (!json_is_boolean(res)) {
         json_decref(res);
-        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+        return eng_error_code(lx->err, ENG_EPOLICY, "policy_error",
                               "the eligibility policy must return true or false");
     }
     *ok = json_is_true(res);
@@ -386,27 +386,27 @@ struct closing {
 /* Carries part of a group's unused balance into a rollover lot of the next
  * period (by the rollover policy) and expires the rest, at instant T. */
 static int
-close_group(struct op *op, struct closing *g, int count, int64_t T)
+close_group(struct ledger_ctx *lx, struct closing *g, int count, int64_t T)
 {
     struct alloc a;
     int64_t unused = 0, carry = 0;
     for (int i = 0; i < count; i++) {
         unused += g[i].unlimited ? 0 : g[i].balance;
     }
-    if (alloc_load(op, g[0].alloc_id, &a) != 0) {
-        return op->err->status;
+    if (alloc_load(lx, g[0].alloc_id, &a) != 0) {
+        return lx->err->status;
     }
     int rc = 0;
     int64_t nfrom = 0, nuntil = 0;
     bool next_exists = false;
     char version[48] = "";
     if (unused > 0 && a.recurrence != PERIOD_NONE && a.rollover) {
-        rc = alloc_window(op, &a, g[0].period_n + 1, &nfrom, &nuntil, &next_exists);
+        rc = alloc_window(lx, &a, g[0].period_n + 1, &nfrom, &nuntil, &next_exists);
     }
     if (rc == 0 && next_exists) {
         struct policy_set *pol = NULL;
         char versions[POLICY_KIND_COUNT][48];
-        rc = engine_policy(op->eng, alloc_policy_building(&a), &pol, versions, op->err);
+        rc = policy_cache_get(lx->policies, lx->store, alloc_policy_building(&a), &pol, versions, lx->err);
         if (rc == 0) {
             snprintf(version, sizeof version, "%s", versions[POLICY_ROLLOVER]);
             json_t *cap = a.rollover_cap >= 0 ? json_integer(a.rollover_cap) : json_null();
@@ -417,13 +417,13 @@ close_group(struct op *op, struct closing *g, int count, int64_t T)
                 (json_int_t)a.lines[g[0].line_idx].amount, "unused", (json_int_t)unused,
                 "period_start", (json_int_t)g[0].period_n, "period_end", (json_int_t)T);
             json_t *res = NULL;
-            rc = policy_set_call(pol, POLICY_ROLLOVER, ctx, &res, op->err);
+            rc = policy_set_call(pol, POLICY_ROLLOVER, ctx, &res, lx->err);
             json_decref(ctx);
             policy_set_release(pol);
             json_t *c = rc == 0 ? json_object_get(res, "carry") : NULL;
             if (rc == 0 && (!json_is_integer(c) || json_integer_value(c) < 0 ||
                             json_integer_value(c) > unused)) {
-                rc = eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                rc = eng_error_code(lx->err, ENG_EPOLICY, "policy_error",
                                     "the rollover policy must return {carry = n} with "
                                     "0 <= n <= the unused balance");
             }
@@ -435,11 +435,11 @@ close_group(struct op *op, struct closing *g, int count, int64_t T)
         /* The carried credit lives in its own lot of the next period, so a
          * refund or report can always tell it from the new grant. */
         sqlite3_stmt *st = store_prep(
-            op->store,
+            lx->store,
             "INSERT INTO lot (allocation_id, line_idx, period_n, user_id, kind, tenant_id, unit,"
             " valid_from, valid_until, granted, unlimited, balance, created_at)"
             " VALUES (?, ?, ?, ?, 'rollover', ?, ?, ?, ?, ?, 0, 0, ?)",
-            op->err);
+            lx->err);
         rc = st == NULL ? ENG_ESTORE : 0;
         if (rc == 0) {
             sqlite3_bind_int64(st, 1, a.id);
@@ -451,14 +451,14 @@ close_group(struct op *op, struct closing *g, int count, int64_t T)
             sqlite3_bind_int64(st, 7, nfrom);
             sqlite3_bind_int64(st, 8, nuntil);
             sqlite3_bind_int64(st, 9, carry);
-            sqlite3_bind_int64(st, 10, op->now);
-            rc = sql_step_done(op, st, "rollover lot");
+            sqlite3_bind_int64(st, 10, lx->now);
+            rc = legacy_step_done(lx->store, lx->err, st, "rollover lot");
         }
         if (rc == 0) {
-            int64_t new_lot = sqlite3_last_insert_rowid(op->store->db);
+            int64_t new_lot = sqlite3_last_insert_rowid(lx->store->db);
             char key[64];
             snprintf(key, sizeof key, "rollover_in:%lld", (long long)new_lot);
-            rc = entry_post(op, new_lot, "rollover_in", carry, T, 0, key, version, NULL);
+            rc = entry_post(lx, new_lot, "rollover_in", carry, T, 0, key, version, NULL);
         }
     }
     /* Take the carry from the group's lots in order (carried credit first),
@@ -470,21 +470,21 @@ close_group(struct op *op, struct closing *g, int count, int64_t T)
         int64_t out = bal < to_carry ? bal : to_carry;
         if (out > 0) {
             snprintf(key, sizeof key, "rollover_out:%lld", (long long)g[i].lot_id);
-            rc = entry_post(op, g[i].lot_id, "rollover_out", -out, T, 0, key, version, NULL);
+            rc = entry_post(lx, g[i].lot_id, "rollover_out", -out, T, 0, key, version, NULL);
             to_carry -= out;
             bal -= out;
         }
         if (rc == 0 && bal > 0) {
             snprintf(key, sizeof key, "expire:%lld", (long long)g[i].lot_id);
-            rc = entry_post(op, g[i].lot_id, "expire", -bal, T, 0, key, NULL, NULL);
+            rc = entry_post(lx, g[i].lot_id, "expire", -bal, T, 0, key, NULL, NULL);
         }
         if (rc == 0) {
-            sqlite3_stmt *st = store_prep(op->store, "UPDATE lot SET closed = 1 WHERE id = ?",
-                                          op->err);
+            sqlite3_stmt *st = store_prep(lx->store, "UPDATE lot SET closed = 1 WHERE id = ?",
+                                          lx->err);
             rc = st == NULL ? ENG_ESTORE : 0;
             if (rc == 0) {
                 sqlite3_bind_int64(st, 1, g[i].lot_id);
-                rc = sql_step_done(op, st, "lot close");
+                rc = legacy_step_done(lx->store, lx->err, st, "lot close");
             }
         }
     }
@@ -494,26 +494,26 @@ close_group(struct op *op, struct closing *g, int count, int64_t T)
 
 /* Closes every open lot whose validity ends at T, group by group. */
 static int
-close_at(struct op *op, int64_t T)
+close_at(struct ledger_ctx *lx, int64_t T)
 {
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT id, allocation_id, line_idx, period_n, user_id, balance,"
                                   " unlimited, kind = 'rollover' FROM lot WHERE closed = 0 AND"
                                   " valid_until = ? ORDER BY allocation_id, line_idx, user_id,"
                                   " period_n, kind DESC, id",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
     sqlite3_bind_int64(st, 1, T);
     size_t cap = 64, n = 0;
     struct closing *rows = malloc(cap * sizeof *rows);
-    int rc = rows == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory") : 0;
+    int rc = rows == NULL ? eng_error_set(lx->err, ENG_ENOMEM, "out of memory") : 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         if (n == cap) {
             struct closing *bigger = realloc(rows, 2 * cap * sizeof *rows);
             if (bigger == NULL) {
-                rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+                rc = eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
                 break;
             }
             rows = bigger;
@@ -542,24 +542,24 @@ close_at(struct op *op, int64_t T)
         /* Each group in its own savepoint: a failing rollover policy leaves
          * its group untouched (still due, retried on the next advance) and
          * the other groups are processed. */
-        rc = store_exec(op->store, "SAVEPOINT grp", op->err);
+        rc = store_exec(lx->store, "SAVEPOINT grp", lx->err);
         if (rc == 0) {
-            rc = close_group(op, &rows[i], (int)(j - i), T);
+            rc = close_group(lx, &rows[i], (int)(j - i), T);
             if (rc == ENG_EPOLICY) {
                 fprintf(stderr, "allot: period end of alc_%lld at %lld left open: %s\n",
-                        (long long)rows[i].alloc_id, (long long)T, op->err->msg);
-                (void)store_exec(op->store, "ROLLBACK TO grp", NULL);
+                        (long long)rows[i].alloc_id, (long long)T, lx->err->msg);
+                (void)store_exec(lx->store, "ROLLBACK TO grp", NULL);
                 policy_rc = rc;
-                policy_err = *op->err;
+                policy_err = *lx->err;
                 rc = 0;
             }
-            (void)store_exec(op->store, "RELEASE grp", NULL);
+            (void)store_exec(lx->store, "RELEASE grp", NULL);
         }
         i = j;
     }
     free(rows);
     if (rc == 0 && policy_rc != 0) {
-        *op->err = policy_err;
+        *lx->err = policy_err;
         return policy_rc;
     }
     return rc;
@@ -568,7 +568,7 @@ close_at(struct op *op, int64_t T)
 /* Opens period n of allocation a: its shared lots, or one lot per targeted
  * user for a per-user pool. */
 static int
-open_period(struct op *op, struct alloc *a, int64_t n)
+open_period(struct ledger_ctx *lx, struct alloc *a, int64_t n)
 {
     bool per_user = strcmp(a->pool, "per_user") == 0;
     int rc = 0;
@@ -576,20 +576,20 @@ open_period(struct op *op, struct alloc *a, int64_t n)
     bool created;
     if (!per_user) {
         for (int i = 0; rc == 0 && i < a->line_count; i++) {
-            rc = lot_ensure(op, a, i, n, 0, &lot_id, &created);
+            rc = lot_ensure(lx, a, i, n, 0, &lot_id, &created);
         }
         return rc;
     }
     struct policy_set *pol = NULL;
-    if (engine_policy(op->eng, alloc_policy_building(a), &pol, NULL, op->err) != 0) {
-        return op->err->status;
+    if (policy_cache_get(lx->policies, lx->store, alloc_policy_building(a), &pol, NULL, lx->err) != 0) {
+        return lx->err->status;
     }
-    json_t *tenant = ctx_tenant(op, a->tenant_id, &rc);
+    json_t *tenant = ctx_tenant(lx, a->tenant_id, &rc);
     /* Collect the users first: the statement cannot stay open while lots
      * are inserted through other cached statements that may share it. */
     json_t *uids = json_array();
-    sqlite3_stmt *st = store_prep(op->store, "SELECT id FROM user WHERE tenant_id = ? ORDER BY id",
-                                  op->err);
+    sqlite3_stmt *st = store_prep(lx->store, "SELECT id FROM user WHERE tenant_id = ? ORDER BY id",
+                                  lx->err);
     if (st == NULL) {
         rc = ENG_ESTORE;
     } else {
@@ -606,12 +606,12 @@ open_period(struct op *op, struct alloc *a, int64_t n)
             break;
         }
         int64_t tid;
-        json_t *user = ctx_user(op, (int64_t)json_integer_value(uid), &tid, &rc);
+        json_t *user = ctx_user(lx, (int64_t)json_integer_value(uid), &tid, &rc);
         for (int i = 0; rc == 0 && i < a->line_count; i++) {
             bool ok = false;
-            rc = ledger_eligible(op, pol, a, i, user, tenant, NULL, &ok);
+            rc = ledger_eligible(lx, pol, a, i, user, tenant, NULL, &ok);
             if (rc == 0 && ok) {
-                rc = lot_ensure(op, a, i, n, (int64_t)json_integer_value(uid), &lot_id, &created);
+                rc = lot_ensure(lx, a, i, n, (int64_t)json_integer_value(uid), &lot_id, &created);
             }
         }
         json_decref(user);
@@ -623,12 +623,12 @@ open_period(struct op *op, struct alloc *a, int64_t n)
 }
 
 static int
-open_at(struct op *op, int64_t T)
+open_at(struct ledger_ctx *lx, int64_t T)
 {
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT id, next_open_n FROM allocation WHERE next_open_at = ?"
                                   " ORDER BY id LIMIT 1",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -640,36 +640,36 @@ open_at(struct op *op, int64_t T)
     int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     struct alloc a;
-    if (alloc_load(op, id, &a) != 0) {
-        return op->err->status;
+    if (alloc_load(lx, id, &a) != 0) {
+        return lx->err->status;
     }
     /* A policy that fails while opening (per-user targeting) leaves this
      * period's per-user lots to be created on demand, which fails closed
      * until the policy is fixed; the cursor still moves on. */
-    int rc = store_exec(op->store, "SAVEPOINT opening", op->err);
+    int rc = store_exec(lx->store, "SAVEPOINT opening", lx->err);
     int policy_rc = 0;
     struct eng_error policy_err = {0};
     if (rc == 0) {
-        rc = open_period(op, &a, n);
+        rc = open_period(lx, &a, n);
         if (rc == ENG_EPOLICY) {
             fprintf(stderr, "allot: opening period %lld of alc_%lld: %s\n", (long long)n,
-                    (long long)id, op->err->msg);
-            (void)store_exec(op->store, "ROLLBACK TO opening", NULL);
+                    (long long)id, lx->err->msg);
+            (void)store_exec(lx->store, "ROLLBACK TO opening", NULL);
             policy_rc = rc;
-            policy_err = *op->err;
+            policy_err = *lx->err;
             rc = 0;
         }
-        (void)store_exec(op->store, "RELEASE opening", NULL);
+        (void)store_exec(lx->store, "RELEASE opening", NULL);
     }
     int64_t from = 0, until = 0;
     bool exists = false;
     if (rc == 0 && a.recurrence != PERIOD_NONE) {
-        rc = alloc_window(op, &a, n + 1, &from, &until, &exists);
+        rc = alloc_window(lx, &a, n + 1, &from, &until, &exists);
     }
     if (rc == 0) {
-        st = store_prep(op->store,
+        st = store_prep(lx->store,
                         "UPDATE allocation SET next_open_n = ?, next_open_at = ? WHERE id = ?",
-                        op->err);
+                        lx->err);
         rc = st == NULL ? ENG_ESTORE : 0;
         if (rc == 0) {
             sqlite3_bind_int64(st, 1, n + 1);
@@ -677,21 +677,21 @@ open_at(struct op *op, int64_t T)
                 sqlite3_bind_int64(st, 2, from);
             }
             sqlite3_bind_int64(st, 3, id);
-            rc = sql_step_done(op, st, "allocation cursor");
+            rc = legacy_step_done(lx->store, lx->err, st, "allocation cursor");
         }
     }
     alloc_free(&a);
     if (rc == 0 && policy_rc != 0) {
-        *op->err = policy_err;
+        *lx->err = policy_err;
         return policy_rc;
     }
     return rc;
 }
 
 static int
-min_due(struct op *op, const char *sql, int64_t *t)
+min_due(struct ledger_ctx *lx, const char *sql, int64_t *t)
 {
-    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
+    sqlite3_stmt *st = store_prep(lx->store, sql, lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -704,11 +704,11 @@ min_due(struct op *op, const char *sql, int64_t *t)
 }
 
 int
-ledger_next_due(struct op *op, int64_t *due)
+ledger_next_due(struct ledger_ctx *lx, int64_t *due)
 {
     int64_t t1, t2;
-    if (min_due(op, "SELECT min(valid_until) FROM lot WHERE closed = 0", &t1) != 0 ||
-        min_due(op, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
+    if (min_due(lx, "SELECT min(valid_until) FROM lot WHERE closed = 0", &t1) != 0 ||
+        min_due(lx, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
         return ENG_ESTORE;
     }
     *due = t1 < t2 ? t1 : t2;
@@ -716,7 +716,7 @@ ledger_next_due(struct op *op, int64_t *due)
 }
 
 int
-ledger_advance(struct op *op)
+ledger_advance(struct ledger_ctx *lx)
 {
     /* One boundary instant at a time, in order; at an instant, closings
      * (rollover, expiry) come before openings, so a new period never sees
@@ -727,10 +727,10 @@ ledger_advance(struct op *op)
     struct eng_error policy_err = {0};
     for (;;) {
         int64_t t1, t2;
-        sqlite3_stmt *st = store_prep(op->store,
+        sqlite3_stmt *st = store_prep(lx->store,
                                       "SELECT min(valid_until) FROM lot WHERE closed = 0 AND"
                                       " valid_until > ?",
-                                      op->err);
+                                      lx->err);
         if (st == NULL) {
             return ENG_ESTORE;
         }
@@ -740,28 +740,28 @@ ledger_advance(struct op *op)
             t1 = sqlite3_column_int64(st, 0);
         }
         sqlite3_reset(st);
-        if (min_due(op, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
+        if (min_due(lx, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
             return ENG_ESTORE;
         }
-        if (t1 > op->now && t2 > op->now) {
+        if (t1 > lx->now && t2 > lx->now) {
             break;
         }
         int rc;
         if (t1 <= t2) {
-            rc = close_at(op, t1);
+            rc = close_at(lx, t1);
             closed_to = t1;
         } else {
-            rc = open_at(op, t2);
+            rc = open_at(lx, t2);
         }
         if (rc == ENG_EPOLICY) {
             policy_rc = rc;
-            policy_err = *op->err;
+            policy_err = *lx->err;
         } else if (rc != 0) {
             return rc;
         }
     }
     if (policy_rc != 0) {
-        *op->err = policy_err;
+        *lx->err = policy_err;
     }
     return policy_rc;
 }
@@ -770,15 +770,15 @@ ledger_advance(struct op *op)
 
 /* Adds the real lot matching the key, if open and valid at t, to cands. */
 static int
-add_existing(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
+add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
              const char *kind, int64_t t, bool with_empty, struct cand *cands, int *count,
              bool *found)
 {
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT id, balance, unlimited, valid_from, valid_until, closed,"
                                   " granted FROM lot WHERE allocation_id = ? AND line_idx = ? AND"
                                   " period_n = ? AND user_id = ? AND kind = ?",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -813,28 +813,28 @@ add_existing(struct op *op, const struct alloc *a, int line_idx, int64_t n, int6
 }
 
 static int
-add_line_lots(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
+add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
               int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
 {
     int first = *count;
     bool found;
-    if (add_existing(op, a, line_idx, n, owner, "rollover", t, with_empty, cands, count,
+    if (add_existing(lx, a, line_idx, n, owner, "rollover", t, with_empty, cands, count,
                      &found) ||
-        add_existing(op, a, line_idx, n, owner, "period", t, with_empty, cands, count,
+        add_existing(lx, a, line_idx, n, owner, "period", t, with_empty, cands, count,
                      &found)) {
-        return op->err->status;
+        return lx->err->status;
     }
     if (!found) {
         const struct alloc_line *l = &a->lines[line_idx];
         struct cand c = {0};
         bool exists;
-        if (alloc_window(op, a, n, &c.valid_from, &c.valid_until, &exists) != 0) {
-            return op->err->status;
+        if (alloc_window(lx, a, n, &c.valid_from, &c.valid_until, &exists) != 0) {
+            return lx->err->status;
         }
         if (create) {
             bool created;
-            if (lot_ensure(op, a, line_idx, n, owner, &c.lot_id, &created) != 0) {
-                return op->err->status;
+            if (lot_ensure(lx, a, line_idx, n, owner, &c.lot_id, &created) != 0) {
+                return lx->err->status;
             }
         }
         c.balance = l->amount;
@@ -859,15 +859,15 @@ add_line_lots(struct op *op, const struct alloc *a, int line_idx, int64_t n, int
 }
 
 int
-ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
+ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                   json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, const char *unit,
                   int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
 {
     *count = 0;
-    sqlite3_stmt *st = store_prep(op->store,
+    sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT id FROM allocation WHERE tenant_id = ? AND unit = ? AND"
                                   " start_at <= ? AND (end_at IS NULL OR end_at > ?) ORDER BY id",
-                                  op->err);
+                                  lx->err);
     if (st == NULL) {
         return ENG_ESTORE;
     }
@@ -884,18 +884,18 @@ ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_
     int rc = 0;
     for (int k = 0; rc == 0 && k < n_ids; k++) {
         struct alloc a;
-        if (alloc_load(op, ids[k], &a) != 0) {
-            return op->err->status;
+        if (alloc_load(lx, ids[k], &a) != 0) {
+            return lx->err->status;
         }
         int64_t n;
         bool in_schedule;
-        rc = alloc_period_at(op, &a, t, &n, &in_schedule);
+        rc = alloc_period_at(lx, &a, t, &n, &in_schedule);
         int64_t owner = strcmp(a.pool, "per_user") == 0 ? user_id : 0;
         for (int i = 0; rc == 0 && in_schedule && i < a.line_count; i++) {
             bool ok = false;
-            rc = ledger_eligible(op, pol, &a, i, user_ctx, tenant_ctx, resource_ctx, &ok);
+            rc = ledger_eligible(lx, pol, &a, i, user_ctx, tenant_ctx, resource_ctx, &ok);
             if (rc == 0 && ok) {
-                rc = add_line_lots(op, &a, i, n, owner, t, create, with_empty, cands, count);
+                rc = add_line_lots(lx, &a, i, n, owner, t, create, with_empty, cands, count);
             }
         }
         alloc_free(&a);

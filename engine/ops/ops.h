@@ -15,21 +15,36 @@
 
 #include <jansson.h>
 
-#include "engine.h"
+#include "ledger.h"
+#include "legacy.h"
+#include "sets.h"
+#include "store.h"
+#include "values.h"
+
+/* What the engine hands every operation. */
+struct op_env {
+    struct policy_cache *policies;
+    int list_rows_max;
+    size_t policy_source_max;
+};
 
 struct op {
-    struct engine *eng;
+    const struct op_env *env;
     struct store *store;
     const struct principal *who;
     int64_t now;
-    int http_status; /* 200 unless the op sets 201 */
+    bool created; /* the op made a new object (HTTP answers 201) */
     struct eng_error *err;
+    struct ledger_ctx lx; /* the same store, instant, actor and errors */
     /* A policy set to serve once this op's transaction has committed (set
      * by the policy operations; owned by the op until then). */
     struct policy_set *install_set;
     int64_t install_building;
-    char install_versions[POLICY_KIND_COUNT][48];
+    char install_versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
 };
+
+/* Fills op->lx from the op's own fields (after store/now/who/err are set). */
+void op_bind_ledger(struct op *op);
 
 typedef int (*op_fn)(struct op *op, json_t *args, json_t **out);
 
@@ -115,8 +130,6 @@ typedef json_t *(*row_fn)(struct op *op, sqlite3_stmt *st);
 int page_of_rows(struct op *op, sqlite3_stmt *st, const struct page *page, row_fn row,
                  bool (*visible)(struct op *op, sqlite3_stmt *st), json_t **out);
 
-/* An instant as RFC 3339 text, or JSON null for TIME_NEVER. */
-json_t *json_time(int64_t t);
 
 /* ---- small SQL helpers ---- */
 int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);
@@ -125,7 +138,5 @@ int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);
  * not found") or ENG_ESTORE when there is none. */
 sqlite3_stmt *sql_row(struct op *op, const char *sql, int64_t id, const char *what, int *rc);
 int64_t sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc);
-json_t *json_from_text(const char *text); /* parses stored JSON text; never NULL */
-char *json_to_text(const json_t *v);      /* compact; caller frees */
 
 #endif

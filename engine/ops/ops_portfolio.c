@@ -244,7 +244,7 @@ op_building_create(struct op *op, json_t *args, json_t **out)
     if (building_write(op, 0, args) != 0) {
         return op->err->status;
     }
-    op->http_status = 201;
+    op->created = true;
     return op_building_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
 }
 
@@ -459,7 +459,7 @@ op_resource_create(struct op *op, json_t *args, json_t **out)
     if (resource_write(op, 0, args) != 0) {
         return op->err->status;
     }
-    op->http_status = 201;
+    op->created = true;
     return op_resource_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
 }
 
@@ -630,7 +630,7 @@ op_tenant_create(struct op *op, json_t *args, json_t **out)
     if (tenant_write(op, 0, args) != 0) {
         return op->err->status;
     }
-    op->http_status = 201;
+    op->created = true;
     return op_tenant_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
 }
 
@@ -769,7 +769,7 @@ op_user_create(struct op *op, json_t *args, json_t **out)
     if (user_write(op, 0, args) != 0) {
         return op->err->status;
     }
-    op->http_status = 201;
+    op->created = true;
     return op_user_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
 }
 

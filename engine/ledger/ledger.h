@@ -14,8 +14,22 @@
 
 #include <jansson.h>
 
-#include "ops.h"
+#include "legacy.h"
+#include "sets.h"
+#include "store.h"
 #include "timeutil.h"
+#include "values.h"
+
+/* What every ledger function runs with: the connection (inside the caller's
+ * write transaction for changes), the instant, who is acting (for audit
+ * columns), where policy sets come from, and where errors go. */
+struct ledger_ctx {
+    struct store *store;
+    int64_t now;
+    const char *actor;
+    struct policy_cache *policies;
+    struct eng_error *err;
+};
 
 #define ALLOC_LINES_MAX 32
 #define CANDIDATES_MAX 128
@@ -63,45 +77,45 @@ struct cand {
     int64_t take; /* what this booking takes from it */
 };
 
-int alloc_load(struct op *op, int64_t id, struct alloc *a);
+int alloc_load(struct ledger_ctx *lx, int64_t id, struct alloc *a);
 void alloc_free(struct alloc *a);
 /* The window [from, until) of period n; *exists false past the end. */
-int alloc_window(struct op *op, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
+int alloc_window(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
                  bool *exists);
 /* The period index containing instant t; *exists false outside the schedule. */
-int alloc_period_at(struct op *op, const struct alloc *a, int64_t t, int64_t *n, bool *exists);
+int alloc_period_at(struct ledger_ctx *lx, const struct alloc *a, int64_t t, int64_t *n, bool *exists);
 
 /* Creates the lot (and its grant entry) unless it exists; *lot_id either way.
  * *created tells which. */
-int lot_ensure(struct op *op, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
+int lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
                int64_t *lot_id, bool *created);
 
 /* Appends an entry and moves the lot's cached balance by `amount`. */
-int entry_post(struct op *op, int64_t lot_id, const char *kind, int64_t amount,
+int entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
                int64_t effective_at, int64_t booking_id, const char *event_key,
                const char *policy_version, const char *memo);
 
 /* Processes every due boundary up to op->now. */
-int ledger_advance(struct op *op);
+int ledger_advance(struct ledger_ctx *lx);
 /* The earliest instant at which ledger_advance has work (TIME_NEVER: none). */
-int ledger_next_due(struct op *op, int64_t *due);
+int ledger_next_due(struct ledger_ctx *lx, int64_t *due);
 
 /* JSON contexts for policies. */
-json_t *ctx_user(struct op *op, int64_t user_id, int64_t *tenant_id, int *rc);
-json_t *ctx_tenant(struct op *op, int64_t tenant_id, int *rc);
+json_t *ctx_user(struct ledger_ctx *lx, int64_t user_id, int64_t *tenant_id, int *rc);
+json_t *ctx_tenant(struct ledger_ctx *lx, int64_t tenant_id, int *rc);
 json_t *ctx_alloc(const struct alloc *a);
 json_t *ctx_line(const struct alloc_line *l);
 
 /* Does the eligibility policy admit this user (and resource, when not
  * NULL) for line `line_idx` of `a`? */
-int ledger_eligible(struct op *op, struct policy_set *pol, const struct alloc *a, int line_idx,
+int ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
                     json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok);
 
 /* Collects the lots that may pay a booking of `resource_ctx` by the user at
  * instant t in `unit`; with create true, missing period lots are created,
  * else reported as virtual.  Lots with nothing left are skipped unless
  * with_empty (the wallet lists them).  *count set; at most CANDIDATES_MAX. */
-int ledger_candidates(struct op *op, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
+int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                       json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx,
                       const char *unit, int64_t t, bool create, bool with_empty,
                       struct cand *cands, int *count);

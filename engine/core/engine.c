@@ -1,0 +1,485 @@
+/* engine.c - opening the engine, the clock, transactions and group commit. */
+#include "engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ledger.h"
+#include "ops.h"
+#include "idempotency.h"
+#include "sha256.h"
+
+extern const struct op_def ops_portfolio[];
+extern const struct op_def ops_credits[];
+extern const struct op_def ops_booking[];
+extern const struct op_def ops_admin[];
+extern const struct op_def ops_reports[];
+extern const struct op_def ops_policies[];
+
+static void engine_stop_writer(struct engine *eng);
+
+static const struct op_def *const op_groups[] = {ops_portfolio, ops_credits, ops_booking,
+                                                 ops_admin, ops_reports, ops_policies};
+
+/* ---------- opening ---------- */
+
+void
+engine_config_default(struct engine_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->db_path, sizeof cfg->db_path, "allot.db");
+    snprintf(cfg->policies_dir, sizeof cfg->policies_dir, "policies");
+    cfg->sqlite_busy_timeout_ms = 2000;
+    cfg->list_rows_max = 500;
+    cfg->create = true;
+    cfg->readers = 4;
+    cfg->reader_cache_kib = 16384;
+    cfg->writer_cache_kib = 65536;
+    policy_limits_default(&cfg->policy);
+}
+
+
+
+
+int
+engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_error *err)
+{
+    memset(eng, 0, sizeof *eng);
+    eng->cfg = *cfg;
+    atomic_store(&eng->fake_now, cfg->fake_now != 0 ? cfg->fake_now : (int64_t)time(NULL));
+    pthread_mutex_init(&eng->write_mu, NULL);
+    pthread_mutex_init(&eng->queue_mu, NULL);
+    pthread_cond_init(&eng->queue_cv, NULL);
+    pthread_cond_init(&eng->done_cv, NULL);
+    eng->env = calloc(1, sizeof *eng->env);
+    if (eng->env == NULL) {
+        engine_close(eng);
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    if (policy_cache_open(&eng->policies, cfg->policies_dir, &cfg->policy, err) != 0) {
+        engine_close(eng);
+        return err->status;
+    }
+    eng->env->policies = &eng->policies;
+    eng->env->list_rows_max = cfg->list_rows_max;
+    eng->env->policy_source_max = cfg->policy.source_bytes_max;
+    if (store_open(&eng->writer, cfg->db_path, cfg->create ? STORE_CREATE : STORE_WRITER,
+                   cfg->sqlite_busy_timeout_ms, cfg->writer_cache_kib, err) != 0 ||
+        store_pool_open(&eng->readers, cfg->db_path, cfg->readers > 0 ? cfg->readers : 4,
+                        cfg->sqlite_busy_timeout_ms, cfg->reader_cache_kib, err) != 0) {
+        engine_close(eng);
+        return err->status;
+    }
+    atomic_store(&eng->next_due, INT64_MIN);
+    return engine_advance(eng, err);
+}
+
+void
+engine_close(struct engine *eng)
+{
+    if (eng == NULL) {
+        return;
+    }
+    engine_stop_writer(eng);
+    policy_cache_close(&eng->policies);
+    store_pool_close(eng->readers);
+    eng->readers = NULL;
+    store_close(eng->writer);
+    eng->writer = NULL;
+    free(eng->env);
+    eng->env = NULL;
+    pthread_mutex_destroy(&eng->write_mu);
+    pthread_mutex_destroy(&eng->queue_mu);
+    pthread_cond_destroy(&eng->queue_cv);
+    pthread_cond_destroy(&eng->done_cv);
+}
+
+int64_t
+engine_now(struct engine *eng)
+{
+    if (eng->cfg.fake_clock) {
+        return atomic_load(&eng->fake_now);
+    }
+    return (int64_t)time(NULL);
+}
+
+int
+engine_set_clock(struct engine *eng, int64_t now, struct eng_error *err)
+{
+    if (!eng->cfg.fake_clock) {
+        return eng_error_code(err, ENG_ENOTFOUND, "not_found",
+                              "the clock can only be set with --fake-clock");
+    }
+    /* A test clock may also move back; boundaries already processed stay
+     * processed (the ledger never un-expires credits). */
+    pthread_mutex_lock(&eng->write_mu);
+    atomic_store(&eng->fake_now, now);
+    pthread_mutex_unlock(&eng->write_mu);
+    return engine_advance(eng, err);
+}
+
+/* ---------- transactions ---------- */
+
+static const struct op_def *
+op_find(const char *name)
+{
+    for (size_t g = 0; g < sizeof op_groups / sizeof op_groups[0]; g++) {
+        for (const struct op_def *d = op_groups[g]; d->name != NULL; d++) {
+            if (strcmp(d->name, name) == 0) {
+                return d;
+            }
+        }
+    }
+    return NULL;
+}
+
+
+static void
+principal_label(const struct principal *who, char *buf, size_t len)
+{
+    if (who->key_id != 0) {
+        snprintf(buf, len, "key:%" PRId64, who->key_id);
+    } else {
+        snprintf(buf, len, "%s", who->name[0] ? who->name : "console");
+    }
+}
+
+/* Looks the key up; 1 = replay (*out set), 0 = new, <0 = error. */
+static int
+idem_lookup(struct op *op, const char *who, const char *key, const char *hash, json_t **out)
+{
+    bool found = false, matches = false, created = false;
+    char *text = NULL;
+    if (store_idem_get(op->store, who, key, hash, &found, &matches, &created, &text, op->err) !=
+        0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return 0;
+    }
+    if (!matches) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "idempotency_conflict",
+                              "this Idempotency-Key was used with a different request");
+    }
+    op->created = created;
+    *out = json_from_text(text);
+    free(text);
+    return 1;
+}
+
+static int
+idem_store(struct op *op, const char *who, const char *key, const char *hash, json_t *out)
+{
+    char *text = json_to_text(out);
+    if (text == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    int rc = store_idem_put(op->store, who, key, hash, op->created, text, op->now, op->err);
+    free(text);
+    return rc;
+}
+
+static void
+note_next_due(struct engine *eng, struct op *op)
+{
+    int64_t due;
+    if (ledger_next_due(&op->lx, &due) == 0) {
+        atomic_store(&eng->next_due, due);
+    }
+}
+
+/* One queued write. */
+struct write_job {
+    const struct op_def *def;
+    struct op op;
+    struct eng_error err;
+    json_t *args;
+    const char *idem_key;
+    char who[64], hash[65];
+    json_t *out;
+    bool replayed, done;
+    int rc;
+    struct write_job *next;
+};
+
+/* Runs one job inside the open transaction, in its own savepoint, so a
+ * failing job leaves the batch's other writes untouched. */
+static void
+job_run(struct engine *eng, struct write_job *job)
+{
+    struct op *op = &job->op;
+    op->store = eng->writer;
+    op->now = engine_now(eng);
+    op_bind_ledger(op);
+    int rc = store_tx(op->store, STORE_SAVEPOINT, op->err);
+    if (rc != 0) {
+        job->rc = rc;
+        return;
+    }
+    if (job->idem_key != NULL) {
+        rc = idem_lookup(op, job->who, job->idem_key, job->hash, &job->out);
+        if (rc == 1) {
+            job->replayed = true;
+            rc = 0;
+            goto release;
+        }
+    }
+    /* A policy refusing a period end concerns other allocations: it is
+     * logged and retried, and never fails this request. */
+    if (rc == 0 && (rc = ledger_advance(&op->lx)) == ENG_EPOLICY) {
+        rc = 0;
+    }
+    if (rc == 0) {
+        rc = job->def->fn(op, job->args, &job->out);
+    }
+    if (rc == 0 && job->idem_key != NULL) {
+        rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
+    }
+    if (rc != 0) {
+        (void)store_tx(op->store, STORE_ROLLBACK_TO, NULL);
+        json_decref(job->out);
+        job->out = NULL;
+        if (op->install_set != NULL) {
+            policy_set_release(op->install_set);
+            op->install_set = NULL;
+        }
+    }
+release:
+    (void)store_tx(op->store, STORE_RELEASE, NULL);
+    job->rc = rc;
+}
+
+/* Runs a batch of jobs in one transaction.  The caller holds write_mu. */
+static void
+batch_run(struct engine *eng, struct write_job *jobs)
+{
+    struct eng_error err = {0};
+    int rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        if (rc == 0) {
+            job_run(eng, j);
+        } else {
+            j->rc = rc;
+            j->err = err;
+        }
+    }
+    if (rc == 0) {
+        rc = store_tx(eng->writer, STORE_COMMIT, &err);
+        if (rc != 0) {
+            /* Nothing of the batch is durable: nobody may be told it is. */
+            (void)store_tx(eng->writer, STORE_ROLLBACK, NULL);
+            for (struct write_job *j = jobs; j != NULL; j = j->next) {
+                if (j->rc == 0) {
+                    j->rc = rc;
+                    j->err = err;
+                    json_decref(j->out);
+                    j->out = NULL;
+                }
+            }
+        }
+    }
+    /* Policy versions go live only once they are durable. */
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        if (j->op.install_set != NULL) {
+            if (j->rc == 0) {
+                policy_cache_install(&eng->policies, j->op.install_building, j->op.install_set,
+                                      j->op.install_versions);
+            }
+            policy_set_release(j->op.install_set);
+            j->op.install_set = NULL;
+        }
+    }
+    struct op probe = {.env = eng->env, .store = eng->writer, .err = &err};
+    probe.now = engine_now(eng);
+    op_bind_ledger(&probe);
+    note_next_due(eng, &probe);
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct engine *eng = arg;
+    pthread_mutex_lock(&eng->queue_mu);
+    for (;;) {
+        while (eng->queue_head == NULL && !eng->writer_stop) {
+            pthread_cond_wait(&eng->queue_cv, &eng->queue_mu);
+        }
+        if (eng->queue_head == NULL) {
+            break;
+        }
+        /* Take up to a batch; the rest waits for the next round. */
+        struct write_job *batch = eng->queue_head, *last = batch;
+        for (int n = 1; n < ENGINE_BATCH_MAX && last->next != NULL; n++) {
+            last = last->next;
+        }
+        eng->queue_head = last->next;
+        if (eng->queue_head == NULL) {
+            eng->queue_tail = NULL;
+        }
+        last->next = NULL;
+        pthread_mutex_unlock(&eng->queue_mu);
+        pthread_mutex_lock(&eng->write_mu);
+        batch_run(eng, batch);
+        pthread_mutex_unlock(&eng->write_mu);
+        pthread_mutex_lock(&eng->queue_mu);
+        for (struct write_job *j = batch, *next; j != NULL; j = next) {
+            next = j->next;
+            j->done = true;
+        }
+        pthread_cond_broadcast(&eng->done_cv);
+    }
+    pthread_mutex_unlock(&eng->queue_mu);
+    return NULL;
+}
+
+int
+engine_start_writer(struct engine *eng, struct eng_error *err)
+{
+    if (eng->writer_running) {
+        return 0;
+    }
+    eng->writer_stop = false;
+    if (pthread_create(&eng->writer_thread, NULL, writer_main, eng) != 0) {
+        return eng_error_set(err, ENG_ENOMEM, "cannot start the writer thread");
+    }
+    eng->writer_running = true;
+    return 0;
+}
+
+static void
+engine_stop_writer(struct engine *eng)
+{
+    if (!eng->writer_running) {
+        return;
+    }
+    pthread_mutex_lock(&eng->queue_mu);
+    eng->writer_stop = true;
+    pthread_cond_signal(&eng->queue_cv);
+    pthread_mutex_unlock(&eng->queue_mu);
+    pthread_join(eng->writer_thread, NULL);
+    eng->writer_running = false;
+}
+
+static int
+exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *args,
+           const char *idem_key, json_t **out, bool *replayed)
+{
+    struct write_job job = {.def = def, .op = *op, .args = args, .idem_key = idem_key};
+    job.op.err = &job.err;
+    principal_label(op->who, job.who, sizeof job.who);
+    if (idem_key != NULL) {
+        /* The request's identity: the operation and its canonical JSON. */
+        char *text = json_dumps(args ? args : json_null(),
+                                JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        size_t n = strlen(def->name) + (text ? strlen(text) : 0) + 2;
+        char *buf = malloc(n);
+        if (buf != NULL) {
+            snprintf(buf, n, "%s %s", def->name, text ? text : "");
+            sha256_hex(buf, strlen(buf), job.hash);
+        }
+        free(buf);
+        free(text);
+    }
+    if (eng->writer_running) {
+        pthread_mutex_lock(&eng->queue_mu);
+        if (eng->queue_tail != NULL) {
+            eng->queue_tail->next = &job;
+        } else {
+            eng->queue_head = &job;
+        }
+        eng->queue_tail = &job;
+        pthread_cond_signal(&eng->queue_cv);
+        while (!job.done) {
+            pthread_cond_wait(&eng->done_cv, &eng->queue_mu);
+        }
+        pthread_mutex_unlock(&eng->queue_mu);
+    } else {
+        pthread_mutex_lock(&eng->write_mu);
+        batch_run(eng, &job);
+        pthread_mutex_unlock(&eng->write_mu);
+    }
+    *op->err = job.err;
+    op->created = job.op.created;
+    *out = job.out;
+    *replayed = job.replayed;
+    return job.rc;
+}
+
+int
+engine_advance(struct engine *eng, struct eng_error *err)
+{
+    struct principal system = {.role = ROLE_SUPER_ADMIN};
+    snprintf(system.name, sizeof system.name, "system");
+    struct op op = {.env = eng->env, .who = &system, .err = err};
+    pthread_mutex_lock(&eng->write_mu);
+    op.store = eng->writer;
+    op.now = engine_now(eng);
+    op_bind_ledger(&op);
+    int rc = store_tx(op.store, STORE_BEGIN_IMMEDIATE, err);
+    if (rc == 0) {
+        rc = ledger_advance(&op.lx);
+    }
+    if (rc == 0 || rc == ENG_EPOLICY) {
+        /* Keep what was processed; a refused period end stays open. */
+        struct eng_error commit_err = {0};
+        if (store_tx(op.store, STORE_COMMIT, &commit_err) != 0) {
+            *err = commit_err;
+            rc = commit_err.status;
+        }
+    } else {
+        (void)store_tx(op.store, STORE_ROLLBACK, NULL);
+    }
+    note_next_due(eng, &op);
+    pthread_mutex_unlock(&eng->write_mu);
+    return rc;
+}
+
+int
+engine_exec(struct engine *eng, const struct principal *who, const char *name, json_t *args,
+            const char *idem_key, json_t **out, bool *created, bool *replayed,
+            struct eng_error *err)
+{
+    const struct op_def *def = op_find(name);
+    *out = NULL;
+    *replayed = false;
+    memset(err, 0, sizeof *err);
+    if (def == NULL) {
+        return eng_error_code(err, ENG_ENOTFOUND, "not_found", "no operation '%.60s'", name);
+    }
+    struct op op = {.env = eng->env, .who = who, .err = err};
+    int rc;
+    if (def->write) {
+        rc = exec_write(eng, def, &op, args, idem_key, out, replayed);
+    } else {
+        /* Reads see every boundary that is due: process it first.  Only a
+         * storage failure stops the read; a refusing policy leaves its
+         * period open (reads filter lots by validity anyway). */
+        if (engine_now(eng) >= atomic_load(&eng->next_due) &&
+            engine_advance(eng, err) != 0 && err->status != ENG_EPOLICY) {
+            return err->status;
+        }
+        memset(err, 0, sizeof *err);
+        op.store = store_pool_acquire(eng->readers, err);
+        if (op.store == NULL) {
+            return err->status;
+        }
+        op.now = engine_now(eng);
+        op_bind_ledger(&op);
+        rc = store_tx(op.store, STORE_BEGIN, err);
+        if (rc == 0) {
+            rc = def->fn(&op, args, out);
+            (void)store_tx(op.store, STORE_ROLLBACK, NULL);
+        }
+        store_pool_release(eng->readers, op.store);
+        if (rc != 0 && *out != NULL) {
+            json_decref(*out);
+            *out = NULL;
+        }
+    }
+    *created = op.created;
+    return rc;
+}
+

@@ -1,0 +1,661 @@
+/* db.c - connections, versioned migrations, the statement cache, checked
+ * steps, transactions and the reader pool. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+
+/* Each migration runs once, in order, inside one transaction with the
+ * user_version bump.  Ledger tables are STRICT; entries are immutable by
+ * trigger; a lot's balance is a cache of its entries kept in the same
+ * transaction (checked by `allot verify`). */
+/* Migration 1: the portfolio, the ledger, bookings, keys, idempotency.
+ * One string per table (with its indexes and triggers), run in order. */
+static const char *const migration_1[] = {
+    
+    "CREATE TABLE building ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL, timezone TEXT NOT NULL,"
+    "  currency TEXT NOT NULL, pay_credits INTEGER NOT NULL, pay_invoice INTEGER NOT NULL,"
+    "  pay_card INTEGER NOT NULL, created_at INTEGER NOT NULL) STRICT;",
+    "CREATE TABLE resource ("
+    "  id INTEGER PRIMARY KEY, building_id INTEGER NOT NULL REFERENCES building(id),"
+    "  name TEXT NOT NULL, kind TEXT NOT NULL, tags TEXT NOT NULL, pricing TEXT NOT NULL,"
+    "  credit_only INTEGER NOT NULL, created_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX resource_building ON resource(building_id);",
+    "CREATE TABLE tenant ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL, cross_building INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL) STRICT;",
+    "CREATE TABLE tenant_building ("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+    "  building_id INTEGER NOT NULL REFERENCES building(id),"
+    "  PRIMARY KEY (tenant_id, building_id)) STRICT, WITHOUT ROWID;",
+    "CREATE TABLE user ("
+    "  id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+    "  name TEXT NOT NULL, email TEXT NOT NULL, roles TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX user_tenant ON user(tenant_id);",
+    "CREATE TABLE allocation ("
+    "  id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenant(id),"
+    "  description TEXT NOT NULL, unit TEXT NOT NULL CHECK (unit IN ('coin','hour')),"
+    "  cross_building INTEGER NOT NULL, targeting TEXT NOT NULL,"
+    "  pool TEXT NOT NULL CHECK (pool IN ('shared','per_user')),"
+    "  recurrence TEXT NOT NULL, zone TEXT NOT NULL, start_date TEXT NOT NULL,"
+    "  end_date TEXT, start_at INTEGER NOT NULL, end_at INTEGER,"
+    "  rollover INTEGER NOT NULL, rollover_cap INTEGER,"
+    "  next_open_n INTEGER NOT NULL DEFAULT 0, next_open_at INTEGER,"
+    "  created_at INTEGER NOT NULL, created_by TEXT NOT NULL) STRICT;"
+    "CREATE INDEX allocation_tenant ON allocation(tenant_id);"
+    "CREATE INDEX allocation_open ON allocation(next_open_at) WHERE next_open_at IS NOT NULL;",
+    "CREATE TABLE allocation_building ("
+    "  allocation_id INTEGER NOT NULL REFERENCES allocation(id),"
+    "  building_id INTEGER NOT NULL REFERENCES building(id), pos INTEGER NOT NULL,"
+    "  PRIMARY KEY (allocation_id, building_id)) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX allocation_building_by_building ON allocation_building(building_id,"
+    "  allocation_id);",
+    "CREATE TABLE allocation_line ("
+    "  allocation_id INTEGER NOT NULL REFERENCES allocation(id), idx INTEGER NOT NULL,"
+    "  scope TEXT NOT NULL CHECK (scope IN ('all','resources','tags')),"
+    "  resource_ids TEXT NOT NULL, tags TEXT NOT NULL,"
+    "  amount INTEGER CHECK (amount IS NULL OR amount > 0),"
+    "  PRIMARY KEY (allocation_id, idx)) STRICT, WITHOUT ROWID;"
+    /* A lot: one line's credits for one period (and one user when per_user).
+     * user_id 0 = the shared pool.  kind 'rollover' holds carried credit.
+     * balance = SUM(entry.amount); negative only for unlimited lots, where it
+     * is minus the net usage.  used (net debits) and adjusted (adjustments)
+     * are report aggregates of the same entries, kept in the same
+     * transaction and checked by verify.  closed = its end was processed. */,
+    "CREATE TABLE lot ("
+    "  id INTEGER PRIMARY KEY, allocation_id INTEGER NOT NULL REFERENCES allocation(id),"
+    "  line_idx INTEGER NOT NULL, period_n INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('period','rollover')),"
+    "  tenant_id INTEGER NOT NULL, unit TEXT NOT NULL,"
+    "  valid_from INTEGER NOT NULL, valid_until INTEGER NOT NULL,"
+    "  granted INTEGER NOT NULL, unlimited INTEGER NOT NULL,"
+    "  balance INTEGER NOT NULL CHECK (unlimited = 1 OR balance >= 0),"
+    "  used INTEGER NOT NULL DEFAULT 0, adjusted INTEGER NOT NULL DEFAULT 0,"
+    "  closed INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+    "  UNIQUE (allocation_id, line_idx, period_n, user_id, kind)) STRICT;"
+    "CREATE INDEX lot_open_end ON lot(valid_until) WHERE closed = 0;"
+    "CREATE INDEX lot_tenant ON lot(tenant_id, unit, valid_from);"
+    "CREATE INDEX lot_unit ON lot(unit, valid_from);",
+    "CREATE TABLE booking ("
+    "  id INTEGER PRIMARY KEY, resource_id INTEGER NOT NULL REFERENCES resource(id),"
+    "  building_id INTEGER NOT NULL, tenant_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+    "  start_at INTEGER NOT NULL, end_at INTEGER NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('confirmed','cancelled')),"
+    "  payment_method TEXT NOT NULL CHECK (payment_method IN ('credits','invoice','card')),"
+    "  unit TEXT, credits INTEGER, money INTEGER, money_before_discount INTEGER,"
+    "  currency TEXT NOT NULL, discount_pm INTEGER NOT NULL,"
+    "  credits_refunded INTEGER NOT NULL DEFAULT 0, money_refunded INTEGER NOT NULL DEFAULT 0,"
+    "  policy_versions TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
+    "  cancelled_at INTEGER, cancelled_by TEXT, cancelled_by_admin INTEGER,"
+    "  cancel_reason TEXT) STRICT;"
+    "CREATE INDEX booking_slot ON booking(resource_id, end_at) WHERE status = 'confirmed';"
+    "CREATE INDEX booking_tenant ON booking(tenant_id, created_at);"
+    "CREATE INDEX booking_user ON booking(user_id, start_at);"
+    "CREATE INDEX booking_created ON booking(created_at);"
+    "CREATE INDEX booking_building ON booking(building_id, created_at);",
+    "CREATE TABLE entry ("
+    "  id INTEGER PRIMARY KEY, lot_id INTEGER NOT NULL REFERENCES lot(id),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('grant','debit','refund','expire','rollover_out',"
+    "    'rollover_in','adjust','void')),"
+    "  amount INTEGER NOT NULL, effective_at INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  booking_id INTEGER REFERENCES booking(id), tenant_id INTEGER NOT NULL,"
+    "  unit TEXT NOT NULL, event_key TEXT UNIQUE, policy_version TEXT, memo TEXT,"
+    "  actor TEXT) STRICT;"
+    "CREATE INDEX entry_lot ON entry(lot_id);"
+    "CREATE INDEX entry_booking ON entry(booking_id) WHERE booking_id IS NOT NULL;"
+    "CREATE INDEX entry_tenant_time ON entry(tenant_id, unit, effective_at);"
+    "CREATE TRIGGER entry_no_update BEFORE UPDATE ON entry"
+    "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;"
+    "CREATE TRIGGER entry_no_delete BEFORE DELETE ON entry"
+    "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;"
+    "CREATE TRIGGER lot_no_delete BEFORE DELETE ON lot"
+    "  BEGIN SELECT RAISE(ABORT, 'lots are never deleted'); END;",
+    "CREATE TABLE api_key ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
+    "  tenant_id INTEGER REFERENCES tenant(id), user_id INTEGER REFERENCES user(id),"
+    "  building_ids TEXT, key_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER) STRICT;",
+    "CREATE TABLE idempotency ("
+    "  principal TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,"
+    "  status INTEGER NOT NULL, response TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (principal, key)) STRICT, WITHOUT ROWID;",
+    "CREATE TABLE policy_version ("
+    "  id INTEGER PRIMARY KEY, building_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+    "  version INTEGER NOT NULL, source TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    "  author TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  UNIQUE (building_id, kind, version)) STRICT;",
+    "CREATE TABLE policy_active ("
+    "  building_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+    "  version_id INTEGER REFERENCES policy_version(id), loaded_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (building_id, kind)) STRICT, WITHOUT ROWID;",
+    "CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    NULL,
+};
+
+static const char *const *const migrations[] = {migration_1};
+
+#define MIGRATIONS_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+
+int
+store_schema_version(void)
+{
+    return MIGRATIONS_COUNT;
+}
+
+/* ---------- errors ---------- */
+
+int
+sq_fail(struct store *s, const char *what, struct eng_error *err)
+{
+    const char *detail = s != NULL && s->db != NULL ? sqlite3_errmsg(s->db) : "no database";
+    int code = s != NULL && s->db != NULL ? sqlite3_errcode(s->db) : SQLITE_ERROR;
+    fprintf(stderr, "allot: storage error in %s: %s\n", what, detail);
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return eng_error_code(err, ENG_ESTORE, "busy", "the database is busy; try again");
+    case SQLITE_FULL:
+        return eng_error_code(err, ENG_ESTORE, "storage_full",
+                              "the database is full; nothing was written");
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+        return eng_error_code(err, ENG_ESTORE, "storage_unavailable",
+                              "the database could not be read or written; nothing was written");
+    case SQLITE_NOMEM:
+        return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    default:
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "internal storage error; nothing was written");
+    }
+}
+
+/* ---------- the statement cache ---------- */
+
+static atomic_int next_sql_id = 1;
+
+static int
+sql_id(struct store_sql *q)
+{
+    int id = atomic_load(&q->id);
+    if (id == 0) {
+        int fresh = atomic_fetch_add(&next_sql_id, 1);
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&q->id, &expected, fresh)) {
+            id = fresh;
+        } else {
+            id = expected; /* another thread named it first */
+        }
+    }
+    return id;
+}
+
+static struct store_stmt **
+slot_of(struct store *s, int id, struct eng_error *err)
+{
+    if (id >= s->by_id_len) {
+        int len = s->by_id_len ? s->by_id_len : 64;
+        while (len <= id) {
+            len *= 2;
+        }
+        struct store_stmt **grown = realloc(s->by_id, (size_t)len * sizeof *grown);
+        if (grown == NULL) {
+            eng_error_set(err, ENG_ENOMEM, "out of memory");
+            return NULL;
+        }
+        memset(grown + s->by_id_len, 0, (size_t)(len - s->by_id_len) * sizeof *grown);
+        s->by_id = grown;
+        s->by_id_len = len;
+    }
+    return &s->by_id[id];
+}
+
+static sqlite3_stmt *
+prepare_into(struct store *s, struct store_stmt **link, const char *sql, struct eng_error *err)
+{
+    struct store_stmt *node = calloc(1, sizeof *node);
+    if (node == NULL) {
+        eng_error_set(err, ENG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &node->stmt, NULL) !=
+        SQLITE_OK) {
+        sq_fail(s, sql, err);
+        sqlite3_finalize(node->stmt);
+        free(node);
+        return NULL;
+    }
+    *link = node;
+    return node->stmt;
+}
+
+sqlite3_stmt *
+sq_prep(struct store *s, struct store_sql *q, struct eng_error *err)
+{
+    struct store_stmt **link = slot_of(s, sql_id(q), err);
+    if (link == NULL) {
+        return NULL;
+    }
+    s->bind_rc = SQLITE_OK;
+    int depth = 0;
+    for (; *link != NULL; link = &(*link)->next, depth++) {
+        sqlite3_stmt *st = (*link)->stmt;
+        if (!sqlite3_stmt_busy(st)) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return st;
+        }
+    }
+    if (depth >= STORE_NEST_MAX) {
+        /* A statement left open (not stepped to its end nor reset) in a
+         * loop: a programmer error, refused rather than leaked. */
+        fprintf(stderr, "allot: statement nested more than %d deep: %s\n", STORE_NEST_MAX,
+                q->text);
+        eng_error_code(err, ENG_ESTORE, "storage_error", "internal storage error");
+        return NULL;
+    }
+    return prepare_into(s, link, q->text, err);
+}
+
+void
+sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v)
+{
+    int rc = sqlite3_bind_int64(st, idx, v);
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+void
+sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v)
+{
+    int rc = v != NULL ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT)
+                       : sqlite3_bind_null(st, idx);
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+void
+sq_null(struct store *s, sqlite3_stmt *st, int idx)
+{
+    int rc = sqlite3_bind_null(st, idx);
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+int
+sq_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err)
+{
+    if (s->bind_rc != SQLITE_OK) {
+        int rc = s->bind_rc;
+        s->bind_rc = SQLITE_OK;
+        sqlite3_reset(st);
+        fprintf(stderr, "allot: storage error in %s: bind failed (%s)\n", what,
+                sqlite3_errstr(rc));
+        if (rc == SQLITE_NOMEM) {
+            return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
+        return eng_error_code(err, ENG_ESTORE, "storage_error", "internal storage error");
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    int status = sq_fail(s, what, err);
+    sqlite3_reset(st);
+    return status;
+}
+
+int
+sq_exec(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err)
+{
+    int rc = sq_step(s, st, what, err);
+    if (rc > 0) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    return rc;
+}
+
+void
+sq_reset(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+    }
+}
+
+int64_t
+sq_last_id(struct store *s)
+{
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int
+sq_changes(struct store *s)
+{
+    return sqlite3_changes(s->db);
+}
+
+int64_t
+sq_col_int(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_int64(st, col);
+}
+
+bool
+sq_col_null(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL;
+}
+
+const char *
+sq_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+int
+sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,
+            struct eng_error *err)
+{
+    const char *t = sq_col_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    if (n >= size) {
+        fprintf(stderr, "allot: stored %s is %zu bytes, more than %zu\n", what, n, size - 1);
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "a stored %s is longer than this build accepts", what);
+    }
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+int
+sq_scalar(struct store *s, struct store_sql *q, int64_t arg, int64_t dflt, int64_t *out,
+          struct eng_error *err)
+{
+    sqlite3_stmt *st = sq_prep(s, q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    if (sqlite3_bind_parameter_count(st) > 0) {
+        sq_int(s, st, 1, arg);
+    }
+    int rc = sq_step(s, st, q->text, err);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = rc == 1 && !sq_col_null(st, 0) ? sq_col_int(st, 0) : dflt;
+    sq_reset(st);
+    return 0;
+}
+
+/* ---------- transactions ---------- */
+
+int
+store_tx(struct store *s, enum store_tx what, struct eng_error *err)
+{
+    STORE_SQL(q_begin, "BEGIN");
+    STORE_SQL(q_begin_imm, "BEGIN IMMEDIATE");
+    STORE_SQL(q_commit, "COMMIT");
+    STORE_SQL(q_rollback, "ROLLBACK");
+    STORE_SQL(q_savepoint, "SAVEPOINT job");
+    STORE_SQL(q_release, "RELEASE job");
+    STORE_SQL(q_rollback_to, "ROLLBACK TO job");
+    struct store_sql *q = NULL;
+    switch (what) {
+    case STORE_BEGIN: q = &q_begin; break;
+    case STORE_BEGIN_IMMEDIATE: q = &q_begin_imm; break;
+    case STORE_COMMIT: q = &q_commit; break;
+    case STORE_ROLLBACK: q = &q_rollback; break;
+    case STORE_SAVEPOINT: q = &q_savepoint; break;
+    case STORE_RELEASE: q = &q_release; break;
+    case STORE_ROLLBACK_TO: q = &q_rollback_to; break;
+    }
+    if (what == STORE_ROLLBACK && sqlite3_get_autocommit(s->db)) {
+        return 0; /* SQLite already rolled back (e.g. after an I/O error) */
+    }
+    sqlite3_stmt *st = sq_prep(s, q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    return sq_exec(s, st, q->text, err);
+}
+
+/* ---------- opening ---------- */
+
+static int
+exec_text(struct store *s, const char *sql, const char *what, struct eng_error *err)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        return sq_fail(s, what, err);
+    }
+    return 0;
+}
+
+int
+store_file_schema(struct store *s, int *version, struct eng_error *err)
+{
+    STORE_SQL(q, "PRAGMA user_version");
+    int64_t v = 0;
+    if (sq_scalar(s, &q, 0, 0, &v, err) != 0) {
+        return err->status;
+    }
+    *version = (int)v;
+    return 0;
+}
+
+static int
+store_migrate(struct store *s, struct eng_error *err)
+{
+    int version = 0;
+    if (store_tx(s, STORE_BEGIN_IMMEDIATE, err) != 0) {
+        return err->status;
+    }
+    if (store_file_schema(s, &version, err) != 0) {
+        goto fail;
+    }
+    if (version > MIGRATIONS_COUNT) {
+        (void)store_tx(s, STORE_ROLLBACK, NULL);
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "database schema %d is newer than this build (%d)", version,
+                              MIGRATIONS_COUNT);
+    }
+    for (int v = version; v < MIGRATIONS_COUNT; v++) {
+        char bump[64];
+        for (const char *const *step = migrations[v]; *step != NULL; step++) {
+            if (exec_text(s, *step, "migration", err) != 0) {
+                goto fail;
+            }
+        }
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        if (exec_text(s, bump, "migration", err) != 0) {
+            goto fail;
+        }
+    }
+    return store_tx(s, STORE_COMMIT, err);
+fail:
+    (void)store_tx(s, STORE_ROLLBACK, NULL);
+    return err->status;
+}
+
+int
+store_open(struct store **out, const char *path, enum store_mode mode, int busy_timeout_ms,
+           int cache_kib, struct eng_error *err)
+{
+    *out = NULL;
+    struct stat sb;
+    if (mode != STORE_CREATE && stat(path, &sb) != 0) {
+        return eng_error_code(err, ENG_ENOTFOUND, "not_found",
+                              "no database at '%s' (pass --create to make a new one)", path);
+    }
+    struct store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    s->readonly = mode == STORE_READONLY;
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (s->readonly ? SQLITE_OPEN_READONLY
+                             : SQLITE_OPEN_READWRITE |
+                                   (mode == STORE_CREATE ? SQLITE_OPEN_CREATE : 0));
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        int rc = eng_error_code(err, ENG_ESTORE, "storage_unavailable",
+                                "cannot open database '%s': %s", path,
+                                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return rc;
+    }
+    sqlite3_busy_timeout(s->db, busy_timeout_ms);
+    sqlite3_extended_result_codes(s->db, 0);
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = %d;",
+             cache_kib > 0 ? -cache_kib : -2000);
+    /* Durable commits: an acknowledged booking survives power loss. */
+    if ((!s->readonly && exec_text(s, "PRAGMA journal_mode = WAL", "journal mode", err) != 0) ||
+        exec_text(s, pragmas, "pragmas", err) != 0 ||
+        (!s->readonly && store_migrate(s, err) != 0)) {
+        store_close(s);
+        return err->status;
+    }
+    if (s->readonly) {
+        /* A read-only connection must still find a schema it understands. */
+        int version = 0;
+        if (store_file_schema(s, &version, err) != 0) {
+            store_close(s);
+            return err->status;
+        }
+        if (version == 0 || version > MIGRATIONS_COUNT) {
+            store_close(s);
+            return eng_error_code(err, ENG_ESTORE, "storage_error",
+                                  "'%s' is not an Allot database this build can read "
+                                  "(schema %d, this build %d)",
+                                  path, version, MIGRATIONS_COUNT);
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void
+store_close(struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (int i = 0; i < s->by_id_len; i++) {
+        for (struct store_stmt *n = s->by_id[i], *next; n != NULL; n = next) {
+            next = n->next;
+            sqlite3_finalize(n->stmt);
+            free(n);
+        }
+    }
+    free(s->by_id);
+    if (s->db != NULL) {
+        sqlite3_close_v2(s->db);
+    }
+    free(s);
+}
+
+bool
+store_readonly(const struct store *s)
+{
+    return s->readonly;
+}
+
+/* ---------- the reader pool ---------- */
+
+struct store_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int size, free_count;
+    struct store **all, **free_list;
+};
+
+int
+store_pool_open(struct store_pool **out, const char *path, int size, int busy_timeout_ms,
+                int cache_kib, struct eng_error *err)
+{
+    *out = NULL;
+    struct store_pool *p = calloc(1, sizeof *p);
+    if (p == NULL || size < 1) {
+        free(p);
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    p->all = calloc((size_t)size, sizeof *p->all);
+    p->free_list = calloc((size_t)size, sizeof *p->free_list);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (p->all == NULL || p->free_list == NULL) {
+        store_pool_close(p);
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < size; i++) {
+        if (store_open(&p->all[i], path, STORE_READONLY, busy_timeout_ms, cache_kib, err) != 0) {
+            store_pool_close(p);
+            return err->status;
+        }
+        p->size++;
+        p->free_list[p->free_count++] = p->all[i];
+    }
+    *out = p;
+    return 0;
+}
+
+void
+store_pool_close(struct store_pool *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    for (int i = 0; i < p->size; i++) {
+        store_close(p->all[i]);
+    }
+    free(p->all);
+    free(p->free_list);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+struct store *
+store_pool_acquire(struct store_pool *p, struct eng_error *err)
+{
+    (void)err;
+    pthread_mutex_lock(&p->mu);
+    while (p->free_count == 0) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    struct store *s = p->free_list[--p->free_count];
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+void
+store_pool_release(struct store_pool *p, struct store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->free_list[p->free_count++] = s;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}

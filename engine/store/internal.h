@@ -1,0 +1,79 @@
+/* internal.h - for the engine/store modules only: SQLite, the statement cache and
+ * the checked step/bind/column helpers every query module uses.
+ *
+ * A query is a `STORE_SQL(name, "SELECT ...")` static: its cache key is an id
+ * given at first use, so the same statement may be open twice at once (a
+ * nested loop gets a second prepared copy instead of resetting the outer
+ * one).  A statement is finished by sq_step returning 0 (done) or an error,
+ * or by sq_reset when the caller stops early. */
+#ifndef ENG_STORE_INTERNAL_H
+#define ENG_STORE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "error.h"
+#include "store.h"
+
+struct store_sql {
+    const char *text;
+    atomic_int id; /* 0 until first prepared */
+};
+
+#define STORE_SQL(name, sql) static struct store_sql name = {sql, 0}
+
+/* Statements of one id: the first and any nested copies. */
+struct store_stmt {
+    sqlite3_stmt *stmt;
+    struct store_stmt *next;
+};
+
+struct store {
+    sqlite3 *db;
+    bool readonly;
+    int bind_rc;                /* the first failed bind since the last prepare */
+    struct store_stmt **by_id;  /* indexed by store_sql.id */
+    int by_id_len;
+};
+
+/* Nested copies of one statement allowed at once. */
+#define STORE_NEST_MAX 8
+
+/* A reset statement for `q`, bindings cleared; NULL with ENG_ESTORE in *err. */
+sqlite3_stmt *sq_prep(struct store *s, struct store_sql *q, struct eng_error *err);
+/* Binds; a failure is remembered and reported by the next sq_step. */
+void sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v);
+void sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v); /* NULL binds NULL */
+void sq_null(struct store *s, sqlite3_stmt *st, int idx);
+/* 1 with a row, 0 when done (the statement is reset), or ENG_ESTORE with
+ * *err set (reset too).  `what` names the query in the server log. */
+int sq_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err);
+/* Runs a statement that returns no rows we need; 0 or ENG_ESTORE. */
+int sq_exec(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err);
+/* Stops a statement early (after a row that ended the loop). */
+void sq_reset(sqlite3_stmt *st);
+/* Maps the connection's last failure to ENG_ESTORE (or ENG_ENOMEM). */
+int sq_fail(struct store *s, const char *what, struct eng_error *err);
+
+int64_t sq_last_id(struct store *s);
+int sq_changes(struct store *s);
+
+/* Columns.  Text columns are never NULL here ("" for SQL NULL). */
+int64_t sq_col_int(sqlite3_stmt *st, int col);
+bool sq_col_null(sqlite3_stmt *st, int col);
+const char *sq_col_text(sqlite3_stmt *st, int col);
+/* Copies a text column into buf; a value that does not fit is an error
+ * (ENG_ESTORE naming `what`), never a truncation. */
+int sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,
+                struct eng_error *err);
+
+/* Runs `q` with one bound int64 and returns its first column as an int64
+ * (dflt when there is no row or it is NULL); 0 or ENG_ESTORE. */
+int sq_scalar(struct store *s, struct store_sql *q, int64_t arg, int64_t dflt, int64_t *out,
+              struct eng_error *err);
+
+#endif

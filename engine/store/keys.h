@@ -1,0 +1,30 @@
+/* keys.h - API keys (stored as the SHA-256 of the key only). */
+#ifndef ENG_STORE_KEYS_H
+#define ENG_STORE_KEYS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "store.h"
+
+#define KEY_SCOPE_TEXT_MAX 2048
+
+struct key_row {
+    int64_t id;
+    char role[24];
+    int64_t tenant_id;      /* 0 when none */
+    int64_t user_id;        /* 0 when none */
+    bool user_exists;       /* the key's user row is there */
+    int64_t user_tenant_id; /* that user's tenant */
+    bool has_scope;
+    char scope[KEY_SCOPE_TEXT_MAX]; /* JSON array of "bld_N", when has_scope */
+    char key_hash[65];
+    bool revoked;
+};
+
+/* The key whose hash is `hash` (64 hex digits): *found false when none. */
+ENG_MUST_CHECK int store_key_by_hash(struct store *s, const char *hash, struct key_row *out,
+                                     bool *found, struct eng_error *err);
+
+#endif

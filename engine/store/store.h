@@ -1,0 +1,61 @@
+/* store.h - the storage layer's public face: connections, the reader pool,
+ * transactions.  Upper layers see `struct store` only as an opaque handle;
+ * every query lives in one of engine/store/<kind>.c, which return row structs
+ * or call back once per row.  No SQLite type or call leaves engine/store/.
+ *
+ * Every step is checked: a storage failure is ENG_ESTORE with a client-facing
+ * code ("busy", "storage_full", "storage_unavailable", "storage_error"), the
+ * detail going to stderr (the server log) only, and the caller rolls back. */
+#ifndef ENG_STORE_H
+#define ENG_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct store;
+struct store_pool;
+
+enum store_mode {
+    STORE_READONLY, /* never writes, never creates, never migrates */
+    STORE_WRITER,   /* migrates the schema; refuses a missing file */
+    STORE_CREATE    /* like STORE_WRITER, creating the file when missing */
+};
+
+/* Opens `path`.  Writers get WAL, synchronous=FULL and every pending
+ * migration; every connection gets foreign keys and a busy timeout.
+ * `cache_kib` sizes the page cache (0: SQLite's default).  On failure *out
+ * is NULL and nothing stays open. */
+ENG_MUST_CHECK int store_open(struct store **out, const char *path, enum store_mode mode,
+                              int busy_timeout_ms, int cache_kib, struct eng_error *err);
+/* Finalises every statement and closes; accepts NULL. */
+void store_close(struct store *store);
+bool store_readonly(const struct store *store);
+
+/* Transactions.  Savepoints nest inside BEGIN; there is one savepoint name
+ * (each write job of a batch takes and releases its own in turn). */
+enum store_tx {
+    STORE_BEGIN,           /* a read snapshot (deferred) */
+    STORE_BEGIN_IMMEDIATE, /* the write lock now */
+    STORE_COMMIT,
+    STORE_ROLLBACK,
+    STORE_SAVEPOINT,
+    STORE_RELEASE,
+    STORE_ROLLBACK_TO
+};
+int store_tx(struct store *store, enum store_tx what, struct eng_error *err);
+
+/* The reader pool: a few shared read-only connections, whatever the number
+ * of threads asking.  acquire waits while every connection is in use. */
+ENG_MUST_CHECK int store_pool_open(struct store_pool **out, const char *path, int size,
+                                   int busy_timeout_ms, int cache_kib, struct eng_error *err);
+void store_pool_close(struct store_pool *pool);
+struct store *store_pool_acquire(struct store_pool *pool, struct eng_error *err);
+void store_pool_release(struct store_pool *pool, struct store *store);
+
+/* Latest schema version this build knows, and the file's. */
+int store_schema_version(void);
+ENG_MUST_CHECK int store_file_schema(struct store *store, int *version, struct eng_error *err);
+
+#endif
