@@ -2,6 +2,7 @@
 #include "ledger.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amount.h"
@@ -771,7 +772,7 @@ ledger_advance(struct ledger_ctx *lx)
 /* Adds the real lot matching the key, if open and valid at t, to cands. */
 static int
 add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
-             const char *kind, int64_t t, bool with_empty, struct cand *cands, int *count,
+             const char *kind, int64_t t, bool with_empty, struct cand_list *list,
              bool *found)
 {
     sqlite3_stmt *st = store_prep(lx->store,
@@ -800,12 +801,15 @@ add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t
         c.granted = sqlite3_column_int64(st, 6);
         c.rollover = strcmp(kind, "rollover") == 0;
         if (!closed && c.valid_from <= t && t < c.valid_until &&
-            (with_empty || c.unlimited || c.balance > 0) && *count < CANDIDATES_MAX) {
+            (with_empty || c.unlimited || c.balance > 0)) {
             c.alloc_id = a->id;
             c.line_idx = line_idx;
             c.period_n = n;
             c.owner = owner;
-            cands[(*count)++] = c;
+            if (cand_list_push(list, &c) != 0) {
+                sqlite3_reset(st);
+                return eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
+            }
         }
     }
     sqlite3_reset(st);
@@ -814,14 +818,12 @@ add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t
 
 static int
 add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
-              int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
+              int64_t t, bool create, bool with_empty, struct cand_list *list)
 {
-    int first = *count;
+    int first = list->count;
     bool found;
-    if (add_existing(lx, a, line_idx, n, owner, "rollover", t, with_empty, cands, count,
-                     &found) ||
-        add_existing(lx, a, line_idx, n, owner, "period", t, with_empty, cands, count,
-                     &found)) {
+    if (add_existing(lx, a, line_idx, n, owner, "rollover", t, with_empty, list, &found) ||
+        add_existing(lx, a, line_idx, n, owner, "period", t, with_empty, list, &found)) {
         return lx->err->status;
     }
     if (!found) {
@@ -844,12 +846,12 @@ add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_
         c.line_idx = line_idx;
         c.period_n = n;
         c.owner = owner;
-        if (exists && c.valid_from <= t && t < c.valid_until && *count < CANDIDATES_MAX) {
-            cands[(*count)++] = c;
+        if (exists && c.valid_from <= t && t < c.valid_until && cand_list_push(list, &c) != 0) {
+            return eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
         }
     }
-    for (int i = first; i < *count; i++) {
-        struct cand *c = &cands[i];
+    for (int i = first; i < list->count; i++) {
+        struct cand *c = &list->items[i];
         c->alloc_seq = a->id;
         c->per_user = owner != 0;
         c->recurring = a->recurrence != PERIOD_NONE;
@@ -861,9 +863,9 @@ add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_
 int
 ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                   json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, const char *unit,
-                  int64_t t, bool create, bool with_empty, struct cand *cands, int *count)
+                  int64_t t, bool create, bool with_empty, struct cand_list *list)
 {
-    *count = 0;
+    list->count = 0;
     sqlite3_stmt *st = store_prep(lx->store,
                                   "SELECT id FROM allocation WHERE tenant_id = ? AND unit = ? AND"
                                   " start_at <= ? AND (end_at IS NULL OR end_at > ?) ORDER BY id",
@@ -895,10 +897,33 @@ ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id
             bool ok = false;
             rc = ledger_eligible(lx, pol, &a, i, user_ctx, tenant_ctx, resource_ctx, &ok);
             if (rc == 0 && ok) {
-                rc = add_line_lots(lx, &a, i, n, owner, t, create, with_empty, cands, count);
+                rc = add_line_lots(lx, &a, i, n, owner, t, create, with_empty, list);
             }
         }
         alloc_free(&a);
     }
     return rc;
+}
+
+int
+cand_list_push(struct cand_list *list, const struct cand *c)
+{
+    if (list->count == list->cap) {
+        int cap = list->cap ? list->cap * 2 : 16;
+        struct cand *grown = realloc(list->items, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            return ENG_ENOMEM;
+        }
+        list->items = grown;
+        list->cap = cap;
+    }
+    list->items[list->count++] = *c;
+    return 0;
+}
+
+void
+cand_list_free(struct cand_list *list)
+{
+    free(list->items);
+    memset(list, 0, sizeof *list);
 }

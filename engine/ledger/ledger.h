@@ -32,7 +32,6 @@ struct ledger_ctx {
 };
 
 #define ALLOC_LINES_MAX 32
-#define CANDIDATES_MAX 128
 
 struct alloc_line {
     int idx;
@@ -77,6 +76,14 @@ struct cand {
     int64_t take; /* what this booking takes from it */
 };
 
+/* A growable list of candidate lots. */
+struct cand_list {
+    struct cand *items;
+    int count, cap;
+};
+int cand_list_push(struct cand_list *list, const struct cand *c); /* 0 or ENG_ENOMEM */
+void cand_list_free(struct cand_list *list);
+
 int alloc_load(struct ledger_ctx *lx, int64_t id, struct alloc *a);
 void alloc_free(struct alloc *a);
 /* The window [from, until) of period n; *exists false past the end. */
@@ -114,11 +121,12 @@ int ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct 
 /* Collects the lots that may pay a booking of `resource_ctx` by the user at
  * instant t in `unit`; with create true, missing period lots are created,
  * else reported as virtual.  Lots with nothing left are skipped unless
- * with_empty (the wallet lists them).  *count set; at most CANDIDATES_MAX. */
+ * with_empty (the wallet lists them).  The list grows as needed (no cap);
+ * it is emptied first, and freed by the caller with cand_list_free. */
 int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                       json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx,
                       const char *unit, int64_t t, bool create, bool with_empty,
-                      struct cand *cands, int *count);
+                      struct cand_list *list);
 
 /* The building whose policies decide an allocation's rollover. */
 int64_t alloc_policy_building(const struct alloc *a);

@@ -277,6 +277,49 @@ page_result(json_t *rows, int64_t last_id, bool more)
     return json_pack("{s:o, s:o}", "data", rows, "next_cursor", cursor);
 }
 
+void
+pager_init(struct pager *pg, const struct page *page)
+{
+    memset(pg, 0, sizeof *pg);
+    pg->page = page;
+    pg->rows = json_array();
+}
+
+int
+pager_add(struct pager *pg, int64_t id, json_t *row)
+{
+    if (++pg->fetched > pg->page->limit) {
+        json_decref(row);
+        pg->more = true;
+        return PAGER_FULL;
+    }
+    pg->last = id;
+    if (row != NULL && pg->rows != NULL && json_array_append_new(pg->rows, row) != 0) {
+        json_decref(pg->rows);
+        pg->rows = NULL; /* out of memory: reported by pager_finish */
+    }
+    return 0;
+}
+
+int
+pager_finish(struct pager *pg, struct op *op, int rc, json_t **out)
+{
+    if (rc != 0 && rc != PAGER_FULL) {
+        json_decref(pg->rows);
+        pg->rows = NULL;
+        return rc;
+    }
+    if (pg->rows == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    *out = page_result(pg->rows, pg->last, pg->more);
+    pg->rows = NULL;
+    if (*out == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 int
 page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
             int (*load)(struct op *op, int64_t id, json_t **row), json_t **out)

@@ -117,6 +117,24 @@ int args_page(struct op *op, json_t *args, struct page *page);
 int args_cursor(struct op *op, json_t *args, int64_t *after);
 /* Wraps rows into {"data": rows, "next_cursor": ...}; takes ownership. */
 json_t *page_result(json_t *rows, int64_t last_id, bool more);
+/* Collects one page of a list from a store iteration that selects rows in
+ * id order with LIMIT page->limit + 1: the store callback hands each row to
+ * pager_add, which answers non-zero once the page is full (return it from
+ * the callback to stop).  A NULL row (not visible to the principal) still
+ * moves the cursor.  pager_finish turns the store's return code into the
+ * {"data", "next_cursor"} result, or frees what was collected. */
+struct pager {
+    const struct page *page;
+    json_t *rows;
+    int64_t last;
+    int fetched;
+    bool more;
+};
+#define PAGER_FULL 1
+void pager_init(struct pager *pg, const struct page *page);
+int pager_add(struct pager *pg, int64_t id, json_t *row); /* steals row */
+int pager_finish(struct pager *pg, struct op *op, int rc, json_t **out);
+
 /* Runs `st` (bound, selecting ids in order, LIMIT page->limit + 1) and
  * loads each id with `load`; ids `load` answers not found for (out of the
  * principal's scope) are skipped but still move the cursor. */

@@ -7,6 +7,7 @@
  * creates them, checks the slot, pays greedily in the order policy's order,
  * and writes the booking and its debits in the caller's transaction. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amount.h"
@@ -26,8 +27,7 @@ struct bk {
     int64_t money, money_before, credits;
     char unit[8], currency[8];
     bool pay_credits, pay_invoice, pay_card;
-    struct cand cands[CANDIDATES_MAX];
-    int count;
+    struct cand_list cands;
     int64_t available;
     bool unlimited;
 };
@@ -43,6 +43,7 @@ bk_free(struct bk *b)
     if (b->pol != NULL) {
         policy_set_release(b->pol);
     }
+    cand_list_free(&b->cands);
 }
 
 static int
@@ -317,11 +318,10 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     }
     if (b->has_credits && b->pay_credits) {
         rc = ledger_candidates(&op->lx, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
-                               b->resource, b->unit, b->start, booking, false, b->cands,
-                               &b->count);
-        for (int i = 0; rc == 0 && i < b->count; i++) {
-            b->unlimited |= b->cands[i].unlimited;
-            b->available += b->cands[i].unlimited ? 0 : b->cands[i].balance;
+                               b->resource, b->unit, b->start, booking, false, &b->cands);
+        for (int i = 0; rc == 0 && i < b->cands.count; i++) {
+            b->unlimited |= b->cands.items[i].unlimited;
+            b->available += b->cands.items[i].unlimited ? 0 : b->cands.items[i].balance;
         }
         return rc;
     }
@@ -370,7 +370,7 @@ op_quote(struct op *op, json_t *args, json_t **out)
     }
     json_t *credits = json_null();
     /* A user without eligible credits sees only the money price. */
-    if (b.has_credits && b.pay_credits && b.count > 0) {
+    if (b.has_credits && b.pay_credits && b.cands.count > 0) {
         credits = json_pack("{s:o, s:s, s:o, s:o}", "amount", amount_to_json(b.credits), "unit",
                             b.unit, "available",
                             b.unlimited ? json_string("unlimited") : amount_to_json(b.available),
@@ -390,8 +390,8 @@ static int
 order_lots(struct op *op, struct bk *b, int *order)
 {
     json_t *lots = json_array();
-    for (int i = 0; i < b->count; i++) {
-        const struct cand *c = &b->cands[i];
+    for (int i = 0; i < b->cands.count; i++) {
+        const struct cand *c = &b->cands.items[i];
         json_t *lot = json_pack("{s:o, s:s, s:b, s:I, s:b, s:b, s:o, s:I, s:b, s:I}", "id",
                                 id_json("lot", c->lot_id), "scope", c->scope, "per_user",
                                 c->per_user, "valid_from", (json_int_t)c->valid_from, "recurring",
@@ -412,15 +412,19 @@ order_lots(struct op *op, struct bk *b, int *order)
     if (rc != 0) {
         return rc;
     }
-    bool used[CANDIDATES_MAX] = {false};
-    bool ok = json_is_array(res) && json_array_size(res) == (size_t)b->count;
-    for (int k = 0; ok && k < b->count; k++) {
+    bool *used = calloc((size_t)b->cands.count + 1, sizeof *used);
+    if (used == NULL) {
+        json_decref(res);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    bool ok = json_is_array(res) && json_array_size(res) == (size_t)b->cands.count;
+    for (int k = 0; ok && k < b->cands.count; k++) {
         json_t *v = json_array_get(res, (size_t)k);
         int64_t id = 0;
         ok = json_is_string(v) && id_parse("lot", json_string_value(v), &id) == 0;
         int found = -1;
-        for (int i = 0; ok && i < b->count; i++) {
-            if (b->cands[i].lot_id == id && !used[i]) {
+        for (int i = 0; ok && i < b->cands.count; i++) {
+            if (b->cands.items[i].lot_id == id && !used[i]) {
                 found = i;
             }
         }
@@ -431,6 +435,7 @@ order_lots(struct op *op, struct bk *b, int *order)
         }
     }
     json_decref(res);
+    free(used);
     if (!ok) {
         return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
                               "the order policy must return every lot id exactly once");
@@ -514,24 +519,30 @@ insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
 static int
 pay(struct op *op, struct bk *b, int64_t booking_id)
 {
-    int order[CANDIDATES_MAX];
+    int *order = calloc((size_t)b->cands.count + 1, sizeof *order);
+    if (order == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     if (order_lots(op, b, order) != 0) {
+        free(order);
         return op->err->status;
     }
     int64_t left = b->credits;
-    for (int k = 0; k < b->count && left > 0; k++) {
-        struct cand *c = &b->cands[order[k]];
+    for (int k = 0; k < b->cands.count && left > 0; k++) {
+        struct cand *c = &b->cands.items[order[k]];
         int64_t take = c->unlimited ? left : (c->balance < left ? c->balance : left);
         if (take <= 0) {
             continue;
         }
         if (entry_post(&op->lx, c->lot_id, "debit", -take, b->start, booking_id, NULL,
                        b->versions[POLICY_PRICING], NULL) != 0) {
+            free(order);
             return op->err->status;
         }
         c->take = take;
         left -= take;
     }
+    free(order);
     ENG_ASSERT(left == 0);
     return 0;
 }
@@ -683,10 +694,11 @@ refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
     }
     sqlite3_bind_int64(st, 1, op->now);
     sqlite3_bind_int64(st, 2, booking_id);
-    int64_t lots[CANDIDATES_MAX], paid[CANDIDATES_MAX];
-    bool expired[CANDIDATES_MAX];
+    enum { PARTS_MAX = 256 }; /* TRANSITIONAL: the store module will stream these */
+    int64_t lots[PARTS_MAX], paid[PARTS_MAX];
+    bool expired[PARTS_MAX];
     int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < CANDIDATES_MAX) {
+    while (sqlite3_step(st) == SQLITE_ROW && n < PARTS_MAX) {
         lots[n] = sqlite3_column_int64(st, 0);
         paid[n] = sqlite3_column_int64(st, 1);
         expired[n] = sqlite3_column_int(st, 2) != 0 && sqlite3_column_int(st, 3) == 0;

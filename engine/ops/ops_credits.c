@@ -757,10 +757,11 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         if (unit_filter != NULL && strcmp(unit_filter, units[u]) != 0) {
             continue;
         }
-        struct cand cands[CANDIDATES_MAX];
-        int count = 0;
+        struct cand_list list = {0};
         rc = ledger_candidates(&op->lx, pol, uid, tid, user, tenant, NULL, units[u], op->now, false,
-                               true, cands, &count);
+                               true, &list);
+        struct cand *cands = list.items;
+        int count = list.count;
         int64_t avail = 0;
         bool unlimited = false;
         for (int i = 0; rc == 0 && i < count; i++) {
@@ -777,6 +778,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         json_array_append_new(balances, json_pack("{s:s, s:o, s:b}", "unit", units[u],
                                                   "available", amount_to_json(avail),
                                                   "unlimited", unlimited));
+        cand_list_free(&list);
     }
     /* Lots of periods still to come (created early for bookings ahead). */
     sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
