@@ -252,33 +252,53 @@ release:
     job->rc = rc;
 }
 
+/* Fails the jobs [from, to) that had succeeded: their transaction is gone. */
+static void
+batch_fail(struct write_job *from, struct write_job *to, const struct eng_error *err)
+{
+    for (struct write_job *j = from; j != to; j = j->next) {
+        if (j->rc == 0) {
+            j->rc = err->status;
+            j->err = *err;
+            json_decref(j->out);
+            j->out = NULL;
+        }
+    }
+}
+
 /* Runs a batch of jobs in one transaction.  The caller holds write_mu. */
 static void
 batch_run(struct engine *eng, struct write_job *jobs)
 {
     struct eng_error err = {0};
     int rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
+    struct write_job *tx_first = jobs; /* the first job of the open transaction */
     for (struct write_job *j = jobs; j != NULL; j = j->next) {
-        if (rc == 0) {
-            job_run(eng, j);
-        } else {
+        if (rc != 0) {
             j->rc = rc;
             j->err = err;
+            continue;
+        }
+        job_run(eng, j);
+        if (!store_in_tx(eng->writer)) {
+            /* SQLite rolled the whole transaction back (an I/O error, a
+             * full disk): nothing since tx_first is written, so none of
+             * those jobs may be acknowledged.  The rest of the batch gets a
+             * fresh transaction. */
+            struct eng_error lost = {0};
+            eng_error_code(&lost, ENG_ESTORE, "storage_unavailable",
+                           "the database failed during this write; nothing was written");
+            batch_fail(tx_first, j->next, j->rc != 0 ? &j->err : &lost);
+            tx_first = j->next;
+            rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
         }
     }
     if (rc == 0) {
         rc = store_tx(eng->writer, STORE_COMMIT, &err);
         if (rc != 0) {
-            /* Nothing of the batch is durable: nobody may be told it is. */
+            /* Nothing of the transaction is durable: nobody may be told it is. */
             (void)store_tx(eng->writer, STORE_ROLLBACK, NULL);
-            for (struct write_job *j = jobs; j != NULL; j = j->next) {
-                if (j->rc == 0) {
-                    j->rc = rc;
-                    j->err = err;
-                    json_decref(j->out);
-                    j->out = NULL;
-                }
-            }
+            batch_fail(tx_first, NULL, &err);
         }
     }
     /* Policy versions go live only once they are durable. */

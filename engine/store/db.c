@@ -375,7 +375,11 @@ int
 sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,
             struct eng_error *err)
 {
-    const char *t = sq_col_text(st, col);
+    const unsigned char *raw = sqlite3_column_text(st, col);
+    if (raw == NULL && sqlite3_column_type(st, col) != SQLITE_NULL) {
+        return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    }
+    const char *t = raw != NULL ? (const char *)raw : "";
     size_t n = (size_t)sqlite3_column_bytes(st, col);
     if (n >= size) {
         fprintf(stderr, "allot: stored %s is %zu bytes, more than %zu\n", what, n, size - 1);
@@ -437,6 +441,12 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
         return err->status;
     }
     return sq_exec(s, st, q->text, err);
+}
+
+bool
+store_in_tx(struct store *s)
+{
+    return !sqlite3_get_autocommit(s->db);
 }
 
 /* ---------- opening ---------- */

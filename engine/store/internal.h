@@ -62,7 +62,9 @@ int sq_fail(struct store *s, const char *what, struct eng_error *err);
 int64_t sq_last_id(struct store *s);
 int sq_changes(struct store *s);
 
-/* Columns.  Text columns are never NULL here ("" for SQL NULL). */
+/* Columns.  sq_col_text is never NULL ("" for SQL NULL, and also when
+ * SQLite runs out of memory converting it: where that matters use
+ * sq_col_copy, which reports it). */
 int64_t sq_col_int(sqlite3_stmt *st, int col);
 bool sq_col_null(sqlite3_stmt *st, int col);
 const char *sq_col_text(sqlite3_stmt *st, int col);

@@ -45,6 +45,9 @@ enum store_tx {
     STORE_ROLLBACK_TO
 };
 int store_tx(struct store *store, enum store_tx what, struct eng_error *err);
+/* Whether a transaction is open (false after SQLite rolled one back on its
+ * own, e.g. after an I/O error or a full disk). */
+bool store_in_tx(struct store *store);
 
 /* The reader pool: a few shared read-only connections, whatever the number
  * of threads asking.  acquire waits while every connection is in use. */
