@@ -14,7 +14,7 @@ static const struct {
     {ENG_ENOTFOUND, "not_found", 404},
     {ENG_ECONFLICT, "conflict", 409},
     {ENG_EPOLICY, "policy_error", 503},
-    {ENG_ESTORE, "internal", 500},
+    {ENG_ESTORE, "storage_error", 503},
     {ENG_ENOMEM, "overloaded", 503},
     {ENG_ELIMIT, "payload_too_large", 413},
     {ENG_EFORBIDDEN, "forbidden", 403},
