@@ -234,6 +234,11 @@ job_run(struct engine *eng, struct write_job *job)
     }
     if (rc == 0) {
         rc = job->def->fn(op, job->args, &job->out);
+        if (rc == 0 && job->out == NULL) {
+            /* A result that could not be built (out of memory): the write
+             * must not commit without an answer to give. */
+            rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
     }
     if (rc == 0 && job->idem_key != NULL) {
         rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
@@ -491,6 +496,9 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
         rc = store_tx(op.store, STORE_BEGIN, err);
         if (rc == 0) {
             rc = def->fn(&op, args, out);
+            if (rc == 0 && *out == NULL) {
+                rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+            }
             (void)store_tx(op.store, STORE_ROLLBACK, NULL);
         }
         store_pool_release(eng->readers, op.store);
