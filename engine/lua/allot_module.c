@@ -95,7 +95,11 @@ lua_to_json(lua_State *L, int idx, int depth)
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        return json_stringn(s, len);
+        json_t *str = json_stringn(s, len);
+        if (str == NULL) {
+            luaL_error(L, "strings passed to the engine must be valid UTF-8 without NUL bytes");
+        }
+        return str;
     }
     case LUA_TTABLE:
         return table_to_json(L, idx, depth);
@@ -109,7 +113,7 @@ static void
 json_to_lua(lua_State *L, const json_t *v, int depth)
 {
     luaL_checkstack(L, 4, "result nested too deeply");
-    if (depth > CONVERT_DEPTH_MAX) {
+    if (v == NULL || depth > CONVERT_DEPTH_MAX) {
         lua_pushnil(L);
         return;
     }
