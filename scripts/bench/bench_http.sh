@@ -1,11 +1,14 @@
 #!/bin/sh
 # HTTP load benchmark: allotd (durable, synchronous=FULL, group commit) on
-# loopback, wrk as the client.  Quotes and credit bookings at 1, 16 and 64
-# connections; prints requests/s and p50/p99 latency for each.
+# loopback, wrk as the client.  /v1/health, then quotes and credit bookings
+# at 1, 16 and 64 connections; prints requests/s, p50/p99 and the ratio to
+# /v1/health of the same run.  Every answer is checked (status and body),
+# the database must hold every acknowledged booking, and `allot verify` must
+# pass; otherwise the run prints FAILED and exits 1.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD="${ALLOT_BUILD_DIR:-build}"
-DUR="${BENCH_SECONDS:-10}"
+DUR="${BENCH_SECONDS:-5}"
 DIR=$(mktemp -d)
 PORT=$(( 20000 + $$ % 20000 ))
 URL="http://127.0.0.1:$PORT"
@@ -42,20 +45,62 @@ post /v1/quotes "{\"resource_id\":\"$ROOM\",\"user_id\":\"$U\",\"start\":\"2027-
     exit 1
 }
 
-report() { # name connections output
-    rps=$(echo "$3" | awk '/Requests\/sec/ {print $2}')
-    p50=$(echo "$3" | awk '$1 == "50%" {print $2}')
-    p99=$(echo "$3" | awk '$1 == "99%" {print $2}')
-    bad=$(echo "$3" | awk '/^non_/ {print $2}')
-    printf '%-22s %3s conn  %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n' "$1" "$2" "$rps" "$p50" "$p99" "$bad"
+FAILED=0
+BOOKED=0
+BOOK_CONNS=0
+fail() { echo "bench: FAILED: $*" >&2; FAILED=1; }
+# One load: prints its line, checks every answer, and echoes the count of
+# good answers into $GOOD.
+load() { # name connections script [env...]
+    name=$1 c=$2 script=$3
+    t=$(( c < 2 ? 1 : 2 ))
+    out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --latency -s "$script" "$URL" 2>&1)
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    GOOD=$(echo "$out" | awk '/^checked/ {print $3}')
+    bad=$(echo "$out" | awk '/^checked/ {print $5}')
+    sock=$(echo "$out" | awk '/^checked/ {print $7}')
+    printf '%-16s %3s conn  %10s req/s  p50 %8s  p99 %8s  checked ok %s, bad %s, socket errors %s\n' \
+        "$name" "$c" "$rps" "$p50" "$p99" "${GOOD:-?}" "${bad:-?}" "${sock:-?}"
+    if [ -z "$GOOD" ] || [ "$GOOD" -eq 0 ] || [ "${bad:-1}" -ne 0 ] || [ "${sock:-1}" -ne 0 ]; then
+        fail "$name at $c connections: not every answer was right"
+        echo "$out" | grep '^first_bad' >&2 || true
+    fi
+    LAST_RPS=${rps:-0}
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "?" }'; }
+
+load health 64 scripts/bench/health.lua
+HEALTH=$LAST_RPS
 day=0
 for c in 1 16 64; do
-    t=$(( c < 2 ? 1 : 2 ))
-    out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --latency -s scripts/bench/quote.lua "$URL")
-    report "quotes" "$c" "$out"
-    out=$(BASE_DAY=$day wrk -t"$t" -c"$c" -d"${DUR}s" --latency -s scripts/bench/booking.lua "$URL")
-    report "credit bookings" "$c" "$out"
+    load quotes "$c" scripts/bench/quote.lua
+    printf '%46s quotes/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
+    export BASE_DAY=$day
+    load "credit bookings" "$c" scripts/bench/booking.lua
+    printf '%46s bookings/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
+    BOOKED=$(( BOOKED + ${GOOD:-0} ))
+    BOOK_CONNS=$(( BOOK_CONNS + c ))
     day=$(( day + 1000 ))
 done
-"$BUILD/allot" verify --db "$DIR/bench.db" --policies policies | tail -1
+load health 64 scripts/bench/health.lua
+echo "health before and after: $HEALTH and $LAST_RPS req/s"
+# The database must hold every booking acknowledged: at least the 201s
+# counted, and at most those plus the requests still in flight when wrk
+# stopped (one per connection).
+IN_DB=$(sqlite3 "$DIR/bench.db" "SELECT count(*) FROM booking WHERE status = 'confirmed'")
+echo "bookings acknowledged $BOOKED, in the database $IN_DB"
+if [ "$IN_DB" -lt "$BOOKED" ] || [ "$IN_DB" -gt $(( BOOKED + BOOK_CONNS )) ]; then
+    fail "the database holds $IN_DB bookings for $BOOKED acknowledged"
+fi
+kill "$PID" 2>/dev/null
+wait "$PID" 2>/dev/null || true
+if ! "$BUILD/allot" verify --db "$DIR/bench.db" --policies policies; then
+    fail "allot verify found problems"
+fi
+if [ "$FAILED" -ne 0 ]; then
+    echo "bench: FAILED (the figures above are not valid)"
+    exit 1
+fi
+echo "bench: every answer checked, database and verify agree"
