@@ -50,7 +50,7 @@ load_line(void *ud, const struct allocation_line_row *row)
         eng_error_code(u->lx->err, ENG_ELIMIT, "limit_exceeded",
                        "allocation alc_%lld has more than %d lines (limit %d)", (long long)a->id,
                        ALLOC_LINES_MAX, ALLOC_LINES_MAX);
-        eng_error_field(u->lx->err, "lines");
+        eng_error_field(u->lx->err, "alloc_lines_max");
         return ENG_ELIMIT;
     }
     struct alloc_line *l = &a->lines[a->line_count++];

@@ -1,5 +1,6 @@
 /* ops_credits.c - allocations, lots, wallets, adjustments and the ledger. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "allocations.h"
@@ -113,7 +114,7 @@ check_lines(struct op *op, json_t *lines, bool hours)
     if (json_array_size(lines) > ALLOC_LINES_MAX) {
         eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
                        "'lines' holds more than the limit of %d lines", ALLOC_LINES_MAX);
-        eng_error_field(op->err, "lines");
+        eng_error_field(op->err, "alloc_lines_max");
         return ENG_ELIMIT;
     }
     size_t i;
