@@ -399,8 +399,8 @@ struct closing {
  * context follows policies/README.md §5.4: times are Unix seconds, and
  * period_start is the ending period's first instant. */
 static int
-rollover_carry(struct ledger_ctx *lx, const struct alloc *a, const struct closing *g, int64_t unused,
-               int64_t T, int64_t *carry, char *version, size_t version_size)
+rollover_carry(struct ledger_ctx *lx, const struct alloc *a, const struct closing *g,
+               int64_t unused, int64_t T, int64_t *carry, char *version, size_t version_size)
 {
     int64_t pfrom = 0, puntil = 0;
     bool pexists = false;

@@ -76,12 +76,21 @@ alloc_json(struct op *op, const struct alloc *a)
         const struct alloc_line *l = &a->lines[i];
         json_t *line = json_pack("{s:s, s:o}", "scope", l->scope, "amount",
                                  amount_or_unlimited(l->unlimited, l->amount));
-        if (strcmp(l->scope, "resources") == 0) {
-            json_object_set(line, "resource_ids", l->resource_ids);
-        } else if (strcmp(l->scope, "tags") == 0) {
-            json_object_set(line, "tags", l->tags);
+        int rc = line == NULL ? -1 : 0;
+        if (rc == 0 && strcmp(l->scope, "resources") == 0) {
+            rc = json_object_set(line, "resource_ids", l->resource_ids);
+        } else if (rc == 0 && strcmp(l->scope, "tags") == 0) {
+            rc = json_object_set(line, "tags", l->tags);
         }
-        json_array_append_new(lines, line);
+        if (rc != 0) {
+            json_decref(line);
+        }
+        /* append_new releases line when it fails.  Out of memory: the
+         * caller reports it (NULL). */
+        if (rc != 0 || json_array_append_new(lines, line) != 0) {
+            json_decref(lines);
+            return NULL;
+        }
     }
     char start[16], end[16];
     date_format(a->start_date, start, sizeof start);
@@ -652,16 +661,19 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
         rc = tz_local_midnight(a.zone, date_add_days(d, 1), &end_at, op->err);
     }
     /* A period that has begun runs to its natural end. */
-    int64_t n;
-    bool in;
+    int64_t n = 0;
+    bool in = false;
     if (rc == 0 && end_at < op->now) {
         end_at = op->now;
     }
-    if (rc == 0 && alloc_period_at(&op->lx, &a, end_at - 1, &n, &in) == 0 && in) {
-        int64_t from, until;
-        bool exists;
-        if (alloc_window(&op->lx, &a, n, &from, &until, &exists) == 0 && exists && from <= op->now &&
-            until > end_at) {
+    if (rc == 0) {
+        rc = alloc_period_at(&op->lx, &a, end_at - 1, &n, &in);
+    }
+    if (rc == 0 && in) {
+        int64_t from = 0, until = 0;
+        bool exists = false;
+        rc = alloc_window(&op->lx, &a, n, &from, &until, &exists);
+        if (rc == 0 && exists && from <= op->now && until > end_at) {
             end_at = until;
         }
     }
@@ -767,17 +779,24 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         for (int i = 0; rc == 0 && i < count; i++) {
             unlimited |= cands[i].unlimited;
             avail += cands[i].unlimited ? 0 : cands[i].balance;
-            json_array_append_new(lots, cand_json(op, &cands[i], units[u]));
-            if (!cands[i].unlimited && cands[i].balance > 0 && cands[i].valid_until != TIME_NEVER &&
-                cands[i].valid_until - op->now <= EXPIRING_SOON_S) {
-                json_array_append_new(soon, cand_json(op, &cands[i], units[u]));
+            if (json_array_append_new(lots, cand_json(op, &cands[i], units[u])) != 0) {
+                rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+            }
+            if (rc == 0 && !cands[i].unlimited && cands[i].balance > 0 &&
+                cands[i].valid_until != TIME_NEVER &&
+                cands[i].valid_until - op->now <= EXPIRING_SOON_S &&
+                json_array_append_new(soon, cand_json(op, &cands[i], units[u])) != 0) {
+                rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
             }
         }
         /* Every unit asked for gets a balance, zero included, so clients
          * need not tell "no credits" from "no answer". */
-        json_array_append_new(balances, json_pack("{s:s, s:o, s:b}", "unit", units[u],
-                                                  "available", amount_to_json(avail),
-                                                  "unlimited", unlimited));
+        if (rc == 0 && json_array_append_new(balances,
+                                              json_pack("{s:s, s:o, s:b}", "unit", units[u],
+                                                        "available", amount_to_json(avail),
+                                                        "unlimited", unlimited)) != 0) {
+            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
         cand_list_free(&list);
     }
     /* Lots of periods still to come (created early for bookings ahead),
@@ -800,7 +819,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
     }
     *out = json_pack("{s:o, s:o, s:o, s:o}", "user_id", id_json("usr", uid), "balances",
                      balances, "lots", lots, "expiring_soon", soon);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 /* ---------- adjustments ---------- */
