@@ -139,8 +139,8 @@ int64_t ledger_eligibility_building(const struct alloc *a, int64_t resource_buil
  * instant t in `unit`.  Eligibility follows ledger_eligibility_building:
  * with a resource_ctx, `pol` (the resource building's set, held by the
  * caller) decides; with resource_ctx NULL, `pol` is ignored (may be NULL)
- * and each allocation's own policy building's set is used; with create true, missing period lots are created,
- * else reported as virtual.  Lots with nothing left are skipped unless
+ * and each allocation's own policy building's set is used.  With create
+ * true, missing period lots are created, else reported as virtual.  Lots with nothing left are skipped unless
  * with_empty (the wallet lists them).  The list grows as needed (no cap);
  * it is emptied first, and freed by the caller with cand_list_free. */
 int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,

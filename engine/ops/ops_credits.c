@@ -410,7 +410,7 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
     struct sched sch;
     if (op_require_assigner(op) || args_only(op, args, keys) ||
         args_id(op, args, "tenant_id", "ten", true, &tid) ||
-        args_string(op, args, "description", false, 500, &s) ||
+        args_string(op, args, "description", false, STORE_ALLOC_DESCRIPTION_MAX, &s) ||
         args_bool(op, args, "cross_building", false, &cross) ||
         args_string(op, args, "unit", true, 10, &unit) ||
         args_string(op, args, "pool", false, 10, &pool)) {

@@ -377,6 +377,57 @@ test_many_allocations(void)
     CHECK_INT(ledger_eligibility_building(&a, 9), 9);
 }
 
+/* A 500-byte description (the API's limit, multi-byte text) is read back
+ * whole; a stored allocation with more lines than ALLOC_LINES_MAX is
+ * refused with limit_exceeded, never read without its last lines. */
+static void
+test_description_and_lines(void)
+{
+    at(JAN_15);
+    int64_t id = 0;
+    struct alloc a;
+    char desc[STORE_ALLOC_DESCRIPTION_MAX + 1] = "";
+    for (int i = 0; i < STORE_ALLOC_DESCRIPTION_MAX / 2; i++) {
+        memcpy(desc + 2 * i, "\xc3\xa9", 2); /* U+00E9 */
+    }
+    desc[STORE_ALLOC_DESCRIPTION_MAX] = '\0';
+    CHECK_INT(begin(), 0);
+    struct allocation_row row = {0};
+    row.tenant_id = 3;
+    memcpy(row.description, desc, sizeof desc);
+    snprintf(row.unit, sizeof row.unit, "coin");
+    snprintf(row.pool, sizeof row.pool, "shared");
+    snprintf(row.recurrence, sizeof row.recurrence, "none");
+    snprintf(row.zone, sizeof row.zone, "UTC");
+    snprintf(row.start_date, sizeof row.start_date, "2027-01-01");
+    row.start_at = JAN_1 + 365 * 86400;
+    row.end_at = TIME_NEVER;
+    row.rollover_cap = -1;
+    row.next_open_at = TIME_NEVER;
+    row.created_by = "test";
+    row.targeting = json_pack("{s:s}", "type", "all");
+    CHECK_INT(store_allocation_insert(st, &row, &id, &err), 0);
+    json_decref(row.targeting);
+    CHECK_INT(store_allocation_building_insert(st, id, 1, 0, &err), 0);
+    bool ok = true;
+    for (int i = 0; i <= ALLOC_LINES_MAX; i++) {
+        struct allocation_line_row l = {.idx = i, .amount = 1000};
+        snprintf(l.scope, sizeof l.scope, "all");
+        ok &= store_allocation_line_insert(st, id, &l, &err) == 0;
+        if (i == ALLOC_LINES_MAX - 1) {
+            CHECK_INT(alloc_load(&lx, id, &a), 0);
+            CHECK_INT(strlen(a.description), STORE_ALLOC_DESCRIPTION_MAX);
+            CHECK(strcmp(a.description, desc) == 0);
+            CHECK_INT(a.line_count, ALLOC_LINES_MAX);
+            alloc_free(&a);
+        }
+    }
+    CHECK(ok);
+    CHECK_INT(alloc_load(&lx, id, &a), ENG_ELIMIT);
+    CHECK_STR(eng_error_code_of(&err), "limit_exceeded");
+    CHECK_INT(store_tx(st, STORE_ROLLBACK, &err), 0);
+}
+
 static void
 test_store_error_mid_advance(void)
 {
@@ -427,6 +478,7 @@ main(void)
     if (st != NULL) {
         test_lots_entries_and_periods();
         test_many_allocations();
+        test_description_and_lines();
         test_store_error_mid_advance();
     }
     policy_cache_close(&pc);
