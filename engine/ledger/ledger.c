@@ -1,4 +1,8 @@
-/* ledger.c - lots, entries, period boundaries (PRODUCT.md §3, §9). */
+/* ledger.c - lots, entries, period boundaries (PRODUCT.md §3, §9).
+ *
+ * Every query goes through the store modules (allocations, lots, entries,
+ * portfolio); a storage failure is ENG_ESTORE and stops the whole
+ * operation, whose transaction the caller rolls back. */
 #include "ledger.h"
 
 #include <stdio.h>
@@ -6,6 +10,15 @@
 #include <string.h>
 
 #include "amount.h"
+#include "entries.h"
+#include "lots.h"
+#include "portfolio.h"
+
+static int
+oom(struct ledger_ctx *lx)
+{
+    return eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
+}
 
 /* ---------- allocations ---------- */
 
@@ -21,44 +34,74 @@ alloc_free(struct alloc *a)
     memset(a, 0, sizeof *a);
 }
 
+struct load_ud {
+    struct ledger_ctx *lx;
+    struct alloc *a;
+};
+
 static int
-alloc_load_lines(struct ledger_ctx *lx, struct alloc *a)
+load_line(void *ud, const struct allocation_line_row *row)
 {
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT idx, scope, resource_ids, tags, amount FROM"
-                                  " allocation_line WHERE allocation_id = ? ORDER BY idx",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct load_ud *u = ud;
+    struct alloc *a = u->a;
+    if (a->line_count == ALLOC_LINES_MAX) {
+        /* The API never accepts more; a stored allocation with more is
+         * refused whole rather than read without its last lines. */
+        eng_error_code(u->lx->err, ENG_ELIMIT, "limit_exceeded",
+                       "allocation alc_%lld has more than %d lines (limit %d)", (long long)a->id,
+                       ALLOC_LINES_MAX, ALLOC_LINES_MAX);
+        eng_error_field(u->lx->err, "alloc_lines_max");
+        return ENG_ELIMIT;
     }
-    sqlite3_bind_int64(st, 1, a->id);
-    while (sqlite3_step(st) == SQLITE_ROW && a->line_count < ALLOC_LINES_MAX) {
-        struct alloc_line *l = &a->lines[a->line_count++];
-        l->idx = sqlite3_column_int(st, 0);
-        snprintf(l->scope, sizeof l->scope, "%s", (const char *)sqlite3_column_text(st, 1));
-        l->resource_ids = json_from_text((const char *)sqlite3_column_text(st, 2));
-        l->tags = json_from_text((const char *)sqlite3_column_text(st, 3));
-        l->unlimited = sqlite3_column_type(st, 4) == SQLITE_NULL;
-        l->amount = l->unlimited ? 0 : sqlite3_column_int64(st, 4);
+    struct alloc_line *l = &a->lines[a->line_count++];
+    l->idx = row->idx;
+    memcpy(l->scope, row->scope, sizeof l->scope);
+    l->resource_ids = json_incref(row->resource_ids);
+    l->tags = json_incref(row->tags);
+    l->unlimited = row->unlimited;
+    l->amount = row->amount;
+    return 0;
+}
+
+static int
+load_building(void *ud, int64_t building_id)
+{
+    struct load_ud *u = ud;
+    if (u->a->first_building == 0) {
+        u->a->first_building = building_id;
     }
-    sqlite3_reset(st);
-    st = store_prep(lx->store,
-                    "SELECT building_id FROM allocation_building WHERE allocation_id = ?"
-                    " ORDER BY pos",
-                    lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    if (json_array_append_new(u->a->building_ids, id_json("bld", building_id)) != 0) {
+        return oom(u->lx);
     }
-    sqlite3_bind_int64(st, 1, a->id);
-    a->building_ids = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t bid = sqlite3_column_int64(st, 0);
-        if (a->first_building == 0) {
-            a->first_building = bid;
-        }
-        json_array_append_new(a->building_ids, id_json("bld", bid));
+    return 0;
+}
+
+/* Copies a stored row into *a; a stored value that does not parse is a
+ * storage error (the API only ever writes valid ones). */
+static int
+alloc_from_row(struct ledger_ctx *lx, struct allocation_row *row, struct alloc *a)
+{
+    struct eng_error e = {0};
+    a->id = row->id;
+    a->tenant_id = row->tenant_id;
+    memcpy(a->unit, row->unit, sizeof a->unit);
+    memcpy(a->pool, row->pool, sizeof a->pool);
+    memcpy(a->zone, row->zone, sizeof a->zone);
+    memcpy(a->description, row->description, sizeof a->description);
+    a->cross_building = row->cross_building;
+    a->rollover = row->rollover;
+    a->rollover_cap = row->rollover_cap;
+    a->start_at = row->start_at;
+    a->end_at = row->end_at;
+    a->has_end = row->has_end;
+    a->targeting = row->targeting;
+    row->targeting = NULL;
+    if (period_kind_parse(row->recurrence, &a->recurrence, &e) != 0 ||
+        date_parse(row->start_date, &a->start_date, &e) != 0 ||
+        (a->has_end && date_parse(row->end_date, &a->end_date, &e) != 0)) {
+        return eng_error_code(lx->err, ENG_ESTORE, "storage_error",
+                              "allocation alc_%lld has an unreadable schedule", (long long)a->id);
     }
-    sqlite3_reset(st);
     return 0;
 }
 
@@ -66,44 +109,28 @@ int
 alloc_load(struct ledger_ctx *lx, int64_t id, struct alloc *a)
 {
     memset(a, 0, sizeof *a);
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT tenant_id, unit, pool, zone, cross_building, rollover,"
-                                  " rollover_cap, recurrence, start_date, end_date, start_at,"
-                                  " end_at, targeting, description FROM allocation WHERE id = ?",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct allocation_row row;
+    bool found = false;
+    if (store_allocation_get(lx->store, id, &row, &found, lx->err) != 0) {
+        return lx->err->status;
     }
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return rc == SQLITE_DONE ? eng_error_code(lx->err, ENG_ENOTFOUND, "not_found", "allocation not found")
-                                 : store_fail(lx->store, "allocation", lx->err);
+    if (!found) {
+        return eng_error_code(lx->err, ENG_ENOTFOUND, "not_found", "allocation not found");
     }
-    a->id = id;
-    a->tenant_id = sqlite3_column_int64(st, 0);
-    snprintf(a->unit, sizeof a->unit, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(a->pool, sizeof a->pool, "%s", (const char *)sqlite3_column_text(st, 2));
-    snprintf(a->zone, sizeof a->zone, "%s", (const char *)sqlite3_column_text(st, 3));
-    a->cross_building = sqlite3_column_int(st, 4) != 0;
-    a->rollover = sqlite3_column_int(st, 5) != 0;
-    a->rollover_cap = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 6);
-    struct eng_error e = {0};
-    (void)period_kind_parse((const char *)sqlite3_column_text(st, 7), &a->recurrence, &e);
-    (void)date_parse((const char *)sqlite3_column_text(st, 8), &a->start_date, &e);
-    a->has_end = sqlite3_column_type(st, 9) != SQLITE_NULL;
-    if (a->has_end) {
-        (void)date_parse((const char *)sqlite3_column_text(st, 9), &a->end_date, &e);
+    int rc = alloc_from_row(lx, &row, a);
+    store_allocation_clear(&row);
+    a->building_ids = json_array();
+    if (rc == 0 && a->building_ids == NULL) {
+        rc = oom(lx);
     }
-    a->start_at = sqlite3_column_int64(st, 10);
-    a->end_at = sqlite3_column_type(st, 11) == SQLITE_NULL ? TIME_NEVER
-                                                            : sqlite3_column_int64(st, 11);
-    a->targeting = json_from_text((const char *)sqlite3_column_text(st, 12));
-    snprintf(a->description, sizeof a->description, "%s",
-             (const char *)sqlite3_column_text(st, 13));
-    sqlite3_reset(st);
-    if (alloc_load_lines(lx, a) != 0) {
+    struct load_ud ud = {lx, a};
+    if (rc == 0) {
+        rc = store_allocation_lines_each(lx->store, id, load_line, &ud, lx->err);
+    }
+    if (rc == 0) {
+        rc = store_allocation_buildings_each(lx->store, id, load_building, &ud, lx->err);
+    }
+    if (rc != 0) {
         alloc_free(a);
         return lx->err->status;
     }
@@ -114,6 +141,12 @@ int64_t
 alloc_policy_building(const struct alloc *a)
 {
     return a->first_building;
+}
+
+int64_t
+ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id)
+{
+    return resource_building_id != 0 ? resource_building_id : alloc_policy_building(a);
 }
 
 int
@@ -168,66 +201,43 @@ alloc_period_at(struct ledger_ctx *lx, const struct alloc *a, int64_t t, int64_t
     return 0;
 }
 
+
 /* ---------- entries and lots ---------- */
 
 int
-entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount, int64_t effective_at,
-           int64_t booking_id, const char *event_key, const char *policy_version,
-           const char *memo)
+entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
+              int64_t effective_at, int64_t booking_id, const char *event_key,
+              const char *policy_version, const char *memo, int64_t *entry_id)
 {
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "INSERT INTO entry (lot_id, kind, amount, effective_at,"
-                                  " created_at, booking_id, tenant_id, unit, event_key,"
-                                  " policy_version, memo, actor)"
-                                  " SELECT id, ?2, ?3, ?4, ?5, ?6, tenant_id, unit, ?7, ?8, ?9, ?10"
-                                  " FROM lot WHERE id = ?1",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct entry_row e = {
+        .lot_id = lot_id,
+        .kind = kind,
+        .amount = amount,
+        .effective_at = effective_at,
+        .created_at = lx->now,
+        .booking_id = booking_id,
+        .event_key = event_key,
+        .policy_version = policy_version,
+        .memo = memo,
+        .actor = lx->actor,
+    };
+    if (store_entry_insert(lx->store, &e, entry_id, lx->err) != 0) {
+        return lx->err->status;
     }
-    sqlite3_bind_int64(st, 1, lot_id);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, amount);
-    sqlite3_bind_int64(st, 4, effective_at);
-    sqlite3_bind_int64(st, 5, lx->now);
-    if (booking_id != 0) {
-        sqlite3_bind_int64(st, 6, booking_id);
-    }
-    if (event_key != NULL) {
-        sqlite3_bind_text(st, 7, event_key, -1, SQLITE_TRANSIENT);
-    }
-    if (policy_version != NULL) {
-        sqlite3_bind_text(st, 8, policy_version, -1, SQLITE_TRANSIENT);
-    }
-    if (memo != NULL) {
-        sqlite3_bind_text(st, 9, memo, -1, SQLITE_TRANSIENT);
-    }
-    sqlite3_bind_text(st, 10, lx->actor, -1, SQLITE_TRANSIENT);
-    if (legacy_step_done(lx->store, lx->err, st, "entry insert") != 0) {
-        return ENG_ESTORE;
-    }
-    ENG_ASSERT(sqlite3_changes(lx->store->db) == 1);
     if (amount == 0) {
         return 0;
     }
-    st = store_prep(lx->store,
-                    "UPDATE lot SET balance = balance + ?1,"
-                    " used = used - CASE WHEN ?3 IN ('debit', 'refund') THEN ?1 ELSE 0 END,"
-                    " adjusted = adjusted + CASE WHEN ?3 = 'adjust' THEN ?1 ELSE 0 END"
-                    " WHERE id = ?2",
-                    lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, amount);
-    sqlite3_bind_int64(st, 2, lot_id);
-    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        /* The CHECK (balance >= 0) refusing is a programmer error upstream,
-         * but it must never commit: report it as a store failure. */
-        return store_fail(lx->store, "lot balance", lx->err);
-    }
-    return 0;
+    return store_lot_move(lx->store, lot_id, kind, amount, lx->err);
+}
+
+int
+entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
+           int64_t effective_at, int64_t booking_id, const char *event_key,
+           const char *policy_version, const char *memo)
+{
+    int64_t entry_id = 0;
+    return entry_post_id(lx, lot_id, kind, amount, effective_at, booking_id, event_key,
+                         policy_version, memo, &entry_id);
 }
 
 int
@@ -242,52 +252,29 @@ lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n
         return lx->err->status;
     }
     ENG_ASSERT(exists);
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "INSERT INTO lot (allocation_id, line_idx, period_n, user_id,"
-                                  " kind, tenant_id, unit, valid_from, valid_until, granted,"
-                                  " unlimited, balance, created_at)"
-                                  " VALUES (?1, ?2, ?3, ?4, 'period', ?5, ?6, ?7, ?8, ?9, ?10, 0,"
-                                  " ?11) ON CONFLICT DO NOTHING",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct lot_row lot = {
+        .allocation_id = a->id,
+        .line_idx = l->idx,
+        .period_n = n,
+        .user_id = owner,
+        .kind = "period",
+        .tenant_id = a->tenant_id,
+        .valid_from = from,
+        .valid_until = until,
+        .granted = l->amount,
+        .unlimited = l->unlimited,
+        .created_at = lx->now,
+    };
+    memcpy(lot.unit, a->unit, sizeof a->unit);
+    if (store_lot_insert(lx->store, &lot, lot_id, created, lx->err) != 0) {
+        return lx->err->status;
     }
-    sqlite3_bind_int64(st, 1, a->id);
-    sqlite3_bind_int(st, 2, l->idx);
-    sqlite3_bind_int64(st, 3, n);
-    sqlite3_bind_int64(st, 4, owner);
-    sqlite3_bind_int64(st, 5, a->tenant_id);
-    sqlite3_bind_text(st, 6, a->unit, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, from);
-    sqlite3_bind_int64(st, 8, until);
-    sqlite3_bind_int64(st, 9, l->amount);
-    sqlite3_bind_int(st, 10, l->unlimited);
-    sqlite3_bind_int64(st, 11, lx->now);
-    if (legacy_step_done(lx->store, lx->err, st, "lot insert") != 0) {
-        return ENG_ESTORE;
+    if (!*created) {
+        return 0;
     }
-    if (sqlite3_changes(lx->store->db) == 1) {
-        *lot_id = sqlite3_last_insert_rowid(lx->store->db);
-        *created = true;
-        char key[64];
-        snprintf(key, sizeof key, "grant:%lld", (long long)*lot_id);
-        return entry_post(lx, *lot_id, "grant", l->amount, from, 0, key, NULL, a->description);
-    }
-    st = store_prep(lx->store,
-                    "SELECT id FROM lot WHERE allocation_id = ? AND line_idx = ? AND"
-                    " period_n = ? AND user_id = ? AND kind = 'period'",
-                    lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, a->id);
-    sqlite3_bind_int(st, 2, l->idx);
-    sqlite3_bind_int64(st, 3, n);
-    sqlite3_bind_int64(st, 4, owner);
-    int rc = sqlite3_step(st);
-    *lot_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : store_fail(lx->store, "lot lookup", lx->err);
+    char key[64];
+    snprintf(key, sizeof key, "grant:%lld", (long long)*lot_id);
+    return entry_post(lx, *lot_id, "grant", l->amount, from, 0, key, NULL, a->description);
 }
 
 /* ---------- policy contexts ---------- */
@@ -295,45 +282,65 @@ lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n
 json_t *
 ctx_user(struct ledger_ctx *lx, int64_t user_id, int64_t *tenant_id, int *rc)
 {
-    sqlite3_stmt *st = legacy_row(lx->store, lx->err, "SELECT tenant_id, roles FROM user WHERE id = ?", user_id,
-                               "user", rc);
-    if (st == NULL) {
+    struct user_row u;
+    bool found = false;
+    *rc = store_user_get(lx->store, user_id, &u, &found, lx->err);
+    if (*rc != 0) {
         return NULL;
     }
-    *tenant_id = sqlite3_column_int64(st, 0);
-    json_t *u = json_pack("{s:o, s:o, s:o}", "id", id_json("usr", user_id), "tenant_id",
-                          id_json("ten", *tenant_id), "roles",
-                          json_from_text((const char *)sqlite3_column_text(st, 1)));
-    sqlite3_reset(st);
-    return u;
+    if (!found) {
+        *rc = eng_error_code(lx->err, ENG_ENOTFOUND, "not_found", "user not found");
+        return NULL;
+    }
+    *tenant_id = u.tenant_id;
+    json_t *ctx = json_pack("{s:o, s:o, s:O}", "id", id_json("usr", user_id), "tenant_id",
+                            id_json("ten", u.tenant_id), "roles", u.roles);
+    store_user_clear(&u);
+    if (ctx == NULL) {
+        *rc = oom(lx);
+    }
+    return ctx;
+}
+
+static int
+tenant_building(void *ud, int64_t building_id)
+{
+    return json_array_append_new(ud, id_json("bld", building_id)) != 0 ? ENG_ENOMEM : 0;
 }
 
 json_t *
 ctx_tenant(struct ledger_ctx *lx, int64_t tenant_id, int *rc)
 {
-    sqlite3_stmt *st = legacy_row(lx->store, lx->err, "SELECT cross_building FROM tenant WHERE id = ?", tenant_id,
-                               "tenant", rc);
-    if (st == NULL) {
+    struct tenant_row t;
+    bool found = false;
+    *rc = store_tenant_get(lx->store, tenant_id, &t, &found, lx->err);
+    if (*rc != 0) {
         return NULL;
     }
-    bool cross = sqlite3_column_int(st, 0) != 0;
-    sqlite3_reset(st);
+    if (!found) {
+        *rc = eng_error_code(lx->err, ENG_ENOTFOUND, "not_found", "tenant not found");
+        return NULL;
+    }
     json_t *bids = json_array();
-    st = store_prep(lx->store, "SELECT building_id FROM tenant_building WHERE tenant_id = ?",
-                    lx->err);
-    if (st == NULL) {
+    *rc = bids == NULL ? ENG_ENOMEM
+                       : store_tenant_buildings_each(lx->store, tenant_id, tenant_building, bids,
+                                                     lx->err);
+    if (*rc == ENG_ENOMEM) {
+        *rc = oom(lx);
+    }
+    if (*rc != 0) {
         json_decref(bids);
-        *rc = ENG_ESTORE;
         return NULL;
     }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(bids, id_json("bld", sqlite3_column_int64(st, 0)));
+    json_t *ctx = json_pack("{s:o, s:o, s:b}", "id", id_json("ten", tenant_id), "building_ids",
+                            bids, "cross_building", t.cross_building);
+    if (ctx == NULL) {
+        *rc = oom(lx);
     }
-    sqlite3_reset(st);
-    return json_pack("{s:o, s:o, s:b}", "id", id_json("ten", tenant_id), "building_ids", bids,
-                     "cross_building", cross);
+    return ctx;
 }
+
+/* ---------- policy contexts (allocation side) ---------- */
 
 json_t *
 ctx_alloc(const struct alloc *a)
@@ -355,10 +362,13 @@ int
 ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
                 json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok)
 {
+    *ok = false;
     json_t *ctx = json_pack("{s:O, s:O, s:o, s:o}", "user", user_ctx, "tenant", tenant_ctx,
                             "allocation", ctx_alloc(a), "line", ctx_line(&a->lines[line_idx]));
-    if (resource_ctx != NULL) {
-        json_object_set(ctx, "resource", resource_ctx);
+    if (ctx == NULL ||
+        (resource_ctx != NULL && json_object_set(ctx, "resource", resource_ctx) != 0)) {
+        json_decref(ctx);
+        return oom(lx);
     }
     json_t *res = NULL;
     int rc = policy_set_call(pol, POLICY_ELIGIBILITY, ctx, &res, lx->err);
@@ -384,6 +394,85 @@ struct closing {
     bool unlimited, rollover;
 };
 
+/* Asks the rollover policy of the allocation's building how much of a
+ * group's `unused` balance ending at T carries into the next period.  The
+ * context follows policies/README.md §5.4: times are Unix seconds, and
+ * period_start is the ending period's first instant. */
+static int
+rollover_carry(struct ledger_ctx *lx, const struct alloc *a, const struct closing *g,
+               int64_t unused, int64_t T, int64_t *carry, char *version, size_t version_size)
+{
+    int64_t pfrom = 0, puntil = 0;
+    bool pexists = false;
+    if (alloc_window(lx, a, g->period_n, &pfrom, &puntil, &pexists) != 0) {
+        return lx->err->status;
+    }
+    struct policy_set *pol = NULL;
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    if (policy_cache_get(lx->policies, lx->store, alloc_policy_building(a), &pol, versions,
+                         lx->err) != 0) {
+        return lx->err->status;
+    }
+    snprintf(version, version_size, "%s", versions[POLICY_ROLLOVER]);
+    json_t *cap = a->rollover_cap >= 0 ? json_integer(a->rollover_cap) : json_null();
+    json_t *ctx = json_pack("{s:{s:o, s:s, s:{s:b, s:o}}, s:{s:I}, s:I, s:I, s:I}", "allocation",
+                            "id", id_json("alc", a->id), "recurrence",
+                            period_kind_name(a->recurrence), "rollover", "enabled", a->rollover,
+                            "cap", cap, "line", "amount", (json_int_t)a->lines[g->line_idx].amount,
+                            "unused", (json_int_t)unused, "period_start", (json_int_t)pfrom,
+                            "period_end", (json_int_t)T);
+    json_t *res = NULL;
+    int rc = ctx == NULL ? oom(lx) : policy_set_call(pol, POLICY_ROLLOVER, ctx, &res, lx->err);
+    json_decref(ctx);
+    policy_set_release(pol);
+    json_t *c = rc == 0 ? json_object_get(res, "carry") : NULL;
+    if (rc == 0 && (!json_is_integer(c) || json_integer_value(c) < 0 ||
+                    json_integer_value(c) > unused)) {
+        rc = eng_error_code(lx->err, ENG_EPOLICY, "policy_error",
+                            "the rollover policy must return {carry = n} with "
+                            "0 <= n <= the unused balance");
+    }
+    *carry = rc == 0 ? (int64_t)json_integer_value(c) : 0;
+    json_decref(res);
+    return rc;
+}
+
+/* Moves `carry` into a new rollover lot of period n + 1 ([from, until)). */
+static int
+carry_in(struct ledger_ctx *lx, const struct alloc *a, const struct closing *g, int64_t carry,
+         int64_t from, int64_t until, int64_t T, const char *version)
+{
+    /* The carried credit lives in its own lot of the next period, so a
+     * refund or report can always tell it from the new grant. */
+    struct lot_row lot = {
+        .allocation_id = a->id,
+        .line_idx = g->line_idx,
+        .period_n = g->period_n + 1,
+        .user_id = g->owner,
+        .kind = "rollover",
+        .tenant_id = a->tenant_id,
+        .valid_from = from,
+        .valid_until = until,
+        .granted = carry,
+        .created_at = lx->now,
+    };
+    memcpy(lot.unit, a->unit, sizeof a->unit);
+    int64_t new_lot = 0;
+    bool created = false;
+    if (store_lot_insert(lx->store, &lot, &new_lot, &created, lx->err) != 0) {
+        return lx->err->status;
+    }
+    if (!created) {
+        /* Each period ends once: a second carry into one lot is a bug. */
+        return eng_error_code(lx->err, ENG_ESTORE, "storage_error",
+                              "rollover lot of alc_%lld period %lld exists already",
+                              (long long)a->id, (long long)(g->period_n + 1));
+    }
+    char key[64];
+    snprintf(key, sizeof key, "rollover_in:%lld", (long long)new_lot);
+    return entry_post(lx, new_lot, "rollover_in", carry, T, 0, key, version, NULL);
+}
+
 /* Carries part of a group's unused balance into a rollover lot of the next
  * period (by the rollover policy) and expires the rest, at instant T. */
 static int
@@ -400,67 +489,15 @@ close_group(struct ledger_ctx *lx, struct closing *g, int count, int64_t T)
     int rc = 0;
     int64_t nfrom = 0, nuntil = 0;
     bool next_exists = false;
-    char version[48] = "";
+    char version[POLICY_LABEL_MAX] = "";
     if (unused > 0 && a.recurrence != PERIOD_NONE && a.rollover) {
         rc = alloc_window(lx, &a, g[0].period_n + 1, &nfrom, &nuntil, &next_exists);
     }
     if (rc == 0 && next_exists) {
-        struct policy_set *pol = NULL;
-        char versions[POLICY_KIND_COUNT][48];
-        rc = policy_cache_get(lx->policies, lx->store, alloc_policy_building(&a), &pol, versions, lx->err);
-        if (rc == 0) {
-            snprintf(version, sizeof version, "%s", versions[POLICY_ROLLOVER]);
-            json_t *cap = a.rollover_cap >= 0 ? json_integer(a.rollover_cap) : json_null();
-            json_t *ctx = json_pack(
-                "{s:{s:o, s:s, s:{s:b, s:o}}, s:{s:I}, s:I, s:I, s:I}", "allocation", "id",
-                id_json("alc", a.id), "recurrence", period_kind_name(a.recurrence), "rollover",
-                "enabled", a.rollover, "cap", cap, "line", "amount",
-                (json_int_t)a.lines[g[0].line_idx].amount, "unused", (json_int_t)unused,
-                "period_start", (json_int_t)g[0].period_n, "period_end", (json_int_t)T);
-            json_t *res = NULL;
-            rc = policy_set_call(pol, POLICY_ROLLOVER, ctx, &res, lx->err);
-            json_decref(ctx);
-            policy_set_release(pol);
-            json_t *c = rc == 0 ? json_object_get(res, "carry") : NULL;
-            if (rc == 0 && (!json_is_integer(c) || json_integer_value(c) < 0 ||
-                            json_integer_value(c) > unused)) {
-                rc = eng_error_code(lx->err, ENG_EPOLICY, "policy_error",
-                                    "the rollover policy must return {carry = n} with "
-                                    "0 <= n <= the unused balance");
-            }
-            carry = rc == 0 ? (int64_t)json_integer_value(c) : 0;
-            json_decref(res);
-        }
+        rc = rollover_carry(lx, &a, &g[0], unused, T, &carry, version, sizeof version);
     }
     if (rc == 0 && carry > 0) {
-        /* The carried credit lives in its own lot of the next period, so a
-         * refund or report can always tell it from the new grant. */
-        sqlite3_stmt *st = store_prep(
-            lx->store,
-            "INSERT INTO lot (allocation_id, line_idx, period_n, user_id, kind, tenant_id, unit,"
-            " valid_from, valid_until, granted, unlimited, balance, created_at)"
-            " VALUES (?, ?, ?, ?, 'rollover', ?, ?, ?, ?, ?, 0, 0, ?)",
-            lx->err);
-        rc = st == NULL ? ENG_ESTORE : 0;
-        if (rc == 0) {
-            sqlite3_bind_int64(st, 1, a.id);
-            sqlite3_bind_int(st, 2, g[0].line_idx);
-            sqlite3_bind_int64(st, 3, g[0].period_n + 1);
-            sqlite3_bind_int64(st, 4, g[0].owner);
-            sqlite3_bind_int64(st, 5, a.tenant_id);
-            sqlite3_bind_text(st, 6, a.unit, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 7, nfrom);
-            sqlite3_bind_int64(st, 8, nuntil);
-            sqlite3_bind_int64(st, 9, carry);
-            sqlite3_bind_int64(st, 10, lx->now);
-            rc = legacy_step_done(lx->store, lx->err, st, "rollover lot");
-        }
-        if (rc == 0) {
-            int64_t new_lot = sqlite3_last_insert_rowid(lx->store->db);
-            char key[64];
-            snprintf(key, sizeof key, "rollover_in:%lld", (long long)new_lot);
-            rc = entry_post(lx, new_lot, "rollover_in", carry, T, 0, key, version, NULL);
-        }
+        rc = carry_in(lx, &a, &g[0], carry, nfrom, nuntil, T, version);
     }
     /* Take the carry from the group's lots in order (carried credit first),
      * then expire whatever is left: nothing disappears silently. */
@@ -480,62 +517,99 @@ close_group(struct ledger_ctx *lx, struct closing *g, int count, int64_t T)
             rc = entry_post(lx, g[i].lot_id, "expire", -bal, T, 0, key, NULL, NULL);
         }
         if (rc == 0) {
-            sqlite3_stmt *st = store_prep(lx->store, "UPDATE lot SET closed = 1 WHERE id = ?",
-                                          lx->err);
-            rc = st == NULL ? ENG_ESTORE : 0;
-            if (rc == 0) {
-                sqlite3_bind_int64(st, 1, g[i].lot_id);
-                rc = legacy_step_done(lx->store, lx->err, st, "lot close");
-            }
+            rc = store_lot_close(lx->store, g[i].lot_id, lx->err);
         }
     }
     alloc_free(&a);
     return rc;
 }
 
+/* The lots ending at one instant, collected first: closing them changes
+ * the rows the query walks. */
+struct closings {
+    struct closing *rows;
+    size_t count, cap;
+};
+
+static int
+closing_add(void *ud, const struct lot_row *lot)
+{
+    struct closings *c = ud;
+    if (c->count == c->cap) {
+        size_t cap = c->cap != 0 ? 2 * c->cap : 64;
+        struct closing *grown = realloc(c->rows, cap * sizeof *grown);
+        if (grown == NULL) {
+            return ENG_ENOMEM;
+        }
+        c->rows = grown;
+        c->cap = cap;
+    }
+    c->rows[c->count++] = (struct closing){
+        .lot_id = lot->id,
+        .alloc_id = lot->allocation_id,
+        .period_n = lot->period_n,
+        .owner = lot->user_id,
+        .balance = lot->balance,
+        .line_idx = lot->line_idx,
+        .unlimited = lot->unlimited,
+        .rollover = strcmp(lot->kind, "rollover") == 0,
+    };
+    return 0;
+}
+
+/* Runs fn in a savepoint: a policy refusal (ENG_EPOLICY) rolls back just
+ * what fn wrote and is kept in *policy_rc / *policy_err, any other failure
+ * is returned (the caller's transaction rolls back). */
+static int
+in_savepoint(struct ledger_ctx *lx, int (*fn)(struct ledger_ctx *lx, void *arg), void *arg,
+             int *policy_rc, struct eng_error *policy_err, bool *refused)
+{
+    *refused = false;
+    int rc = store_tx(lx->store, STORE_SAVEPOINT, lx->err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = fn(lx, arg);
+    if (rc == ENG_EPOLICY) {
+        *refused = true;
+        *policy_rc = rc;
+        *policy_err = *lx->err;
+        rc = store_tx(lx->store, STORE_ROLLBACK_TO, lx->err);
+    }
+    if (rc == 0) {
+        rc = store_tx(lx->store, STORE_RELEASE, lx->err);
+    }
+    return rc;
+}
+
+struct group_arg {
+    struct closing *g;
+    int count;
+    int64_t T;
+};
+
+static int
+group_fn(struct ledger_ctx *lx, void *arg)
+{
+    struct group_arg *ga = arg;
+    return close_group(lx, ga->g, ga->count, ga->T);
+}
+
 /* Closes every open lot whose validity ends at T, group by group. */
 static int
 close_at(struct ledger_ctx *lx, int64_t T)
 {
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT id, allocation_id, line_idx, period_n, user_id, balance,"
-                                  " unlimited, kind = 'rollover' FROM lot WHERE closed = 0 AND"
-                                  " valid_until = ? ORDER BY allocation_id, line_idx, user_id,"
-                                  " period_n, kind DESC, id",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct closings c = {0};
+    int rc = store_lots_closing_each(lx->store, T, closing_add, &c, lx->err);
+    if (rc == ENG_ENOMEM) {
+        rc = oom(lx);
     }
-    sqlite3_bind_int64(st, 1, T);
-    size_t cap = 64, n = 0;
-    struct closing *rows = malloc(cap * sizeof *rows);
-    int rc = rows == NULL ? eng_error_set(lx->err, ENG_ENOMEM, "out of memory") : 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            struct closing *bigger = realloc(rows, 2 * cap * sizeof *rows);
-            if (bigger == NULL) {
-                rc = eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
-                break;
-            }
-            rows = bigger;
-            cap *= 2;
-        }
-        struct closing *c = &rows[n++];
-        c->lot_id = sqlite3_column_int64(st, 0);
-        c->alloc_id = sqlite3_column_int64(st, 1);
-        c->line_idx = sqlite3_column_int(st, 2);
-        c->period_n = sqlite3_column_int64(st, 3);
-        c->owner = sqlite3_column_int64(st, 4);
-        c->balance = sqlite3_column_int64(st, 5);
-        c->unlimited = sqlite3_column_int(st, 6) != 0;
-        c->rollover = sqlite3_column_int(st, 7) != 0;
-    }
-    sqlite3_reset(st);
     int policy_rc = 0;
     struct eng_error policy_err = {0};
-    for (size_t i = 0; rc == 0 && i < n;) {
+    for (size_t i = 0; rc == 0 && i < c.count;) {
         size_t j = i + 1;
-        while (j < n && rows[j].alloc_id == rows[i].alloc_id &&
+        struct closing *rows = c.rows;
+        while (j < c.count && rows[j].alloc_id == rows[i].alloc_id &&
                rows[j].line_idx == rows[i].line_idx && rows[j].owner == rows[i].owner &&
                rows[j].period_n == rows[i].period_n) {
             j++;
@@ -543,26 +617,48 @@ close_at(struct ledger_ctx *lx, int64_t T)
         /* Each group in its own savepoint: a failing rollover policy leaves
          * its group untouched (still due, retried on the next advance) and
          * the other groups are processed. */
-        rc = store_exec(lx->store, "SAVEPOINT grp", lx->err);
-        if (rc == 0) {
-            rc = close_group(lx, &rows[i], (int)(j - i), T);
-            if (rc == ENG_EPOLICY) {
-                fprintf(stderr, "allot: period end of alc_%lld at %lld left open: %s\n",
-                        (long long)rows[i].alloc_id, (long long)T, lx->err->msg);
-                (void)store_exec(lx->store, "ROLLBACK TO grp", NULL);
-                policy_rc = rc;
-                policy_err = *lx->err;
-                rc = 0;
-            }
-            (void)store_exec(lx->store, "RELEASE grp", NULL);
+        struct group_arg ga = {&rows[i], (int)(j - i), T};
+        bool refused = false;
+        rc = in_savepoint(lx, group_fn, &ga, &policy_rc, &policy_err, &refused);
+        if (refused) {
+            fprintf(stderr, "allot: period end of alc_%lld at %lld left open: %s\n",
+                    (long long)rows[i].alloc_id, (long long)T, policy_err.msg);
         }
         i = j;
     }
-    free(rows);
+    free(c.rows);
     if (rc == 0 && policy_rc != 0) {
         *lx->err = policy_err;
         return policy_rc;
     }
+    return rc;
+}
+
+/* Opening one period for the users of a per-user pool, streamed. */
+struct open_ud {
+    struct ledger_ctx *lx;
+    struct alloc *a;
+    struct policy_set *pol;
+    json_t *tenant;
+    int64_t n;
+};
+
+static int
+open_user(void *ud, int64_t user_id)
+{
+    struct open_ud *o = ud;
+    int64_t tid = 0, lot_id;
+    bool created;
+    int rc;
+    json_t *user = ctx_user(o->lx, user_id, &tid, &rc);
+    for (int i = 0; rc == 0 && i < o->a->line_count; i++) {
+        bool ok = false;
+        rc = ledger_eligible(o->lx, o->pol, o->a, i, user, o->tenant, NULL, &ok);
+        if (rc == 0 && ok) {
+            rc = lot_ensure(o->lx, o->a, i, o->n, user_id, &lot_id, &created);
+        }
+    }
+    json_decref(user);
     return rc;
 }
 
@@ -581,65 +677,44 @@ open_period(struct ledger_ctx *lx, struct alloc *a, int64_t n)
         }
         return rc;
     }
-    struct policy_set *pol = NULL;
-    if (policy_cache_get(lx->policies, lx->store, alloc_policy_building(a), &pol, NULL, lx->err) != 0) {
+    /* No resource is involved: the allocation's own building decides. */
+    struct open_ud o = {lx, a, NULL, NULL, n};
+    if (policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(a, 0), &o.pol, NULL,
+                         lx->err) != 0) {
         return lx->err->status;
     }
-    json_t *tenant = ctx_tenant(lx, a->tenant_id, &rc);
-    /* Collect the users first: the statement cannot stay open while lots
-     * are inserted through other cached statements that may share it. */
-    json_t *uids = json_array();
-    sqlite3_stmt *st = store_prep(lx->store, "SELECT id FROM user WHERE tenant_id = ? ORDER BY id",
-                                  lx->err);
-    if (st == NULL) {
-        rc = ENG_ESTORE;
-    } else {
-        sqlite3_bind_int64(st, 1, a->tenant_id);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_array_append_new(uids, json_integer(sqlite3_column_int64(st, 0)));
-        }
-        sqlite3_reset(st);
+    o.tenant = ctx_tenant(lx, a->tenant_id, &rc);
+    if (rc == 0) {
+        rc = store_tenant_users_each(lx->store, a->tenant_id, open_user, &o, lx->err);
     }
-    size_t k;
-    json_t *uid;
-    json_array_foreach(uids, k, uid) {
-        if (rc != 0) {
-            break;
-        }
-        int64_t tid;
-        json_t *user = ctx_user(lx, (int64_t)json_integer_value(uid), &tid, &rc);
-        for (int i = 0; rc == 0 && i < a->line_count; i++) {
-            bool ok = false;
-            rc = ledger_eligible(lx, pol, a, i, user, tenant, NULL, &ok);
-            if (rc == 0 && ok) {
-                rc = lot_ensure(lx, a, i, n, (int64_t)json_integer_value(uid), &lot_id, &created);
-            }
-        }
-        json_decref(user);
-    }
-    json_decref(uids);
-    json_decref(tenant);
-    policy_set_release(pol);
+    json_decref(o.tenant);
+    policy_set_release(o.pol);
     return rc;
+}
+
+struct open_arg {
+    struct alloc *a;
+    int64_t n;
+};
+
+static int
+open_fn(struct ledger_ctx *lx, void *arg)
+{
+    struct open_arg *oa = arg;
+    return open_period(lx, oa->a, oa->n);
 }
 
 static int
 open_at(struct ledger_ctx *lx, int64_t T)
 {
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT id, next_open_n FROM allocation WHERE next_open_at = ?"
-                                  " ORDER BY id LIMIT 1",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    int64_t id = 0, n = 0;
+    bool found = false;
+    if (store_allocation_opening_at(lx->store, T, &id, &n, &found, lx->err) != 0) {
+        return lx->err->status;
     }
-    sqlite3_bind_int64(st, 1, T);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    if (!found) {
         return 0;
     }
-    int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
     struct alloc a;
     if (alloc_load(lx, id, &a) != 0) {
         return lx->err->status;
@@ -647,20 +722,14 @@ open_at(struct ledger_ctx *lx, int64_t T)
     /* A policy that fails while opening (per-user targeting) leaves this
      * period's per-user lots to be created on demand, which fails closed
      * until the policy is fixed; the cursor still moves on. */
-    int rc = store_exec(lx->store, "SAVEPOINT opening", lx->err);
     int policy_rc = 0;
     struct eng_error policy_err = {0};
-    if (rc == 0) {
-        rc = open_period(lx, &a, n);
-        if (rc == ENG_EPOLICY) {
-            fprintf(stderr, "allot: opening period %lld of alc_%lld: %s\n", (long long)n,
-                    (long long)id, lx->err->msg);
-            (void)store_exec(lx->store, "ROLLBACK TO opening", NULL);
-            policy_rc = rc;
-            policy_err = *lx->err;
-            rc = 0;
-        }
-        (void)store_exec(lx->store, "RELEASE opening", NULL);
+    bool refused = false;
+    struct open_arg oa = {&a, n};
+    int rc = in_savepoint(lx, open_fn, &oa, &policy_rc, &policy_err, &refused);
+    if (refused) {
+        fprintf(stderr, "allot: opening period %lld of alc_%lld: %s\n", (long long)n,
+                (long long)id, policy_err.msg);
     }
     int64_t from = 0, until = 0;
     bool exists = false;
@@ -668,18 +737,8 @@ open_at(struct ledger_ctx *lx, int64_t T)
         rc = alloc_window(lx, &a, n + 1, &from, &until, &exists);
     }
     if (rc == 0) {
-        st = store_prep(lx->store,
-                        "UPDATE allocation SET next_open_n = ?, next_open_at = ? WHERE id = ?",
-                        lx->err);
-        rc = st == NULL ? ENG_ESTORE : 0;
-        if (rc == 0) {
-            sqlite3_bind_int64(st, 1, n + 1);
-            if (exists) {
-                sqlite3_bind_int64(st, 2, from);
-            }
-            sqlite3_bind_int64(st, 3, id);
-            rc = legacy_step_done(lx->store, lx->err, st, "allocation cursor");
-        }
+        rc = store_allocation_set_cursor(lx->store, id, n + 1, exists ? from : TIME_NEVER,
+                                         lx->err);
     }
     alloc_free(&a);
     if (rc == 0 && policy_rc != 0) {
@@ -689,28 +748,13 @@ open_at(struct ledger_ctx *lx, int64_t T)
     return rc;
 }
 
-static int
-min_due(struct ledger_ctx *lx, const char *sql, int64_t *t)
-{
-    sqlite3_stmt *st = store_prep(lx->store, sql, lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    *t = TIME_NEVER;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        *t = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    return 0;
-}
-
 int
 ledger_next_due(struct ledger_ctx *lx, int64_t *due)
 {
     int64_t t1, t2;
-    if (min_due(lx, "SELECT min(valid_until) FROM lot WHERE closed = 0", &t1) != 0 ||
-        min_due(lx, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
-        return ENG_ESTORE;
+    if (store_lot_next_end(lx->store, INT64_MIN, &t1, lx->err) != 0 ||
+        store_allocation_next_opening(lx->store, &t2, lx->err) != 0) {
+        return lx->err->status;
     }
     *due = t1 < t2 ? t1 : t2;
     return 0;
@@ -728,21 +772,9 @@ ledger_advance(struct ledger_ctx *lx)
     struct eng_error policy_err = {0};
     for (;;) {
         int64_t t1, t2;
-        sqlite3_stmt *st = store_prep(lx->store,
-                                      "SELECT min(valid_until) FROM lot WHERE closed = 0 AND"
-                                      " valid_until > ?",
-                                      lx->err);
-        if (st == NULL) {
-            return ENG_ESTORE;
-        }
-        sqlite3_bind_int64(st, 1, closed_to);
-        t1 = TIME_NEVER;
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            t1 = sqlite3_column_int64(st, 0);
-        }
-        sqlite3_reset(st);
-        if (min_due(lx, "SELECT min(next_open_at) FROM allocation", &t2) != 0) {
-            return ENG_ESTORE;
+        if (store_lot_next_end(lx->store, closed_to, &t1, lx->err) != 0 ||
+            store_allocation_next_opening(lx->store, &t2, lx->err) != 0) {
+            return lx->err->status;
         }
         if (t1 > lx->now && t2 > lx->now) {
             break;
@@ -775,45 +807,29 @@ add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t
              const char *kind, int64_t t, bool with_empty, struct cand_list *list,
              bool *found)
 {
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT id, balance, unlimited, valid_from, valid_until, closed,"
-                                  " granted FROM lot WHERE allocation_id = ? AND line_idx = ? AND"
-                                  " period_n = ? AND user_id = ? AND kind = ?",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct lot_row lot;
+    if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &lot, found,
+                       lx->err) != 0) {
+        return lx->err->status;
     }
-    sqlite3_bind_int64(st, 1, a->id);
-    sqlite3_bind_int(st, 2, a->lines[line_idx].idx);
-    sqlite3_bind_int64(st, 3, n);
-    sqlite3_bind_int64(st, 4, owner);
-    sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-    *found = false;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *found = true;
-        struct cand c = {0};
-        c.lot_id = sqlite3_column_int64(st, 0);
-        c.balance = sqlite3_column_int64(st, 1);
-        c.unlimited = sqlite3_column_int(st, 2) != 0;
-        c.valid_from = sqlite3_column_int64(st, 3);
-        c.valid_until = sqlite3_column_int64(st, 4);
-        bool closed = sqlite3_column_int(st, 5) != 0;
-        c.granted = sqlite3_column_int64(st, 6);
-        c.rollover = strcmp(kind, "rollover") == 0;
-        if (!closed && c.valid_from <= t && t < c.valid_until &&
-            (with_empty || c.unlimited || c.balance > 0)) {
-            c.alloc_id = a->id;
-            c.line_idx = line_idx;
-            c.period_n = n;
-            c.owner = owner;
-            if (cand_list_push(list, &c) != 0) {
-                sqlite3_reset(st);
-                return eng_error_set(lx->err, ENG_ENOMEM, "out of memory");
-            }
-        }
+    if (!*found || lot.closed || lot.valid_from > t || t >= lot.valid_until ||
+        !(with_empty || lot.unlimited || lot.balance > 0)) {
+        return 0;
     }
-    sqlite3_reset(st);
-    return 0;
+    struct cand c = {
+        .lot_id = lot.id,
+        .balance = lot.balance,
+        .unlimited = lot.unlimited,
+        .valid_from = lot.valid_from,
+        .valid_until = lot.valid_until,
+        .granted = lot.granted,
+        .rollover = strcmp(kind, "rollover") == 0,
+        .alloc_id = a->id,
+        .line_idx = line_idx,
+        .period_n = n,
+        .owner = owner,
+    };
+    return cand_list_push(list, &c) != 0 ? oom(lx) : 0;
 }
 
 static int
@@ -860,49 +876,62 @@ add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_
     return 0;
 }
 
+/* One ledger_candidates call, streamed over the tenant's allocations. */
+struct cands_ud {
+    struct ledger_ctx *lx;
+    struct policy_set *pol; /* the resource building's set (resource case) */
+    int64_t user_id;
+    json_t *user_ctx, *tenant_ctx, *resource_ctx;
+    int64_t t;
+    bool create, with_empty;
+    struct cand_list *list;
+};
+
+static int
+cands_alloc(void *ud, int64_t id)
+{
+    struct cands_ud *u = ud;
+    struct ledger_ctx *lx = u->lx;
+    struct alloc a;
+    if (alloc_load(lx, id, &a) != 0) {
+        return lx->err->status;
+    }
+    int64_t n = 0;
+    bool in_schedule = false;
+    int rc = alloc_period_at(lx, &a, u->t, &n, &in_schedule);
+    /* ledger_eligibility_building: with a resource, the caller's set (its
+     * building's) decides; without one, the allocation's own building. */
+    struct policy_set *pol = u->pol, *own = NULL;
+    if (rc == 0 && in_schedule && u->resource_ctx == NULL) {
+        rc = policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(&a, 0), &own,
+                              NULL, lx->err);
+        pol = own;
+    }
+    int64_t owner = strcmp(a.pool, "per_user") == 0 ? u->user_id : 0;
+    for (int i = 0; rc == 0 && in_schedule && i < a.line_count; i++) {
+        bool ok = false;
+        rc = ledger_eligible(lx, pol, &a, i, u->user_ctx, u->tenant_ctx, u->resource_ctx, &ok);
+        if (rc == 0 && ok) {
+            rc = add_line_lots(lx, &a, i, n, owner, u->t, u->create, u->with_empty, u->list);
+        }
+    }
+    policy_set_release(own);
+    alloc_free(&a);
+    return rc;
+}
+
 int
 ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                   json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, const char *unit,
                   int64_t t, bool create, bool with_empty, struct cand_list *list)
 {
     list->count = 0;
-    sqlite3_stmt *st = store_prep(lx->store,
-                                  "SELECT id FROM allocation WHERE tenant_id = ? AND unit = ? AND"
-                                  " start_at <= ? AND (end_at IS NULL OR end_at > ?) ORDER BY id",
-                                  lx->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, unit, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, t);
-    sqlite3_bind_int64(st, 4, t);
-    int64_t ids[256];
-    int n_ids = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n_ids < 256) {
-        ids[n_ids++] = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_reset(st);
-    int rc = 0;
-    for (int k = 0; rc == 0 && k < n_ids; k++) {
-        struct alloc a;
-        if (alloc_load(lx, ids[k], &a) != 0) {
-            return lx->err->status;
-        }
-        int64_t n;
-        bool in_schedule;
-        rc = alloc_period_at(lx, &a, t, &n, &in_schedule);
-        int64_t owner = strcmp(a.pool, "per_user") == 0 ? user_id : 0;
-        for (int i = 0; rc == 0 && in_schedule && i < a.line_count; i++) {
-            bool ok = false;
-            rc = ledger_eligible(lx, pol, &a, i, user_ctx, tenant_ctx, resource_ctx, &ok);
-            if (rc == 0 && ok) {
-                rc = add_line_lots(lx, &a, i, n, owner, t, create, with_empty, list);
-            }
-        }
-        alloc_free(&a);
-    }
-    return rc;
+    /* Every allocation in force is considered, however many: the query is
+     * streamed, each allocation loaded and judged in turn. */
+    struct cands_ud u = {lx,         pol,       user_id, user_ctx, tenant_ctx,
+                         resource_ctx, t,       create,  with_empty, list};
+    return store_allocations_in_force_each(lx->store, tenant_id, unit, t, cands_alloc, &u,
+                                           lx->err);
 }
 
 int

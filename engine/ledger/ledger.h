@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "legacy.h"
+#include "allocations.h"
 #include "sets.h"
 #include "store.h"
 #include "timeutil.h"
@@ -31,6 +31,8 @@ struct ledger_ctx {
     struct eng_error *err;
 };
 
+/* Lines per allocation: the API refuses more (limit_exceeded), and a stored
+ * allocation with more is an error, never cut short. */
 #define ALLOC_LINES_MAX 32
 
 struct alloc_line {
@@ -46,7 +48,7 @@ struct alloc {
     int64_t id, tenant_id;
     char unit[8];
     char pool[12];
-    char zone[TIME_ZONE_NAME_MAX];
+    char zone[TIME_ZONE_NAME_MAX + 1];
     bool cross_building, rollover;
     int64_t rollover_cap; /* -1 = no cap */
     enum period_kind recurrence;
@@ -57,7 +59,7 @@ struct alloc {
     int64_t first_building;
     json_t *targeting;    /* owned */
     json_t *building_ids; /* owned, "bld_" strings */
-    char description[256];
+    char description[STORE_ALLOC_DESCRIPTION_MAX + 1]; /* as long as the API accepts */
     int line_count;
     struct alloc_line lines[ALLOC_LINES_MAX];
 };
@@ -101,6 +103,10 @@ int lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64
 int entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
                int64_t effective_at, int64_t booking_id, const char *event_key,
                const char *policy_version, const char *memo);
+/* entry_post that also tells the new entry's id (*entry_id). */
+int entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
+                  int64_t effective_at, int64_t booking_id, const char *event_key,
+                  const char *policy_version, const char *memo, int64_t *entry_id);
 
 /* Processes every due boundary up to op->now. */
 int ledger_advance(struct ledger_ctx *lx);
@@ -118,9 +124,23 @@ json_t *ctx_line(const struct alloc_line *l);
 int ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
                     json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok);
 
+/* Which building's eligibility policy decides whether an allocation line
+ * may pay - one rule, everywhere:
+ *   - with a resource (a booking or a quote), the eligibility policy of the
+ *     resource's building decides (resource_building_id != 0);
+ *   - without a resource (a wallet listing, the per-user lots opened at a
+ *     period start), the policy of the allocation's first building
+ *     (alloc_policy_building) decides (resource_building_id == 0).
+ * So one allocation is judged by the building where it is spent, and by
+ * its own first building when nothing is being spent. */
+int64_t ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id);
+
 /* Collects the lots that may pay a booking of `resource_ctx` by the user at
- * instant t in `unit`; with create true, missing period lots are created,
- * else reported as virtual.  Lots with nothing left are skipped unless
+ * instant t in `unit`.  Eligibility follows ledger_eligibility_building:
+ * with a resource_ctx, `pol` (the resource building's set, held by the
+ * caller) decides; with resource_ctx NULL, `pol` is ignored (may be NULL)
+ * and each allocation's own policy building's set is used.  With create
+ * true, missing period lots are created, else reported as virtual.  Lots with nothing left are skipped unless
  * with_empty (the wallet lists them).  The list grows as needed (no cap);
  * it is emptied first, and freed by the caller with cand_list_free. */
 int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
@@ -128,7 +148,8 @@ int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t use
                       const char *unit, int64_t t, bool create, bool with_empty,
                       struct cand_list *list);
 
-/* The building whose policies decide an allocation's rollover. */
+/* The building whose policies decide an allocation's rollover, and its
+ * eligibility when no resource is involved: its first building. */
 int64_t alloc_policy_building(const struct alloc *a);
 
 #endif

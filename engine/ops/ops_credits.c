@@ -1,10 +1,15 @@
 /* ops_credits.c - allocations, lots, wallets, adjustments and the ledger. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "allocations.h"
 #include "amount.h"
+#include "entries.h"
 #include "ledger.h"
+#include "lots.h"
 #include "ops.h"
+#include "portfolio.h"
 
 /* ---------- rendering ---------- */
 
@@ -23,36 +28,44 @@ lot_status(int64_t now, int64_t from, int64_t until, bool closed)
     return from > now ? "upcoming" : "active";
 }
 
-/* id, allocation_id, line_idx, period_n, user_id, kind, unit, valid_from,
- * valid_until, granted, unlimited, balance, closed, scope */
-#define LOT_COLS                                                                             \
-    "l.id, l.allocation_id, l.line_idx, l.period_n, l.user_id, l.kind, l.unit, l.valid_from,"  \
-    " l.valid_until, l.granted, l.unlimited, l.balance, l.closed, al.scope"
-
 static json_t *
-lot_row(struct op *op, sqlite3_stmt *st)
+lot_json(struct op *op, const struct lot_row *l)
 {
-    bool unlimited = sqlite3_column_int(st, 10) != 0;
-    int64_t balance = sqlite3_column_int64(st, 11);
     json_t *lot = json_pack(
-        "{s:o, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:I}", "id",
-        id_json("lot", sqlite3_column_int64(st, 0)), "allocation_id",
-        id_json("alc", sqlite3_column_int64(st, 1)), "unit",
-        (const char *)sqlite3_column_text(st, 6), "scope",
-        (const char *)sqlite3_column_text(st, 13), "kind", (const char *)sqlite3_column_text(st, 5),
-        "granted", amount_or_unlimited(unlimited, sqlite3_column_int64(st, 9)), "balance",
-        amount_or_unlimited(unlimited, balance), "valid_from",
-        json_time(sqlite3_column_int64(st, 7)), "valid_until",
-        json_time(sqlite3_column_int64(st, 8)), "status",
-        lot_status(op->now, sqlite3_column_int64(st, 7), sqlite3_column_int64(st, 8),
-                   sqlite3_column_int(st, 12) != 0),
-        "period", (json_int_t)sqlite3_column_int64(st, 3));
-    if (unlimited) {
-        json_object_set_new(lot, "used", amount_to_json(-balance));
+        "{s:o, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:I}", "id", id_json("lot", l->id),
+        "allocation_id", id_json("alc", l->allocation_id), "unit", l->unit, "scope", l->scope,
+        "kind", l->kind, "granted", amount_or_unlimited(l->unlimited, l->granted), "balance",
+        amount_or_unlimited(l->unlimited, l->balance), "valid_from", json_time(l->valid_from),
+        "valid_until", json_time(l->valid_until), "status",
+        lot_status(op->now, l->valid_from, l->valid_until, l->closed), "period",
+        (json_int_t)l->period_n);
+    if (lot == NULL) {
+        return NULL;
     }
-    int64_t owner = sqlite3_column_int64(st, 4);
-    json_object_set_new(lot, "user_id", owner != 0 ? id_json("usr", owner) : json_null());
+    if (l->unlimited) {
+        json_object_set_new(lot, "used", amount_to_json(-l->balance));
+    }
+    json_object_set_new(lot, "user_id", l->user_id != 0 ? id_json("usr", l->user_id) : json_null());
     return lot;
+}
+
+/* Appends each lot to a JSON array (ud). */
+static int
+lot_append(void *ud, const struct lot_row *l)
+{
+    struct op *op = ((void **)ud)[0];
+    json_t *lots = ((void **)ud)[1];
+    json_t *j = lot_json(op, l);
+    return j == NULL || json_array_append_new(lots, j) != 0 ? ENG_ENOMEM : 0;
+}
+
+/* Appends the lots of filter f to `lots`; 0, ENG_ESTORE or ENG_ENOMEM. */
+static int
+lots_of(struct op *op, const struct lot_filter *f, json_t *lots)
+{
+    void *ud[2] = {op, lots};
+    int rc = store_lots_each(op->store, f, lot_append, ud, op->err);
+    return rc == ENG_ENOMEM ? eng_error_set(op->err, ENG_ENOMEM, "out of memory") : rc;
 }
 
 static json_t *
@@ -63,12 +76,21 @@ alloc_json(struct op *op, const struct alloc *a)
         const struct alloc_line *l = &a->lines[i];
         json_t *line = json_pack("{s:s, s:o}", "scope", l->scope, "amount",
                                  amount_or_unlimited(l->unlimited, l->amount));
-        if (strcmp(l->scope, "resources") == 0) {
-            json_object_set(line, "resource_ids", l->resource_ids);
-        } else if (strcmp(l->scope, "tags") == 0) {
-            json_object_set(line, "tags", l->tags);
+        int rc = line == NULL ? -1 : 0;
+        if (rc == 0 && strcmp(l->scope, "resources") == 0) {
+            rc = json_object_set(line, "resource_ids", l->resource_ids);
+        } else if (rc == 0 && strcmp(l->scope, "tags") == 0) {
+            rc = json_object_set(line, "tags", l->tags);
         }
-        json_array_append_new(lines, line);
+        if (rc != 0) {
+            json_decref(line);
+        }
+        /* append_new releases line when it fails.  Out of memory: the
+         * caller reports it (NULL). */
+        if (rc != 0 || json_array_append_new(lines, line) != 0) {
+            json_decref(lines);
+            return NULL;
+        }
     }
     char start[16], end[16];
     date_format(a->start_date, start, sizeof start);
@@ -95,9 +117,14 @@ static int
 check_lines(struct op *op, json_t *lines, bool hours)
 {
     static const char *const keys[] = {"scope", "amount", "resource_ids", "tags", NULL};
-    if (!json_is_array(lines) || json_array_size(lines) == 0 ||
-        json_array_size(lines) > ALLOC_LINES_MAX) {
+    if (!json_is_array(lines) || json_array_size(lines) == 0) {
         return op_invalid(op, "lines", "'lines' must hold 1 to %d lines", ALLOC_LINES_MAX);
+    }
+    if (json_array_size(lines) > ALLOC_LINES_MAX) {
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "'lines' holds more than the limit of %d lines", ALLOC_LINES_MAX);
+        eng_error_field(op->err, "alloc_lines_max");
+        return ENG_ELIMIT;
     }
     size_t i;
     json_t *line;
@@ -135,10 +162,13 @@ check_lines(struct op *op, json_t *lines, bool hours)
         size_t k;
         json_array_foreach(list, k, item) {
             int64_t rid;
-            int rc;
-            if (by_res && (id_parse("res", json_string_value(item), &rid) != 0 ||
-                           sql_scalar_int(op, "SELECT count(*) FROM resource WHERE id = ?", rid,
-                                          0, &rc) == 0)) {
+            bool found = false;
+            if (by_res && id_parse("res", json_string_value(item), &rid) == 0 &&
+                store_exists(op->store, STORE_RESOURCE, rid, &found, op->err) != 0) {
+                json_decref(list);
+                return op->err->status;
+            }
+            if (by_res && !found) {
                 json_decref(list);
                 return op_invalid(op, "lines.resource_ids", "unknown resource '%.40s'",
                                   json_string_value(item));
@@ -183,12 +213,17 @@ check_targeting(struct op *op, json_t *t, int64_t tenant_id)
     size_t k;
     json_t *item;
     json_array_foreach(list, k, item) {
-        int64_t uid;
-        int src;
-        if (rc == 0 && users &&
-            (id_parse("usr", json_string_value(item), &uid) != 0 ||
-             sql_scalar_int(op, "SELECT tenant_id FROM user WHERE id = ?", uid, 0, &src) !=
-                 tenant_id)) {
+        int64_t uid = 0;
+        struct user_row u = {0};
+        bool found = false;
+        if (rc != 0 || !users) {
+            break;
+        }
+        if (id_parse("usr", json_string_value(item), &uid) == 0) {
+            rc = store_user_get(op->store, uid, &u, &found, op->err);
+            store_user_clear(&u);
+        }
+        if (rc == 0 && (!found || u.tenant_id != tenant_id)) {
             rc = op_invalid(op, "targeting.user_ids", "'%.40s' is not a user of this tenant",
                             json_string_value(item));
         }
@@ -258,59 +293,43 @@ static int
 insert_allocation(struct op *op, json_t *args, const struct sched *s, const char *zone,
                   int64_t tenant_id, int64_t *id)
 {
-    int64_t start_at, end_at = TIME_NEVER;
-    if (tz_local_midnight(zone, s->start, &start_at, op->err) != 0 ||
-        (s->has_end &&
-         tz_local_midnight(zone, date_add_days(s->end, 1), &end_at, op->err) != 0)) {
+    struct allocation_row a = {0};
+    if (tz_local_midnight(zone, s->start, &a.start_at, op->err) != 0) {
+        return op->err->status;
+    }
+    a.end_at = TIME_NEVER;
+    if (s->has_end && tz_local_midnight(zone, date_add_days(s->end, 1), &a.end_at, op->err) != 0) {
         return op->err->status;
     }
     json_t *targeting = json_object_get(args, "targeting");
-    json_t *all = json_pack("{s:s}", "type", "all");
-    char *targeting_text = json_to_text(targeting ? targeting : all);
-    json_decref(all);
     const char *pool = json_string_value(json_object_get(args, "pool"));
     const char *desc = json_string_value(json_object_get(args, "description"));
-    char start[16], end[16];
-    date_format(s->start, start, sizeof start);
-    date_format(s->end, end, sizeof end);
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "INSERT INTO allocation (tenant_id, description, unit, cross_building, targeting, pool,"
-        " recurrence, zone, start_date, end_date, start_at, end_at, rollover, rollover_cap,"
-        " next_open_n, next_open_at, created_at, created_by)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
-        op->err);
-    if (st == NULL) {
-        free(targeting_text);
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_text(st, 2, desc ? desc : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, json_string_value(json_object_get(args, "unit")), -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, json_is_true(json_object_get(args, "cross_building")));
-    sqlite3_bind_text(st, 5, targeting_text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, pool ? pool : "shared", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, period_kind_name(s->recurrence), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, zone, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 9, start, -1, SQLITE_TRANSIENT);
+    a.tenant_id = tenant_id;
+    /* Lengths were checked at the edge (args_string), so these fit. */
+    snprintf(a.description, sizeof a.description, "%s", desc ? desc : "");
+    snprintf(a.unit, sizeof a.unit, "%s", json_string_value(json_object_get(args, "unit")));
+    snprintf(a.pool, sizeof a.pool, "%s", pool ? pool : "shared");
+    snprintf(a.recurrence, sizeof a.recurrence, "%s", period_kind_name(s->recurrence));
+    snprintf(a.zone, sizeof a.zone, "%s", zone);
+    date_format(s->start, a.start_date, sizeof a.start_date);
+    a.has_end = s->has_end;
     if (s->has_end) {
-        sqlite3_bind_text(st, 10, end, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 12, end_at);
+        date_format(s->end, a.end_date, sizeof a.end_date);
     }
-    sqlite3_bind_int64(st, 11, start_at);
-    sqlite3_bind_int(st, 13, s->rollover);
-    if (s->cap >= 0) {
-        sqlite3_bind_int64(st, 14, s->cap);
+    a.cross_building = json_is_true(json_object_get(args, "cross_building"));
+    a.rollover = s->rollover;
+    a.rollover_cap = s->cap;
+    a.next_open_n = 0;
+    a.next_open_at = a.start_at;
+    a.created_at = op->now;
+    a.created_by = op->who->name;
+    a.targeting = targeting ? json_incref(targeting) : json_pack("{s:s}", "type", "all");
+    if (a.targeting == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    sqlite3_bind_int64(st, 15, start_at);
-    sqlite3_bind_int64(st, 16, op->now);
-    sqlite3_bind_text(st, 17, op->who->name, -1, SQLITE_TRANSIENT);
-    free(targeting_text);
-    if (sql_step_done(op, st, "allocation insert") != 0) {
-        return ENG_ESTORE;
-    }
-    *id = sqlite3_last_insert_rowid(op->store->db);
-    return 0;
+    int rc = store_allocation_insert(op->store, &a, id, op->err);
+    json_decref(a.targeting);
+    return rc;
 }
 
 static int
@@ -321,53 +340,23 @@ insert_children(struct op *op, int64_t id, json_t *bids, json_t *lines)
     json_array_foreach(bids, i, item) {
         int64_t bid = 0;
         (void)id_parse("bld", json_string_value(item), &bid);
-        sqlite3_stmt *st = store_prep(op->store,
-                                      "INSERT OR IGNORE INTO allocation_building (allocation_id,"
-                                      " building_id, pos) VALUES (?, ?, ?)",
-                                      op->err);
-        if (st == NULL) {
-            return ENG_ESTORE;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, bid);
-        sqlite3_bind_int64(st, 3, (int64_t)i);
-        if (sql_step_done(op, st, "allocation building") != 0) {
-            return ENG_ESTORE;
+        if (store_allocation_building_insert(op->store, id, bid, (int64_t)i, op->err) != 0) {
+            return op->err->status;
         }
     }
     json_array_foreach(lines, i, item) {
         json_t *amount = json_object_get(item, "amount");
-        int64_t milli = 0;
-        bool unlimited = json_is_string(amount);
-        if (!unlimited) {
-            (void)amount_from_json(amount, &milli, NULL);
+        struct allocation_line_row l = {0};
+        l.idx = (int)i;
+        l.unlimited = json_is_string(amount);
+        if (!l.unlimited) {
+            (void)amount_from_json(amount, &l.amount, NULL);
         }
-        json_t *rids = json_object_get(item, "resource_ids");
-        json_t *tags = json_object_get(item, "tags");
-        char *rtext = json_to_text(rids ? rids : json_array());
-        char *ttext = json_to_text(tags ? tags : json_array());
-        sqlite3_stmt *st = store_prep(op->store,
-                                      "INSERT INTO allocation_line (allocation_id, idx, scope,"
-                                      " resource_ids, tags, amount) VALUES (?,?,?,?,?,?)",
-                                      op->err);
-        if (st == NULL) {
-            free(rtext);
-            free(ttext);
-            return ENG_ESTORE;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, (int64_t)i);
-        sqlite3_bind_text(st, 3, json_string_value(json_object_get(item, "scope")), -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, rtext, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 5, ttext, -1, SQLITE_TRANSIENT);
-        if (!unlimited) {
-            sqlite3_bind_int64(st, 6, milli);
-        }
-        free(rtext);
-        free(ttext);
-        if (sql_step_done(op, st, "allocation line") != 0) {
-            return ENG_ESTORE;
+        snprintf(l.scope, sizeof l.scope, "%s", json_string_value(json_object_get(item, "scope")));
+        l.resource_ids = json_object_get(item, "resource_ids");
+        l.tags = json_object_get(item, "tags");
+        if (store_allocation_line_insert(op->store, id, &l, op->err) != 0) {
+            return op->err->status;
         }
     }
     return 0;
@@ -375,6 +364,38 @@ insert_children(struct op *op, int64_t id, json_t *bids, json_t *lines)
 
 static int
 op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out);
+
+static int
+any_building(void *ud, int64_t building_id)
+{
+    (void)building_id;
+    *(bool *)ud = true;
+    return 1; /* one is enough */
+}
+
+/* A building of a new allocation: known, in the principal's scope, leased
+ * by the tenant (when it leases any); the first one's zone goes to zone. */
+static int
+check_building(struct op *op, int64_t tid, bool leases_any, const char *text, char *zone)
+{
+    int64_t bid = 0;
+    struct building_row b;
+    bool found = false;
+    if (id_parse("bld", text, &bid) == 0 &&
+        store_building_get(op->store, bid, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found || !op_sees_building(op, bid)) {
+        return op_invalid(op, "building_ids", "unknown building '%.40s'", text);
+    }
+    if (zone[0] == '\0') {
+        memcpy(zone, b.timezone, sizeof b.timezone);
+    }
+    if (leases_any && !op_tenant_leases(op, tid, bid)) {
+        return op_invalid(op, "building_ids", "the tenant does not lease space in '%.40s'", text);
+    }
+    return 0;
+}
 
 static int
 op_allocation_create(struct op *op, json_t *args, json_t **out)
@@ -389,16 +410,23 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
     struct sched sch;
     if (op_require_assigner(op) || args_only(op, args, keys) ||
         args_id(op, args, "tenant_id", "ten", true, &tid) ||
-        args_string(op, args, "description", false, 500, &s) ||
+        args_string(op, args, "description", false, STORE_ALLOC_DESCRIPTION_MAX, &s) ||
         args_bool(op, args, "cross_building", false, &cross) ||
         args_string(op, args, "unit", true, 10, &unit) ||
         args_string(op, args, "pool", false, 10, &pool)) {
         return op->err->status;
     }
-    int rc;
-    if (sql_scalar_int(op, "SELECT count(*) FROM tenant WHERE id = ?", tid, 0, &rc) == 0) {
-        return rc != 0 ? rc : op_invalid(op, "tenant_id", "unknown tenant");
+    if (s != NULL && !utf8_valid(s, strlen(s))) {
+        return op_invalid(op, "description", "'description' must be valid UTF-8");
     }
+    bool found = false;
+    if (store_exists(op->store, STORE_TENANT, tid, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_invalid(op, "tenant_id", "unknown tenant");
+    }
+    int rc;
     bool hours = strcmp(unit, "hour") == 0;
     if (!hours && strcmp(unit, "coin") != 0) {
         return op_invalid(op, "unit", "'unit' must be hour or coin");
@@ -412,43 +440,24 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
         args_string_array(op, args, "building_ids", 100, &bids)) {
         return op->err->status;
     }
-    char zone[TIME_ZONE_NAME_MAX] = "";
-    size_t i;
-    json_t *item;
+    char zone[TIME_ZONE_NAME_MAX + 1] = "";
     rc = json_array_size(bids) == 0
              ? op_invalid(op, "building_ids", "'building_ids' must name at least one building")
              : 0;
+    /* Credits are granted where the tenant leases space (a tenant with no
+     * building listed is not limited). */
+    bool leases_any = false;
+    if (rc == 0) {
+        rc = store_tenant_buildings_each(op->store, tid, any_building, &leases_any, op->err);
+        rc = rc == 1 ? 0 : rc;
+    }
+    size_t i;
+    json_t *item;
     json_array_foreach(bids, i, item) {
-        int64_t bid;
         if (rc != 0) {
             break;
         }
-        sqlite3_stmt *st = store_prep(op->store, "SELECT timezone FROM building WHERE id = ?",
-                                      op->err);
-        if (st == NULL || id_parse("bld", json_string_value(item), &bid) != 0) {
-            rc = st == NULL ? ENG_ESTORE
-                            : op_invalid(op, "building_ids", "unknown building '%.40s'",
-                                         json_string_value(item));
-            break;
-        }
-        sqlite3_bind_int64(st, 1, bid);
-        if (sqlite3_step(st) != SQLITE_ROW || !op_sees_building(op, bid)) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
-                            json_string_value(item));
-        } else if (zone[0] == '\0') {
-            snprintf(zone, sizeof zone, "%s", (const char *)sqlite3_column_text(st, 0));
-        }
-        sqlite3_reset(st);
-        /* Credits are granted where the tenant leases space (a tenant with
-         * no building listed is not limited). */
-        int lrc;
-        if (rc == 0 &&
-            sql_scalar_int(op, "SELECT count(*) FROM tenant_building WHERE tenant_id = ?", tid, 0,
-                           &lrc) > 0 &&
-            !op_tenant_leases(op, tid, bid)) {
-            rc = op_invalid(op, "building_ids", "the tenant does not lease space in '%.40s'",
-                            json_string_value(item));
-        }
+        rc = check_building(op, tid, leases_any, json_string_value(item), zone);
     }
     int64_t id = 0;
     if (rc == 0) {
@@ -471,21 +480,6 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
 }
 
 static int
-lots_of(struct op *op, const char *sql, int64_t key, json_t *lots)
-{
-    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, key);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(lots, lot_row(op, st));
-    }
-    sqlite3_reset(st);
-    return 0;
-}
-
-static int
 op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
 {
     struct alloc a;
@@ -498,16 +492,18 @@ op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
     }
     json_t *j = alloc_json(op, &a);
     alloc_free(&a);
+    if (j == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     if (with_lots) {
         json_t *lots = json_array();
-        if (lots_of(op,
-                    "SELECT " LOT_COLS " FROM lot l JOIN allocation_line al ON"
-                    " al.allocation_id = l.allocation_id AND al.idx = l.line_idx"
-                    " WHERE l.allocation_id = ? ORDER BY l.valid_from, l.id",
-                    id, lots) != 0) {
+        struct lot_filter f = {.allocation_id = id, .user_id = -1, .from_min = INT64_MIN};
+        int rc = lots == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
+                              : lots_of(op, &f, lots);
+        if (rc != 0) {
             json_decref(lots);
             json_decref(j);
-            return ENG_ESTORE;
+            return rc;
         }
         json_object_set_new(j, "lots", lots);
     }
@@ -526,10 +522,25 @@ op_allocation_get(struct op *op, json_t *args, json_t **out)
     return op_allocation_get_id(op, id, true, out);
 }
 
+struct list_ud {
+    struct op *op;
+    struct pager *pg;
+};
+
+/* One allocation of a page; one out of the principal's scope still moves
+ * the cursor. */
 static int
-allocation_row(struct op *op, int64_t id, json_t **row)
+allocation_page_row(void *ud, int64_t id)
 {
-    return op_allocation_get_id(op, id, false, row);
+    struct list_ud *u = ud;
+    json_t *row = NULL;
+    int rc = op_allocation_get_id(u->op, id, false, &row);
+    if (rc == ENG_ENOTFOUND) {
+        row = NULL;
+    } else if (rc != 0) {
+        return rc;
+    }
+    return pager_add(u->pg, id, row);
 }
 
 static int
@@ -552,31 +563,70 @@ op_allocation_list(struct op *op, json_t *args, json_t **out)
     if (!op_is_admin(op)) {
         tid = op->who->tenant_id;
     }
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "SELECT id FROM allocation a WHERE id > ?1 AND (?2 IS NULL OR tenant_id = ?2) AND"
-        " (?3 IS NULL OR EXISTS (SELECT 1 FROM allocation_building ab WHERE"
-        " ab.allocation_id = a.id AND ab.building_id = ?3)) AND (?4 IS NULL OR"
-        " (?4 = 'ended' AND end_at <= ?5) OR (?4 = 'scheduled' AND start_at > ?5) OR"
-        " (?4 = 'active' AND start_at <= ?5 AND (end_at IS NULL OR end_at > ?5)))"
-        " ORDER BY id LIMIT ?6",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct allocation_filter f = {
+        .after = page.after,
+        .tenant_id = tid,
+        .building_id = bid,
+        .now = op->now,
+        .status = status,
+        .limit = page.limit + 1,
+    };
+    struct pager pg;
+    pager_init(&pg, &page);
+    struct list_ud u = {op, &pg};
+    int rc = store_allocations_list(op->store, &f, allocation_page_row, &u, op->err);
+    return pager_finish(&pg, op, rc, out);
+}
+
+/* The open, limited lots of an allocation starting at or after `from`,
+ * collected first (voiding them changes the rows the query walks). */
+struct void_list {
+    struct lot_row *rows;
+    size_t count, cap;
+};
+
+static int
+void_add(void *ud, const struct lot_row *lot)
+{
+    struct void_list *v = ud;
+    if (v->count == v->cap) {
+        size_t cap = v->cap != 0 ? 2 * v->cap : 16;
+        struct lot_row *grown = realloc(v->rows, cap * sizeof *grown);
+        if (grown == NULL) {
+            return ENG_ENOMEM;
+        }
+        v->rows = grown;
+        v->cap = cap;
     }
-    sqlite3_bind_int64(st, 1, page.after);
-    if (tid != 0) {
-        sqlite3_bind_int64(st, 2, tid);
+    v->rows[v->count++] = *lot;
+    return 0;
+}
+
+/* Future lots beyond a new end: void their balance, close them. */
+static int
+void_future_lots(struct op *op, int64_t id, int64_t from)
+{
+    struct lot_filter f = {.allocation_id = id,
+                           .user_id = -1,
+                           .from_min = from,
+                           .open_only = true,
+                           .limited_only = true};
+    struct void_list v = {0};
+    int rc = store_lots_each(op->store, &f, void_add, &v, op->err);
+    if (rc == ENG_ENOMEM) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    if (bid != 0) {
-        sqlite3_bind_int64(st, 3, bid);
+    for (size_t i = 0; rc == 0 && i < v.count; i++) {
+        if (v.rows[i].balance > 0) {
+            rc = entry_post(&op->lx, v.rows[i].id, "void", -v.rows[i].balance, op->now, 0, NULL,
+                            NULL, "allocation ended");
+        }
+        if (rc == 0) {
+            rc = store_lot_close(op->store, v.rows[i].id, op->err);
+        }
     }
-    if (status != NULL) {
-        sqlite3_bind_text(st, 4, status, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(st, 5, op->now);
-    sqlite3_bind_int64(st, 6, page.limit + 1);
-    return page_of_ids(op, st, &page, allocation_row, out);
+    free(v.rows);
+    return rc;
 }
 
 /* Ends an allocation prospectively: periods that have begun keep their
@@ -611,32 +661,24 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
         rc = tz_local_midnight(a.zone, date_add_days(d, 1), &end_at, op->err);
     }
     /* A period that has begun runs to its natural end. */
-    int64_t n;
-    bool in;
+    int64_t n = 0;
+    bool in = false;
     if (rc == 0 && end_at < op->now) {
         end_at = op->now;
     }
-    if (rc == 0 && alloc_period_at(&op->lx, &a, end_at - 1, &n, &in) == 0 && in) {
-        int64_t from, until;
-        bool exists;
-        if (alloc_window(&op->lx, &a, n, &from, &until, &exists) == 0 && exists && from <= op->now &&
-            until > end_at) {
+    if (rc == 0) {
+        rc = alloc_period_at(&op->lx, &a, end_at - 1, &n, &in);
+    }
+    if (rc == 0 && in) {
+        int64_t from = 0, until = 0;
+        bool exists = false;
+        rc = alloc_window(&op->lx, &a, n, &from, &until, &exists);
+        if (rc == 0 && exists && from <= op->now && until > end_at) {
             end_at = until;
         }
     }
-    sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
-                                            "UPDATE allocation SET end_date = ?, end_at = ?"
-                                            " WHERE id = ?",
-                                            op->err)
-                               : NULL;
-    if (rc == 0 && st == NULL) {
-        rc = ENG_ESTORE;
-    }
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, end, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, end_at);
-        sqlite3_bind_int64(st, 3, id);
-        rc = sql_step_done(op, st, "allocation end");
+        rc = store_allocation_set_end(op->store, id, end, end_at, op->err);
     }
     alloc_free(&a);
     if (rc == 0) {
@@ -645,57 +687,25 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     if (rc != 0) {
         return rc;
     }
-    /* Future lots beyond the new end: void their balance, close them. */
-    json_t *void_ids = json_array();
-    st = store_prep(op->store,
-                    "SELECT id, balance FROM lot WHERE allocation_id = ? AND closed = 0 AND"
-                    " valid_from >= ? AND unlimited = 0",
-                    op->err);
-    if (st != NULL) {
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, end_at);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_array_append_new(void_ids, json_pack("[I, I]", sqlite3_column_int64(st, 0),
-                                                      sqlite3_column_int64(st, 1)));
-        }
-        sqlite3_reset(st);
-    }
-    size_t i;
-    json_t *pair;
-    json_array_foreach(void_ids, i, pair) {
-        int64_t lot = (int64_t)json_integer_value(json_array_get(pair, 0));
-        int64_t bal = (int64_t)json_integer_value(json_array_get(pair, 1));
-        if (rc == 0 && bal > 0) {
-            rc = entry_post(&op->lx, lot, "void", -bal, op->now, 0, NULL, NULL, "allocation ended");
-        }
-        st = rc == 0 ? store_prep(op->store,
-                                  "UPDATE lot SET closed = 1 WHERE id = ?2 AND ?1 = ?1",
-                                  op->err)
-                     : NULL;
-        if (st != NULL) {
-            sqlite3_bind_int64(st, 1, op->now);
-            sqlite3_bind_int64(st, 2, lot);
-            rc = sql_step_done(op, st, "lot void");
-        }
-    }
-    json_decref(void_ids);
+    rc = void_future_lots(op, id, end_at);
     /* The next opening: none past the end. */
+    struct allocation_row row;
+    bool found = false;
     int64_t from = 0, until = 0;
     bool exists = false;
-    int64_t next_n = sql_scalar_int(op, "SELECT next_open_n FROM allocation WHERE id = ?", id, 0,
-                                    &rc);
     if (rc == 0) {
-        rc = alloc_window(&op->lx, &a, next_n, &from, &until, &exists);
+        rc = store_allocation_get(op->store, id, &row, &found, op->err);
+        store_allocation_clear(&row);
     }
-    st = rc == 0 ? store_prep(op->store, "UPDATE allocation SET next_open_at = ? WHERE id = ?",
-                              op->err)
-                 : NULL;
-    if (st != NULL) {
-        if (exists) {
-            sqlite3_bind_int64(st, 1, from);
-        }
-        sqlite3_bind_int64(st, 2, id);
-        rc = sql_step_done(op, st, "allocation cursor");
+    if (rc == 0 && !found) {
+        rc = op_not_found(op, "allocation");
+    }
+    if (rc == 0) {
+        rc = alloc_window(&op->lx, &a, row.next_open_n, &from, &until, &exists);
+    }
+    if (rc == 0) {
+        rc = store_allocation_set_cursor(op->store, id, row.next_open_n,
+                                         exists ? from : TIME_NEVER, op->err);
     }
     alloc_free(&a);
     return rc != 0 ? rc : op_allocation_get_id(op, id, true, out);
@@ -743,23 +753,25 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         return op_not_found(op, "user");
     }
     json_t *tenant = ctx_tenant(&op->lx, tid, &rc);
+    if (tenant == NULL) {
+        json_decref(user);
+        return rc;
+    }
     json_t *balances = json_array(), *lots = json_array(), *soon = json_array();
     static const char *const units[] = {"hour", "coin"};
-    struct policy_set *pol = NULL;
-    /* Targeting is decided by the policies of the tenant's first building;
-     * the same allocation is judged the same way wherever it is spent. */
-    int64_t bid = sql_scalar_int(op, "SELECT min(building_id) FROM tenant_building WHERE"
-                                     " tenant_id = ?", tid, 0, &rc);
-    if (rc == 0) {
-        rc = policy_cache_get(op->env->policies, op->store, bid, &pol, NULL, op->err);
-    }
+    /* No resource is involved: each allocation's eligibility is decided by
+     * its own first building's policy (ledger_eligibility_building), so
+     * ledger_candidates needs no set from here. */
+    rc = balances == NULL || lots == NULL || soon == NULL
+             ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
+             : 0;
     for (int u = 0; rc == 0 && u < 2; u++) {
         if (unit_filter != NULL && strcmp(unit_filter, units[u]) != 0) {
             continue;
         }
         struct cand_list list = {0};
-        rc = ledger_candidates(&op->lx, pol, uid, tid, user, tenant, NULL, units[u], op->now, false,
-                               true, &list);
+        rc = ledger_candidates(&op->lx, NULL, uid, tid, user, tenant, NULL, units[u], op->now,
+                               false, true, &list);
         struct cand *cands = list.items;
         int count = list.count;
         int64_t avail = 0;
@@ -767,42 +779,36 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         for (int i = 0; rc == 0 && i < count; i++) {
             unlimited |= cands[i].unlimited;
             avail += cands[i].unlimited ? 0 : cands[i].balance;
-            json_array_append_new(lots, cand_json(op, &cands[i], units[u]));
-            if (!cands[i].unlimited && cands[i].balance > 0 && cands[i].valid_until != TIME_NEVER &&
-                cands[i].valid_until - op->now <= EXPIRING_SOON_S) {
-                json_array_append_new(soon, cand_json(op, &cands[i], units[u]));
+            if (json_array_append_new(lots, cand_json(op, &cands[i], units[u])) != 0) {
+                rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+            }
+            if (rc == 0 && !cands[i].unlimited && cands[i].balance > 0 &&
+                cands[i].valid_until != TIME_NEVER &&
+                cands[i].valid_until - op->now <= EXPIRING_SOON_S &&
+                json_array_append_new(soon, cand_json(op, &cands[i], units[u])) != 0) {
+                rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
             }
         }
         /* Every unit asked for gets a balance, zero included, so clients
          * need not tell "no credits" from "no answer". */
-        json_array_append_new(balances, json_pack("{s:s, s:o, s:b}", "unit", units[u],
-                                                  "available", amount_to_json(avail),
-                                                  "unlimited", unlimited));
+        if (rc == 0 && json_array_append_new(balances,
+                                              json_pack("{s:s, s:o, s:b}", "unit", units[u],
+                                                        "available", amount_to_json(avail),
+                                                        "unlimited", unlimited)) != 0) {
+            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
         cand_list_free(&list);
     }
-    /* Lots of periods still to come (created early for bookings ahead). */
-    sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
-                                            "SELECT " LOT_COLS " FROM lot l JOIN allocation_line al"
-                                            " ON al.allocation_id = l.allocation_id AND"
-                                            " al.idx = l.line_idx WHERE l.tenant_id = ?1 AND"
-                                            " l.valid_from > ?2 AND l.closed = 0 AND"
-                                            " l.user_id IN (0, ?3) AND (?4 IS NULL OR l.unit = ?4)"
-                                            " ORDER BY l.valid_from, l.id LIMIT 200",
-                                            op->err)
-                               : NULL;
-    if (st != NULL) {
-        sqlite3_bind_int64(st, 1, tid);
-        sqlite3_bind_int64(st, 2, op->now);
-        sqlite3_bind_int64(st, 3, uid);
-        if (unit_filter) {
-            sqlite3_bind_text(st, 4, unit_filter, -1, SQLITE_STATIC);
-        }
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_array_append_new(lots, lot_row(op, st));
-        }
-        sqlite3_reset(st);
+    /* Lots of periods still to come (created early for bookings ahead),
+     * every one of them. */
+    struct lot_filter f = {.tenant_id = tid,
+                           .user_id = uid,
+                           .unit = unit_filter,
+                           .from_min = op->now == INT64_MAX ? op->now : op->now + 1,
+                           .open_only = true};
+    if (rc == 0) {
+        rc = lots_of(op, &f, lots);
     }
-    policy_set_release(pol);
     json_decref(user);
     json_decref(tenant);
     if (rc != 0) {
@@ -813,7 +819,7 @@ op_wallet(struct op *op, json_t *args, json_t **out)
     }
     *out = json_pack("{s:o, s:o, s:o, s:o}", "user_id", id_json("usr", uid), "balances",
                      balances, "lots", lots, "expiring_soon", soon);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 /* ---------- adjustments ---------- */
@@ -833,22 +839,20 @@ op_adjust(struct op *op, json_t *args, json_t **out)
     if (amount == 0) {
         return op_invalid(op, "amount", "'amount' must not be zero");
     }
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT tenant_id, balance, unlimited, closed, valid_until"
-                                  " FROM lot WHERE id = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    if (memo != NULL && !utf8_valid(memo, strlen(memo))) {
+        return op_invalid(op, "memo", "'memo' must be valid UTF-8");
     }
-    sqlite3_bind_int64(st, 1, lot);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    struct lot_row l;
+    bool found = false;
+    if (store_lot_get(op->store, lot, &l, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
         return op_not_found(op, "lot");
     }
-    int64_t tid = sqlite3_column_int64(st, 0), bal = sqlite3_column_int64(st, 1);
-    bool unlimited = sqlite3_column_int(st, 2) != 0;
-    bool closed = sqlite3_column_int(st, 3) != 0 || sqlite3_column_int64(st, 4) <= op->now;
-    sqlite3_reset(st);
+    int64_t tid = l.tenant_id, bal = l.balance;
+    bool unlimited = l.unlimited;
+    bool closed = l.closed || l.valid_until <= op->now;
     if (!op_sees_tenant(op, tid)) {
         return op_not_found(op, "lot");
     }
@@ -866,61 +870,65 @@ op_adjust(struct op *op, json_t *args, json_t **out)
         return eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
                               "the adjustment would take the lot below zero (balance %s)", b);
     }
-    if (entry_post(&op->lx, lot, "adjust", amount, op->now, 0, NULL, NULL, memo) != 0) {
+    int64_t entry_id = 0;
+    if (entry_post_id(&op->lx, lot, "adjust", amount, op->now, 0, NULL, NULL, memo, &entry_id) !=
+        0) {
         return op->err->status;
     }
-    int64_t entry_id = sqlite3_last_insert_rowid(op->store->db);
     op->created = true;
-    json_t *lots = json_array();
-    int rc = lots_of(op,
-                     "SELECT " LOT_COLS " FROM lot l JOIN allocation_line al ON"
-                     " al.allocation_id = l.allocation_id AND al.idx = l.line_idx WHERE l.id = ?",
-                     lot, lots);
-    if (rc != 0) {
-        json_decref(lots);
-        return rc;
+    if (store_lot_get(op->store, lot, &l, &found, op->err) != 0) {
+        return op->err->status;
     }
-    *out = json_pack("{s:o, s:o, s:o, s:O}", "id", id_json("ent", entry_id), "lot_id",
-                     id_json("lot", lot), "amount", amount_to_json(amount), "lot",
-                     json_array_get(lots, 0));
-    json_decref(lots);
+    json_t *lot_j = found ? lot_json(op, &l) : NULL;
+    *out = lot_j == NULL ? NULL
+                         : json_pack("{s:o, s:o, s:o, s:o}", "id", id_json("ent", entry_id),
+                                     "lot_id", id_json("lot", lot), "amount",
+                                     amount_to_json(amount), "lot", lot_j);
+    if (*out == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
 /* ---------- the ledger ---------- */
 
 static json_t *
-entry_row(struct op *op, sqlite3_stmt *st)
+entry_json(const struct entry_row *r)
 {
-    (void)op;
-    /* id, lot_id, allocation_id, tenant_id, kind, amount, unit, effective_at,
-     * created_at, booking_id, policy_version, memo, actor, user_id */
     json_t *e = json_pack(
-        "{s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:o}", "id",
-        id_json("ent", sqlite3_column_int64(st, 0)), "lot_id",
-        id_json("lot", sqlite3_column_int64(st, 1)), "allocation_id",
-        id_json("alc", sqlite3_column_int64(st, 2)), "tenant_id",
-        id_json("ten", sqlite3_column_int64(st, 3)), "kind", (const char *)sqlite3_column_text(st, 4),
-        "amount", amount_to_json(sqlite3_column_int64(st, 5)), "unit",
-        (const char *)sqlite3_column_text(st, 6), "effective_at",
-        json_time(sqlite3_column_int64(st, 7)), "created_at", json_time(sqlite3_column_int64(st, 8)));
-    json_object_set_new(e, "booking_id", sqlite3_column_type(st, 9) == SQLITE_NULL
-                                             ? json_null()
-                                             : id_json("bkg", sqlite3_column_int64(st, 9)));
-    for (int c = 10; c <= 12; c++) {
-        static const char *const names[] = {"policy_version", "memo", "actor"};
-        const char *v = (const char *)sqlite3_column_text(st, c);
-        json_object_set_new(e, names[c - 10], v ? json_string(v) : json_null());
+        "{s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:o}", "id", id_json("ent", r->id), "lot_id",
+        id_json("lot", r->lot_id), "allocation_id", id_json("alc", r->allocation_id),
+        "tenant_id", id_json("ten", r->tenant_id), "kind", r->kind, "amount",
+        amount_to_json(r->amount), "unit", r->unit, "effective_at", json_time(r->effective_at),
+        "created_at", json_time(r->created_at));
+    if (e == NULL) {
+        return NULL;
+    }
+    json_object_set_new(e, "booking_id",
+                        r->booking_id != 0 ? id_json("bkg", r->booking_id) : json_null());
+    const char *const names[] = {"policy_version", "memo", "actor"};
+    const char *const values[] = {r->policy_version, r->memo, r->actor};
+    for (int c = 0; c < 3; c++) {
+        json_object_set_new(e, names[c], values[c] ? json_string(values[c]) : json_null());
     }
     return e;
 }
 
-/* An admin limited to some buildings reads only their tenants' entries
- * (column 3: the tenant); everyone else is already filtered to theirs. */
-static bool
-entry_visible(struct op *op, sqlite3_stmt *st)
+/* One entry of a page.  An admin limited to some buildings reads only
+ * their tenants' entries; everyone else is already filtered to theirs.
+ * A hidden entry still moves the cursor. */
+static int
+entry_page_row(void *ud, const struct entry_row *r)
 {
-    return op_sees_tenant(op, sqlite3_column_int64(st, 3));
+    struct list_ud *u = ud;
+    json_t *row = NULL;
+    if (op_sees_tenant(u->op, r->tenant_id)) {
+        row = entry_json(r);
+        if (row == NULL) {
+            return eng_error_set(u->op->err, ENG_ENOMEM, "out of memory");
+        }
+    }
+    return pager_add(u->pg, r->id, row);
 }
 
 static int
@@ -947,35 +955,21 @@ op_entries(struct op *op, json_t *args, json_t **out)
     } else if (tid != 0 && !op_sees_tenant(op, tid)) {
         return op_not_found(op, "tenant");
     }
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "SELECT e.id, e.lot_id, l.allocation_id, e.tenant_id, e.kind, e.amount, e.unit,"
-        " e.effective_at, e.created_at, e.booking_id, e.policy_version, e.memo, e.actor"
-        " FROM entry e JOIN lot l ON l.id = e.lot_id WHERE e.id > ?1 AND"
-        " (?2 IS NULL OR e.tenant_id = ?2) AND (?3 IS NULL OR e.lot_id = ?3) AND"
-        " (?4 IS NULL OR e.booking_id = ?4) AND (?5 IS NULL OR e.kind = ?5) AND"
-        " e.effective_at >= ?6 AND e.effective_at < ?7 ORDER BY e.id LIMIT ?8",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, page.after);
-    if (tid) {
-        sqlite3_bind_int64(st, 2, tid);
-    }
-    if (lot) {
-        sqlite3_bind_int64(st, 3, lot);
-    }
-    if (bkg) {
-        sqlite3_bind_int64(st, 4, bkg);
-    }
-    if (kind) {
-        sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(st, 6, from);
-    sqlite3_bind_int64(st, 7, to);
-    sqlite3_bind_int64(st, 8, page.limit + 1);
-    return page_of_rows(op, st, &page, entry_row, entry_visible, out);
+    struct entry_filter f = {
+        .after = page.after,
+        .tenant_id = tid,
+        .lot_id = lot,
+        .booking_id = bkg,
+        .kind = kind,
+        .from = from,
+        .to = to,
+        .limit = page.limit + 1,
+    };
+    struct pager pg;
+    pager_init(&pg, &page);
+    struct list_ud u = {op, &pg};
+    int rc = store_entries_list(op->store, &f, entry_page_row, &u, op->err);
+    return pager_finish(&pg, op, rc, out);
 }
 
 const struct op_def ops_credits[] = {

@@ -1,0 +1,43 @@
+/* entries.h - the ledger's entries (table entry): immutable, one per move
+ * of credit on a lot. */
+#ifndef ENG_STORE_ENTRIES_H
+#define ENG_STORE_ENTRIES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "store.h"
+
+/* One entry.  Text fields are borrowed (NULL: SQL NULL); on reading they
+ * stay valid only during the callback. */
+struct entry_row {
+    int64_t id, lot_id, allocation_id, tenant_id;
+    const char *kind;
+    int64_t amount;
+    const char *unit;
+    int64_t effective_at, created_at;
+    int64_t booking_id; /* 0: none */
+    const char *event_key, *policy_version, *memo, *actor;
+};
+
+/* Appends an entry on lot `e->lot_id` (tenant and unit taken from the lot;
+ * e->id, allocation_id, tenant_id and unit are ignored) and sets *id.  A
+ * missing lot is ENG_ESTORE (a programmer error upstream, never written). */
+ENG_MUST_CHECK int store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
+                                      struct eng_error *err);
+
+/* A page of entries: id > after, each optional filter (0 / NULL: any),
+ * effective_at in [from, to), in id order, at most `limit` rows; cb per
+ * entry (non-zero stops and is returned). */
+struct entry_filter {
+    int64_t after, tenant_id, lot_id, booking_id;
+    const char *kind;
+    int64_t from, to;
+    int limit;
+};
+ENG_MUST_CHECK int store_entries_list(struct store *s, const struct entry_filter *f,
+                                      int (*cb)(void *ud, const struct entry_row *e), void *ud,
+                                      struct eng_error *err);
+
+#endif
