@@ -249,6 +249,23 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
     return 0;
 }
 
+/* PRODUCT.md §8: tenant principals quote and book only resources in
+ * buildings their tenant leases, or that its cross-building credits reach
+ * (a lot of the tenant may pay here), whatever the payment method.  Out of
+ * reach reads as out of scope: 404. */
+static int
+tenant_reach(struct op *op, const struct bk *b)
+{
+    if (op->who->role != ROLE_TENANT_ADMIN && op->who->role != ROLE_TENANT_USER) {
+        return 0;
+    }
+    bool leases = false;
+    if (store_tenant_leases(op->store, b->tenant_id, b->building_id, &leases, op->err) != 0) {
+        return op->err->status;
+    }
+    return leases || b->cands.count > 0 ? 0 : op_not_found(op, "resource");
+}
+
 static int
 prepare(struct op *op, json_t *args, struct bk *b, bool booking)
 {
@@ -329,9 +346,11 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
             b->unlimited |= b->cands.items[i].unlimited;
             b->available += b->cands.items[i].unlimited ? 0 : b->cands.items[i].balance;
         }
-        return rc;
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return 0;
+    return tenant_reach(op, b);
 }
 
 static bool

@@ -73,6 +73,33 @@ describe("bookings", function()
     end)
   end)
 
+  describe("tenant principals", function()
+    it("book and quote only in buildings their tenant leases, whatever the method", function()
+      local other = env:world { building_name = "Elsewhere", tenant_name = "Other Co",
+                                user_name = "Olga" }
+      for _, role in ipairs { "tenant_user", "tenant_admin" } do
+        local before = #env:must(200, "GET", "/v1/bookings?limit=500&resource_id="
+                                 .. other.room.id).data
+        for _, method in ipairs { "card", "invoice", "credits" } do
+          local status, res = as[role]:post("/v1/bookings", {
+            resource_id = other.room.id, user_id = w.user.id, start = "2026-01-25T09:00:00Z",
+            ["end"] = "2026-01-25T10:00:00Z", payment_method = method })
+          assert.equal(404, status, role .. " " .. method .. ": " .. H.encode(res))
+        end
+        local status = as[role]:post("/v1/quotes", {
+          resource_id = other.room.id, user_id = w.user.id, start = "2026-01-25T09:00:00Z",
+          ["end"] = "2026-01-25T10:00:00Z" })
+        assert.equal(404, status, role .. " quote")
+        assert.equal(before, #env:must(200, "GET", "/v1/bookings?limit=500&resource_id="
+                                       .. other.room.id).data)
+      end
+      -- An admin still books anyone anywhere.
+      env:must(201, "POST", "/v1/bookings", {
+        resource_id = other.room.id, user_id = w.user.id, start = "2026-01-25T09:00:00Z",
+        ["end"] = "2026-01-25T10:00:00Z", payment_method = "card" })
+    end)
+  end)
+
   describe("the list's status filter", function()
     it("accepts confirmed and cancelled", function()
       for _, s in ipairs { "confirmed", "cancelled" } do
