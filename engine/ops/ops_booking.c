@@ -146,13 +146,15 @@ user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civ
                                     unit != NULL ? unit : "hour", out, op->err);
 }
 
-/* Runs validate and pricing; fills the price fields of b. */
+/* The context validate and pricing see: b->booking (kept for the order
+ * policy) with the resource, user, building and the month's usage. */
 static int
-price(struct op *op, struct bk *b)
+price_ctx(struct op *op, struct bk *b, json_t **ctx)
 {
     struct civil_time lt;
     int64_t usage = 0;
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
+    *ctx = NULL;
     if (tz_local_time(zone, b->start, &lt, op->err) != 0 ||
         user_usage_month(op, b, zone, &lt, &usage) != 0) {
         return op->err->status;
@@ -167,13 +169,20 @@ price(struct op *op, struct bk *b)
         json_decref(b->booking);
         b->booking = NULL;
     }
-    json_t *ctx = b->booking == NULL ? NULL
-                  : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking,
-                              "resource", b->resource, "user", b->user, "building",
-                              b->building, "now", (json_int_t)op->now, "user_usage_month",
-                              (json_int_t)usage);
-    if (ctx == NULL) {
-        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    *ctx = b->booking == NULL ? NULL
+           : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
+                       b->resource, "user", b->user, "building", b->building, "now",
+                       (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
+    return *ctx != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* Runs validate and pricing; fills the price fields of b. */
+static int
+price(struct op *op, struct bk *b)
+{
+    json_t *ctx = NULL;
+    if (price_ctx(op, b, &ctx) != 0) {
+        return op->err->status;
     }
     json_t *res = NULL;
     int rc = call_checked(op, b, POLICY_VALIDATE, ctx, &res);
@@ -249,6 +258,26 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
     return 0;
 }
 
+/* discount_percent (milli-percent), 0 when absent.  PRODUCT.md §8: only
+ * super_admin and manager give discounts; from anyone else the field itself
+ * is refused with 403 (a pricing policy may still discount). */
+static int
+args_discount(struct op *op, json_t *args, int64_t *discount_pm)
+{
+    *discount_pm = 0;
+    if (args_amount(op, args, "discount_percent", false, discount_pm) != 0) {
+        return op->err->status;
+    }
+    if (*discount_pm < 0 || *discount_pm > 100000) {
+        return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");
+    }
+    json_t *v = json_object_get(args, "discount_percent");
+    if (v != NULL && !json_is_null(v) && !op_can_assign(op)) {
+        return op_forbidden(op, "set discount_percent");
+    }
+    return 0;
+}
+
 /* PRODUCT.md §8: tenant principals quote and book only resources in
  * buildings their tenant leases, or that its cross-building credits reach
  * (a lot of the tenant may pay here), whatever the payment method.  Out of
@@ -273,12 +302,11 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
                                         "discount_percent", "candidate", NULL};
     static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
                                         "discount_percent", "payment_method", NULL};
-    int64_t discount = 0;
     if (args_only(op, args, booking ? bkeys : qkeys) ||
         args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
         args_id(op, args, "user_id", "usr", op->who->role != ROLE_TENANT_USER, &b->user_id) ||
         args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
-        args_amount(op, args, "discount_percent", false, &discount) ||
+        args_discount(op, args, &b->discount_pm) ||
         (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
         return op->err->status;
     }
@@ -286,10 +314,6 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
         /* A tenant user books for themself unless they name themself. */
         b->user_id = op->who->user_id;
     }
-    if (discount < 0 || discount > 100000) {
-        return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");
-    }
-    b->discount_pm = discount;
     if (b->end <= b->start) {
         return op_invalid(op, "end", "'end' must be after 'start'");
     }
@@ -302,13 +326,6 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     }
     if (op->who->role == ROLE_VIEWER && booking) {
         return op_forbidden(op, "book");
-    }
-    /* PRODUCT.md §8: only super_admin and manager give discounts; from
-     * anyone else the field itself is refused (a pricing policy may still
-     * discount). */
-    json_t *discount_v = json_object_get(args, "discount_percent");
-    if (discount_v != NULL && !json_is_null(discount_v) && !op_can_assign(op)) {
-        return op_forbidden(op, "set discount_percent");
     }
     int rc;
     b->user = ctx_user(&op->lx, b->user_id, &b->tenant_id, &rc);
