@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "amount.h"
+#include "bookings.h"
 #include "ledger.h"
 #include "ops.h"
+#include "portfolio.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -46,41 +48,46 @@ bk_free(struct bk *b)
     cand_list_free(&b->cands);
 }
 
+/* Fills b->resource, b->building and the building's payment settings from
+ * the resource b->resource_id. */
 static int
 load_resource(struct op *op, struct bk *b)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT r.building_id, r.name, r.kind, r.tags, r.pricing,"
-                                  " r.credit_only, b.timezone, b.currency, b.pay_credits,"
-                                  " b.pay_invoice, b.pay_card FROM resource r JOIN building b"
-                                  " ON b.id = r.building_id WHERE r.id = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct resource_row r;
+    struct building_row bl;
+    bool found = false;
+    if (store_resource_get(op->store, b->resource_id, &r, &found, op->err) != 0) {
+        return op->err->status;
     }
-    sqlite3_bind_int64(st, 1, b->resource_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    if (!found) {
         return op_not_found(op, "resource");
     }
-    b->building_id = sqlite3_column_int64(st, 0);
-    b->resource = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:b}", "id",
-                            id_json("res", b->resource_id), "building_id",
-                            id_json("bld", b->building_id), "name",
-                            (const char *)sqlite3_column_text(st, 1), "kind",
-                            (const char *)sqlite3_column_text(st, 2), "tags",
-                            json_from_text((const char *)sqlite3_column_text(st, 3)), "pricing",
-                            json_from_text((const char *)sqlite3_column_text(st, 4)),
-                            "credit_only", sqlite3_column_int(st, 5));
-    b->building = json_pack("{s:o, s:s, s:s}", "id", id_json("bld", b->building_id), "timezone",
-                            (const char *)sqlite3_column_text(st, 6), "currency",
-                            (const char *)sqlite3_column_text(st, 7));
-    snprintf(b->currency, sizeof b->currency, "%s", (const char *)sqlite3_column_text(st, 7));
-    b->pay_credits = sqlite3_column_int(st, 8) != 0;
-    b->pay_invoice = sqlite3_column_int(st, 9) != 0;
-    b->pay_card = sqlite3_column_int(st, 10) != 0;
-    sqlite3_reset(st);
-    return 0;
+    b->building_id = r.building_id;
+    int rc = store_building_get(op->store, r.building_id, &bl, &found, op->err);
+    if (rc == 0 && !found) {
+        rc = op_not_found(op, "resource");
+    }
+    if (rc == 0) {
+        b->resource = json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id",
+                                id_json("res", b->resource_id), "building_id",
+                                id_json("bld", b->building_id), "name", r.name, "kind", r.kind,
+                                "tags", r.tags, "pricing", r.pricing, "credit_only",
+                                r.credit_only);
+        b->building = json_pack("{s:o, s:s, s:s}", "id", id_json("bld", b->building_id),
+                                "timezone", bl.timezone, "currency", bl.currency);
+        if (b->resource == NULL || b->building == NULL) {
+            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
+    }
+    _Static_assert(sizeof b->currency == sizeof bl.currency, "currency buffers differ");
+    if (rc == 0) {
+        memcpy(b->currency, bl.currency, sizeof b->currency);
+        b->pay_credits = bl.pay_credits;
+        b->pay_invoice = bl.pay_invoice;
+        b->pay_card = bl.pay_card;
+    }
+    store_resource_clear(&r);
+    return rc;
 }
 
 /* Calls a policy that may refuse with {error = "..."}: a refusal is a 400. */
@@ -135,33 +142,19 @@ user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civ
     }
     json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
     const char *unit = json_string_value(json_object_get(credits, "unit"));
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT coalesce(-sum(e.amount), 0) FROM booking b"
-                                  " JOIN entry e ON e.booking_id = b.id"
-                                  " JOIN lot l ON l.id = e.lot_id WHERE b.user_id = ?1 AND"
-                                  " b.start_at >= ?2 AND b.start_at < ?3 AND"
-                                  " e.kind IN ('debit', 'refund') AND l.user_id = 0 AND"
-                                  " l.unit = ?4",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, b->user_id);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    sqlite3_bind_text(st, 4, unit != NULL ? unit : "hour", -1, SQLITE_TRANSIENT);
-    *out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return 0;
+    return store_booking_user_usage(op->store, b->user_id, from, to,
+                                    unit != NULL ? unit : "hour", out, op->err);
 }
 
-/* Runs validate and pricing; fills the price fields of b. */
+/* The context validate and pricing see: b->booking (kept for the order
+ * policy) with the resource, user, building and the month's usage. */
 static int
-price(struct op *op, struct bk *b)
+price_ctx(struct op *op, struct bk *b, json_t **ctx)
 {
     struct civil_time lt;
     int64_t usage = 0;
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
+    *ctx = NULL;
     if (tz_local_time(zone, b->start, &lt, op->err) != 0 ||
         user_usage_month(op, b, zone, &lt, &usage) != 0) {
         return op->err->status;
@@ -171,12 +164,26 @@ price(struct op *op, struct bk *b)
         "end", (json_int_t)b->end, "minutes", (json_int_t)((b->end - b->start) / 60),
         "local_start", "year", lt.year, "month", lt.month, "day", lt.day, "hour", lt.hour,
         "minute", lt.minute, "wday", lt.wday, "discount_pm", (json_int_t)b->discount_pm);
-    if (b->method != NULL) {
-        json_object_set_new(b->booking, "payment_method", json_string(b->method));
+    if (b->booking != NULL && b->method != NULL &&
+        json_object_set_new(b->booking, "payment_method", json_string(b->method)) != 0) {
+        json_decref(b->booking);
+        b->booking = NULL;
     }
-    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
-                            b->resource, "user", b->user, "building", b->building, "now",
-                            (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
+    *ctx = b->booking == NULL ? NULL
+           : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
+                       b->resource, "user", b->user, "building", b->building, "now",
+                       (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
+    return *ctx != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* Runs validate and pricing; fills the price fields of b. */
+static int
+price(struct op *op, struct bk *b)
+{
+    json_t *ctx = NULL;
+    if (price_ctx(op, b, &ctx) != 0) {
+        return op->err->status;
+    }
     json_t *res = NULL;
     int rc = call_checked(op, b, POLICY_VALIDATE, ctx, &res);
     json_decref(res);
@@ -215,7 +222,8 @@ price(struct op *op, struct bk *b)
         return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
                               "the pricing policy must name the unit (hour or coin)");
     }
-    snprintf(b->unit, sizeof b->unit, "%s", unit ? unit : "");
+    /* Checked above to be hour or coin whenever it is used. */
+    snprintf(b->unit, sizeof b->unit, "%s", b->has_credits ? unit : "");
     json_decref(res);
     if (json_is_true(json_object_get(b->resource, "credit_only"))) {
         b->has_money = false;
@@ -250,6 +258,43 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
     return 0;
 }
 
+/* discount_percent (milli-percent), 0 when absent.  PRODUCT.md §8: only
+ * super_admin and manager give discounts; from anyone else the field itself
+ * is refused with 403 (a pricing policy may still discount). */
+static int
+args_discount(struct op *op, json_t *args, int64_t *discount_pm)
+{
+    *discount_pm = 0;
+    if (args_amount(op, args, "discount_percent", false, discount_pm) != 0) {
+        return op->err->status;
+    }
+    if (*discount_pm < 0 || *discount_pm > 100000) {
+        return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");
+    }
+    json_t *v = json_object_get(args, "discount_percent");
+    if (v != NULL && !json_is_null(v) && !op_can_assign(op)) {
+        return op_forbidden(op, "set discount_percent");
+    }
+    return 0;
+}
+
+/* PRODUCT.md §8: tenant principals quote and book only resources in
+ * buildings their tenant leases, or that its cross-building credits reach
+ * (a lot of the tenant may pay here), whatever the payment method.  Out of
+ * reach reads as out of scope: 404. */
+static int
+tenant_reach(struct op *op, const struct bk *b)
+{
+    if (op->who->role != ROLE_TENANT_ADMIN && op->who->role != ROLE_TENANT_USER) {
+        return 0;
+    }
+    bool leases = false;
+    if (store_tenant_leases(op->store, b->tenant_id, b->building_id, &leases, op->err) != 0) {
+        return op->err->status;
+    }
+    return leases || b->cands.count > 0 ? 0 : op_not_found(op, "resource");
+}
+
 static int
 prepare(struct op *op, json_t *args, struct bk *b, bool booking)
 {
@@ -257,12 +302,11 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
                                         "discount_percent", "candidate", NULL};
     static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
                                         "discount_percent", "payment_method", NULL};
-    int64_t discount = 0;
     if (args_only(op, args, booking ? bkeys : qkeys) ||
         args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
         args_id(op, args, "user_id", "usr", op->who->role != ROLE_TENANT_USER, &b->user_id) ||
         args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
-        args_amount(op, args, "discount_percent", false, &discount) ||
+        args_discount(op, args, &b->discount_pm) ||
         (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
         return op->err->status;
     }
@@ -270,10 +314,6 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
         /* A tenant user books for themself unless they name themself. */
         b->user_id = op->who->user_id;
     }
-    if (discount < 0 || discount > 100000) {
-        return op_invalid(op, "discount_percent", "'discount_percent' must be from 0 to 100");
-    }
-    b->discount_pm = discount;
     if (b->end <= b->start) {
         return op_invalid(op, "end", "'end' must be after 'start'");
     }
@@ -323,9 +363,11 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
             b->unlimited |= b->cands.items[i].unlimited;
             b->available += b->cands.items[i].unlimited ? 0 : b->cands.items[i].balance;
         }
-        return rc;
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return 0;
+    return tenant_reach(op, b);
 }
 
 static bool
@@ -379,9 +421,13 @@ op_quote(struct op *op, json_t *args, json_t **out)
                             : b.unlimited       ? json_string("unlimited")
                                                 : amount_to_json(b.available - b.credits));
     }
-    *out = json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
-                     "payment_methods", methods_json(&b));
+    *out = credits == NULL ? NULL
+           : json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
+                       "payment_methods", methods_json(&b));
     bk_free(&b);
+    if (*out == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -443,74 +489,46 @@ order_lots(struct op *op, struct bk *b, int *order)
     return 0;
 }
 
-static int
-slot_free(struct op *op, const struct bk *b, bool *free_slot)
-{
-    sqlite3_stmt *st = store_prep(op->store,
-                                  /* By end time: only bookings ending after this one
-                                   * starts are looked at, which stays a handful as the
-                                   * history of a resource grows. */
-                                  "SELECT 1 FROM booking INDEXED BY booking_slot WHERE"
-                                  " resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
-                                  " AND start_at < ?2 LIMIT 1",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, b->resource_id);
-    sqlite3_bind_int64(st, 2, b->end);
-    sqlite3_bind_int64(st, 3, b->start);
-    *free_slot = sqlite3_step(st) != SQLITE_ROW;
-    sqlite3_reset(st);
-    return 0;
-}
-
+/* The booking row to write for b, with the policy versions it ran under. */
 static int
 insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
 {
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "INSERT INTO booking (resource_id, building_id, tenant_id, user_id, start_at, end_at,"
-        " status, payment_method, unit, credits, money, money_before_discount, currency,"
-        " discount_pm, policy_versions, created_at, created_by)"
-        " VALUES (?,?,?,?,?,?,'confirmed',?,?,?,?,?,?,?,?,?,?)",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
     json_t *versions = json_object();
-    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
-        json_object_set_new(versions, policy_kind_name((enum policy_kind)k),
-                            json_string(b->versions[k]));
+    for (int k = 0; versions != NULL && k < POLICY_KIND_COUNT; k++) {
+        if (json_object_set_new(versions, policy_kind_name((enum policy_kind)k),
+                                json_string(b->versions[k])) != 0) {
+            json_decref(versions);
+            versions = NULL;
+        }
     }
-    char *vtext = json_to_text(versions);
+    char *vtext = versions != NULL ? json_to_text(versions) : NULL;
     json_decref(versions);
-    sqlite3_bind_int64(st, 1, b->resource_id);
-    sqlite3_bind_int64(st, 2, b->building_id);
-    sqlite3_bind_int64(st, 3, b->tenant_id);
-    sqlite3_bind_int64(st, 4, b->user_id);
-    sqlite3_bind_int64(st, 5, b->start);
-    sqlite3_bind_int64(st, 6, b->end);
-    sqlite3_bind_text(st, 7, b->method, -1, SQLITE_STATIC);
-    if (credits) {
-        sqlite3_bind_text(st, 8, b->unit, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, b->credits);
+    if (vtext == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    if (b->has_money) {
-        sqlite3_bind_int64(st, 10, b->money);
-        sqlite3_bind_int64(st, 11, b->money_before);
-    }
-    sqlite3_bind_text(st, 12, b->currency, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 13, b->discount_pm);
-    sqlite3_bind_text(st, 14, vtext, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 15, op->now);
-    sqlite3_bind_text(st, 16, op->who->name, -1, SQLITE_TRANSIENT);
+    struct booking_new nb = {
+        .resource_id = b->resource_id,
+        .building_id = b->building_id,
+        .tenant_id = b->tenant_id,
+        .user_id = b->user_id,
+        .start_at = b->start,
+        .end_at = b->end,
+        .payment_method = b->method,
+        .unit = credits ? b->unit : NULL,
+        .has_credits = credits,
+        .credits = b->credits,
+        .has_money = b->has_money,
+        .money = b->money,
+        .money_before_discount = b->money_before,
+        .currency = b->currency,
+        .discount_pm = b->discount_pm,
+        .policy_versions = vtext,
+        .created_at = op->now,
+        .created_by = op->who->name,
+    };
+    int rc = store_booking_insert(op->store, &nb, id, op->err);
     free(vtext);
-    if (sql_step_done(op, st, "booking insert") != 0) {
-        return ENG_ESTORE;
-    }
-    *id = sqlite3_last_insert_rowid(op->store->db);
-    return 0;
+    return rc;
 }
 
 /* Pays b->credits from the ordered lots, all or nothing (the caller has
@@ -547,80 +565,156 @@ pay(struct op *op, struct bk *b, int64_t booking_id)
     return 0;
 }
 
-/* The stored booking as the API shows it. */
+/* A booking belongs to its user's tenant and its resource's building. */
+static bool
+booking_visible(const struct op *op, const struct booking_row *row)
+{
+    return op_sees_user(op, row->tenant_id, row->user_id) && op_sees_tenant(op, row->tenant_id) &&
+           op_sees_building(op, row->building_id);
+}
+
+struct paid_ud {
+    struct op *op;
+    json_t *paid;
+};
+
+static int
+paid_add(void *ud, const struct booking_debit *d)
+{
+    struct paid_ud *p = ud;
+    json_t *part = json_pack("{s:o, s:o}", "lot_id", id_json("lot", d->lot_id), "amount",
+                             amount_to_json(d->amount));
+    if (part == NULL || json_array_append_new(p->paid, part) != 0) {
+        return eng_error_set(p->op->err, ENG_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The credits part of a booking paid by credits, with the lots it was paid
+ * from. */
+static int
+credits_json(struct op *op, const struct booking_row *row, json_t **out)
+{
+    struct paid_ud p = {op, json_array()};
+    *out = NULL;
+    if (p.paid == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    int rc = store_booking_debits_each(op->store, row->id, op->now, false, paid_add, &p,
+                                       op->err);
+    if (rc != 0) {
+        json_decref(p.paid);
+        return rc;
+    }
+    *out = json_pack("{s:o, s:s, s:o}", "amount", amount_to_json(row->credits), "unit",
+                     row->unit, "paid_from", p.paid);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* A stored booking as the API shows it. */
+static int
+booking_json(struct op *op, const struct booking_row *row, json_t **out)
+{
+    json_t *money = json_null(), *credits = json_null();
+    *out = NULL;
+    if (row->has_money) {
+        money = json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)row->money, "currency",
+                          row->currency, "before_discount",
+                          (json_int_t)row->money_before_discount);
+    }
+    if (strcmp(row->payment_method, "credits") == 0 && credits_json(op, row, &credits) != 0) {
+        json_decref(money);
+        return op->err->status;
+    }
+    json_t *b = money == NULL ? NULL
+                : json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:O, s:o,"
+                            " s:{s:o, s:I}, s:o, s:o}",
+                            "id", id_json("bkg", row->id), "resource_id",
+                            id_json("res", row->resource_id), "building_id",
+                            id_json("bld", row->building_id), "tenant_id",
+                            id_json("ten", row->tenant_id), "user_id",
+                            id_json("usr", row->user_id), "start", json_time(row->start_at),
+                            "end", json_time(row->end_at), "status", row->status,
+                            "payment_method", row->payment_method, "money", money, "credits",
+                            credits, "policy_versions", row->policy_versions, "created_at",
+                            json_time(row->created_at), "refund", "credits",
+                            amount_to_json(row->credits_refunded), "money",
+                            (json_int_t)row->money_refunded, "cancelled_at",
+                            row->cancelled ? json_time(row->cancelled_at) : json_null(),
+                            "cancel_reason",
+                            row->has_reason ? json_string(row->cancel_reason) : json_null());
+    if (b == NULL) {
+        if (money == NULL) {
+            json_decref(credits);
+        }
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    *out = b;
+    return 0;
+}
+
+/* The booking `id` when the principal may see it (else 404). */
+static int
+booking_get(struct op *op, int64_t id, struct booking_row *row)
+{
+    bool found = false;
+    if (store_booking_get(op->store, id, row, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found || !booking_visible(op, row)) {
+        store_booking_clear(row);
+        return op_not_found(op, "booking");
+    }
+    return 0;
+}
+
 static int
 booking_load(struct op *op, int64_t id, json_t **out)
 {
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "SELECT resource_id, building_id, tenant_id, user_id, start_at, end_at, status,"
-        " payment_method, unit, credits, money, money_before_discount, currency, discount_pm,"
-        " credits_refunded, money_refunded, policy_versions, created_at, cancelled_at,"
-        " cancel_reason FROM booking WHERE id = ?",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct booking_row row;
+    int rc = booking_get(op, id, &row);
+    if (rc == 0) {
+        rc = booking_json(op, &row, out);
+        store_booking_clear(&row);
     }
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return op_not_found(op, "booking");
+    return rc;
+}
+
+/* Refuses the booking unless b's payment method is on offer, the slot is
+ * free and (by credits) there is enough to pay. */
+static int
+book_check(struct op *op, struct bk *b, bool by_credits)
+{
+    if (op->who->role == ROLE_TENANT_USER && b->start < op->now) {
+        return op_invalid(op, "start", "a booking cannot start in the past");
     }
-    int64_t tid = sqlite3_column_int64(st, 2), uid = sqlite3_column_int64(st, 3);
-    int64_t bid = sqlite3_column_int64(st, 1);
-    if (!op_sees_user(op, tid, uid) || !op_sees_tenant(op, tid) || !op_sees_building(op, bid)) {
-        sqlite3_reset(st);
-        return op_not_found(op, "booking");
+    if (by_credits && (!b->has_credits || !b->pay_credits)) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "credits_not_accepted",
+                              "credits are not accepted for this resource");
     }
-    json_t *money = json_null(), *credits = json_null();
-    if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
-        money = json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)sqlite3_column_int64(st, 10),
-                          "currency", (const char *)sqlite3_column_text(st, 12),
-                          "before_discount", (json_int_t)sqlite3_column_int64(st, 11));
+    if (!by_credits && (!b->has_money || (strcmp(b->method, "invoice") == 0 ? !b->pay_invoice
+                                                                            : !b->pay_card))) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "payment_method_not_accepted",
+                              "payment by %s is not accepted for this resource", b->method);
     }
-    bool by_credits = strcmp((const char *)sqlite3_column_text(st, 7), "credits") == 0;
-    if (by_credits) {
-        credits = json_pack("{s:o, s:s, s:o}", "amount",
-                            amount_to_json(sqlite3_column_int64(st, 9)), "unit",
-                            (const char *)sqlite3_column_text(st, 8), "paid_from", json_array());
+    /* A failed check is an error, never a free slot. */
+    bool taken = true;
+    if (store_booking_slot_taken(op->store, b->resource_id, b->start, b->end, &taken,
+                                 op->err) != 0) {
+        return op->err->status;
     }
-    const char *reason = (const char *)sqlite3_column_text(st, 19);
-    json_t *b = json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:o, s:I}}", "id",
-        id_json("bkg", id), "resource_id", id_json("res", sqlite3_column_int64(st, 0)),
-        "building_id", id_json("bld", bid), "tenant_id", id_json("ten", tid), "user_id",
-        id_json("usr", uid), "start", json_time(sqlite3_column_int64(st, 4)), "end",
-        json_time(sqlite3_column_int64(st, 5)), "status", (const char *)sqlite3_column_text(st, 6),
-        "payment_method", (const char *)sqlite3_column_text(st, 7), "money", money, "credits",
-        credits, "policy_versions", json_from_text((const char *)sqlite3_column_text(st, 16)),
-        "created_at", json_time(sqlite3_column_int64(st, 17)), "refund", "credits",
-        amount_to_json(sqlite3_column_int64(st, 14)), "money",
-        (json_int_t)sqlite3_column_int64(st, 15));
-    json_object_set_new(b, "cancelled_at", sqlite3_column_type(st, 18) == SQLITE_NULL
-                                               ? json_null()
-                                               : json_time(sqlite3_column_int64(st, 18)));
-    json_object_set_new(b, "cancel_reason", reason ? json_string(reason) : json_null());
-    sqlite3_reset(st);
-    if (by_credits) {
-        st = store_prep(op->store,
-                        "SELECT lot_id, -amount FROM entry WHERE booking_id = ? AND kind = 'debit'"
-                        " ORDER BY id",
-                        op->err);
-        if (st == NULL) {
-            json_decref(b);
-            return ENG_ESTORE;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        json_t *paid = json_object_get(json_object_get(b, "credits"), "paid_from");
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            json_array_append_new(paid, json_pack("{s:o, s:o}", "lot_id",
-                                                  id_json("lot", sqlite3_column_int64(st, 0)),
-                                                  "amount",
-                                                  amount_to_json(sqlite3_column_int64(st, 1))));
-        }
-        sqlite3_reset(st);
+    if (taken) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "slot_taken",
+                              "the resource is already booked at that time");
     }
-    *out = b;
+    if (by_credits && !credits_enough(b)) {
+        char need[32], have[32];
+        amount_format(b->credits, need, sizeof need);
+        amount_format(b->available, have, sizeof have);
+        return eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
+                              "this booking costs %s %s credits; %s are available", need,
+                              b->unit, have);
+    }
     return 0;
 }
 
@@ -630,30 +724,8 @@ op_book(struct op *op, json_t *args, json_t **out)
     struct bk b = {0};
     int rc = prepare(op, args, &b, true);
     bool by_credits = b.method != NULL && strcmp(b.method, "credits") == 0;
-    if (rc == 0 && op->who->role == ROLE_TENANT_USER && b.start < op->now) {
-        rc = op_invalid(op, "start", "a booking cannot start in the past");
-    }
-    if (rc == 0 && by_credits && (!b.has_credits || !b.pay_credits)) {
-        rc = eng_error_code(op->err, ENG_ECONFLICT, "credits_not_accepted",
-                            "credits are not accepted for this resource");
-    } else if (rc == 0 && !by_credits &&
-               (!b.has_money || (strcmp(b.method, "invoice") == 0 ? !b.pay_invoice
-                                                                  : !b.pay_card))) {
-        rc = eng_error_code(op->err, ENG_ECONFLICT, "payment_method_not_accepted",
-                            "payment by %s is not accepted for this resource", b.method);
-    }
-    bool free_slot = true;
-    if (rc == 0 && slot_free(op, &b, &free_slot) == 0 && !free_slot) {
-        rc = eng_error_code(op->err, ENG_ECONFLICT, "slot_taken",
-                            "the resource is already booked at that time");
-    }
-    if (rc == 0 && by_credits && !credits_enough(&b)) {
-        char need[32], have[32];
-        amount_format(b.credits, need, sizeof need);
-        amount_format(b.available, have, sizeof have);
-        rc = eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
-                            "this booking costs %s %s credits; %s are available", need, b.unit,
-                            have);
+    if (rc == 0) {
+        rc = book_check(op, &b, by_credits);
     }
     int64_t id = 0;
     if (rc == 0) {
@@ -665,10 +737,13 @@ op_book(struct op *op, json_t *args, json_t **out)
     if (rc == 0) {
         rc = booking_load(op, id, out);
     }
-    if (rc == 0 && by_credits) {
+    if (rc == 0 && by_credits &&
         json_object_set_new(json_object_get(*out, "credits"), "balance_after",
                             b.unlimited ? json_string("unlimited")
-                                        : amount_to_json(b.available - b.credits));
+                                        : amount_to_json(b.available - b.credits)) != 0) {
+        json_decref(*out);
+        *out = NULL;
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     bk_free(&b);
     if (rc == 0) {
@@ -677,53 +752,131 @@ op_book(struct op *op, json_t *args, json_t **out)
     return rc;
 }
 
-/* Returns `credits` to the lots the booking was paid from, last paid first;
- * a lot that has already expired takes the refund and expires it again at
- * once, so the ledger shows both. */
+/* A booking's debits, gathered before any refund is posted (posting writes
+ * the tables the debit query reads). */
+struct debit_list {
+    struct op *op;
+    struct booking_debit *items;
+    size_t count, cap;
+};
+
+static int
+debit_push(void *ud, const struct booking_debit *d)
+{
+    struct debit_list *l = ud;
+    if (l->count == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 8;
+        struct booking_debit *items = realloc(l->items, cap * sizeof *items);
+        if (items == NULL) {
+            return eng_error_set(l->op->err, ENG_ENOMEM, "out of memory");
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->count++] = *d;
+    return 0;
+}
+
+/* Returns `credits` to one lot a booking was paid from; a lot that has
+ * already expired takes the refund and expires it again at once, so the
+ * ledger shows both. */
+static int
+refund_lot(struct op *op, int64_t booking_id, int64_t start, const struct booking_debit *d,
+           int64_t r, const char *version)
+{
+    char key[64];
+    snprintf(key, sizeof key, "refund:%lld:%lld", (long long)booking_id, (long long)d->lot_id);
+    if (entry_post(&op->lx, d->lot_id, "refund", r, start, booking_id, key, version, NULL) !=
+        0) {
+        return op->err->status;
+    }
+    if (d->lot_expired) {
+        snprintf(key, sizeof key, "reexpire:%lld:%lld", (long long)booking_id,
+                 (long long)d->lot_id);
+        if (entry_post(&op->lx, d->lot_id, "expire", -r, op->now, booking_id, key, NULL,
+                       "refund into an expired lot") != 0) {
+            return op->err->status;
+        }
+    }
+    return 0;
+}
+
+/* Returns `credits` to the lots the booking was paid from, last paid first. */
 static int
 refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
             const char *version)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT e.lot_id, -e.amount, l.closed OR l.valid_until <= ?,"
-                                  " l.unlimited FROM entry e JOIN lot l ON l.id = e.lot_id"
-                                  " WHERE e.booking_id = ? AND e.kind = 'debit' ORDER BY e.id DESC",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, op->now);
-    sqlite3_bind_int64(st, 2, booking_id);
-    enum { PARTS_MAX = 256 }; /* TRANSITIONAL: the store module will stream these */
-    int64_t lots[PARTS_MAX], paid[PARTS_MAX];
-    bool expired[PARTS_MAX];
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < PARTS_MAX) {
-        lots[n] = sqlite3_column_int64(st, 0);
-        paid[n] = sqlite3_column_int64(st, 1);
-        expired[n] = sqlite3_column_int(st, 2) != 0 && sqlite3_column_int(st, 3) == 0;
-        n++;
-    }
-    sqlite3_reset(st);
+    struct debit_list l = {.op = op};
+    int rc = store_booking_debits_each(op->store, booking_id, op->now, true, debit_push, &l,
+                                       op->err);
     int64_t left = credits;
-    for (int i = 0; i < n && left > 0; i++) {
-        int64_t r = paid[i] < left ? paid[i] : left;
-        char key[64];
-        snprintf(key, sizeof key, "refund:%lld:%lld", (long long)booking_id, (long long)lots[i]);
-        if (entry_post(&op->lx, lots[i], "refund", r, start, booking_id, key, version, NULL) != 0) {
-            return op->err->status;
-        }
-        if (expired[i]) {
-            snprintf(key, sizeof key, "reexpire:%lld:%lld", (long long)booking_id,
-                     (long long)lots[i]);
-            if (entry_post(&op->lx, lots[i], "expire", -r, op->now, booking_id, key, NULL,
-                           "refund into an expired lot") != 0) {
-                return op->err->status;
-            }
-        }
+    for (size_t i = 0; rc == 0 && i < l.count && left > 0; i++) {
+        int64_t r = l.items[i].amount < left ? l.items[i].amount : left;
+        rc = refund_lot(op, booking_id, start, &l.items[i], r, version);
         left -= r;
     }
-    ENG_ASSERT(left == 0);
+    free(l.items);
+    if (rc == 0 && left != 0) {
+        /* The policy's refund was checked against what the booking paid. */
+        rc = eng_error_code(op->err, ENG_ESTORE, "storage_error",
+                            "booking %lld: its debits do not cover the refund",
+                            (long long)booking_id);
+    }
+    return rc;
+}
+
+/* Runs the refund policy for a booking: what goes back, in credits (milli)
+ * and money; versions[] tells which refund policy decided. */
+static int
+refund_decide(struct op *op, const struct booking_row *row, int64_t *r_credits,
+              int64_t *r_money, char *version, size_t version_size)
+{
+    bool by_credits = strcmp(row->payment_method, "credits") == 0;
+    int64_t paid_credits = by_credits ? row->credits : 0;
+    int64_t paid_money = by_credits ? 0 : row->money;
+    struct bk rb = {.resource_id = row->resource_id};
+    json_t *ctx = NULL, *res = NULL;
+    struct policy_set *pol = NULL;
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    int rc = load_resource(op, &rb);
+    if (rc == 0) {
+        ctx = json_pack("{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}, s:O}",
+                        "booking", "id", id_json("bkg", row->id), "start",
+                        (json_int_t)row->start_at, "end", (json_int_t)row->end_at,
+                        "payment_method", row->payment_method, "credits",
+                        (json_int_t)paid_credits, "money", (json_int_t)paid_money, "created_at",
+                        (json_int_t)row->created_at, "now", (json_int_t)op->now, "by", "role",
+                        role_name(op->who->role), "admin", op_can_assign(op), "resource",
+                        rb.resource);
+        rc = ctx != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    bk_free(&rb);
+    if (rc == 0) {
+        rc = policy_cache_get(op->env->policies, op->store, row->building_id, &pol, versions,
+                              op->err);
+    }
+    if (rc == 0) {
+        rc = policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err);
+    }
+    json_decref(ctx);
+    if (pol != NULL) {
+        policy_set_release(pol);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *c = json_object_get(res, "credits"), *m = json_object_get(res, "money");
+    *r_credits = json_is_integer(c) ? (int64_t)json_integer_value(c) : -1;
+    *r_money = m == NULL || json_is_null(m) ? 0
+               : json_is_integer(m)         ? (int64_t)json_integer_value(m)
+                                            : -1;
+    json_decref(res);
+    if (*r_credits < 0 || *r_credits > paid_credits || *r_money < 0 || *r_money > paid_money) {
+        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                              "the refund policy must return {credits, money} between 0 and "
+                              "what was paid");
+    }
+    snprintf(version, version_size, "%s", versions[POLICY_REFUND]);
     return 0;
 }
 
@@ -733,104 +886,46 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     static const char *const keys[] = {"id", "reason", NULL};
     int64_t id;
     const char *reason;
-    json_t *booking = NULL;
     if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id) ||
-        args_string(op, args, "reason", false, 500, &reason) || booking_load(op, id, &booking)) {
+        args_string(op, args, "reason", false, BOOKING_REASON_MAX, &reason)) {
         return op->err->status;
     }
-    int rc = 0;
+    if (reason != NULL && !utf8_valid(reason, strlen(reason))) {
+        return op_invalid(op, "reason", "'reason' must be UTF-8 text");
+    }
+    struct booking_row row;
+    int rc = booking_get(op, id, &row);
+    if (rc != 0) {
+        return rc;
+    }
     if (op->who->role == ROLE_VIEWER) {
         rc = op_forbidden(op, "cancel bookings");
-    } else if (strcmp(json_string_value(json_object_get(booking, "status")), "confirmed") != 0) {
+    } else if (strcmp(row.status, "confirmed") != 0) {
         rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
                             "the booking is already cancelled");
     }
-    sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
-                                            "SELECT building_id, start_at, end_at, payment_method,"
-                                            " credits, money, created_at, resource_id FROM booking"
-                                            " WHERE id = ?",
-                                            op->err)
-                               : NULL;
-    if (rc == 0 && st == NULL) {
-        rc = ENG_ESTORE;
-    }
-    int64_t bid = 0, start = 0, paid_credits = 0, paid_money = 0;
-    json_t *ctx = NULL;
+    int64_t r_credits = 0, r_money = 0;
+    char version[POLICY_LABEL_MAX] = "";
     if (rc == 0) {
-        sqlite3_bind_int64(st, 1, id);
-        (void)sqlite3_step(st);
-        bid = sqlite3_column_int64(st, 0);
-        start = sqlite3_column_int64(st, 1);
-        bool by_credits = strcmp((const char *)sqlite3_column_text(st, 3), "credits") == 0;
-        paid_credits = by_credits ? sqlite3_column_int64(st, 4) : 0;
-        paid_money = by_credits ? 0 : sqlite3_column_int64(st, 5);
-        ctx = json_pack("{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}}", "booking",
-                        "id", id_json("bkg", id), "start", (json_int_t)start, "end",
-                        (json_int_t)sqlite3_column_int64(st, 2), "payment_method",
-                        (const char *)sqlite3_column_text(st, 3), "credits",
-                        (json_int_t)paid_credits, "money", (json_int_t)paid_money, "created_at",
-                        (json_int_t)sqlite3_column_int64(st, 6), "now", (json_int_t)op->now,
-                        "by", "role", role_name(op->who->role), "admin", op_can_assign(op));
-        int64_t rid = sqlite3_column_int64(st, 7);
-        sqlite3_reset(st);
-        struct bk rb = {.resource_id = rid};
-        rc = load_resource(op, &rb);
-        if (rc == 0) {
-            json_object_set(ctx, "resource", rb.resource);
-        }
-        bk_free(&rb);
+        rc = refund_decide(op, &row, &r_credits, &r_money, version, sizeof version);
     }
-    struct policy_set *pol = NULL;
-    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
-    json_t *res = NULL;
-    if (rc == 0) {
-        rc = policy_cache_get(op->env->policies, op->store, bid, &pol, versions, op->err);
-    }
-    if (rc == 0) {
-        rc = policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err);
-    }
-    json_decref(ctx);
-    json_t *rc_credits = rc == 0 ? json_object_get(res, "credits") : NULL;
-    json_t *rc_money = rc == 0 ? json_object_get(res, "money") : NULL;
-    int64_t r_credits = json_is_integer(rc_credits) ? (int64_t)json_integer_value(rc_credits) : -1;
-    int64_t r_money = rc_money == NULL || json_is_null(rc_money) ? 0
-                      : json_is_integer(rc_money) ? (int64_t)json_integer_value(rc_money)
-                                                  : -1;
-    if (rc == 0 && (r_credits < 0 || r_credits > paid_credits || r_money < 0 ||
-                    r_money > paid_money)) {
-        rc = eng_error_code(op->err, ENG_EPOLICY, "policy_error",
-                            "the refund policy must return {credits, money} between 0 and what "
-                            "was paid");
-    }
-    json_decref(res);
     if (rc == 0 && r_credits > 0) {
-        rc = refund_lots(op, id, start, r_credits, versions[POLICY_REFUND]);
+        rc = refund_lots(op, id, row.start_at, r_credits, version);
     }
-    if (pol != NULL) {
-        policy_set_release(pol);
+    store_booking_clear(&row);
+    if (rc == 0) {
+        struct booking_cancel c = {
+            .id = id,
+            .credits_refunded = r_credits,
+            .money_refunded = r_money,
+            .cancelled_at = op->now,
+            .cancelled_by = op->who->name,
+            .reason = reason,
+            .by_admin = op_can_assign(op),
+        };
+        rc = store_booking_cancel(op->store, &c, op->err);
     }
-    st = rc == 0 ? store_prep(op->store,
-                              "UPDATE booking SET status = 'cancelled', credits_refunded = ?,"
-                              " money_refunded = ?, cancelled_at = ?, cancelled_by = ?,"
-                              " cancel_reason = ?, cancelled_by_admin = ? WHERE id = ?",
-                              op->err)
-                 : NULL;
-    if (st != NULL) {
-        sqlite3_bind_int64(st, 1, r_credits);
-        sqlite3_bind_int64(st, 2, r_money);
-        sqlite3_bind_int64(st, 3, op->now);
-        sqlite3_bind_text(st, 4, op->who->name, -1, SQLITE_TRANSIENT);
-        if (reason != NULL) {
-            sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
-        }
-        sqlite3_bind_int(st, 6, op_can_assign(op));
-        sqlite3_bind_int64(st, 7, id);
-        rc = sql_step_done(op, st, "booking cancel");
-    } else if (rc == 0) {
-        rc = ENG_ESTORE;
-    }
-    json_decref(booking);
-    booking = NULL;
+    json_t *booking = NULL;
     if (rc == 0) {
         rc = booking_load(op, id, &booking);
     }
@@ -839,7 +934,7 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     }
     *out = json_pack("{s:o, s:{s:o, s:I}}", "booking", booking, "refund", "credits",
                      amount_to_json(r_credits), "money", (json_int_t)r_money);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 static int
@@ -853,60 +948,65 @@ op_booking_get(struct op *op, json_t *args, json_t **out)
     return booking_load(op, id, out);
 }
 
+struct list_ud {
+    struct op *op;
+    struct pager pg;
+};
+
+static int
+list_row(void *ud, const struct booking_row *row)
+{
+    struct list_ud *l = ud;
+    if (l->pg.fetched >= l->pg.page->limit || !booking_visible(l->op, row)) {
+        /* The row past the page, or one out of scope: moves the cursor only. */
+        return pager_add(&l->pg, row->id, NULL);
+    }
+    json_t *j = NULL;
+    int rc = booking_json(l->op, row, &j);
+    return rc != 0 ? rc : pager_add(&l->pg, row->id, j);
+}
+
 static int
 op_booking_list(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"limit", "cursor", "tenant_id", "user_id", "resource_id",
                                        "building_id", "from", "to", "status", NULL};
-    int64_t tid, uid, rid, bid, from = INT64_MIN, to = INT64_MAX;
-    const char *status;
+    struct booking_filter f = {.from = INT64_MIN, .to = INT64_MAX};
     struct page page;
-    if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid) ||
-        args_id(op, args, "user_id", "usr", false, &uid) ||
-        args_id(op, args, "resource_id", "res", false, &rid) ||
-        args_id(op, args, "building_id", "bld", false, &bid) ||
-        args_string(op, args, "status", false, 20, &status) || args_page(op, args, &page)) {
+    if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &f.tenant_id) ||
+        args_id(op, args, "user_id", "usr", false, &f.user_id) ||
+        args_id(op, args, "resource_id", "res", false, &f.resource_id) ||
+        args_id(op, args, "building_id", "bld", false, &f.building_id) ||
+        args_string(op, args, "status", false, 20, &f.status) || args_page(op, args, &page)) {
         return op->err->status;
     }
+    if (f.status != NULL && strcmp(f.status, "confirmed") != 0 &&
+        strcmp(f.status, "cancelled") != 0) {
+        return op_invalid(op, "status", "'status' must be confirmed or cancelled");
+    }
     char zone[TIME_ZONE_NAME_MAX];
-    bound_zone(op, bid, zone);
-    if (args_bound(op, args, "from", zone, false, &from) ||
-        args_bound(op, args, "to", zone, true, &to)) {
+    bound_zone(op, f.building_id, zone);
+    if (args_bound(op, args, "from", zone, false, &f.from) ||
+        args_bound(op, args, "to", zone, true, &f.to)) {
         return op->err->status;
     }
     if (op->who->role == ROLE_TENANT_ADMIN) {
-        tid = op->who->tenant_id;
+        f.tenant_id = op->who->tenant_id;
     } else if (op->who->role == ROLE_TENANT_USER) {
-        tid = op->who->tenant_id;
-        uid = op->who->user_id;
+        f.tenant_id = op->who->tenant_id;
+        f.user_id = op->who->user_id;
     }
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "SELECT id FROM booking WHERE id > ?1 AND (?2 IS NULL OR tenant_id = ?2) AND"
-        " (?3 IS NULL OR user_id = ?3) AND (?4 IS NULL OR resource_id = ?4) AND"
-        " (?5 IS NULL OR building_id = ?5) AND start_at < ?7 AND end_at > ?6 AND"
-        " (?8 IS NULL OR status = ?8) ORDER BY id LIMIT ?9",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, page.after);
-    int64_t filters[] = {tid, uid, rid, bid};
-    for (int i = 0; i < 4; i++) {
-        if (filters[i] != 0) {
-            sqlite3_bind_int64(st, i + 2, filters[i]);
-        }
-    }
-    sqlite3_bind_int64(st, 6, from);
-    sqlite3_bind_int64(st, 7, to);
-    if (status != NULL) {
-        sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(st, 9, page.limit + 1);
-    return page_of_ids(op, st, &page, booking_load, out);
+    struct list_ud l = {.op = op};
+    pager_init(&l.pg, &page);
+    int rc = store_bookings_list(op->store, &f, page.after, page.limit + 1, list_row, &l,
+                                 op->err);
+    return pager_finish(&l.pg, op, rc, out);
 }
 
 /* ---------- simulation ---------- */
+
+/* Bookings one simulation replays at most; more is limit_exceeded. */
+#define SIM_BOOKINGS_MAX 10000
 
 /* A date (midnight in the building's zone) or an RFC 3339 time. */
 static int
@@ -928,78 +1028,141 @@ struct sim_totals {
     int count, refused, errors;
 };
 
-/* What the candidate would have done for one stored booking. */
-static json_t *
-sim_booking(struct op *op, sqlite3_stmt *st, enum policy_kind kind, struct policy_set *pol,
-            struct sim_totals *t)
+/* A storage or memory failure stops the whole simulation; anything else
+ * (a refusal, a failing candidate) is a finding about that one booking. */
+static bool
+sim_fatal(const struct op *op)
 {
-    struct bk b = {0};
-    struct eng_error saved = *op->err;
-    int64_t id = sqlite3_column_int64(st, 0);
-    b.resource_id = sqlite3_column_int64(st, 1);
-    b.user_id = sqlite3_column_int64(st, 2);
-    b.start = sqlite3_column_int64(st, 3);
-    b.end = sqlite3_column_int64(st, 4);
-    b.method = (const char *)sqlite3_column_text(st, 5);
-    bool by_credits = strcmp(b.method, "credits") == 0;
-    int64_t credits = sqlite3_column_int64(st, 6), money = sqlite3_column_int64(st, 7);
-    b.discount_pm = sqlite3_column_int64(st, 8);
-    bool cancelled = strcmp((const char *)sqlite3_column_text(st, 9), "cancelled") == 0;
-    int64_t refunded = sqlite3_column_int64(st, 10);
-    json_t *row = json_pack("{s:o, s:o, s:s, s:s, s:{s:o, s:I}}", "booking_id",
-                            id_json("bkg", id), "start", json_time(b.start), "payment_method",
-                            b.method, "status", cancelled ? "cancelled" : "confirmed", "charged",
-                            "credits", by_credits ? amount_to_json(credits) : json_null(),
-                            "money", (json_int_t)money);
-    int rc;
-    policy_set_retain(pol);
-    b.pol = pol;
-    b.user = ctx_user(&op->lx, b.user_id, &b.tenant_id, &rc);
-    if (b.user != NULL && load_resource(op, &b) == 0) {
-        if (kind == POLICY_REFUND) {
-            json_t *ctx = json_pack(
-                "{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}, s:O}", "booking", "id",
-                id_json("bkg", id), "start", (json_int_t)b.start, "end", (json_int_t)b.end,
-                "payment_method", b.method, "credits", (json_int_t)(by_credits ? credits : 0),
-                "money", (json_int_t)(by_credits ? 0 : money), "created_at",
-                (json_int_t)sqlite3_column_int64(st, 11), "now",
-                (json_int_t)sqlite3_column_int64(st, 12), "by", "role", "recorded", "admin",
-                sqlite3_column_int(st, 13) != 0, "resource", b.resource);
-            json_t *res = NULL;
-            if (cancelled && policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err) == 0) {
-                json_t *c = json_object_get(res, "credits");
-                int64_t would = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
-                json_object_set_new(row, "refunded", amount_to_json(refunded));
-                json_object_set_new(row, "candidate_refund", amount_to_json(would));
-                t->refunded += refunded;
-                t->candidate_refund += would;
-            } else if (cancelled) {
-                json_object_set_new(row, "error", json_string(op->err->msg));
-                t->errors++;
-            }
-            json_decref(ctx);
-            json_decref(res);
-        } else if (price(op, &b) == 0) {
-            json_object_set_new(row, "candidate",
-                                json_pack("{s:o, s:o}", "credits",
-                                          b.has_credits ? amount_to_json(b.credits) : json_null(),
-                                          "money", b.has_money ? json_integer(b.money)
-                                                               : json_null()));
-            if (by_credits) {
-                t->charged += credits;
-                t->candidate += b.has_credits ? b.credits : 0;
-            }
-        } else {
-            bool refused = op->err->status == ENG_EINVAL;
-            json_object_set_new(row, refused ? "refused" : "error", json_string(op->err->msg));
-            t->refused += refused;
-            t->errors += !refused;
+    return op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM;
+}
+
+/* What the candidate refund policy would have given back for one stored
+ * cancelled booking; adds to row. */
+static int
+sim_refund(struct op *op, const struct booking_row *r, struct bk *b, struct policy_set *pol,
+           json_t *row, struct sim_totals *t)
+{
+    bool by_credits = strcmp(r->payment_method, "credits") == 0;
+    json_t *ctx = json_pack(
+        "{s:{s:o, s:I, s:I, s:s, s:I, s:I, s:I}, s:I, s:{s:s, s:b}, s:O}", "booking", "id",
+        id_json("bkg", r->id), "start", (json_int_t)r->start_at, "end", (json_int_t)r->end_at,
+        "payment_method", r->payment_method, "credits", (json_int_t)(by_credits ? r->credits : 0),
+        "money", (json_int_t)(by_credits ? 0 : r->money), "created_at", (json_int_t)r->created_at,
+        "now", (json_int_t)r->cancelled_at, "by", "role", "recorded", "admin",
+        r->cancelled_by_admin, "resource", b->resource);
+    if (ctx == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    json_t *res = NULL;
+    int rc = policy_set_call(pol, POLICY_REFUND, ctx, &res, op->err);
+    json_decref(ctx);
+    if (rc == 0) {
+        json_t *c = json_object_get(res, "credits");
+        int64_t would = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
+        json_object_set_new(row, "refunded", amount_to_json(r->credits_refunded));
+        json_object_set_new(row, "candidate_refund", amount_to_json(would));
+        t->refunded += r->credits_refunded;
+        t->candidate_refund += would;
+    } else if (!sim_fatal(op)) {
+        json_object_set_new(row, "error", json_string(op->err->msg));
+        t->errors++;
+        rc = 0;
+    }
+    json_decref(res);
+    return rc;
+}
+
+/* What the candidate pricing (or validate) policy would have charged for
+ * one stored booking; adds to row. */
+static int
+sim_price(struct op *op, const struct booking_row *r, struct bk *b, json_t *row,
+          struct sim_totals *t)
+{
+    bool by_credits = strcmp(r->payment_method, "credits") == 0;
+    if (price(op, b) == 0) {
+        json_object_set_new(row, "candidate",
+                            json_pack("{s:o, s:o}", "credits",
+                                      b->has_credits ? amount_to_json(b->credits) : json_null(),
+                                      "money", b->has_money ? json_integer(b->money)
+                                                            : json_null()));
+        if (by_credits) {
+            t->charged += r->credits;
+            t->candidate += b->has_credits ? b->credits : 0;
         }
+        return 0;
+    }
+    if (sim_fatal(op)) {
+        return op->err->status;
+    }
+    bool refused = op->err->status == ENG_EINVAL;
+    json_object_set_new(row, refused ? "refused" : "error", json_string(op->err->msg));
+    t->refused += refused;
+    t->errors += !refused;
+    return 0;
+}
+
+struct sim_ud {
+    struct op *op;
+    enum policy_kind kind;
+    struct policy_set *pol;
+    struct sim_totals t;
+    json_t *rows;
+};
+
+/* What the candidate would have done for one stored booking. */
+static int
+sim_booking(void *ud, const struct booking_row *r)
+{
+    struct sim_ud *s = ud;
+    struct op *op = s->op;
+    if (s->t.count >= SIM_BOOKINGS_MAX) {
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "a simulation replays at most %d bookings; choose a shorter period",
+                       SIM_BOOKINGS_MAX);
+        eng_error_field(op->err, "simulation_bookings_max");
+        return ENG_ELIMIT;
+    }
+    bool by_credits = strcmp(r->payment_method, "credits") == 0;
+    bool cancelled = strcmp(r->status, "cancelled") == 0;
+    json_t *row = json_pack("{s:o, s:o, s:s, s:s, s:{s:o, s:I}}", "booking_id",
+                            id_json("bkg", r->id), "start", json_time(r->start_at),
+                            "payment_method", r->payment_method, "status", r->status, "charged",
+                            "credits", by_credits ? amount_to_json(r->credits) : json_null(),
+                            "money", (json_int_t)r->money);
+    if (row == NULL || json_array_append_new(s->rows, row) != 0) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    struct bk b = {
+        .resource_id = r->resource_id,
+        .user_id = r->user_id,
+        .start = r->start_at,
+        .end = r->end_at,
+        .method = r->payment_method,
+        .discount_pm = r->discount_pm,
+    };
+    struct eng_error saved = *op->err;
+    int rc = 0;
+    policy_set_retain(s->pol);
+    b.pol = s->pol;
+    b.user = ctx_user(&op->lx, b.user_id, &b.tenant_id, &rc);
+    if (b.user != NULL) {
+        rc = load_resource(op, &b);
+    }
+    if (rc != 0) {
+        /* A booking whose user or resource cannot be read is skipped, as
+         * before; only a storage or memory failure stops the run. */
+        rc = sim_fatal(op) ? op->err->status : 0;
+    } else if (s->kind == POLICY_REFUND) {
+        rc = cancelled ? sim_refund(op, r, &b, s->pol, row, &s->t) : 0;
+    } else {
+        rc = sim_price(op, r, &b, row, &s->t);
     }
     bk_free(&b);
-    *op->err = saved;
-    t->count++;
-    return row;
+    if (rc == 0) {
+        *op->err = saved;
+        s->t.count++;
+    }
+    return rc;
 }
 
 /* Runs a candidate over the building's past bookings; writes nothing. */
@@ -1016,18 +1179,11 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         args_string(op, args, "source", true, op->env->policy_source_max, &source)) {
         return op->err->status;
     }
-    char zone[TIME_ZONE_NAME_MAX] = "UTC";
-    sqlite3_stmt *st = store_prep(op->store, "SELECT timezone FROM building WHERE id = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct building_row bl;
+    bool found = false;
+    if (store_building_get(op->store, bid, &bl, &found, op->err) != 0) {
+        return op->err->status;
     }
-    sqlite3_bind_int64(st, 1, bid);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
-    if (found) {
-        snprintf(zone, sizeof zone, "%s", (const char *)sqlite3_column_text(st, 0));
-    }
-    sqlite3_reset(st);
     if (!found || !op_sees_building(op, bid)) {
         return op_not_found(op, "building");
     }
@@ -1035,44 +1191,36 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         (pc.kind != POLICY_PRICING && pc.kind != POLICY_REFUND && pc.kind != POLICY_VALIDATE)) {
         return op_invalid(op, "kind", "simulation covers the pricing, refund and validate kinds");
     }
-    if (sim_instant(op, args, "from", zone, &from) || sim_instant(op, args, "to", zone, &to)) {
+    if (sim_instant(op, args, "from", bl.timezone, &from) ||
+        sim_instant(op, args, "to", bl.timezone, &to)) {
         return op->err->status;
     }
     pc.source = source;
     pc.len = strlen(source);
-    struct policy_set *pol = NULL;
-    if (policy_cache_build(op->env->policies, op->store, bid, &pc, &pol, NULL, op->err) != 0) {
+    struct sim_ud s = {.op = op, .kind = pc.kind, .rows = json_array()};
+    if (s.rows == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (policy_cache_build(op->env->policies, op->store, bid, &pc, &s.pol, NULL, op->err) != 0) {
+        json_decref(s.rows);
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
-    st = store_prep(op->store,
-                    "SELECT id, resource_id, user_id, start_at, end_at, payment_method,"
-                    " coalesce(credits, 0), coalesce(money, 0), discount_pm, status,"
-                    " credits_refunded, created_at, coalesce(cancelled_at, 0),"
-                    " coalesce(cancelled_by_admin, 0) FROM booking WHERE building_id = ? AND"
-                    " start_at >= ? AND start_at < ? ORDER BY start_at, id LIMIT 10000",
-                    op->err);
-    if (st == NULL) {
-        policy_set_release(pol);
-        return ENG_ESTORE;
+    /* One more than the cap, so a hit cap is an error and not a short answer. */
+    int rc = store_bookings_by_start(op->store, bid, from, to, SIM_BOOKINGS_MAX + 1, sim_booking,
+                                     &s, op->err);
+    policy_set_release(s.pol);
+    if (rc != 0) {
+        json_decref(s.rows);
+        return rc;
     }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    /* The policy calls below use other cached statements, never this one. */
-    json_t *rows = json_array();
-    struct sim_totals t = {0};
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(rows, sim_booking(op, st, pc.kind, pol, &t));
-    }
-    sqlite3_reset(st);
-    policy_set_release(pol);
+    const struct sim_totals *t = &s.t;
     *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:i, s:i}, s:o}", "building_id",
-                     id_json("bld", bid), "kind", kind_s, "totals", "bookings", t.count,
-                     "charged_credits", amount_to_json(t.charged), "candidate_credits",
-                     amount_to_json(t.candidate), "refunded_credits", amount_to_json(t.refunded),
-                     "candidate_refund_credits", amount_to_json(t.candidate_refund), "refused",
-                     t.refused, "errors", t.errors, "bookings", rows);
-    return 0;
+                     id_json("bld", bid), "kind", kind_s, "totals", "bookings", t->count,
+                     "charged_credits", amount_to_json(t->charged), "candidate_credits",
+                     amount_to_json(t->candidate), "refunded_credits", amount_to_json(t->refunded),
+                     "candidate_refund_credits", amount_to_json(t->candidate_refund), "refused",
+                     t->refused, "errors", t->errors, "bookings", s.rows);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 const struct op_def ops_booking[] = {
