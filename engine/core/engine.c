@@ -173,7 +173,8 @@ idem_lookup(struct op *op, const char *who, const char *key, const char *hash, j
 static int
 idem_store(struct op *op, const char *who, const char *key, const char *hash, json_t *out)
 {
-    char *text = json_to_text(out);
+    /* An op whose result holds a secret names what a replay answers. */
+    char *text = json_to_text(op->idem_response != NULL ? op->idem_response : out);
     if (text == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -248,6 +249,8 @@ job_run(struct engine *eng, struct write_job *job)
         }
     }
 release:
+    json_decref(op->idem_response);
+    op->idem_response = NULL;
     (void)store_tx(op->store, STORE_RELEASE, NULL);
     job->rc = rc;
 }

@@ -1,0 +1,124 @@
+-- Portfolio writes through scoped keys (PRODUCT.md §8: a manager limited to
+-- some buildings "may add or remove only leases inside its scope"), names
+-- at the edge, and keys.create under an Idempotency-Key (a replay never
+-- repeats the key, and the key is never stored in clear).
+local H = require "http_env"
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("portfolio", function()
+  local env, b1, b2, b3
+  setup(function()
+    env = H.start()
+    local function building(name)
+      return env:must(201, "POST", "/v1/buildings",
+                      { name = name, timezone = "UTC", currency = "USD" })
+    end
+    b1, b2, b3 = building("One"), building("Two"), building("Three")
+  end)
+  teardown(function() if env then env:stop() end end)
+
+  local function tenant(name, ids)
+    return env:must(201, "POST", "/v1/tenants", { name = name, building_ids = ids })
+  end
+
+  describe("a manager limited to some buildings", function()
+    local m
+    setup(function()
+      m = env:as(env:new_key("manager", { building_ids = { b1.id, b3.id } }))
+    end)
+
+    it("cannot remove a lease outside its scope (403, nothing changed)", function()
+      local t = tenant("Two Sites", { b1.id, b2.id })
+      local status, res = m:patch("/v1/tenants/" .. t.id, { building_ids = { b1.id } })
+      assert.equal(403, status)
+      assert.equal("forbidden", res.error.code)
+      local now = env:must(200, "GET", "/v1/tenants/" .. t.id)
+      assert.same({ b1.id, b2.id }, now.building_ids)
+    end)
+
+    it("cannot add a lease outside its scope", function()
+      local t = tenant("One Site", { b1.id })
+      local status, res = m:patch("/v1/tenants/" .. t.id, { building_ids = { b1.id, b2.id } })
+      assert.equal(403, status)
+      assert.equal("forbidden", res.error.code)
+      assert.same({ b1.id }, env:must(200, "GET", "/v1/tenants/" .. t.id).building_ids)
+      status = m:post("/v1/tenants", { name = "Elsewhere", building_ids = { b2.id } })
+      assert.equal(403, status)
+    end)
+
+    it("keeps leases outside its scope as they are and changes those inside", function()
+      local t = tenant("Three Sites", { b1.id, b2.id })
+      local got = m:must(200, "PATCH", "/v1/tenants/" .. t.id,
+                         { building_ids = { b1.id, b2.id, b3.id } })
+      assert.same({ b1.id, b2.id, b3.id }, got.building_ids)
+      got = m:must(200, "PATCH", "/v1/tenants/" .. t.id, { building_ids = { b2.id, b3.id } })
+      assert.same({ b2.id, b3.id }, got.building_ids)
+      got = m:must(200, "PATCH", "/v1/tenants/" .. t.id, { name = "Renamed" })
+      assert.equal("Renamed", got.name)
+      assert.same({ b2.id, b3.id }, got.building_ids)
+    end)
+
+    it("an unscoped manager may change any lease", function()
+      local t = tenant("Anywhere", { b1.id, b2.id })
+      local all = env:as(env:new_key("manager"))
+      local got = all:must(200, "PATCH", "/v1/tenants/" .. t.id, { building_ids = { b1.id } })
+      assert.same({ b1.id }, got.building_ids)
+    end)
+  end)
+
+  describe("names", function()
+    it("keeps a multi-byte name of the longest length whole and refuses a longer one",
+       function()
+      local name = string.rep("é", 100) -- 200 bytes
+      local t = env:must(201, "POST", "/v1/tenants", { name = name, building_ids = { b1.id } })
+      assert.equal(name, t.name)
+      assert.equal(name, env:must(200, "GET", "/v1/tenants/" .. t.id).name)
+      local status, res = env:post("/v1/tenants", { name = name .. "x" })
+      assert.equal(400, status)
+      assert.equal("name", res.error.details.field)
+      status = env:post("/v1/users", { tenant_id = t.id, name = "U",
+                                       email = string.rep("é", 100) .. "@x" })
+      assert.equal(400, status)
+    end)
+
+    it("lists every row across pages", function()
+      local seen, cursor = {}, nil
+      repeat
+        local page = env:must(200, "GET", "/v1/tenants?limit=2" ..
+                                            (cursor and ("&cursor=" .. cursor) or ""))
+        for _, row in ipairs(page.data) do seen[#seen + 1] = row.id end
+        cursor = page.next_cursor
+      until cursor == nil or cursor == H.null
+      local all = env:must(200, "GET", "/v1/tenants?limit=500").data
+      assert.equal(#all, #seen)
+    end)
+  end)
+
+  describe("POST /v1/keys with an Idempotency-Key", function()
+    it("replays without the key and never stores it in clear", function()
+      local h = { ["Idempotency-Key"] = "key-1" }
+      local s1, k1 = env:post("/v1/keys", { role = "viewer" }, h)
+      assert.equal(201, s1)
+      assert.truthy(k1.key:match("^allot_"))
+      local s2, k2, rh = env:post("/v1/keys", { role = "viewer" }, h)
+      assert.equal(201, s2)
+      assert.equal("true", rh["idempotent-replayed"])
+      assert.equal(k1.id, k2.id)
+      assert.equal("viewer", k2.role)
+      assert.is_true(k2.key == nil or k2.key == H.null)
+      assert.is_nil(select(4, env:post("/v1/keys", { role = "viewer" }, h)):find(k1.key, 1, true))
+      -- the key still works, and appears nowhere in the database files
+      assert.equal(200, (env:as(k1.key):get("/v1/me")))
+      for _, suffix in ipairs { "", "-wal" } do
+        assert.is_nil(read_all(env.db .. suffix):find(k1.key, 1, true), "found in db" .. suffix)
+      end
+    end)
+  end)
+end)
