@@ -474,6 +474,7 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
         rc = store_tx(op.store, STORE_BEGIN, err);
         if (rc == 0) {
             rc = def->fn(&op, args, out);
+            json_decref(op.idem_response); /* reads store no response */
             (void)store_tx(op.store, STORE_ROLLBACK, NULL);
         }
         store_pool_release(eng->readers, op.store);

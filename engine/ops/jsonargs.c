@@ -48,6 +48,23 @@ op_forbidden(struct op *op, const char *what)
 }
 
 int
+text_quote_len(const char *s, int max_bytes)
+{
+    int n = 0;
+    while (n < max_bytes && s[n] != '\0') {
+        n++;
+    }
+    if (s[n] == '\0') {
+        return n;
+    }
+    /* Cut: step back over continuation bytes to a character's start. */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
+        n--;
+    }
+    return n;
+}
+
+int
 args_only(struct op *op, json_t *args, const char *const allowed[])
 {
     if (args == NULL) {
@@ -67,7 +84,7 @@ args_only(struct op *op, json_t *args, const char *const allowed[])
             }
         }
         if (!known) {
-            return op_invalid(op, key, "unknown field '%.60s'", key);
+            return op_invalid(op, key, "unknown field '%.*s'", text_quote_len(key, 60), key);
         }
     }
     return 0;

@@ -94,6 +94,9 @@ int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t h
  * returned array is a new reference (the caller decrefs it); an empty
  * array when the field is absent. */
 int args_string_array(struct op *op, json_t *args, const char *key, size_t max, json_t **out);
+/* How many bytes of s to quote in a message: at most max_bytes, never
+ * ending inside a UTF-8 character (for "%.*s"). */
+int text_quote_len(const char *s, int max_bytes);
 /* Fails with invalid_request naming the field. */
 int op_invalid(struct op *op, const char *field, const char *fmt, ...) ENG_PRINTF(3, 4);
 int op_not_found(struct op *op, const char *what);

@@ -97,11 +97,14 @@ op_key_create(struct op *op, json_t *args, json_t **out)
             break;
         }
         if (id_parse("bld", json_string_value(bv), &bid) != 0) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(bv), 40),
                             json_string_value(bv));
-        } else if ((rc = store_exists(op->store, STORE_BUILDING, bid, &found, op->err)) == 0 &&
+        } else if ((rc = store_exists(op->store, STORE_BUILDING, bid, &found, op->err)) ==
+                       0 &&
                    !found) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(bv), 40),
                             json_string_value(bv));
         }
     }
@@ -164,24 +167,45 @@ op_me(struct op *op, json_t *args, json_t **out)
     }
     const struct principal *p = op->who;
     json_t *bids = json_array();
-    for (int i = 0; i < p->building_count; i++) {
-        json_array_append_new(bids, id_json("bld", p->building_ids[i]));
+    for (int i = 0; bids != NULL && i < p->building_count; i++) {
+        if (json_array_append_new(bids, id_json("bld", p->building_ids[i])) != 0) {
+            json_decref(bids);
+            bids = NULL;
+        }
+    }
+    if (bids == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     *out = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "now", json_time(op->now), "id",
                      p->key_id ? id_json("key", p->key_id) : json_null(), "name", p->name, "role",
                      role_name(p->role), "tenant_id",
                      p->tenant_id ? id_json("ten", p->tenant_id) : json_null(), "user_id",
                      p->user_id ? id_json("usr", p->user_id) : json_null(), "building_ids", bids);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
+
+/* Problems listed in one verify answer; the rest are counted, never
+ * dropped silently ("problems_omitted"). */
+#define VERIFY_PROBLEMS_MAX 1000
+
+struct problems {
+    json_t *list;
+    int64_t omitted;
+    bool oom;
+};
 
 static int
 add_problem(void *ud, int check, const char *what, const char *problem)
 {
     (void)check;
-    json_t *problems = ud;
-    if (json_array_size(problems) < 1000) {
-        json_array_append_new(problems, json_sprintf("%s: %s", what, problem));
+    struct problems *p = ud;
+    if (json_array_size(p->list) >= VERIFY_PROBLEMS_MAX) {
+        p->omitted++;
+        return 0;
+    }
+    if (json_array_append_new(p->list, json_sprintf("%s: %s", what, problem)) != 0) {
+        p->oom = true;
+        return ENG_ENOMEM;
     }
     return 0;
 }
@@ -193,13 +217,23 @@ op_verify(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || op_require_admin(op)) {
         return op->err->status;
     }
-    json_t *problems = json_array();
-    if (store_verify(op->store, add_problem, problems, NULL, op->err) != 0) {
-        json_decref(problems);
-        return op->err->status;
+    struct problems p = {.list = json_array()};
+    if (p.list == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    *out = json_pack("{s:b, s:o}", "ok", json_array_size(problems) == 0, "problems", problems);
-    return 0;
+    int rc = store_verify(op->store, add_problem, &p, NULL, op->err);
+    if (rc != 0) {
+        json_decref(p.list);
+        return p.oom ? eng_error_set(op->err, ENG_ENOMEM, "out of memory") : op->err->status;
+    }
+    bool ok = json_array_size(p.list) == 0;
+    if (p.omitted > 0) {
+        *out = json_pack("{s:b, s:o, s:I}", "ok", ok, "problems", p.list, "problems_omitted",
+                         (json_int_t)p.omitted);
+    } else {
+        *out = json_pack("{s:b, s:o}", "ok", ok, "problems", p.list);
+    }
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 const struct op_def ops_admin[] = {

@@ -333,6 +333,88 @@ json_depth(const json_t *v)
     return 0;
 }
 
+/* The minutes of one increment of a pricing object as the default policy
+ * reads it (credits.increment_minutes, else increment_minutes, else 15);
+ * 60 when the value given is not one (the policy then refuses it). */
+static int64_t
+pricing_increment(json_t *pricing)
+{
+    json_t *v = json_object_get(json_object_get(pricing, "credits"), "increment_minutes");
+    if (v == NULL || json_is_null(v)) {
+        v = json_object_get(pricing, "increment_minutes");
+    }
+    if (v == NULL || json_is_null(v)) {
+        return 15;
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 1440) {
+        return (int64_t)json_integer_value(v);
+    }
+    return 60;
+}
+
+/* Runs the building's own pricing policy on a representative booking of
+ * the resource (one increment, starting now) and refuses the save when the
+ * policy refuses its configuration, so a resource is never saved with a
+ * pricing its building cannot price (tenants would only find out when
+ * booking).  Only a refusal ({error = ...}) counts: a policy failing at run
+ * time on this made-up booking is reported when a real one is priced.  A
+ * storage failure fails the request. */
+static int
+pricing_check(struct op *op, json_t *r, int64_t building_id)
+{
+    if (op->env == NULL || op->env->policies == NULL) {
+        return 0;
+    }
+    struct building_row b;
+    bool found = false;
+    if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_invalid(op, "building_id", "unknown building");
+    }
+    struct civil_time lt;
+    struct eng_error perr = {0};
+    if (tz_local_time(b.timezone, op->now, &lt, &perr) != 0) {
+        return 0; /* the zone is checked where the building is saved */
+    }
+    json_t *pricing = json_object_get(r, "pricing");
+    int64_t minutes = pricing_increment(pricing);
+    json_t *ctx = json_pack(
+        "{s:{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:i}, s:O, s:o, s:I}", "booking",
+        "start", (json_int_t)op->now, "end", (json_int_t)(op->now + minutes * 60), "minutes",
+        (json_int_t)minutes, "local_start", "year", lt.year, "month", lt.month, "day", lt.day,
+        "hour", lt.hour, "minute", lt.minute, "wday", lt.wday, "discount_pm", 0, "resource", r,
+        "building", building_json(&b), "now", (json_int_t)op->now);
+    if (ctx == NULL) {
+        return oom(op);
+    }
+    struct policy_set *set = NULL;
+    int rc = policy_cache_get(op->env->policies, op->store, building_id, &set, NULL, &perr);
+    json_t *res = NULL;
+    if (rc == 0) {
+        rc = policy_set_call(set, POLICY_PRICING, ctx, &res, &perr);
+        policy_set_release(set);
+    }
+    json_decref(ctx);
+    if (rc != 0) {
+        if (rc == ENG_ESTORE || rc == ENG_ENOMEM) {
+            *op->err = perr;
+            return rc;
+        }
+        return 0; /* a policy that cannot run: refused where bookings are priced */
+    }
+    json_t *msg = json_is_object(res) ? json_object_get(res, "error") : NULL;
+    if (msg != NULL) {
+        const char *text = json_is_string(msg) ? json_string_value(msg) : "invalid configuration";
+        rc = op_invalid(op, "pricing",
+                        "'pricing' is refused by the building's pricing policy: %.*s",
+                        text_quote_len(text, 160), text);
+    }
+    json_decref(res);
+    return rc;
+}
+
 static int
 resource_check(struct op *op, json_t *r)
 {
@@ -375,7 +457,7 @@ resource_check(struct op *op, json_t *r)
                                              "5 levels deep)");
         }
     }
-    return 0;
+    return pricing_check(op, r, bid);
 }
 
 /* Writes a checked resource: a new one when id is 0 (*new_id set). */
@@ -602,7 +684,8 @@ tenant_check(struct op *op, json_t *t, const struct ids *before, struct ids *lea
         int64_t bid;
         bool found = false;
         if (id_parse("bld", json_string_value(item), &bid) != 0) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(item), 40),
                             json_string_value(item));
         } else if (ids_has(leases, bid) || ids_has(before, bid)) {
             /* a duplicate, or a lease kept as it is */
@@ -611,7 +694,8 @@ tenant_check(struct op *op, json_t *t, const struct ids *before, struct ids *lea
         } else if (store_exists(op->store, STORE_BUILDING, bid, &found, op->err) != 0) {
             rc = op->err->status;
         } else if (!found) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(item), 40),
                             json_string_value(item));
         }
         if (rc == 0 && !ids_has(leases, bid) && ids_push(leases, bid) != 0) {

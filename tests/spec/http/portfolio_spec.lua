@@ -121,4 +121,36 @@ describe("portfolio", function()
       end
     end)
   end)
+  describe("resource pricing", function()
+    local function room(pricing)
+      return env:post("/v1/resources", { building_id = b1.id, name = "Priced", pricing = pricing })
+    end
+
+    it("refuses a credit per_hour the building's pricing policy cannot price", function()
+      for _, bad in ipairs { H.null, "two", -3 } do
+        local status, res = room({ credits = { unit = "hour", per_hour = bad } })
+        assert.equal(400, status)
+        assert.equal("invalid_request", res.error.code)
+        assert.equal("pricing", res.error.details.field)
+      end
+      local status = room({ money = { per_hour = -1 } })
+      assert.equal(400, status)
+    end)
+
+    it("refuses the same on PATCH and keeps the stored pricing", function()
+      local ok = { credits = { unit = "hour", per_hour = 1.5, increment_minutes = 30 },
+                   money = { per_hour = 7000 } }
+      local r = env:must(201, "POST", "/v1/resources",
+                         { building_id = b1.id, name = "Good", pricing = ok })
+      local status, res = env:patch("/v1/resources/" .. r.id,
+                                    { pricing = { credits = { per_hour = "two" } } })
+      assert.equal(400, status)
+      assert.equal("pricing", res.error.details.field)
+      assert.same(ok, env:must(200, "GET", "/v1/resources/" .. r.id).pricing)
+      local got = env:must(200, "PATCH", "/v1/resources/" .. r.id,
+                           { pricing = { credits = { model = "block",
+                                                     blocks = { { minutes = 60, price = 2 } } } } })
+      assert.equal("block", got.pricing.credits.model)
+    end)
+  end)
 end)
