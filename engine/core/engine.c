@@ -173,7 +173,8 @@ idem_lookup(struct op *op, const char *who, const char *key, const char *hash, j
 static int
 idem_store(struct op *op, const char *who, const char *key, const char *hash, json_t *out)
 {
-    char *text = json_to_text(out);
+    /* An op whose result holds a secret names what a replay answers. */
+    char *text = json_to_text(op->idem_response != NULL ? op->idem_response : out);
     if (text == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -253,6 +254,8 @@ job_run(struct engine *eng, struct write_job *job)
         }
     }
 release:
+    json_decref(op->idem_response);
+    op->idem_response = NULL;
     (void)store_tx(op->store, STORE_RELEASE, NULL);
     job->rc = rc;
 }
@@ -499,6 +502,7 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
             if (rc == 0 && *out == NULL) {
                 rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
             }
+            json_decref(op.idem_response); /* reads store no response */
             (void)store_tx(op.store, STORE_ROLLBACK, NULL);
         }
         store_pool_release(eng->readers, op.store);

@@ -4,6 +4,7 @@
  * forbidden, so ids cannot be probed.  Forbidden (403) is for an action the
  * role may never take, whatever the object. */
 #include "ops.h"
+#include "portfolio.h"
 
 bool
 op_is_admin(const struct op *op)
@@ -34,44 +35,64 @@ op_sees_building(const struct op *op, int64_t building_id)
     return false;
 }
 
-bool
-op_sees_tenant(const struct op *op, int64_t tenant_id)
+/* Stops at the first leased building inside the scope. */
+static int
+lease_in_scope(void *ud, int64_t building_id)
+{
+    return op_sees_building(ud, building_id) ? 1 : 0;
+}
+
+int
+op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees)
 {
     const struct principal *p = op->who;
+    *sees = false;
     if (!op_is_admin(op)) {
-        return p->tenant_id == tenant_id;
+        *sees = p->tenant_id == tenant_id;
+        return 0;
     }
     if (p->building_count == 0) {
-        return true;
+        *sees = true;
+        return 0;
     }
     /* An admin limited to some buildings sees the tenants leasing space in
      * one of them. */
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT building_id FROM tenant_building WHERE tenant_id = ?",
-                                  NULL);
-    if (st == NULL) {
-        return false;
+    int rc = store_tenant_buildings_each(op->store, tenant_id, lease_in_scope, (void *)op,
+                                         op->err);
+    if (rc < 0) {
+        return rc;
     }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    bool seen = false;
-    while (!seen && sqlite3_step(st) == SQLITE_ROW) {
-        seen = op_sees_building(op, sqlite3_column_int64(st, 0));
+    *sees = rc == 1;
+    return 0;
+}
+
+bool
+op_sees_tenant(const struct op *op, int64_t tenant_id)
+{
+    bool sees = false;
+    return op_check_sees_tenant(op, tenant_id, &sees) == 0 && sees;
+}
+
+int
+op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees)
+{
+    switch (op->who->role) {
+    case ROLE_TENANT_ADMIN:
+        *sees = op->who->tenant_id == tenant_id;
+        return 0;
+    case ROLE_TENANT_USER:
+        *sees = op->who->user_id == user_id;
+        return 0;
+    default:
+        return op_check_sees_tenant(op, tenant_id, sees);
     }
-    sqlite3_reset(st);
-    return seen;
 }
 
 bool
 op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id)
 {
-    switch (op->who->role) {
-    case ROLE_TENANT_ADMIN:
-        return op->who->tenant_id == tenant_id;
-    case ROLE_TENANT_USER:
-        return op->who->user_id == user_id;
-    default:
-        return op_sees_tenant(op, tenant_id);
-    }
+    bool sees = false;
+    return op_check_sees_user(op, tenant_id, user_id, &sees) == 0 && sees;
 }
 
 int
@@ -92,19 +113,16 @@ op_require_super(struct op *op)
     return op->who->role == ROLE_SUPER_ADMIN ? 0 : op_forbidden(op, "do this (super_admin only)");
 }
 
+int
+op_check_tenant_leases(const struct op *op, int64_t tenant_id, int64_t building_id,
+                       bool *leases)
+{
+    return store_tenant_leases(op->store, tenant_id, building_id, leases, op->err);
+}
+
 bool
 op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT 1 FROM tenant_building WHERE tenant_id = ? AND"
-                                  " building_id = ?",
-                                  op->err);
-    if (st == NULL) {
-        return false;
-    }
-    sqlite3_bind_int64(st, 1, tenant_id);
-    sqlite3_bind_int64(st, 2, building_id);
-    bool found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_reset(st);
-    return found;
+    bool leases = false;
+    return op_check_tenant_leases(op, tenant_id, building_id, &leases) == 0 && leases;
 }

@@ -9,6 +9,7 @@
 
 #include "amount.h"
 #include "ops.h"
+#include "portfolio.h"
 #include "timeutil.h"
 
 void
@@ -47,6 +48,23 @@ op_forbidden(struct op *op, const char *what)
 }
 
 int
+text_quote_len(const char *s, int max_bytes)
+{
+    int n = 0;
+    while (n < max_bytes && s[n] != '\0') {
+        n++;
+    }
+    if (s[n] == '\0') {
+        return n;
+    }
+    /* Cut: step back over continuation bytes to a character's start. */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
+        n--;
+    }
+    return n;
+}
+
+int
 args_only(struct op *op, json_t *args, const char *const allowed[])
 {
     if (args == NULL) {
@@ -66,7 +84,7 @@ args_only(struct op *op, json_t *args, const char *const allowed[])
             }
         }
         if (!known) {
-            return op_invalid(op, key, "unknown field '%.60s'", key);
+            return op_invalid(op, key, "unknown field '%.*s'", text_quote_len(key, 60), key);
         }
     }
     return 0;
@@ -183,19 +201,37 @@ args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool 
     return 0;
 }
 
-void
-bound_zone(struct op *op, int64_t building_id, char *zone)
+int
+op_bound_zone(struct op *op, int64_t building_id, char *zone)
 {
     snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
     if (building_id == 0) {
-        return;
+        return 0;
     }
-    int rc;
-    sqlite3_stmt *st = sql_row(op, "SELECT timezone FROM building WHERE id = ?", building_id,
-                               "building", &rc);
-    if (st != NULL) {
-        snprintf(zone, TIME_ZONE_NAME_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
+    struct building_row b;
+    bool found = false;
+    if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return 0;
+    }
+    size_t len = strlen(b.timezone);
+    if (len >= TIME_ZONE_NAME_MAX) {
+        return eng_error_set(op->err, ENG_ESTORE, "building %lld: time zone too long",
+                             (long long)building_id);
+    }
+    memcpy(zone, b.timezone, len + 1);
+    return 0;
+}
+
+void
+bound_zone(struct op *op, int64_t building_id, char *zone)
+{
+    /* The unchecked form other operations still call: a storage error
+     * reads as UTC (use op_bound_zone). */
+    if (op_bound_zone(op, building_id, zone) != 0) {
+        snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
     }
     memset(op->err, 0, sizeof *op->err);
 }

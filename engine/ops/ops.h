@@ -41,6 +41,10 @@ struct op {
     struct policy_set *install_set;
     int64_t install_building;
     char install_versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    /* When set, what an idempotent replay of this op answers instead of
+     * its result: the op's result holds a secret shown once (keys.create).
+     * Owned by the op; the engine stores it and releases it. */
+    json_t *idem_response;
 };
 
 /* Fills op->lx from the op's own fields (after store/now/who/err are set). */
@@ -81,12 +85,18 @@ int args_bound(struct op *op, json_t *args, const char *key, const char *zone, b
 /* The zone to read date bounds in: the building's when one is given, else
  * UTC.  Writes into zone (TIME_ZONE_NAME_MAX bytes). */
 void bound_zone(struct op *op, int64_t building_id, char *zone);
+/* The same, checked: 0, or a storage error (an unknown building reads as
+ * UTC, as above). */
+int op_bound_zone(struct op *op, int64_t building_id, char *zone);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the
  * returned array is a new reference (the caller decrefs it); an empty
  * array when the field is absent. */
 int args_string_array(struct op *op, json_t *args, const char *key, size_t max, json_t **out);
+/* How many bytes of s to quote in a message: at most max_bytes, never
+ * ending inside a UTF-8 character (for "%.*s"). */
+int text_quote_len(const char *s, int max_bytes);
 /* Fails with invalid_request naming the field. */
 int op_invalid(struct op *op, const char *field, const char *fmt, ...) ENG_PRINTF(3, 4);
 int op_not_found(struct op *op, const char *what);
@@ -102,6 +112,13 @@ bool op_sees_tenant(const struct op *op, int64_t tenant_id);
 bool op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id);
 /* True when the tenant leases space in the building. */
 bool op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id);
+/* The same three, checked: 0 with the answer in *out, or a storage error
+ * (in op->err) that must fail the request.  The bool forms above answer
+ * false on a storage error (the error is left in op->err); prefer these. */
+int op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees);
+int op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees);
+int op_check_tenant_leases(const struct op *op, int64_t tenant_id, int64_t building_id,
+                           bool *leases);
 /* 403 unless the principal is an admin (read) / may assign (write). */
 int op_require_admin(struct op *op);
 int op_require_assigner(struct op *op);

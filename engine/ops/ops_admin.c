@@ -1,10 +1,13 @@
 /* ops_admin.c - API keys, the calling principal, the test clock. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "ops.h"
+#include "portfolio.h"
 #include "verify.h"
 #include "sha256.h"
 #include "timeutil.h"
@@ -29,6 +32,16 @@ random_key(struct op *op, char key[80])
     return 0;
 }
 
+/* What a replay of keys.create answers (PRODUCT.md §8: "idempotent
+ * replays of a key creation do not repeat the key"): the first response
+ * without the key. */
+static json_t *
+key_replay(int64_t id, const char *role)
+{
+    return json_pack("{s:o, s:s, s:n, s:s}", "id", id_json("key", id), "role", role, "key",
+                     "message", "the key is shown only once, in the first response");
+}
+
 static int
 op_key_create(struct op *op, json_t *args, json_t **out)
 {
@@ -47,19 +60,26 @@ op_key_create(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     int rc = 0;
-    if (role_parse(role_s, &role) != 0) {
+    if (name != NULL && !utf8_valid(name, strlen(name))) {
+        rc = op_invalid(op, "name", "'name' is not valid UTF-8");
+    }
+    if (rc == 0 && role_parse(role_s, &role) != 0) {
         rc = op_invalid(op, "role", "'role' must be super_admin, manager, viewer, tenant_admin"
                                     " or tenant_user");
     }
     if (rc == 0 && uid != 0) {
-        int src;
-        int64_t utid = sql_scalar_int(op, "SELECT tenant_id FROM user WHERE id = ?", uid, 0, &src);
-        if (utid == 0) {
+        struct user_row u;
+        bool found = false;
+        rc = store_user_get(op->store, uid, &u, &found, op->err);
+        store_user_clear(&u);
+        if (rc == 0 && !found) {
             rc = op_invalid(op, "user_id", "unknown user");
-        } else if (tid != 0 && tid != utid) {
+        } else if (rc == 0 && tid != 0 && tid != u.tenant_id) {
             rc = op_invalid(op, "tenant_id", "the user belongs to another tenant");
         }
-        tid = utid;
+        if (rc == 0) {
+            tid = u.tenant_id;
+        }
     }
     if (rc == 0 && role_is_admin(role) && (uid != 0 || tid != 0)) {
         rc = op_invalid(op, uid != 0 ? "user_id" : "tenant_id",
@@ -72,11 +92,19 @@ op_key_create(struct op *op, json_t *args, json_t **out)
     json_t *bv;
     json_array_foreach(bids, bi, bv) {
         int64_t bid;
-        int brc;
-        if (rc == 0 && (id_parse("bld", json_string_value(bv), &bid) != 0 ||
-                        sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", bid, 0,
-                                       &brc) == 0)) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+        bool found = false;
+        if (rc != 0) {
+            break;
+        }
+        if (id_parse("bld", json_string_value(bv), &bid) != 0) {
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(bv), 40),
+                            json_string_value(bv));
+        } else if ((rc = store_exists(op->store, STORE_BUILDING, bid, &found, op->err)) ==
+                       0 &&
+                   !found) {
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(bv), 40),
                             json_string_value(bv));
         }
     }
@@ -86,47 +114,47 @@ op_key_create(struct op *op, json_t *args, json_t **out)
     if (rc == 0 && role == ROLE_TENANT_ADMIN && tid == 0) {
         rc = op_invalid(op, "tenant_id", "a tenant_admin key needs 'tenant_id'");
     }
-    int src;
-    if (rc == 0 && tid != 0 &&
-        sql_scalar_int(op, "SELECT count(*) FROM tenant WHERE id = ?", tid, 0, &src) == 0) {
-        rc = op_invalid(op, "tenant_id", "unknown tenant");
+    if (rc == 0 && tid != 0) {
+        bool found = false;
+        rc = store_exists(op->store, STORE_TENANT, tid, &found, op->err);
+        if (rc == 0 && !found) {
+            rc = op_invalid(op, "tenant_id", "unknown tenant");
+        }
     }
     char key[80], hash[65];
     if (rc == 0) {
         rc = random_key(op, key);
     }
-    sqlite3_stmt *st = rc == 0 ? store_prep(op->store,
-                                            "INSERT INTO api_key (name, role, tenant_id, user_id,"
-                                            " building_ids, key_hash, created_at)"
-                                            " VALUES (?,?,?,?,?,?,?)",
-                                            op->err)
-                               : NULL;
-    if (st != NULL) {
-        sha256_hex(key, strlen(key), hash);
+    int64_t id = 0;
+    if (rc == 0) {
         char *btext = json_to_text(bids);
-        sqlite3_bind_text(st, 1, name ? name : role_s, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, role_s, -1, SQLITE_STATIC);
-        if (tid != 0 && !role_is_admin(role)) {
-            sqlite3_bind_int64(st, 3, tid);
-        }
-        if (uid != 0 && !role_is_admin(role)) {
-            sqlite3_bind_int64(st, 4, uid);
-        }
-        sqlite3_bind_text(st, 5, btext, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 6, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, op->now);
+        sha256_hex(key, strlen(key), hash);
+        struct key_new k = {
+            .name = name ? name : role_s,
+            .role = role_s,
+            .tenant_id = role_is_admin(role) ? 0 : tid,
+            .user_id = role_is_admin(role) ? 0 : uid,
+            .building_ids = btext,
+            .key_hash = hash,
+            .created_at = op->now,
+        };
+        rc = btext != NULL ? store_key_insert(op->store, &k, &id, op->err)
+                           : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
         free(btext);
-        rc = sql_step_done(op, st, "key insert");
-    } else if (rc == 0) {
-        rc = ENG_ESTORE;
     }
     json_decref(bids);
     if (rc != 0) {
         return rc;
     }
+    *out = json_pack("{s:o, s:s, s:s}", "id", id_json("key", id), "role", role_s, "key", key);
+    op->idem_response = key_replay(id, role_s);
+    memset(key, 0, sizeof key);
+    if (*out == NULL || op->idem_response == NULL) {
+        json_decref(*out);
+        *out = NULL;
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     op->created = true;
-    *out = json_pack("{s:o, s:s, s:s}", "id", id_json("key", sqlite3_last_insert_rowid(op->store->db)),
-                     "role", role_s, "key", key);
     return 0;
 }
 
@@ -139,24 +167,45 @@ op_me(struct op *op, json_t *args, json_t **out)
     }
     const struct principal *p = op->who;
     json_t *bids = json_array();
-    for (int i = 0; i < p->building_count; i++) {
-        json_array_append_new(bids, id_json("bld", p->building_ids[i]));
+    for (int i = 0; bids != NULL && i < p->building_count; i++) {
+        if (json_array_append_new(bids, id_json("bld", p->building_ids[i])) != 0) {
+            json_decref(bids);
+            bids = NULL;
+        }
+    }
+    if (bids == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     *out = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "now", json_time(op->now), "id",
                      p->key_id ? id_json("key", p->key_id) : json_null(), "name", p->name, "role",
                      role_name(p->role), "tenant_id",
                      p->tenant_id ? id_json("ten", p->tenant_id) : json_null(), "user_id",
                      p->user_id ? id_json("usr", p->user_id) : json_null(), "building_ids", bids);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
+
+/* Problems listed in one verify answer; the rest are counted, never
+ * dropped silently ("problems_omitted"). */
+#define VERIFY_PROBLEMS_MAX 1000
+
+struct problems {
+    json_t *list;
+    int64_t omitted;
+    bool oom;
+};
 
 static int
 add_problem(void *ud, int check, const char *what, const char *problem)
 {
     (void)check;
-    json_t *problems = ud;
-    if (json_array_size(problems) < 1000) {
-        json_array_append_new(problems, json_sprintf("%s: %s", what, problem));
+    struct problems *p = ud;
+    if (json_array_size(p->list) >= VERIFY_PROBLEMS_MAX) {
+        p->omitted++;
+        return 0;
+    }
+    if (json_array_append_new(p->list, json_sprintf("%s: %s", what, problem)) != 0) {
+        p->oom = true;
+        return ENG_ENOMEM;
     }
     return 0;
 }
@@ -168,13 +217,23 @@ op_verify(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || op_require_admin(op)) {
         return op->err->status;
     }
-    json_t *problems = json_array();
-    if (store_verify(op->store, add_problem, problems, NULL, op->err) != 0) {
-        json_decref(problems);
-        return op->err->status;
+    struct problems p = {.list = json_array()};
+    if (p.list == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    *out = json_pack("{s:b, s:o}", "ok", json_array_size(problems) == 0, "problems", problems);
-    return 0;
+    int rc = store_verify(op->store, add_problem, &p, NULL, op->err);
+    if (rc != 0) {
+        json_decref(p.list);
+        return p.oom ? eng_error_set(op->err, ENG_ENOMEM, "out of memory") : op->err->status;
+    }
+    bool ok = json_array_size(p.list) == 0;
+    if (p.omitted > 0) {
+        *out = json_pack("{s:b, s:o, s:I}", "ok", ok, "problems", p.list, "problems_omitted",
+                         (json_int_t)p.omitted);
+    } else {
+        *out = json_pack("{s:b, s:o}", "ok", ok, "problems", p.list);
+    }
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 const struct op_def ops_admin[] = {

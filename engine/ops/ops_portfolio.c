@@ -2,155 +2,137 @@
  *
  * Creation and PATCH share one validator per object: a PATCH merges the
  * given fields into the stored object and validates the result as if it
- * were created, so the two can never disagree about what is valid. */
+ * were created, so the two can never disagree about what is valid.  Every
+ * storage step is checked: a storage error fails the request (503), it
+ * never reads as "not found" or "not visible". */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "buildings.h"
 #include "ops.h"
+#include "portfolio.h"
+#include "resources.h"
+#include "tenants.h"
 #include "timeutil.h"
+#include "users.h"
 
-#define NAME_MAX_BYTES 200
+#define NAME_MAX_BYTES STORE_NAME_MAX
 
-/* ---------- row readers ---------- */
-
-static json_t *
-building_row(struct op *op, sqlite3_stmt *st)
-{
-    (void)op;
-    /* id, name, timezone, currency, pay_credits, pay_invoice, pay_card */
-    return json_pack("{s:o, s:s, s:s, s:s, s:{s:b, s:b, s:b}}",
-                     "id", id_json("bld", sqlite3_column_int64(st, 0)),
-                     "name", (const char *)sqlite3_column_text(st, 1),
-                     "timezone", (const char *)sqlite3_column_text(st, 2),
-                     "currency", (const char *)sqlite3_column_text(st, 3),
-                     "payment", "credits", sqlite3_column_int(st, 4),
-                     "invoice", sqlite3_column_int(st, 5), "card", sqlite3_column_int(st, 6));
-}
-
-#define BUILDING_COLS "id, name, timezone, currency, pay_credits, pay_invoice, pay_card"
-
-static json_t *
-resource_row(struct op *op, sqlite3_stmt *st)
-{
-    (void)op;
-    /* id, building_id, name, kind, tags, pricing, credit_only */
-    return json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:b}",
-                     "id", id_json("res", sqlite3_column_int64(st, 0)),
-                     "building_id", id_json("bld", sqlite3_column_int64(st, 1)),
-                     "name", (const char *)sqlite3_column_text(st, 2),
-                     "kind", (const char *)sqlite3_column_text(st, 3),
-                     "tags", json_from_text((const char *)sqlite3_column_text(st, 4)),
-                     "pricing", json_from_text((const char *)sqlite3_column_text(st, 5)),
-                     "credit_only", sqlite3_column_int(st, 6));
-}
-
-#define RESOURCE_COLS "id, building_id, name, kind, tags, pricing, credit_only"
-
-static json_t *
-user_row(struct op *op, sqlite3_stmt *st)
-{
-    (void)op;
-    return json_pack("{s:o, s:o, s:s, s:s, s:o}",
-                     "id", id_json("usr", sqlite3_column_int64(st, 0)),
-                     "tenant_id", id_json("ten", sqlite3_column_int64(st, 1)),
-                     "name", (const char *)sqlite3_column_text(st, 2),
-                     "email", (const char *)sqlite3_column_text(st, 3),
-                     "roles", json_from_text((const char *)sqlite3_column_text(st, 4)));
-}
-
-#define USER_COLS "id, tenant_id, name, email, roles"
-
-/* Reads one row by id into JSON with `reader`; ENG_ENOTFOUND when absent. */
 static int
-load_one(struct op *op, const char *sql, int64_t id, row_fn reader,
-         const char *what, json_t **out)
+oom(struct op *op)
 {
-    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = reader(op, st);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        return store_fail(op->store, what, op->err);
-    }
-    return op_not_found(op, what);
+    return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
-static json_t *
-tenant_json(struct op *op, int64_t id, int *rc)
+/* A name-like string: at most NAME_MAX_BYTES bytes of valid UTF-8 (never
+ * cut); *out borrowed, NULL when absent and not required. */
+static int
+args_text(struct op *op, json_t *obj, const char *key, bool required, size_t max_len,
+          const char **out)
 {
-    sqlite3_stmt *st = sql_row(op, "SELECT name, cross_building FROM tenant WHERE id = ?", id,
-                               "tenant", rc);
-    if (st == NULL) {
-        return NULL;
+    if (args_string(op, obj, key, required, max_len, out) != 0) {
+        return ENG_EINVAL;
     }
-    json_t *t = json_pack("{s:o, s:s, s:b}", "id", id_json("ten", id), "name",
-                          (const char *)sqlite3_column_text(st, 0), "cross_building",
-                          sqlite3_column_int(st, 1));
-    sqlite3_reset(st);
-    json_t *bids = json_array();
-    st = store_prep(op->store,
-                    "SELECT building_id FROM tenant_building WHERE tenant_id = ? "
-                    "ORDER BY building_id",
-                    op->err);
-    if (st == NULL) {
-        json_decref(t);
-        json_decref(bids);
-        *rc = ENG_ESTORE;
-        return NULL;
+    if (*out != NULL && !utf8_valid(*out, strlen(*out))) {
+        return op_invalid(op, key, "'%s' is not valid UTF-8", key);
     }
-    sqlite3_bind_int64(st, 1, id);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(bids, id_json("bld", sqlite3_column_int64(st, 0)));
+    return 0;
+}
+
+/* Copies a validated string into a row's field; one too long for it is an
+ * error (never a truncation). */
+static int
+copy_field(struct op *op, char *dst, size_t size, const char *src, const char *field)
+{
+    size_t len = src != NULL ? strlen(src) : 0;
+    if (len >= size) {
+        return op_invalid(op, field, "'%s' is longer than %zu bytes", field, size - 1);
     }
-    sqlite3_reset(st);
-    json_object_set_new(t, "building_ids", bids);
-    return t;
+    if (len > 0) {
+        memcpy(dst, src, len);
+    }
+    dst[len] = '\0';
+    return 0;
+}
+
+static const char *
+field_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
 }
 
 /* May the principal see this building?  Admins by their building scope;
  * tenant roles when their tenant leases space there. */
-static bool
-sees_building(struct op *op, int64_t building_id)
+static int
+sees_building(struct op *op, int64_t building_id, bool *sees)
 {
     if (op_is_admin(op)) {
-        return op_sees_building(op, building_id);
+        *sees = op_sees_building(op, building_id);
+        return 0;
     }
-    return op_tenant_leases(op, op->who->tenant_id, building_id);
-}
-
-/* Lists rows of `sql` (binds: 1 = after-id, 2 = limit + 1, 3 = filter id or
- * NULL); rows the principal may not see are skipped by `visible`. */
-static int
-list_rows(struct op *op, json_t *args, const char *sql, int64_t filter, row_fn reader,
-          bool (*visible)(struct op *, sqlite3_stmt *), json_t **out)
-{
-    struct page page;
-    if (args_page(op, args, &page) != 0) {
-        return ENG_EINVAL;
-    }
-    sqlite3_stmt *st = store_prep(op->store, sql, op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, page.after);
-    sqlite3_bind_int64(st, 2, page.limit + 1);
-    if (filter != 0) {
-        sqlite3_bind_int64(st, 3, filter);
-    }
-    return page_of_rows(op, st, &page, reader, visible, out);
+    return op_check_tenant_leases(op, op->who->tenant_id, building_id, sees);
 }
 
 static const char *const LIST_KEYS[] = {"limit", "cursor", NULL};
 
+/* A list in progress: the op, its pager. */
+struct lister {
+    struct op *op;
+    struct pager pg;
+};
+
+/* Hands one row to the pager: json (may be NULL when out of memory) when
+ * visible, else nothing (the cursor still moves). */
+static int
+list_add(struct lister *l, int64_t id, bool visible, json_t *json)
+{
+    if (visible && json == NULL) {
+        return oom(l->op);
+    }
+    if (!visible) {
+        json_decref(json);
+        json = NULL;
+    }
+    return pager_add(&l->pg, id, json);
+}
+
+/* Merges `patch` into the stored object `cur` (both objects): a PATCH may
+ * name only fields the object has; "id" and its parents stay fixed. */
+static int
+merge_patch(struct op *op, json_t *cur, json_t *patch, const char *const fixed[])
+{
+    if (!json_is_object(patch)) {
+        return op_invalid(op, "", "the request body must be a JSON object");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(patch, key, value) {
+        if (strcmp(key, "id") == 0) {
+            continue;
+        }
+        for (int i = 0; fixed[i] != NULL; i++) {
+            if (strcmp(fixed[i], key) == 0) {
+                return op_invalid(op, key, "'%s' cannot be changed", key);
+            }
+        }
+        if (json_object_set(cur, key, value) != 0) {
+            return oom(op);
+        }
+    }
+    return 0;
+}
+
 /* ---------- buildings ---------- */
+
+static json_t *
+building_json(const struct building_row *b)
+{
+    return json_pack("{s:o, s:s, s:s, s:s, s:{s:b, s:b, s:b}}", "id", id_json("bld", b->id),
+                     "name", b->name, "timezone", b->timezone, "currency", b->currency,
+                     "payment", "credits", b->pay_credits, "invoice", b->pay_invoice, "card",
+                     b->pay_card);
+}
 
 static int
 building_check(struct op *op, json_t *b)
@@ -158,7 +140,7 @@ building_check(struct op *op, json_t *b)
     static const char *const keys[] = {"id", "name", "timezone", "currency", "payment", NULL};
     static const char *const pay_keys[] = {"credits", "invoice", "card", NULL};
     const char *s;
-    if (args_only(op, b, keys) != 0 || args_string(op, b, "name", true, NAME_MAX_BYTES, &s) ||
+    if (args_only(op, b, keys) != 0 || args_text(op, b, "name", true, NAME_MAX_BYTES, &s) ||
         args_string(op, b, "timezone", true, TIME_ZONE_NAME_MAX, &s)) {
         return ENG_EINVAL;
     }
@@ -183,53 +165,53 @@ building_check(struct op *op, json_t *b)
     return 0;
 }
 
+/* Writes a checked building: a new one when id is 0 (*new_id set). */
 static int
-building_write(struct op *op, int64_t id, json_t *b)
+building_write(struct op *op, int64_t id, json_t *b, int64_t *new_id)
 {
+    struct building_row row = {.id = id, .created_at = op->now};
     json_t *pay = json_object_get(b, "payment");
-    bool credits = true, invoice = false, card = true;
+    row.pay_credits = true;
+    row.pay_card = true;
     if (pay != NULL) {
-        if (args_bool(op, pay, "credits", true, &credits) ||
-            args_bool(op, pay, "invoice", false, &invoice) ||
-            args_bool(op, pay, "card", true, &card)) {
+        if (args_bool(op, pay, "credits", true, &row.pay_credits) ||
+            args_bool(op, pay, "invoice", false, &row.pay_invoice) ||
+            args_bool(op, pay, "card", true, &row.pay_card)) {
             return ENG_EINVAL;
         }
     }
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "INSERT INTO building (id, name, timezone, currency, pay_credits,"
-                                  " pay_invoice, pay_card, created_at) VALUES (?,?,?,?,?,?,?,?)"
-                                  " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                                  " timezone = excluded.timezone, currency = excluded.currency,"
-                                  " pay_credits = excluded.pay_credits,"
-                                  " pay_invoice = excluded.pay_invoice,"
-                                  " pay_card = excluded.pay_card",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    if (copy_field(op, row.name, sizeof row.name, field_str(b, "name"), "name") ||
+        copy_field(op, row.timezone, sizeof row.timezone, field_str(b, "timezone"),
+                   "timezone") ||
+        copy_field(op, row.currency, sizeof row.currency, field_str(b, "currency"),
+                   "currency")) {
+        return op->err->status;
     }
-    if (id != 0) {
-        sqlite3_bind_int64(st, 1, id);
+    if (id == 0) {
+        return store_building_insert(op->store, &row, new_id, op->err);
     }
-    sqlite3_bind_text(st, 2, json_string_value(json_object_get(b, "name")), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, json_string_value(json_object_get(b, "timezone")), -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, json_string_value(json_object_get(b, "currency")), -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, credits);
-    sqlite3_bind_int(st, 6, invoice);
-    sqlite3_bind_int(st, 7, card);
-    sqlite3_bind_int64(st, 8, op->now);
-    return sql_step_done(op, st, "building write");
+    return store_building_update(op->store, &row, op->err);
 }
 
 static int
 op_building_get_id(struct op *op, int64_t id, json_t **out)
 {
-    if (!sees_building(op, id)) {
+    bool sees = false, found = false;
+    struct building_row b;
+    if (sees_building(op, id, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
         return op_not_found(op, "building");
     }
-    return load_one(op, "SELECT " BUILDING_COLS " FROM building WHERE id = ?", id, building_row,
-                    "building", out);
+    if (store_building_get(op->store, id, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_not_found(op, "building");
+    }
+    *out = building_json(&b);
+    return *out != NULL ? 0 : oom(op);
 }
 
 static int
@@ -241,11 +223,12 @@ op_building_create(struct op *op, json_t *args, json_t **out)
     if (json_object_get(args, "id") != NULL) {
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
-    if (building_write(op, 0, args) != 0) {
+    int64_t id = 0;
+    if (building_write(op, 0, args, &id) != 0) {
         return op->err->status;
     }
     op->created = true;
-    return op_building_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
+    return op_building_get_id(op, id, out);
 }
 
 static int
@@ -259,45 +242,29 @@ op_building_get(struct op *op, json_t *args, json_t **out)
     return op_building_get_id(op, id, out);
 }
 
-static bool
-building_visible(struct op *op, sqlite3_stmt *st)
+static int
+building_listed(void *ud, const struct building_row *b)
 {
-    return sees_building(op, sqlite3_column_int64(st, 0));
+    struct lister *l = ud;
+    bool sees = false;
+    if (sees_building(l->op, b->id, &sees) != 0) {
+        return l->op->err->status;
+    }
+    return list_add(l, b->id, sees, sees ? building_json(b) : NULL);
 }
 
 static int
 op_building_list(struct op *op, json_t *args, json_t **out)
 {
-    if (args_only(op, args, LIST_KEYS) != 0) {
-        return ENG_EINVAL;
+    struct page page;
+    if (args_only(op, args, LIST_KEYS) != 0 || args_page(op, args, &page) != 0) {
+        return op->err->status;
     }
-    return list_rows(op, args,
-                     "SELECT " BUILDING_COLS " FROM building WHERE id > ?1 ORDER BY id LIMIT ?2",
-                     0, building_row, building_visible, out);
-}
-
-/* Merges `patch` into the stored object `cur` (both objects): a PATCH may
- * name only fields the object has; "id" and its parents stay fixed. */
-static int
-merge_patch(struct op *op, json_t *cur, json_t *patch, const char *const fixed[])
-{
-    if (!json_is_object(patch)) {
-        return op_invalid(op, "", "the request body must be a JSON object");
-    }
-    const char *key;
-    json_t *value;
-    json_object_foreach(patch, key, value) {
-        if (strcmp(key, "id") == 0) {
-            continue;
-        }
-        for (int i = 0; fixed[i] != NULL; i++) {
-            if (strcmp(fixed[i], key) == 0) {
-                return op_invalid(op, key, "'%s' cannot be changed", key);
-            }
-        }
-        json_object_set(cur, key, value);
-    }
-    return 0;
+    struct lister l = {.op = op};
+    pager_init(&l.pg, &page);
+    int rc = store_building_each(op->store, page.after, page.limit + 1, building_listed, &l,
+                                 op->err);
+    return pager_finish(&l.pg, op, rc, out);
 }
 
 static int
@@ -312,24 +279,34 @@ op_building_patch(struct op *op, json_t *args, json_t **out)
     }
     /* Payment settings merge key by key; the patch itself is left as given. */
     json_t *old_pay = json_deep_copy(json_object_get(cur, "payment"));
-    int rc = merge_patch(op, cur, args, fixed);
+    int rc = old_pay != NULL ? merge_patch(op, cur, args, fixed) : oom(op);
     json_t *pay = json_object_get(args, "payment");
     if (rc == 0 && json_is_object(pay) && json_is_object(old_pay)) {
-        json_object_update(old_pay, pay);
-        json_object_set(cur, "payment", old_pay);
+        if (json_object_update(old_pay, pay) != 0 || json_object_set(cur, "payment", old_pay)) {
+            rc = oom(op);
+        }
     }
     json_decref(old_pay);
     if (rc == 0) {
         rc = building_check(op, cur);
     }
     if (rc == 0) {
-        rc = building_write(op, id, cur);
+        rc = building_write(op, id, cur, NULL);
     }
     json_decref(cur);
     return rc != 0 ? rc : op_building_get_id(op, id, out);
 }
 
 /* ---------- resources ---------- */
+
+static json_t *
+resource_json(const struct resource_row *r)
+{
+    return json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id", id_json("res", r->id),
+                     "building_id", id_json("bld", r->building_id), "name", r->name, "kind",
+                     r->kind, "tags", r->tags, "pricing", r->pricing, "credit_only",
+                     r->credit_only);
+}
 
 static int
 json_depth(const json_t *v)
@@ -356,6 +333,88 @@ json_depth(const json_t *v)
     return 0;
 }
 
+/* The minutes of one increment of a pricing object as the default policy
+ * reads it (credits.increment_minutes, else increment_minutes, else 15);
+ * 60 when the value given is not one (the policy then refuses it). */
+static int64_t
+pricing_increment(json_t *pricing)
+{
+    json_t *v = json_object_get(json_object_get(pricing, "credits"), "increment_minutes");
+    if (v == NULL || json_is_null(v)) {
+        v = json_object_get(pricing, "increment_minutes");
+    }
+    if (v == NULL || json_is_null(v)) {
+        return 15;
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 1440) {
+        return (int64_t)json_integer_value(v);
+    }
+    return 60;
+}
+
+/* Runs the building's own pricing policy on a representative booking of
+ * the resource (one increment, starting now) and refuses the save when the
+ * policy refuses its configuration, so a resource is never saved with a
+ * pricing its building cannot price (tenants would only find out when
+ * booking).  Only a refusal ({error = ...}) counts: a policy failing at run
+ * time on this made-up booking is reported when a real one is priced.  A
+ * storage failure fails the request. */
+static int
+pricing_check(struct op *op, json_t *r, int64_t building_id)
+{
+    if (op->env == NULL || op->env->policies == NULL) {
+        return 0;
+    }
+    struct building_row b;
+    bool found = false;
+    if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_invalid(op, "building_id", "unknown building");
+    }
+    struct civil_time lt;
+    struct eng_error perr = {0};
+    if (tz_local_time(b.timezone, op->now, &lt, &perr) != 0) {
+        return 0; /* the zone is checked where the building is saved */
+    }
+    json_t *pricing = json_object_get(r, "pricing");
+    int64_t minutes = pricing_increment(pricing);
+    json_t *ctx = json_pack(
+        "{s:{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:i}, s:O, s:o, s:I}", "booking",
+        "start", (json_int_t)op->now, "end", (json_int_t)(op->now + minutes * 60), "minutes",
+        (json_int_t)minutes, "local_start", "year", lt.year, "month", lt.month, "day", lt.day,
+        "hour", lt.hour, "minute", lt.minute, "wday", lt.wday, "discount_pm", 0, "resource", r,
+        "building", building_json(&b), "now", (json_int_t)op->now);
+    if (ctx == NULL) {
+        return oom(op);
+    }
+    struct policy_set *set = NULL;
+    int rc = policy_cache_get(op->env->policies, op->store, building_id, &set, NULL, &perr);
+    json_t *res = NULL;
+    if (rc == 0) {
+        rc = policy_set_call(set, POLICY_PRICING, ctx, &res, &perr);
+        policy_set_release(set);
+    }
+    json_decref(ctx);
+    if (rc != 0) {
+        if (rc == ENG_ESTORE || rc == ENG_ENOMEM) {
+            *op->err = perr;
+            return rc;
+        }
+        return 0; /* a policy that cannot run: refused where bookings are priced */
+    }
+    json_t *msg = json_is_object(res) ? json_object_get(res, "error") : NULL;
+    if (msg != NULL) {
+        const char *text = json_is_string(msg) ? json_string_value(msg) : "invalid configuration";
+        rc = op_invalid(op, "pricing",
+                        "'pricing' is refused by the building's pricing policy: %.*s",
+                        text_quote_len(text, 160), text);
+    }
+    json_decref(res);
+    return rc;
+}
+
 static int
 resource_check(struct op *op, json_t *r)
 {
@@ -366,85 +425,86 @@ resource_check(struct op *op, json_t *r)
     bool b;
     json_t *tags = NULL;
     if (args_only(op, r, keys) || args_id(op, r, "building_id", "bld", true, &bid) ||
-        args_string(op, r, "name", true, NAME_MAX_BYTES, &s) ||
-        args_string(op, r, "kind", false, 60, &s) ||
+        args_text(op, r, "name", true, NAME_MAX_BYTES, &s) ||
+        args_text(op, r, "kind", false, 60, &s) ||
         args_string_array(op, r, "tags", 50, &tags) || args_bool(op, r, "credit_only", false, &b)) {
         return op->err->status;
     }
     json_decref(tags);
-    if (!sees_building(op, bid)) {
+    bool sees = false, found = false;
+    if (sees_building(op, bid, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
         return op_invalid(op, "building_id", "unknown building");
     }
-    int rc;
-    if (sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", bid, 0, &rc) == 0) {
-        return rc != 0 ? rc : op_invalid(op, "building_id", "unknown building");
+    if (store_exists(op->store, STORE_BUILDING, bid, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_invalid(op, "building_id", "unknown building");
     }
     json_t *pricing = json_object_get(r, "pricing");
     if (pricing != NULL && !json_is_null(pricing)) {
         char *text = json_to_text(pricing);
-        size_t len = text ? strlen(text) : 0;
+        if (text == NULL) {
+            return oom(op);
+        }
+        size_t len = strlen(text);
         free(text);
         if (!json_is_object(pricing) || json_depth(pricing) > 5 || len > 16384) {
             return op_invalid(op, "pricing", "'pricing' must be an object (at most 16 KiB, "
                                              "5 levels deep)");
         }
     }
-    return 0;
+    return pricing_check(op, r, bid);
 }
 
+/* Writes a checked resource: a new one when id is 0 (*new_id set). */
 static int
-resource_write(struct op *op, int64_t id, json_t *r)
+resource_write(struct op *op, int64_t id, json_t *r, int64_t *new_id)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "INSERT INTO resource (id, building_id, name, kind, tags, pricing,"
-                                  " credit_only, created_at) VALUES (?,?,?,?,?,?,?,?)"
-                                  " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
-                                  " kind = excluded.kind, tags = excluded.tags,"
-                                  " pricing = excluded.pricing,"
-                                  " credit_only = excluded.credit_only",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct resource_row row = {.id = id, .created_at = op->now};
+    if (id_parse("bld", field_str(r, "building_id"), &row.building_id) != 0) {
+        return op_invalid(op, "building_id", "'building_id' is not a valid id");
     }
-    int64_t bid = 0;
-    (void)id_parse("bld", json_string_value(json_object_get(r, "building_id")), &bid);
+    const char *kind = field_str(r, "kind");
+    if (copy_field(op, row.name, sizeof row.name, field_str(r, "name"), "name") ||
+        copy_field(op, row.kind, sizeof row.kind, kind != NULL ? kind : "room", "kind")) {
+        return op->err->status;
+    }
     json_t *tags = json_object_get(r, "tags");
     json_t *pricing = json_object_get(r, "pricing");
-    char *tags_text = json_to_text(tags && json_is_array(tags) ? tags : json_array());
-    char *pricing_text = json_to_text(pricing && json_is_object(pricing) ? pricing
-                                                                           : json_object());
-    const char *kind = json_string_value(json_object_get(r, "kind"));
-    if (id != 0) {
-        sqlite3_bind_int64(st, 1, id);
+    row.tags = json_is_array(tags) ? tags : NULL;          /* borrowed; NULL stores [] */
+    row.pricing = json_is_object(pricing) ? pricing : NULL; /* NULL stores {} */
+    row.credit_only = json_is_true(json_object_get(r, "credit_only"));
+    if (id == 0) {
+        return store_resource_insert(op->store, &row, new_id, op->err);
     }
-    sqlite3_bind_int64(st, 2, bid);
-    sqlite3_bind_text(st, 3, json_string_value(json_object_get(r, "name")), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, kind ? kind : "room", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, tags_text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, pricing_text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 7, json_is_true(json_object_get(r, "credit_only")));
-    sqlite3_bind_int64(st, 8, op->now);
-    free(tags_text);
-    free(pricing_text);
-    return sql_step_done(op, st, "resource write");
+    return store_resource_update(op->store, &row, op->err);
 }
 
 static int
 op_resource_get_id(struct op *op, int64_t id, json_t **out)
 {
-    json_t *r = NULL;
-    if (load_one(op, "SELECT " RESOURCE_COLS " FROM resource WHERE id = ?", id, resource_row,
-                 "resource", &r) != 0) {
+    struct resource_row r;
+    bool found = false, sees = false;
+    if (store_resource_get(op->store, id, &r, &found, op->err) != 0) {
         return op->err->status;
     }
-    int64_t bid = 0;
-    (void)id_parse("bld", json_string_value(json_object_get(r, "building_id")), &bid);
-    if (!sees_building(op, bid)) {
-        json_decref(r);
+    if (!found) {
         return op_not_found(op, "resource");
     }
-    *out = r;
-    return 0;
+    int rc = sees_building(op, r.building_id, &sees);
+    if (rc == 0 && !sees) {
+        rc = op_not_found(op, "resource");
+    }
+    if (rc == 0) {
+        *out = resource_json(&r);
+        rc = *out != NULL ? 0 : oom(op);
+    }
+    store_resource_clear(&r);
+    return rc;
 }
 
 static int
@@ -456,11 +516,12 @@ op_resource_create(struct op *op, json_t *args, json_t **out)
     if (json_object_get(args, "id") != NULL) {
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
-    if (resource_write(op, 0, args) != 0) {
+    int64_t id = 0;
+    if (resource_write(op, 0, args, &id) != 0) {
         return op->err->status;
     }
     op->created = true;
-    return op_resource_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
+    return op_resource_get_id(op, id, out);
 }
 
 static int
@@ -474,10 +535,15 @@ op_resource_get(struct op *op, json_t *args, json_t **out)
     return op_resource_get_id(op, id, out);
 }
 
-static bool
-resource_visible(struct op *op, sqlite3_stmt *st)
+static int
+resource_listed(void *ud, const struct resource_row *r)
 {
-    return sees_building(op, sqlite3_column_int64(st, 1));
+    struct lister *l = ud;
+    bool sees = false;
+    if (sees_building(l->op, r->building_id, &sees) != 0) {
+        return l->op->err->status;
+    }
+    return list_add(l, r->id, sees, sees ? resource_json(r) : NULL);
 }
 
 static int
@@ -485,13 +551,16 @@ op_resource_list(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"limit", "cursor", "building_id", NULL};
     int64_t bid;
-    if (args_only(op, args, keys) || args_id(op, args, "building_id", "bld", false, &bid)) {
+    struct page page;
+    if (args_only(op, args, keys) || args_id(op, args, "building_id", "bld", false, &bid) ||
+        args_page(op, args, &page)) {
         return op->err->status;
     }
-    return list_rows(op, args,
-                     "SELECT " RESOURCE_COLS " FROM resource WHERE id > ?1 AND"
-                     " (?3 IS NULL OR building_id = ?3) ORDER BY id LIMIT ?2",
-                     bid, resource_row, resource_visible, out);
+    struct lister l = {.op = op};
+    pager_init(&l.pg, &page);
+    int rc = store_resource_each(op->store, bid, page.after, page.limit + 1, resource_listed, &l,
+                                 op->err);
+    return pager_finish(&l.pg, op, rc, out);
 }
 
 static int
@@ -509,7 +578,7 @@ op_resource_patch(struct op *op, json_t *args, json_t **out)
         rc = resource_check(op, cur);
     }
     if (rc == 0) {
-        rc = resource_write(op, id, cur);
+        rc = resource_write(op, id, cur, NULL);
     }
     json_decref(cur);
     return rc != 0 ? rc : op_resource_get_id(op, id, out);
@@ -517,15 +586,93 @@ op_resource_patch(struct op *op, json_t *args, json_t **out)
 
 /* ---------- tenants ---------- */
 
-/* Validates a tenant object; fills bids (borrowed from t) with its buildings. */
+/* A growable list of building ids. */
+struct ids {
+    int64_t *v;
+    size_t n, cap;
+};
+
 static int
-tenant_check(struct op *op, json_t *t)
+ids_push(struct ids *ids, int64_t id)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap != 0 ? 2 * ids->cap : 8;
+        int64_t *v = realloc(ids->v, cap * sizeof *v);
+        if (v == NULL) {
+            return ENG_ENOMEM;
+        }
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+    return 0;
+}
+
+static bool
+ids_has(const struct ids *ids, int64_t id)
+{
+    for (size_t i = 0; i < ids->n; i++) {
+        if (ids->v[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+lease_collected(void *ud, int64_t building_id)
+{
+    return ids_push(ud, building_id);
+}
+
+/* The tenant's current leases into *ids (the caller frees ids->v). */
+static int
+tenant_leases(struct op *op, int64_t tenant_id, struct ids *ids)
+{
+    int rc = store_tenant_buildings_each(op->store, tenant_id, lease_collected, ids, op->err);
+    if (rc == ENG_ENOMEM) {
+        return oom(op);
+    }
+    return rc;
+}
+
+/* The tenant as JSON, its leases included; *out NULL when out of memory. */
+static int
+tenant_json(struct op *op, const struct tenant_row *t, json_t **out)
+{
+    struct ids leases = {0};
+    *out = NULL;
+    if (tenant_leases(op, t->id, &leases) != 0) {
+        free(leases.v);
+        return op->err->status;
+    }
+    json_t *bids = json_array();
+    for (size_t i = 0; bids != NULL && i < leases.n; i++) {
+        if (json_array_append_new(bids, id_json("bld", leases.v[i])) != 0) {
+            json_decref(bids);
+            bids = NULL;
+        }
+    }
+    free(leases.v);
+    if (bids != NULL) {
+        *out = json_pack("{s:o, s:s, s:b, s:o}", "id", id_json("ten", t->id), "name", t->name,
+                         "cross_building", t->cross_building, "building_ids", bids);
+    }
+    return *out != NULL ? 0 : oom(op);
+}
+
+/* Validates a tenant object and collects its buildings into *leases.
+ * `before` holds the tenant's current leases (empty on create): a scoped
+ * admin may add or remove only leases inside its scope (PRODUCT.md §8);
+ * leases outside it may only stay as they are (403 otherwise). */
+static int
+tenant_check(struct op *op, json_t *t, const struct ids *before, struct ids *leases)
 {
     static const char *const keys[] = {"id", "name", "building_ids", "cross_building", NULL};
     const char *s;
     bool b;
     json_t *bids = NULL;
-    if (args_only(op, t, keys) || args_string(op, t, "name", true, NAME_MAX_BYTES, &s) ||
+    if (args_only(op, t, keys) || args_text(op, t, "name", true, NAME_MAX_BYTES, &s) ||
         args_bool(op, t, "cross_building", false, &b) ||
         args_string_array(op, t, "building_ids", 200, &bids)) {
         return op->err->status;
@@ -535,103 +682,101 @@ tenant_check(struct op *op, json_t *t)
     int rc = 0;
     json_array_foreach(bids, i, item) {
         int64_t bid;
-        int src;
-        if (id_parse("bld", json_string_value(item), &bid) != 0 || !op_sees_building(op, bid) ||
-            sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", bid, 0, &src) == 0) {
-            rc = op_invalid(op, "building_ids", "unknown building '%.40s'",
+        bool found = false;
+        if (id_parse("bld", json_string_value(item), &bid) != 0) {
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(item), 40),
                             json_string_value(item));
+        } else if (ids_has(leases, bid) || ids_has(before, bid)) {
+            /* a duplicate, or a lease kept as it is */
+        } else if (!op_sees_building(op, bid)) {
+            rc = op_forbidden(op, "add a lease in a building outside your scope");
+        } else if (store_exists(op->store, STORE_BUILDING, bid, &found, op->err) != 0) {
+            rc = op->err->status;
+        } else if (!found) {
+            rc = op_invalid(op, "building_ids", "unknown building '%.*s'",
+                            text_quote_len(json_string_value(item), 40),
+                            json_string_value(item));
+        }
+        if (rc == 0 && !ids_has(leases, bid) && ids_push(leases, bid) != 0) {
+            rc = oom(op);
+        }
+        if (rc != 0) {
             break;
         }
     }
     json_decref(bids);
+    for (size_t k = 0; rc == 0 && k < before->n; k++) {
+        if (!ids_has(leases, before->v[k]) && !op_sees_building(op, before->v[k])) {
+            rc = op_forbidden(op, "remove a lease in a building outside your scope");
+        }
+    }
     return rc;
 }
 
+/* Writes a checked tenant: a new one when id is 0 (*new_id set).  Its
+ * leases are replaced only when the object names building_ids. */
 static int
-tenant_write(struct op *op, int64_t id, json_t *t)
+tenant_write(struct op *op, int64_t id, json_t *t, const struct ids *leases, int64_t *new_id)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "INSERT INTO tenant (id, name, cross_building, created_at)"
-                                  " VALUES (?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
-                                  " name = excluded.name, cross_building = excluded.cross_building",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct tenant_row row = {.id = id, .created_at = op->now};
+    row.cross_building = json_is_true(json_object_get(t, "cross_building"));
+    if (copy_field(op, row.name, sizeof row.name, field_str(t, "name"), "name") != 0) {
+        return op->err->status;
     }
-    if (id != 0) {
-        sqlite3_bind_int64(st, 1, id);
-    }
-    sqlite3_bind_text(st, 2, json_string_value(json_object_get(t, "name")), -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, json_is_true(json_object_get(t, "cross_building")));
-    sqlite3_bind_int64(st, 4, op->now);
-    if (sql_step_done(op, st, "tenant write") != 0) {
-        return ENG_ESTORE;
-    }
+    int rc;
     if (id == 0) {
-        id = sqlite3_last_insert_rowid(op->store->db);
+        rc = store_tenant_insert(op->store, &row, &id, op->err);
+        *new_id = id;
+    } else {
+        rc = store_tenant_update(op->store, &row, op->err);
     }
-    json_t *bids = json_object_get(t, "building_ids");
-    if (bids == NULL) {
-        return 0;
+    if (rc != 0 || json_object_get(t, "building_ids") == NULL) {
+        return rc;
     }
-    st = store_prep(op->store, "DELETE FROM tenant_building WHERE tenant_id = ?", op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    if (sql_step_done(op, st, "tenant buildings") != 0) {
-        return ENG_ESTORE;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(bids, i, item) {
-        int64_t bid = 0;
-        (void)id_parse("bld", json_string_value(item), &bid);
-        st = store_prep(op->store,
-                        "INSERT OR IGNORE INTO tenant_building (tenant_id, building_id)"
-                        " VALUES (?, ?)",
-                        op->err);
-        if (st == NULL) {
-            return ENG_ESTORE;
-        }
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, bid);
-        if (sql_step_done(op, st, "tenant buildings") != 0) {
-            return ENG_ESTORE;
-        }
-    }
-    return 0;
+    return store_tenant_buildings_set(op->store, id, leases->v, leases->n, op->err);
 }
 
 static int
 op_tenant_get_id(struct op *op, int64_t id, json_t **out)
 {
-    if (!op_sees_tenant(op, id)) {
+    bool sees = false, found = false;
+    struct tenant_row t;
+    if (op_check_sees_tenant(op, id, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
         return op_not_found(op, "tenant");
     }
-    int rc;
-    json_t *t = tenant_json(op, id, &rc);
-    if (t == NULL) {
-        return rc;
+    if (store_tenant_get(op->store, id, &t, &found, op->err) != 0) {
+        return op->err->status;
     }
-    *out = t;
-    return 0;
+    if (!found) {
+        return op_not_found(op, "tenant");
+    }
+    return tenant_json(op, &t, out);
 }
 
 static int
 op_tenant_create(struct op *op, json_t *args, json_t **out)
 {
-    if (op_require_assigner(op) || tenant_check(op, args)) {
+    struct ids none = {0}, leases = {0};
+    if (op_require_assigner(op) || tenant_check(op, args, &none, &leases)) {
+        free(leases.v);
         return op->err->status;
     }
     if (json_object_get(args, "id") != NULL) {
+        free(leases.v);
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
-    if (tenant_write(op, 0, args) != 0) {
-        return op->err->status;
+    int64_t id = 0;
+    int rc = tenant_write(op, 0, args, &leases, &id);
+    free(leases.v);
+    if (rc != 0) {
+        return rc;
     }
     op->created = true;
-    return op_tenant_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
+    return op_tenant_get_id(op, id, out);
 }
 
 static int
@@ -646,21 +791,29 @@ op_tenant_get(struct op *op, json_t *args, json_t **out)
 }
 
 static int
+tenant_listed(void *ud, const struct tenant_row *t)
+{
+    struct lister *l = ud;
+    bool sees = false;
+    json_t *json = NULL;
+    if (op_check_sees_tenant(l->op, t->id, &sees) != 0 ||
+        (sees && tenant_json(l->op, t, &json) != 0)) {
+        return l->op->err->status;
+    }
+    return list_add(l, t->id, sees, json);
+}
+
+static int
 op_tenant_list(struct op *op, json_t *args, json_t **out)
 {
     struct page page;
     if (args_only(op, args, LIST_KEYS) || args_page(op, args, &page)) {
         return op->err->status;
     }
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT id FROM tenant WHERE id > ? ORDER BY id LIMIT ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, page.after);
-    sqlite3_bind_int64(st, 2, page.limit + 1);
-    return page_of_ids(op, st, &page, op_tenant_get_id, out);
+    struct lister l = {.op = op};
+    pager_init(&l.pg, &page);
+    int rc = store_tenant_each(op->store, page.after, page.limit + 1, tenant_listed, &l, op->err);
+    return pager_finish(&l.pg, op, rc, out);
 }
 
 static int
@@ -673,18 +826,32 @@ op_tenant_patch(struct op *op, json_t *args, json_t **out)
         op_tenant_get_id(op, id, &cur)) {
         return op->err->status;
     }
-    int rc = merge_patch(op, cur, args, fixed);
+    struct ids before = {0}, leases = {0};
+    int rc = tenant_leases(op, id, &before);
     if (rc == 0) {
-        rc = tenant_check(op, cur);
+        rc = merge_patch(op, cur, args, fixed);
     }
     if (rc == 0) {
-        rc = tenant_write(op, id, cur);
+        rc = tenant_check(op, cur, &before, &leases);
     }
+    if (rc == 0) {
+        rc = tenant_write(op, id, cur, &leases, NULL);
+    }
+    free(before.v);
+    free(leases.v);
     json_decref(cur);
     return rc != 0 ? rc : op_tenant_get_id(op, id, out);
 }
 
 /* ---------- users ---------- */
+
+static json_t *
+user_json(const struct user_row *u)
+{
+    return json_pack("{s:o, s:o, s:s, s:s, s:O}", "id", id_json("usr", u->id), "tenant_id",
+                     id_json("ten", u->tenant_id), "name", u->name, "email", u->email, "roles",
+                     u->roles);
+}
 
 static int
 user_check(struct op *op, json_t *u)
@@ -694,8 +861,8 @@ user_check(struct op *op, json_t *u)
     int64_t tid;
     json_t *roles = NULL;
     if (args_only(op, u, keys) || args_id(op, u, "tenant_id", "ten", true, &tid) ||
-        args_string(op, u, "name", true, NAME_MAX_BYTES, &s) ||
-        args_string(op, u, "email", false, NAME_MAX_BYTES, &s) ||
+        args_text(op, u, "name", true, NAME_MAX_BYTES, &s) ||
+        args_text(op, u, "email", false, NAME_MAX_BYTES, &s) ||
         args_string_array(op, u, "roles", 50, &roles)) {
         return op->err->status;
     }
@@ -703,58 +870,59 @@ user_check(struct op *op, json_t *u)
     if (s != NULL && strchr(s, '@') == NULL) {
         return op_invalid(op, "email", "'email' is not an e-mail address");
     }
-    int rc;
-    if (!op_sees_tenant(op, tid) ||
-        sql_scalar_int(op, "SELECT count(*) FROM tenant WHERE id = ?", tid, 0, &rc) == 0) {
+    bool sees = false, found = false;
+    if (op_check_sees_tenant(op, tid, &sees) != 0 ||
+        (sees && store_exists(op->store, STORE_TENANT, tid, &found, op->err) != 0)) {
+        return op->err->status;
+    }
+    if (!found) {
         return op_invalid(op, "tenant_id", "unknown tenant");
     }
     return 0;
 }
 
+/* Writes a checked user: a new one when id is 0 (*new_id set). */
 static int
-user_write(struct op *op, int64_t id, json_t *u)
+user_write(struct op *op, int64_t id, json_t *u, int64_t *new_id)
 {
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "INSERT INTO user (id, tenant_id, name, email, roles, created_at)"
-                                  " VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
-                                  " name = excluded.name, email = excluded.email,"
-                                  " roles = excluded.roles",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct user_row row = {.id = id, .created_at = op->now};
+    if (id_parse("ten", field_str(u, "tenant_id"), &row.tenant_id) != 0) {
+        return op_invalid(op, "tenant_id", "'tenant_id' is not a valid id");
     }
-    int64_t tid = 0;
-    (void)id_parse("ten", json_string_value(json_object_get(u, "tenant_id")), &tid);
+    const char *email = field_str(u, "email");
+    if (copy_field(op, row.name, sizeof row.name, field_str(u, "name"), "name") ||
+        copy_field(op, row.email, sizeof row.email, email != NULL ? email : "", "email")) {
+        return op->err->status;
+    }
     json_t *roles = json_object_get(u, "roles");
-    char *roles_text = json_to_text(roles && json_is_array(roles) ? roles : json_array());
-    const char *email = json_string_value(json_object_get(u, "email"));
-    if (id != 0) {
-        sqlite3_bind_int64(st, 1, id);
+    row.roles = json_is_array(roles) ? roles : NULL; /* borrowed; NULL stores [] */
+    if (id == 0) {
+        return store_user_insert(op->store, &row, new_id, op->err);
     }
-    sqlite3_bind_int64(st, 2, tid);
-    sqlite3_bind_text(st, 3, json_string_value(json_object_get(u, "name")), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, email ? email : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, roles_text, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 6, op->now);
-    free(roles_text);
-    return sql_step_done(op, st, "user write");
+    return store_user_update(op->store, &row, op->err);
 }
 
 static int
 op_user_get_id(struct op *op, int64_t id, json_t **out)
 {
-    json_t *u = NULL;
-    if (load_one(op, "SELECT " USER_COLS " FROM user WHERE id = ?", id, user_row, "user", &u)) {
+    struct user_row u;
+    bool found = false, sees = false;
+    if (store_user_get(op->store, id, &u, &found, op->err) != 0) {
         return op->err->status;
     }
-    int64_t tid = 0;
-    (void)id_parse("ten", json_string_value(json_object_get(u, "tenant_id")), &tid);
-    if (!op_sees_user(op, tid, id)) {
-        json_decref(u);
+    if (!found) {
         return op_not_found(op, "user");
     }
-    *out = u;
-    return 0;
+    int rc = op_check_sees_user(op, u.tenant_id, id, &sees);
+    if (rc == 0 && !sees) {
+        rc = op_not_found(op, "user");
+    }
+    if (rc == 0) {
+        *out = user_json(&u);
+        rc = *out != NULL ? 0 : oom(op);
+    }
+    store_user_clear(&u);
+    return rc;
 }
 
 static int
@@ -766,11 +934,12 @@ op_user_create(struct op *op, json_t *args, json_t **out)
     if (json_object_get(args, "id") != NULL) {
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
-    if (user_write(op, 0, args) != 0) {
+    int64_t id = 0;
+    if (user_write(op, 0, args, &id) != 0) {
         return op->err->status;
     }
     op->created = true;
-    return op_user_get_id(op, sqlite3_last_insert_rowid(op->store->db), out);
+    return op_user_get_id(op, id, out);
 }
 
 static int
@@ -784,10 +953,15 @@ op_user_get(struct op *op, json_t *args, json_t **out)
     return op_user_get_id(op, id, out);
 }
 
-static bool
-user_visible(struct op *op, sqlite3_stmt *st)
+static int
+user_listed(void *ud, const struct user_row *u)
 {
-    return op_sees_user(op, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 0));
+    struct lister *l = ud;
+    bool sees = false;
+    if (op_check_sees_user(l->op, u->tenant_id, u->id, &sees) != 0) {
+        return l->op->err->status;
+    }
+    return list_add(l, u->id, sees, sees ? user_json(u) : NULL);
 }
 
 static int
@@ -795,13 +969,16 @@ op_user_list(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"limit", "cursor", "tenant_id", NULL};
     int64_t tid;
-    if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid)) {
+    struct page page;
+    if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid) ||
+        args_page(op, args, &page)) {
         return op->err->status;
     }
-    return list_rows(op, args,
-                     "SELECT " USER_COLS " FROM user WHERE id > ?1 AND"
-                     " (?3 IS NULL OR tenant_id = ?3) ORDER BY id LIMIT ?2",
-                     tid, user_row, user_visible, out);
+    struct lister l = {.op = op};
+    pager_init(&l.pg, &page);
+    int rc = store_user_each(op->store, tid, page.after, page.limit + 1, user_listed, &l,
+                             op->err);
+    return pager_finish(&l.pg, op, rc, out);
 }
 
 static int
@@ -819,7 +996,7 @@ op_user_patch(struct op *op, json_t *args, json_t **out)
         rc = user_check(op, cur);
     }
     if (rc == 0) {
-        rc = user_write(op, id, cur);
+        rc = user_write(op, id, cur, NULL);
     }
     json_decref(cur);
     return rc != 0 ? rc : op_user_get_id(op, id, out);

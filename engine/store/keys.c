@@ -42,3 +42,33 @@ store_key_by_hash(struct store *s, const char *hash, struct key_row *out, bool *
     *found = rc == 0;
     return rc;
 }
+
+int
+store_key_insert(struct store *s, const struct key_new *k, int64_t *id, struct eng_error *err)
+{
+    STORE_SQL(q, "INSERT INTO api_key (name, role, tenant_id, user_id, building_ids, key_hash,"
+                 " created_at) VALUES (?,?,?,?,?,?,?)");
+    *id = 0;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_text(s, st, 1, k->name);
+    sq_text(s, st, 2, k->role);
+    if (k->tenant_id != 0) {
+        sq_int(s, st, 3, k->tenant_id);
+    } else {
+        sq_null(s, st, 3);
+    }
+    if (k->user_id != 0) {
+        sq_int(s, st, 4, k->user_id);
+    } else {
+        sq_null(s, st, 4);
+    }
+    sq_text(s, st, 5, k->building_ids);
+    sq_text(s, st, 6, k->key_hash);
+    sq_int(s, st, 7, k->created_at);
+    int rc = sq_exec(s, st, "key insert", err);
+    *id = rc == 0 ? sq_last_id(s) : 0;
+    return rc;
+}

@@ -27,4 +27,17 @@ struct key_row {
 ENG_MUST_CHECK int store_key_by_hash(struct store *s, const char *hash, struct key_row *out,
                                      bool *found, struct eng_error *err);
 
+/* A new key as stored (the key itself never is, only its hash). */
+struct key_new {
+    const char *name, *role;
+    int64_t tenant_id, user_id; /* 0 stores NULL */
+    const char *building_ids;   /* JSON array of "bld_N" ids, or NULL */
+    const char *key_hash;       /* 64 hex digits */
+    int64_t created_at;
+};
+
+/* Inserts k; *id is the new key's id. */
+ENG_MUST_CHECK int store_key_insert(struct store *s, const struct key_new *k, int64_t *id,
+                                    struct eng_error *err);
+
 #endif

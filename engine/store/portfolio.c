@@ -1,16 +1,99 @@
 /* portfolio.c - reading buildings, resources, tenants and users. */
 #include "portfolio.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "portfolio_rows.h"
 
-/* A JSON column as an owned value (JSON null when unreadable). */
+/* A JSON column as an owned value (JSON null when unreadable); NULL only
+ * when out of memory. */
 static json_t *
 col_json(sqlite3_stmt *st, int col)
 {
     json_t *v = json_loads(sq_col_text(st, col), JSON_DECODE_ANY, NULL);
     return v != NULL ? v : json_null();
+}
+
+int
+rows_building(sqlite3_stmt *st, struct building_row *out, struct eng_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sq_col_int(st, 0);
+    out->pay_credits = sq_col_int(st, 4) != 0;
+    out->pay_invoice = sq_col_int(st, 5) != 0;
+    out->pay_card = sq_col_int(st, 6) != 0;
+    out->created_at = sq_col_int(st, 7);
+    int rc = sq_col_copy(st, 1, out->name, sizeof out->name, "building name", err);
+    if (rc == 0) {
+        rc = sq_col_copy(st, 2, out->timezone, sizeof out->timezone, "time zone", err);
+    }
+    if (rc == 0) {
+        rc = sq_col_copy(st, 3, out->currency, sizeof out->currency, "currency", err);
+    }
+    return rc;
+}
+
+int
+rows_resource(sqlite3_stmt *st, struct resource_row *out, struct eng_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sq_col_int(st, 0);
+    out->building_id = sq_col_int(st, 1);
+    out->credit_only = sq_col_int(st, 6) != 0;
+    out->created_at = sq_col_int(st, 7);
+    int rc = sq_col_copy(st, 2, out->name, sizeof out->name, "resource name", err);
+    if (rc == 0) {
+        rc = sq_col_copy(st, 3, out->kind, sizeof out->kind, "resource kind", err);
+    }
+    if (rc == 0) {
+        out->tags = col_json(st, 4);
+        out->pricing = col_json(st, 5);
+        if (out->tags == NULL || out->pricing == NULL) {
+            rc = eng_error_set(err, ENG_ENOMEM, "out of memory");
+        }
+    }
+    return rc;
+}
+
+int
+rows_tenant(sqlite3_stmt *st, struct tenant_row *out, struct eng_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sq_col_int(st, 0);
+    out->cross_building = sq_col_int(st, 2) != 0;
+    out->created_at = sq_col_int(st, 3);
+    return sq_col_copy(st, 1, out->name, sizeof out->name, "tenant name", err);
+}
+
+int
+rows_user(sqlite3_stmt *st, struct user_row *out, struct eng_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sq_col_int(st, 0);
+    out->tenant_id = sq_col_int(st, 1);
+    out->created_at = sq_col_int(st, 5);
+    int rc = sq_col_copy(st, 2, out->name, sizeof out->name, "user name", err);
+    if (rc == 0) {
+        rc = sq_col_copy(st, 3, out->email, sizeof out->email, "user email", err);
+    }
+    if (rc == 0) {
+        out->roles = col_json(st, 4);
+        if (out->roles == NULL) {
+            rc = eng_error_set(err, ENG_ENOMEM, "out of memory");
+        }
+    }
+    return rc;
+}
+
+char *
+rows_json_text(const json_t *v, struct eng_error *err)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    if (text == NULL) {
+        eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    return text;
 }
 
 /* Runs q with id bound and leaves it on its row: 1, 0 (none) or an error. */
@@ -31,8 +114,7 @@ int
 store_building_get(struct store *s, int64_t id, struct building_row *out, bool *found,
                    struct eng_error *err)
 {
-    STORE_SQL(q, "SELECT id, name, timezone, currency, pay_credits, pay_invoice, pay_card,"
-                 " created_at FROM building WHERE id = ?");
+    STORE_SQL(q, "SELECT " BUILDING_COLS " FROM building WHERE id = ?");
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = row_by_id(s, &q, id, "building", &st, err);
@@ -40,18 +122,7 @@ store_building_get(struct store *s, int64_t id, struct building_row *out, bool *
     if (rc <= 0) {
         return rc;
     }
-    out->id = sq_col_int(st, 0);
-    out->pay_credits = sq_col_int(st, 4) != 0;
-    out->pay_invoice = sq_col_int(st, 5) != 0;
-    out->pay_card = sq_col_int(st, 6) != 0;
-    out->created_at = sq_col_int(st, 7);
-    rc = sq_col_copy(st, 1, out->name, sizeof out->name, "building name", err);
-    if (rc == 0) {
-        rc = sq_col_copy(st, 2, out->timezone, sizeof out->timezone, "time zone", err);
-    }
-    if (rc == 0) {
-        rc = sq_col_copy(st, 3, out->currency, sizeof out->currency, "currency", err);
-    }
+    rc = rows_building(st, out, err);
     sq_reset(st);
     *found = rc == 0;
     return rc;
@@ -61,8 +132,7 @@ int
 store_resource_get(struct store *s, int64_t id, struct resource_row *out, bool *found,
                    struct eng_error *err)
 {
-    STORE_SQL(q, "SELECT id, building_id, name, kind, tags, pricing, credit_only, created_at"
-                 " FROM resource WHERE id = ?");
+    STORE_SQL(q, "SELECT " RESOURCE_COLS " FROM resource WHERE id = ?");
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = row_by_id(s, &q, id, "resource", &st, err);
@@ -70,19 +140,11 @@ store_resource_get(struct store *s, int64_t id, struct resource_row *out, bool *
     if (rc <= 0) {
         return rc;
     }
-    out->id = sq_col_int(st, 0);
-    out->building_id = sq_col_int(st, 1);
-    out->credit_only = sq_col_int(st, 6) != 0;
-    out->created_at = sq_col_int(st, 7);
-    rc = sq_col_copy(st, 2, out->name, sizeof out->name, "resource name", err);
-    if (rc == 0) {
-        rc = sq_col_copy(st, 3, out->kind, sizeof out->kind, "resource kind", err);
-    }
-    if (rc == 0) {
-        out->tags = col_json(st, 4);
-        out->pricing = col_json(st, 5);
-    }
+    rc = rows_resource(st, out, err);
     sq_reset(st);
+    if (rc != 0) {
+        store_resource_clear(out);
+    }
     *found = rc == 0;
     return rc;
 }
@@ -99,7 +161,7 @@ int
 store_tenant_get(struct store *s, int64_t id, struct tenant_row *out, bool *found,
                  struct eng_error *err)
 {
-    STORE_SQL(q, "SELECT id, name, cross_building, created_at FROM tenant WHERE id = ?");
+    STORE_SQL(q, "SELECT " TENANT_COLS " FROM tenant WHERE id = ?");
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = row_by_id(s, &q, id, "tenant", &st, err);
@@ -107,10 +169,7 @@ store_tenant_get(struct store *s, int64_t id, struct tenant_row *out, bool *foun
     if (rc <= 0) {
         return rc;
     }
-    out->id = sq_col_int(st, 0);
-    out->cross_building = sq_col_int(st, 2) != 0;
-    out->created_at = sq_col_int(st, 3);
-    rc = sq_col_copy(st, 1, out->name, sizeof out->name, "tenant name", err);
+    rc = rows_tenant(st, out, err);
     sq_reset(st);
     *found = rc == 0;
     return rc;
@@ -120,7 +179,7 @@ int
 store_user_get(struct store *s, int64_t id, struct user_row *out, bool *found,
                struct eng_error *err)
 {
-    STORE_SQL(q, "SELECT id, tenant_id, name, email, roles, created_at FROM user WHERE id = ?");
+    STORE_SQL(q, "SELECT " USER_COLS " FROM user WHERE id = ?");
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     int rc = row_by_id(s, &q, id, "user", &st, err);
@@ -128,17 +187,11 @@ store_user_get(struct store *s, int64_t id, struct user_row *out, bool *found,
     if (rc <= 0) {
         return rc;
     }
-    out->id = sq_col_int(st, 0);
-    out->tenant_id = sq_col_int(st, 1);
-    out->created_at = sq_col_int(st, 5);
-    rc = sq_col_copy(st, 2, out->name, sizeof out->name, "user name", err);
-    if (rc == 0) {
-        rc = sq_col_copy(st, 3, out->email, sizeof out->email, "user email", err);
-    }
-    if (rc == 0) {
-        out->roles = col_json(st, 4);
-    }
+    rc = rows_user(st, out, err);
     sq_reset(st);
+    if (rc != 0) {
+        store_user_clear(out);
+    }
     *found = rc == 0;
     return rc;
 }
