@@ -423,8 +423,12 @@ hub_months_json(struct hub *h, const struct customer *c, struct month_row *sum,
         month_format(date_add_months(h->first, m), month, sizeof month);
         json_t *row = hub_figures(opening, close, r, r->once_unlimited, r->monthly_unlimited,
                                   unused);
-        if (row == NULL || json_object_set_new(row, "month", json_string(month)) != 0 ||
-            json_array_append_new(months, row) != 0) {
+        if (row != NULL && json_object_set_new(row, "month", json_string(month)) != 0) {
+            json_decref(row);
+            row = NULL;
+        }
+        /* json_array_append_new takes the row even when it fails. */
+        if (row == NULL || json_array_append_new(months, row) != 0) {
             json_decref(months);
             return NULL;
         }
@@ -491,20 +495,24 @@ hub_table(json_t *report)
     json_array_foreach(json_object_get(report, "customers"), i, c) {
         json_array_foreach(json_object_get(c, "months"), k, m) {
             json_t *row = json_deep_copy(m);
-            if (row == NULL ||
-                json_object_set(row, "tenant_id", json_object_get(c, "tenant_id")) != 0 ||
-                json_object_set(row, "name", json_object_get(c, "name")) != 0 ||
-                json_array_append_new(rows, row) != 0) {
+            if (row != NULL &&
+                (json_object_set(row, "tenant_id", json_object_get(c, "tenant_id")) != 0 ||
+                 json_object_set(row, "name", json_object_get(c, "name")) != 0)) {
                 json_decref(row);
+                row = NULL;
+            }
+            if (row == NULL || json_array_append_new(rows, row) != 0) {
                 json_decref(rows);
                 return NULL;
             }
         }
         json_t *total = json_deep_copy(c);
-        if (total == NULL || json_object_del(total, "months") != 0 ||
-            json_object_set_new(total, "month", json_string("total")) != 0 ||
-            json_array_append_new(rows, total) != 0) {
+        if (total != NULL && (json_object_del(total, "months") != 0 ||
+                              json_object_set_new(total, "month", json_string("total")) != 0)) {
             json_decref(total);
+            total = NULL;
+        }
+        if (total == NULL || json_array_append_new(rows, total) != 0) {
             json_decref(rows);
             return NULL;
         }
