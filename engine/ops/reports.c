@@ -26,7 +26,8 @@
 #include "reports.h"
 #include "timeutil.h"
 
-/* The longest Data Hub range, in months (a longer one is refused). */
+/* The longest Data Hub range, in months (a longer one is a limit_exceeded
+ * error naming datahub_months_max). */
 #define MONTHS_MAX 36
 
 /* Report rows page like every list when `limit` is given; without it a
@@ -548,7 +549,10 @@ hub_range(struct op *op, const struct rargs *r, struct civil_date *from, struct 
         return op_invalid(op, "to", "'to' is before 'from'");
     }
     if (span >= MONTHS_MAX) {
-        return op_invalid(op, "to", "a Data Hub range covers at most %d months", MONTHS_MAX);
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "a Data Hub range covers at most %d months", MONTHS_MAX);
+        eng_error_field(op->err, "datahub_months_max");
+        return ENG_ELIMIT;
     }
     *months = (int)span + 1;
     return 0;

@@ -222,6 +222,12 @@ describe("reports", function()
       assert.equal("report_rows_max", err.field)
       assert.truthy(err.message:find("100000", 1, true))
     end
+    -- The Data Hub's range is bounded the same way.
+    local r, err = db:call("reports.datahub", { from = "2026-01", to = "2029-01" })
+    assert.is_nil(r)
+    assert.equal("limit_exceeded", err.code)
+    assert.equal("datahub_months_max", err.field)
+    assert.truthy(F.ok(db:call("reports.datahub", { from = "2026-01", to = "2028-12" })).customers)
     -- Paged, every row is reachable.
     local page = F.ok(db:call("reports.usage", { limit = 500 }))
     assert.equal(500, #page.data)
