@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "csv.h"
 #include "http_internal.h"
 #include "timeutil.h"
 
@@ -378,18 +379,27 @@ wants_csv(const struct http_req *rq, const struct route *r, json_t *args)
     return json_is_string(format) && strcmp(json_string_value(format), "csv") == 0;
 }
 
+/* Renders a report's table {"columns", "rows"} (what a report op answers
+ * for format=csv) as the CSV download. */
 static int
 send_csv(struct http_req *rq, const struct route *r, const json_t *out)
 {
-    const char *text = json_string_value(json_object_get(out, "csv"));
-    if (text == NULL) {
+    if (json_object_get(out, "columns") == NULL) {
         return http_send_json(rq, 200, out, NULL);
+    }
+    char *text = csv_report(out);
+    if (text == NULL) {
+        struct eng_error err = {0};
+        eng_error_set(&err, ENG_ENOMEM, "out of memory");
+        return http_send_eng_error(rq, &err);
     }
     const char *name = strchr(r->op, '.') != NULL ? strchr(r->op, '.') + 1 : r->op;
     char extra[128];
     snprintf(extra, sizeof extra, "Content-Disposition: attachment; filename=\"%s.csv\"\r\n",
              name);
-    return http_send(rq, 200, "text/csv; charset=utf-8", text, strlen(text), extra);
+    int rc = http_send(rq, 200, "text/csv; charset=utf-8", text, strlen(text), extra);
+    free(text);
+    return rc;
 }
 
 static int

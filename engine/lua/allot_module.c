@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "csv.h"
 #include "engine.h"
 #include "timeutil.h"
 
@@ -303,8 +304,21 @@ l_db_call(lua_State *L)
     bool created = false;
     bool replayed = false;
     struct eng_error err = {0};
+    /* A report asked for as CSV answers its table; render it here, as
+     * HTTP does, into {csv = text}. */
+    const char *format = json_string_value(json_object_get(args, "format"));
+    bool csv = format != NULL && strcmp(format, "csv") == 0;
     int rc = engine_exec(&h->shared->eng, &h->who, op, args, idem, &out, &created, &replayed, &err);
     json_decref(args);
+    if (rc == 0 && csv && json_object_get(out, "columns") != NULL) {
+        char *text = csv_report(out);
+        json_decref(out);
+        out = text != NULL ? json_pack("{s:s}", "csv", text) : NULL;
+        free(text);
+        if (out == NULL) {
+            rc = eng_error_set(&err, ENG_ENOMEM, "out of memory");
+        }
+    }
     if (rc != 0) {
         luaL_pushfail(L);
         push_error(L, &err);

@@ -133,3 +133,28 @@ csv_table(const json_t *rows, const char *const columns[])
     }
     return csv_take(&c);
 }
+
+char *
+csv_report(const json_t *table)
+{
+    const json_t *columns = json_object_get(table, "columns");
+    const json_t *rows = json_object_get(table, "rows");
+    if (!json_is_array(columns) || !json_is_array(rows)) {
+        return NULL;
+    }
+    struct csv c = {0};
+    size_t i, k;
+    json_t *row, *col;
+    json_array_foreach(columns, k, col) {
+        csv_field(&c, json_string_value(col));
+    }
+    csv_end_row(&c);
+    json_array_foreach(rows, i, row) {
+        json_array_foreach(columns, k, col) {
+            const char *name = json_string_value(col);
+            csv_json(&c, name != NULL ? json_object_get(row, name) : NULL);
+        }
+        csv_end_row(&c);
+    }
+    return csv_take(&c);
+}

@@ -30,4 +30,10 @@ char *csv_take(struct csv *c);
  * NULL-terminated `columns`, with a header row. */
 char *csv_table(const json_t *rows, const char *const columns[]);
 
+/* A CSV of a report table {"columns": [names], "rows": [objects]} (what a
+ * report operation answers for format=csv): a header row of the names, then
+ * one line per row with its fields in column order.  The caller frees the
+ * text; NULL when out of memory or when `table` is not such a table. */
+char *csv_report(const json_t *table);
+
 #endif

@@ -199,6 +199,44 @@ describe("reports", function()
     assert.equal(403, err.status)
   end)
 
+  it("refuse an unpaged report past 100,000 rows instead of cutting it", function()
+    db, dir = F.open("2026-01-01T00:00:00Z")
+    local dbfile = dir .. "/allot.db"
+    local w = F.world(db, { timezone = "UTC" })
+    local room = F.room(db, w.building)
+    F.ok(F.book(db, w, room, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z", "card"))
+    -- 100,000 cancelled copies of that booking, written beside the engine.
+    sql(dbfile, [[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+      INSERT INTO booking (resource_id, building_id, tenant_id, user_id, start_at, end_at, status,
+        payment_method, unit, credits, money, money_before_discount, currency, discount_pm,
+        policy_versions, created_at, created_by, cancelled_at, cancelled_by)
+      SELECT resource_id, building_id, tenant_id, user_id, start_at, end_at, 'cancelled',
+        payment_method, unit, credits, money, money_before_discount, currency, discount_pm,
+        policy_versions, created_at, created_by, created_at, created_by
+      FROM booking JOIN n WHERE booking.id = (SELECT min(id) FROM booking)]])
+    assert.equal(100001, sql(dbfile, "SELECT count(*) AS n FROM booking")[1].n)
+    for _, args in ipairs { {}, { format = "csv" } } do
+      local r, err = db:call("reports.usage", args)
+      assert.is_nil(r)
+      assert.equal("limit_exceeded", err.code)
+      assert.equal("report_rows_max", err.field)
+      assert.truthy(err.message:find("100000", 1, true))
+    end
+    -- The Data Hub's range is bounded the same way.
+    local r, err = db:call("reports.datahub", { from = "2026-01", to = "2029-01" })
+    assert.is_nil(r)
+    assert.equal("limit_exceeded", err.code)
+    assert.equal("datahub_months_max", err.field)
+    assert.truthy(F.ok(db:call("reports.datahub", { from = "2026-01", to = "2028-12" })).customers)
+    -- Paged, every row is reachable.
+    local page = F.ok(db:call("reports.usage", { limit = 500 }))
+    assert.equal(500, #page.data)
+    assert.truthy(page.next_cursor)
+    local csv = F.ok(db:call("reports.usage", { limit = 2, format = "csv" })).csv
+    local _, recs = csv_records(csv)
+    assert.equal(2, #recs)
+  end)
+
   it("equal plain queries over the raw ledger after a seeded random workload", function()
     math.randomseed(tonumber(os.getenv("ALLOT_REPORT_SEED") or "7"))
     local R = math.random
