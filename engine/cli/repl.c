@@ -1,13 +1,15 @@
 /* repl.c - `allot repl`, the admin Lua console.
  *
- *   allot repl --db FILE [--policies DIR] [--now RFC3339]
+ *   allot repl --db FILE [--create] [--policies DIR] [--now RFC3339]
  *   allot repl --url http://127.0.0.1:8080 --key KEY     (or ALLOT_KEY=KEY in the env)
  *   echo 'return db:me()' | allot repl --db FILE
  *
  * With --db the engine runs in this process and the global `db` acts as the
  * super_admin principal "console" (--now starts the engine's fake clock, so
  * db:set_clock works); with --url every call goes to a running allotd over
- * its HTTP API as the key's principal.  Either way `db` has the same methods
+ * its HTTP API as the key's principal.  A --db that does not exist is
+ * refused (a typo must not start a console on a new empty database) unless
+ * --create is given.  Either way `db` has the same methods
  * (db:call(op, args, opts), db:quote{...}, db:wallet{...}, db:as{...}, ...)
  * and the engine applies the API's rules and roles.  quote({...},
  * {candidate = {kind = "pricing", source = ...}}) prices a booking under a
@@ -58,6 +60,7 @@ int luaopen_allot(lua_State *L);
 
 struct repl_opts {
     const char *db;
+    bool create; /* --create: make the --db file when it is missing */
     const char *policies;
     const char *now;
     const char *url;
@@ -95,7 +98,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage:\n"
-                    "  allot repl --db FILE [--policies DIR] [--now RFC3339]\n"
+                    "  allot repl --db FILE [--create] [--policies DIR] [--now RFC3339]\n"
                     "  allot repl --url http://HOST:PORT --key KEY   (or ALLOT_KEY=KEY)\n");
 }
 
@@ -500,6 +503,10 @@ parse_args(int argc, char **argv, struct repl_opts *o)
 {
     memset(o, 0, sizeof *o);
     for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--create") == 0) {
+            o->create = true;
+            continue;
+        }
         const char **slot = strcmp(argv[i], "--db") == 0         ? &o->db
                             : strcmp(argv[i], "--policies") == 0 ? &o->policies
                             : strcmp(argv[i], "--now") == 0      ? &o->now
@@ -516,9 +523,15 @@ parse_args(int argc, char **argv, struct repl_opts *o)
         o->key = getenv("ALLOT_KEY"); /* keeps the key out of `ps` */
     }
     if ((o->db == NULL) == (o->url == NULL) || (o->url != NULL && o->key == NULL) ||
-        (o->url != NULL && (o->policies != NULL || o->now != NULL))) {
+        (o->url != NULL && (o->policies != NULL || o->now != NULL || o->create))) {
         usage();
         return 2;
+    }
+    struct stat sb;
+    if (o->db != NULL && !o->create && stat(o->db, &sb) != 0) {
+        fprintf(stderr, "allot repl: no database at '%s' (pass --create to make a new one)\n",
+                o->db);
+        return 1;
     }
     if (o->db != NULL && o->policies == NULL) {
         o->policies = getenv("ALLOT_POLICIES");

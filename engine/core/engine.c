@@ -309,7 +309,12 @@ batch_run(struct engine *eng, struct write_job *jobs)
             batch_fail(tx_first, NULL, &err);
         }
     }
-    /* Policy versions go live only once they are durable. */
+    /* Policy versions go live only once they are durable, in job (= commit)
+     * order: each job built its set after its own writes, seeing every
+     * earlier job of the batch, so when two jobs change one building the
+     * later one's set is both the newer and the one installed last.  A job
+     * that failed (its savepoint rolled back, or the batch did not commit)
+     * installs nothing. */
     for (struct write_job *j = jobs; j != NULL; j = j->next) {
         if (j->op.install_set != NULL) {
             if (j->rc == 0) {

@@ -1,16 +1,23 @@
 /* ops_policies.c - per-building policy versions: upload, history, rollback,
  * back to default, reload (PRODUCT.md §6).
  *
- * A new version is compiled in a fresh sandboxed state with the building's
- * other active kinds, its examples run, and only if that succeeds is it
- * stored; the new set is installed after the transaction commits, so a
- * refused upload leaves the running version serving and requests in flight
- * finish on the set they started with. */
+ * Every change writes its rows first (a new version and its activation, a
+ * rollback's activation, a return to the default) and then builds the
+ * building's set from that same transaction: the set is compiled in a fresh
+ * sandbox from exactly the versions the database now marks active, under
+ * their real chunk names (policies/bld_3/pricing.lua@v4), and its examples
+ * run.  If that fails the operation fails and its rows roll back, so a
+ * refused upload leaves the running version serving.  The engine installs
+ * the set once the transaction has committed, in commit order, so the last
+ * committed change is the one served and requests in flight finish on the
+ * set they started with. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ops.h"
+#include "policies.h"
+#include "portfolio.h"
 #include "sha256.h"
 #include "timeutil.h"
 
@@ -23,12 +30,15 @@ policy_target(struct op *op, json_t *args, bool need_kind, int64_t *bid, enum po
         (need_kind && args_string(op, args, "kind", true, 20, &kind_s))) {
         return op->err->status;
     }
-    int rc;
     if (!op_is_admin(op)) {
         return op_forbidden(op, "read or change policies");
     }
-    if (!op_sees_building(op, *bid) ||
-        sql_scalar_int(op, "SELECT count(*) FROM building WHERE id = ?", *bid, 0, &rc) == 0) {
+    bool found = false;
+    if (op_sees_building(op, *bid) &&
+        store_exists(op->store, STORE_BUILDING, *bid, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
         return op_not_found(op, "building");
     }
     if (need_kind && policy_kind_parse(kind_s, kind, NULL) != 0) {
@@ -36,6 +46,36 @@ policy_target(struct op *op, json_t *args, bool need_kind, int64_t *bid, enum po
                                       "refund or validate");
     }
     return 0;
+}
+
+/* One kind of GET /v1/buildings/{id}/policies: what the building serves
+ * (its label) and, when it is an uploaded version, that version's row. */
+static json_t *
+policy_kind_json(struct op *op, int64_t bid, enum policy_kind kind, const char *label)
+{
+    const char *name = policy_kind_name(kind);
+    struct policy_active_info info;
+    bool found = false;
+    if (store_policy_active_get(op->store, bid, name, &info, &found, op->err) != 0) {
+        return NULL;
+    }
+    json_t *row;
+    if (found) {
+        row = json_pack("{s:s, s:s, s:I, s:s, s:o, s:s}", "kind", name, "label", label,
+                        "version", (json_int_t)info.version, "sha256", info.sha256,
+                        "loaded_at", json_time(info.loaded_at), "author", info.author);
+    } else if (strncmp(label, "file:", 5) == 0) {
+        row = json_pack("{s:s, s:s, s:s, s:s, s:n, s:n}", "kind", name, "label", label,
+                        "version", "file", "sha256", label + 5, "loaded_at", "author");
+    } else {
+        row = json_pack("{s:s, s:s, s:s, s:s, s:n, s:n}", "kind", name, "label", label,
+                        "version", "default", "sha256", op->env->policies->default_sha[kind],
+                        "loaded_at", "author");
+    }
+    if (row == NULL) {
+        eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    return row;
 }
 
 static int
@@ -54,81 +94,46 @@ op_policies_get(struct op *op, json_t *args, json_t **out)
     }
     policy_set_release(set);
     json_t *kinds = json_object();
+    if (kinds == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     for (int k = 0; k < POLICY_KIND_COUNT; k++) {
-        const char *name = policy_kind_name((enum policy_kind)k);
-        json_t *row = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "kind", name, "label",
-                                versions[k], "version", json_string("default"), "sha256",
-                                json_string(op->env->policies->default_sha[k]), "loaded_at", json_null(),
-                                "author", json_null());
-        if (strncmp(versions[k], "file:", 5) == 0) {
-            json_object_set_new(row, "version", json_string("file"));
-            json_object_set_new(row, "sha256", json_string(versions[k] + 5));
-        }
-        sqlite3_stmt *st = store_prep(op->store,
-                                      "SELECT pv.version, pv.sha256, pa.loaded_at, pv.author"
-                                      " FROM policy_active pa JOIN policy_version pv ON"
-                                      " pv.id = pa.version_id WHERE pa.building_id = ? AND"
-                                      " pa.kind = ?",
-                                      op->err);
-        if (st == NULL) {
-            json_decref(row);
+        json_t *row = policy_kind_json(op, bid, (enum policy_kind)k, versions[k]);
+        if (row == NULL || json_object_set_new(kinds, policy_kind_name((enum policy_kind)k),
+                                               row) != 0) {
             json_decref(kinds);
-            return ENG_ESTORE;
+            return row == NULL ? op->err->status
+                               : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
         }
-        sqlite3_bind_int64(st, 1, bid);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            json_object_set_new(row, "version", json_integer(sqlite3_column_int(st, 0)));
-            json_object_set_new(row, "sha256",
-                                json_string((const char *)sqlite3_column_text(st, 1)));
-            json_object_set_new(row, "loaded_at", json_time(sqlite3_column_int64(st, 2)));
-            json_object_set_new(row, "author",
-                                json_string((const char *)sqlite3_column_text(st, 3)));
-        }
-        sqlite3_reset(st);
-        json_object_set_new(kinds, name, row);
     }
     *out = json_pack("{s:o, s:o}", "building_id", id_json("bld", bid), "policies", kinds);
-    return 0;
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
-/* Compiles the building's set with `source` for `kind`; on success hands
- * it to the op for installation after commit. */
+/* Builds the building's set from this transaction, which has just written
+ * the change (so it reads the versions now active, under their real chunk
+ * names), and hands it to the engine to install after commit.  The labels go
+ * to `versions`.  A set that does not compile or whose examples fail refuses
+ * the change (422 policy_error, with the compiler's or the self-check's
+ * words and line); a storage failure stays a storage failure. */
 static int
-stage_set(struct op *op, int64_t bid, enum policy_kind kind, const char *source, size_t len,
-          const char *label)
+stage_set(struct op *op, int64_t bid, char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX])
 {
-    struct policy_candidate cand = {kind, source, len};
     struct policy_set *set = NULL;
-    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
-    if (policy_cache_build(op->env->policies, op->store, bid, &cand, &set, versions, op->err) != 0) {
-        /* The compiler's or the self-check's own words, with the line. */
+    if (policy_cache_build(op->env->policies, op->store, bid, NULL, &set, versions, op->err) !=
+        0) {
+        if (op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM) {
+            return op->err->status;
+        }
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
-    snprintf(versions[kind], sizeof versions[kind], "%s", label);
+    if (op->install_set != NULL) {
+        policy_set_release(op->install_set); /* one change per op: never reached */
+    }
     op->install_set = set;
     op->install_building = bid;
-    memcpy(op->install_versions, versions, sizeof versions);
+    memcpy(op->install_versions, versions, sizeof op->install_versions);
     return 0;
-}
-
-static int
-activate(struct op *op, int64_t bid, const char *kind, int64_t version_id)
-{
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "INSERT INTO policy_active (building_id, kind, version_id,"
-                                  " loaded_at) VALUES (?, ?, ?, ?) ON CONFLICT (building_id, kind)"
-                                  " DO UPDATE SET version_id = excluded.version_id,"
-                                  " loaded_at = excluded.loaded_at",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, version_id);
-    sqlite3_bind_int64(st, 4, op->now);
-    return sql_step_done(op, st, "policy activate");
 }
 
 static int
@@ -141,54 +146,31 @@ op_policies_put(struct op *op, json_t *args, json_t **out)
     if (op_require_assigner(op) || args_only(op, args, keys) ||
         policy_target(op, args, true, &bid, &kind) ||
         args_string(op, args, "source", true, op->env->policy_source_max, &source) ||
-        args_string(op, args, "author", false, 100, &author)) {
+        args_string(op, args, "author", false, POLICY_AUTHOR_BYTES_MAX, &author)) {
         return op->err->status;
     }
     const char *name = policy_kind_name(kind);
-    char sha[65], label[48];
+    char sha[65];
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     sha256_hex(source, strlen(source), sha);
-    int rc;
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT coalesce(max(version), 0) + 1 FROM policy_version"
-                                  " WHERE building_id = ? AND kind = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 1;
-    sqlite3_reset(st);
-    snprintf(label, sizeof label, "v%d:%.12s", version, sha);
-    if (stage_set(op, bid, kind, source, strlen(source), label) != 0) {
+    int64_t version = 0, version_id = 0;
+    if (store_policy_next_version(op->store, bid, name, &version, op->err) != 0 ||
+        store_policy_version_insert(op->store, bid, name, version, source, sha,
+                                    author != NULL ? author : op->who->name, op->now,
+                                    &version_id, op->err) != 0 ||
+        store_policy_activate(op->store, bid, name, version_id, op->now, op->err) != 0 ||
+        stage_set(op, bid, versions) != 0) {
         return op->err->status;
     }
-    st = store_prep(op->store,
-                    "INSERT INTO policy_version (building_id, kind, version, source, sha256,"
-                    " author, created_at) VALUES (?,?,?,?,?,?,?)",
-                    op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, version);
-    sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, sha, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, author ? author : op->who->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 7, op->now);
-    rc = sql_step_done(op, st, "policy version");
-    if (rc == 0) {
-        rc = activate(op, bid, name, sqlite3_last_insert_rowid(op->store->db));
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    *out = json_pack("{s:o, s:s, s:i, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
-                     name, "version", version, "sha256", sha, "label", label);
-    return 0;
+    *out = json_pack("{s:o, s:s, s:I, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
+                     name, "version", (json_int_t)version, "sha256", sha, "label",
+                     versions[kind]);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
+/* Back to the default: the building's uploaded version of the kind stops
+ * being active, so it serves its policy file if it has one, else the
+ * shipped default (what a reload would build). */
 static int
 op_policies_delete(struct op *op, json_t *args, json_t **out)
 {
@@ -199,26 +181,35 @@ op_policies_delete(struct op *op, json_t *args, json_t **out)
         policy_target(op, args, true, &bid, &kind)) {
         return op->err->status;
     }
-    char label[48];
-    snprintf(label, sizeof label, "default:%.12s", op->env->policies->default_sha[kind]);
-    const struct policy_source *def = &op->env->policies->defaults[kind];
-    if (stage_set(op, bid, kind, def->source, def->len, label) != 0) {
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    if (store_policy_deactivate(op->store, bid, policy_kind_name(kind), op->err) != 0 ||
+        stage_set(op, bid, versions) != 0) {
         return op->err->status;
     }
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "DELETE FROM policy_active WHERE building_id = ? AND kind = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, policy_kind_name(kind), -1, SQLITE_STATIC);
-    if (sql_step_done(op, st, "policy delete") != 0) {
-        return ENG_ESTORE;
-    }
-    *out = json_pack("{s:o, s:s, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
+    const char *label = versions[kind];
+    bool file = strncmp(label, "file:", 5) == 0;
+    *out = json_pack("{s:o, s:s, s:s, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
                      policy_kind_name(kind), "version", "default", "sha256",
-                     op->env->policies->default_sha[kind]);
+                     file ? label + 5 : op->env->policies->default_sha[kind], "label", label);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+struct history {
+    struct op *op;
+    json_t *rows;
+};
+
+static int
+history_row(void *ud, const struct policy_version_row *row)
+{
+    struct history *h = ud;
+    json_t *j = json_pack("{s:I, s:s, s:s, s:o, s:s, s:b}", "version", (json_int_t)row->version,
+                          "sha256", row->sha256, "author", row->author, "created_at",
+                          json_time(row->created_at), "source", row->source, "active",
+                          row->active);
+    if (j == NULL || json_array_append_new(h->rows, j) != 0) {
+        return eng_error_set(h->op->err, ENG_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -231,32 +222,18 @@ op_policies_history(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || policy_target(op, args, true, &bid, &kind)) {
         return op->err->status;
     }
-    sqlite3_stmt *st = store_prep(
-        op->store,
-        "SELECT pv.version, pv.sha256, pv.author, pv.created_at, pv.source,"
-        " pv.id = (SELECT version_id FROM policy_active WHERE building_id = pv.building_id"
-        " AND kind = pv.kind) FROM policy_version pv WHERE pv.building_id = ? AND pv.kind = ?"
-        " ORDER BY pv.version DESC",
-        op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    struct history h = {op, json_array()};
+    if (h.rows == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, policy_kind_name(kind), -1, SQLITE_STATIC);
-    json_t *rows = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(
-            rows, json_pack("{s:i, s:s, s:s, s:o, s:s, s:b}", "version", sqlite3_column_int(st, 0),
-                            "sha256", (const char *)sqlite3_column_text(st, 1), "author",
-                            (const char *)sqlite3_column_text(st, 2), "created_at",
-                            json_time(sqlite3_column_int64(st, 3)), "source",
-                            (const char *)sqlite3_column_text(st, 4), "active",
-                            sqlite3_column_int(st, 5) != 0));
+    if (store_policy_history_each(op->store, bid, policy_kind_name(kind), history_row, &h,
+                                  op->err) != 0) {
+        json_decref(h.rows);
+        return op->err->status;
     }
-    sqlite3_reset(st);
     *out = json_pack("{s:o, s:s, s:o}", "building_id", id_json("bld", bid), "kind",
-                     policy_kind_name(kind), "data", rows);
-    return 0;
+                     policy_kind_name(kind), "data", h.rows);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 static int
@@ -273,40 +250,61 @@ op_policies_rollback(struct op *op, json_t *args, json_t **out)
     if (version == 0) {
         return op_invalid(op, "version", "'version' is required");
     }
-    sqlite3_stmt *st = store_prep(op->store,
-                                  "SELECT id, source, sha256 FROM policy_version WHERE"
-                                  " building_id = ? AND kind = ? AND version = ?",
-                                  op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    const char *name = policy_kind_name(kind);
+    int64_t vid = 0;
+    char sha[65];
+    bool found = false;
+    if (store_policy_version_find(op->store, bid, name, version, &vid, sha, &found, op->err) !=
+        0) {
+        return op->err->status;
     }
-    sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, policy_kind_name(kind), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, version);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
+    if (!found) {
         return op_not_found(op, "policy version");
     }
-    int64_t vid = sqlite3_column_int64(st, 0);
-    char *source = strdup((const char *)sqlite3_column_text(st, 1));
-    char sha[65], label[48];
-    snprintf(sha, sizeof sha, "%s", (const char *)sqlite3_column_text(st, 2));
-    sqlite3_reset(st);
-    if (source == NULL) {
-        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
-    }
-    snprintf(label, sizeof label, "v%d:%.12s", (int)version, sha);
-    int rc = stage_set(op, bid, kind, source, strlen(source), label);
-    free(source);
-    if (rc == 0) {
-        rc = activate(op, bid, policy_kind_name(kind), vid);
-    }
-    if (rc != 0) {
-        return rc;
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    if (store_policy_activate(op->store, bid, name, vid, op->now, op->err) != 0 ||
+        stage_set(op, bid, versions) != 0) {
+        return op->err->status;
     }
     *out = json_pack("{s:o, s:s, s:I, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
-                     policy_kind_name(kind), "version", (json_int_t)version, "sha256", sha,
-                     "label", label);
+                     name, "version", (json_int_t)version, "sha256", sha, "label",
+                     versions[kind]);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* The reload of every building: each set is built from this read snapshot
+ * and installed unless a committed change installed a set since the reload
+ * began (its set is newer than this snapshot: it stays). */
+struct reload {
+    struct op *op;
+    uint64_t epoch;
+    int reloaded;
+    json_t *failed;
+};
+
+static int
+reload_building(void *ud, int64_t bid)
+{
+    struct reload *r = ud;
+    struct policy_set *set = NULL;
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    struct eng_error e = {0};
+    if (policy_cache_build(r->op->env->policies, r->op->store, bid, NULL, &set, versions, &e) !=
+        0) {
+        if (e.status == ENG_ESTORE || e.status == ENG_ENOMEM) {
+            *r->op->err = e;
+            return e.status;
+        }
+        /* A building whose new set fails keeps the one it has. */
+        json_t *f = json_pack("{s:o, s:s}", "building_id", id_json("bld", bid), "message", e.msg);
+        if (f == NULL || json_array_append_new(r->failed, f) != 0) {
+            return eng_error_set(r->op->err, ENG_ENOMEM, "out of memory");
+        }
+        return 0;
+    }
+    (void)policy_cache_install_since(r->op->env->policies, bid, set, versions, r->epoch);
+    policy_set_release(set);
+    r->reloaded++;
     return 0;
 }
 
@@ -319,36 +317,17 @@ op_policies_reload(struct op *op, json_t *args, json_t **out)
     if (op_require_super(op) || args_only(op, args, keys)) {
         return op->err->status;
     }
-    sqlite3_stmt *st = store_prep(op->store, "SELECT id FROM building ORDER BY id", op->err);
-    if (st == NULL) {
-        return ENG_ESTORE;
+    /* Taken before this operation's first read starts its snapshot. */
+    struct reload r = {op, policy_cache_epoch(op->env->policies), 0, json_array()};
+    if (r.failed == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    json_t *ids = json_array();
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        json_array_append_new(ids, json_integer(sqlite3_column_int64(st, 0)));
+    if (store_policy_buildings_each(op->store, reload_building, &r, op->err) != 0) {
+        json_decref(r.failed);
+        return op->err->status;
     }
-    sqlite3_reset(st);
-    json_t *failed = json_array();
-    int reloaded = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v) {
-        int64_t bid = (int64_t)json_integer_value(v);
-        struct policy_set *set = NULL;
-        char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
-        struct eng_error e = {0};
-        if (policy_cache_build(op->env->policies, op->store, bid, NULL, &set, versions, &e) != 0) {
-            json_array_append_new(failed, json_pack("{s:o, s:s}", "building_id",
-                                                    id_json("bld", bid), "message", e.msg));
-            continue;
-        }
-        policy_cache_install(op->env->policies, bid, set, versions);
-        policy_set_release(set);
-        reloaded++;
-    }
-    json_decref(ids);
-    *out = json_pack("{s:i, s:o}", "reloaded", reloaded, "failed", failed);
-    return 0;
+    *out = json_pack("{s:i, s:o}", "reloaded", r.reloaded, "failed", r.failed);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
 const struct op_def ops_policies[] = {

@@ -223,11 +223,12 @@ policy_cache_build(struct policy_cache *pc, struct store *store, int64_t buildin
     return rc;
 }
 
-void
-policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
-                      char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX])
+/* Swaps the slot's set; the caller holds pc->mu.  Returns the old set, to
+ * be released once the lock is dropped. */
+static struct policy_set *
+slot_install(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
+             char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX])
 {
-    pthread_mutex_lock(&pc->mu);
     struct policy_slot *s = slot_find(pc, building_id, false);
     if (s == NULL) {
         s = slot_find(pc, building_id, true);
@@ -240,11 +241,44 @@ policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy
         memcpy(s->versions, versions, sizeof s->versions);
         policy_set_retain(set);
     }
+    pc->installs++;
+    return old;
+}
+
+void
+policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
+                     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX])
+{
+    pthread_mutex_lock(&pc->mu);
+    struct policy_set *old = slot_install(pc, building_id, set, versions);
     pthread_mutex_unlock(&pc->mu);
     /* Requests that hold the old set finish on it; the last one frees it. */
     if (old != NULL) {
         policy_set_release(old);
     }
+}
+
+uint64_t
+policy_cache_epoch(struct policy_cache *pc)
+{
+    pthread_mutex_lock(&pc->mu);
+    uint64_t epoch = pc->installs;
+    pthread_mutex_unlock(&pc->mu);
+    return epoch;
+}
+
+bool
+policy_cache_install_since(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
+                           char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX], uint64_t epoch)
+{
+    pthread_mutex_lock(&pc->mu);
+    bool fresh = pc->installs == epoch;
+    struct policy_set *old = fresh ? slot_install(pc, building_id, set, versions) : NULL;
+    pthread_mutex_unlock(&pc->mu);
+    if (old != NULL) {
+        policy_set_release(old);
+    }
+    return fresh;
 }
 
 int
@@ -275,17 +309,28 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
     }
     pthread_mutex_lock(&pc->mu);
     s = slot_find(pc, building_id, false);
-    if (s == NULL) {
-        s = slot_find(pc, building_id, true);
-        if (s != NULL) {
-            s->building_id = building_id + 1;
-            s->set = fresh;
-            memcpy(s->versions, labels, sizeof labels);
-            policy_set_retain(fresh);
+    if (s != NULL) {
+        /* Another request (or a committed change) filled the slot while this
+         * one was building: serve that set, so the set and its labels agree
+         * and a set built from an older snapshot never wins. */
+        policy_set_retain(s->set);
+        if (versions != NULL) {
+            memcpy(versions, s->versions, sizeof s->versions);
         }
+        *set = s->set;
+        pthread_mutex_unlock(&pc->mu);
+        policy_set_release(fresh);
+        return 0;
+    }
+    s = slot_find(pc, building_id, true);
+    if (s != NULL) {
+        s->building_id = building_id + 1;
+        s->set = fresh;
+        memcpy(s->versions, labels, sizeof labels);
+        policy_set_retain(fresh);
     }
     if (versions != NULL) {
-        memcpy(versions, s != NULL ? s->versions : labels, sizeof labels);
+        memcpy(versions, labels, sizeof labels);
     }
     pthread_mutex_unlock(&pc->mu);
     *set = fresh;

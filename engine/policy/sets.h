@@ -32,6 +32,7 @@ struct policy_cache {
     struct policy_limits limits;
     pthread_mutex_t mu;
     struct policy_slot *slots; /* POLICY_CACHE_SLOTS, open addressing */
+    uint64_t installs;         /* installs so far (under mu): see policy_cache_epoch */
     struct policy_source defaults[POLICY_KIND_COUNT];
     char *default_text[POLICY_KIND_COUNT];
     char default_names[POLICY_KIND_COUNT][64];
@@ -67,9 +68,24 @@ ENG_MUST_CHECK int policy_cache_build(struct policy_cache *pc, struct store *sto
                                       char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX],
                                       struct eng_error *err);
 
-/* Makes `set` the building's serving set (taking a reference). */
+/* Makes `set` the building's serving set (taking a reference).  The engine
+ * calls it after the transaction that changed the building's policies has
+ * committed, in commit order, so the last commit's set is the one served. */
 void policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
                           char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX]);
+
+/* A count of the installs so far.  A caller that builds sets from a read
+ * snapshot (a reload) takes it before its snapshot starts and installs with
+ * policy_cache_install_since: a set built from a snapshot older than a
+ * committed change must not replace the set that change installed. */
+uint64_t policy_cache_epoch(struct policy_cache *pc);
+
+/* Like policy_cache_install, but only when nothing was installed since
+ * `epoch` (policy_cache_epoch); returns whether it installed. */
+bool policy_cache_install_since(struct policy_cache *pc, int64_t building_id,
+                                struct policy_set *set,
+                                char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX],
+                                uint64_t epoch);
 
 /* Drops cached sets (all buildings when building_id is 0). */
 void policy_cache_invalidate(struct policy_cache *pc, int64_t building_id);

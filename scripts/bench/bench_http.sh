@@ -12,7 +12,7 @@ DUR="${BENCH_SECONDS:-5}"
 DIR=$(mktemp -d)
 PORT=$(( 20000 + $$ % 20000 ))
 URL="http://127.0.0.1:$PORT"
-KEY=$("$BUILD/allot" keys create --db "$DIR/bench.db" --role super_admin --policies policies | tail -1)
+KEY=$("$BUILD/allot" keys create --db "$DIR/bench.db" --create --role super_admin --policies policies | tail -1)
 "$BUILD/allotd" --db "$DIR/bench.db" --listen "127.0.0.1:$PORT" --policies policies \
     --threads "${BENCH_THREADS:-96}" --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.log" 2>&1 &
 PID=$!

@@ -106,7 +106,7 @@ end
 -- Creates a key with the command line tool (the key is alone on the last
 -- line of its output).
 function M.cli_key(db, role)
-  local cmd = ("%s/allot keys create --db %s --role %s --policies %s/policies 2>&1")
+  local cmd = ("%s/allot keys create --db %s --create --role %s --policies %s/policies 2>&1")
     :format(BUILD, db, role, SOURCE)
   local p = assert(io.popen(cmd))
   local out = p:read("a")

@@ -55,7 +55,7 @@ local function piped(dir, flags, script, env)
 end
 
 local function db_flags(dir)
-    return ("--db %s --policies %s --now %s"):format(q(dir .. "/a.db"), q(POLICIES), NOW)
+    return ("--db %s --create --policies %s --now %s"):format(q(dir .. "/a.db"), q(POLICIES), NOW)
 end
 
 -- A building, a tenant, a user, a room at 1 hour credit per hour and 10
