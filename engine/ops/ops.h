@@ -16,7 +16,6 @@
 #include <jansson.h>
 
 #include "ledger.h"
-#include "legacy.h"
 #include "sets.h"
 #include "store.h"
 #include "values.h"
@@ -152,26 +151,5 @@ void pager_init(struct pager *pg, const struct page *page);
 int pager_add(struct pager *pg, int64_t id, json_t *row); /* steals row */
 int pager_finish(struct pager *pg, struct op *op, int rc, json_t **out);
 
-/* Runs `st` (bound, selecting ids in order, LIMIT page->limit + 1) and
- * loads each id with `load`; ids `load` answers not found for (out of the
- * principal's scope) are skipped but still move the cursor. */
-int page_of_ids(struct op *op, sqlite3_stmt *st, const struct page *page,
-                int (*load)(struct op *op, int64_t id, json_t **row), json_t **out);
-
-/* Runs `st` (bound, selecting rows whose column 0 is the id, in id order,
- * LIMIT page->limit + 1) and turns each row into JSON with `row`; rows
- * `visible` (may be NULL) refuses are skipped but still move the cursor. */
-typedef json_t *(*row_fn)(struct op *op, sqlite3_stmt *st);
-int page_of_rows(struct op *op, sqlite3_stmt *st, const struct page *page, row_fn row,
-                 bool (*visible)(struct op *op, sqlite3_stmt *st), json_t **out);
-
-
-/* ---- small SQL helpers ---- */
-int sql_step_done(struct op *op, sqlite3_stmt *stmt, const char *what);
-/* Runs `sql` (one ? bound to id) and returns the statement on its first
- * row, to be reset by the caller; NULL with *rc = ENG_ENOTFOUND ("<what>
- * not found") or ENG_ESTORE when there is none. */
-sqlite3_stmt *sql_row(struct op *op, const char *sql, int64_t id, const char *what, int *rc);
-int64_t sql_scalar_int(struct op *op, const char *sql, int64_t a, int64_t dflt, int *rc);
 
 #endif
