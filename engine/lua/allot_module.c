@@ -40,6 +40,9 @@ struct db_handle {
 
 static json_t *lua_to_json(lua_State *L, int idx, int depth);
 
+/* Set by lua_to_json when a string is not valid UTF-8. */
+static _Thread_local bool bad_text;
+
 /* [-0, +0, v] */
 static json_t *
 table_to_json(lua_State *L, int idx, int depth)
@@ -98,7 +101,10 @@ lua_to_json(lua_State *L, int idx, int depth)
         const char *s = lua_tolstring(L, idx, &len);
         json_t *str = json_stringn(s, len);
         if (str == NULL) {
-            luaL_error(L, "strings passed to the engine must be valid UTF-8 without NUL bytes");
+            /* Not valid UTF-8 (or a NUL): the call answers invalid_request,
+             * as HTTP does for such a body. */
+            bad_text = true;
+            return json_null();
         }
         return str;
     }
@@ -290,8 +296,18 @@ l_db_call(lua_State *L)
     struct db_handle *h = check_db(L);
     const char *op = luaL_checkstring(L, 2);
     json_t *args = NULL;
+    struct eng_error err = {0};
     if (lua_istable(L, 3)) {
+        bad_text = false;
         args = lua_to_json(L, 3, 0);
+        if (bad_text) {
+            json_decref(args);
+            eng_error_code(&err, ENG_EINVAL, "invalid_request",
+                           "strings must be valid UTF-8 without NUL bytes");
+            luaL_pushfail(L);
+            push_error(L, &err);
+            return 2;
+        }
         if (json_is_array(args) && json_array_size(args) == 0) {
             json_decref(args);
             args = json_object();
@@ -303,7 +319,6 @@ l_db_call(lua_State *L)
     json_t *out = NULL;
     bool created = false;
     bool replayed = false;
-    struct eng_error err = {0};
     /* A report asked for as CSV answers its table; render it here, as
      * HTTP does, into {csv = text}. */
     const char *format = json_string_value(json_object_get(args, "format"));
