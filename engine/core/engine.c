@@ -9,6 +9,7 @@
 
 #include "ledger.h"
 #include "ops.h"
+#include "alloc.h"
 #include "idempotency.h"
 #include "sha256.h"
 
@@ -47,6 +48,7 @@ engine_config_default(struct engine_config *cfg)
 int
 engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_error *err)
 {
+    eng_alloc_install();
     memset(eng, 0, sizeof *eng);
     eng->cfg = *cfg;
     atomic_store(&eng->fake_now, cfg->fake_now != 0 ? cfg->fake_now : (int64_t)time(NULL));
@@ -215,6 +217,7 @@ job_run(struct engine *eng, struct write_job *job)
     op->store = eng->writer;
     op->now = engine_now(eng);
     op_bind_ledger(op);
+    unsigned long oom_before = eng_alloc_failures();
     int rc = store_tx(op->store, STORE_SAVEPOINT, op->err);
     if (rc != 0) {
         job->rc = rc;
@@ -243,6 +246,10 @@ job_run(struct engine *eng, struct write_job *job)
     }
     if (rc == 0 && job->idem_key != NULL) {
         rc = idem_store(op, job->who, job->idem_key, job->hash, job->out);
+    }
+    if (eng_alloc_failures() != oom_before) {
+        /* Whatever answer was reached, something was missing from it. */
+        rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     }
     if (rc != 0) {
         (void)store_tx(op->store, STORE_ROLLBACK_TO, NULL);
@@ -451,9 +458,13 @@ engine_advance(struct engine *eng, struct eng_error *err)
     op.store = eng->writer;
     op.now = engine_now(eng);
     op_bind_ledger(&op);
+    unsigned long oom_before = eng_alloc_failures();
     int rc = store_tx(op.store, STORE_BEGIN_IMMEDIATE, err);
     if (rc == 0) {
         rc = ledger_advance(&op.lx);
+    }
+    if (eng_alloc_failures() != oom_before) {
+        rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     }
     if (rc == 0 || rc == ENG_EPOLICY) {
         /* Keep what was processed; a refused period end stays open. */
@@ -501,9 +512,13 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
         }
         op.now = engine_now(eng);
         op_bind_ledger(&op);
+        unsigned long oom_before = eng_alloc_failures();
         rc = store_tx(op.store, STORE_BEGIN, err);
         if (rc == 0) {
             rc = def->fn(&op, args, out);
+            if (eng_alloc_failures() != oom_before) {
+                rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+            }
             if (rc == 0 && *out == NULL) {
                 rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
             }

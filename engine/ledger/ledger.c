@@ -578,6 +578,11 @@ in_savepoint(struct ledger_ctx *lx, int (*fn)(struct ledger_ctx *lx, void *arg),
     }
     if (rc == 0) {
         rc = store_tx(lx->store, STORE_RELEASE, lx->err);
+    } else {
+        /* Any other failure: undo and close this savepoint too, so the
+         * caller's own savepoint is the one its rollback reaches. */
+        (void)store_tx(lx->store, STORE_ROLLBACK_TO, NULL);
+        (void)store_tx(lx->store, STORE_RELEASE, NULL);
     }
     return rc;
 }

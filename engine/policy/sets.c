@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "policies.h"
 #include "sha256.h"
 
@@ -300,7 +301,16 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
     pthread_mutex_unlock(&pc->mu);
     char labels[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     struct policy_set *fresh = NULL;
-    if (policy_cache_build(pc, store, building_id, NULL, &fresh, labels, err) != 0) {
+    unsigned long oom_before = eng_alloc_failures();
+    int built = policy_cache_build(pc, store, building_id, NULL, &fresh, labels, err);
+    if (eng_alloc_failures() != oom_before) {
+        /* Built short of memory: never cache what may be incomplete. */
+        if (built == 0) {
+            policy_set_release(fresh);
+        }
+        return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    }
+    if (built != 0) {
         if (err->status == ENG_ESTORE || err->status == ENG_ENOMEM) {
             return err->status;
         }

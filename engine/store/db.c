@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
+
 
 /* Each migration runs once, in order, inside one transaction with the
  * user_version bump.  Ledger tables are STRICT; entries are immutable by
@@ -172,6 +174,7 @@ sq_fail(struct store *s, const char *what, struct eng_error *err)
         return eng_error_code(err, ENG_ESTORE, "storage_unavailable",
                               "the database could not be read or written; nothing was written");
     case SQLITE_NOMEM:
+        eng_alloc_note_failure();
         return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     default:
         return eng_error_code(err, ENG_ESTORE, "storage_error",
@@ -304,9 +307,18 @@ sq_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
         fprintf(stderr, "allot: storage error in %s: bind failed (%s)\n", what,
                 sqlite3_errstr(rc));
         if (rc == SQLITE_NOMEM) {
+            eng_alloc_note_failure();
             return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
         }
         return eng_error_code(err, ENG_ESTORE, "storage_error", "internal storage error");
+    }
+    if (s->tx_open && sqlite3_get_autocommit(s->db)) {
+        /* SQLite rolled our transaction back on its own (out of memory, an
+         * I/O error): running on would commit each statement by itself. */
+        sqlite3_reset(st);
+        fprintf(stderr, "allot: storage error in %s: the transaction was rolled back\n", what);
+        return eng_error_code(err, ENG_ESTORE, "storage_unavailable",
+                              "the database failed during this write; nothing was written");
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -377,6 +389,7 @@ sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,
 {
     const unsigned char *raw = sqlite3_column_text(st, col);
     if (raw == NULL && sqlite3_column_type(st, col) != SQLITE_NULL) {
+        eng_alloc_note_failure();
         return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     }
     const char *t = raw != NULL ? (const char *)raw : "";
@@ -433,6 +446,11 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
     case STORE_RELEASE: q = &q_release; break;
     case STORE_ROLLBACK_TO: q = &q_rollback_to; break;
     }
+    bool opening = what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE;
+    bool closing = what == STORE_COMMIT || what == STORE_ROLLBACK;
+    if (closing || opening) {
+        s->tx_open = false; /* the guard in sq_step is for statements inside */
+    }
     if (what == STORE_ROLLBACK && sqlite3_get_autocommit(s->db)) {
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     }
@@ -440,7 +458,14 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
     if (st == NULL) {
         return err->status;
     }
-    return sq_exec(s, st, q->text, err);
+    int rc = sq_exec(s, st, q->text, err);
+    if (opening && rc == 0) {
+        s->tx_open = true;
+    }
+    if (what == STORE_COMMIT && rc != 0 && !sqlite3_get_autocommit(s->db)) {
+        s->tx_open = true; /* still open: the caller rolls back */
+    }
+    return rc;
 }
 
 bool

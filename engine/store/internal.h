@@ -36,6 +36,7 @@ struct store {
     sqlite3 *db;
     bool readonly;
     int bind_rc;                /* the first failed bind since the last prepare */
+    bool tx_open;               /* a BEGIN of ours is not yet committed or rolled back */
     struct store_stmt **by_id;  /* indexed by store_sql.id */
     int by_id_len;
 };

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <execinfo.h>
 
 #include <sqlite3.h>
 
@@ -247,6 +248,12 @@ mem_fault(void)
     long n = atomic_fetch_add(&mem_calls, 1) + 1;
     if (n == atomic_load(&mem_fail_at)) {
         atomic_store(&mem_fired, true);
+        /* ALLOT_FAULT_TRACE=N prints where the N-th allocation failed. */
+        const char *trace = getenv("ALLOT_FAULT_TRACE");
+        if (trace != NULL && atol(trace) == n) {
+            void *frames[24];
+            backtrace_symbols_fd(frames, backtrace(frames, 24), 2);
+        }
         return true;
     }
     return false;
@@ -500,6 +507,9 @@ enum victim { V_BOOK, V_CANCEL, V_PERIOD_CLOSE, V_ALLOCATE, V_COUNT };
 static const char *const victim_names[V_COUNT] = {"booking", "cancel", "period close",
                                                   "allocation"};
 
+/* Arms the injector of the sweep in progress (NULL: a fault-free run). */
+static void (*arm_hook)(void);
+
 static int
 run_victim(struct engine *eng, enum victim v, struct eng_error *err)
 {
@@ -518,6 +528,9 @@ run_victim(struct engine *eng, enum victim v, struct eng_error *err)
         snprintf(args, sizeof args, "{\"id\":\"%s\"}", booking);
         break;
     case V_PERIOD_CLOSE:
+        if (arm_hook != NULL) {
+            arm_hook();
+        }
         return engine_set_clock(eng, 1772323200 + 3600, err); /* 2026-03-01T01:00Z */
     case V_ALLOCATE:
         op = "allocations.create";
@@ -537,13 +550,25 @@ run_victim(struct engine *eng, enum victim v, struct eng_error *err)
     }
     json_t *out = NULL;
     bool created, replayed;
+    /* Armed only now: the test's own parsing above is not under test. */
+    if (arm_hook != NULL) {
+        arm_hook();
+    }
     int rc = engine_exec(eng, &console, op, a, NULL, &out, &created, &replayed, err);
+    atomic_store(&io_armed, false);
+    atomic_store(&mem_armed, false);
     json_decref(a);
     json_decref(out);
     return rc;
 }
 
-enum injector { INJECT_IO, INJECT_MEM };
+static enum injector { INJECT_IO, INJECT_MEM } arming;
+
+static void
+arm_now(void)
+{
+    atomic_store(arming == INJECT_IO ? &io_armed : &mem_armed, true);
+}
 
 /* Sweeps one injector over one operation.  Returns the number of runs. */
 static int
@@ -565,8 +590,10 @@ sweep(enum injector inj, enum victim v, const char *base, const char *before,
         atomic_store(inj == INJECT_IO ? &io_calls : &mem_calls, 0);
         atomic_store(inj == INJECT_IO ? &io_fail_at : &mem_fail_at, n);
         atomic_store(inj == INJECT_IO ? &io_fired : &mem_fired, false);
-        atomic_store(inj == INJECT_IO ? &io_armed : &mem_armed, true);
+        arming = inj;
+        arm_hook = arm_now;
         int rc = run_victim(&eng, v, &err);
+        arm_hook = NULL;
         atomic_store(&io_armed, false);
         atomic_store(&mem_armed, false);
         bool fired = atomic_load(inj == INJECT_IO ? &io_fired : &mem_fired);
@@ -592,6 +619,13 @@ sweep(enum injector inj, enum victim v, const char *base, const char *before,
                    err.msg, clean ? "verify clean" : "VERIFY FAILS",
                    is_before ? "before" : is_after ? "after" : "PARTIAL");
             CHECK(ok);
+            /* The first wrong state is kept for a look (the directory stays). */
+            char kept[320];
+            path_of("first-failure.db", kept, sizeof kept);
+            if (access(kept, F_OK) != 0) {
+                copy_file(db, kept);
+                printf("# kept as %s\n", kept);
+            }
         }
         if (!fired) {
             break; /* the operation ran to its end without meeting call n */
@@ -658,7 +692,7 @@ main(void)
     }
     char cmd[320];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) {
+    if (check_failed_ == 0 && system(cmd) != 0) {
         printf("# could not remove %s\n", dir);
     }
     return check_exit();
