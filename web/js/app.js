@@ -51,9 +51,13 @@ function makeContext(me) {
     if (!cache.has(k)) cache.set(k, load().catch((e) => { cache.delete(k); throw e; }));
     return cache.get(k);
   };
+  const signedInAt = Date.now();
   return {
     me,
     isOperator,
+    // The server's clock (GET /v1/me answers it; a test clock may differ
+    // from this machine's), moved on by the time since sign-in.
+    serverNow: () => new Date((me.now ? Date.parse(me.now) : signedInAt) + (Date.now() - signedInAt)),
     canAssign: me.role === 'super_admin' || me.role === 'manager',
     buildings: () => once('buildings', () => getAll('/v1/buildings')),
     tenants: () => once('tenants', () => getAll('/v1/tenants')),
