@@ -156,12 +156,35 @@ function renderShell(me) {
   clear(root);
   const nav = h('nav', { class: 'sidenav', 'aria-label': 'Main' });
   const list = h('ul', {});
-  for (const r of navFor(me)) {
-    if (r.hidden) continue;
-    list.append(h('li', {}, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path },
+  const shown = navFor(me).filter((r) => !r.hidden);
+  // On a phone the bar holds the first PHONE_TABS screens; the rest sit in
+  // a "More" menu, so no screen is hidden off the edge without a hint.
+  const PHONE_TABS = 3;
+  const more = [];
+  shown.forEach((r, i) => {
+    const extra = shown.length > PHONE_TABS + 1 && i >= PHONE_TABS;
+    list.append(h('li', { class: extra ? 'nav-extra' : null }, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path },
       h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, r.icon), h('span', {}, r.label))));
+    if (extra) more.push(r);
+  });
+  if (more.length) {
+    const menu = h('div', { class: 'nav-more-menu', id: 'nav-more-menu', hidden: true, role: 'menu' },
+      more.map((r) => h('a', { href: `#/${r.path}`, class: 'nav-more-link', role: 'menuitem', 'data-path': r.path }, r.label)));
+    const btn = h('button', { type: 'button', class: 'nav-link nav-more', id: 'nav-more', 'aria-expanded': 'false',
+      'aria-controls': 'nav-more-menu', 'aria-haspopup': 'menu' }, h('span', { class: 'nav-more-label' }, 'More'), h('span', { 'aria-hidden': 'true' }, ' ▾'));
+    const setOpen = (open) => {
+      menu.hidden = !open;
+      btn.setAttribute('aria-expanded', String(open));
+    };
+    btn.addEventListener('click', (e) => { e.stopPropagation(); setOpen(menu.hidden); });
+    menu.addEventListener('click', () => setOpen(false));
+    document.addEventListener('click', (e) => { if (!menu.contains(e.target)) setOpen(false); });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !menu.hidden) { setOpen(false); btn.focus(); } });
+    list.append(h('li', { class: 'nav-more-item' }, btn));
+    nav.append(list, menu);
+  } else {
+    nav.append(list);
   }
-  nav.append(list);
   const who = me.role === 'tenant_user' || me.role === 'tenant_admin' ? (me.company || '') : 'Operator';
   const header = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: `#/${navFor(me)[0].path}` },
@@ -175,7 +198,14 @@ function renderShell(me) {
 }
 
 function highlightNav(path) {
-  for (const a of document.querySelectorAll('.nav-link')) {
+  // The "More" button shows which of its screens is open, by name.
+  const moreBtn = document.getElementById('nav-more');
+  if (moreBtn) {
+    const inMore = [...document.querySelectorAll('.nav-more-link')].find((a) => path === a.dataset.path || path.startsWith(`${a.dataset.path}/`));
+    moreBtn.classList.toggle('more-active', !!inMore);
+    moreBtn.querySelector('.nav-more-label').textContent = inMore ? `More: ${inMore.textContent}` : 'More';
+  }
+  for (const a of document.querySelectorAll('.nav-link[data-path]')) {
     const p = a.dataset.path;
     const on = path === p || path.startsWith(`${p}/`);
     a.classList.toggle('active', on);

@@ -192,7 +192,7 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
       // Bookings may be paid from a period that has not begun yet (its
       // grant is not counted until it begins): said beside Used, so the
       // four columns still add up.
-      const ahead = typeof r.granted === 'number' && typeof r.used === 'number' && typeof r.remaining === 'number'
+      const ahead = r.amount !== 'unlimited' && typeof r.granted === 'number' && typeof r.used === 'number' && typeof r.remaining === 'number'
         ? r3(r.used + r.expired + r.remaining - r.granted) : 0;
       r.ahead = ahead > 0 ? ahead : 0;
       r.expiry = expiryOf(r, bmap, now);
@@ -201,11 +201,9 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
       { key: 'tenant_name', label: 'Tenant', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
         h('span', { class: 'sub block' }, buildingNames(r.building_ids))) },
       { key: 'description', label: 'Description', render: (r) => r.description || h('span', { class: 'muted' }, 'No description') },
-      { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: amountText },
-      { key: 'recurrence', label: 'Recurrence', value: (r) => RECURRENCE_LABEL[r.recurrence] || r.recurrence,
-        render: (r) => h('span', {}, RECURRENCE_LABEL[r.recurrence] || r.recurrence,
-          h('span', { class: 'sub block' }, [r.pool === 'per_user' ? 'per user' : 'shared pool',
-            r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
+      { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: (r) => h('span', {}, amountText(r),
+        h('span', { class: 'sub block' }, [RECURRENCE_LABEL[r.recurrence] || r.recurrence, r.pool === 'per_user' ? 'per user' : 'shared',
+          r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
       { key: 'start', label: 'Schedule', title: 'Start date', render: (r) => h('span', { class: 'nowrap' }, fmtDate(r.start),
         h('span', { class: 'sub block' }, r.end ? `ends ${fmtDate(r.end)}` : 'no end date')) },
       { key: 'expires', label: 'Expires', value: (r) => r.expiry.sort, render: (r) => h('span', { class: 'nowrap', 'data-expires': r.expiry.day || 'never' },
@@ -244,8 +242,8 @@ function expiryOf(r, bmap, now) {
     }
     const from = r.start > today ? r.start : today;
     let day = addDays(nextPeriodStart(from, r.recurrence), -1);
-    let sub = `this ${PERIOD_NOUN[r.recurrence]}’s credits${r.rollover ? ', unused roll over' : ''}`;
-    if (r.start > today) sub = `first ${PERIOD_NOUN[r.recurrence]}’s credits`;
+    let sub = `this ${PERIOD_NOUN[r.recurrence]}’s${r.rollover ? ' (rest rolls over)' : ''}`;
+    if (r.start > today) sub = `first ${PERIOD_NOUN[r.recurrence]}’s`;
     if (r.end && r.end < day) {
       day = r.end;
       sub = 'the schedule ends';

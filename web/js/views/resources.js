@@ -43,7 +43,7 @@ export async function render(page, ctx) {
     const t = sortableTable([
       { key: 'name', label: 'Resource', render: (r) => h('span', {}, h('strong', {}, r.name), kindLabel(r) ? h('span', { class: 'sub block' }, kindLabel(r)) : null) },
       { key: 'tags', label: 'Tags', value: (r) => (r.tags || []).join(', '), render: (r) => h('span', { class: 'tags' }, (r.tags || []).map((t) => h('span', { class: 'tag' }, t))) },
-      { key: 'money', label: 'Money price', num: true, value: (r) => moneyPerHour(r), render: (r) => (r.credit_only ? h('span', { class: 'muted' }, 'Credits only') : moneyPerHour(r) == null ? '—' : `${fmtMoney(moneyPerHour(r), b.currency)} / h`) },
+      { key: 'money', label: 'Money price', num: true, value: (r) => moneyPerHour(r), render: (r) => (r.credit_only ? h('span', { class: 'muted' }, 'Credits only') : moneyPerHour(r) == null ? '—' : `${fmtMoney(moneyPerHour(r), b.currency)} per hour`) },
       { key: 'credits', label: 'Credit price', value: (r) => creditSummary(r), render: (r) => creditSummary(r) || h('span', { class: 'badge badge-muted' }, 'Credits off') },
       { key: 'credit_only', label: 'Credit only', value: (r) => (r.credit_only ? 'Yes' : 'No') },
       { key: 'edit', label: 'Actions', sortable: false, render: (r) => h('button', {
