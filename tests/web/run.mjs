@@ -126,6 +126,7 @@ async function main() {
     process.exit(1);
   }
   fs.mkdirSync(SHOTS, { recursive: true });
+  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'allot-web-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -307,11 +308,11 @@ async function main() {
     await op.click('label[for=dash-unit-coin]');
     await op.waitForFunction((v) => document.querySelector('[data-tile=allocated] .tile-value')?.textContent.replace(/,/g, '') === String(v), coin.allocated);
     await op.waitForSelector('table.table-credits tbody tr');
-    const units = await op.locator('table.table-credits tbody tr td:nth-child(3)').allInnerTexts();
+    const units = await op.locator('table.table-credits tbody tr td:nth-child(2)').allInnerTexts();
     assert(units.length > 0 && units.every((t) => /coin/.test(t)), `the coin table lists: ${units.join(' | ')}`);
     await shot(op, 'credit-management-coins');
     await op.click('label[for=dash-unit-hour]');
-    await op.waitForFunction(() => [...document.querySelectorAll('table.table-credits tbody tr td:nth-child(3)')].some((td) => /hour/.test(td.textContent)));
+    await op.waitForFunction(() => [...document.querySelectorAll('table.table-credits tbody tr td:nth-child(2)')].some((td) => /hour/.test(td.textContent)));
     // End another tenant's allocation at the end of June.
     const other = (await api(keys.super_admin, 'GET', '/v1/reports/credits?unit=hour')).data.data
       .find((r) => r.tenant_id !== tenantId && r.status === 'active' && !r.end);
@@ -455,9 +456,12 @@ async function main() {
     await op.setViewportSize({ width: 390, height: 844 });
     await op.goto(`${base}/#/dashboard`);
     await op.waitForSelector('[data-tile=allocated] .tile-value');
-    for (const label of ['Dashboard', 'Data Hub', 'Assign credits']) {
-      assert(await op.locator('.nav-link', { hasText: label }).isVisible(), `${label} is not in the phone bar`);
+    for (const p of ['dashboard', 'datahub', 'assign']) {
+      const box = await op.locator(`.sidenav .nav-link[data-path="${p}"]`).boundingBox();
+      assert(box && box.x >= 0 && box.x + box.width <= 390, `${p} is not inside the phone bar: ${JSON.stringify(box)}`);
     }
+    const more = await op.locator('#nav-more').boundingBox();
+    assert(more && more.x + more.width <= 390, `More is off the screen: ${JSON.stringify(more)}`);
     assert(!(await op.locator('.sidenav .nav-link[data-path=policies]').isVisible()), 'Policies overflows the bar instead of sitting under More');
     await op.click('#nav-more');
     await op.locator('#nav-more-menu a', { hasText: 'Policies' }).click();
@@ -643,6 +647,15 @@ async function main() {
       const body = await ta.locator('#main table').innerText();
       assert(!/Bluebird|Northwind|Cobalt|Delta/.test(body), 'another company\'s usage is shown');
       await shot(ta, 'company-usage');
+      await ta.setViewportSize({ width: 390, height: 844 });
+      await ta.waitForSelector('#main table tbody tr');
+      const overflow = await ta.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `company usage is ${overflow}px wider than the phone`);
+      for (const link of await ta.locator('.sidenav .nav-link[data-path]').all()) {
+        const box = await link.boundingBox();
+        assert(box && box.x + box.width <= 390, `a tenant admin tab is off the phone screen: ${await link.innerText()}`);
+      }
+      await shot(ta, 'company-usage-phone');
     }, ta);
   }
 }

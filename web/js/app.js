@@ -28,16 +28,16 @@ const OPERATOR_NAV = [
   { path: 'dashboard', label: 'Dashboard', icon: '▦', view: dashboard, params: { tab: 'credits' } },
   { path: 'dashboard/usage', label: 'Usage', icon: '≡', view: dashboard, params: { tab: 'usage' }, hidden: true },
   { path: 'datahub', label: 'Data Hub', icon: '◔', view: datahub },
-  { path: 'assign', label: 'Assign credits', icon: '+', view: assign, roles: ['super_admin', 'manager'] },
+  { path: 'assign', label: 'Assign credits', short: 'Assign', icon: '+', view: assign, roles: ['super_admin', 'manager'] },
   { path: 'resources', label: 'Resources', icon: '⌂', view: resources },
   { path: 'policies', label: 'Policies', icon: '{}', view: policies },
 ];
 
 const TENANT_NAV = [
   { path: 'wallet', label: 'Wallet', icon: '◎', view: wallet },
-  { path: 'book', label: 'Book a space', icon: '+', view: checkout },
+  { path: 'book', label: 'Book a space', short: 'Book', icon: '+', view: checkout },
   { path: 'bookings', label: 'Bookings', icon: '≡', view: bookings },
-  { path: 'company', label: 'Company usage', icon: '▦', view: company, roles: ['tenant_admin'] },
+  { path: 'company', label: 'Company usage', short: 'Company', icon: '▦', view: company, roles: ['tenant_admin'] },
 ];
 
 const root = document.getElementById('app');
@@ -163,8 +163,10 @@ function renderShell(me) {
   const more = [];
   shown.forEach((r, i) => {
     const extra = shown.length > PHONE_TABS + 1 && i >= PHONE_TABS;
-    list.append(h('li', { class: extra ? 'nav-extra' : null }, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path },
-      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, r.icon), h('span', {}, r.label))));
+    // A short label (shown on a phone only) keeps the bar inside the screen.
+    list.append(h('li', { class: extra ? 'nav-extra' : null }, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path, 'aria-label': r.short ? r.label : null },
+      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, r.icon), h('span', { class: r.short ? 'nav-label has-short' : 'nav-label' }, r.label),
+      r.short ? h('span', { class: 'nav-short', 'aria-hidden': 'true' }, r.short) : null)));
     if (extra) more.push(r);
   });
   if (more.length) {
@@ -211,9 +213,9 @@ function highlightNav(path) {
     a.classList.toggle('active', on);
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
-    // On a phone the navigation is a row that scrolls: keep the page's tab in view.
-    const nav = a.closest('.sidenav');
-    if (on && nav && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = Math.max(0, a.offsetLeft - 12);
+    // On a very narrow phone the row may scroll: keep the page's tab in view.
+    const row = a.closest('ul');
+    if (on && row && row.scrollWidth > row.clientWidth) row.scrollLeft = Math.max(0, a.offsetLeft - 12);
   }
 }
 

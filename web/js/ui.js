@@ -386,7 +386,7 @@ export function confirmDialog(title, text, confirmLabel, { danger = false, id = 
 /** A small bar chart as inline SVG: `series` [{label, values, cls}] over
  *  `labels` (one group of bars per label). Text equivalents go in the
  *  title; no library. */
-export function barChartSvg(labels, series, { height = 160, title = '' } = {}) {
+export function barChartSvg(labels, series, { height = 170, title = '', width: widthWanted = 0 } = {}) {
   const NS = 'http://www.w3.org/2000/svg';
   const el = (tag, attrs, text) => {
     const e = document.createElementNS(NS, tag);
@@ -394,7 +394,9 @@ export function barChartSvg(labels, series, { height = 160, title = '' } = {}) {
     if (text !== undefined) e.textContent = text;
     return e;
   };
-  const width = Math.max(320, labels.length * 70);
+  // Drawn at the size it is shown (the caller passes its box's width), so
+  // the axis text keeps its size on a phone and on a wide screen.
+  const width = Math.max(280, widthWanted || labels.length * 120);
   const padL = 34, padB = 22, padT = 10;
   const plotH = height - padB - padT;
   const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v) => typeof v === 'number')));

@@ -131,8 +131,8 @@ export async function render(page, ctx, params) {
       barChartSvg(months.map((m, i) => `${fmtMonth(m)}${unlimited[i] ? ' *' : ''}`), [
         { label: 'Granted', values: granted.map(r3), cls: 'trend-granted' },
         { label: 'Used', values: used.map(r3), cls: 'trend-used' },
-      ], { title: `Granted and used per month. ${words}` }),
-      unlimited.some(Boolean) ? h('p', { class: 'muted small' }, '* the month includes unlimited grants; the bar shows the limited part.') : null);
+      ], { title: `Granted and used per month. ${words}`, width: trend.clientWidth ? trend.clientWidth - 40 : 880 }));
+      if (unlimited.some(Boolean)) trend.append(h('p', { class: 'muted small' }, '* the month includes unlimited grants; the bar shows the limited part.'));
     }, 'Loading the trend…');
   }
 
@@ -198,9 +198,9 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
       r.expiry = expiryOf(r, bmap, now);
     }
     const t = sortableTable([
-      { key: 'tenant_name', label: 'Tenant', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
+      { key: 'tenant_name', label: 'Tenant', title: 'Tenant and description', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
+        h('span', { class: 'block' }, r.description || h('span', { class: 'muted' }, 'No description')),
         h('span', { class: 'sub block' }, buildingNames(r.building_ids))) },
-      { key: 'description', label: 'Description', render: (r) => r.description || h('span', { class: 'muted' }, 'No description') },
       { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: (r) => h('span', {}, amountText(r),
         h('span', { class: 'sub block' }, [RECURRENCE_LABEL[r.recurrence] || r.recurrence, r.pool === 'per_user' ? 'per user' : 'shared',
           r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },

@@ -6,7 +6,7 @@
 import { api, get, post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, select, emptyState, notice, loading, errorBox, fmtDateTime, toast, busy, titleCase,
-  sortableTable, confirmDialog, fmtAmount, fmtMoney, localDate, addDays,
+  sortableTable, confirmDialog, fmtAmount, fmtMoney, localDate, addDays, fmtDate,
 } from '../ui.js';
 
 const SIMULATED_KINDS = ['pricing', 'refund', 'validate'];   // what POST .../simulate covers
@@ -107,6 +107,7 @@ export async function render(page, ctx) {
     const compare = h('button', { type: 'button', class: 'btn btn-secondary', id: 'policy-diff' }, 'Compare with active');
     const simulate = h('button', { type: 'button', class: 'btn btn-secondary', id: 'policy-simulate' }, 'Preview on past bookings');
     const preview = h('div', { id: 'policy-preview', 'aria-live': 'polite' });
+    const simBox = h('div', { id: 'policy-sim-box', 'aria-live': 'polite' });
     const activeSource = { text: null };
     const file = h('input', { type: 'file', id: 'policy-file', accept: '.lua,text/x-lua,text/plain' });
     const upload = h('button', { type: 'button', class: 'btn btn-primary', id: 'policy-upload' }, 'Validate and activate');
@@ -127,7 +128,8 @@ export async function render(page, ctx) {
       preview.append(diffView(activeSource.text, editor.value, cur ? `v${cur.version}` : 'active'));
     });
     simulate.addEventListener('click', () => busy(simulate, async () => {
-      clear(preview);
+      clear(simBox);
+      const preview = simBox;
       if (!SIMULATED_KINDS.includes(chosenKind)) {
         preview.append(notice(`The simulation covers the ${SIMULATED_KINDS.join(', ')} policies; ${chosenKind} cannot be previewed on past bookings.`, 'info'));
         return;
@@ -191,7 +193,7 @@ export async function render(page, ctx) {
           h('div', { class: 'field' }, h('label', { for: 'policy-file' }, 'Or load a .lua file'), file),
           h('div', { class: 'button-row' }, compare, simulate, upload, ctx.canAssign && cur && cur.version !== 'default' ? revert : null),
           h('p', { class: 'hint' }, 'Compare and preview before activating: the preview runs the new version over the last 60 days of bookings beside what they were charged, and changes nothing.'),
-          preview, outcome),
+          preview, simBox, outcome),
         h('div', { class: 'policy-history' }, h('h3', { class: 'subhead' }, 'History'), history)));
     if (!ctx.canAssign) {
       upload.disabled = true;
@@ -333,13 +335,17 @@ function diffView(before, after, activeLabel) {
 function simulationView(out, from, today, building) {
   const t = out.totals || {};
   const cur = building ? building.currency : null;
+  // A booking changes when what it was paid in would cost something else
+  // (credits for a credit booking, money for an invoice or card one), or
+  // the new version refuses it, errs, or refunds another amount.
+  const paid = (x, b) => (x ? (b.payment_method === 'credits' ? x.credits : x.money) ?? null : null);
   const diff = (out.bookings || []).filter((b) => b.refused || b.error
-    || (b.candidate && b.charged && (b.candidate.credits !== b.charged.credits || (b.candidate.money ?? null) !== (b.charged.money ?? null)))
+    || (b.candidate && b.charged && paid(b.candidate, b) !== paid(b.charged, b))
     || (b.candidate_refund !== undefined && b.candidate_refund !== b.refunded));
   const money = (v) => (v == null ? '—' : fmtMoney(v, cur));
   const rows = diff.slice(0, 50);
   return h('div', { class: 'simulation', id: 'policy-simulation' },
-    h('h3', { class: 'subhead' }, `Preview on ${fmtAmount(t.bookings || 0)} bookings from ${from} to ${today}`),
+    h('h3', { class: 'subhead' }, `Preview on ${fmtAmount(t.bookings || 0)} bookings from ${fmtDate(from)} to ${fmtDate(today)}`),
     h('dl', { class: 'sim-totals' },
       [['Credits charged', fmtAmount(t.charged_credits)], ['With this version', fmtAmount(t.candidate_credits)],
         ['Refunded', fmtAmount(t.refunded_credits)], ['Would refund', fmtAmount(t.candidate_refund_credits)],
