@@ -135,11 +135,20 @@ async function main() {
 
   // The API from here, for facts to compare the screens with.
   const api = async (key, method, p, body) => {
-    const res = await fetch(base + p, {
+    const once = () => fetch(base + p, {
       method,
       headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
+    // Node's fetch keeps connections alive; one the server has just closed
+    // fails at once ("fetch failed"). A read is safe to send again.
+    let res;
+    try {
+      res = await once();
+    } catch (err) {
+      if (method !== 'GET') throw err;
+      res = await once();
+    }
     const data = await res.json().catch(() => null);
     return { status: res.status, data };
   };
@@ -220,6 +229,7 @@ async function main() {
     assert(await linesErr.isVisible(), 'the amount error is not shown together with the tenant error');
     assert(/tenant/i.test(await tenantErr.innerText()) && /amount/i.test(await linesErr.innerText()),
       `errors say: ${await tenantErr.innerText()} / ${await linesErr.innerText()}`);
+    await shot(op, 'assign-errors');
     await op.selectOption('#assign-tenant', tenantId);
     await tenantErr.waitFor({ state: 'hidden' });
     eq(await op.getAttribute('#assign-tenant', 'aria-invalid'), null, 'tenant still marked invalid');
@@ -604,6 +614,7 @@ async function main() {
       assert(overflow <= 1, `${route} is ${overflow}px wider than the phone`);
       if (route === 'book') {
         await tu.click(`label[data-resource="${room.id}"]`);
+        await tu.locator('#checkout-panel .booking-summary-name', { hasText: room.name }).waitFor();
         await tu.waitForSelector('[data-price=credits]');
         const gap = await tu.evaluate(() => document.getElementById('checkout-panel').getBoundingClientRect().top
           - document.getElementById('resource-list').getBoundingClientRect().bottom);

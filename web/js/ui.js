@@ -417,7 +417,9 @@ export function barChartSvg(labels, series, { height = 170, title = '', width: w
       svg.append(el('rect', { x: x0 + j * barW, y: padT + plotH - hgt, width: barW - 2, height: Math.max(0, hgt),
         rx: 2, class: `trend-bar ${s.cls || ''}`, 'data-series': s.label, 'data-value': v }));
     });
-    svg.append(el('text', { x: padL + i * groupW + groupW / 2, y: height - 6, 'text-anchor': 'middle', class: 'trend-axis' }, label));
+    // Narrow groups (a phone) drop the year so the labels do not collide.
+    const shown = groupW < 72 ? label.replace(/ \d{4}/, '') : label;
+    svg.append(el('text', { x: padL + i * groupW + groupW / 2, y: height - 6, 'text-anchor': 'middle', class: 'trend-axis' }, shown));
   });
   return svg;
 }
