@@ -476,7 +476,8 @@ async function main() {
     await op.click('#nav-more');
     await op.locator('#nav-more-menu a', { hasText: 'Policies' }).click();
     await op.waitForSelector('#policy-kind');
-    assert(/More: Policies/.test(await text(op, '#nav-more')), `the More button says ${await text(op, '#nav-more')}`);
+    assert(/more-active/.test(await op.getAttribute('#nav-more', 'class')), 'More is not highlighted on a screen it holds');
+    eq(await op.getAttribute('#nav-more-menu a[data-path=policies]', 'aria-current'), 'page', 'the open screen in the More menu');
     for (const [route, sel, name] of [['dashboard', 'table.table-credits tbody tr', 'dashboard'],
       ['dashboard/usage', '#dash-panel table tbody tr', 'usage'], ['datahub', '#hub-hour [data-customer]', 'data-hub'],
       ['assign', '#assign-form', 'assign-credits'], ['resources', 'tr[data-resource]', 'resources'], ['policies', '#policy-kind .section-head', 'policies']]) {

@@ -200,12 +200,17 @@ function renderShell(me) {
 }
 
 function highlightNav(path) {
-  // The "More" button shows which of its screens is open, by name.
+  // The "More" button is highlighted when one of its screens is open, and
+  // says which one to a screen reader; the menu marks it.
   const moreBtn = document.getElementById('nav-more');
   if (moreBtn) {
     const inMore = [...document.querySelectorAll('.nav-more-link')].find((a) => path === a.dataset.path || path.startsWith(`${a.dataset.path}/`));
     moreBtn.classList.toggle('more-active', !!inMore);
-    moreBtn.querySelector('.nav-more-label').textContent = inMore ? `More: ${inMore.textContent}` : 'More';
+    moreBtn.setAttribute('aria-label', inMore ? `More screens (${inMore.textContent} is open)` : 'More screens');
+    for (const a of document.querySelectorAll('.nav-more-link')) {
+      if (a === inMore) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
   }
   for (const a of document.querySelectorAll('.nav-link[data-path]')) {
     const p = a.dataset.path;
