@@ -403,6 +403,7 @@ async function main() {
     await op.click('#add-save');
     await op.locator('#resource-add-dialog [data-error-for="name"]').waitFor({ state: 'visible' });
     await op.fill('#add-name', 'Web Test Studio');
+    await op.locator('#resource-add-dialog [data-error-for="name"]').waitFor({ state: 'hidden' });
     await op.fill('#add-money', '40');
     await op.fill('#add-credits', '5');
     await shot(op, 'resource-add');

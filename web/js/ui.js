@@ -363,6 +363,17 @@ export function clearFieldError(form, fieldName) {
   for (const c of form.querySelectorAll(`[data-field="${CSS.escape(fieldName)}"]`)) c.removeAttribute('aria-invalid');
 }
 
+/** Clears a field's message as soon as that field is edited (input or
+ *  change on a control with data-field), so no stale error stays up. */
+export function clearErrorsOnEdit(form) {
+  const onEdit = (e) => {
+    const f = e.target && e.target.dataset ? e.target.dataset.field : '';
+    if (f) clearFieldError(form, f);
+  };
+  form.addEventListener('input', onEdit);
+  form.addEventListener('change', onEdit);
+}
+
 /** A modal yes/no question; resolves true when confirmed. */
 export function confirmDialog(title, text, confirmLabel, { danger = false, id = 'confirm-dialog' } = {}) {
   return new Promise((resolve) => {

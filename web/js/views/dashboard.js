@@ -225,7 +225,7 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
     });
     body.append(t.el, h('p', { class: 'table-foot muted' }, `${rows.length} allocation${rows.length === 1 ? '' : 's'}. `,
       'Granted = used + expired + left (“ahead” is use paid from a period that has not begun). ',
-      'Changing an allocation’s amounts or targeting needs PATCH /v1/allocations/{id}, which this server does not offer yet; an allocation can be ended.'));
+      'Amounts and recipients of an allocation cannot be edited here yet (the server offers no edit); end it and assign a new one instead.'));
   }, 'Loading allocations…');
 }
 

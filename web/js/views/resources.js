@@ -5,7 +5,7 @@
 import { patch, post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, select, sortableTable, fmtMoney, fmtAmount, unitName, emptyState, errorSlot, clearErrors,
-  showError, showErrors, toast, busy, titleCase, fromMinor, toMinor, uid,
+  showError, showErrors, clearErrorsOnEdit, toast, busy, titleCase, fromMinor, toMinor, uid,
 } from '../ui.js';
 
 let chosenBuilding = '';
@@ -171,6 +171,7 @@ function editDialog(ctx, onSaved) {
   }
   for (const c of [enable, model, creditOnly]) c.addEventListener('change', sync);
   cancel.addEventListener('click', () => el.close());
+  clearErrorsOnEdit(form);
 
   const num = (v) => (v.trim() === '' ? null : Number(v.trim()));
 
@@ -338,6 +339,7 @@ function createDialog(ctx, onSaved) {
   cancel.addEventListener('click', () => el.close());
   creditOnly.addEventListener('change', () => { money.disabled = creditOnly.checked; });
   form.addEventListener('input', () => { key = newIdempotencyKey(); });
+  clearErrorsOnEdit(form);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
