@@ -7,7 +7,7 @@
 import { post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, errorSlot, clearErrors, showError, showErrors, clearFieldError, select, uid, fmtCredits,
-  fmtDate, RECURRENCE_LABEL, notice, emptyState, titleCase, todayYmd, busy,
+  fmtDate, RECURRENCE_LABEL, notice, emptyState, titleCase, localDate, busy,
 } from '../ui.js';
 
 export async function render(page, ctx) {
@@ -17,6 +17,9 @@ export async function render(page, ctx) {
   }
   const [tenants, buildings] = await Promise.all([ctx.tenants(), ctx.buildings()]);
   const bmap = new Map(buildings.map((b) => [b.id, b]));
+  // "Today" is the server's (its clock may be a test clock), in the zone of
+  // the first building.
+  const serverToday = () => localDate(ctx.serverNow().toISOString(), buildings[0] ? buildings[0].timezone : 'UTC');
   page.append(pageHeader('Assign credits', 'Grant booking credits to a tenant company and its people.'));
   if (!tenants.length) {
     page.append(emptyState('No tenants yet', 'Create a tenant before assigning credits.'));
@@ -82,7 +85,7 @@ export async function render(page, ctx) {
     h('span', { class: 'label', id: 'assign-target-label' }, 'Give to'), targetGroup, targetDetail, errorSlot('targeting')));
 
   // ---------- 4. schedule ----------
-  const start = h('input', { type: 'date', id: 'assign-start', value: todayYmd(), required: true, 'data-field': 'schedule.start' });
+  const start = h('input', { type: 'date', id: 'assign-start', value: serverToday(), required: true, 'data-field': 'schedule.start' });
   const end = h('input', { type: 'date', id: 'assign-end', 'data-field': 'schedule.end' });
   const recurrence = select(Object.entries(RECURRENCE_LABEL).map(([value, label]) => ({ value, label })),
     { id: 'assign-recurrence', value: 'none', dataField: 'schedule.recurrence' });
@@ -377,7 +380,7 @@ export async function render(page, ctx) {
     form.querySelector('#assign-unit-hour').checked = true;
     form.querySelector('#assign-target-all').checked = true;
     form.querySelector('#assign-pool-shared').checked = true;
-    start.value = todayYmd();
+    start.value = serverToday();
     end.value = '';
     recurrence.value = 'none';
     rollover.checked = false;

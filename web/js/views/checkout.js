@@ -5,7 +5,7 @@
 import { get, getAll, post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, select, fmtMoney, fmtCredits, fmtRange, fmtTime, unitName, zonedToUtc, isoNoMillis,
-  todayYmd, addDays, titleCase, emptyState, errorSlot, clearErrors, showError, debounce, METHOD_LABEL, loading,
+  addDays, titleCase, emptyState, errorSlot, clearErrors, showError, debounce, METHOD_LABEL, loading,
   methodBadge, localDate, fmtDate,
 } from '../ui.js';
 import { person } from './tenant.js';
@@ -19,7 +19,8 @@ const draft = { resourceId: '', date: '', time: '10:00', minutes: 60, buildingId
 export async function render(page, ctx) {
   const [buildings, resources] = await Promise.all([ctx.buildings(), ctx.resources()]);
   const bmap = new Map(buildings.map((b) => [b.id, b]));
-  if (!draft.date) draft.date = addDays(localDate(ctx.serverNow().toISOString(), 'UTC'), 1);
+  // Tomorrow by the server's clock (a test clock may differ from this machine's).
+  if (!draft.date) draft.date = addDays(localDate(ctx.serverNow().toISOString(), buildings[0] ? buildings[0].timezone : 'UTC'), 1);
   let who = await person(ctx, (id) => { who.userId = id; requote(); });
 
   page.append(pageHeader('Book a space', 'Pick a space and a time; pay with credits, by invoice or by card.'));
