@@ -186,7 +186,8 @@ export async function render(page, ctx) {
     const bar = h('div', { class: 'day-bar', role: 'img', id: 'day-bar',
       'aria-label': busy.length ? `Busy: ${busy.map((b) => `${fmtTime(b.start, tz)}–${fmtTime(b.end, tz)}`).join(', ')}` : 'No bookings you can see on this day' });
     for (let m = DAY_FROM_MIN; m <= DAY_TO_MIN; m += 120) {
-      bar.append(h('span', { class: 'day-tick', style: { left: pct(m) } }, `${String(m / 60).padStart(2, '0')}:00`));
+      const edge = m === DAY_FROM_MIN ? ' day-tick-start' : m === DAY_TO_MIN ? ' day-tick-end' : '';
+      bar.append(h('span', { class: `day-tick${edge}`, style: { left: pct(m) } }, `${String(m / 60).padStart(2, '0')}:00`));
     }
     for (const b of busy) {
       const a = minutesOf(b.start);
