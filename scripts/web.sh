@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the web page's pinned npm packages (web/package-lock.json: the
-# chart library, and playwright-core for the browser tests) and copies the
+# chart library; playwright-core for the browser tests; @redocly/cli, which
+# lints openapi.json in ctest web_openapi_lint) and copies the
 # files the page loads into web/vendor/.  No build step: the page is plain
 # HTML, CSS and ES modules.  Safe to run again: npm ci runs only when the
 # lock file is newer than what node_modules holds.

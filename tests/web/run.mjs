@@ -27,7 +27,7 @@ const BUILD = path.resolve(process.env.ALLOT_BUILD_DIR || path.join(SOURCE, 'bui
 const CHROMIUM = process.env.ALLOT_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(BUILD, 'screenshots');
 const NOW = '2026-03-15T09:00:00Z';
-const TOTAL_MS_MAX = 170_000;     // the whole run, well inside ctest's timeout
+const TOTAL_MS_MAX = 225_000;     // the whole run, inside ctest's timeout (270 s)
 const STEP_MS_MAX = 15_000;       // one wait for one element
 const START_MS_MAX = 60_000;      // allotd seeding its demo portfolio
 
@@ -126,6 +126,7 @@ async function main() {
     process.exit(1);
   }
   fs.mkdirSync(SHOTS, { recursive: true });
+  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'allot-web-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -134,11 +135,20 @@ async function main() {
 
   // The API from here, for facts to compare the screens with.
   const api = async (key, method, p, body) => {
-    const res = await fetch(base + p, {
+    const once = () => fetch(base + p, {
       method,
       headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
+    // Node's fetch keeps connections alive; one the server has just closed
+    // fails at once ("fetch failed"). A read is safe to send again.
+    let res;
+    try {
+      res = await once();
+    } catch (err) {
+      if (method !== 'GET') throw err;
+      res = await once();
+    }
     const data = await res.json().catch(() => null);
     return { status: res.status, data };
   };
@@ -209,7 +219,23 @@ async function main() {
     await shot(op, 'dashboard');
   }, op);
 
-  await step('assign credits: a server error shows beside its field, then the allocation is made', async () => {
+  await step('assign credits: an empty submit shows every missing field at once; picking a tenant clears its error', async () => {
+    await op.goto(`${base}/#/assign`);
+    await op.waitForSelector('#assign-tenant');
+    await op.click('#assign-submit');
+    const tenantErr = op.locator('[data-error-for="tenant_id"]');
+    const linesErr = op.locator('[data-error-for="lines"]');
+    await tenantErr.waitFor({ state: 'visible' });
+    assert(await linesErr.isVisible(), 'the amount error is not shown together with the tenant error');
+    assert(/tenant/i.test(await tenantErr.innerText()) && /amount/i.test(await linesErr.innerText()),
+      `errors say: ${await tenantErr.innerText()} / ${await linesErr.innerText()}`);
+    await shot(op, 'assign-errors');
+    await op.selectOption('#assign-tenant', tenantId);
+    await tenantErr.waitFor({ state: 'hidden' });
+    eq(await op.getAttribute('#assign-tenant', 'aria-invalid'), null, 'tenant still marked invalid');
+  }, op);
+
+  await step('assign credits: a server error shows beside its field, then the allocation is made and the form starts over', async () => {
     await op.goto(`${base}/#/assign`);
     await op.waitForSelector('#assign-tenant');
     await op.selectOption('#assign-tenant', tenantId);
@@ -232,9 +258,18 @@ async function main() {
     const summary = await text(op, '#assign-summary');
     assert(summary.includes('12.5 hours for all resources') && summary.includes('Boardroom'), `summary: ${summary}`);
     await shot(op, 'assign-credits');
+    const count = async () => (await api(keys.super_admin, 'GET', `/v1/allocations?tenant_id=${tenantId}&limit=500`)).data.data.length;
+    const before = await count();
     await op.click('#assign-submit');
     await op.waitForSelector('#assign-success');
     assert((await text(op, '#assign-success')).includes(description), 'the success message does not name the allocation');
+    // The form is reset: a second click grants nothing and asks for a tenant.
+    eq(await op.inputValue('#assign-tenant'), '', 'tenant after the grant');
+    eq(await op.inputValue('#line-all-amount'), '', 'amount after the grant');
+    eq(await op.locator('.line-specific').count(), 0, 'specific lines after the grant');
+    await op.click('#assign-submit');
+    await op.locator('[data-error-for="tenant_id"]').waitFor({ state: 'visible' });
+    eq(await count(), before + 1, 'allocations after two clicks');
   }, op);
 
   let creditsCsv = '';
@@ -254,6 +289,51 @@ async function main() {
     assert(lines[0].startsWith('allocation_id,tenant_id,tenant_name'), `CSV header: ${lines[0]}`);
     const mine = lines.find((l) => l.includes(description));
     assert(mine && mine.includes('Acme Analytics') && mine.includes(',hour,'), `CSV row: ${mine}`);
+  }, op);
+
+  await step('credit management: Expired from the ledger, the four columns add up, a monthly grant expires at its period end', async () => {
+    const monthly = (await api(keys.super_admin, 'GET', '/v1/reports/credits?unit=hour')).data.data
+      .find((r) => r.recurrence === 'monthly' && r.tenant_id === tenantId && !r.rollover);
+    assert(monthly, 'no monthly allocation of the tenant in the demo');
+    const ex = (await api(keys.super_admin, 'GET', `/v1/entries?kind=expire&tenant_id=${tenantId}&limit=500`)).data.data
+      .filter((e) => e.allocation_id === monthly.allocation_id).reduce((t, e) => t - e.amount, 0);
+    assert(ex > 0, 'the demo allocation has expired nothing');
+    const row = op.locator(`tr[data-allocation="${monthly.allocation_id}"]`);
+    await row.waitFor();
+    eq(Number(await row.locator('[data-expired]').getAttribute('data-expired')), ex, 'expired shown');
+    const exp = await row.locator('[data-expires]').getAttribute('data-expires');
+    eq(exp, '2026-03-31', 'a monthly grant expires at the end of March');
+    assert(!/Never/.test(await row.innerText()), 'a monthly grant says Never');
+    const cells = await row.locator('td.num').allInnerTexts();
+    const nums = cells.map((c) => Number(c.split('\n')[0].replace(/,/g, '')));
+    const [granted, used, expired, left] = nums.slice(1, 5);
+    const ahead = Number(((await row.locator('td.num').nth(2).innerText()).match(/([\d.]+) ahead/) || [0, 0])[1]);
+    eq(Math.round((used - ahead + expired + left) * 1000) / 1000, granted, 'granted = used (not ahead) + expired + left');
+    await op.waitForSelector('#dashboard-trend svg rect.trend-bar', { state: 'attached' });
+    eq(await op.locator('#dashboard-trend rect.trend-bar').count(), 12, 'six months of two bars');
+  }, op);
+
+  await step('dashboard: the Unit toggle changes tiles and tables; an allocation can be ended', async () => {
+    const coin = (await api(keys.super_admin, 'GET', '/v1/reports/dashboard?unit=coin')).data;
+    await op.click('label[for=dash-unit-coin]');
+    await op.waitForFunction((v) => document.querySelector('[data-tile=allocated] .tile-value')?.textContent.replace(/,/g, '') === String(v), coin.allocated);
+    await op.waitForSelector('table.table-credits tbody tr');
+    const units = await op.locator('table.table-credits tbody tr td:nth-child(2)').allInnerTexts();
+    assert(units.length > 0 && units.every((t) => /coin/.test(t)), `the coin table lists: ${units.join(' | ')}`);
+    await shot(op, 'credit-management-coins');
+    await op.click('label[for=dash-unit-hour]');
+    await op.waitForFunction(() => [...document.querySelectorAll('table.table-credits tbody tr td:nth-child(2)')].some((td) => /hour/.test(td.textContent)));
+    // End another tenant's allocation at the end of June.
+    const other = (await api(keys.super_admin, 'GET', '/v1/reports/credits?unit=hour')).data.data
+      .find((r) => r.tenant_id !== tenantId && r.status === 'active' && !r.end);
+    assert(other, 'no allocation of another tenant to end');
+    await op.click(`[data-end="${other.allocation_id}"]`);
+    await op.waitForSelector('#end-dialog[open]');
+    await op.fill('#end-date', '2026-06-30');
+    await op.click('#end-confirm');
+    await op.waitForSelector('#end-dialog:not([open])', { state: 'attached' });
+    const after = (await api(keys.super_admin, 'GET', `/v1/allocations/${other.allocation_id}`)).data;
+    eq(after.schedule.end, '2026-06-30', 'end date after the dialog');
   }, op);
 
   await step('usage tab filters and exports; Data Hub shows both units, Unlimited and the chart', async () => {
@@ -295,8 +375,43 @@ async function main() {
     const r = (await api(keys.super_admin, 'GET', `/v1/resources/${room.id}`)).data;
     eq(r.pricing.credits.max, 8, 'max after the edit');
     eq(r.pricing.money.per_hour, room.pricing.money.per_hour, 'money price kept');
-    await op.locator(`tr[data-resource="${room.id}"]`, { hasText: "max 8" }).waitFor();
+    await op.locator(`tr[data-resource="${room.id}"]`, { hasText: 'max 8' }).waitFor();
     await shot(op, 'resources');
+  }, op);
+
+  await step('resources: names are not doubled, prices read in words, bad pricing is refused in the dialog, a resource is added', async () => {
+    const board = op.locator(`tr[data-resource="${premium.id}"]`);
+    const firstCell = await board.locator('td').first().innerText();
+    assert(!/Boardroom\s+Boardroom/.test(firstCell), `the name cell says ${firstCell}`);
+    const roomRow = op.locator(`tr[data-resource="${room.id}"]`, { hasText: '1 credit hour per hour' });
+    await roomRow.waitFor();
+    const rowText = await roomRow.innerText();
+    assert(!rowText.includes('/ h') && rowText.includes('per hour'), `the prices read: ${rowText}`);
+    await op.click(`[data-edit="${room.id}"]`);
+    await op.waitForSelector('#resource-dialog[open]');
+    await op.fill('#edit-per-hour', 'two');
+    await op.click('#edit-save');
+    const err = op.locator('#resource-dialog [data-error-for="pricing.credits.per_hour"]');
+    await err.waitFor({ state: 'visible' });
+    assert(/positive number/.test(await err.innerText()), `per_hour error: ${await err.innerText()}`);
+    assert(await op.locator('#resource-dialog[open]').count() === 1, 'the dialog closed on a bad price');
+    const r = (await api(keys.super_admin, 'GET', `/v1/resources/${room.id}`)).data;
+    eq(r.pricing.credits.per_hour, 1, 'per_hour after the refused edit');
+    await op.keyboard.press('Escape');
+    await op.click('#resource-add');
+    await op.waitForSelector('#resource-add-dialog[open]');
+    await op.click('#add-save');
+    await op.locator('#resource-add-dialog [data-error-for="name"]').waitFor({ state: 'visible' });
+    await op.fill('#add-name', 'Web Test Studio');
+    await op.locator('#resource-add-dialog [data-error-for="name"]').waitFor({ state: 'hidden' });
+    await op.fill('#add-money', '40');
+    await op.fill('#add-credits', '5');
+    await shot(op, 'resource-add');
+    await op.click('#add-save');
+    await op.locator('tr[data-resource]', { hasText: 'Web Test Studio' }).waitFor();
+    const made = (await api(keys.super_admin, 'GET', `/v1/resources?building_id=${room.building_id}&limit=500`)).data.data
+      .find((x) => x.name === 'Web Test Studio');
+    assert(made && made.pricing.credits.per_hour === 5 && made.pricing.money.per_hour === 4000, `created: ${JSON.stringify(made)}`);
   }, op);
 
   let policiesAvailable = false;
@@ -318,15 +433,69 @@ async function main() {
       await op.click('#policy-upload');
       await op.locator('tr', { has: op.locator('[data-kind=pricing]') }).filter({ hasText: 'v1' }).waitFor();
       await op.locator('.history-list li.active', { hasText: 'Version 1' }).waitFor();
+      // Line numbers follow the source.
+      const lineCount = (await op.inputValue('#policy-source')).split('\n').length;
+      eq(await op.locator('#policy-gutter > div').count(), lineCount, 'line numbers');
+      // A change shows as a diff against the active version.
+      await op.fill('#policy-source', `${source}-- changed by the web test\n`);
+      await op.click('#policy-diff');
+      await op.locator('#policy-diff-view .diff-add', { hasText: 'changed by the web test' }).waitFor();
+      // The simulation previews the candidate on past bookings.
+      await op.click('#policy-simulate');
+      await op.waitForSelector('#policy-simulation');
+      assert(Number(await text(op, '#policy-simulation [data-total="Credits charged"]')) >= 0, 'no simulation totals');
       await shot(op, 'policies');
+      // Back to the default asks first; Cancel keeps version 1.
+      await op.click('#policy-revert');
+      await op.waitForSelector('#revert-confirm[open]');
+      await op.click('#revert-confirm button:has-text("Cancel")');
+      await op.waitForSelector('#revert-confirm', { state: 'detached' });
+      const still = (await api(keys.super_admin, 'GET', `/v1/buildings/${room.building_id}/policies`)).data.policies.pricing.version;
+      eq(still, 1, 'version after cancelling the revert');
       // Back to the default, leaving the building as it was.
       await op.click('#policy-revert');
+      await op.click('#revert-confirm-yes');
       await op.locator('tr', { has: op.locator('[data-kind=pricing]') }).filter({ hasText: 'Default' }).waitFor();
     } else {
       assert(await op.locator('[data-unavailable=true]').count() === 1, 'neither the table nor the notice');
       log('#   note: the policy routes answer 404 on this server; the screen says so');
       await shot(op, 'policies');
     }
+  }, op);
+
+  await step('phone: the operator bar shows three screens and a More menu; Data Hub rows become cards; every screen fits', async () => {
+    await op.setViewportSize({ width: 390, height: 844 });
+    await op.goto(`${base}/#/dashboard`);
+    await op.waitForSelector('[data-tile=allocated] .tile-value');
+    for (const p of ['dashboard', 'datahub', 'assign']) {
+      const box = await op.locator(`.sidenav .nav-link[data-path="${p}"]`).boundingBox();
+      assert(box && box.x >= 0 && box.x + box.width <= 390, `${p} is not inside the phone bar: ${JSON.stringify(box)}`);
+    }
+    const more = await op.locator('#nav-more').boundingBox();
+    assert(more && more.x + more.width <= 390, `More is off the screen: ${JSON.stringify(more)}`);
+    assert(!(await op.locator('.sidenav .nav-link[data-path=policies]').isVisible()), 'Policies overflows the bar instead of sitting under More');
+    await op.click('#nav-more');
+    await op.locator('#nav-more-menu a', { hasText: 'Policies' }).click();
+    await op.waitForSelector('#policy-kind');
+    assert(/more-active/.test(await op.getAttribute('#nav-more', 'class')), 'More is not highlighted on a screen it holds');
+    eq(await op.getAttribute('#nav-more-menu a[data-path=policies]', 'aria-current'), 'page', 'the open screen in the More menu');
+    for (const [route, sel, name] of [['dashboard', 'table.table-credits tbody tr', 'dashboard'],
+      ['dashboard/usage', '#dash-panel table tbody tr', 'usage'], ['datahub', '#hub-hour [data-customer]', 'data-hub'],
+      ['assign', '#assign-form', 'assign-credits'], ['resources', 'tr[data-resource]', 'resources'], ['policies', '#policy-kind .section-head', 'policies']]) {
+      await op.goto(`${base}/#/${route}`);
+      await op.waitForSelector(sel);
+      await op.waitForFunction(() => !document.querySelector('.state-loading'));
+      const overflow = await op.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `${route} is ${overflow}px wider than the phone`);
+      if (route === 'datahub') {
+        const head = await op.evaluate(() => getComputedStyle(document.querySelector('#hub-hour table thead')).display);
+        eq(head, 'none', 'the Data Hub table head on a phone');
+        const label = await op.evaluate(() => getComputedStyle(document.querySelector('#hub-hour tbody tr td.num'), '::before').content);
+        assert(/Once|granted|Opening/i.test(label), `a Data Hub card cell is labelled ${label}`);
+      }
+      await shot(op, `${name}-phone`);
+    }
+    await op.setViewportSize({ width: 1360, height: 900 });
   }, op);
 
   // ---------------- tenant ----------------
@@ -344,6 +513,20 @@ async function main() {
     assert(await tu.locator('tr', { hasText: description }).count() >= 1, 'the new lots are not listed');
     assert(await tu.locator('tr', { hasText: description }).filter({ hasText: 'Boardroom' }).count() >= 1, 'the specific-resource lot does not say Boardroom');
     await shot(tu, 'wallet');
+  }, tu);
+
+  await step('wallet: Expiring soon follows each lot\'s own end; where coins can be used; spending history', async () => {
+    const w = (await api(keys.tenant_user, 'GET', `/v1/users/${userId}/wallet`)).data;
+    const ending = w.lots.filter((l) => l.status === 'active' && l.valid_until && typeof l.balance === 'number' && l.balance > 0 && l.valid_from <= NOW)
+      .map((l) => l.valid_until).sort();
+    assert(ending.length > 0, 'no lot with an end in the demo wallet');
+    const shown = await tu.locator('#expiring-soon li').evaluateAll((els) => els.map((e) => e.dataset.until));
+    eq(JSON.stringify(shown), JSON.stringify(ending), 'expiring lots (by their valid_until)');
+    const first = await tu.locator('#expiring-soon li').first().innerText();
+    assert(/in \d+ days?/.test(first), `no days-left in: ${first}`);
+    const coins = await text(tu, '[data-where=coin]');
+    assert(/Roof Deck/.test(coins) && !/Meeting Room/.test(coins), `coins usable for: ${coins}`);
+    await tu.waitForSelector('#spending-history');
   }, tu);
 
   await step('checkout: quote shows money and credit prices, pay with credits, balance after', async () => {
@@ -372,6 +555,35 @@ async function main() {
     await shot(tu, 'checkout-confirmed');
   }, tu);
 
+  await step('checkout: the day view shows the booking just made, the same slot is taken before Pay, no-credit reasons are real', async () => {
+    await tu.click('#booking-confirmation button:has-text("Book again")');
+    await tu.waitForSelector('#day-bar [data-busy="10:00-11:30"]');
+    await tu.waitForSelector('#slot-taken');
+    assert(/taken/i.test(await text(tu, '#slot-taken')), 'no slot-taken words');
+    assert(await tu.isDisabled('#confirm-booking'), 'Pay is enabled for a taken slot');
+    await shot(tu, 'checkout-slot-taken');
+    // Another time is free again.
+    await tu.selectOption('#co-time', '14:00');
+    await tu.waitForSelector('#slot-taken', { state: 'detached' });
+    // Ten hours of the studio the operator added (5 credit hours per hour)
+    // cost more than the wallet holds: the reason names both figures
+    // instead of a generic sentence.
+    const studio = (await api(keys.super_admin, 'GET', `/v1/resources?building_id=${room.building_id}&limit=500`)).data.data
+      .find((x) => x.name === 'Web Test Studio');
+    assert(studio, 'the added resource is missing');
+    await tu.click(`label[data-resource="${studio.id}"]`);
+    await tu.selectOption('#co-time', '08:00');
+    await tu.selectOption('#co-duration', '600');
+    await tu.waitForFunction(() => /hours of yours/.test(document.getElementById('no-credits-reason')?.textContent || ''));
+    const why = await text(tu, '#no-credits-reason');
+    assert(/50 hours/.test(why) && /whole price/.test(why), `reason: ${why}`);
+  }, tu);
+
+  await step('bookings: the wallet lists the booking under spending history', async () => {
+    await tu.goto(`${base}/#/wallet`);
+    await tu.waitForSelector(`#spending-history tr[data-spent="${bookingId}"]`);
+  }, tu);
+
   await step('cancel the booking and see the refund', async () => {
     assert(bookingId, 'no booking to cancel');
     await tu.goto(`${base}/#/bookings`);
@@ -381,6 +593,10 @@ async function main() {
     await shot(tu, 'bookings');
     await tu.click(`[data-cancel="${bookingId}"]`);
     await tu.waitForSelector('#cancel-dialog[open]');
+    // Five days ahead the default policy gives everything back: said before confirming.
+    eq(await tu.getAttribute('#refund-preview [data-refund-estimate]', 'data-refund-estimate'), '1.5', 'refund shown before confirming');
+    assert(/no refund preview/.test(await text(tu, '#refund-preview')), 'the dialog does not say the figure is an estimate');
+    await shot(tu, 'cancel-dialog');
     await tu.click('#cancel-confirm');
     await tu.waitForSelector('#refund-notice');
     const notice = await text(tu, '#refund-notice');
@@ -389,13 +605,25 @@ async function main() {
     eq(await hourBalance(), afterAssign, 'balance after the refund');
   }, tu);
 
-  await step('the wallet at phone width fits the screen', async () => {
+  await step('phone: every tenant screen fits, the price panel follows the list of spaces', async () => {
     await tu.setViewportSize({ width: 390, height: 844 });
-    await tu.goto(`${base}/#/wallet`);
-    await tu.waitForSelector('[data-balance=hour]');
-    const overflow = await tu.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert(overflow <= 1, `the page is ${overflow}px wider than the phone`);
-    await shot(tu, 'wallet-phone');
+    for (const [route, sel, name] of [['wallet', '[data-balance=hour]', 'wallet'], ['book', '#resource-list', 'checkout'],
+      ['bookings', '#main table, #main .state-empty', 'bookings']]) {
+      await tu.goto(`${base}/#/${route}`);
+      await tu.waitForSelector(sel);
+      await tu.waitForFunction(() => !document.querySelector('.state-loading'));
+      const overflow = await tu.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `${route} is ${overflow}px wider than the phone`);
+      if (route === 'book') {
+        await tu.click(`label[data-resource="${room.id}"]`);
+        await tu.locator('#checkout-panel .booking-summary-name', { hasText: room.name }).waitFor();
+        await tu.waitForSelector('[data-price=credits]');
+        const gap = await tu.evaluate(() => document.getElementById('checkout-panel').getBoundingClientRect().top
+          - document.getElementById('resource-list').getBoundingClientRect().bottom);
+        assert(gap < 1200, `the price panel is ${Math.round(gap)}px below the list of spaces`);
+      }
+      await shot(tu, `${name}-phone`);
+    }
     await tu.setViewportSize({ width: 1360, height: 900 });
   }, tu);
 
@@ -432,6 +660,15 @@ async function main() {
       const body = await ta.locator('#main table').innerText();
       assert(!/Bluebird|Northwind|Cobalt|Delta/.test(body), 'another company\'s usage is shown');
       await shot(ta, 'company-usage');
+      await ta.setViewportSize({ width: 390, height: 844 });
+      await ta.waitForSelector('#main table tbody tr');
+      const overflow = await ta.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `company usage is ${overflow}px wider than the phone`);
+      for (const link of await ta.locator('.sidenav .nav-link[data-path]').all()) {
+        const box = await link.boundingBox();
+        assert(box && box.x + box.width <= 390, `a tenant admin tab is off the phone screen: ${await link.innerText()}`);
+      }
+      await shot(ta, 'company-usage-phone');
     }, ta);
   }
 }

@@ -28,16 +28,16 @@ const OPERATOR_NAV = [
   { path: 'dashboard', label: 'Dashboard', icon: '▦', view: dashboard, params: { tab: 'credits' } },
   { path: 'dashboard/usage', label: 'Usage', icon: '≡', view: dashboard, params: { tab: 'usage' }, hidden: true },
   { path: 'datahub', label: 'Data Hub', icon: '◔', view: datahub },
-  { path: 'assign', label: 'Assign credits', icon: '+', view: assign, roles: ['super_admin', 'manager'] },
+  { path: 'assign', label: 'Assign credits', short: 'Assign', icon: '+', view: assign, roles: ['super_admin', 'manager'] },
   { path: 'resources', label: 'Resources', icon: '⌂', view: resources },
   { path: 'policies', label: 'Policies', icon: '{}', view: policies },
 ];
 
 const TENANT_NAV = [
   { path: 'wallet', label: 'Wallet', icon: '◎', view: wallet },
-  { path: 'book', label: 'Book a space', icon: '+', view: checkout },
+  { path: 'book', label: 'Book a space', short: 'Book', icon: '+', view: checkout },
   { path: 'bookings', label: 'Bookings', icon: '≡', view: bookings },
-  { path: 'company', label: 'Company usage', icon: '▦', view: company, roles: ['tenant_admin'] },
+  { path: 'company', label: 'Company usage', short: 'Company', icon: '▦', view: company, roles: ['tenant_admin'] },
 ];
 
 const root = document.getElementById('app');
@@ -51,9 +51,13 @@ function makeContext(me) {
     if (!cache.has(k)) cache.set(k, load().catch((e) => { cache.delete(k); throw e; }));
     return cache.get(k);
   };
+  const signedInAt = Date.now();
   return {
     me,
     isOperator,
+    // The server's clock (GET /v1/me answers it; a test clock may differ
+    // from this machine's), moved on by the time since sign-in.
+    serverNow: () => new Date((me.now ? Date.parse(me.now) : signedInAt) + (Date.now() - signedInAt)),
     canAssign: me.role === 'super_admin' || me.role === 'manager',
     buildings: () => once('buildings', () => getAll('/v1/buildings')),
     tenants: () => once('tenants', () => getAll('/v1/tenants')),
@@ -152,12 +156,37 @@ function renderShell(me) {
   clear(root);
   const nav = h('nav', { class: 'sidenav', 'aria-label': 'Main' });
   const list = h('ul', {});
-  for (const r of navFor(me)) {
-    if (r.hidden) continue;
-    list.append(h('li', {}, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path },
-      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, r.icon), h('span', {}, r.label))));
+  const shown = navFor(me).filter((r) => !r.hidden);
+  // On a phone the bar holds the first PHONE_TABS screens; the rest sit in
+  // a "More" menu, so no screen is hidden off the edge without a hint.
+  const PHONE_TABS = 3;
+  const more = [];
+  shown.forEach((r, i) => {
+    const extra = shown.length > PHONE_TABS + 1 && i >= PHONE_TABS;
+    // A short label (shown on a phone only) keeps the bar inside the screen.
+    list.append(h('li', { class: extra ? 'nav-extra' : null }, h('a', { href: `#/${r.path}`, class: 'nav-link', 'data-path': r.path, 'aria-label': r.short ? r.label : null },
+      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, r.icon), h('span', { class: r.short ? 'nav-label has-short' : 'nav-label' }, r.label),
+      r.short ? h('span', { class: 'nav-short', 'aria-hidden': 'true' }, r.short) : null)));
+    if (extra) more.push(r);
+  });
+  if (more.length) {
+    const menu = h('div', { class: 'nav-more-menu', id: 'nav-more-menu', hidden: true, role: 'menu' },
+      more.map((r) => h('a', { href: `#/${r.path}`, class: 'nav-more-link', role: 'menuitem', 'data-path': r.path }, r.label)));
+    const btn = h('button', { type: 'button', class: 'nav-link nav-more', id: 'nav-more', 'aria-expanded': 'false',
+      'aria-controls': 'nav-more-menu', 'aria-haspopup': 'menu' }, h('span', { class: 'nav-more-label' }, 'More'), h('span', { 'aria-hidden': 'true' }, ' ▾'));
+    const setOpen = (open) => {
+      menu.hidden = !open;
+      btn.setAttribute('aria-expanded', String(open));
+    };
+    btn.addEventListener('click', (e) => { e.stopPropagation(); setOpen(menu.hidden); });
+    menu.addEventListener('click', () => setOpen(false));
+    document.addEventListener('click', (e) => { if (!menu.contains(e.target)) setOpen(false); });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !menu.hidden) { setOpen(false); btn.focus(); } });
+    list.append(h('li', { class: 'nav-more-item' }, btn));
+    nav.append(list, menu);
+  } else {
+    nav.append(list);
   }
-  nav.append(list);
   const who = me.role === 'tenant_user' || me.role === 'tenant_admin' ? (me.company || '') : 'Operator';
   const header = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: `#/${navFor(me)[0].path}` },
@@ -171,15 +200,27 @@ function renderShell(me) {
 }
 
 function highlightNav(path) {
-  for (const a of document.querySelectorAll('.nav-link')) {
+  // The "More" button is highlighted when one of its screens is open, and
+  // says which one to a screen reader; the menu marks it.
+  const moreBtn = document.getElementById('nav-more');
+  if (moreBtn) {
+    const inMore = [...document.querySelectorAll('.nav-more-link')].find((a) => path === a.dataset.path || path.startsWith(`${a.dataset.path}/`));
+    moreBtn.classList.toggle('more-active', !!inMore);
+    moreBtn.setAttribute('aria-label', inMore ? `More screens (${inMore.textContent} is open)` : 'More screens');
+    for (const a of document.querySelectorAll('.nav-more-link')) {
+      if (a === inMore) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+  }
+  for (const a of document.querySelectorAll('.nav-link[data-path]')) {
     const p = a.dataset.path;
     const on = path === p || path.startsWith(`${p}/`);
     a.classList.toggle('active', on);
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
-    // On a phone the navigation is a row that scrolls: keep the page's tab in view.
-    const nav = a.closest('.sidenav');
-    if (on && nav && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = Math.max(0, a.offsetLeft - 12);
+    // On a very narrow phone the row may scroll: keep the page's tab in view.
+    const row = a.closest('ul');
+    if (on && row && row.scrollWidth > row.clientWidth) row.scrollLeft = Math.max(0, a.offsetLeft - 12);
   }
 }
 

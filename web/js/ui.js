@@ -192,6 +192,24 @@ export function addDays(ymd, n) {
   return t.toISOString().slice(0, 10);
 }
 
+/** The first day of the period after the one holding `ymd` (calendar
+ *  weeks from Monday, months, quarters, years), or null for `none`. */
+export function nextPeriodStart(ymd, recurrence) {
+  const [y, m, d] = ymd.split('-').map(Number);
+  const iso = (t) => t.toISOString().slice(0, 10);
+  if (recurrence === 'weekly') {
+    const t = new Date(Date.UTC(y, m - 1, d));
+    const dow = (t.getUTCDay() + 6) % 7; // Monday 0
+    return iso(new Date(Date.UTC(y, m - 1, d + 7 - dow)));
+  }
+  if (recurrence === 'monthly') return iso(new Date(Date.UTC(y, m, 1)));
+  if (recurrence === 'quarterly') return iso(new Date(Date.UTC(y, Math.floor((m - 1) / 3) * 3 + 3, 1)));
+  if (recurrence === 'yearly') return iso(new Date(Date.UTC(y + 1, 0, 1)));
+  return null;
+}
+
+export const PERIOD_NOUN = { weekly: 'week', monthly: 'month', quarterly: 'quarter', yearly: 'year' };
+
 export function titleCase(s) {
   return String(s || '').replace(/_/g, ' ').replace(/^\w/, (c) => c.toUpperCase());
 }
@@ -299,6 +317,122 @@ export function showError(form, err) {
   if (focusable && typeof focusable.focus === 'function') focusable.focus();
   else slot.scrollIntoView({ block: 'center', behavior: 'smooth' });
   return slot;
+}
+
+/** Shows several field errors at once (a form checked before sending):
+ *  each message goes to its field's slot (messages for one slot are joined),
+ *  every control named is marked invalid, and the first is focused. `errs`
+ *  are {field, message, input?}. */
+export function showErrors(form, errs) {
+  const bySlot = new Map();
+  for (const err of errs) {
+    let f = err.field || '';
+    let slot = null;
+    for (;;) {
+      slot = form.querySelector(`[data-error-for="${CSS.escape(f)}"]`);
+      if (slot || f === '') break;
+      f = f.includes('.') ? f.slice(0, f.lastIndexOf('.')) : '';
+    }
+    if (!slot) {
+      slot = h('div', { class: 'field-error form-error', 'data-error-for': '', role: 'alert' });
+      form.prepend(slot);
+    }
+    if (!bySlot.has(slot)) bySlot.set(slot, []);
+    if (!bySlot.get(slot).includes(err.message)) bySlot.get(slot).push(err.message);
+    const controls = err.input ? [err.input]
+      : err.field ? [...form.querySelectorAll(`[data-field="${CSS.escape(err.field)}"]`)] : [];
+    for (const c of controls) c.setAttribute('aria-invalid', 'true');
+  }
+  for (const [slot, messages] of bySlot) {
+    slot.textContent = messages.join(' ');
+    slot.hidden = false;
+  }
+  const first = errs.find((e) => e.input) || null;
+  if (first && typeof first.input.focus === 'function') first.input.focus();
+}
+
+/** Takes the error off one field as soon as the person changes it: its
+ *  slot empties and its controls lose the red. A message that no longer
+ *  describes the form must not stay on screen. */
+export function clearFieldError(form, fieldName) {
+  const slot = form.querySelector(`[data-error-for="${CSS.escape(fieldName)}"]`);
+  if (slot) {
+    slot.textContent = '';
+    slot.hidden = true;
+  }
+  for (const c of form.querySelectorAll(`[data-field="${CSS.escape(fieldName)}"]`)) c.removeAttribute('aria-invalid');
+}
+
+/** Clears a field's message as soon as that field is edited (input or
+ *  change on a control with data-field), so no stale error stays up. */
+export function clearErrorsOnEdit(form) {
+  const onEdit = (e) => {
+    const f = e.target && e.target.dataset ? e.target.dataset.field : '';
+    if (f) clearFieldError(form, f);
+  };
+  form.addEventListener('input', onEdit);
+  form.addEventListener('change', onEdit);
+}
+
+/** A modal yes/no question; resolves true when confirmed. */
+export function confirmDialog(title, text, confirmLabel, { danger = false, id = 'confirm-dialog' } = {}) {
+  return new Promise((resolve) => {
+    const no = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Cancel');
+    const yes = h('button', { type: 'button', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, id: `${id}-yes` }, confirmLabel);
+    const el = h('dialog', { class: 'dialog dialog-small', id, 'aria-labelledby': `${id}-title` },
+      h('div', { class: 'dialog-form' },
+        h('h2', { class: 'dialog-title', id: `${id}-title` }, title),
+        h('p', {}, text),
+        h('div', { class: 'dialog-actions' }, no, yes)));
+    let answer = false;
+    no.addEventListener('click', () => el.close());
+    yes.addEventListener('click', () => { answer = true; el.close(); });
+    el.addEventListener('close', () => { el.remove(); resolve(answer); });
+    document.body.append(el);
+    el.showModal();
+    no.focus();
+  });
+}
+
+/** A small bar chart as inline SVG: `series` [{label, values, cls}] over
+ *  `labels` (one group of bars per label). Text equivalents go in the
+ *  title; no library. */
+export function barChartSvg(labels, series, { height = 170, title = '', width: widthWanted = 0 } = {}) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  // Drawn at the size it is shown (the caller passes its box's width), so
+  // the axis text keeps its size on a phone and on a wide screen.
+  const width = Math.max(280, widthWanted || labels.length * 120);
+  const padL = 34, padB = 22, padT = 10;
+  const plotH = height - padB - padT;
+  const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v) => typeof v === 'number')));
+  const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'trend-svg' });
+  svg.append(el('title', {}, title));
+  for (const f of [0, 0.5, 1]) {
+    const y = padT + plotH - f * plotH;
+    svg.append(el('line', { x1: padL, x2: width, y1: y, y2: y, class: 'trend-grid' }));
+    svg.append(el('text', { x: padL - 6, y: y + 4, 'text-anchor': 'end', class: 'trend-axis' }, numberFmt.format(Math.round(max * f))));
+  }
+  const groupW = (width - padL) / Math.max(1, labels.length);
+  const barW = Math.min(22, (groupW - 12) / series.length);
+  labels.forEach((label, i) => {
+    const x0 = padL + i * groupW + (groupW - barW * series.length) / 2;
+    series.forEach((s, j) => {
+      const v = typeof s.values[i] === 'number' ? s.values[i] : 0;
+      const hgt = (v / max) * plotH;
+      svg.append(el('rect', { x: x0 + j * barW, y: padT + plotH - hgt, width: barW - 2, height: Math.max(0, hgt),
+        rx: 2, class: `trend-bar ${s.cls || ''}`, 'data-series': s.label, 'data-value': v }));
+    });
+    // Narrow groups (a phone) drop the year so the labels do not collide.
+    const shown = groupW < 72 ? label.replace(/ \d{4}/, '') : label;
+    svg.append(el('text', { x: padL + i * groupW + groupW / 2, y: height - 6, 'text-anchor': 'middle', class: 'trend-axis' }, shown));
+  });
+  return svg;
 }
 
 export function errorSlot(field) {

@@ -6,8 +6,8 @@
 // they name (details.field).
 import { post, newIdempotencyKey } from '../api.js';
 import {
-  h, clear, pageHeader, errorSlot, clearErrors, showError, select, uid, fmtCredits, fmtDate, RECURRENCE_LABEL,
-  notice, emptyState, titleCase, todayYmd, busy,
+  h, clear, pageHeader, errorSlot, clearErrors, showError, showErrors, clearFieldError, select, uid, fmtCredits,
+  fmtDate, RECURRENCE_LABEL, notice, emptyState, titleCase, localDate, busy,
 } from '../ui.js';
 
 export async function render(page, ctx) {
@@ -17,6 +17,9 @@ export async function render(page, ctx) {
   }
   const [tenants, buildings] = await Promise.all([ctx.tenants(), ctx.buildings()]);
   const bmap = new Map(buildings.map((b) => [b.id, b]));
+  // "Today" is the server's (its clock may be a test clock), in the zone of
+  // the first building.
+  const serverToday = () => localDate(ctx.serverNow().toISOString(), buildings[0] ? buildings[0].timezone : 'UTC');
   page.append(pageHeader('Assign credits', 'Grant booking credits to a tenant company and its people.'));
   if (!tenants.length) {
     page.append(emptyState('No tenants yet', 'Create a tenant before assigning credits.'));
@@ -82,7 +85,7 @@ export async function render(page, ctx) {
     h('span', { class: 'label', id: 'assign-target-label' }, 'Give to'), targetGroup, targetDetail, errorSlot('targeting')));
 
   // ---------- 4. schedule ----------
-  const start = h('input', { type: 'date', id: 'assign-start', value: todayYmd(), required: true, 'data-field': 'schedule.start' });
+  const start = h('input', { type: 'date', id: 'assign-start', value: serverToday(), required: true, 'data-field': 'schedule.start' });
   const end = h('input', { type: 'date', id: 'assign-end', 'data-field': 'schedule.end' });
   const recurrence = select(Object.entries(RECURRENCE_LABEL).map(([value, label]) => ({ value, label })),
     { id: 'assign-recurrence', value: 'none', dataField: 'schedule.recurrence' });
@@ -247,11 +250,13 @@ export async function render(page, ctx) {
     for (const el of targetDetail.querySelectorAll('input')) el.addEventListener('change', updateSummary);
   }
 
-  function readAmount(input, unlimited, where) {
+  // Checks run before sending collect every problem into `errs`, so an
+  // empty form shows all its missing fields at once, not one per click.
+  function readAmount(input, unlimited, where, errs) {
     if (unlimited && unlimited.checked) return 'unlimited';
     const text = input.value.trim().replace(/,/g, '');
-    if (text === '') throw fieldErr('lines.amount', `Enter an amount for ${where}, or choose Unlimited.`, input);
-    if (!/^-?\d+(\.\d+)?$/.test(text)) throw fieldErr('lines.amount', `The amount for ${where} must be a number such as 10 or 1.5.`, input);
+    if (text === '') errs.push(fieldErr('lines.amount', `Enter an amount for ${where}, or choose Unlimited.`, input));
+    else if (!/^-?\d+(\.\d+)?$/.test(text)) errs.push(fieldErr('lines.amount', `The amount for ${where} must be a number such as 10 or 1.5.`, input));
     return Number(text);
   }
 
@@ -262,17 +267,22 @@ export async function render(page, ctx) {
     return e;
   }
 
-  function body() {
+  function body(errs) {
     const lines = [];
-    if (allOn.checked) lines.push({ scope: 'all', amount: readAmount(allAmount, allUnlimited, 'all resources') });
+    if (!tenantSel.value) errs.push(fieldErr('tenant_id', 'Choose the tenant that receives the credits.', tenantSel));
+    else if (!chosenBuildings().length) {
+      errs.push(fieldErr('building_ids', 'Choose at least one building.', buildingsBox.querySelector('input')));
+    }
+    if (allOn.checked) lines.push({ scope: 'all', amount: readAmount(allAmount, allUnlimited, 'all resources', errs) });
     for (const row of specificList.querySelectorAll('.line-specific')) {
       const sel = row.querySelector('select');
       const ids = [...sel.selectedOptions].map((o) => o.value);
-      if (!ids.length) throw fieldErr('lines.resource_ids', 'Pick at least one resource for each specific-resource line.', sel);
+      if (!ids.length) errs.push(fieldErr('lines.resource_ids', 'Pick at least one resource for each specific-resource line.', sel));
       lines.push({ scope: 'resources', resource_ids: ids,
-        amount: readAmount(row.querySelector('.field-amount input'), row.querySelector('.line-unlimited'), 'the specific resources') });
+        amount: readAmount(row.querySelector('.field-amount input'), row.querySelector('.line-unlimited'), 'the specific resources', errs) });
     }
-    if (!lines.length) throw fieldErr('lines', 'Add at least one credit line: all resources, or specific resources.', allOn);
+    if (!lines.length) errs.push(fieldErr('lines', 'Add at least one credit line: all resources, or specific resources.', allOn));
+    if (!start.value) errs.push(fieldErr('schedule.start', 'Choose the date the credits start.', start));
     const targeting = { type: target() };
     if (targeting.type === 'users') targeting.user_ids = [...targetDetail.querySelectorAll('input[name=user_ids]:checked')].map((i) => i.value);
     if (targeting.type === 'roles') {
@@ -283,7 +293,7 @@ export async function render(page, ctx) {
     if (recurrence.value !== 'none') {
       const capText = cap.value.trim();
       if (rollover.checked && capText !== '' && !/^\d+(\.\d+)?$/.test(capText)) {
-        throw fieldErr('schedule.rollover.cap', 'The rollover cap must be a number, or left empty for no cap.', cap);
+        errs.push(fieldErr('schedule.rollover.cap', 'The rollover cap must be a number, or left empty for no cap.', cap));
       }
       schedule.rollover = { enabled: rollover.checked };
       if (rollover.checked && capText !== '') schedule.rollover.cap = Number(capText);
@@ -342,23 +352,55 @@ export async function render(page, ctx) {
   for (const el of [recurrence, rollover, start, end]) el.addEventListener('change', updateSummary);
   buildingsBox.addEventListener('change', () => { for (const sel of specificList.querySelectorAll('select')) fillResources(sel); updateSummary(); });
   addLineBtn.addEventListener('click', addSpecificLine);
-  // Editing anything after an error or a success is a new intention.
-  form.addEventListener('input', () => { idemKey = newIdempotencyKey(); });
+  // Editing anything after an error or a success is a new intention, and
+  // takes the error off the field that was edited (a stale "Choose the
+  // tenant" must not stay once a tenant is chosen).
+  const onEdit = (e) => {
+    idemKey = newIdempotencyKey();
+    const f = e.target && e.target.dataset ? e.target.dataset.field : '';
+    if (f) {
+      clearFieldError(form, f);
+      if (f.startsWith('lines.')) clearFieldError(form, 'lines');
+      if (f === 'tenant_id') clearFieldError(form, 'building_ids');
+    }
+  };
+  form.addEventListener('input', onEdit);
+  form.addEventListener('change', onEdit);
+
+  /** After a grant the form starts over, so the same click cannot grant
+   *  twice and the next grant does not inherit this one's amounts. */
+  async function resetForm() {
+    tenantSel.value = '';
+    desc.value = '';
+    allOn.checked = true;
+    allAmount.value = '';
+    allAmount.disabled = false;
+    allUnlimited.checked = false;
+    clear(specificList);
+    form.querySelector('#assign-unit-hour').checked = true;
+    form.querySelector('#assign-target-all').checked = true;
+    form.querySelector('#assign-pool-shared').checked = true;
+    start.value = serverToday();
+    end.value = '';
+    recurrence.value = 'none';
+    rollover.checked = false;
+    cap.value = '';
+    crossInput.checked = false;
+    clearErrors(form);
+    idemKey = newIdempotencyKey();
+    await onTenant();
+    syncUnlimited();
+    updateSummary();
+  }
 
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
     clear(result);
-    let payload;
-    try {
-      if (!tenantSel.value) throw fieldErr('tenant_id', 'Choose the tenant that receives the credits.', tenantSel);
-      payload = body();
-    } catch (err) {
-      showError(form, err);
-      if (err.input) {
-        err.input.setAttribute('aria-invalid', 'true');
-        err.input.focus();
-      }
+    const errs = [];
+    const payload = body(errs);
+    if (errs.length) {
+      showErrors(form, errs);
       return;
     }
     await busy(submit, async () => {
@@ -370,10 +412,12 @@ export async function render(page, ctx) {
         clear(result).append(h('div', { class: 'alert alert-success', role: 'status', id: 'assign-success', tabindex: '-1' },
           h('strong', {}, 'Credits assigned. '),
           `${t ? t.name : 'The tenant'} — ${payload.description || 'allocation'} (${out.id}). `,
+          'The form below is cleared for the next grant. ',
           'It now appears in credit management and targeted users can spend it.',
           h('div', { class: 'alert-actions' },
             h('a', { class: 'btn btn-secondary btn-small', href: '#/dashboard' }, 'View in credit management'),
             h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => ctx.navigate('dashboard') }, 'Done'))));
+        await resetForm();
         result.firstChild.focus();
         result.scrollIntoView({ block: 'start' });
       } catch (err) {

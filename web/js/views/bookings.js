@@ -20,7 +20,7 @@ export async function render(page, ctx, params) {
   const outcome = h('div', { id: 'cancel-outcome', 'aria-live': 'polite' });
   const body = h('div', { class: 'card card-flush' });
   page.append(outcome, body);
-  const dialog = cancelDialog();
+  const dialog = cancelDialog(ctx);
   page.append(dialog.el);
   sSel.addEventListener('change', () => { statusFilter = sSel.value; load(); });
 
@@ -100,9 +100,24 @@ export function refundNotice(out) {
     h('strong', {}, 'Booking cancelled. '), text);
 }
 
-function cancelDialog() {
+/** What the default refund policy would give back now (PRODUCT.md §5:
+ *  in full 24 h or more before the start, half from 2 h to 24 h, nothing
+ *  later; rounded down to 0.001). Only for credit bookings decided by the
+ *  default refund policy: a building's own policy may differ, and the API
+ *  has no refund preview to ask. */
+export function defaultRefundEstimate(b, now) {
+  if (b.payment_method !== 'credits' || !b.credits || typeof b.credits.amount !== 'number') return null;
+  const version = (b.policy_versions || {}).refund || '';
+  if (!version.startsWith('default')) return null;
+  const hours = (Date.parse(b.start) - now.getTime()) / 3600000;
+  const share = hours >= 24 ? 1 : hours >= 2 ? 0.5 : 0;
+  return { hours, share, credits: Math.floor(b.credits.amount * share * 1000) / 1000, unit: b.credits.unit };
+}
+
+function cancelDialog(ctx) {
   const el = h('dialog', { class: 'dialog dialog-small', 'aria-labelledby': 'cancel-title', id: 'cancel-dialog' });
   const text = h('p', {});
+  const back = h('div', { class: 'refund-preview', id: 'refund-preview' });
   const reason = h('input', { type: 'text', id: 'cancel-reason', maxlength: '200', placeholder: 'Optional' });
   const err = h('div', { class: 'field-error', role: 'alert', hidden: true });
   const keep = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Keep booking');
@@ -110,7 +125,7 @@ function cancelDialog() {
   el.append(h('div', { class: 'dialog-form' },
     h('h2', { class: 'dialog-title', id: 'cancel-title' }, 'Cancel this booking?'),
     text,
-    h('p', { class: 'muted small' }, 'Credits come back by the building\'s refund policy (by default: in full 24 hours or more before the start, half from 2 to 24 hours, nothing later).'),
+    back,
     h('div', { class: 'field' }, h('label', { for: 'cancel-reason' }, 'Reason'), reason),
     err,
     h('div', { class: 'dialog-actions' }, keep, confirm)));
@@ -133,6 +148,16 @@ function cancelDialog() {
     open(booking, name, tz, done) {
       current = { booking, done, key: newIdempotencyKey() };
       text.textContent = `${name}, ${fmtRange(booking.start, booking.end, tz)} (paid with ${booking.payment_method}).`;
+      const est = defaultRefundEstimate(booking, ctx.serverNow());
+      const whenText = (x) => (x.hours >= 48 ? `${Math.floor(x.hours / 24)} days` : `${Math.max(0, Math.floor(x.hours))} hours`);
+      back.replaceChildren(est
+        ? h('p', {}, h('strong', { 'data-refund-estimate': String(est.credits) }, `You would get back ${fmtCredits(est.credits, est.unit)}`),
+          ` of ${fmtCredits(booking.credits.amount, est.unit)}: the start is ${whenText(est)} away, and the default refund policy gives `,
+          est.share === 1 ? 'everything back 24 hours or more before the start.' : est.share > 0 ? 'half back from 2 to 24 hours before the start.' : 'nothing back less than 2 hours before the start.')
+        : null,
+      h('p', { class: 'muted small' }, est
+        ? 'An estimate: the server has no refund preview, so this applies the default policy’s rule (in full 24 hours or more before the start, half from 2 to 24 hours, nothing later). The refund is decided when you confirm.'
+        : 'The server has no refund preview and this booking’s refund is decided by the building’s own policy, so the amount is known only once you confirm.'));
       reason.value = '';
       err.hidden = true;
       el.showModal();

@@ -2,21 +2,25 @@
 // price and the credit price (POST /v1/quotes) with the methods on offer,
 // pay with credits, invoice or card (POST /v1/bookings with an
 // Idempotency-Key), and see the balance after.
-import { post, newIdempotencyKey } from '../api.js';
+import { get, getAll, post, newIdempotencyKey } from '../api.js';
 import {
-  h, clear, pageHeader, select, fmtMoney, fmtCredits, fmtRange, unitName, zonedToUtc, isoNoMillis, todayYmd,
+  h, clear, pageHeader, select, fmtMoney, fmtCredits, fmtRange, fmtTime, unitName, zonedToUtc, isoNoMillis,
   addDays, titleCase, emptyState, errorSlot, clearErrors, showError, debounce, METHOD_LABEL, loading,
-  methodBadge,
+  methodBadge, localDate, fmtDate,
 } from '../ui.js';
 import { person } from './tenant.js';
-import { creditSummary } from './resources.js';
+import { creditPrice, kindLabel } from './resources.js';
+
+const DAY_FROM_MIN = 6 * 60;   // the day view and the start times cover 06:00-22:00
+const DAY_TO_MIN = 22 * 60;
 
 const draft = { resourceId: '', date: '', time: '10:00', minutes: 60, buildingId: '' };
 
 export async function render(page, ctx) {
   const [buildings, resources] = await Promise.all([ctx.buildings(), ctx.resources()]);
   const bmap = new Map(buildings.map((b) => [b.id, b]));
-  if (!draft.date) draft.date = addDays(todayYmd(), 1);
+  // Tomorrow by the server's clock (a test clock may differ from this machine's).
+  if (!draft.date) draft.date = addDays(localDate(ctx.serverNow().toISOString(), buildings[0] ? buildings[0].timezone : 'UTC'), 1);
   let who = await person(ctx, (id) => { who.userId = id; requote(); });
 
   page.append(pageHeader('Book a space', 'Pick a space and a time; pay with credits, by invoice or by card.'));
@@ -43,13 +47,13 @@ export async function render(page, ctx) {
     for (const r of shown) {
       const b = bmap.get(r.building_id) || {};
       const id = `co-res-${r.id}`;
-      const money = r.pricing && r.pricing.money && !r.credit_only ? `${fmtMoney(r.pricing.money.per_hour, b.currency)} / h` : null;
-      const credit = creditSummary(r).split(' · ')[0];
+      const money = r.pricing && r.pricing.money && !r.credit_only ? `${fmtMoney(r.pricing.money.per_hour, b.currency)} per hour` : null;
+      const credit = creditPrice(r);
       list.append(h('label', { class: 'resource-card', for: id, 'data-resource': r.id },
         h('input', { type: 'radio', name: 'resource', id, value: r.id, checked: r.id === draft.resourceId, 'data-field': 'resource_id' }),
         h('span', { class: 'resource-main' },
           h('span', { class: 'resource-name' }, r.name),
-          h('span', { class: 'resource-meta' }, `${titleCase(r.kind)} · ${b.name || ''}`),
+          h('span', { class: 'resource-meta' }, [kindLabel(r), b.name].filter(Boolean).join(' · ')),
           h('span', { class: 'resource-prices' },
             money ? h('span', { class: 'price-chip' }, money) : null,
             credit ? h('span', { class: 'price-chip price-chip-credit' }, credit) : null,
@@ -69,7 +73,7 @@ export async function render(page, ctx) {
   // ---------- 2. time ----------
   const date = h('input', { type: 'date', id: 'co-date', value: draft.date, required: true, 'data-field': 'start' });
   const time = h('select', { id: 'co-time', 'data-field': 'start' });
-  for (let m = 6 * 60; m <= 22 * 60; m += 15) {
+  for (let m = DAY_FROM_MIN; m <= DAY_TO_MIN; m += 15) {
     const v = `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
     time.append(h('option', { value: v, selected: v === draft.time }, v));
   }
@@ -125,7 +129,8 @@ export async function render(page, ctx) {
           h('div', { class: 'field' }, h('label', { for: 'co-date' }, 'Date'), date),
           h('div', { class: 'field' }, h('label', { for: 'co-time' }, 'Start time'), time),
           h('div', { class: 'field' }, h('label', { for: 'co-duration' }, 'Duration'), duration)),
-        zoneNote, errorSlot('start'), errorSlot('end'))));
+        zoneNote, errorSlot('start'), errorSlot('end'),
+        h('div', { class: 'availability', id: 'availability', 'aria-live': 'polite' }))));
 
   // ---------- 3. price and pay ----------
   const panel = h('aside', { class: 'checkout-panel card', 'aria-labelledby': 'co-panel-title', id: 'checkout-panel' });
@@ -149,28 +154,137 @@ export async function render(page, ctx) {
   }
 
   const requote = debounce(quote, 200);
+  const availability = form.querySelector('#availability');
+  const busyCache = new Map();
+
+  /** The bookings of this space on this day that the signed-in principal
+   *  may see (GET /v1/bookings is scoped: a member sees their own, a
+   *  company admin the company's). Other companies' bookings are not
+   *  visible to a tenant, so the view says so. */
+  async function busyOf(req) {
+    const tz = req.b ? req.b.timezone : 'UTC';
+    const key = `${req.r.id}:${draft.date}`;
+    if (!busyCache.has(key)) {
+      const from = isoNoMillis(zonedToUtc(draft.date, '00:00', tz));
+      const to = isoNoMillis(zonedToUtc(addDays(draft.date, 1), '00:00', tz));
+      busyCache.set(key, getAll('/v1/bookings', { resource_id: req.r.id, from, to, status: 'confirmed' })
+        .then((rows) => rows.filter((b) => b.status === 'confirmed' && b.resource_id === req.r.id
+          && b.end > from && b.start < to))
+        .catch((e) => { busyCache.delete(key); throw e; }));
+    }
+    return busyCache.get(key);
+  }
+
+  function drawAvailability(req, busy) {
+    const tz = req.b ? req.b.timezone : 'UTC';
+    const minutesOf = (iso) => {
+      const [hh, mm] = fmtTime(iso, tz).split(':').map(Number);
+      return localDate(iso, tz) < draft.date ? 0 : localDate(iso, tz) > draft.date ? 24 * 60 : hh * 60 + mm;
+    };
+    const span = DAY_TO_MIN - DAY_FROM_MIN;
+    const pct = (m) => `${(Math.min(Math.max(m, DAY_FROM_MIN), DAY_TO_MIN) - DAY_FROM_MIN) / span * 100}%`;
+    const bar = h('div', { class: 'day-bar', role: 'img', id: 'day-bar',
+      'aria-label': busy.length ? `Busy: ${busy.map((b) => `${fmtTime(b.start, tz)}–${fmtTime(b.end, tz)}`).join(', ')}` : 'No bookings you can see on this day' });
+    for (let m = DAY_FROM_MIN; m <= DAY_TO_MIN; m += 120) {
+      const edge = m === DAY_FROM_MIN ? ' day-tick-start' : m === DAY_TO_MIN ? ' day-tick-end' : '';
+      bar.append(h('span', { class: `day-tick${edge}`, style: { left: pct(m) } }, `${String(m / 60).padStart(2, '0')}:00`));
+    }
+    for (const b of busy) {
+      const a = minutesOf(b.start);
+      const z = minutesOf(b.end);
+      const mine = b.user_id === who.userId;
+      bar.append(h('span', { class: `day-busy ${mine ? 'day-busy-mine' : ''}`, 'data-busy': `${fmtTime(b.start, tz)}-${fmtTime(b.end, tz)}`,
+        title: `${fmtTime(b.start, tz)}–${fmtTime(b.end, tz)} ${mine ? 'your booking' : 'booked by your company'}`,
+        style: { left: pct(a), width: `calc(${pct(z)} - ${pct(a)})` } }));
+    }
+    const [sh, sm] = draft.time.split(':').map(Number);
+    const s0 = sh * 60 + sm;
+    bar.append(h('span', { class: 'day-chosen', style: { left: pct(s0), width: `calc(${pct(s0 + draft.minutes)} - ${pct(s0)})` } }));
+    const list = busy.length
+      ? h('ul', { class: 'busy-list' }, busy.map((b) => h('li', {}, `${fmtTime(b.start, tz)}–${fmtTime(b.end, tz)}`,
+        h('span', { class: 'muted' }, b.user_id === who.userId ? ' · your booking' : ' · your company'))))
+      : h('p', { class: 'muted small' }, 'None of the bookings you can see falls on this day.');
+    clear(availability).append(
+      h('h3', { class: 'subhead' }, `${req.r.name} on this day`),
+      bar,
+      h('div', { class: 'legend small' }, h('span', { class: 'legend-item legend-busy' }, 'Busy'),
+        h('span', { class: 'legend-item legend-chosen' }, 'Your choice')),
+      list,
+      h('p', { class: 'hint' }, 'This shows the bookings your key can see. Other companies’ bookings are not visible to tenants; if one holds this time, the booking is refused as taken when you pay.'));
+  }
 
   async function quote() {
     clearErrors(form);
     const req = request();
     if (!req) {
       clear(panel).append(...panelHead('Choose a space and a time to see the price.'));
+      clear(availability);
       return;
     }
     const seq = ++quoteSeq;
     clear(panel).append(...panelHead(), loading('Getting the price…'));
     let q;
+    let busy = [];
     try {
-      q = await post('/v1/quotes', req.body);
+      [q, busy] = await Promise.all([post('/v1/quotes', req.body), busyOf(req).catch(() => [])]);
     } catch (err) {
       if (seq !== quoteSeq) return;
       clear(panel).append(...panelHead(), summaryBlock(req));
       if (err.field) showError(form, err);
-      panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: 'quote-error' }, err.message));
+      panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: err.code === 'slot_taken' ? 'slot-taken' : 'quote-error' },
+        err.code === 'slot_taken' ? `This time is taken. ${err.message} Choose another time.` : err.message));
       return;
     }
     if (seq !== quoteSeq) return;
-    showQuote(req, q);
+    drawAvailability(req, busy);
+    const clash = busy.find((b) => b.start < req.body.end && b.end > req.body.start);
+    showQuote(req, q, clash);
+    if (!q.credits || !(q.payment_methods || []).includes('credits')) explainNoCredits(req, q, seq);
+  }
+
+  /** Why credits cannot pay. The quote says only that they cannot (no
+   *  reason field), so the reason is read from the person's wallet: no
+   *  credits of this unit, none valid on the day, or none for this space. */
+  async function explainNoCredits(req, q, seq) {
+    const box = panel.querySelector('#no-credits-reason');
+    if (!box) return;
+    const c = req.r.pricing && req.r.pricing.credits;
+    const building = req.b || {};
+    if (!c) {
+      box.textContent = 'This space does not take credits: it has no credit price.';
+      return;
+    }
+    if (building.payment && !building.payment.credits) {
+      box.textContent = `${building.name} does not accept credits as a payment method.`;
+      return;
+    }
+    const unit = c.unit || 'hour';
+    if (q.credits && typeof q.credits.available === 'number') {
+      box.textContent = `It costs ${fmtCredits(q.credits.amount, q.credits.unit)} and ${fmtCredits(q.credits.available, q.credits.unit)} of yours can pay for it. Credits pay the whole price or nothing.`;
+      return;
+    }
+    let w;
+    try {
+      w = await get(`/v1/users/${who.userId}/wallet`, { unit });
+    } catch (err) {
+      box.textContent = `None of your ${unitName(unit, 2)} can pay for this space.`;
+      return;
+    }
+    if (seq !== quoteSeq) return;
+    const lots = (w.lots || []).filter((l) => l.unit === unit && (l.balance === 'unlimited' || l.balance > 0 || l.granted === 'unlimited'));
+    const at = req.body.start;
+    const valid = lots.filter((l) => l.valid_from <= at && (!l.valid_until || l.valid_until > at));
+    const tz = building.timezone || 'UTC';
+    if (!lots.length) {
+      box.textContent = `This space is paid in ${unitName(unit, 2)}, and you have no ${unitName(unit, 2)} left.`;
+    } else if (!valid.length) {
+      const next = lots.map((l) => l.valid_from).filter((t) => t > at).sort()[0];
+      box.textContent = `None of your ${unitName(unit, 2)} is valid on ${fmtDate(localDate(at, tz))}${next ? `; the next become valid on ${fmtDate(localDate(next, tz))}` : ''}.`;
+    } else if (valid.every((l) => l.scope !== 'all')) {
+      box.textContent = `Your ${unitName(unit, 2)} are for specific resources only, and ${req.r.name} is not one of them.`;
+    } else {
+      box.textContent = `None of your ${unitName(unit, 2)} may pay for this space (the building's eligibility rules decide which credits may pay).`;
+    }
   }
 
   function summaryBlock(req) {
@@ -180,7 +294,7 @@ export async function render(page, ctx) {
       h('div', {}, fmtRange(req.body.start, req.body.end, req.b ? req.b.timezone : 'UTC')));
   }
 
-  function showQuote(req, q) {
+  function showQuote(req, q, clash) {
     clear(panel).append(...panelHead(), summaryBlock(req));
     const methods = q.payment_methods || [];
     const cur = req.b ? req.b.currency : null;
@@ -202,14 +316,15 @@ export async function render(page, ctx) {
       }
     }
     panel.append(prices);
-    if (q.credits && !methods.includes('credits')) {
-      panel.append(h('div', { class: 'alert alert-info' },
-        `Credits can't pay for this booking: it costs ${fmtCredits(q.credits.amount, q.credits.unit)} and you have ${fmtCredits(q.credits.available, q.credits.unit)}. Credits pay the whole price or nothing.`));
-    } else if (!q.credits) {
-      const c = req.r.pricing && req.r.pricing.credits;
-      panel.append(h('p', { class: 'muted small' }, c
-        ? `You have no ${unitName(c.unit || 'hour', 2)} that can pay for this space.`
-        : 'This space does not take credits.'));
+    if (!q.credits || !methods.includes('credits')) {
+      panel.append(h('div', { class: 'alert alert-info', id: 'no-credits' },
+        h('strong', {}, 'Credits can’t pay for this booking. '), h('span', { id: 'no-credits-reason' }, 'Checking why…')));
+    }
+    if (clash) {
+      const tz = req.b ? req.b.timezone : 'UTC';
+      panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: 'slot-taken' },
+        h('strong', {}, 'This time is taken. '),
+        `${req.r.name} is booked ${fmtTime(clash.start, tz)}–${fmtTime(clash.end, tz)}${clash.user_id === who.userId ? ' by you' : ' by your company'}. Choose another time.`));
     }
     if (!methods.length) {
       panel.append(h('div', { class: 'alert alert-error', role: 'alert' },
@@ -231,6 +346,7 @@ export async function render(page, ctx) {
     };
     group.addEventListener('change', setLabel);
     setLabel();
+    if (clash) pay.disabled = true;
     const payError = h('div', { id: 'pay-error' });
     panel.append(h('span', { class: 'label', id: 'co-pay-label' }, 'Pay with'), group, payError, pay,
       h('p', { class: 'muted small' }, 'No partial payments: credits pay the whole price or are not used.'));
@@ -255,6 +371,10 @@ export async function render(page, ctx) {
           err.code === 'slot_taken' ? `${err.message} Choose another time.` : err.message));
         pay.disabled = false;
         setLabel();
+        if (err.code === 'slot_taken') {
+          busyCache.clear();
+          pay.disabled = true;
+        }
       }
     });
   }
@@ -283,6 +403,7 @@ export async function render(page, ctx) {
           h('a', { class: 'btn btn-ghost', href: '#/wallet' }, 'Wallet'),
           h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => quote() }, 'Book again'))));
     ctx.forget('wallet');
+    busyCache.clear();
     panel.querySelector('#booking-confirmation').focus();
   }
 

@@ -1,11 +1,11 @@
 // dashboard.js - the Credits dashboard: tiles (allocated, used, remaining,
 // transactions and active users in the last 30 days, top tenant) over the
 // two tabs of the operators' help page: Credit management and Usage reports.
-import { get, downloadCsv } from '../api.js';
+import { get, getAll, post, downloadCsv, newIdempotencyKey } from '../api.js';
 import {
   h, clear, tile, fmtAmount, fmtCredits, unitName, fmtDate, fmtMoney, fmtDateTime, sortableTable,
   withLoading, pageHeader, select, methodBadge, statusBadge, RECURRENCE_LABEL, emptyState, toast, busy,
-  addDays,
+  addDays, localDate, nextPeriodStart, PERIOD_NOUN, barChartSvg, fmtMonth, monthAdd, unitTitle,
 } from '../ui.js';
 
 // Filters survive tab switches and visits within the session.
@@ -24,7 +24,8 @@ export async function render(page, ctx, params) {
   for (const [value, label] of [['hour', 'Hourly credits'], ['coin', 'Coins']]) {
     const id = `dash-unit-${value}`;
     const input = h('input', { type: 'radio', name: 'dash-unit', id, value, checked: state.unit === value });
-    input.addEventListener('change', () => { state.unit = value; loadTiles(); });
+    // The unit governs every figure on the page: tiles, trend and both tabs.
+    input.addEventListener('change', () => { state.unit = value; refresh(); });
     unitGroup.append(input, h('label', { for: id }, label));
   }
   const bSel = select([{ value: '', label: 'All buildings' }, ...buildings.map((b) => ({ value: b.id, label: b.name }))],
@@ -39,7 +40,8 @@ export async function render(page, ctx, params) {
     h('div', { class: 'filter' }, h('label', { for: 'dash-tenant', class: 'filter-label' }, 'Tenant'), tSel)));
 
   const tiles = h('div', { class: 'tiles tiles-6', 'aria-live': 'polite', id: 'dashboard-tiles' });
-  page.append(tiles);
+  const trend = h('section', { class: 'card trend', id: 'dashboard-trend', 'aria-labelledby': 'trend-title' });
+  page.append(tiles, trend);
 
   // --- tabs ---
   const tabs = [['credits', 'Credit management'], ['usage', 'Usage reports']];
@@ -74,6 +76,7 @@ export async function render(page, ctx, params) {
   function filterQuery() {
     return { building_id: state.building_id, tenant_id: state.tenant_id };
   }
+  const panelQuery = () => ({ ...filterQuery(), unit: state.unit });
 
   function loadTiles() {
     withLoading(tiles, () => get('/v1/reports/dashboard', { unit: state.unit, ...filterQuery() }), (d) => {
@@ -93,16 +96,54 @@ export async function render(page, ctx, params) {
 
   function loadPanel() {
     clear(panel);
-    if (tab === 'usage') usagePanel(panel, bmap, filterQuery);
-    else creditsPanel(panel, bmap, filterQuery);
+    if (tab === 'usage') usagePanel(panel, bmap, panelQuery);
+    else creditsPanel(panel, bmap, panelQuery, ctx, loadPanel);
+  }
+
+  // Granted vs used per month for the last six months, summed over the
+  // customers the filters show (the Data Hub's months; no extra route).
+  function loadTrend() {
+    const u = state.unit;
+    withLoading(trend, async () => {
+      const probe = await get('/v1/reports/datahub', { unit: u, ...filterQuery() });
+      return get('/v1/reports/datahub', { unit: u, from: monthAdd(probe.to, -5), to: probe.to, ...filterQuery() });
+    }, (d) => {
+      const months = [];
+      for (let m = d.from; m <= d.to; m = monthAdd(m, 1)) months.push(m);
+      const granted = months.map(() => 0);
+      const used = months.map(() => 0);
+      const unlimited = months.map(() => false);
+      for (const c of d.customers || []) {
+        for (const row of c.months || []) {
+          const i = months.indexOf(row.month);
+          if (i < 0) continue;
+          if (row.total_granted === 'unlimited') unlimited[i] = true;
+          else granted[i] += Number(row.total_granted) || 0;
+          used[i] += Number(row.total_used) || 0;
+        }
+      }
+      const r3 = (x) => Math.round(x * 1000) / 1000;
+      const words = months.map((m, i) => `${fmtMonth(m)}: granted ${unlimited[i] ? 'unlimited' : fmtAmount(r3(granted[i]))}, used ${fmtAmount(r3(used[i]))}`).join('; ');
+      trend.append(h('div', { class: 'section-head' },
+        h('h2', { class: 'card-title', id: 'trend-title' }, `${unitTitle(u)} granted and used, last 6 months`),
+        h('div', { class: 'legend', 'aria-hidden': 'true' },
+          h('span', { class: 'legend-item legend-granted' }, 'Granted'), h('span', { class: 'legend-item legend-used' }, 'Used'))),
+      barChartSvg(months.map((m, i) => `${fmtMonth(m)}${unlimited[i] ? ' *' : ''}`), [
+        { label: 'Granted', values: granted.map(r3), cls: 'trend-granted' },
+        { label: 'Used', values: used.map(r3), cls: 'trend-used' },
+      ], { title: `Granted and used per month. ${words}`, width: trend.clientWidth ? trend.clientWidth - 40 : 880 }));
+      if (unlimited.some(Boolean)) trend.append(h('p', { class: 'muted small' }, '* the month includes unlimited grants; the bar shows the limited part.'));
+    }, 'Loading the trend…');
   }
 
   function refresh() {
     loadTiles();
+    loadTrend();
     loadPanel();
   }
 
   loadTiles();
+  loadTrend();
   selectTab(tab, false);
 }
 
@@ -119,43 +160,152 @@ function exportButton(label, path, query, filename) {
   return b;
 }
 
-function creditsPanel(panel, bmap, filterQuery) {
+function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
   const body = h('div', {});
+  const endDialog = endAllocationDialog(ctx, bmap, reload);
   panel.append(
     h('div', { class: 'panel-toolbar' },
-      h('p', { class: 'muted' }, 'Every allocation with its schedule, expiry and what has been used.'),
+      h('p', { class: 'muted' }, `Every ${unitName(state.unit, 1)} allocation with its schedule, when its credits expire and what became of them.`),
       exportButton('Export CSV', '/v1/reports/credits', filterQuery, 'credit-management.csv')),
-    body);
+    body, endDialog.el);
   const buildingNames = (ids) => (ids || []).map((id) => (bmap.get(id) || { name: id }).name).join(', ');
   const amountText = (r) => (r.amount === 'unlimited' ? 'Unlimited' : fmtCredits(r.amount, r.unit));
-  withLoading(body, () => get('/v1/reports/credits', filterQuery()), (out) => {
-    const rows = out.data || [];
+  const now = ctx.serverNow();
+  withLoading(body, async () => {
+    const q = filterQuery();
+    // The report has no expired figure: the ledger's expire entries give
+    // it, per allocation (operators may read the ledger).
+    const [out, expiries] = await Promise.all([
+      get('/v1/reports/credits', q),
+      getAll('/v1/entries', { kind: 'expire', tenant_id: q.tenant_id }),
+    ]);
+    const expired = new Map();
+    for (const e of expiries) {
+      if (e.unit && e.unit !== state.unit) continue;
+      expired.set(e.allocation_id, (expired.get(e.allocation_id) || 0) - Number(e.amount || 0));
+    }
+    return { rows: (out.data || []).filter((r) => !r.unit || r.unit === state.unit), expired };
+  }, ({ rows, expired }) => {
+    const r3 = (x) => Math.round(x * 1000) / 1000;
+    for (const r of rows) {
+      r.expired = r.amount === 'unlimited' ? 0 : r3(expired.get(r.allocation_id) || 0);
+      // Bookings may be paid from a period that has not begun yet (its
+      // grant is not counted until it begins): said beside Used, so the
+      // four columns still add up.
+      const ahead = r.amount !== 'unlimited' && typeof r.granted === 'number' && typeof r.used === 'number' && typeof r.remaining === 'number'
+        ? r3(r.used + r.expired + r.remaining - r.granted) : 0;
+      r.ahead = ahead > 0 ? ahead : 0;
+      r.expiry = expiryOf(r, bmap, now);
+    }
     const t = sortableTable([
-      { key: 'tenant_name', label: 'Tenant', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
+      { key: 'tenant_name', label: 'Tenant', title: 'Tenant and description', render: (r) => h('span', {}, h('strong', {}, r.tenant_name),
+        h('span', { class: 'block' }, r.description || h('span', { class: 'muted' }, 'No description')),
         h('span', { class: 'sub block' }, buildingNames(r.building_ids))) },
-      { key: 'description', label: 'Description', render: (r) => r.description || h('span', { class: 'muted' }, 'No description') },
-      { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: amountText },
-      { key: 'recurrence', label: 'Recurrence', value: (r) => RECURRENCE_LABEL[r.recurrence] || r.recurrence,
-        render: (r) => h('span', {}, RECURRENCE_LABEL[r.recurrence] || r.recurrence,
-          h('span', { class: 'sub block' }, [r.pool === 'per_user' ? 'per user' : 'shared pool',
-            r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
+      { key: 'amount', label: 'Amount', num: true, value: (r) => r.amount, render: (r) => h('span', {}, amountText(r),
+        h('span', { class: 'sub block' }, [RECURRENCE_LABEL[r.recurrence] || r.recurrence, r.pool === 'per_user' ? 'per user' : 'shared',
+          r.rollover ? `rollover${r.rollover_cap != null ? ` ≤ ${fmtAmount(r.rollover_cap)}` : ''}` : null].filter(Boolean).join(' · '))) },
       { key: 'start', label: 'Schedule', title: 'Start date', render: (r) => h('span', { class: 'nowrap' }, fmtDate(r.start),
         h('span', { class: 'sub block' }, r.end ? `ends ${fmtDate(r.end)}` : 'no end date')) },
-      { key: 'expires_at', label: 'Expires', render: (r) => h('span', { class: 'nowrap' }, r.expires_at ? fmtDate(r.expires_at) : 'Never') },
+      { key: 'expires', label: 'Expires', value: (r) => r.expiry.sort, render: (r) => h('span', { class: 'nowrap', 'data-expires': r.expiry.day || 'never' },
+        r.expiry.text, r.expiry.sub ? h('span', { class: 'sub block' }, r.expiry.sub) : null) },
       { key: 'granted', label: 'Granted', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.granted) },
-      { key: 'used', label: 'Used', num: true },
+      { key: 'used', label: 'Used', num: true, render: (r) => h('span', {}, fmtAmount(r.used),
+        r.ahead ? h('span', { class: 'sub block', title: 'Booked ahead from credits of a period that has not begun' }, `${fmtAmount(r.ahead)} ahead`) : null) },
+      { key: 'expired', label: 'Expired', num: true, title: 'Expired unused', render: (r) => h('span', { 'data-expired': String(r.expired) }, fmtAmount(r.expired)) },
       { key: 'remaining', label: 'Left', title: 'Remaining', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.remaining) },
       { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
-    ], rows, {
+      ctx.canAssign ? { key: 'act', label: 'Actions', sortable: false, render: (r) => (r.status === 'active' || r.status === 'upcoming'
+        ? h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-end': r.allocation_id,
+          'aria-label': `End ${r.description || 'allocation'} of ${r.tenant_name}`, onclick: () => endDialog.open(r) }, 'End…')
+        : '') } : null,
+    ].filter(Boolean), rows, {
       caption: 'Credit allocations', sortKey: 'start', sortDir: 'desc', cls: 'table-credits',
       rowAttrs: (r) => ({ 'data-allocation': r.allocation_id }),
-      empty: emptyState('No allocations yet', 'Credits you assign to tenants appear here.'),
+      empty: emptyState(`No ${unitName(state.unit, 1)} allocations`, 'Credits you assign to tenants appear here.'),
     });
-    body.append(t.el, h('p', { class: 'table-foot muted' }, `${rows.length} allocation${rows.length === 1 ? '' : 's'}`));
+    body.append(t.el, h('p', { class: 'table-foot muted' }, `${rows.length} allocation${rows.length === 1 ? '' : 's'}. `,
+      'Granted = used + expired + left (“ahead” is use paid from a period that has not begun). ',
+      'Amounts and recipients of an allocation cannot be edited here yet (the server offers no edit); end it and assign a new one instead.'));
   }, 'Loading allocations…');
 }
 
+/** When an allocation's credits expire. A recurring one has no single
+ *  expiry: the current period's credits end with the period (unless the
+ *  schedule ends sooner); a once one ends at its end date or never. */
+function expiryOf(r, bmap, now) {
+  const b = bmap.get((r.building_ids || [])[0]);
+  const tz = b ? b.timezone : 'UTC';
+  const today = localDate(now.toISOString(), tz);
+  if (r.recurrence && r.recurrence !== 'none') {
+    if (r.status === 'ended' || r.status === 'expired') {
+      return { text: r.end ? fmtDate(r.end) : '—', sub: 'ended', sort: r.end || '', day: r.end || '' };
+    }
+    const from = r.start > today ? r.start : today;
+    let day = addDays(nextPeriodStart(from, r.recurrence), -1);
+    let sub = `this ${PERIOD_NOUN[r.recurrence]}’s${r.rollover ? ' (rest rolls over)' : ''}`;
+    if (r.start > today) sub = `first ${PERIOD_NOUN[r.recurrence]}’s`;
+    if (r.end && r.end < day) {
+      day = r.end;
+      sub = 'the schedule ends';
+    }
+    return { text: fmtDate(day), sub, sort: day, day };
+  }
+  const day = r.expires_at ? r.expires_at.slice(0, 10) : r.end;
+  return day ? { text: fmtDate(day), sub: '', sort: day, day } : { text: 'Never', sub: 'no end date', sort: '9999', day: '' };
+}
+
+/** Ends an allocation (POST /v1/allocations/{id}/end): no new periods
+ *  after the date; credits of a period that has begun stay. */
+function endAllocationDialog(ctx, bmap, onDone) {
+  const el = h('dialog', { class: 'dialog dialog-small', id: 'end-dialog', 'aria-labelledby': 'end-title' });
+  const text = h('p', {});
+  const date = h('input', { type: 'date', id: 'end-date', 'data-field': 'end', required: true });
+  const err = h('div', { class: 'field-error', role: 'alert', hidden: true, id: 'end-error' });
+  const keep = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Keep it');
+  const confirm = h('button', { type: 'button', class: 'btn btn-danger', id: 'end-confirm' }, 'End allocation');
+  el.append(h('div', { class: 'dialog-form' },
+    h('h2', { class: 'dialog-title', id: 'end-title' }, 'End this allocation?'), text,
+    h('div', { class: 'field' }, h('label', { for: 'end-date' }, 'Last day'), date,
+      h('div', { class: 'hint' }, 'No credits are granted for periods after this day. Credits of a period that has begun stay, and paid bookings stay paid.')),
+    err, h('div', { class: 'dialog-actions' }, keep, confirm)));
+  keep.addEventListener('click', () => el.close());
+  let current = null;
+  confirm.addEventListener('click', () => busy(confirm, async () => {
+    err.hidden = true;
+    if (!date.value) {
+      err.textContent = 'Choose the last day.';
+      err.hidden = false;
+      return;
+    }
+    try {
+      await post(`/v1/allocations/${current.row.allocation_id}/end`, { end: date.value }, current.key);
+      el.close();
+      ctx.forget('allocations');
+      toast(`Ended ${current.row.description || 'the allocation'} on ${fmtDate(date.value)}`);
+      onDone();
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    }
+  }, 'Ending…'));
+  date.addEventListener('input', () => { if (current) current.key = newIdempotencyKey(); });
+  return {
+    el,
+    open(row) {
+      current = { row, key: newIdempotencyKey() };
+      text.textContent = `${row.tenant_name}: ${row.description || 'allocation'} (${RECURRENCE_LABEL[row.recurrence] || row.recurrence}).`;
+      const b = bmap.get((row.building_ids || [])[0]);
+      date.value = row.end || localDate(ctx.serverNow().toISOString(), b ? b.timezone : 'UTC');
+      err.hidden = true;
+      el.showModal();
+      date.focus();
+    },
+  };
+}
+
 function usagePanel(panel, bmap, filterQuery) {
+  // With a unit chosen the report lists the bookings paid in it; invoice
+  // and card bookings use no credits, so they are not in either unit.
   const from = h('input', { type: 'date', id: 'usage-from', value: state.from });
   const to = h('input', { type: 'date', id: 'usage-to', value: state.to });
   const body = h('div', {});
@@ -177,9 +327,9 @@ function usagePanel(panel, bmap, filterQuery) {
     body);
   function load() {
     withLoading(body, () => get('/v1/reports/usage', query()), (out) => {
-      const rows = out.data || [];
+      const rows = (out.data || []).filter((r) => r.unit === state.unit);
       body.append(usageTable(rows, bmap, { showTenant: true }).el,
-        h('p', { class: 'table-foot muted' }, `${rows.length} booking${rows.length === 1 ? '' : 's'}`));
+        h('p', { class: 'table-foot muted' }, `${rows.length} booking${rows.length === 1 ? '' : 's'} paid in ${unitName(state.unit, 2)}. Bookings paid by invoice or card use no credits and are not listed under either unit.`));
     }, 'Loading usage…');
   }
   load();

@@ -128,7 +128,7 @@ export async function render(page, ctx) {
       ...FIGURES.map(([key, label, full]) => ({ key, label, title: full, num: true })),
     ];
     const table = sortableTable(cols, customers, {
-      caption: `${title} by customer`, sortKey: 'name', cls: 'table-hub', groups: GROUPS, stack: false,
+      caption: `${title} by customer`, sortKey: 'name', cls: 'table-hub', groups: GROUPS,
       details: (r) => r.months || [],
       rowLabel: (r) => r.name,
       rowAttrs: (r) => ({ 'data-customer': r.tenant_id }),
