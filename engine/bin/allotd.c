@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "auth.h"
@@ -24,7 +25,6 @@
 #include "http.h"
 #include "timeutil.h"
 
-#define THREADS_MAX 256
 #define TICK_S 1
 
 struct options {
@@ -99,8 +99,8 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
     } else if (strcmp(f, "--threads") == 0) {
         char *end;
         long n = strtol(v, &end, 10);
-        if (*end != '\0' || n < 1 || n > THREADS_MAX) {
-            fprintf(stderr, "allotd: --threads must be from 1 to %d\n", THREADS_MAX);
+        if (*end != '\0' || n < 1 || n > HTTP_THREADS_MAX) {
+            fprintf(stderr, "allotd: --threads must be from 1 to %d\n", HTTP_THREADS_MAX);
             return -1;
         }
         o->http.threads = (int)n;
@@ -165,6 +165,34 @@ ticker_main(void *p)
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
+}
+
+/* Every worker thread may hold a client socket and, once it has served a
+ * read, its own SQLite reader (database and WAL files): about 3 descriptors
+ * each, plus the writer, the listener and the logs.  The usual soft limit
+ * of 1,024 would refuse connections long before the workers are busy, so
+ * the soft limit is raised as far as needed and the hard limit allows (a
+ * process may do that unprivileged); when even the hard limit is short,
+ * say so and carry on with what there is. */
+#define FDS_PER_THREAD 3
+#define FDS_SPARE 256
+
+static void
+raise_fd_limit(int threads)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)threads * FDS_PER_THREAD + FDS_SPARE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) {
+        return;
+    }
+    rlim_t got = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    rl.rlim_cur = got;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || got < want) {
+        fprintf(stderr, "allotd: open files limited to %llu (%d threads want %llu); "
+                        "raise the hard limit (ulimit -Hn)\n",
+                (unsigned long long)(got < want ? got : rl.rlim_cur), threads,
+                (unsigned long long)want);
+    }
 }
 
 static int
@@ -251,6 +279,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(o.http.threads);
 
     struct eng_error err = {0};
     struct demo_keys keys = {0};

@@ -186,8 +186,11 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
                 cfg->web_dir);
         srv->web_root[0] = '\0';
     }
-    char threads[16];
+    char threads[16], header_ms[16], keep_alive_ms[16], backlog[16];
     snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(header_ms, sizeof header_ms, "%d", HTTP_HEADER_MS_MAX);
+    snprintf(keep_alive_ms, sizeof keep_alive_ms, "%d", HTTP_KEEP_ALIVE_MS_MAX);
+    snprintf(backlog, sizeof backlog, "%d", HTTP_LISTEN_BACKLOG);
     /* Empty patterns match nothing: no CGI, no SSI, no CORS headers.  The
      * document root comes last so that, without a web directory, its NULL
      * name ends the list there. */
@@ -196,7 +199,12 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
         "num_threads", threads,
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
-        "request_timeout_ms", "10000",
+        /* Slow and idle clients (slowloris): a deadline for the whole
+         * head, a short keep-alive wait, and a thread for each of them
+         * (http.h) so that they cannot crowd out the others. */
+        "request_timeout_ms", header_ms,
+        "keep_alive_timeout_ms", keep_alive_ms,
+        "listen_backlog", backlog,
         "max_request_size", "16384",
         "enable_directory_listing", "no",
         "cgi_pattern", "",
