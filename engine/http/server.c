@@ -148,6 +148,16 @@ dispatch(struct http_req *rq)
         return http_send_error(rq, 400, "invalid_request", NULL,
                                "the request target must be a path");
     }
+    /* civetweb leaves the path as sent (decode_url is off): decoding it
+     * here refuses what its decoder let through, such as "%00" cutting
+     * "/index.html%00.js" short to "/index.html". */
+    if (http_path_decode(rq->path, rq->path_buf, sizeof rq->path_buf) < 0) {
+        rq->path = "?";
+        return http_send_error(rq, 400, "invalid_request", NULL,
+                               "the path has a malformed escape, a control character, a dot "
+                               "segment, or more than 4095 bytes");
+    }
+    rq->path = rq->path_buf;
     if (strncmp(rq->path, "/v1/", 4) == 0 || strcmp(rq->path, "/v1") == 0) {
         return http_api(rq);
     }
@@ -322,6 +332,8 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
         /* An absolute URI naming our port is ours whatever its host (RFC
          * 9112 §3.2.2); one naming another port is refused. */
         "enable_auth_domain_check", "no",
+        /* We decode the path ourselves, strictly (http_path_decode). */
+        "decode_url", "no",
         srv->web_root[0] != '\0' ? "document_root" : NULL, srv->web_root,
         NULL, NULL,
     };
