@@ -1,7 +1,7 @@
 /* allotd.c - the server: startup order, signals and shutdown; no logic.
  *
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
- *          [--threads N] [--fake-clock [--now RFC3339]] [--demo]
+ *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
  *
  * Order: options, signals blocked (so every thread inherits the mask and
  * only the main thread takes them), demo data, engine, HTTP server, the
@@ -26,6 +26,7 @@
 #include "timeutil.h"
 
 #define TICK_S 1
+#define POLICY_WALL_MS_FLAG_MAX 3600000
 
 struct options {
     struct engine_config eng;
@@ -47,7 +48,8 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
-               "              [--threads N] [--fake-clock [--now RFC3339]] [--demo]\n");
+               "              [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]]\n"
+               "              [--demo]\n");
 }
 
 static int
@@ -74,7 +76,7 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
         return 0;
     }
     static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
-                                             "--threads", "--now", NULL};
+                                             "--threads", "--now", "--policy-wall-ms", NULL};
     bool known = false;
     for (int k = 0; with_value[k] != NULL; k++) {
         known = known || strcmp(f, with_value[k]) == 0;
@@ -104,6 +106,18 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
             return -1;
         }
         o->http.threads = (int)n;
+        return 0;
+    } else if (strcmp(f, "--policy-wall-ms") == 0) {
+        /* The policy wall-clock backstop (the instruction budget is the
+         * real limit); the engine refuses values over an hour. */
+        char *end;
+        long long ms = strtoll(v, &end, 10);
+        if (*end != '\0' || ms < 1 || ms > POLICY_WALL_MS_FLAG_MAX) {
+            fprintf(stderr, "allotd: --policy-wall-ms must be from 1 to %d\n",
+                    POLICY_WALL_MS_FLAG_MAX);
+            return -1;
+        }
+        o->eng.policy.wall_ms_max = ms;
         return 0;
     } else if (strcmp(f, "--now") == 0) {
         struct eng_error err = {0};
