@@ -42,7 +42,7 @@ describe("slow and idle connections", function()
   local env, w, attacker_pid, ready
 
   setup(function()
-    env = H.start()
+    env = H.start { threads = false } -- the server's defaults are under test
     w = env:world()
     env:grant(w, 100, { start = "2026-01-01" })
     ready = env.dir .. "/ready"
