@@ -238,7 +238,8 @@ http_error(struct mg_connection *conn, int status, const char *msg)
                             "the request head is malformed, incomplete, or larger than "
                             "16384 bytes");
     } else if (status >= 500) {
-        send_protocol_error(conn, status, "internal_error", "the server could not read the request");
+        send_protocol_error(conn, status, "internal_error",
+                            "the server could not read the request");
     } else {
         send_protocol_error(conn, status, "invalid_request", "the request is malformed");
     }

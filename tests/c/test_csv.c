@@ -33,7 +33,8 @@ check_cell(json_t *v, const char *want)
 static void
 test_text_is_neutralised(void)
 {
-    check_cell(json_string("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+    check_cell(json_string("=HYPERLINK(\"http://x\",\"y\")"),
+               "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
     check_cell(json_string("=1+2"), "'=1+2");
     check_cell(json_string("+1"), "'+1");
     check_cell(json_string("-1"), "'-1");

@@ -62,6 +62,44 @@ formula_like(const char *s)
     return s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
 }
 
+/* Writes the field start[0..flen) into c the way its first byte says, and
+ * returns (new) the text a reader must get back. */
+static char *
+write_field(struct csv *c, const char *start, size_t flen)
+{
+    char *want;
+    char *field = malloc(flen + 2);
+    FUZZ_ASSERT(field != NULL);
+    memcpy(field, start, flen);
+    field[flen] = '\0';
+    if (field[0] == '#') {
+        csv_number(c, field + 1);
+        want = strdup(field + 1);
+    } else if (field[0] == '[') {
+        json_t *arr = json_pack("[s#,s]", field + 1, (int)(flen - 1), "x");
+        size_t n = flen + 4;
+        want = malloc(n);
+        FUZZ_ASSERT(want != NULL);
+        if (arr == NULL) {
+            /* Not UTF-8: jansson refuses it, and so is it never a cell. */
+            csv_field(c, "");
+            want[0] = '\0';
+        } else {
+            csv_json(c, arr);
+            json_decref(arr);
+            snprintf(want, n, "%s%s x", formula_like(field + 1) ? "'" : "", field + 1);
+        }
+    } else {
+        csv_field(c, field);
+        size_t n = flen + 2;
+        want = malloc(n);
+        FUZZ_ASSERT(want != NULL);
+        snprintf(want, n, "%s%s", formula_like(field) ? "'" : "", field);
+    }
+    free(field);
+    return want;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -83,35 +121,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (i < len && s[i] != 0x1f && s[i] != 0x1e) {
             continue;
         }
-        size_t flen = (size_t)(s + i - start);
-        char *field = malloc(flen + 2);
-        FUZZ_ASSERT(field != NULL);
-        memcpy(field, start, flen);
-        field[flen] = '\0';
-        if (field[0] == '#') {
-            csv_number(&c, field + 1);
-            want[nwant] = strdup(field + 1);
-        } else if (field[0] == '[') {
-            json_t *arr = json_pack("[s#,s]", field + 1, (int)(flen - 1), "x");
-            size_t n = flen + 4;
-            want[nwant] = malloc(n);
-            if (arr == NULL) {
-                /* Not UTF-8: jansson refuses it, and so is it never a cell. */
-                csv_field(&c, "");
-                want[nwant][0] = '\0';
-            } else {
-                csv_json(&c, arr);
-                json_decref(arr);
-                snprintf(want[nwant], n, "%s%s x", formula_like(field + 1) ? "'" : "",
-                         field + 1);
-            }
-        } else {
-            csv_field(&c, field);
-            size_t n = flen + 2;
-            want[nwant] = malloc(n);
-            snprintf(want[nwant], n, "%s%s", formula_like(field) ? "'" : "", field);
-        }
-        free(field);
+        want[nwant] = write_field(&c, start, (size_t)(s + i - start));
         bool ends = i == len || s[i] == 0x1e;
         row_ends[nwant++] = ends;
         if (ends) {

@@ -73,7 +73,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
      * it again by name, so it stays until exit). */
     atexit(remove_db);
     exec_text("buildings.create", "{\"name\":\"HQ\",\"timezone\":\"Europe/Paris\","
-              "\"currency\":\"EUR\",\"payment\":{\"credits\":true,\"invoice\":true,\"card\":true}}");
+              "\"currency\":\"EUR\",\"payment\":{\"credits\":true,\"invoice\":true,"
+              "\"card\":true}}");
     exec_text("tenants.create", "{\"name\":\"Acme\",\"building_ids\":[\"bld_1\"],"
               "\"cross_building\":false}");
     exec_text("users.create", "{\"tenant_id\":\"ten_1\",\"name\":\"Ada\","
