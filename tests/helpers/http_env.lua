@@ -152,7 +152,8 @@ function M.start(opts)
     pid = assert(tonumber(read_file(dir .. "/pid"))),
   }, Client)
   env.env = env
-  local deadline = socket.gettime() + 10
+  -- 2,048 workers under ASan on a busy machine take several seconds.
+  local deadline = socket.gettime() + 30
   while socket.gettime() < deadline do
     if (read_file(log) or ""):find("listening on", 1, true) then
       local status = env:get("/v1/health")
