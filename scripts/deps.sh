@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs what Allot needs to build, run and test on Debian 12, as root.
+# Installs what Allot needs to build, run and test on Debian 12, as root
+# (clang and its sanitizer and libFuzzer runtimes for the sanitizer build).
 # Safe to run again: it only installs what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
 liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
 lua-busted lua-socket lua-cjson tmux wrk curl
+clang libclang-rt-14-dev
 chromium nodejs npm"
 missing=""
 for p in $PKGS; do

@@ -1,7 +1,7 @@
 /* allotd.c - the server: startup order, signals and shutdown; no logic.
  *
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
- *          [--threads N] [--fake-clock [--now RFC3339]] [--demo]
+ *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
  *
  * Order: options, signals blocked (so every thread inherits the mask and
  * only the main thread takes them), demo data, engine, HTTP server, the
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "auth.h"
@@ -24,8 +25,8 @@
 #include "http.h"
 #include "timeutil.h"
 
-#define THREADS_MAX 256
 #define TICK_S 1
+#define POLICY_WALL_MS_FLAG_MAX 3600000
 
 struct options {
     struct engine_config eng;
@@ -47,7 +48,8 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
-               "              [--threads N] [--fake-clock [--now RFC3339]] [--demo]\n");
+               "              [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]]\n"
+               "              [--demo]\n");
 }
 
 static int
@@ -74,7 +76,7 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
         return 0;
     }
     static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
-                                             "--threads", "--now", NULL};
+                                             "--threads", "--now", "--policy-wall-ms", NULL};
     bool known = false;
     for (int k = 0; with_value[k] != NULL; k++) {
         known = known || strcmp(f, with_value[k]) == 0;
@@ -99,11 +101,23 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
     } else if (strcmp(f, "--threads") == 0) {
         char *end;
         long n = strtol(v, &end, 10);
-        if (*end != '\0' || n < 1 || n > THREADS_MAX) {
-            fprintf(stderr, "allotd: --threads must be from 1 to %d\n", THREADS_MAX);
+        if (*end != '\0' || n < 1 || n > HTTP_THREADS_MAX) {
+            fprintf(stderr, "allotd: --threads must be from 1 to %d\n", HTTP_THREADS_MAX);
             return -1;
         }
         o->http.threads = (int)n;
+        return 0;
+    } else if (strcmp(f, "--policy-wall-ms") == 0) {
+        /* The policy wall-clock backstop (the instruction budget is the
+         * real limit); the engine refuses values over an hour. */
+        char *end;
+        long long ms = strtoll(v, &end, 10);
+        if (*end != '\0' || ms < 1 || ms > POLICY_WALL_MS_FLAG_MAX) {
+            fprintf(stderr, "allotd: --policy-wall-ms must be from 1 to %d\n",
+                    POLICY_WALL_MS_FLAG_MAX);
+            return -1;
+        }
+        o->eng.policy.wall_ms_max = ms;
         return 0;
     } else if (strcmp(f, "--now") == 0) {
         struct eng_error err = {0};
@@ -165,6 +179,34 @@ ticker_main(void *p)
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
+}
+
+/* Every worker thread may hold a client socket and, once it has served a
+ * read, its own SQLite reader (database and WAL files): about 3 descriptors
+ * each, plus the writer, the listener and the logs.  The usual soft limit
+ * of 1,024 would refuse connections long before the workers are busy, so
+ * the soft limit is raised as far as needed and the hard limit allows (a
+ * process may do that unprivileged); when even the hard limit is short,
+ * say so and carry on with what there is. */
+#define FDS_PER_THREAD 3
+#define FDS_SPARE 256
+
+static void
+raise_fd_limit(int threads)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)threads * FDS_PER_THREAD + FDS_SPARE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) {
+        return;
+    }
+    rlim_t got = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    rl.rlim_cur = got;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || got < want) {
+        fprintf(stderr, "allotd: open files limited to %llu (%d threads want %llu); "
+                        "raise the hard limit (ulimit -Hn)\n",
+                (unsigned long long)(got < want ? got : rl.rlim_cur), threads,
+                (unsigned long long)want);
+    }
 }
 
 static int
@@ -251,6 +293,7 @@ main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(o.http.threads);
 
     struct eng_error err = {0};
     struct demo_keys keys = {0};

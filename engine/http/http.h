@@ -15,9 +15,26 @@
 #include "engine.h"
 
 #define HTTP_BODY_BYTES_MAX ((size_t)64 * 1024) /* http_body_bytes_max */
-/* Each keep-alive connection holds a worker thread while it is open, so
- * this is the number of clients served at once (more wait unserved). */
-#define HTTP_THREADS_DEFAULT 96
+/* civetweb gives each open connection a worker thread of its own, from the
+ * moment it is accepted until it closes: a client that connects and sends
+ * nothing, or trickles its request head, holds a thread as surely as one
+ * being served.  So the pool is sized for attackers, not for the work:
+ * 2,048 workers cost ~45 MiB resident (~20 KiB each while idle, measured),
+ * and with the header deadline below every slot comes back within
+ * HTTP_HEADER_MS_MAX.  The work itself is bounded elsewhere (one writer,
+ * per-thread readers opened on first use). */
+#define HTTP_THREADS_DEFAULT 2048
+#define HTTP_THREADS_MAX 16384
+/* The whole request head (line and headers) must arrive within this time
+ * of the connection being taken up, however it trickles in; civetweb
+ * checks it after every read.  It is also the limit of each single read
+ * or write of a body. */
+#define HTTP_HEADER_MS_MAX 5000
+/* How long an idle keep-alive connection may wait for its next request. */
+#define HTTP_KEEP_ALIVE_MS_MAX 2000
+/* Connections the kernel queues before we accept them (also capped by
+ * net.core.somaxconn). */
+#define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_LISTEN_MAX 128
 
 struct mg_context;

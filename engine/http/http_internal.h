@@ -17,12 +17,16 @@
 
 #include "http.h"
 
+/* The longest request path accepted, decoded, with its NUL. */
+#define HTTP_PATH_BYTES_MAX 4096
+
 /* One request while it is being handled (lives on the worker's stack). */
 struct http_req {
     struct http_server *srv;
     struct mg_connection *conn;
     const struct mg_request_info *ri;
-    const char *path;     /* decoded, dot-segments removed (civetweb's local_uri) */
+    const char *path;     /* decoded by http_path_decode, in path_buf */
+    char path_buf[HTTP_PATH_BYTES_MAX];
     bool head_only;       /* HEAD: headers without the body */
     bool body_read;       /* the request body has been consumed */
     bool must_close;      /* the connection closes after this response */
@@ -30,6 +34,19 @@ struct http_req {
 };
 
 /* ---- request.c ---- */
+
+/* Decodes the %-escapes of a request path (`raw`, as sent, civetweb having
+ * removed its literal dot segments) into out (cap bytes, NUL-terminated).
+ * Refuses, returning -1: a '%' not followed by two hex digits, a decoded
+ * NUL or other control character (which would cut the path short or reach
+ * a log), a "." or ".." segment that only appears once decoded, and a
+ * result that does not fit.  Returns the decoded length.  Pure; used for
+ * every request before routing. */
+int http_path_decode(const char *raw, char *out, size_t cap);
+/* Adds the query parameters of `query` (raw, may be NULL) to args as
+ * strings (`limit` of digits as an integer); empty values count as absent;
+ * a repeated name is a 400.  Pure (no connection). */
+int http_query_parse(const char *query, json_t *args, struct eng_error *err);
 
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const struct http_req *rq, const char *name);

@@ -190,6 +190,67 @@ http_read_json(struct http_req *rq, json_t **out, struct eng_error *err)
     return 0;
 }
 
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* True when the segment that ends at out[n] (exclusive) is "." or "..". */
+static bool
+dot_segment(const char *out, size_t n)
+{
+    size_t start = n;
+    while (start > 0 && out[start - 1] != '/') {
+        start--;
+    }
+    size_t len = n - start;
+    return (len == 1 && out[start] == '.') ||
+           (len == 2 && out[start] == '.' && out[start + 1] == '.');
+}
+
+int
+http_path_decode(const char *raw, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = raw; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '%') {
+            int hi = hex_value(p[1]);
+            int lo = hi >= 0 ? hex_value(p[2]) : -1;
+            if (lo < 0) {
+                return -1;
+            }
+            c = (unsigned char)(hi * 16 + lo);
+            p += 2;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            return -1;
+        }
+        if (c == '/' && dot_segment(out, n)) {
+            return -1;
+        }
+        if (n + 1 >= cap) {
+            return -1;
+        }
+        out[n++] = (char)c;
+    }
+    if (dot_segment(out, n)) {
+        return -1;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
 /* Decodes one %-encoded query component into dst (cap bytes); refuses
  * over-long text and embedded NULs. */
 static int
@@ -259,7 +320,13 @@ query_param(json_t *args, const char *pair, size_t len, struct eng_error *err)
 int
 http_query_to_args(const struct http_req *rq, json_t *args, struct eng_error *err)
 {
-    const char *q = rq->ri->query_string;
+    return http_query_parse(rq->ri->query_string, args, err);
+}
+
+int
+http_query_parse(const char *query, json_t *args, struct eng_error *err)
+{
+    const char *q = query;
     int count = 0;
     while (q != NULL && *q != '\0') {
         const char *amp = strchr(q, '&');

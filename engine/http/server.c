@@ -6,6 +6,7 @@
  * still set to their safe values, so that nothing changes if a request
  * ever fell through (security notes §2.3). */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,9 +122,14 @@ run_on_big_stack(struct http_req *rq)
     return hs->status;
 }
 
+/* Whether civetweb's http_error callback answered the request this worker
+ * read last (a connection lives on one worker from accept to close). */
+static _Thread_local bool error_answered;
+
 static int
 begin_request(struct mg_connection *conn)
 {
+    error_answered = false;
     struct http_req rq = {
         .srv = mg_get_user_data(mg_get_context(conn)),
         .conn = conn,
@@ -142,10 +148,122 @@ dispatch(struct http_req *rq)
         return http_send_error(rq, 400, "invalid_request", NULL,
                                "the request target must be a path");
     }
+    /* civetweb leaves the path as sent (decode_url is off): decoding it
+     * here refuses what its decoder let through, such as "%00" cutting
+     * "/index.html%00.js" short to "/index.html". */
+    if (http_path_decode(rq->path, rq->path_buf, sizeof rq->path_buf) < 0) {
+        rq->path = "?";
+        return http_send_error(rq, 400, "invalid_request", NULL,
+                               "the path has a malformed escape, a control character, a dot "
+                               "segment, or more than 4095 bytes");
+    }
+    rq->path = rq->path_buf;
     if (strncmp(rq->path, "/v1/", 4) == 0 || strcmp(rq->path, "/v1") == 0) {
         return http_api(rq);
     }
     return http_static(rq);
+}
+
+/* The methods civetweb knows (its request parser refuses any other with a
+ * bare "Bad request", which we answer as 405). */
+static bool
+known_method(const char *m)
+{
+    static const char *const methods[] = {
+        "GET",  "HEAD",  "POST", "PUT",    "DELETE",    "OPTIONS", "CONNECT", "TRACE", "PATCH",
+        "COPY", "LOCK",  "MOVE", "MKCOL",  "PROPFIND",  "PROPPATCH", "UNLOCK", "REPORT",
+        "MKACTIVITY", "CHECKOUT", "MERGE", "MKCALENDAR", NULL};
+    for (int i = 0; methods[i] != NULL; i++) {
+        if (strcmp(m, methods[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Writes an error in the API's shape on a connection no route handles;
+ * the connection closes afterwards. */
+static void
+send_protocol_error(struct mg_connection *conn, int status, const char *code,
+                    const char *message)
+{
+    json_t *body = json_pack("{s:{s:s, s:s, s:{}}}", "error", "code", code, "message",
+                             message, "details");
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        return;
+    }
+    const char *reason = mg_get_response_code_text(conn, status);
+    char out[1024];
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s",
+                     status, reason != NULL ? reason : "Error", strlen(text), text);
+    free(text);
+    if (n > 0 && (size_t)n < sizeof out) {
+        mg_write(conn, out, (size_t)n);
+    }
+}
+
+/* civetweb refuses a request before any route runs (its parser, its
+ * length and version checks): answer in the API's error shape instead of
+ * its HTML page.  `status` and `msg` are civetweb's; the request fields
+ * are set as far as its parser got.  Returns 0: answered. */
+static int
+http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *version = ri != NULL ? ri->http_version : NULL;
+    const char *method = ri != NULL ? ri->request_method : NULL;
+    bool http1 = version != NULL && (strcmp(version, "1.0") == 0 || strcmp(version, "1.1") == 0);
+    error_answered = true;
+    (void)msg; /* civetweb's wording ("Bad request") says less than ours */
+    if (status == 505 || (status == 400 && version != NULL && !http1)) {
+        /* HTTP/2's preface ("PRI * HTTP/2.0") lands here too. */
+        send_protocol_error(conn, 505, "http_version_not_supported",
+                            "only HTTP/1.0 and HTTP/1.1 are served");
+    } else if (status == 400 && http1 && method != NULL && !known_method(method)) {
+        send_protocol_error(conn, 405, "method_not_allowed", "the request method is unknown");
+    } else if (status == 411) {
+        /* civetweb's 411 is for a Content-Length that is not a length. */
+        send_protocol_error(conn, 400, "invalid_request",
+                            "Content-Length must be a non-negative decimal integer");
+    } else if (status == 413 || (status == 400 && method == NULL)) {
+        /* No request line parsed: the head had a control character (a tab
+         * in a header name), exceeded max_request_size, or did not arrive
+         * complete before the header deadline. */
+        send_protocol_error(conn, status == 413 ? 413 : 400, "invalid_request",
+                            "the request head is malformed, incomplete, or larger than "
+                            "16384 bytes");
+    } else if (status >= 500) {
+        send_protocol_error(conn, status, "internal_error",
+                            "the server could not read the request");
+    } else {
+        send_protocol_error(conn, status, "invalid_request", "the request is malformed");
+    }
+    return 0;
+}
+
+/* A request civetweb parsed but routes nowhere ("OPTIONS *", an absolute
+ * URI naming another server) gets neither begin_request nor http_error;
+ * civetweb would close without a word.  The last thing it does is close
+ * the connection, so answer there. */
+static void
+connection_close(const struct mg_connection *cconn)
+{
+    /* civetweb hands a const pointer to a connection it still writes to;
+     * writing the answer is what this callback is for. */
+    struct mg_connection *conn = (struct mg_connection *)(uintptr_t)cconn;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    bool unanswered = ri != NULL && ri->request_uri != NULL && ri->local_uri == NULL &&
+                      !error_answered;
+    error_answered = false;
+    if (unanswered) {
+        send_protocol_error(conn, 400, "invalid_request",
+                            "the request target must be a path on this server");
+    }
 }
 
 /* civetweb's own diagnostics go to the server log. */
@@ -186,8 +304,11 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
                 cfg->web_dir);
         srv->web_root[0] = '\0';
     }
-    char threads[16];
+    char threads[16], header_ms[16], keep_alive_ms[16], backlog[16];
     snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(header_ms, sizeof header_ms, "%d", HTTP_HEADER_MS_MAX);
+    snprintf(keep_alive_ms, sizeof keep_alive_ms, "%d", HTTP_KEEP_ALIVE_MS_MAX);
+    snprintf(backlog, sizeof backlog, "%d", HTTP_LISTEN_BACKLOG);
     /* Empty patterns match nothing: no CGI, no SSI, no CORS headers.  The
      * document root comes last so that, without a web directory, its NULL
      * name ends the list there. */
@@ -196,7 +317,12 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
         "num_threads", threads,
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
-        "request_timeout_ms", "10000",
+        /* Slow and idle clients (slowloris): a deadline for the whole
+         * head, a short keep-alive wait, and a thread for each of them
+         * (http.h) so that they cannot crowd out the others. */
+        "request_timeout_ms", header_ms,
+        "keep_alive_timeout_ms", keep_alive_ms,
+        "listen_backlog", backlog,
         "max_request_size", "16384",
         "enable_directory_listing", "no",
         "cgi_pattern", "",
@@ -204,6 +330,11 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
         "access_control_allow_origin", "",
         "access_control_allow_methods", "",
         "access_control_allow_headers", "",
+        /* An absolute URI naming our port is ours whatever its host (RFC
+         * 9112 §3.2.2); one naming another port is refused. */
+        "enable_auth_domain_check", "no",
+        /* We decode the path ourselves, strictly (http_path_decode). */
+        "decode_url", "no",
         srv->web_root[0] != '\0' ? "document_root" : NULL, srv->web_root,
         NULL, NULL,
     };
@@ -211,6 +342,8 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.begin_request = begin_request;
     callbacks.log_message = log_message;
+    callbacks.http_error = http_error;
+    callbacks.connection_close = connection_close;
     char why[256] = "";
     unsigned code = 0;
     struct mg_init_data init = {&callbacks, srv, options};

@@ -44,7 +44,7 @@ enum policy_kind {
 struct policy_limits {
     size_t memory_bytes_max;     /* per state; default 8 MiB */
     int64_t instructions_max;    /* per call; default 1,000,000 */
-    int64_t wall_ms_max;         /* per call; default 50 */
+    int64_t wall_ms_max;         /* per call; default 2,000: a backstop only */
     size_t source_bytes_max;     /* per chunk; default 256 KiB */
     size_t string_bytes_max;     /* strings crossing the boundary; default 4 KiB */
     int convert_depth_max;       /* JSON <-> Lua nesting; default 8 */

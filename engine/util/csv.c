@@ -31,8 +31,16 @@ csv_put(struct csv *c, const char *s, size_t n)
     c->buf[c->len] = '\0';
 }
 
-void
-csv_field(struct csv *c, const char *text)
+/* True when a spreadsheet would read `text` as a formula.  Only text
+ * fields are checked: numbers come through csv_number. */
+static bool
+formula_like(const char *text)
+{
+    return text[0] != '\0' && strchr("=+-@\t\r", text[0]) != NULL;
+}
+
+static void
+csv_cell(struct csv *c, const char *text, bool is_text)
 {
     if (c->row_open) {
         csv_put(c, ",", 1);
@@ -41,11 +49,15 @@ csv_field(struct csv *c, const char *text)
     if (text == NULL) {
         return;
     }
+    bool neutralise = is_text && formula_like(text);
     if (strpbrk(text, ",\"\r\n") == NULL) {
+        if (neutralise) {
+            csv_put(c, "'", 1);
+        }
         csv_put(c, text, strlen(text));
         return;
     }
-    csv_put(c, "\"", 1);
+    csv_put(c, neutralise ? "\"'" : "\"", neutralise ? 2 : 1);
     for (const char *p = text; *p; p++) {
         csv_put(c, p, 1);
         if (*p == '"') {
@@ -56,6 +68,18 @@ csv_field(struct csv *c, const char *text)
 }
 
 void
+csv_field(struct csv *c, const char *text)
+{
+    csv_cell(c, text, true);
+}
+
+void
+csv_number(struct csv *c, const char *digits)
+{
+    csv_cell(c, digits, false);
+}
+
+void
 csv_json(struct csv *c, const json_t *v)
 {
     char buf[64];
@@ -63,7 +87,7 @@ csv_json(struct csv *c, const json_t *v)
         csv_field(c, json_string_value(v));
     } else if (json_is_integer(v)) {
         snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
-        csv_field(c, buf);
+        csv_number(c, buf);
     } else if (json_is_real(v)) {
         int64_t milli = 0;
         if (amount_from_json(v, &milli, NULL) == 0) {
@@ -71,7 +95,7 @@ csv_json(struct csv *c, const json_t *v)
         } else {
             snprintf(buf, sizeof buf, "%.3f", json_real_value(v));
         }
-        csv_field(c, buf);
+        csv_number(c, buf);
     } else if (json_is_boolean(v)) {
         csv_field(c, json_is_true(v) ? "true" : "false");
     } else if (json_is_array(v)) {

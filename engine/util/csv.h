@@ -15,11 +15,18 @@ struct csv {
     bool failed; /* out of memory: csv_take returns NULL */
 };
 
-/* Appends one field to the current row. */
+/* Appends one text field to the current row.  Text that a spreadsheet
+ * would run as a formula (it starts with '=', '+', '-', '@', a tab or a
+ * CR: OWASP's "CSV injection") gets a leading apostrophe, so that a tenant
+ * named "=HYPERLINK(...)" is shown, not run. */
 void csv_field(struct csv *c, const char *text);
-/* Appends a JSON scalar: strings as is, integers and reals as plain
- * decimals (reals with at most 3 decimals, as amounts are), null empty,
- * booleans true/false. */
+/* Appends a number the engine formatted itself ("-1.5", "42"): written as
+ * is, so that a negative amount stays a number. */
+void csv_number(struct csv *c, const char *digits);
+/* Appends a JSON scalar: strings as text fields (csv_field), integers and
+ * reals as numbers (csv_number; reals with at most 3 decimals, as amounts
+ * are), null empty, booleans true/false; an array of strings as one text
+ * field, joined by spaces. */
 void csv_json(struct csv *c, const json_t *v);
 /* Ends the current row. */
 void csv_end_row(struct csv *c);

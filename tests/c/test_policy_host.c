@@ -125,7 +125,7 @@ test_kinds_and_limits(void)
     policy_limits_default(&lim);
     CHECK_INT(lim.memory_bytes_max, 8 * 1024 * 1024);
     CHECK_INT(lim.instructions_max, 1000000);
-    CHECK_INT(lim.wall_ms_max, 50);
+    CHECK_INT(lim.wall_ms_max, 2000);
     CHECK_INT(lim.source_bytes_max, 256 * 1024);
     CHECK_INT(lim.string_bytes_max, 4096);
     CHECK_INT(lim.convert_depth_max, 8);
