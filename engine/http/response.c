@@ -114,7 +114,9 @@ http_send_error_with(struct http_req *rq, int status, const char *code, const ch
 {
     json_t *details = json_object();
     if (field != NULL && field[0] != '\0') {
-        json_object_set_new(details, "field", json_string(field));
+        /* A limit's name is its field: API.md calls it details.limit. */
+        json_object_set_new(details, strcmp(code, "limit_exceeded") == 0 ? "limit" : "field",
+                            json_string(field));
     }
     json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message",
                              message != NULL ? message : "", "details", details);

@@ -38,7 +38,7 @@ end
 
 local dir = run("mktemp -d /tmp/allot-chaos.XXXXXX"):gsub("%s+$", "")
 local db = dir .. "/chaos.db"
-local key = run(("%s/allot keys create --db %s --role super_admin --policies %s/policies")
+local key = run(("%s/allot keys create --create --db %s --role super_admin --policies %s/policies")
   :format(BUILD, db, SOURCE)):match("(allot_%S+)%s*$")
 assert(key, "allot keys create failed")
 local probe = assert(socket.bind("127.0.0.1", 0))
