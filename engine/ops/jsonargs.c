@@ -22,9 +22,21 @@ op_bind_ledger(struct op *op)
     op->lx.err = op->err;
 }
 
+/* An answer may never hide a storage failure met on the way to it (an
+ * access check that could not read its rows returns false with the error
+ * left in op->err): that failure is the answer. */
+static bool
+storage_failed(const struct op *op)
+{
+    return op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM;
+}
+
 int
 op_invalid(struct op *op, const char *field, const char *fmt, ...)
 {
+    if (storage_failed(op)) {
+        return op->err->status;
+    }
     va_list ap;
     char msg[ENG_MSG_MAX];
     va_start(ap, fmt);
@@ -38,12 +50,18 @@ op_invalid(struct op *op, const char *field, const char *fmt, ...)
 int
 op_not_found(struct op *op, const char *what)
 {
+    if (storage_failed(op)) {
+        return op->err->status;
+    }
     return eng_error_code(op->err, ENG_ENOTFOUND, "not_found", "%s not found", what);
 }
 
 int
 op_forbidden(struct op *op, const char *what)
 {
+    if (storage_failed(op)) {
+        return op->err->status;
+    }
     return eng_error_code(op->err, ENG_EFORBIDDEN, "forbidden", "your role may not %s", what);
 }
 
@@ -223,17 +241,6 @@ op_bound_zone(struct op *op, int64_t building_id, char *zone)
     }
     memcpy(zone, b.timezone, len + 1);
     return 0;
-}
-
-void
-bound_zone(struct op *op, int64_t building_id, char *zone)
-{
-    /* The unchecked form other operations still call: a storage error
-     * reads as UTC (use op_bound_zone). */
-    if (op_bound_zone(op, building_id, zone) != 0) {
-        snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
-    }
-    memset(op->err, 0, sizeof *op->err);
 }
 
 int

@@ -82,10 +82,8 @@ int args_time(struct op *op, json_t *args, const char *key, bool required, int64
 int args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool upper,
                int64_t *out);
 /* The zone to read date bounds in: the building's when one is given, else
- * UTC.  Writes into zone (TIME_ZONE_NAME_MAX bytes). */
-void bound_zone(struct op *op, int64_t building_id, char *zone);
-/* The same, checked: 0, or a storage error (an unknown building reads as
- * UTC, as above). */
+ * UTC (an unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX
+ * bytes); 0 or a storage error. */
 int op_bound_zone(struct op *op, int64_t building_id, char *zone);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);

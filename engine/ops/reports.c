@@ -848,7 +848,9 @@ usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool
         return rc;
     }
     char zone[TIME_ZONE_NAME_MAX];
-    bound_zone(op, r->building_id, zone);
+    if (op_bound_zone(op, r->building_id, zone) != 0) {
+        return op->err->status;
+    }
     if (args_id(op, args, "user_id", "usr", false, &r->user_id) ||
         args_id(op, args, "resource_id", "res", false, &r->resource_id) ||
         args_bound(op, args, "from", zone, false, &r->from_t) ||
