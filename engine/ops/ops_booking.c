@@ -372,6 +372,12 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     if (b->tenant == NULL) {
         return rc;
     }
+    /* Out of reach before any policy runs (a policy's answer must not tell
+     * an unreachable resource from an unknown one) unless cross-building
+     * credits may yet reach it. */
+    if (!reached && !json_is_true(json_object_get(b->tenant, "cross_building"))) {
+        return op_not_found(op, "resource");
+    }
     json_t *cand = booking ? NULL : json_object_get(args, "candidate");
     if (cand != NULL) {
         if (candidate_set(op, cand, b) != 0) {

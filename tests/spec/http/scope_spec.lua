@@ -228,6 +228,20 @@ describe("scope by owners", function()
                                                   start = s, ["end"] = e })
       end)
 
+      it(role .. ": a policy's refusal does not tell the resource apart (404, not 400)",
+         function()
+        -- The default pricing refuses 20 minutes (30-minute increments).
+        local status, res = o[role]:post("/v1/quotes", {
+          resource_id = o.r2.id, user_id = o.u3.id, start = "2026-03-02T09:00:00Z",
+          ["end"] = "2026-03-02T09:20:00Z" })
+        assert.equal(404, status)
+        assert.equal("not_found", res.error.code)
+        status = o[role]:post("/v1/quotes", {
+          resource_id = o.r1.id, user_id = o.u3.id, start = "2026-03-02T09:00:00Z",
+          ["end"] = "2026-03-02T09:20:00Z" })
+        assert.equal(400, status)
+      end)
+
       for _, method in ipairs { "card", "invoice", "credits" } do
         it(role .. ": booking by " .. method .. " is 404 and writes nothing", function()
           local before = r2_bookings()
