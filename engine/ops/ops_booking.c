@@ -280,9 +280,10 @@ args_discount(struct op *op, json_t *args, int64_t *discount_pm)
 }
 
 /* PRODUCT.md §8: tenant principals quote and book only resources in
- * buildings their tenant leases, or that its cross-building credits reach
- * (a lot of the tenant may pay here), whatever the payment method.  Out of
- * reach reads as out of scope: 404. */
+ * buildings their tenant leases (op_check_reaches), or that its
+ * cross-building credits reach (a lot of a cross-building allocation may pay
+ * here), whatever the payment method.  Out of reach reads as out of scope:
+ * 404. */
 static int
 tenant_reach(struct op *op, const struct bk *b, bool resource_reached)
 {
@@ -597,7 +598,6 @@ pay(struct op *op, struct bk *b, int64_t booking_id)
     ENG_ASSERT(left == 0);
     return 0;
 }
-
 
 struct paid_ud {
     struct op *op;
