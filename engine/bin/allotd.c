@@ -199,13 +199,16 @@ raise_fd_limit(int threads)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) {
         return;
     }
+    rlim_t before = rl.rlim_cur;
     rlim_t got = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
     rl.rlim_cur = got;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || got < want) {
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        got = before;
+    }
+    if (got < want) {
         fprintf(stderr, "allotd: open files limited to %llu (%d threads want %llu); "
                         "raise the hard limit (ulimit -Hn)\n",
-                (unsigned long long)(got < want ? got : rl.rlim_cur), threads,
-                (unsigned long long)want);
+                (unsigned long long)got, threads, (unsigned long long)want);
     }
 }
 

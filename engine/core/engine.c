@@ -149,27 +149,58 @@ principal_label(const struct principal *who, char *buf, size_t len)
     }
 }
 
-/* Looks the key up; 1 = replay (*out set), 0 = new, <0 = error. */
+/* What idem_lookup found. */
+enum idem_found { IDEM_NEW = 0, IDEM_REPLAY_RESULT = 1, IDEM_REPLAY_REFUSAL = 2 };
+
+/* The stored refusal's error back from its JSON {"code", "message", "field"}
+ * and its engine status. */
+static int
+idem_refusal_read(struct op *op, int status, const json_t *stored)
+{
+    const char *code = json_string_value(json_object_get(stored, "code"));
+    const char *msg = json_string_value(json_object_get(stored, "message"));
+    const char *field = json_string_value(json_object_get(stored, "field"));
+    if (code == NULL || msg == NULL) {
+        return eng_error_code(op->err, ENG_ESTORE, "storage_error",
+                              "a stored idempotent refusal is damaged");
+    }
+    eng_error_code(op->err, (enum eng_status)status, code, "%s", msg);
+    eng_error_field(op->err, field);
+    return 0;
+}
+
+/* Looks the key up: IDEM_NEW, IDEM_REPLAY_RESULT (*out set),
+ * IDEM_REPLAY_REFUSAL (op->err holds the stored refusal), or <0 error. */
 static int
 idem_lookup(struct op *op, const char *who, const char *key, const char *hash, json_t **out)
 {
-    bool found = false, matches = false, created = false;
-    char *text = NULL;
-    if (store_idem_get(op->store, who, key, hash, &found, &matches, &created, &text, op->err) !=
-        0) {
+    bool found = false;
+    struct idem_row row;
+    if (store_idem_get(op->store, who, key, hash, &found, &row, op->err) != 0) {
         return op->err->status;
     }
     if (!found) {
-        return 0;
+        return IDEM_NEW;
     }
-    if (!matches) {
+    if (!row.hash_matches) {
         return eng_error_code(op->err, ENG_ECONFLICT, "idempotency_conflict",
                               "this Idempotency-Key was used with a different request");
     }
-    op->created = created;
-    *out = json_from_text(text);
-    free(text);
-    return 1;
+    json_t *stored = json_from_text(row.response);
+    free(row.response);
+    if (stored == NULL) {
+        /* A record written by this engine always parses: only memory is
+         * missing here, and a replay must never answer nothing. */
+        return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    }
+    if (row.status < 0) {
+        int rc = idem_refusal_read(op, row.status, stored);
+        json_decref(stored);
+        return rc != 0 ? rc : IDEM_REPLAY_REFUSAL;
+    }
+    op->created = row.status == IDEM_CREATED;
+    *out = stored;
+    return IDEM_REPLAY_RESULT;
 }
 
 static int
@@ -180,8 +211,44 @@ idem_store(struct op *op, const char *who, const char *key, const char *hash, js
     if (text == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    int rc = store_idem_put(op->store, who, key, hash, op->created, text, op->now, op->err);
+    int rc = store_idem_put(op->store, who, key, hash, op->created ? IDEM_CREATED : IDEM_DONE,
+                            text, op->now, op->err);
     free(text);
+    return rc;
+}
+
+/* API.md: a business refusal after the request was accepted is stored and
+ * replayed; a request refused by validation (400), authorization (401, 403)
+ * or addressing (404), and a server error (5xx), is not, so a retry once
+ * the cause is fixed runs afresh.  The refusals kept are the 409s an
+ * operation gives about the state it found (insufficient_credits,
+ * slot_taken, credits_not_accepted, already_cancelled, lot_expired, ...). */
+static bool
+idem_keeps_refusal(const struct eng_error *err)
+{
+    return err->status == ENG_ECONFLICT && strcmp(err->code, "idempotency_conflict") != 0;
+}
+
+/* Stores `refusal` as the key's answer, in the open savepoint (whose own
+ * writes the caller has rolled back).  op->err is left as refusal on
+ * success, and holds the storage error otherwise. */
+static int
+idem_store_refusal(struct op *op, const char *who, const char *key, const char *hash,
+                   const struct eng_error *refusal)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s}", "code", eng_error_code_of(refusal), "message",
+                          refusal->msg, "field", refusal->field);
+    char *text = j != NULL ? json_to_text(j) : NULL;
+    json_decref(j);
+    if (text == NULL) {
+        return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    }
+    int rc = store_idem_put(op->store, who, key, hash, (int)refusal->status, text, op->now,
+                            op->err);
+    free(text);
+    if (rc == 0) {
+        *op->err = *refusal;
+    }
     return rc;
 }
 
@@ -204,9 +271,31 @@ struct write_job {
     char who[64], hash[65];
     json_t *out;
     bool replayed, done;
+    bool refusal_stored; /* rc is a refusal whose record awaits the commit */
     int rc;
     struct write_job *next;
 };
+
+/* After a failed job's writes are rolled back: a refusal the key keeps is
+ * written in their place, in the same savepoint, so it commits (or not)
+ * with the batch.  Anything going wrong here answers that failure instead,
+ * with nothing of the job written. */
+static int
+job_keep_refusal(struct write_job *job, unsigned long oom_before)
+{
+    struct op *op = &job->op;
+    struct eng_error refusal = *op->err;
+    int rc = idem_store_refusal(op, job->who, job->idem_key, job->hash, &refusal);
+    if (rc == 0 && eng_alloc_failures() != oom_before) {
+        rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+    }
+    if (rc != 0) {
+        (void)store_tx(op->store, STORE_ROLLBACK_TO, NULL);
+        return rc;
+    }
+    job->refusal_stored = true;
+    return refusal.status;
+}
 
 /* Runs one job inside the open transaction, in its own savepoint, so a
  * failing job leaves the batch's other writes untouched. */
@@ -223,11 +312,12 @@ job_run(struct engine *eng, struct write_job *job)
         job->rc = rc;
         return;
     }
+    bool refused = false; /* the operation itself refused (not the key, not a failure) */
     if (job->idem_key != NULL) {
         rc = idem_lookup(op, job->who, job->idem_key, job->hash, &job->out);
-        if (rc == 1) {
+        if (rc == IDEM_REPLAY_RESULT || rc == IDEM_REPLAY_REFUSAL) {
             job->replayed = true;
-            rc = 0;
+            rc = rc == IDEM_REPLAY_RESULT ? 0 : op->err->status;
             goto release;
         }
     }
@@ -238,6 +328,7 @@ job_run(struct engine *eng, struct write_job *job)
     }
     if (rc == 0) {
         rc = job->def->fn(op, job->args, &job->out);
+        refused = rc != 0 && idem_keeps_refusal(op->err);
         if (rc == 0 && job->out == NULL) {
             /* A result that could not be built (out of memory): the write
              * must not commit without an answer to give. */
@@ -250,14 +341,18 @@ job_run(struct engine *eng, struct write_job *job)
     if (eng_alloc_failures() != oom_before) {
         /* Whatever answer was reached, something was missing from it. */
         rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        refused = false;
     }
     if (rc != 0) {
-        (void)store_tx(op->store, STORE_ROLLBACK_TO, NULL);
+        int undone = store_tx(op->store, STORE_ROLLBACK_TO, NULL);
         json_decref(job->out);
         job->out = NULL;
         if (op->install_set != NULL) {
             policy_set_release(op->install_set);
             op->install_set = NULL;
+        }
+        if (refused && job->idem_key != NULL && undone == 0) {
+            rc = job_keep_refusal(job, oom_before);
         }
     }
 release:
@@ -267,14 +362,17 @@ release:
     job->rc = rc;
 }
 
-/* Fails the jobs [from, to) that had succeeded: their transaction is gone. */
+/* Fails the jobs [from, to) whose answer needed the commit: those that had
+ * succeeded, and the refusals that were to be stored.  Their transaction is
+ * gone. */
 static void
 batch_fail(struct write_job *from, struct write_job *to, const struct eng_error *err)
 {
     for (struct write_job *j = from; j != to; j = j->next) {
-        if (j->rc == 0) {
+        if (j->rc == 0 || j->refusal_stored) {
             j->rc = err->status;
             j->err = *err;
+            j->refusal_stored = false;
             json_decref(j->out);
             j->out = NULL;
         }
@@ -303,7 +401,8 @@ batch_run(struct engine *eng, struct write_job *jobs)
             struct eng_error lost = {0};
             eng_error_code(&lost, ENG_ESTORE, "storage_unavailable",
                            "the database failed during this write; nothing was written");
-            batch_fail(tx_first, j->next, j->rc != 0 ? &j->err : &lost);
+            bool own_failure = j->rc != 0 && !j->refusal_stored;
+            batch_fail(tx_first, j->next, own_failure ? &j->err : &lost);
             tx_first = j->next;
             rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
         }
@@ -415,13 +514,21 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         char *text = json_dumps(args ? args : json_null(),
                                 JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         size_t n = strlen(def->name) + (text ? strlen(text) : 0) + 2;
-        char *buf = malloc(n);
-        if (buf != NULL) {
-            snprintf(buf, n, "%s %s", def->name, text ? text : "");
+        char *buf = text != NULL ? malloc(n) : NULL;
+        bool hashed = buf != NULL;
+        if (hashed) {
+            snprintf(buf, n, "%s %s", def->name, text);
             sha256_hex(buf, strlen(buf), job.hash);
         }
         free(buf);
         free(text);
+        if (!hashed) {
+            /* Without the request's identity a key could match another
+             * request: refuse rather than guess. */
+            *out = NULL;
+            *replayed = false;
+            return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
     }
     if (eng->writer_running) {
         pthread_mutex_lock(&eng->queue_mu);

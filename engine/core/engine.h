@@ -82,10 +82,14 @@ ENG_MUST_CHECK int engine_set_clock(struct engine *eng, int64_t now, struct eng_
 /* Runs operation `op` (see ops.c's table) for `who` with JSON `args`
  * (borrowed; may be NULL).  On success *out is a new JSON value (owned by the
  * caller) and *created tells whether the op made a new object (HTTP 201).  When
- * `idem_key` is non-NULL and the op writes, the first successful response is
- * stored with the key in the same transaction; a retry with the same key and
- * the same args returns it again with *replayed = true and no second effect;
- * the same key with other args is ENG_ECONFLICT idempotency_conflict. */
+ * `idem_key` is non-NULL and the op writes, the first answer is stored with
+ * the key in the same transaction: a success, or a business refusal (an
+ * ENG_ECONFLICT such as insufficient_credits, with the op's own writes rolled
+ * back); validation, authorization, not-found and server errors are not
+ * stored.  A retry with the same key and the same args gives the stored
+ * answer again with *replayed = true and no second effect: the result with
+ * 0, or the refusal's status with *err as the first time.  The same key
+ * with other args is ENG_ECONFLICT idempotency_conflict. */
 ENG_MUST_CHECK int engine_exec(struct engine *eng, const struct principal *who, const char *op,
                                json_t *args, const char *idem_key, json_t **out,
                                bool *created, bool *replayed, struct eng_error *err);

@@ -420,13 +420,20 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
     int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, idem, &out, &created, &replayed,
                          &err);
     json_decref(args);
+    const char *replay_header = replayed ? "Idempotent-Replayed: true\r\n" : NULL;
+    if (rc != 0 && replayed) {
+        /* A stored refusal: the same status and body as the first time.
+         * Only engine statuses are stored, so error.h's table applies. */
+        return http_send_error_with(rq, eng_error_http_status(&err), eng_error_code_of(&err),
+                                    err.field, err.msg, replay_header);
+    }
     if (rc != 0) {
         return http_send_eng_error(rq, &err);
     }
     if (csv) {
         rc = send_csv(rq, r, out);
     } else {
-        rc = http_send_json(rq, created ? 201 : 200, out, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+        rc = http_send_json(rq, created ? 201 : 200, out, replay_header);
     }
     json_decref(out);
     return rc;

@@ -289,7 +289,9 @@ l_db_close(lua_State *L)
 }
 
 /* db:call(op, args, {idempotency_key = k}) -> result, status, replayed
- *                                       | nil, error   [-0, +2|3, v] */
+ *                                       | nil, error, replayed   [-0, +3, v]
+ * A replayed refusal (a stored 409) gives the same error table as the
+ * first answer, and true as its third value. */
 static int
 l_db_call(lua_State *L)
 {
@@ -337,7 +339,8 @@ l_db_call(lua_State *L)
     if (rc != 0) {
         luaL_pushfail(L);
         push_error(L, &err);
-        return 2;
+        lua_pushboolean(L, replayed);
+        return 3;
     }
     json_to_lua(L, out, 0);
     json_decref(out);

@@ -1047,8 +1047,11 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
 
 /* ---------- simulation ---------- */
 
-/* Bookings one simulation replays at most; more is limit_exceeded. */
+/* The limits of one simulation (PRODUCT.md §9), from the policy limits;
+ * 0 there means the default. */
 #define SIM_BOOKINGS_MAX 10000
+#define SIM_INSTRUCTIONS_MAX 100000000
+#define SIM_WALL_MS_MAX 2000
 
 /* A date (midnight in the building's zone) or an RFC 3339 time. */
 static int
@@ -1070,12 +1073,14 @@ struct sim_totals {
     int count, refused, errors;
 };
 
-/* A storage or memory failure stops the whole simulation; anything else
- * (a refusal, a failing candidate) is a finding about that one booking. */
+/* A storage or memory failure, or a spent budget, stops the whole
+ * simulation; anything else (a refusal, a failing candidate) is a finding
+ * about that one booking. */
 static bool
 sim_fatal(const struct op *op)
 {
-    return op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM;
+    return op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM ||
+           op->err->status == ENG_ELIMIT;
 }
 
 /* What the candidate refund policy would have given back for one stored
@@ -1145,6 +1150,7 @@ sim_price(struct op *op, const struct booking_row *r, struct bk *b, json_t *row,
 
 struct sim_ud {
     struct op *op;
+    int64_t bookings_max;
     enum policy_kind kind;
     struct policy_set *pol;
     struct sim_totals t;
@@ -1157,12 +1163,16 @@ sim_booking(void *ud, const struct booking_row *r)
 {
     struct sim_ud *s = ud;
     struct op *op = s->op;
-    if (s->t.count >= SIM_BOOKINGS_MAX) {
+    if (s->t.count >= s->bookings_max) {
         eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
-                       "a simulation replays at most %d bookings; choose a shorter period",
-                       SIM_BOOKINGS_MAX);
+                       "a simulation replays at most %lld bookings; choose a shorter period",
+                       (long long)s->bookings_max);
         eng_error_field(op->err, "simulation_bookings_max");
         return ENG_ELIMIT;
+    }
+    /* The time budget counts the reads between policy calls too. */
+    if (policy_set_total_check(s->pol, op->err) != 0) {
+        return op->err->status;
     }
     bool by_credits = strcmp(r->payment_method, "credits") == 0;
     bool cancelled = strcmp(r->status, "cancelled") == 0;
@@ -1215,8 +1225,11 @@ op_simulate(struct op *op, json_t *args, json_t **out)
     int64_t bid, from, to;
     const char *kind_s, *source;
     struct policy_candidate pc;
-    if (op_require_admin(op) || args_only(op, args, keys) ||
-        args_id(op, args, "building_id", "bld", true, &bid) ||
+    /* PRODUCT.md §9: simulations are bounded work for manager and above. */
+    if (!op_can_assign(op)) {
+        return op_forbidden(op, "simulate policies (manager or super_admin)");
+    }
+    if (args_only(op, args, keys) || args_id(op, args, "building_id", "bld", true, &bid) ||
         args_string(op, args, "kind", true, 20, &kind_s) ||
         args_string(op, args, "source", true, op->env->policy_source_max, &source)) {
         return op->err->status;
@@ -1239,7 +1252,11 @@ op_simulate(struct op *op, json_t *args, json_t **out)
     }
     pc.source = source;
     pc.len = strlen(source);
+    const struct policy_limits *lim = &op->env->policies->limits;
     struct sim_ud s = {.op = op, .kind = pc.kind, .rows = json_array()};
+    s.bookings_max = lim->simulation_bookings_max > 0 && lim->simulation_bookings_max < INT32_MAX
+                         ? lim->simulation_bookings_max
+                         : SIM_BOOKINGS_MAX;
     if (s.rows == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -1247,8 +1264,16 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         json_decref(s.rows);
         return eng_error_recode(op->err, ENG_EREJECTED, "policy_error");
     }
+    /* The set is this request's own: its calls share one total budget. */
+    policy_set_total_budget(
+        s.pol,
+        lim->simulation_instructions_max > 0 ? lim->simulation_instructions_max
+                                             : SIM_INSTRUCTIONS_MAX,
+        "simulation_instructions_max",
+        lim->simulation_wall_ms_max > 0 ? lim->simulation_wall_ms_max : SIM_WALL_MS_MAX,
+        "simulation_wall_ms_max");
     /* One more than the cap, so a hit cap is an error and not a short answer. */
-    int rc = store_bookings_by_start(op->store, bid, from, to, SIM_BOOKINGS_MAX + 1, sim_booking,
+    int rc = store_bookings_by_start(op->store, bid, from, to, (int)s.bookings_max + 1, sim_booking,
                                      &s, op->err);
     policy_set_release(s.pol);
     if (rc != 0) {

@@ -18,6 +18,8 @@
 #include "ops.h"
 #include "policies.h"
 #include "portfolio.h"
+#include "price_check.h"
+#include "resources.h"
 #include "sha256.h"
 #include "timeutil.h"
 
@@ -136,6 +138,167 @@ stage_set(struct op *op, int64_t bid, char versions[POLICY_KIND_COUNT][POLICY_LA
     return 0;
 }
 
+/* ---------- the pricing check of an upload ----------
+ *
+ * A pricing version whose results the booking path would refuse (NaN, a
+ * float, a negative or huge amount, no unit) must not go live: every quote
+ * of the building would answer 503.  Its own examples may not show it, so
+ * the engine also runs the candidate set on representative bookings (the
+ * building's first resources, or an example room when it has none; a few
+ * lengths at 09:00 local a week from now) and refuses the version (422
+ * policy_error) when a result fails the checks of price_check.h or the call
+ * fails.  A refusal ({error = ...}) is a legitimate answer. */
+
+/* Booking lengths tried, in minutes: half an hour, an hour, a morning, a day. */
+static const int probe_minutes[] = {30, 60, 240, 480};
+/* Resources of the building tried; the calls hold the single writer. */
+#define PROBE_RESOURCES_MAX 8
+
+struct probe {
+    struct op *op;
+    json_t *resources;
+};
+
+static int
+probe_resource(void *ud, const struct resource_row *r)
+{
+    struct probe *p = ud;
+    json_t *j = json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id", id_json("res", r->id),
+                          "building_id", id_json("bld", r->building_id), "name", r->name, "kind",
+                          r->kind, "tags", r->tags, "pricing", r->pricing, "credit_only",
+                          r->credit_only);
+    if (j == NULL || json_array_append_new(p->resources, j) != 0) {
+        return eng_error_set(p->op->err, ENG_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The resources the check prices: the building's first ones, else an
+ * example room priced like the shipped defaults' documentation. */
+static int
+probe_resources(struct op *op, int64_t bid, json_t **out)
+{
+    struct probe p = {op, json_array()};
+    if (p.resources == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (store_resource_each(op->store, bid, 0, PROBE_RESOURCES_MAX, probe_resource, &p,
+                            op->err) != 0) {
+        json_decref(p.resources);
+        return op->err->status;
+    }
+    if (json_array_size(p.resources) == 0 &&
+        json_array_append_new(
+            p.resources,
+            json_pack("{s:s, s:o, s:s, s:s, s:[], s:{s:{s:i}, s:{s:s, s:s, s:i, s:i}}, s:b}",
+                      "id", "res_example", "building_id", id_json("bld", bid), "name",
+                      "Example room", "kind", "meeting_room", "tags", "pricing", "money",
+                      "per_hour", 7000, "credits", "unit", "hour", "model", "fixed", "per_hour",
+                      1, "increment_minutes", 30, "credit_only", 0)) != 0) {
+        json_decref(p.resources);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    *out = p.resources;
+    return 0;
+}
+
+/* The ctx price() sees for a booking of `minutes` from `start`, as the
+ * booking path builds it (a quote: no payment method). */
+static json_t *
+probe_ctx(struct op *op, const struct building_row *bl, json_t *resource, int64_t start,
+          int minutes)
+{
+    struct civil_time lt;
+    if (tz_local_time(bl->timezone, start, &lt, op->err) != 0) {
+        return NULL;
+    }
+    json_t *ctx = json_pack(
+        "{s:{s:I, s:I, s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:i}, s:O, s:{s:s, s:s, s:[]},"
+        " s:{s:o, s:s, s:s}, s:I, s:i}",
+        "booking", "start", (json_int_t)start, "end", (json_int_t)(start + minutes * 60),
+        "minutes", minutes, "local_start", "year", lt.year, "month", lt.month, "day", lt.day,
+        "hour", lt.hour, "minute", lt.minute, "wday", lt.wday, "discount_pm", 0, "resource",
+        resource, "user", "id", "usr_example", "tenant_id", "ten_example", "roles", "building",
+        "id", id_json("bld", bl->id), "timezone", bl->timezone, "currency", bl->currency, "now",
+        (json_int_t)op->now, "user_usage_month", 0);
+    if (ctx == NULL) {
+        eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    return ctx;
+}
+
+/* One representative booking: 0 when the result passes (or is a refusal). */
+static int
+probe_one(struct op *op, struct policy_set *set, const struct building_row *bl,
+          json_t *resource, int64_t start, int minutes)
+{
+    json_t *ctx = probe_ctx(op, bl, resource, start, minutes);
+    if (ctx == NULL) {
+        return op->err->status;
+    }
+    json_t *res = NULL;
+    struct policy_price price;
+    const char *refusal = NULL;
+    int rc = policy_set_call(set, POLICY_PRICING, ctx, &res, op->err);
+    json_decref(ctx);
+    if (rc == 0) {
+        rc = policy_price_read(res, &price, &refusal, op->err);
+    }
+    json_decref(res);
+    if (rc == 0 || op->err->status == ENG_ESTORE || op->err->status == ENG_ENOMEM) {
+        return rc;
+    }
+    /* The call failed (an error, NaN or inf, its budget) or its result
+     * would be refused: say which booking showed it, then what. */
+    char what[ENG_MSG_MAX];
+    snprintf(what, sizeof what, "%s", op->err->msg);
+    const char *rid = json_string_value(json_object_get(resource, "id"));
+    if (rid == NULL || strcmp(rid, "res_example") == 0) {
+        rid = "an example room";
+    }
+    return eng_error_code(op->err, ENG_EREJECTED, "policy_error",
+                          "pricing check: a %d-minute booking of %s: %.400s", minutes, rid,
+                          what);
+}
+
+/* Runs the staged set's pricing on the representative bookings. */
+static int
+pricing_probe(struct op *op, int64_t bid)
+{
+    struct building_row bl;
+    bool found = false;
+    if (store_building_get(op->store, bid, &bl, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return op_not_found(op, "building");
+    }
+    /* 09:00 local, a week after now: a working morning in the future. */
+    struct civil_time lt;
+    int64_t midnight = 0;
+    json_t *resources = NULL;
+    if (tz_local_time(bl.timezone, op->now + 7 * 86400, &lt, op->err) != 0 ||
+        tz_local_midnight(bl.timezone, (struct civil_date){lt.year, lt.month, lt.day},
+                          &midnight, op->err) != 0 ||
+        probe_resources(op, bid, &resources) != 0) {
+        return op->err->status;
+    }
+    int rc = 0;
+    size_t i;
+    json_t *resource;
+    json_array_foreach(resources, i, resource) {
+        for (size_t m = 0; rc == 0 && m < sizeof probe_minutes / sizeof probe_minutes[0]; m++) {
+            rc = probe_one(op, op->install_set, &bl, resource, midnight + 9 * 3600,
+                           probe_minutes[m]);
+        }
+        if (rc != 0) {
+            break;
+        }
+    }
+    json_decref(resources);
+    return rc;
+}
+
 static int
 op_policies_put(struct op *op, json_t *args, json_t **out)
 {
@@ -159,7 +322,8 @@ op_policies_put(struct op *op, json_t *args, json_t **out)
                                     author != NULL ? author : op->who->name, op->now,
                                     &version_id, op->err) != 0 ||
         store_policy_activate(op->store, bid, name, version_id, op->now, op->err) != 0 ||
-        stage_set(op, bid, versions) != 0) {
+        stage_set(op, bid, versions) != 0 ||
+        (kind == POLICY_PRICING && pricing_probe(op, bid) != 0)) {
         return op->err->status;
     }
     *out = json_pack("{s:o, s:s, s:I, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
@@ -263,7 +427,8 @@ op_policies_rollback(struct op *op, json_t *args, json_t **out)
     }
     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     if (store_policy_activate(op->store, bid, name, vid, op->now, op->err) != 0 ||
-        stage_set(op, bid, versions) != 0) {
+        stage_set(op, bid, versions) != 0 ||
+        (kind == POLICY_PRICING && pricing_probe(op, bid) != 0)) {
         return op->err->status;
     }
     *out = json_pack("{s:o, s:s, s:I, s:s, s:s}", "building_id", id_json("bld", bid), "kind",

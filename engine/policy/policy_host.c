@@ -76,7 +76,10 @@ enum policy_trip { POLICY_TRIP_NONE = 0, POLICY_TRIP_INSTRUCTIONS, POLICY_TRIP_T
  * instruction, so a pcall inside the policy cannot outlive it. */
 struct policy_budget {
     int64_t instructions_left;
+    int64_t instructions_given; /* at begin: what this call may use */
     uint64_t deadline_ns;
+    bool total_bounds_instructions; /* the total, not the call's own budget, is the bound */
+    bool total_bounds_time;
     size_t alloc_bytes_unchecked;
     bool active;
     enum policy_trip trip;
@@ -94,6 +97,13 @@ struct policy_set {
     bool string_too_long; /* the cap refused a string object this call */
     bool malloc_failed;   /* the system allocator, not the cap, refused */
     struct policy_budget budget;
+    /* A total shared by every call (policy_set_total_budget); off when
+     * total_on is false. */
+    bool total_on;
+    int64_t total_instructions_left; /* < 0: no instruction total */
+    uint64_t total_deadline_ns;      /* 0: no time total */
+    const char *total_instructions_limit, *total_wall_limit;
+    int64_t total_instructions_max, total_wall_ms_max;
     int fn_ref[POLICY_KIND_COUNT];
     char chunk[POLICY_KIND_COUNT][POLICY_CHUNK_NAME_MAX];
 };
@@ -260,6 +270,18 @@ policy_budget_begin(struct policy_set *set)
     struct policy_budget *b = &set->budget;
     b->instructions_left = set->limits.instructions_max;
     b->deadline_ns = policy_now_ns() + (uint64_t)set->limits.wall_ms_max * 1000000u;
+    b->total_bounds_instructions = false;
+    b->total_bounds_time = false;
+    if (set->total_on && set->total_instructions_left >= 0 &&
+        set->total_instructions_left < b->instructions_left) {
+        b->instructions_left = set->total_instructions_left;
+        b->total_bounds_instructions = true;
+    }
+    if (set->total_on && set->total_deadline_ns != 0 && set->total_deadline_ns < b->deadline_ns) {
+        b->deadline_ns = set->total_deadline_ns;
+        b->total_bounds_time = true;
+    }
+    b->instructions_given = b->instructions_left;
     b->alloc_bytes_unchecked = 0;
     b->trip = POLICY_TRIP_NONE;
     b->trip_msg[0] = '\0';
@@ -1709,6 +1731,12 @@ policy_limits_default(struct policy_limits *limits)
     limits->source_bytes_max = (size_t)256 * 1024;
     limits->string_bytes_max = 4096;
     limits->convert_depth_max = 8;
+    /* 100 full per-call budgets: a looping candidate stops after about 100
+     * bookings (~1 s of Lua), while the default policies, charged under
+     * 1,000 instructions a call, replay the whole booking cap well inside it. */
+    limits->simulation_instructions_max = 100000000;
+    limits->simulation_wall_ms_max = 2000;
+    limits->simulation_bookings_max = 10000;
 }
 
 const char *
@@ -1911,6 +1939,83 @@ policy_set_release(struct policy_set *set)
     }
 }
 
+/* Takes what the call just made used off the total.  The caller holds
+ * the set's mutex. */
+static void
+policy_total_charge(struct policy_set *set)
+{
+    if (!set->total_on || set->total_instructions_left < 0) {
+        return;
+    }
+    const struct policy_budget *b = &set->budget;
+    int64_t used = b->instructions_given - (b->instructions_left > 0 ? b->instructions_left : 0);
+    set->total_instructions_left -= used < set->total_instructions_left
+                                        ? used
+                                        : set->total_instructions_left;
+}
+
+/* 0 while the total lasts, else ENG_ELIMIT naming the spent part.  With
+ * met_instructions or met_time the call that just ran met that part of the
+ * total (a trip whose bound was the total): it is spent even if a last
+ * step left a few instructions.  The caller holds the set's mutex. */
+static int
+policy_total_spent(struct policy_set *set, bool met_instructions, bool met_time,
+                   struct eng_error *err)
+{
+    if (!set->total_on) {
+        return 0;
+    }
+    if (met_instructions || set->total_instructions_left == 0) {
+        set->total_instructions_left = 0;
+        eng_error_code(err, ENG_ELIMIT, "limit_exceeded",
+                       "the policy calls of this request used their total budget of %lld "
+                       "instructions",
+                       (long long)set->total_instructions_max);
+        eng_error_field(err, set->total_instructions_limit);
+        return ENG_ELIMIT;
+    }
+    if (met_time || (set->total_deadline_ns != 0 && policy_now_ns() >= set->total_deadline_ns)) {
+        set->total_deadline_ns = 1; /* in the past for good */
+        eng_error_code(err, ENG_ELIMIT, "limit_exceeded",
+                       "this request used its total time of %lld ms for policy work",
+                       (long long)set->total_wall_ms_max);
+        eng_error_field(err, set->total_wall_limit);
+        return ENG_ELIMIT;
+    }
+    return 0;
+}
+
+void
+policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
+                        const char *instructions_limit, int64_t wall_ms_max,
+                        const char *wall_limit)
+{
+    ENG_ASSERT(set != NULL);
+    pthread_mutex_lock(&set->mutex);
+    set->total_on = instructions_max > 0 || wall_ms_max > 0;
+    set->total_instructions_max = instructions_max;
+    set->total_instructions_left = instructions_max > 0 ? instructions_max : -1;
+    set->total_instructions_limit = instructions_limit != NULL ? instructions_limit : "";
+    set->total_wall_ms_max = wall_ms_max;
+    if (wall_ms_max > POLICY_WALL_MS_LIMIT) {
+        wall_ms_max = POLICY_WALL_MS_LIMIT; /* keeps the nanoseconds in range */
+    }
+    set->total_deadline_ns =
+        wall_ms_max > 0 ? policy_now_ns() + (uint64_t)wall_ms_max * 1000000u : 0;
+    set->total_wall_limit = wall_limit != NULL ? wall_limit : "";
+    pthread_mutex_unlock(&set->mutex);
+}
+
+int
+policy_set_total_check(struct policy_set *set, struct eng_error *err)
+{
+    ENG_ASSERT(set != NULL);
+    pthread_mutex_lock(&set->mutex);
+    int rc = policy_total_spent(set, false, false, err);
+    pthread_mutex_unlock(&set->mutex);
+    return rc;
+}
+
 /* One call, shared with the protected body through a light userdata. */
 struct policy_call {
     struct policy_set *set;
@@ -1963,6 +2068,10 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
     /* The lock is taken and released outside the protected call, so no
      * Lua error (longjmp) can ever cross it. */
     pthread_mutex_lock(&set->mutex);
+    if (policy_total_spent(set, false, false, err) != 0) {
+        pthread_mutex_unlock(&set->mutex);
+        return ENG_ELIMIT;
+    }
     lua_State *L = set->L;
     int base = lua_gettop(L);
     lua_pushcfunction(L, l_policy_msgh);
@@ -1972,7 +2081,17 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
     int status = lua_pcall(L, 1, 0, base + 1);
     policy_budget_end(set);
     int rc = 0;
-    if (status != LUA_OK) {
+    policy_total_charge(set);
+    if (status != LUA_OK && set->budget.trip != POLICY_TRIP_NONE &&
+        policy_total_spent(set, set->budget.trip == POLICY_TRIP_INSTRUCTIONS &&
+                                    set->budget.total_bounds_instructions,
+                           set->budget.trip == POLICY_TRIP_TIME && set->budget.total_bounds_time,
+                           err) != 0) {
+        /* The call met the total, not its own budget: the caller's limit. */
+        rc = ENG_ELIMIT;
+        json_decref(call.result);
+        call.result = NULL;
+    } else if (status != LUA_OK) {
         char text[ENG_MSG_MAX];
         policy_describe_failure(set, status, set->chunk[kind], text, sizeof text);
         json_decref(call.result); /* NULL by construction; kept for safety */

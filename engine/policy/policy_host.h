@@ -48,6 +48,13 @@ struct policy_limits {
     size_t source_bytes_max;     /* per chunk; default 256 KiB */
     size_t string_bytes_max;     /* strings crossing the boundary; default 4 KiB */
     int convert_depth_max;       /* JSON <-> Lua nesting; default 8 */
+    /* One policy simulation (POST .../policies/{kind}/simulate), all its
+     * calls together (see policy_set_total_budget).  The instruction total
+     * decides (deterministic); the wall time is a backstop that also
+     * counts the engine's own work between calls.  0 means the default. */
+    int64_t simulation_instructions_max; /* default 100,000,000 */
+    int64_t simulation_wall_ms_max;      /* default 2,000 */
+    int64_t simulation_bookings_max;     /* bookings replayed; default 10,000 */
 };
 
 /* Fills *limits with the defaults above. */
@@ -98,6 +105,23 @@ void policy_set_release(struct policy_set *set);
  * chunk and line, and *result is NULL; the state stays usable. */
 ENG_MUST_CHECK int policy_set_call(struct policy_set *set, enum policy_kind kind,
                                    const json_t *ctx, json_t **result, struct eng_error *err);
+
+/* Gives the set a total budget that all its later calls share, for a
+ * caller that owns the set alone and runs many calls on it (a simulation
+ * builds a fresh set): each call runs under the smaller of its own budget
+ * (instructions_max, wall_ms_max) and what is left of the total.  Once the
+ * total is spent, the call that met it and every later call fail with
+ * ENG_ELIMIT, code limit_exceeded and field `instructions_limit` or
+ * `wall_limit` (names of the caller's configuration, borrowed for the life
+ * of the set: pass string literals).  The wall time starts now.  A
+ * non-positive value leaves that part without a total.  Thread-safe. */
+void policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
+                             const char *instructions_limit, int64_t wall_ms_max,
+                             const char *wall_limit);
+/* 0 while the total budget lasts (or there is none); else ENG_ELIMIT as
+ * above, for a caller that checks between calls (its own work counts
+ * against the wall time too). */
+ENG_MUST_CHECK int policy_set_total_check(struct policy_set *set, struct eng_error *err);
 
 /* Bytes currently allocated by the set's state (for tests and metrics). */
 size_t policy_set_memory_bytes(struct policy_set *set);

@@ -154,15 +154,17 @@ function M.start(opts)
   env.env = env
   -- 2,048 workers under ASan on a busy machine take several seconds.
   local deadline = socket.gettime() + 30
-  while socket.gettime() < deadline do
+  while socket.gettime() < deadline and M.alive(env.pid) do
     if (read_file(log) or ""):find("listening on", 1, true) then
       local status = env:get("/v1/health")
       if status == 200 then return env end
     end
     socket.sleep(0.02)
   end
+  -- Read the log before stop() removes it with the directory.
+  local why = read_file(log) or ""
   env:stop()
-  error("allotd did not start: " .. (read_file(log) or ""))
+  error("allotd did not start: " .. why)
 end
 
 function M.alive(pid)

@@ -16,6 +16,15 @@ function M.price(ctx)
   for i = 1, 300000 do x = x + i end
   if x < 0 then return nil end]])
 local LOOP = "return { price = function(ctx) while true do end end }"
+-- PREMIUM that, for a 30-minute booking (not for its own example), spends
+-- ~100 ms in C (string.upper over 4,000 bytes, 30,000 times) on ~630,000
+-- instructions: within the budget, over a 30 ms wall-clock limit.
+local SLOW = PREMIUM:gsub("function M%.price%(ctx%)", [[
+function M.price(ctx)
+  if ctx.booking.minutes == 30 then
+    local s = ("x"):rep(4000)
+    for i = 1, 30000 do local t = s:upper() end
+  end]])
 
 describe("the policy wall-clock deadline", function()
   local dir = H.policies { ["buildings/bld_1/pricing.lua"] = BUSY,
@@ -72,13 +81,16 @@ describe("the policy wall-clock deadline", function()
   end)
 
   it("keeps the deadline configurable (--policy-wall-ms)", function()
-    local env = H.start { policies = dir, args = { "--policy-wall-ms", "1" } }
+    -- 30 ms, not less: the default policies' own examples run under the
+    -- same limit at start-up, and take a few ms under ASan on a busy machine.
+    local slow_dir = H.policies { ["buildings/bld_1/pricing.lua"] = SLOW }
+    local env = H.start { policies = slow_dir, args = { "--policy-wall-ms", "30" } }
     local ok, err = pcall(function()
       local w = env:world()
       env:grant(w, 1000, { start = "2026-01-01" })
       local status, body = book(env, w, 0)
       assert.equal(503, status)
-      assert.matches("time limit %(1 ms%)", body.error.message)
+      assert.matches("time limit %(30 ms%)", body.error.message)
     end)
     env:stop()
     assert(ok, err)
