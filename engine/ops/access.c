@@ -3,6 +3,12 @@
  * Objects outside the principal's scope are reported as not found, never as
  * forbidden, so ids cannot be probed.  Forbidden (403) is for an action the
  * role may never take, whatever the object. */
+#include <string.h>
+
+#include "allocations.h"
+#include "bookings.h"
+#include "entries.h"
+#include "lots.h"
 #include "ops.h"
 #include "portfolio.h"
 
@@ -125,4 +131,133 @@ op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id)
 {
     bool leases = false;
     return op_check_tenant_leases(op, tenant_id, building_id, &leases) == 0 && leases;
+}
+
+/* ---------- scope of an object through its owners ---------- */
+
+/* What an object belongs to (PRODUCT.md §8): a tenant, maybe one of its
+ * users, and its buildings: those of an allocation (for an allocation, its
+ * lots and their entries) or a single one (a booking's resource's, a
+ * resource's own). */
+struct owners {
+    int64_t tenant_id;     /* 0: none (a resource) */
+    int64_t user_id;       /* 0: the whole tenant */
+    int64_t allocation_id; /* buildings of this allocation, or else: */
+    int64_t building_id;
+};
+
+/* Fills o from the object; *found false when there is no such object. */
+static int
+owners_resolve(struct op *op, enum op_object kind, int64_t id, struct owners *o, bool *found)
+{
+    memset(o, 0, sizeof *o);
+    *found = false;
+    int rc = 0;
+    if (kind == OP_OBJ_ENTRY) {
+        rc = store_entry_lot(op->store, id, &id, found, op->err);
+        if (rc != 0 || !*found) {
+            return rc;
+        }
+        kind = OP_OBJ_LOT;
+    }
+    switch (kind) {
+    case OP_OBJ_ENTRY: /* resolved to its lot above */
+    case OP_OBJ_LOT: {
+        struct lot_row l;
+        rc = store_lot_get(op->store, id, &l, found, op->err);
+        if (rc == 0 && *found) {
+            o->tenant_id = l.tenant_id;
+            o->user_id = l.user_id;
+            o->allocation_id = l.allocation_id;
+        }
+        return rc;
+    }
+    case OP_OBJ_ALLOCATION:
+        o->allocation_id = id;
+        return store_allocation_tenant(op->store, id, &o->tenant_id, found, op->err);
+    case OP_OBJ_BOOKING: {
+        struct booking_row b;
+        rc = store_booking_get(op->store, id, &b, found, op->err);
+        if (rc == 0 && *found) {
+            o->tenant_id = b.tenant_id;
+            o->user_id = b.user_id;
+            o->building_id = b.building_id;
+        }
+        store_booking_clear(&b);
+        return rc;
+    }
+    case OP_OBJ_RESOURCE: {
+        struct resource_row r;
+        rc = store_resource_get(op->store, id, &r, found, op->err);
+        if (rc == 0 && *found) {
+            o->building_id = r.building_id;
+        }
+        store_resource_clear(&r);
+        return rc;
+    }
+    }
+    return eng_error_set(op->err, ENG_EINVAL, "unknown object kind");
+}
+
+struct scope_walk {
+    const struct op *op;
+    bool any, outside;
+};
+
+/* Stops at the first building outside the key's scope. */
+static int
+building_in_scope(void *ud, int64_t building_id)
+{
+    struct scope_walk *w = ud;
+    w->any = true;
+    if (!op_sees_building(w->op, building_id)) {
+        w->outside = true;
+        return 1;
+    }
+    return 0;
+}
+
+int
+op_check_reaches(struct op *op, enum op_object kind, int64_t id, bool *reaches)
+{
+    *reaches = false;
+    struct owners o;
+    bool found = false;
+    if (owners_resolve(op, kind, id, &o, &found) != 0) {
+        return op->err->status;
+    }
+    if (!found) {
+        return 0;
+    }
+    const struct principal *p = op->who;
+    if (!role_is_admin(p->role)) {
+        /* A tenant principal: its tenant's objects (a tenant user's, those
+         * of the whole tenant or its own); a resource in a building the
+         * tenant leases. */
+        if (p->role == ROLE_TENANT_USER && o.user_id != 0 && o.user_id != p->user_id) {
+            return 0;
+        }
+        if (o.tenant_id == 0) {
+            return op_check_tenant_leases(op, p->tenant_id, o.building_id, reaches);
+        }
+        *reaches = o.tenant_id == p->tenant_id;
+        return 0;
+    }
+    if (p->building_count == 0) {
+        *reaches = true; /* super_admin, or an admin key without a building scope */
+        return 0;
+    }
+    if (o.allocation_id == 0) {
+        *reaches = op_sees_building(op, o.building_id);
+        return 0;
+    }
+    /* Every building of the allocation inside the scope (and at least one). */
+    struct scope_walk w = {op, false, false};
+    int rc = store_allocation_buildings_each(op->store, o.allocation_id, building_in_scope, &w,
+                                             op->err);
+    if (rc < 0) {
+        return rc;
+    }
+    *reaches = w.any && !w.outside;
+    return 0;
 }

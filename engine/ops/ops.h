@@ -116,6 +116,18 @@ int op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees);
 int op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees);
 int op_check_tenant_leases(const struct op *op, int64_t tenant_id, int64_t building_id,
                            bool *leases);
+/* Scope decided in one place from an object's owners (PRODUCT.md §8): a
+ * lot, an entry and an allocation belong to a tenant (a per-user lot also to
+ * its user) and to the allocation's buildings; a booking to its user's
+ * tenant and its resource's building; a resource to its building.  A
+ * manager or viewer key limited to some buildings reaches an object only
+ * when all of its buildings are in scope; a tenant principal reaches its
+ * tenant's objects (a tenant user not another user's) and the resources of
+ * buildings its tenant leases.  0 with *reaches (false for an unknown id),
+ * or a storage error in op->err that must fail the request: an error never
+ * reads as "not visible". */
+enum op_object { OP_OBJ_ALLOCATION, OP_OBJ_LOT, OP_OBJ_ENTRY, OP_OBJ_BOOKING, OP_OBJ_RESOURCE };
+int op_check_reaches(struct op *op, enum op_object kind, int64_t id, bool *reaches);
 /* 403 unless the principal is an admin (read) / may assign (write). */
 int op_require_admin(struct op *op);
 int op_require_assigner(struct op *op);

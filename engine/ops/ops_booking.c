@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allocations.h"
 #include "amount.h"
 #include "bookings.h"
 #include "ledger.h"
@@ -279,20 +280,36 @@ args_discount(struct op *op, json_t *args, int64_t *discount_pm)
 }
 
 /* PRODUCT.md §8: tenant principals quote and book only resources in
- * buildings their tenant leases, or that its cross-building credits reach
- * (a lot of the tenant may pay here), whatever the payment method.  Out of
- * reach reads as out of scope: 404. */
+ * buildings their tenant leases (op_check_reaches), or that its
+ * cross-building credits reach (a lot of a cross-building allocation may pay
+ * here), whatever the payment method.  Out of reach reads as out of scope:
+ * 404. */
 static int
-tenant_reach(struct op *op, const struct bk *b)
+tenant_reach(struct op *op, const struct bk *b, bool resource_reached)
 {
-    if (op->who->role != ROLE_TENANT_ADMIN && op->who->role != ROLE_TENANT_USER) {
+    if (op_is_admin(op) || resource_reached) {
         return 0;
     }
-    bool leases = false;
-    if (store_tenant_leases(op->store, b->tenant_id, b->building_id, &leases, op->err) != 0) {
-        return op->err->status;
+    /* Not leased: only a lot of a cross-building allocation of a tenant
+     * with cross-building booking may bring it within reach (an allocation
+     * still listing a building the tenant no longer leases does not). */
+    if (!json_is_true(json_object_get(b->tenant, "cross_building"))) {
+        return op_not_found(op, "resource");
     }
-    return leases || b->cands.count > 0 ? 0 : op_not_found(op, "resource");
+    for (int i = 0; i < b->cands.count; i++) {
+        struct allocation_row a;
+        bool found = false;
+        int rc = store_allocation_get(op->store, b->cands.items[i].alloc_id, &a, &found, op->err);
+        bool cross = found && a.cross_building;
+        store_allocation_clear(&a);
+        if (rc != 0) {
+            return rc;
+        }
+        if (cross) {
+            return 0;
+        }
+    }
+    return op_not_found(op, "resource");
 }
 
 static int
@@ -332,18 +349,35 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     if (b->user == NULL) {
         return rc;
     }
-    if (!op_sees_user(op, b->tenant_id, b->user_id)) {
+    bool sees = false;
+    if (op_check_sees_user(op, b->tenant_id, b->user_id, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
         return op_not_found(op, "user");
     }
     if (load_resource(op, b) != 0) {
         return op->err->status;
     }
-    if (!op_sees_building(op, b->building_id)) {
+    /* The resource in scope: for an admin key, its building; for a tenant
+     * principal, a building the tenant leases, or else one its
+     * cross-building credits reach (tenant_reach, once they are known). */
+    bool reached = false;
+    if (op_check_reaches(op, OP_OBJ_RESOURCE, b->resource_id, &reached) != 0) {
+        return op->err->status;
+    }
+    if (!reached && op_is_admin(op)) {
         return op_not_found(op, "resource");
     }
     b->tenant = ctx_tenant(&op->lx, b->tenant_id, &rc);
     if (b->tenant == NULL) {
         return rc;
+    }
+    /* Out of reach before any policy runs (a policy's answer must not tell
+     * an unreachable resource from an unknown one) unless cross-building
+     * credits may yet reach it. */
+    if (!reached && !json_is_true(json_object_get(b->tenant, "cross_building"))) {
+        return op_not_found(op, "resource");
     }
     json_t *cand = booking ? NULL : json_object_get(args, "candidate");
     if (cand != NULL) {
@@ -367,7 +401,7 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
             return rc;
         }
     }
-    return tenant_reach(op, b);
+    return tenant_reach(op, b, reached);
 }
 
 static bool
@@ -565,14 +599,6 @@ pay(struct op *op, struct bk *b, int64_t booking_id)
     return 0;
 }
 
-/* A booking belongs to its user's tenant and its resource's building. */
-static bool
-booking_visible(const struct op *op, const struct booking_row *row)
-{
-    return op_sees_user(op, row->tenant_id, row->user_id) && op_sees_tenant(op, row->tenant_id) &&
-           op_sees_building(op, row->building_id);
-}
-
 struct paid_ud {
     struct op *op;
     json_t *paid;
@@ -657,11 +683,18 @@ booking_json(struct op *op, const struct booking_row *row, json_t **out)
 static int
 booking_get(struct op *op, int64_t id, struct booking_row *row)
 {
-    bool found = false;
+    bool found = false, reaches = false;
+    memset(row, 0, sizeof *row);
+    if (op_check_reaches(op, OP_OBJ_BOOKING, id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "booking");
+    }
     if (store_booking_get(op->store, id, row, &found, op->err) != 0) {
         return op->err->status;
     }
-    if (!found || !booking_visible(op, row)) {
+    if (!found) {
         store_booking_clear(row);
         return op_not_found(op, "booking");
     }
@@ -957,7 +990,14 @@ static int
 list_row(void *ud, const struct booking_row *row)
 {
     struct list_ud *l = ud;
-    if (l->pg.fetched >= l->pg.page->limit || !booking_visible(l->op, row)) {
+    bool reaches = false;
+    if (l->pg.fetched < l->pg.page->limit) {
+        int rc = op_check_reaches(l->op, OP_OBJ_BOOKING, row->id, &reaches);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (!reaches) {
         /* The row past the page, or one out of scope: moves the cursor only. */
         return pager_add(&l->pg, row->id, NULL);
     }

@@ -391,7 +391,11 @@ check_building(struct op *op, int64_t tid, bool leases_any, const char *text, ch
     if (zone[0] == '\0') {
         memcpy(zone, b.timezone, sizeof b.timezone);
     }
-    if (leases_any && !op_tenant_leases(op, tid, bid)) {
+    bool leases = true;
+    if (leases_any && op_check_tenant_leases(op, tid, bid, &leases) != 0) {
+        return op->err->status;
+    }
+    if (!leases) {
         return op_invalid(op, "building_ids", "the tenant does not lease space in '%.40s'", text);
     }
     return 0;
@@ -483,12 +487,15 @@ static int
 op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
 {
     struct alloc a;
-    if (alloc_load(&op->lx, id, &a) != 0) {
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_ALLOCATION, id, &reaches) != 0) {
         return op->err->status;
     }
-    if (!op_sees_tenant(op, a.tenant_id) || !op_sees_building(op, a.first_building)) {
-        alloc_free(&a);
+    if (!reaches) {
         return op_not_found(op, "allocation");
+    }
+    if (alloc_load(&op->lx, id, &a) != 0) {
+        return op->err->status;
     }
     json_t *j = alloc_json(op, &a);
     alloc_free(&a);
@@ -534,13 +541,12 @@ allocation_page_row(void *ud, int64_t id)
 {
     struct list_ud *u = ud;
     json_t *row = NULL;
-    int rc = op_allocation_get_id(u->op, id, false, &row);
-    if (rc == ENG_ENOTFOUND) {
-        row = NULL;
-    } else if (rc != 0) {
-        return rc;
+    bool reaches = false;
+    int rc = op_check_reaches(u->op, OP_OBJ_ALLOCATION, id, &reaches);
+    if (rc == 0 && reaches) {
+        rc = op_allocation_get_id(u->op, id, false, &row);
     }
-    return pager_add(u->pg, id, row);
+    return rc != 0 ? rc : pager_add(u->pg, id, row);
 }
 
 static int
@@ -648,14 +654,19 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
     if (date_parse(end, &d, &e) != 0) {
         return op_invalid(op, "end", "'end' must be a date YYYY-MM-DD");
     }
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_ALLOCATION, id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "allocation");
+    }
     if (alloc_load(&op->lx, id, &a) != 0) {
         return op->err->status;
     }
     int rc = 0;
     int64_t end_at = 0;
-    if (!op_sees_tenant(op, a.tenant_id)) {
-        rc = op_not_found(op, "allocation");
-    } else if (date_cmp(d, a.start_date) < 0) {
+    if (date_cmp(d, a.start_date) < 0) {
         rc = op_invalid(op, "end", "'end' is before the allocation's start");
     } else {
         rc = tz_local_midnight(a.zone, date_add_days(d, 1), &end_at, op->err);
@@ -730,6 +741,17 @@ cand_json(struct op *op, const struct cand *c, const char *unit)
     return lot;
 }
 
+/* Appends a lot to the wallet's (ud as lot_append's) when the principal
+ * reaches it. */
+static int
+wallet_lot_append(void *ud, const struct lot_row *l)
+{
+    struct op *op = ((void **)ud)[0];
+    bool reaches = false;
+    int rc = op_check_reaches(op, OP_OBJ_LOT, l->id, &reaches);
+    return rc != 0 || !reaches ? rc : lot_append(ud, l);
+}
+
 static int
 op_wallet(struct op *op, json_t *args, json_t **out)
 {
@@ -748,9 +770,14 @@ op_wallet(struct op *op, json_t *args, json_t **out)
     if (user == NULL) {
         return rc;
     }
-    if (!op_sees_user(op, tid, uid) || !op_sees_tenant(op, tid)) {
+    bool sees = false;
+    rc = op_check_sees_user(op, tid, uid, &sees);
+    if (rc == 0 && sees) {
+        rc = op_check_sees_tenant(op, tid, &sees);
+    }
+    if (rc != 0 || !sees) {
         json_decref(user);
-        return op_not_found(op, "user");
+        return rc != 0 ? rc : op_not_found(op, "user");
     }
     json_t *tenant = ctx_tenant(&op->lx, tid, &rc);
     if (tenant == NULL) {
@@ -777,6 +804,13 @@ op_wallet(struct op *op, json_t *args, json_t **out)
         int64_t avail = 0;
         bool unlimited = false;
         for (int i = 0; rc == 0 && i < count; i++) {
+            /* A scoped key sees only the lots inside its scope, and counts
+             * only them. */
+            bool reaches = false;
+            rc = op_check_reaches(op, OP_OBJ_ALLOCATION, cands[i].alloc_id, &reaches);
+            if (rc != 0 || !reaches) {
+                continue;
+            }
             unlimited |= cands[i].unlimited;
             avail += cands[i].unlimited ? 0 : cands[i].balance;
             if (json_array_append_new(lots, cand_json(op, &cands[i], units[u])) != 0) {
@@ -807,7 +841,11 @@ op_wallet(struct op *op, json_t *args, json_t **out)
                            .from_min = op->now == INT64_MAX ? op->now : op->now + 1,
                            .open_only = true};
     if (rc == 0) {
-        rc = lots_of(op, &f, lots);
+        void *ud[2] = {op, lots};
+        rc = store_lots_each(op->store, &f, wallet_lot_append, ud, op->err);
+        if (rc == ENG_ENOMEM) {
+            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
     }
     json_decref(user);
     json_decref(tenant);
@@ -850,10 +888,14 @@ op_adjust(struct op *op, json_t *args, json_t **out)
     if (!found) {
         return op_not_found(op, "lot");
     }
-    int64_t tid = l.tenant_id, bal = l.balance;
+    int64_t bal = l.balance;
     bool unlimited = l.unlimited;
     bool closed = l.closed || l.valid_until <= op->now;
-    if (!op_sees_tenant(op, tid)) {
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_LOT, lot, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
         return op_not_found(op, "lot");
     }
     if (unlimited) {
@@ -914,15 +956,30 @@ entry_json(const struct entry_row *r)
     return e;
 }
 
-/* One entry of a page.  An admin limited to some buildings reads only
- * their tenants' entries; everyone else is already filtered to theirs.
- * A hidden entry still moves the cursor. */
+struct entries_ud {
+    struct op *op;
+    struct pager *pg;
+    int64_t lot_id; /* the last lot decided, 0: none yet */
+    bool lot_reached;
+};
+
+/* One entry of a page: shown when the principal reaches its lot (an admin
+ * limited to some buildings, only lots of allocations wholly inside them;
+ * tenant principals are already filtered to their tenant).  A hidden entry
+ * still moves the cursor. */
 static int
 entry_page_row(void *ud, const struct entry_row *r)
 {
-    struct list_ud *u = ud;
+    struct entries_ud *u = ud;
     json_t *row = NULL;
-    if (op_sees_tenant(u->op, r->tenant_id)) {
+    if (u->lot_id != r->lot_id) {
+        int rc = op_check_reaches(u->op, OP_OBJ_LOT, r->lot_id, &u->lot_reached);
+        if (rc != 0) {
+            return rc;
+        }
+        u->lot_id = r->lot_id;
+    }
+    if (u->lot_reached) {
         row = entry_json(r);
         if (row == NULL) {
             return eng_error_set(u->op->err, ENG_ENOMEM, "out of memory");
@@ -950,10 +1007,27 @@ op_entries(struct op *op, json_t *args, json_t **out)
     if (op->who->role == ROLE_TENANT_USER) {
         return op_forbidden(op, "read the ledger");
     }
+    bool sees = true;
     if (!op_is_admin(op)) {
         tid = op->who->tenant_id;
-    } else if (tid != 0 && !op_sees_tenant(op, tid)) {
+    } else if (tid != 0 && op_check_sees_tenant(op, tid, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
         return op_not_found(op, "tenant");
+    }
+    /* A filter on a lot or a booking out of scope answers 404. */
+    if (lot != 0 && op_check_reaches(op, OP_OBJ_LOT, lot, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
+        return op_not_found(op, "lot");
+    }
+    if (bkg != 0 && op_check_reaches(op, OP_OBJ_BOOKING, bkg, &sees) != 0) {
+        return op->err->status;
+    }
+    if (!sees) {
+        return op_not_found(op, "booking");
     }
     struct entry_filter f = {
         .after = page.after,
@@ -967,7 +1041,7 @@ op_entries(struct op *op, json_t *args, json_t **out)
     };
     struct pager pg;
     pager_init(&pg, &page);
-    struct list_ud u = {op, &pg};
+    struct entries_ud u = {op, &pg, 0, false};
     int rc = store_entries_list(op->store, &f, entry_page_row, &u, op->err);
     return pager_finish(&pg, op, rc, out);
 }

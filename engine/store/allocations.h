@@ -53,6 +53,9 @@ ENG_MUST_CHECK int store_allocation_get(struct store *s, int64_t id, struct allo
                                         bool *found, struct eng_error *err);
 void store_allocation_clear(struct allocation_row *a);
 
+/* The tenant of allocation `id` (*found false when there is none). */
+ENG_MUST_CHECK int store_allocation_tenant(struct store *s, int64_t id, int64_t *tenant_id,
+                                           bool *found, struct eng_error *err);
 /* An allocation's lines in idx order: cb per line (the row and its JSON are
  * borrowed for the call; non-zero stops and is returned). */
 ENG_MUST_CHECK int store_allocation_lines_each(struct store *s, int64_t allocation_id,

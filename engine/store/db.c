@@ -436,6 +436,10 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
     STORE_SQL(q_savepoint, "SAVEPOINT job");
     STORE_SQL(q_release, "RELEASE job");
     STORE_SQL(q_rollback_to, "ROLLBACK TO job");
+    struct eng_error scratch = {0};
+    if (err == NULL) {
+        err = &scratch; /* callers that only clean up pass none */
+    }
     struct store_sql *q = NULL;
     switch (what) {
     case STORE_BEGIN: q = &q_begin; break;

@@ -27,6 +27,9 @@ struct entry_row {
 ENG_MUST_CHECK int store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
                                       struct eng_error *err);
 
+/* The lot of entry `id` (*found false when there is none). */
+ENG_MUST_CHECK int store_entry_lot(struct store *s, int64_t id, int64_t *lot_id, bool *found,
+                                   struct eng_error *err);
 /* A page of entries: id > after, each optional filter (0 / NULL: any),
  * effective_at in [from, to), in id order, at most `limit` rows; cb per
  * entry (non-zero stops and is returned). */

@@ -175,4 +175,117 @@ describe("authorization matrix", function()
     end
     assert.equal("confirmed", env:must(200, "GET", "/v1/bookings/" .. o.b_booking.id).status)
   end)
+  -- The same routes through manager and viewer keys limited to building A:
+  -- objects of A in scope, objects of B (a building outside it) answer 404;
+  -- a role that may never act answers 403 first where the route says so.
+  describe("through keys limited to building A", function()
+    local m, v
+    setup(function()
+      m = env:as(env:new_key("manager", { building_ids = { o.a.building.id } }))
+      v = env:as(env:new_key("viewer", { building_ids = { o.a.building.id } }))
+    end)
+
+    -- { name, {manager, viewer} statuses, request }
+    local scoped = {
+      { "get own building", { 200, 200 }, function() return "GET", "/v1/buildings/" .. o.a.building.id end },
+      { "get other building", { 404, 404 }, function() return "GET", "/v1/buildings/" .. o.b.building.id end },
+      { "get own resource", { 200, 200 }, function() return "GET", "/v1/resources/" .. o.a.room.id end },
+      { "get other resource", { 404, 404 }, function() return "GET", "/v1/resources/" .. o.b.room.id end },
+      { "get own tenant", { 200, 200 }, function() return "GET", "/v1/tenants/" .. o.a.tenant.id end },
+      { "get other tenant", { 404, 404 }, function() return "GET", "/v1/tenants/" .. o.b.tenant.id end },
+      { "get own user", { 200, 200 }, function() return "GET", "/v1/users/" .. o.a.user.id end },
+      { "get other tenant's user", { 404, 404 },
+        function() return "GET", "/v1/users/" .. o.b.user.id end },
+      { "get own allocation", { 200, 200 },
+        function() return "GET", "/v1/allocations/" .. o.a_alloc.id end },
+      { "get other allocation", { 404, 404 },
+        function() return "GET", "/v1/allocations/" .. o.b_alloc.id end },
+      { "end own allocation", { 200, 403 }, function()
+        return "POST", "/v1/allocations/" .. o.a_alloc.id .. "/end", { ["end"] = "2026-12-31" }
+      end },
+      { "end other allocation", { 404, 403 }, function()
+        return "POST", "/v1/allocations/" .. o.b_alloc.id .. "/end", { ["end"] = "2026-12-31" }
+      end },
+      { "adjust own lot", { 201, 403 }, function()
+        return "POST", "/v1/adjustments", { lot_id = o.a_alloc.lots[1].id, amount = 1 } end },
+      { "adjust other lot", { 404, 403 }, function()
+        return "POST", "/v1/adjustments", { lot_id = o.b_alloc.lots[1].id, amount = 1 } end },
+      { "own wallet", { 200, 200 },
+        function() return "GET", "/v1/users/" .. o.a.user.id .. "/wallet" end },
+      { "other tenant's wallet", { 404, 404 },
+        function() return "GET", "/v1/users/" .. o.b.user.id .. "/wallet" end },
+      { "ledger of own lot", { 200, 200 },
+        function() return "GET", "/v1/entries?lot_id=" .. o.a_alloc.lots[1].id end },
+      { "ledger of other lot", { 404, 404 },
+        function() return "GET", "/v1/entries?lot_id=" .. o.b_alloc.lots[1].id end },
+      { "ledger of own booking", { 200, 200 },
+        function() return "GET", "/v1/entries?booking_id=" .. o.a_booking.id end },
+      { "ledger of other booking", { 404, 404 },
+        function() return "GET", "/v1/entries?booking_id=" .. o.b_booking.id end },
+      { "ledger of other tenant", { 404, 404 },
+        function() return "GET", "/v1/entries?tenant_id=" .. o.b.tenant.id end },
+      { "get own booking", { 200, 200 },
+        function() return "GET", "/v1/bookings/" .. o.a_booking.id end },
+      { "get other booking", { 404, 404 },
+        function() return "GET", "/v1/bookings/" .. o.b_booking.id end },
+      { "cancel other booking", { 404, 404 },
+        function() return "POST", "/v1/bookings/" .. o.b_booking.id .. "/cancel", {} end },
+      { "book own resource", { 201, 403 }, function()
+        local s, e = next_slot()
+        return "POST", "/v1/bookings", { resource_id = o.a.room.id, user_id = o.a.user.id,
+                                         start = s, ["end"] = e, payment_method = "card" } end },
+      { "book other resource", { 404, 403 }, function()
+        local s, e = next_slot()
+        return "POST", "/v1/bookings", { resource_id = o.b.room.id, user_id = o.b.user.id,
+                                         start = s, ["end"] = e, payment_method = "card" } end },
+      { "quote own resource", { 200, 200 }, function()
+        local s, e = next_slot()
+        return "POST", "/v1/quotes", { resource_id = o.a.room.id, user_id = o.a.user.id,
+                                       start = s, ["end"] = e } end },
+      { "quote other resource", { 404, 404 }, function()
+        local s, e = next_slot()
+        return "POST", "/v1/quotes", { resource_id = o.b.room.id, user_id = o.b.user.id,
+                                       start = s, ["end"] = e } end },
+      { "quote other resource for own user", { 404, 404 }, function()
+        local s, e = next_slot()
+        return "POST", "/v1/quotes", { resource_id = o.b.room.id, user_id = o.a.user.id,
+                                       start = s, ["end"] = e } end },
+    }
+
+    for _, case in ipairs(scoped) do
+      local name, expected, request = case[1], case[2], case[3]
+      it(name, function()
+        local got = {}
+        for i, c in ipairs { m, v } do
+          local method, path, body = request()
+          local status, res = c:request(method, path, body)
+          got[i] = status
+          if status == 404 or status == 403 then
+            assert.equal(status == 404 and "not_found" or "forbidden", res.error.code)
+          end
+        end
+        assert.same(expected, got, name .. ": statuses for scoped manager, viewer")
+      end)
+    end
+
+    it("lists leave out everything of the other building", function()
+      for _, c in ipairs { m, v } do
+        for _, path in ipairs { "/v1/bookings", "/v1/bookings?tenant_id=" .. o.b.tenant.id,
+                                "/v1/allocations", "/v1/allocations?tenant_id=" .. o.b.tenant.id,
+                                "/v1/entries", "/v1/users", "/v1/tenants", "/v1/resources" } do
+          local status, list = c:get(path)
+          if status == 200 then
+            for _, row in ipairs(list.data) do
+              local tid = row.tenant_id or (row.id:match("^ten_") and row.id)
+              if tid then assert.are_not.equal(o.b.tenant.id, tid, path) end
+              assert.are_not.equal(o.b.room.id, row.id, path)
+              assert.are_not.equal(o.b.user.id, row.id, path)
+            end
+          else
+            assert.equal(404, status, path)
+          end
+        end
+      end
+    end)
+  end)
 end)

@@ -1,0 +1,302 @@
+-- Scope of objects through their owners (PRODUCT.md §8): a lot, an entry and
+-- an allocation belong to a tenant and to the allocation's buildings; a
+-- booking to its user's tenant and its resource's building.  A manager or
+-- viewer limited to some buildings reaches an object only when all of its
+-- buildings are in scope; anything else answers 404 (and nothing is written),
+-- lists and wallets leave it out.  Tenant principals quote and book only in
+-- buildings their tenant leases, whatever the payment method.
+local H = require "http_env"
+
+describe("scope by owners", function()
+  local env, o = nil, {}
+
+  local function ids(rows, field)
+    local set = {}
+    for _, r in ipairs(rows) do set[r[field]] = true end
+    return set
+  end
+
+  setup(function()
+    env = H.start()
+    local function building(name)
+      return env:must(201, "POST", "/v1/buildings", {
+        name = name, timezone = "UTC", currency = "USD",
+        payment = { credits = true, invoice = true, card = true } })
+    end
+    o.b1, o.b2 = building("One"), building("Two")
+    o.r1 = env:room(o.b1, { room_name = "Room One" })
+    o.r2 = env:room(o.b2, { room_name = "Room Two" })
+    -- A tenant leasing both buildings, with one allocation in each.
+    o.t = env:must(201, "POST", "/v1/tenants", { name = "Both", building_ids = { o.b1.id, o.b2.id } })
+    o.u = env:must(201, "POST", "/v1/users", { tenant_id = o.t.id, name = "Uma" })
+    local w1 = { tenant = o.t, building = o.b1, user = o.u, room = o.r1 }
+    local w2 = { tenant = o.t, building = o.b2, user = o.u, room = o.r2 }
+    o.a1 = env:grant(w1, 10, { start = "2026-01-01" })
+    o.a2 = env:grant(w2, 20, { start = "2026-01-01" })
+    o.lot1, o.lot2 = o.a1.lots[1].id, o.a2.lots[1].id
+    o.bk1 = env:must(201, "POST", "/v1/bookings", {
+      resource_id = o.r1.id, user_id = o.u.id, start = "2026-01-05T09:00:00Z",
+      ["end"] = "2026-01-05T10:00:00Z", payment_method = "credits" })
+    o.bk2 = env:must(201, "POST", "/v1/bookings", {
+      resource_id = o.r2.id, user_id = o.u.id, start = "2026-01-05T09:00:00Z",
+      ["end"] = "2026-01-05T10:00:00Z", payment_method = "credits" })
+    assert.equal(o.lot2, o.bk2.credits.paid_from[1].lot_id)
+    -- An allocation over both buildings: out of a B1-only scope as a whole.
+    o.a12 = env:must(201, "POST", "/v1/allocations", {
+      tenant_id = o.t.id, building_ids = { o.b1.id, o.b2.id }, description = "both",
+      unit = "hour", lines = { { scope = "all", amount = 5 } }, targeting = { type = "all" },
+      pool = "shared", schedule = { start = "2026-01-01" } })
+    o.lot12 = o.a12.lots[1].id
+    o.manager = env:as(env:new_key("manager", { building_ids = { o.b1.id } }))
+    o.viewer = env:as(env:new_key("viewer", { building_ids = { o.b1.id } }))
+    -- A tenant leasing only B1, with credits there.
+    o.t3 = env:must(201, "POST", "/v1/tenants", { name = "One Only", building_ids = { o.b1.id } })
+    o.u3 = env:must(201, "POST", "/v1/users", { tenant_id = o.t3.id, name = "Ola" })
+    o.a3 = env:grant({ tenant = o.t3, building = o.b1, user = o.u3, room = o.r1 }, 10,
+                     { start = "2026-01-01" })
+    o.tadmin = env:as(env:new_key("tenant_admin", { tenant_id = o.t3.id }))
+    o.tuser = env:as(env:new_key("tenant_user", { user_id = o.u3.id }))
+  end)
+  teardown(function() if env then env:stop() end end)
+
+  local function balance(lot_id)
+    for _, a in ipairs { o.a1, o.a2, o.a12 } do
+      local got = env:must(200, "GET", "/v1/allocations/" .. a.id)
+      for _, l in ipairs(got.lots) do
+        if l.id == lot_id then return l.balance end
+      end
+    end
+    error("no lot " .. lot_id)
+  end
+
+  local function entry_count()
+    local n, cursor = 0, nil
+    repeat
+      local page = env:must(200, "GET", "/v1/entries?limit=100" ..
+                                        (cursor and ("&cursor=" .. cursor) or ""))
+      n = n + #page.data
+      cursor = page.next_cursor
+    until cursor == nil or cursor == H.null
+    return n
+  end
+
+  describe("A1: adjustments through a building-scoped manager", function()
+    it("answer 404 for a lot of an allocation outside the scope, writing nothing", function()
+      for _, lot in ipairs { o.lot2, o.lot12 } do
+        local before, entries = balance(lot), entry_count()
+        local status, res = o.manager:post("/v1/adjustments", { lot_id = lot, amount = 9 })
+        assert.equal(404, status, lot)
+        assert.equal("not_found", res.error.code)
+        assert.equal(before, balance(lot))
+        assert.equal(entries, entry_count())
+      end
+    end)
+
+    it("still adjust a lot inside the scope", function()
+      local before = balance(o.lot1)
+      local got = o.manager:must(201, "POST", "/v1/adjustments", { lot_id = o.lot1, amount = 1 })
+      assert.equal(o.lot1, got.lot_id)
+      assert.equal(before + 1, balance(o.lot1))
+    end)
+
+    it("cannot end an allocation outside the scope", function()
+      for _, a in ipairs { o.a2, o.a12 } do
+        local status = o.manager:post("/v1/allocations/" .. a.id .. "/end",
+                                      { ["end"] = "2026-06-30" })
+        assert.equal(404, status)
+        assert.equal(H.null, env:must(200, "GET", "/v1/allocations/" .. a.id).schedule["end"])
+      end
+    end)
+  end)
+
+  describe("A4: reads through building-scoped managers and viewers", function()
+    for _, role in ipairs { "manager", "viewer" } do
+      it(role .. ": allocations outside the scope are 404 and left out of lists", function()
+        local c = o[role]
+        c:must(200, "GET", "/v1/allocations/" .. o.a1.id)
+        for _, a in ipairs { o.a2, o.a12 } do
+          assert.equal(404, (c:get("/v1/allocations/" .. a.id)))
+        end
+        for _, path in ipairs { "/v1/allocations", "/v1/allocations?tenant_id=" .. o.t.id } do
+          local seen = ids(c:must(200, "GET", path).data, "id")
+          assert.is_true(seen[o.a1.id], path)
+          assert.is_nil(seen[o.a2.id], path)
+          assert.is_nil(seen[o.a12.id], path)
+        end
+      end)
+
+      it(role .. ": a ledger filter on an out-of-scope lot or booking is 404", function()
+        local c = o[role]
+        for _, q in ipairs { "lot_id=" .. o.lot2, "lot_id=" .. o.lot12,
+                             "booking_id=" .. o.bk2.id } do
+          local status, res = c:get("/v1/entries?" .. q)
+          assert.equal(404, status, q)
+          assert.equal("not_found", res.error.code)
+        end
+        local own = c:must(200, "GET", "/v1/entries?lot_id=" .. o.lot1)
+        assert.is_true(#own.data > 0)
+        own = c:must(200, "GET", "/v1/entries?booking_id=" .. o.bk1.id)
+        assert.is_true(#own.data > 0)
+      end)
+
+      it(role .. ": ledger lists leave out-of-scope entries out", function()
+        local c = o[role]
+        for _, path in ipairs { "/v1/entries?limit=200", "/v1/entries?limit=200&tenant_id=" .. o.t.id,
+                                "/v1/entries?limit=1" } do
+          local seen, cursor, any = {}, nil, false
+          repeat
+            local page = c:must(200, "GET", path .. (cursor and ("&cursor=" .. cursor) or ""))
+            for _, e in ipairs(page.data) do seen[e.lot_id] = true end
+            any = any or #page.data > 0
+            cursor = page.next_cursor
+          until cursor == nil or cursor == H.null
+          assert.is_true(any, path)
+          assert.is_true(seen[o.lot1], path)
+          assert.is_nil(seen[o.lot2], path)
+          assert.is_nil(seen[o.lot12], path)
+        end
+      end)
+
+      it(role .. ": a wallet lists only the lots inside the scope", function()
+        local w = o[role]:must(200, "GET", "/v1/users/" .. o.u.id .. "/wallet")
+        local allocs = ids(w.lots, "allocation_id")
+        assert.is_true(allocs[o.a1.id])
+        assert.is_nil(allocs[o.a2.id])
+        assert.is_nil(allocs[o.a12.id])
+        for _, l in ipairs(w.expiring_soon) do
+          assert.equal(o.a1.id, l.allocation_id)
+        end
+        local sum = 0
+        for _, l in ipairs(w.lots) do
+          if l.unit == "hour" and l.status == "active" then sum = sum + l.balance end
+        end
+        for _, b in ipairs(w.balances) do
+          if b.unit == "hour" then assert.equal(sum, b.available) end
+        end
+      end)
+
+      it(role .. ": bookings outside the scope are 404 and left out of lists", function()
+        local c = o[role]
+        c:must(200, "GET", "/v1/bookings/" .. o.bk1.id)
+        assert.equal(404, (c:get("/v1/bookings/" .. o.bk2.id)))
+        local seen = ids(c:must(200, "GET", "/v1/bookings?tenant_id=" .. o.t.id).data, "id")
+        assert.is_true(seen[o.bk1.id])
+        assert.is_nil(seen[o.bk2.id])
+      end)
+    end
+
+    it("an unscoped viewer still sees everything", function()
+      local v = env:as(env:new_key("viewer"))
+      v:must(200, "GET", "/v1/entries?lot_id=" .. o.lot2)
+      v:must(200, "GET", "/v1/allocations/" .. o.a12.id)
+      local allocs = ids(v:must(200, "GET", "/v1/users/" .. o.u.id .. "/wallet").lots,
+                         "allocation_id")
+      assert.is_true(allocs[o.a2.id])
+    end)
+
+    it("a scoped manager cannot cancel a booking outside the scope", function()
+      assert.equal(404, (o.manager:post("/v1/bookings/" .. o.bk2.id .. "/cancel", {})))
+      assert.equal("confirmed", env:must(200, "GET", "/v1/bookings/" .. o.bk2.id).status)
+    end)
+  end)
+
+  describe("A3: tenant principals and buildings their tenant does not lease", function()
+    local slot = 0
+    local function next_slot()
+      slot = slot + 1
+      return ("2026-02-%02dT09:00:00Z"):format(slot), ("2026-02-%02dT10:00:00Z"):format(slot)
+    end
+
+    local function r2_bookings()
+      return #env:must(200, "GET", "/v1/bookings?limit=200&resource_id=" .. o.r2.id).data
+    end
+
+    for _, role in ipairs { "tadmin", "tuser" } do
+      it(role .. ": the resource itself is 404", function()
+        assert.equal(404, (o[role]:get("/v1/resources/" .. o.r2.id)))
+      end)
+
+      it(role .. ": quotes are 404", function()
+        local s, e = next_slot()
+        local status, res = o[role]:post("/v1/quotes", { resource_id = o.r2.id,
+                                                          user_id = o.u3.id, start = s,
+                                                          ["end"] = e })
+        assert.equal(404, status)
+        assert.equal("not_found", res.error.code)
+        s, e = next_slot()
+        o[role]:must(200, "POST", "/v1/quotes", { resource_id = o.r1.id, user_id = o.u3.id,
+                                                  start = s, ["end"] = e })
+      end)
+
+      it(role .. ": a policy's refusal does not tell the resource apart (404, not 400)",
+         function()
+        -- The default pricing refuses 20 minutes (30-minute increments).
+        local status, res = o[role]:post("/v1/quotes", {
+          resource_id = o.r2.id, user_id = o.u3.id, start = "2026-03-02T09:00:00Z",
+          ["end"] = "2026-03-02T09:20:00Z" })
+        assert.equal(404, status)
+        assert.equal("not_found", res.error.code)
+        status = o[role]:post("/v1/quotes", {
+          resource_id = o.r1.id, user_id = o.u3.id, start = "2026-03-02T09:00:00Z",
+          ["end"] = "2026-03-02T09:20:00Z" })
+        assert.equal(400, status)
+      end)
+
+      for _, method in ipairs { "card", "invoice", "credits" } do
+        it(role .. ": booking by " .. method .. " is 404 and writes nothing", function()
+          local before = r2_bookings()
+          local s, e = next_slot()
+          local status, res = o[role]:post("/v1/bookings", {
+            resource_id = o.r2.id, user_id = o.u3.id, start = s, ["end"] = e,
+            payment_method = method })
+          assert.equal(404, status)
+          assert.equal("not_found", res.error.code)
+          assert.equal(before, r2_bookings())
+        end)
+      end
+    end
+
+    -- A tenant that left B2 keeps an allocation listing B2 (its lots still
+    -- pay there for the bookings it has): B2 is no longer in its scope, so
+    -- neither a quote nor a booking by any method reaches B2's resources.
+    describe("after the lease of the building ends", function()
+      local left, lu, la, lt
+      setup(function()
+        left = env:must(201, "POST", "/v1/tenants", { name = "Leaver",
+                                                      building_ids = { o.b1.id, o.b2.id } })
+        lu = env:must(201, "POST", "/v1/users", { tenant_id = left.id, name = "Lev" })
+        env:grant({ tenant = left, building = o.b2, user = lu, room = o.r2 }, 10,
+                  { start = "2026-01-01" })
+        env:must(200, "PATCH", "/v1/tenants/" .. left.id, { building_ids = { o.b1.id } })
+        la = env:as(env:new_key("tenant_admin", { tenant_id = left.id }))
+        lt = env:as(env:new_key("tenant_user", { user_id = lu.id }))
+      end)
+
+      for _, role in ipairs { "admin", "user" } do
+        it("tenant " .. role .. ": resource, quote and every payment method are 404", function()
+          local c = role == "admin" and la or lt
+          assert.equal(404, (c:get("/v1/resources/" .. o.r2.id)))
+          local s, e = next_slot()
+          local status = c:post("/v1/quotes", { resource_id = o.r2.id, user_id = lu.id,
+                                                start = s, ["end"] = e })
+          assert.equal(404, status, "quote")
+          for _, method in ipairs { "card", "invoice", "credits" } do
+            local before = r2_bookings()
+            s, e = next_slot()
+            status = c:post("/v1/bookings", { resource_id = o.r2.id, user_id = lu.id,
+                                              start = s, ["end"] = e, payment_method = method })
+            assert.equal(404, status, method)
+            assert.equal(before, r2_bookings(), method)
+          end
+        end)
+      end
+    end)
+
+    it("still book in their own building", function()
+      local s, e = next_slot()
+      o.tuser:must(201, "POST", "/v1/bookings", { resource_id = o.r1.id, user_id = o.u3.id,
+                                                  start = s, ["end"] = e,
+                                                  payment_method = "card" })
+    end)
+  end)
+end)
