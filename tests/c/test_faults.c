@@ -579,6 +579,8 @@ sweep(enum injector inj, enum victim v, const char *base, const char *before,
     path_of("run.db", db, sizeof db);
     int runs = 0, acked = 0, refused = 0;
     long step = 1;
+    const char *ex = getenv("ALLOT_FAULT_EXHAUSTIVE");
+    long exhaustive = ex != NULL && atol(ex) > 0 ? atol(ex) : 400;
     for (long n = 1; n < 200000; n += step) {
         copy_file(base, db);
         struct engine eng;
@@ -630,9 +632,10 @@ sweep(enum injector inj, enum victim v, const char *base, const char *before,
         if (!fired) {
             break; /* the operation ran to its end without meeting call n */
         }
-        /* Allocation sweeps are long: every call for the first 400, then a
-         * sample that still reaches the end. */
-        if (inj == INJECT_MEM && n >= 400) {
+        /* Allocation sweeps are long: every call for the first 400
+         * (ALLOT_FAULT_EXHAUSTIVE), then a sample that still reaches the
+         * end. */
+        if (inj == INJECT_MEM && n >= exhaustive) {
             step = calls / 150 > 1 ? calls / 150 : 1;
         }
     }
