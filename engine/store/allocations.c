@@ -368,19 +368,5 @@ store_allocation_tenant(struct store *s, int64_t id, int64_t *tenant_id, bool *f
                         struct eng_error *err)
 {
     STORE_SQL(q, "SELECT tenant_id FROM allocation WHERE id = ?");
-    *tenant_id = 0;
-    *found = false;
-    sqlite3_stmt *st = sq_prep(s, &q, err);
-    if (st == NULL) {
-        return err->status;
-    }
-    sq_int(s, st, 1, id);
-    int rc = sq_step(s, st, "allocation tenant", err);
-    if (rc <= 0) {
-        return rc;
-    }
-    *tenant_id = sq_col_int(st, 0);
-    *found = true;
-    sq_reset(st);
-    return 0;
+    return sq_lookup(s, &q, id, "allocation tenant", tenant_id, found, err);
 }

@@ -424,6 +424,27 @@ sq_scalar(struct store *s, struct store_sql *q, int64_t arg, int64_t dflt, int64
     return 0;
 }
 
+int
+sq_lookup(struct store *s, struct store_sql *q, int64_t arg, const char *what, int64_t *out,
+          bool *found, struct eng_error *err)
+{
+    *out = 0;
+    *found = false;
+    sqlite3_stmt *st = sq_prep(s, q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, arg);
+    int rc = sq_step(s, st, what, err);
+    if (rc <= 0) {
+        return rc;
+    }
+    *out = sq_col_int(st, 0);
+    *found = true;
+    sq_reset(st);
+    return 0;
+}
+
 /* ---------- transactions ---------- */
 
 int

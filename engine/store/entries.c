@@ -108,19 +108,5 @@ store_entry_lot(struct store *s, int64_t id, int64_t *lot_id, bool *found,
                 struct eng_error *err)
 {
     STORE_SQL(q, "SELECT lot_id FROM entry WHERE id = ?");
-    *lot_id = 0;
-    *found = false;
-    sqlite3_stmt *st = sq_prep(s, &q, err);
-    if (st == NULL) {
-        return err->status;
-    }
-    sq_int(s, st, 1, id);
-    int rc = sq_step(s, st, "entry lot", err);
-    if (rc <= 0) {
-        return rc;
-    }
-    *lot_id = sq_col_int(st, 0);
-    *found = true;
-    sq_reset(st);
-    return 0;
+    return sq_lookup(s, &q, id, "entry lot", lot_id, found, err);
 }

@@ -79,4 +79,9 @@ int sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *w
 int sq_scalar(struct store *s, struct store_sql *q, int64_t arg, int64_t dflt, int64_t *out,
               struct eng_error *err);
 
+/* Runs `q` with one bound int64 and reads column 0 of its row as an int64:
+ * *found false (and *out 0) when there is no row; 0 or an error. */
+int sq_lookup(struct store *s, struct store_sql *q, int64_t arg, const char *what, int64_t *out,
+              bool *found, struct eng_error *err);
+
 #endif
