@@ -68,11 +68,15 @@ static const struct check checks[] = {
      " FROM entry WHERE kind = 'refund' GROUP BY booking_id) r ON r.booking_id = b.id"
      " WHERE b.credits_refunded != coalesce(r.s, 0) OR"
      " (b.status = 'confirmed' AND b.credits_refunded != 0)"},
+    /* One pass per resource in start order: a booking overlaps an earlier
+     * one exactly when it starts before the latest end seen so far (a
+     * self-join would be quadratic in the bookings of a resource). */
     {"no resource is double-booked",
-     "SELECT 'bkg_' || a.id || ' overlaps bkg_' || b.id || ' on res_' || a.resource_id"
-     " FROM booking a JOIN booking b ON a.resource_id = b.resource_id AND a.id < b.id"
-     " WHERE a.status = 'confirmed' AND b.status = 'confirmed' AND a.start_at < b.end_at"
-     " AND b.start_at < a.end_at"},
+     "SELECT 'bkg_' || id || ' on res_' || resource_id || ' starts at ' || start_at ||"
+     " ' before an earlier confirmed booking ends at ' || prev_end FROM (SELECT id,"
+     " resource_id, start_at, max(end_at) OVER (PARTITION BY resource_id ORDER BY start_at,"
+     " id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM booking"
+     " WHERE status = 'confirmed') WHERE start_at < prev_end"},
     {"every entry belongs to its lot's tenant and unit",
      "SELECT 'ent_' || e.id || ': tenant/unit differ from lot_' || l.id FROM entry e"
      " JOIN lot l ON l.id = e.lot_id WHERE e.tenant_id != l.tenant_id OR e.unit != l.unit"},

@@ -136,6 +136,30 @@ describe("allot verify", function()
     assert.truthy(out:find("\n1 problem%(s%) in 1 of 15 invariants\n$"), out)
   end)
 
+  it("finds a booking that overlaps any earlier one on its resource, not only its neighbour",
+     function()
+    if not has_sqlite3 then pending("no sqlite3 shell") return end
+    -- A long booking, then two short ones inside its hours but after each
+    -- other: only the long one's end reveals the overlap of the third.
+    local _, err, code = allot(dir, ("repl --db %s --policies %s --now %s"):format(q(db),
+      q(POLICIES), "2026-01-01T00:00:00Z"), [[
+for _, s in ipairs{{"09:00", "10:00"}, {"10:00", "11:00"}, {"11:00", "12:00"}} do
+  assert(db:book{resource_id = "res_1", user_id = "usr_1", payment_method = "invoice",
+                 start = "2026-01-05T" .. s[1] .. ":00Z", ["end"] = "2026-01-05T" .. s[2] .. ":00Z"})
+end
+]])
+    assert.equal(0, code, err)
+    local out = allot(dir, "verify --db " .. q(db))
+    assert.truthy(out:find("\nok%s+0  no resource is double%-booked\n"), out)
+    -- The first booking now runs to 12:00; the 11:00 one starts before it ends.
+    assert(sh(("sqlite3 %s %s"):format(q(db), q("UPDATE booking SET end_at = end_at + 7200 "
+      .. "WHERE id = (SELECT min(id) FROM booking)"))))
+    local code2
+    out, _, code2 = allot(dir, "verify --db " .. q(db))
+    assert.equal(1, code2, out)
+    assert.truthy(out:find("\nFAIL%s+2  no resource is double%-booked\n"), out)
+  end)
+
   it("refuses a missing file, --create, and a file that is not a database", function()
     local out, err, code = allot(dir, "verify --db " .. q(dir .. "/missing.db"))
     assert.are_not.equal(0, code)
