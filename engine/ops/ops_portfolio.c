@@ -67,11 +67,7 @@ field_str(json_t *obj, const char *key)
 static int
 sees_building(struct op *op, int64_t building_id, bool *sees)
 {
-    if (op_is_admin(op)) {
-        *sees = op_sees_building(op, building_id);
-        return 0;
-    }
-    return op_check_tenant_leases(op, op->who->tenant_id, building_id, sees);
+    return op_check_reaches(op, OP_OBJ_BUILDING, building_id, sees);
 }
 
 static const char *const LIST_KEYS[] = {"limit", "cursor", NULL};
