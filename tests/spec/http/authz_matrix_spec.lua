@@ -277,7 +277,7 @@ local EXPECT = {
     return "POST", "/v1/buildings", { name = unique("Tower"), timezone = "UTC", currency = "USD",
                                       payment = { credits = true, invoice = true, card = true } }
   end },
-  ["GET /v1/buildings"] = { roles = ALL, list = { rows = ROW.data("building") } },
+  ["GET /v1/buildings"] = { roles = ALL, list = { rows = ROW.data("building"), all = "buildings" } },
   ["GET /v1/buildings/{id}"] = { roles = ALL, objects = "buildings",
                                  send = function(b) return "GET", "/v1/buildings/" .. b.id end },
   ["PATCH /v1/buildings/{id}"] = { roles = SUPER, objects = "buildings", send = function(b)
@@ -314,7 +314,7 @@ local EXPECT = {
                   credits = { unit = "hour", model = "fixed", per_hour = 1,
                               increment_minutes = 30 } } }
   end },
-  ["GET /v1/resources"] = { roles = ALL, list = { rows = ROW.data("resource"),
+  ["GET /v1/resources"] = { roles = ALL, list = { rows = ROW.data("resource"), all = "resources",
                                                   filters = { { "building_id", "buildings" } } } },
   ["GET /v1/resources/{id}"] = { roles = ALL, objects = "resources",
                                  send = function(r) return "GET", "/v1/resources/" .. r.id end },
@@ -323,7 +323,7 @@ local EXPECT = {
 
   ["POST /v1/tenants"] = { roles = ASSIGN, objects = "lease_sets", send = function(l)
     return "POST", "/v1/tenants", { name = unique("Company"), building_ids = l.buildings } end },
-  ["GET /v1/tenants"] = { roles = ALL, list = { rows = ROW.data("tenant") } },
+  ["GET /v1/tenants"] = { roles = ALL, list = { rows = ROW.data("tenant"), all = "tenants" } },
   ["GET /v1/tenants/{id}"] = { roles = ALL, objects = "tenants",
                                send = function(t) return "GET", "/v1/tenants/" .. t.id end },
   ["PATCH /v1/tenants/{id}"] = { roles = ASSIGN, objects = "tenants", send = function(t)
@@ -332,13 +332,21 @@ local EXPECT = {
   ["POST /v1/users"] = { roles = ASSIGN, objects = "tenants", unknown_as = set("tenant_id"),
                          send = function(t)
     return "POST", "/v1/users", { tenant_id = t.id, name = unique("Person") } end },
-  ["GET /v1/users"] = { roles = ALL, list = { rows = ROW.data("user"),
+  ["GET /v1/users"] = { roles = ALL, list = { rows = ROW.data("user"), all = "users",
                                               filters = { { "tenant_id", "tenants" } } } },
   ["GET /v1/users/{id}"] = { roles = ALL, objects = "users",
                              send = function(u) return "GET", "/v1/users/" .. u.id end },
   ["PATCH /v1/users/{id}"] = { roles = ASSIGN, objects = "users", send = function(u)
     return "PATCH", "/v1/users/" .. u.id, { name = u.name } end },
   ["GET /v1/users/{id}/wallet"] = { roles = ALL, objects = "users",
+    -- Every allocation of the user's tenant pays for all its users.
+    all = function(u)
+      local out = {}
+      for _, a in ipairs(o.allocations) do
+        if a.tenant == u.tenant then out[#out + 1] = a end
+      end
+      return out
+    end,
     send = function(u) return "GET", "/v1/users/" .. u.id .. "/wallet" end,
     rows = function(body)
       local out = {}
@@ -355,7 +363,7 @@ local EXPECT = {
       lines = { { scope = "all", amount = 1 } }, targeting = { type = "all" }, pool = "shared",
       schedule = { start = "2026-01-01" } }
   end },
-  ["GET /v1/allocations"] = { roles = ALL, list = { rows = ROW.data("allocation"),
+  ["GET /v1/allocations"] = { roles = ALL, list = { rows = ROW.data("allocation"), all = "allocations",
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" } } } },
   ["GET /v1/allocations/{id}"] = { roles = ALL, objects = "allocations",
                                    send = function(a) return "GET", "/v1/allocations/" .. a.id end },
@@ -383,7 +391,7 @@ local EXPECT = {
         return "POST", "/v1/bookings", booking_body(s, { payment_method = "card",
                                                          discount_percent = 10 }) end },
     } },
-  ["GET /v1/bookings"] = { roles = ALL, list = { rows = ROW.data("booking"),
+  ["GET /v1/bookings"] = { roles = ALL, list = { rows = ROW.data("booking"), all = "bookings",
     filters = { { "tenant_id", "tenants" }, { "user_id", "users" },
                 { "resource_id", "resources" }, { "building_id", "buildings" } } } },
   ["GET /v1/bookings/{id}"] = { roles = ALL, objects = "bookings",
@@ -399,7 +407,7 @@ local EXPECT = {
       for _, c in ipairs(body.customers or {}) do out[#out + 1] = { "tenant", c.tenant_id } end
       return out
     end,
-    csv = { "tenant", "tenant_id" },
+    csv = { "tenant", "tenant_id" }, all = "tenants",
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" } } } },
   ["GET /v1/reports/dashboard"] = { roles = COMPANY, list = {
     base = { { "unit", "hour" } },
@@ -411,10 +419,12 @@ local EXPECT = {
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" } } } },
   ["GET /v1/reports/credits"] = { roles = COMPANY, list = {
     rows = ROW.data("allocation", "allocation_id"), csv = { "allocation", "allocation_id" },
+    all = "allocations",
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" } } } },
   -- Usage is also a tenant user's own bookings (its rows are bookings).
   ["GET /v1/reports/usage"] = { roles = ALL, list = {
     rows = ROW.data("booking", "booking_id"), csv = { "booking", "booking_id" },
+    all = "bookings",
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" },
                 { "user_id", "users" }, { "resource_id", "resources" } } } },
 }
@@ -628,6 +638,7 @@ describe("authorization matrix (generated from the route table)", function()
     return false
   end
 
+  local check_complete
   -- Every row must be reached by the principal (and match a filter that is
   -- in scope: `match` is {kind, id} of the filter's object).
   local function check_rows(bad, label, p, rows)
@@ -638,6 +649,18 @@ describe("authorization matrix (generated from the route table)", function()
         if not reach(p, ob) then
           bad[#bad + 1] = ("%s: row %s %s is outside %s's scope"):format(label, kind, id, p.name)
         end
+      end
+    end
+  end
+
+  -- And nothing reached is hidden: every fixture object of `fixtures` the
+  -- principal reaches is among the rows.
+  function check_complete(bad, label, p, rows, fixtures)
+    local ids = {}
+    for _, row in ipairs(rows) do ids[row[2]] = true end
+    for _, ob in ipairs(fixtures) do
+      if reach(p, ob) and not ids[ob.id] then
+        bad[#bad + 1] = ("%s: %s is reached by %s but missing"):format(label, ob.id, p.name)
       end
     end
   end
@@ -668,7 +691,10 @@ describe("authorization matrix (generated from the route table)", function()
         local c = route.public and p.client:as(false) or p.client
         local status, res, rh, text = req(c, method, path, body, h)
         local ok = check(bad, label, want, status, res, text, case.unknown_as)
-        if ok and case.rows then check_rows(bad, label, p, case.rows(res)) end
+        if ok and case.rows then
+          check_rows(bad, label, p, case.rows(res))
+          if case.all then check_complete(bad, label, p, case.rows(res), case.all(ob)) end
+        end
         head_too(bad, label, p, method, path, status)
         if idem then
           -- The same request again from the same principal: the same answer.
@@ -725,6 +751,9 @@ describe("authorization matrix (generated from the route table)", function()
         elseif in_reach then
           if check(bad, label, "2xx", status, res, text) then
             check_rows(bad, label, p, L.rows(res))
+            if param == nil and L.all then
+              check_complete(bad, label, p, L.rows(res), o[L.all])
+            end
           end
         elseif status ~= 404 then
           -- A filter outside the scope: 404, or a list of reached rows only.
