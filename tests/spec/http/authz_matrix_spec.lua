@@ -498,12 +498,13 @@ describe("authorization matrix (generated from the route table)", function()
     end
     o.t1 = tenant("Both", { o.b1.id, o.b2.id })
     o.t2 = tenant("Two Only", { o.b2.id })
-    local function user(t, name)
-      local u = must(201, "POST", "/v1/users", { tenant_id = t.id, name = name,
-                                                 email = name:lower() .. "@example.com" })
+    local function user(t, name, email)
+      local u = must(201, "POST", "/v1/users", { tenant_id = t.id, name = name, email = email })
       return { kind = "user", id = u.id, tenant = t.id, user = u.id, name = name }
     end
-    o.u1, o.u1b, o.u2 = user(o.t1, "Uma"), user(o.t1, "Ugo"), user(o.t2, "Vic")
+    -- (One without an e-mail: such a user must still be patchable.)
+    o.u1, o.u1b = user(o.t1, "Uma", "uma@example.com"), user(o.t1, "Ugo")
+    o.u2 = user(o.t2, "Vic", "vic@example.com")
     -- Allocations: T1 in B1, in B2, over both; T2 in B2.
     local shapes = {
       { kind = "allocation", tenant = o.t1.id, buildings = { o.b1.id } },
