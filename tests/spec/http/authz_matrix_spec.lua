@@ -119,7 +119,8 @@ local function owners_of(kind, id)
     ob = { kind = "allocation", tenant = a.tenant_id, buildings = a.building_ids }
   elseif kind == "booking" then
     local b = must(200, "GET", "/v1/bookings/" .. id)
-    ob = { kind = "booking", tenant = b.tenant_id, user = b.user_id, building = b.building_id }
+    ob = { kind = "booking", tenant = b.tenant_id, user = b.user_id, building = b.building_id,
+           resource = b.resource_id }
   else
     error("no owners for kind " .. kind)
   end
@@ -645,16 +646,28 @@ describe("authorization matrix (generated from the route table)", function()
     return false
   end
 
+  -- Whether a row's owners match a filter (nil: the owners cannot tell).
+  local function matches(ob, param, id)
+    if param == "tenant_id" and ob.tenant then return ob.tenant == id end
+    if param == "building_id" and ob.building then return ob.building == id end
+    if param == "building_id" and ob.buildings then return has(ob.buildings, id) end
+    if param == "user_id" and ob.kind == "booking" then return ob.user == id end
+    if param == "resource_id" and ob.kind == "booking" then return ob.resource == id end
+    return nil
+  end
+
   local check_complete
-  -- Every row must be reached by the principal (and match a filter that is
-  -- in scope: `match` is {kind, id} of the filter's object).
-  local function check_rows(bad, label, p, rows)
+  -- Every row must be reached by the principal, and match the filter
+  -- (param = id) when one is given within the scope.
+  local function check_rows(bad, label, p, rows, param, id)
     for _, row in ipairs(rows) do
-      local kind, id = row[1], row[2]
-      if type(id) == "string" and id ~= "" then
-        local ob = owners_of(kind, id)
+      local kind, rid = row[1], row[2]
+      if type(rid) == "string" and rid ~= "" then
+        local ob = owners_of(kind, rid)
         if not reach(p, ob) then
-          bad[#bad + 1] = ("%s: row %s %s is outside %s's scope"):format(label, kind, id, p.name)
+          bad[#bad + 1] = ("%s: row %s %s is outside %s's scope"):format(label, kind, rid, p.name)
+        elseif param and matches(ob, param, id) == false then
+          bad[#bad + 1] = ("%s: row %s %s does not match the filter"):format(label, kind, rid)
         end
       end
     end
@@ -781,7 +794,7 @@ describe("authorization matrix (generated from the route table)", function()
           check(bad, label, 403, status, res, text)
         elseif in_reach then
           if check(bad, label, "2xx", status, res, text) then
-            check_rows(bad, label, p, L.rows(res))
+            check_rows(bad, label, p, L.rows(res), param, ob and ob.id)
             if param == nil and L.all then
               check_complete(bad, label, p, L.rows(res), o[L.all])
             end
@@ -813,7 +826,7 @@ describe("authorization matrix (generated from the route table)", function()
             else
               local ids = {}
               for r = 2, #rows do ids[#ids + 1] = { L.csv[1], rows[r][col] } end
-              check_rows(bad, label .. " CSV", p, ids)
+              check_rows(bad, label .. " CSV", p, ids, in_reach and param or nil, ob and ob.id)
             end
           end
         end
@@ -841,7 +854,7 @@ describe("authorization matrix (generated from the route table)", function()
         if #bad > 0 then
           local shown = {}
           for i = 1, math.min(#bad, 30) do shown[i] = bad[i] end
-          error(("%d cells of %s disagree with §8:\n  %s"):format(#bad, key,
+          error(("%d findings on %s disagree with §8:\n  %s"):format(#bad, key,
                                                                   table.concat(shown, "\n  ")), 0)
         end
       end)
