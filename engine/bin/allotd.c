@@ -2,6 +2,7 @@
  *
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
  *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
+ *   allotd --routes       prints the route table as JSON and exits
  *
  * Order: options, signals blocked (so every thread inherits the mask and
  * only the main thread takes them), demo data, engine, HTTP server, the
@@ -49,7 +50,8 @@ usage(FILE *f)
 {
     fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
                "              [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]]\n"
-               "              [--demo]\n");
+               "              [--demo]\n"
+               "       allotd --routes   (the route table as JSON)\n");
 }
 
 static int
@@ -141,6 +143,10 @@ parse_options(struct options *o, int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             exit(0);
+        }
+        if (strcmp(argv[i], "--routes") == 0) {
+            /* The route table as JSON (for the authorization matrix). */
+            exit(http_routes_print(stdout) == 0 && fflush(stdout) == 0 ? 0 : 1);
         }
         if (parse_flag(o, argc, argv, &i) != 0) {
             return -1;

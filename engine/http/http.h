@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "engine.h"
 
@@ -66,5 +67,11 @@ ENG_MUST_CHECK int http_server_start(struct http_server *srv, struct engine *eng
 /* Stops accepting, waits for requests in flight to finish, and frees the
  * server.  Accepts a server that never started. */
 void http_server_stop(struct http_server *srv);
+
+/* Prints the route table (routes.c) as a JSON array of {"method",
+ * "pattern", "path" (its OpenAPI template), "op", and the flags "body",
+ * "query", "idempotent", "public", "csv", "fake_clock"}: `allotd --routes`,
+ * read by the authorization matrix spec.  0, or ENG_ENOMEM. */
+int http_routes_print(FILE *f);
 
 #endif

@@ -132,6 +132,55 @@ static const struct route routes[] = {
 
 #define ROUTES_COUNT (sizeof routes / sizeof routes[0])
 
+/* The table as JSON, one object per route: {"method", "pattern", "path"
+ * (the OpenAPI template: "{bld:id}" is "{id}", "{:kind}" is "{kind}"),
+ * "op" (null for a handler of its own), and the flags as booleans}.  The
+ * authorization matrix (tests/spec/http/authz_matrix_spec.lua) enumerates
+ * the routes through `allotd --routes`, so a new route cannot skip it. */
+static json_t *
+route_json(const struct route *r)
+{
+    char path[256];
+    size_t n = 0;
+    for (const char *p = r->pattern; *p != '\0' && n + 1 < sizeof path; p++) {
+        if (*p == '{' && strchr(p, ':') != NULL) {
+            const char *colon = strchr(p, ':');
+            const char *close = strchr(p, '}');
+            bool has_prefix = colon > p + 1;
+            const char *name = has_prefix ? "id" : colon + 1;
+            size_t len = has_prefix ? 2 : (size_t)(close - colon - 1);
+            n += (size_t)snprintf(path + n, sizeof path - n, "{%.*s}", (int)len, name);
+            p = close;
+            continue;
+        }
+        path[n++] = *p;
+    }
+    path[n < sizeof path ? n : sizeof path - 1] = '\0';
+    return json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b, s:b, s:b, s:b, s:b}", "method", r->method,
+                     "pattern", r->pattern, "path", path, "op", r->op, "body",
+                     (r->flags & ROUTE_BODY) != 0, "query", (r->flags & ROUTE_QUERY) != 0,
+                     "idempotent", (r->flags & ROUTE_IDEMPOTENT) != 0, "public",
+                     (r->flags & ROUTE_PUBLIC) != 0, "csv", (r->flags & ROUTE_CSV) != 0,
+                     "fake_clock", (r->flags & ROUTE_FAKE_CLOCK) != 0);
+}
+
+int
+http_routes_print(FILE *f)
+{
+    json_t *all = json_array();
+    for (size_t i = 0; all != NULL && i < ROUTES_COUNT; i++) {
+        if (json_array_append_new(all, route_json(&routes[i])) != 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    }
+    int rc = all != NULL && json_dumpf(all, f, JSON_INDENT(1)) == 0 && fputc('\n', f) != EOF
+                 ? 0
+                 : ENG_ENOMEM;
+    json_decref(all);
+    return rc;
+}
+
 /* ---------- matching ---------- */
 
 static const char *

@@ -29,7 +29,7 @@ op_sees_building(const struct op *op, int64_t building_id)
 {
     const struct principal *p = op->who;
     /* Only admin keys carry a building scope; tenant principals are scoped
-     * by their tenant and user (op_sees_tenant, op_sees_user). */
+     * by their tenant and user (op_check_reaches). */
     if (!role_is_admin(p->role) || p->building_count == 0) {
         return true;
     }
@@ -41,64 +41,36 @@ op_sees_building(const struct op *op, int64_t building_id)
     return false;
 }
 
-/* Stops at the first leased building inside the scope. */
-static int
-lease_in_scope(void *ud, int64_t building_id)
-{
-    return op_sees_building(ud, building_id) ? 1 : 0;
-}
+/* What an object belongs to (PRODUCT.md §8): a tenant, maybe one of its
+ * users, and its buildings: those of an allocation (for an allocation, its
+ * lots and their entries) or a single one (a booking's resource's, a
+ * resource's own, a building itself).  A tenant and its users belong to the
+ * tenant as a whole (whole_tenant): a scoped admin key reaches them through
+ * any building the tenant leases inside its scope. */
+struct owners {
+    int64_t tenant_id;     /* 0: none (a building, a resource) */
+    int64_t user_id;       /* 0: the whole tenant */
+    int64_t allocation_id; /* buildings of this allocation, or else: */
+    int64_t building_id;
+    bool whole_tenant;     /* a tenant or a user: by its leases */
+};
+
+/* The tenant's and user's forms of the one decision (op_check_reaches
+ * below) when the caller already holds the owners. */
+static int decide(const struct op *op, const struct owners *o, bool *reaches);
 
 int
 op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees)
 {
-    const struct principal *p = op->who;
-    *sees = false;
-    if (!op_is_admin(op)) {
-        *sees = p->tenant_id == tenant_id;
-        return 0;
-    }
-    if (p->building_count == 0) {
-        *sees = true;
-        return 0;
-    }
-    /* An admin limited to some buildings sees the tenants leasing space in
-     * one of them. */
-    int rc = store_tenant_buildings_each(op->store, tenant_id, lease_in_scope, (void *)op,
-                                         op->err);
-    if (rc < 0) {
-        return rc;
-    }
-    *sees = rc == 1;
-    return 0;
-}
-
-bool
-op_sees_tenant(const struct op *op, int64_t tenant_id)
-{
-    bool sees = false;
-    return op_check_sees_tenant(op, tenant_id, &sees) == 0 && sees;
+    struct owners o = {.tenant_id = tenant_id, .whole_tenant = true};
+    return decide(op, &o, sees);
 }
 
 int
 op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees)
 {
-    switch (op->who->role) {
-    case ROLE_TENANT_ADMIN:
-        *sees = op->who->tenant_id == tenant_id;
-        return 0;
-    case ROLE_TENANT_USER:
-        *sees = op->who->user_id == user_id;
-        return 0;
-    default:
-        return op_check_sees_tenant(op, tenant_id, sees);
-    }
-}
-
-bool
-op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id)
-{
-    bool sees = false;
-    return op_check_sees_user(op, tenant_id, user_id, &sees) == 0 && sees;
+    struct owners o = {.tenant_id = tenant_id, .user_id = user_id, .whole_tenant = true};
+    return decide(op, &o, sees);
 }
 
 int
@@ -134,17 +106,6 @@ op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id)
 }
 
 /* ---------- scope of an object through its owners ---------- */
-
-/* What an object belongs to (PRODUCT.md §8): a tenant, maybe one of its
- * users, and its buildings: those of an allocation (for an allocation, its
- * lots and their entries) or a single one (a booking's resource's, a
- * resource's own). */
-struct owners {
-    int64_t tenant_id;     /* 0: none (a resource) */
-    int64_t user_id;       /* 0: the whole tenant */
-    int64_t allocation_id; /* buildings of this allocation, or else: */
-    int64_t building_id;
-};
 
 /* Fills o from the object; *found false when there is no such object. */
 static int
@@ -195,13 +156,31 @@ owners_resolve(struct op *op, enum op_object kind, int64_t id, struct owners *o,
         store_resource_clear(&r);
         return rc;
     }
+    case OP_OBJ_BUILDING:
+        o->building_id = id;
+        return store_exists(op->store, STORE_BUILDING, id, found, op->err);
+    case OP_OBJ_TENANT:
+        o->tenant_id = id;
+        o->whole_tenant = true;
+        return store_exists(op->store, STORE_TENANT, id, found, op->err);
+    case OP_OBJ_USER: {
+        struct user_row u;
+        rc = store_user_get(op->store, id, &u, found, op->err);
+        if (rc == 0 && *found) {
+            o->tenant_id = u.tenant_id;
+            o->user_id = id;
+            o->whole_tenant = true;
+            store_user_clear(&u);
+        }
+        return rc;
+    }
     }
     return eng_error_set(op->err, ENG_EINVAL, "unknown object kind");
 }
 
 struct scope_walk {
     const struct op *op;
-    bool any, outside;
+    bool any, outside, inside;
 };
 
 /* Stops at the first building outside the key's scope. */
@@ -217,6 +196,63 @@ building_in_scope(void *ud, int64_t building_id)
     return 0;
 }
 
+/* Stops at the first leased building inside the key's scope. */
+static int
+lease_in_scope(void *ud, int64_t building_id)
+{
+    struct scope_walk *w = ud;
+    if (op_sees_building(w->op, building_id)) {
+        w->inside = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* PRODUCT.md §8, the one decision, from an object's owners. */
+static int
+decide(const struct op *op, const struct owners *o, bool *reaches)
+{
+    *reaches = false;
+    const struct principal *p = op->who;
+    if (!role_is_admin(p->role)) {
+        /* A tenant principal: its tenant's objects (a tenant user's, those
+         * of the whole tenant or its own); a building or resource the
+         * tenant leases. */
+        if (p->role == ROLE_TENANT_USER && o->user_id != 0 && o->user_id != p->user_id) {
+            return 0;
+        }
+        if (o->tenant_id == 0) {
+            return op_check_tenant_leases(op, p->tenant_id, o->building_id, reaches);
+        }
+        *reaches = o->tenant_id == p->tenant_id;
+        return 0;
+    }
+    if (p->building_count == 0) {
+        *reaches = true; /* super_admin, or an admin key without a building scope */
+        return 0;
+    }
+    struct scope_walk w = {op, false, false, false};
+    int rc;
+    if (o->whole_tenant) {
+        /* A tenant (or its user) leasing any building inside the scope. */
+        rc = store_tenant_buildings_each(op->store, o->tenant_id, lease_in_scope, &w, op->err);
+        *reaches = rc >= 0 && w.inside;
+        return rc < 0 ? rc : 0;
+    }
+    if (o->allocation_id == 0) {
+        *reaches = op_sees_building(op, o->building_id);
+        return 0;
+    }
+    /* Every building of the allocation inside the scope (and at least one). */
+    rc = store_allocation_buildings_each(op->store, o->allocation_id, building_in_scope, &w,
+                                         op->err);
+    if (rc < 0) {
+        return rc;
+    }
+    *reaches = w.any && !w.outside;
+    return 0;
+}
+
 int
 op_check_reaches(struct op *op, enum op_object kind, int64_t id, bool *reaches)
 {
@@ -226,38 +262,11 @@ op_check_reaches(struct op *op, enum op_object kind, int64_t id, bool *reaches)
     if (owners_resolve(op, kind, id, &o, &found) != 0) {
         return op->err->status;
     }
-    if (!found) {
-        return 0;
-    }
-    const struct principal *p = op->who;
-    if (!role_is_admin(p->role)) {
-        /* A tenant principal: its tenant's objects (a tenant user's, those
-         * of the whole tenant or its own); a resource in a building the
-         * tenant leases. */
-        if (p->role == ROLE_TENANT_USER && o.user_id != 0 && o.user_id != p->user_id) {
-            return 0;
-        }
-        if (o.tenant_id == 0) {
-            return op_check_tenant_leases(op, p->tenant_id, o.building_id, reaches);
-        }
-        *reaches = o.tenant_id == p->tenant_id;
-        return 0;
-    }
-    if (p->building_count == 0) {
-        *reaches = true; /* super_admin, or an admin key without a building scope */
-        return 0;
-    }
-    if (o.allocation_id == 0) {
-        *reaches = op_sees_building(op, o.building_id);
-        return 0;
-    }
-    /* Every building of the allocation inside the scope (and at least one). */
-    struct scope_walk w = {op, false, false};
-    int rc = store_allocation_buildings_each(op->store, o.allocation_id, building_in_scope, &w,
-                                             op->err);
-    if (rc < 0) {
-        return rc;
-    }
-    *reaches = w.any && !w.outside;
-    return 0;
+    return found ? decide(op, &o, reaches) : 0;
+}
+
+bool
+op_reaches_all(const struct op *op)
+{
+    return role_is_admin(op->who->role) && op->who->building_count == 0;
 }

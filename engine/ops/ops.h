@@ -102,32 +102,46 @@ int op_forbidden(struct op *op, const char *what);
 /* ---- access (access.c) ---- */
 bool op_is_admin(const struct op *op);
 bool op_can_assign(const struct op *op); /* super_admin, manager */
-/* Within an admin key's building scope (always true for tenant
- * principals, whose scope is their tenant and user). */
+/* Whether a building is inside an admin key's building scope (always true
+ * for tenant principals).  Not a visibility test: objects are reached through
+ * op_check_reaches; this is for the lease rule of PRODUCT.md §8 (a scoped key
+ * adds or removes only leases inside its scope). */
 bool op_sees_building(const struct op *op, int64_t building_id);
-bool op_sees_tenant(const struct op *op, int64_t tenant_id);
-bool op_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id);
 /* True when the tenant leases space in the building. */
 bool op_tenant_leases(struct op *op, int64_t tenant_id, int64_t building_id);
-/* The same three, checked: 0 with the answer in *out, or a storage error
- * (in op->err) that must fail the request.  The bool forms above answer
- * false on a storage error (the error is left in op->err); prefer these. */
-int op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees);
-int op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees);
 int op_check_tenant_leases(const struct op *op, int64_t tenant_id, int64_t building_id,
                            bool *leases);
 /* Scope decided in one place from an object's owners (PRODUCT.md §8): a
  * lot, an entry and an allocation belong to a tenant (a per-user lot also to
  * its user) and to the allocation's buildings; a booking to its user's
- * tenant and its resource's building; a resource to its building.  A
- * manager or viewer key limited to some buildings reaches an object only
- * when all of its buildings are in scope; a tenant principal reaches its
- * tenant's objects (a tenant user not another user's) and the resources of
- * buildings its tenant leases.  0 with *reaches (false for an unknown id),
- * or a storage error in op->err that must fail the request: an error never
- * reads as "not visible". */
-enum op_object { OP_OBJ_ALLOCATION, OP_OBJ_LOT, OP_OBJ_ENTRY, OP_OBJ_BOOKING, OP_OBJ_RESOURCE };
+ * tenant and its resource's building; a resource to its building; a tenant
+ * and a user to the tenant as a whole.  A manager or viewer key limited to
+ * some buildings reaches an object only when all of its buildings are in
+ * scope, and a tenant (or its user) when the tenant leases any building in
+ * scope; a tenant principal reaches its tenant's objects (a tenant user not
+ * another user's) and the buildings and resources its tenant leases.  0
+ * with *reaches (false for an unknown id), or a storage error in op->err
+ * that must fail the request: an error never reads as "not visible".  The
+ * authorization matrix (tests/spec/http/authz_matrix_spec.lua) checks this
+ * rule on every route. */
+enum op_object {
+    OP_OBJ_ALLOCATION,
+    OP_OBJ_LOT,
+    OP_OBJ_ENTRY,
+    OP_OBJ_BOOKING,
+    OP_OBJ_RESOURCE,
+    OP_OBJ_BUILDING,
+    OP_OBJ_TENANT,
+    OP_OBJ_USER
+};
 int op_check_reaches(struct op *op, enum op_object kind, int64_t id, bool *reaches);
+/* The same decision when the owners are already known: a tenant, and a
+ * tenant's user. */
+int op_check_sees_tenant(const struct op *op, int64_t tenant_id, bool *sees);
+int op_check_sees_user(const struct op *op, int64_t tenant_id, int64_t user_id, bool *sees);
+/* True when the principal reaches every object (an admin key without a
+ * building scope): lists and reports may skip the per-row decision. */
+bool op_reaches_all(const struct op *op);
 /* 403 unless the principal is an admin (read) / may assign (write). */
 int op_require_admin(struct op *op);
 int op_require_assigner(struct op *op);

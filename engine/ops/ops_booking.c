@@ -240,9 +240,6 @@ candidate_set(struct op *op, json_t *cand, struct bk *b)
     static const char *const keys[] = {"kind", "source", NULL};
     const char *kind_s, *source;
     struct policy_candidate pc;
-    if (!op_is_admin(op)) {
-        return op_forbidden(op, "quote under a candidate policy");
-    }
     if (args_only(op, cand, keys) || args_string(op, cand, "kind", true, 20, &kind_s) ||
         args_string(op, cand, "source", true, op->env->policy_source_max, &source)) {
         eng_error_field(op->err, "candidate");
@@ -343,6 +340,11 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     }
     if (op->who->role == ROLE_VIEWER && booking) {
         return op_forbidden(op, "book");
+    }
+    /* A candidate policy is unreviewed code: manager and above, like a
+     * simulation (PRODUCT.md §9); refused before any object is looked at. */
+    if (!booking && json_object_get(args, "candidate") != NULL && !op_can_assign(op)) {
+        return op_forbidden(op, "quote under a candidate policy (manager or super_admin)");
     }
     int rc;
     b->user = ctx_user(&op->lx, b->user_id, &b->tenant_id, &rc);
@@ -926,14 +928,16 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     if (reason != NULL && !utf8_valid(reason, strlen(reason))) {
         return op_invalid(op, "reason", "'reason' must be UTF-8 text");
     }
+    /* A role that may never cancel is refused whatever the booking. */
+    if (op->who->role == ROLE_VIEWER) {
+        return op_forbidden(op, "cancel bookings");
+    }
     struct booking_row row;
     int rc = booking_get(op, id, &row);
     if (rc != 0) {
         return rc;
     }
-    if (op->who->role == ROLE_VIEWER) {
-        rc = op_forbidden(op, "cancel bookings");
-    } else if (strcmp(row.status, "confirmed") != 0) {
+    if (strcmp(row.status, "confirmed") != 0) {
         rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
                             "the booking is already cancelled");
     }
@@ -1235,11 +1239,12 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     struct building_row bl;
-    bool found = false;
-    if (store_building_get(op->store, bid, &bl, &found, op->err) != 0) {
+    bool found = false, reaches = false;
+    if (op_check_reaches(op, OP_OBJ_BUILDING, bid, &reaches) != 0 ||
+        (reaches && store_building_get(op->store, bid, &bl, &found, op->err) != 0)) {
         return op->err->status;
     }
-    if (!found || !op_sees_building(op, bid)) {
+    if (!found) {
         return op_not_found(op, "building");
     }
     if (policy_kind_parse(kind_s, &pc.kind, NULL) != 0 ||

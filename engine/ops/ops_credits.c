@@ -385,7 +385,12 @@ check_building(struct op *op, int64_t tid, bool leases_any, const char *text, ch
         store_building_get(op->store, bid, &b, &found, op->err) != 0) {
         return op->err->status;
     }
-    if (!found || !op_sees_building(op, bid)) {
+    /* Outside the scope reads as unknown (PRODUCT.md §8, op_check_reaches). */
+    bool reaches = false;
+    if (found && op_check_reaches(op, OP_OBJ_BUILDING, bid, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!found || !reaches) {
         return op_invalid(op, "building_ids", "unknown building '%.40s'", text);
     }
     if (zone[0] == '\0') {

@@ -35,12 +35,11 @@ policy_target(struct op *op, json_t *args, bool need_kind, int64_t *bid, enum po
     if (!op_is_admin(op)) {
         return op_forbidden(op, "read or change policies");
     }
-    bool found = false;
-    if (op_sees_building(op, *bid) &&
-        store_exists(op->store, STORE_BUILDING, *bid, &found, op->err) != 0) {
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_BUILDING, *bid, &reaches) != 0) {
         return op->err->status;
     }
-    if (!found) {
+    if (!reaches) {
         return op_not_found(op, "building");
     }
     if (need_kind && policy_kind_parse(kind_s, kind, NULL) != 0) {

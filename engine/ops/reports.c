@@ -69,13 +69,23 @@ report_args(struct op *op, json_t *args, const char *const keys[], struct rargs 
     if (op->who->role == ROLE_TENANT_USER) {
         return op_forbidden(op, "read company reports");
     }
+    /* Filters name objects: outside the scope (op_check_reaches) they are
+     * not found, like an unknown id. */
+    bool reaches = true;
+    if (r->tenant_id != 0 && op_check_reaches(op, OP_OBJ_TENANT, r->tenant_id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "tenant");
+    }
     if (!op_is_admin(op)) {
-        if (r->tenant_id != 0 && r->tenant_id != op->who->tenant_id) {
-            return op_not_found(op, "tenant");
-        }
         r->tenant_id = op->who->tenant_id;
     }
-    if (r->building_id != 0 && !op_sees_building(op, r->building_id)) {
+    if (r->building_id != 0 &&
+        op_check_reaches(op, OP_OBJ_BUILDING, r->building_id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
         return op_not_found(op, "building");
     }
     if (op_is_admin(op) && op->who->building_count > 0 && r->building_id == 0) {
@@ -742,6 +752,19 @@ static int
 credit_row(void *ud, const struct credit_report_row *c)
 {
     struct report_rows *rr = ud;
+    /* A row is an allocation: a scoped key reaches it only when all of its
+     * buildings are in scope (the building filter alone lets through an
+     * allocation that also spans a building outside it). */
+    if (!op_reaches_all(rr->op)) {
+        bool reaches = false;
+        int rc = op_check_reaches(rr->op, OP_OBJ_ALLOCATION, c->allocation_id, &reaches);
+        if (rc != 0) {
+            return rc;
+        }
+        if (!reaches) {
+            return pager_add(&rr->pg, c->allocation_id, NULL);
+        }
+    }
     int64_t now = rr->op->now;
     int64_t end_at = c->has_end ? c->end_at : TIME_NEVER;
     const char *status = end_at <= now ? "ended" : c->start_at > now ? "scheduled" : "active";
