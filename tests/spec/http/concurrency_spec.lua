@@ -165,8 +165,14 @@ done
       sh("touch " .. dir .. "/stop")
       if env.pid then sh(("kill -KILL %d 2>/dev/null"):format(env.pid)) end
     end)
+    local booked = 0
     for round = 1, 5 do
       sh(("sleep 0.%d"):format(3 + round))
+      -- On a loaded machine the loop may not have booked yet: every round
+      -- kills with at least two new acknowledged bookings behind it.
+      local wait_until = os.time() + 30
+      while #read_lines(acked) < booked + 2 and os.time() < wait_until do sh("sleep 0.1") end
+      booked = #read_lines(acked)
       sh(("kill -KILL %d"):format(env.pid))
       while H.alive(env.pid) do sh("sleep 0.02") end
       env.pid = nil
