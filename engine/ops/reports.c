@@ -332,9 +332,10 @@ hub_instant(enum hub_kind k, const struct hub_entry_row *row)
     return row->effective_at;
 }
 
-/* Adds one in-range entry to its month's figures. */
+/* Adds one in-range entry to its month's figures; `own` when the lot is
+ * the customer's in full (with group_by=user, a per-user lot). */
 static void
-hub_add(struct month_row *r, enum hub_kind k, const struct hub_entry_row *row)
+hub_add(struct month_row *r, enum hub_kind k, const struct hub_entry_row *row, bool own)
 {
     int64_t a = row->amount;
     bool once = !row->recurring;
@@ -352,7 +353,10 @@ hub_add(struct month_row *r, enum hub_kind k, const struct hub_entry_row *row)
     case HUB_USE:
         /* Usage is stored negative, a refund positive: used is net. */
         *(once ? &r->once_used : &r->monthly_used) -= a;
-        r->once_used_limited -= once && !row->unlimited ? a : 0;
+        /* Only usage of the customer's own limited lots moves its once
+         * balance: unlimited usage, and a member's usage of a shared lot,
+         * are used without a balance of theirs behind them. */
+        r->once_used_limited -= once && !row->unlimited && own ? a : 0;
         break;
     case HUB_EXPIRE:
         *(once ? &r->once_expired : &r->monthly_unused) -= a;
@@ -399,7 +403,7 @@ hub_on_entry(void *ud, const struct hub_entry_row *row)
         return 0;
     }
     c->seen = true;
-    hub_add(&c->m[m], k, row);
+    hub_add(&c->m[m], k, row, !h->by_user || row->lot_user_id != 0);
     return 0;
 }
 
