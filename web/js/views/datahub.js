@@ -15,14 +15,16 @@ const FIGURES = [
   ['once_opening', 'Opening', '“Once” opening balance'],
   ['once_granted', 'Granted', '“Once” granted'],
   ['once_used', 'Used', '“Once” used'],
+  ['once_expired', 'Expired', '“Once” expired (in the month that ends at the expiry)'],
   ['once_closing', 'Closing', '“Once” closing balance'],
-  ['monthly_granted', 'Granted', '“Monthly” granted'],
-  ['monthly_used', 'Used', '“Monthly” used'],
-  ['monthly_unused', 'Unused', '“Monthly” unused'],
+  ['monthly_granted', 'Granted', '“Monthly” granted (credit carried by rollover is not granted again)'],
+  ['monthly_used', 'Used', '“Monthly” used (in the month of the meeting)'],
+  ['monthly_unused', 'Unused', '“Monthly” unused (expired at a period end)'],
+  ['monthly_rolled_over', 'Rolled over', '“Monthly” rolled over into the next period'],
   ['total_granted', 'Granted', 'Total granted'],
   ['total_used', 'Used', 'Total used'],
 ];
-const GROUPS = [{ label: '', span: 1 }, { label: '“Once”', span: 4 }, { label: '“Monthly”', span: 3 }, { label: 'Total', span: 2 }];
+const GROUPS = [{ label: '', span: 1 }, { label: '“Once”', span: 5 }, { label: '“Monthly”', span: 4 }, { label: 'Total', span: 2 }];
 
 export async function render(page, ctx) {
   for (const c of charts) c.destroy();
