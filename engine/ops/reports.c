@@ -16,6 +16,7 @@
  * CSV: with format=csv a report answers {"columns": [...], "rows": [...]}
  * (rows are objects keyed by the column names), and the faces render it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amount.h"
@@ -192,6 +193,7 @@ struct hub {
     size_t zone_count, zone_cap;
     struct customer *cust; /* growable: one per customer seen */
     size_t cust_count, cust_cap;
+    size_t *slots; /* open addressing over cust: index + 1, 0 = free; 2 * cust_cap */
 };
 
 /* Month boundaries of the range in `zone` (computed once per zone); NULL
@@ -260,37 +262,65 @@ hub_month(struct hub *h, const char *zone, int64_t t, int *m)
     return 0;
 }
 
-/* The row of customer `id`, added when new; NULL when out of memory. */
+/* The slot of customer `id` in h->slots (its own, or the free one where it
+ * goes); the table is never more than half full. */
+static size_t *
+hub_slot(struct hub *h, int64_t id)
+{
+    size_t mask = 2 * h->cust_cap - 1;
+    size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15u >> 20) & mask;
+    while (h->slots[i] != 0 && h->cust[h->slots[i] - 1].id != id) {
+        i = (i + 1) & mask;
+    }
+    return &h->slots[i];
+}
+
+/* Doubles the customers' room and rehashes them; 0 or ENG_ENOMEM. */
+static int
+hub_grow(struct hub *h)
+{
+    size_t cap = h->cust_cap ? 2 * h->cust_cap : 64;
+    struct customer *bigger = realloc(h->cust, cap * sizeof *bigger);
+    size_t *slots = calloc(2 * cap, sizeof *slots);
+    if (bigger != NULL) {
+        h->cust = bigger;
+    }
+    if (bigger == NULL || slots == NULL) {
+        free(slots);
+        return ENG_ENOMEM;
+    }
+    free(h->slots);
+    h->slots = slots;
+    h->cust_cap = cap;
+    for (size_t i = 0; i < h->cust_count; i++) {
+        *hub_slot(h, h->cust[i].id) = i + 1;
+    }
+    return 0;
+}
+
+/* The row of customer `id`, added when new; NULL when out of memory.  A
+ * hash keeps this constant-time: group_by=user may have many customers. */
 static struct customer *
 hub_customer(struct hub *h, int64_t id, int64_t tenant_id)
 {
-    /* Rows come grouped by customer often, so check the last ones first. */
-    for (size_t i = h->cust_count; i > 0; i--) {
-        if (h->cust[i - 1].id == id) {
-            return &h->cust[i - 1];
-        }
-        if (h->cust_count - i > 4) {
-            break;
-        }
+    if (h->cust_count > 0 && h->cust[h->cust_count - 1].id == id) {
+        return &h->cust[h->cust_count - 1];
     }
-    for (size_t i = 0; i < h->cust_count; i++) {
-        if (h->cust[i].id == id) {
-            return &h->cust[i];
-        }
+    size_t *slot = h->cust_cap > 0 ? hub_slot(h, id) : NULL;
+    if (slot != NULL && *slot != 0) {
+        return &h->cust[*slot - 1];
     }
     if (h->cust_count == h->cust_cap) {
-        size_t cap = h->cust_cap ? 2 * h->cust_cap : 64;
-        struct customer *bigger = realloc(h->cust, cap * sizeof *bigger);
-        if (bigger == NULL) {
+        if (hub_grow(h) != 0) {
             return NULL;
         }
-        h->cust = bigger;
-        h->cust_cap = cap;
+        slot = hub_slot(h, id);
     }
     struct customer *c = &h->cust[h->cust_count++];
     memset(c, 0, sizeof *c);
     c->id = id;
     c->tenant_id = tenant_id;
+    *slot = h->cust_count;
     return c;
 }
 
@@ -671,6 +701,7 @@ hub_customers_json(struct hub *h, struct month_row *tiles, int *unlimited_custom
     if (customers == NULL) {
         return op_oom(h->op);
     }
+    /* In id order (h->slots is stale from here on; nothing looks up). */
     if (h->cust_count > 1) {
         qsort(h->cust, h->cust_count, sizeof *h->cust, hub_customer_cmp);
     }
@@ -711,7 +742,8 @@ hub_collect(struct hub *h, const struct rargs *r, const char *unit, struct civil
                            .window_lo = lo - 86400,
                            .window_hi = hi + 86400,
                            .tenant_id = r->tenant_id,
-                           .building_id = r->building_id};
+                           .building_id = r->building_id,
+                           .booking_users = h->by_user};
     int rc = store_hub_entries_each(op->store, &f, hub_on_entry, h, op->err);
     if (rc == 0) {
         rc = store_hub_unlimited_each(op->store, &f, hub_on_unlimited, h, op->err);
@@ -774,6 +806,7 @@ op_datahub(struct op *op, json_t *args, json_t **out)
         rc = hub_customers_json(&h, &tiles, &unlimited_customers, &customers);
     }
     free(h.cust);
+    free(h.slots);
     free(h.zones);
     if (rc != 0) {
         return rc;

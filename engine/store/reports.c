@@ -103,7 +103,8 @@ store_hub_entries_each(struct store *s, const struct hub_filter *f,
      * when the lot becomes valid in it (adjusted or voided ahead). */
 #define HUB_ENTRY_HEAD                                                                      \
     "SELECT l.tenant_id, l.user_id,"                                                          \
-    " coalesce((SELECT b.user_id FROM booking b WHERE b.id = e.booking_id), 0),"              \
+    " CASE WHEN ?6 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN coalesce((SELECT"      \
+    " b.user_id FROM booking b WHERE b.id = e.booking_id), 0) ELSE 0 END,"                    \
     " a.zone, a.recurrence != 'none', l.unlimited, e.kind, e.effective_at, e.amount,"         \
     " l.valid_from"                                                                           \
     " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
@@ -121,6 +122,8 @@ store_hub_entries_each(struct store *s, const struct hub_filter *f,
     if (st == NULL) {
         return err->status;
     }
+    /* The booking's user is looked up only when asked for (?6). */
+    sq_int(s, st, 6, f->booking_users);
     struct hub_cb c = {.ud = ud, .entry = cb};
     return each_row(s, st, "data hub entries", hub_entry, &c, err);
 }

@@ -25,6 +25,7 @@ struct hub_filter {
     const char *unit;              /* required */
     int64_t window_lo, window_hi;  /* the UTC window rows are picked in */
     int64_t tenant_id, building_id;
+    bool booking_users; /* fill hub_entry_row.booking_user_id (group_by=user) */
 };
 
 /* An entry of a lot the Data Hub reads: every entry of a once lot
@@ -34,7 +35,8 @@ struct hub_filter {
 struct hub_entry_row {
     int64_t tenant_id;
     int64_t lot_user_id;     /* the lot's user (per-user pool), 0 for a shared lot */
-    int64_t booking_user_id; /* the booking's user for debits and refunds, else 0 */
+    int64_t booking_user_id; /* with f->booking_users: the booking's user of a
+                              * shared lot's debit or refund; else 0 */
     const char *zone;        /* the allocation's zone (borrowed) */
     bool recurring;          /* of a recurring allocation (else a once allocation) */
     bool unlimited;          /* the lot is unlimited */

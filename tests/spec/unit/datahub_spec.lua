@@ -277,6 +277,32 @@ describe("Data Hub", function()
     assert.truthy(err.message:find("tenant or user", 1, true))
   end)
 
+  it("keeps every member's figures apart past the first hundred members", function()
+    db = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db, { timezone = "UTC" })
+    local room = F.room(db, w.building)
+    local users = { w.user }
+    for i = 2, 150 do
+      users[i] = F.ok(db:create_user { tenant_id = w.tenant.id, name = "M" .. i,
+                                       email = ("m%d@x.io"):format(i) })
+    end
+    F.grant(db, w, 2, { start = "2026-01-01" }, { pool = "per_user" })
+    -- Every third member books half an hour per lot of theirs.
+    for i = 3, 150, 3 do
+      local start = ("2026-01-%02dT%02d:00:00Z"):format(2 + i // 24, i % 24)
+      local stop = start:gsub(":00:00Z", ":30:00Z")
+      F.ok(F.book(db, w, room, start, stop, nil, users[i]))
+    end
+    local h = hub(db, { from = "2026-01", to = "2026-01", group_by = "user" })
+    assert.equal(150, #h.customers)
+    for i, c in ipairs(h.customers) do
+      assert.equal(users[i].id, c.user_id)
+      local used = i % 3 == 0 and 0.5 or 0
+      assert.same({ 2, used, 2 - used }, { c.once_granted, c.once_used, c.once_closing })
+    end
+    assert.same({ 300, 25 }, { h.tiles.once_granted, h.tiles.once_used })
+  end)
+
   it("gives a member a shared once lot's usage as used, moving no balance of theirs", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db, { timezone = "UTC" })
