@@ -420,7 +420,10 @@ hub_on_entry(void *ud, const struct hub_entry_row *row)
     if (hub_month(h, row->zone, hub_instant(k, row), &m) != 0) {
         return h->op->err->status;
     }
-    if (m >= h->months || (m < 0 && (row->recurring || row->unlimited))) {
+    /* Before the range only a limited once balance of the customer's own
+     * carries in (a member's shared-pool usage moves none of theirs). */
+    bool own = !h->by_user || row->lot_user_id != 0;
+    if (m >= h->months || (m < 0 && (row->recurring || row->unlimited || !own))) {
         return 0;
     }
     struct customer *c = hub_customer(h, who, row->tenant_id);
@@ -428,12 +431,11 @@ hub_on_entry(void *ud, const struct hub_entry_row *row)
         return op_oom(h->op);
     }
     if (m < 0) {
-        /* Before the range: only a limited once balance carries in. */
         c->pre_opening += row->amount;
         return 0;
     }
     c->seen = true;
-    hub_add(&c->m[m], k, row, !h->by_user || row->lot_user_id != 0);
+    hub_add(&c->m[m], k, row, own);
     return 0;
 }
 
