@@ -169,13 +169,16 @@ struct month_row {
     bool open_unl, close_unl; /* an unlimited once lot is valid at the start / end */
 };
 
+/* A customer and its months: h->months rows follow it (the array holds
+ * customers of hub_stride(h) bytes, so a short range costs little memory
+ * even with thousands of members). */
 struct customer {
-    int64_t id;        /* the tenant, or the user with group_by=user */
-    int64_t tenant_id; /* the tenant (the user's, with group_by=user) */
-    struct month_row m[MONTHS_MAX];
+    int64_t id;          /* the tenant, or the user with group_by=user */
+    int64_t tenant_id;   /* the tenant (the user's, with group_by=user) */
     int64_t pre_opening; /* limited once credit before the range */
     bool seen;           /* an entry falls in the range, or an unlimited lot is valid */
     bool unlimited;      /* an unlimited lot is valid at some point of the range */
+    struct month_row m[];
 };
 
 /* One zone's month boundaries over the range. */
@@ -191,10 +194,23 @@ struct hub {
     struct civil_date first;
     struct hub_zone *zones; /* growable: one per zone seen */
     size_t zone_count, zone_cap;
-    struct customer *cust; /* growable: one per customer seen */
+    char *cust; /* growable: one customer per hub_stride(h) bytes */
     size_t cust_count, cust_cap;
     size_t *slots; /* open addressing over cust: index + 1, 0 = free; 2 * cust_cap */
 };
+
+static size_t
+hub_stride(const struct hub *h)
+{
+    return sizeof(struct customer) + (size_t)h->months * sizeof(struct month_row);
+}
+
+/* Customer i of h->cust. */
+static struct customer *
+hub_cust(const struct hub *h, size_t i)
+{
+    return (struct customer *)(void *)(h->cust + i * hub_stride(h));
+}
 
 /* Month boundaries of the range in `zone` (computed once per zone); NULL
  * with op->err set on failure. */
@@ -269,7 +285,7 @@ hub_slot(struct hub *h, int64_t id)
 {
     size_t mask = 2 * h->cust_cap - 1;
     size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15u >> 20) & mask;
-    while (h->slots[i] != 0 && h->cust[h->slots[i] - 1].id != id) {
+    while (h->slots[i] != 0 && hub_cust(h, h->slots[i] - 1)->id != id) {
         i = (i + 1) & mask;
     }
     return &h->slots[i];
@@ -280,7 +296,7 @@ static int
 hub_grow(struct hub *h)
 {
     size_t cap = h->cust_cap ? 2 * h->cust_cap : 64;
-    struct customer *bigger = realloc(h->cust, cap * sizeof *bigger);
+    char *bigger = realloc(h->cust, cap * hub_stride(h));
     size_t *slots = calloc(2 * cap, sizeof *slots);
     if (bigger != NULL) {
         h->cust = bigger;
@@ -293,7 +309,7 @@ hub_grow(struct hub *h)
     h->slots = slots;
     h->cust_cap = cap;
     for (size_t i = 0; i < h->cust_count; i++) {
-        *hub_slot(h, h->cust[i].id) = i + 1;
+        *hub_slot(h, hub_cust(h, i)->id) = i + 1;
     }
     return 0;
 }
@@ -303,12 +319,12 @@ hub_grow(struct hub *h)
 static struct customer *
 hub_customer(struct hub *h, int64_t id, int64_t tenant_id)
 {
-    if (h->cust_count > 0 && h->cust[h->cust_count - 1].id == id) {
-        return &h->cust[h->cust_count - 1];
+    if (h->cust_count > 0 && hub_cust(h, h->cust_count - 1)->id == id) {
+        return hub_cust(h, h->cust_count - 1);
     }
     size_t *slot = h->cust_cap > 0 ? hub_slot(h, id) : NULL;
     if (slot != NULL && *slot != 0) {
-        return &h->cust[*slot - 1];
+        return hub_cust(h, *slot - 1);
     }
     if (h->cust_count == h->cust_cap) {
         if (hub_grow(h) != 0) {
@@ -316,8 +332,8 @@ hub_customer(struct hub *h, int64_t id, int64_t tenant_id)
         }
         slot = hub_slot(h, id);
     }
-    struct customer *c = &h->cust[h->cust_count++];
-    memset(c, 0, sizeof *c);
+    struct customer *c = hub_cust(h, h->cust_count++);
+    memset(c, 0, hub_stride(h));
     c->id = id;
     c->tenant_id = tenant_id;
     *slot = h->cust_count;
@@ -705,10 +721,25 @@ hub_customers_json(struct hub *h, struct month_row *tiles, int *unlimited_custom
     }
     /* In id order (h->slots is stale from here on; nothing looks up). */
     if (h->cust_count > 1) {
-        qsort(h->cust, h->cust_count, sizeof *h->cust, hub_customer_cmp);
+        qsort(h->cust, h->cust_count, hub_stride(h), hub_customer_cmp);
+    }
+    /* Like every report, a row (a customer's month or total) per CSV line,
+     * and at most REPORT_ROWS_MAX of them: more is an error, not a cut. */
+    size_t shown = 0;
+    for (size_t i = 0; i < h->cust_count; i++) {
+        shown += hub_cust(h, i)->seen || hub_cust(h, i)->pre_opening != 0;
+    }
+    if (shown * (size_t)(h->months + 1) > REPORT_ROWS_MAX) {
+        json_decref(customers);
+        eng_error_code(h->op->err, ENG_ELIMIT, "limit_exceeded",
+                       "the Data Hub would hold %zu customers of %d rows each, above %d rows;"
+                       " narrow it with tenant_id or building_id, or a shorter range",
+                       shown, h->months + 1, REPORT_ROWS_MAX);
+        eng_error_field(h->op->err, "report_rows_max");
+        return ENG_ELIMIT;
     }
     for (size_t i = 0; i < h->cust_count; i++) {
-        const struct customer *c = &h->cust[i];
+        const struct customer *c = hub_cust(h, i);
         if (!c->seen && c->pre_opening == 0) {
             continue;
         }

@@ -303,6 +303,36 @@ describe("Data Hub", function()
     assert.same({ 300, 25 }, { h.tiles.once_granted, h.tiles.once_used })
   end)
 
+  it("refuses more than 100,000 rows instead of cutting the report", function()
+    local dir
+    db, dir = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db, { timezone = "UTC" })
+    -- 2,799 more members, written beside the engine; then a per-user grant
+    -- gives each a lot.
+    local q = assert(io.open(dir .. "/users.sql", "w"))
+    q:write(([[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2799)
+      INSERT INTO user (tenant_id, name, email, roles, created_at)
+      SELECT %d, 'M' || i, 'm' || i || '@x.io', '[]', 0 FROM n;]]):format(
+      tonumber(w.tenant.id:match("%d+"))))
+    q:close()
+    assert(os.execute(("sqlite3 '%s/allot.db' < '%s/users.sql'"):format(dir, dir)))
+    F.grant(db, w, 1, { start = "2026-01-01" }, { pool = "per_user" })
+    local args = { from = "2026-01", to = "2028-12", group_by = "user" }
+    for _, a in ipairs { args, { from = "2026-01", to = "2028-12", group_by = "user",
+                                 format = "csv" } } do
+      local r, err = db:call("reports.datahub", a)
+      assert.is_nil(r)
+      assert.same({ 413, "limit_exceeded", "report_rows_max" }, { err.status, err.code, err.field })
+      assert.truthy(err.message:find("2800 customers", 1, true))
+    end
+    -- A year fits: 2,800 members of 13 rows.
+    local h = hub(db, { from = "2026-01", to = "2026-12", group_by = "user" })
+    assert.equal(2800, #h.customers)
+    assert.equal(2800, h.tiles.once_granted)
+    -- By company it is one customer.
+    assert.equal(1, #hub(db, { from = "2026-01", to = "2028-12" }).customers)
+  end)
+
   it("gives a member a shared once lot's usage as used, moving no balance of theirs", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db, { timezone = "UTC" })
