@@ -2,22 +2,21 @@
  * §7), computed from the ledger.  The queries are in store/reports.c; here
  * is the arithmetic, the access rules and the JSON.
  *
- * Data Hub attribution (decided here, documented in engine/README.md):
- * - "Once" figures follow entries by effective time: grants (and
- *   adjustments) on their day, usage at the meeting's start (refunds net it),
- *   expiry at the lot's end.  Opening = every once entry before the month;
- *   closing = opening + granted - used - expired, so next month's opening is
- *   this month's closing exactly.
- * - "Monthly" figures follow the lot: a recurring lot (and the rollover lot
- *   of its period) belongs to the month its period starts in; granted is its
- *   grant, used its net usage, unused what of grant + carried-in credit was
- *   not used (expired, rolled on, or still left in the current month).
- * - A month's granted amount is "unlimited" when an unlimited lot of that
- *   kind is valid at any point of the month.
+ * Data Hub attribution (PRODUCT.md §7, decisions in engine/README.md):
+ * every figure comes from ledger entries, each in one month of its lot's
+ * zone: a grant in the month the lot becomes valid, usage (debits net of
+ * refunds) in the month the meeting starts, an expiry or a roll-on in the
+ * month that ends at its instant.  Once: closing = opening + granted -
+ * used - expired, so next month's opening is this month's closing exactly.
+ * Monthly: unused = what expired, monthly_rolled_over = what moved on by
+ * rollover; carried-in credit is neither granted nor unused again.
+ * With group_by=user a customer is a member: per-user lots count in full,
+ * shared lots give a member only the usage of their bookings.
  *
  * CSV: with format=csv a report answers {"columns": [...], "rows": [...]}
  * (rows are objects keyed by the column names), and the faces render it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amount.h"
@@ -169,17 +168,27 @@ page_rows(json_t *result)
 
 /* ---------- Data Hub ---------- */
 
+/* One customer's figures for one month (milli).  A figure's month follows
+ * PRODUCT.md §7: granted in the month the lot becomes valid, used in the
+ * month the meeting starts, expired/unused/rolled over in the month that
+ * ends at the expiry instant. */
 struct month_row {
-    int64_t opening, once_granted, once_used, once_used_unlimited, once_expired;
-    int64_t monthly_granted, monthly_used, monthly_rolled_in;
-    bool once_unlimited, monthly_unlimited;
+    int64_t once_granted, once_used, once_used_limited, once_expired;
+    int64_t monthly_granted, monthly_used, monthly_unused, monthly_rolled_over;
+    bool once_granted_unl, monthly_granted_unl; /* an unlimited lot becomes valid */
+    bool open_unl, close_unl; /* an unlimited once lot is valid at the start / end */
 };
 
+/* A customer and its months: h->months rows follow it (the array holds
+ * customers of hub_stride(h) bytes, so a short range costs little memory
+ * even with thousands of members). */
 struct customer {
-    int64_t tenant_id;
-    struct month_row m[MONTHS_MAX];
-    int64_t pre_opening; /* once entries before the range */
-    bool seen;
+    int64_t id;          /* the tenant, or the user with group_by=user */
+    int64_t tenant_id;   /* the tenant (the user's, with group_by=user) */
+    int64_t pre_opening; /* limited once credit before the range */
+    bool seen;           /* an entry falls in the range, or an unlimited lot is valid */
+    bool unlimited;      /* an unlimited lot is valid at some point of the range */
+    struct month_row m[];
 };
 
 /* One zone's month boundaries over the range. */
@@ -191,12 +200,27 @@ struct hub_zone {
 struct hub {
     struct op *op;
     int months;
+    bool by_user; /* group_by=user: one customer per member */
     struct civil_date first;
     struct hub_zone *zones; /* growable: one per zone seen */
     size_t zone_count, zone_cap;
-    struct customer *cust; /* growable: one per tenant seen */
+    char *cust; /* growable: one customer per hub_stride(h) bytes */
     size_t cust_count, cust_cap;
+    size_t *slots; /* open addressing over cust: index + 1, 0 = free; 2 * cust_cap */
 };
+
+static size_t
+hub_stride(const struct hub *h)
+{
+    return sizeof(struct customer) + (size_t)h->months * sizeof(struct month_row);
+}
+
+/* Customer i of h->cust. */
+static struct customer *
+hub_cust(const struct hub *h, size_t i)
+{
+    return (struct customer *)(void *)(h->cust + i * hub_stride(h));
+}
 
 /* Month boundaries of the range in `zone` (computed once per zone); NULL
  * with op->err set on failure. */
@@ -234,7 +258,8 @@ hub_bounds(struct hub *h, const char *zone)
     return z->bounds;
 }
 
-/* *m = -1 before the range, months after it, else the month index. */
+/* *m = -1 before the range, months after it, else the index of the month
+ * holding instant t. */
 static int
 hub_month(struct hub *h, const char *zone, int64_t t, int *m)
 {
@@ -263,131 +288,206 @@ hub_month(struct hub *h, const char *zone, int64_t t, int *m)
     return 0;
 }
 
-/* The customer row of a tenant, added when new; NULL when out of memory. */
-static struct customer *
-hub_customer(struct hub *h, int64_t tenant_id)
+/* The slot of customer `id` in h->slots (its own, or the free one where it
+ * goes); the table is never more than half full. */
+static size_t *
+hub_slot(struct hub *h, int64_t id)
 {
-    /* Rows come grouped by tenant often, so check the last ones first. */
-    for (size_t i = h->cust_count; i > 0; i--) {
-        if (h->cust[i - 1].tenant_id == tenant_id) {
-            return &h->cust[i - 1];
-        }
-        if (h->cust_count - i > 4) {
-            break;
-        }
+    size_t mask = 2 * h->cust_cap - 1;
+    size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15u >> 20) & mask;
+    while (h->slots[i] != 0 && hub_cust(h, h->slots[i] - 1)->id != id) {
+        i = (i + 1) & mask;
     }
+    return &h->slots[i];
+}
+
+/* Doubles the customers' room and rehashes them; 0 or ENG_ENOMEM. */
+static int
+hub_grow(struct hub *h)
+{
+    size_t cap = h->cust_cap ? 2 * h->cust_cap : 64;
+    char *bigger = realloc(h->cust, cap * hub_stride(h));
+    size_t *slots = calloc(2 * cap, sizeof *slots);
+    if (bigger != NULL) {
+        h->cust = bigger;
+    }
+    if (bigger == NULL || slots == NULL) {
+        free(slots);
+        return ENG_ENOMEM;
+    }
+    free(h->slots);
+    h->slots = slots;
+    h->cust_cap = cap;
     for (size_t i = 0; i < h->cust_count; i++) {
-        if (h->cust[i].tenant_id == tenant_id) {
-            return &h->cust[i];
-        }
+        *hub_slot(h, hub_cust(h, i)->id) = i + 1;
+    }
+    return 0;
+}
+
+/* The row of customer `id`, added when new; NULL when out of memory.  A
+ * hash keeps this constant-time: group_by=user may have many customers. */
+static struct customer *
+hub_customer(struct hub *h, int64_t id, int64_t tenant_id)
+{
+    if (h->cust_count > 0 && hub_cust(h, h->cust_count - 1)->id == id) {
+        return hub_cust(h, h->cust_count - 1);
+    }
+    size_t *slot = h->cust_cap > 0 ? hub_slot(h, id) : NULL;
+    if (slot != NULL && *slot != 0) {
+        return hub_cust(h, *slot - 1);
     }
     if (h->cust_count == h->cust_cap) {
-        size_t cap = h->cust_cap ? 2 * h->cust_cap : 64;
-        struct customer *bigger = realloc(h->cust, cap * sizeof *bigger);
-        if (bigger == NULL) {
+        if (hub_grow(h) != 0) {
             return NULL;
         }
-        h->cust = bigger;
-        h->cust_cap = cap;
+        slot = hub_slot(h, id);
     }
-    struct customer *c = &h->cust[h->cust_count++];
-    memset(c, 0, sizeof *c);
+    struct customer *c = hub_cust(h, h->cust_count++);
+    memset(c, 0, hub_stride(h));
+    c->id = id;
     c->tenant_id = tenant_id;
+    *slot = h->cust_count;
     return c;
 }
 
-/* Recurring lots, each in the month its period starts. */
-static int
-hub_recurring_row(void *ud, const struct hub_lot_row *row)
+enum hub_kind { HUB_GRANT, HUB_ADJUST, HUB_USE, HUB_EXPIRE, HUB_ROLL_OUT, HUB_IGNORE };
+
+static enum hub_kind
+hub_kind_of(const char *kind)
 {
-    struct hub *h = ud;
-    int m = 0;
-    if (hub_month(h, row->zone, row->valid_from, &m) != 0) {
-        return h->op->err->status;
+    if (strcmp(kind, "grant") == 0) {
+        return HUB_GRANT;
     }
-    if (m < 0 || m >= h->months) {
-        return 0;
+    if (strcmp(kind, "adjust") == 0 || strcmp(kind, "void") == 0) {
+        return HUB_ADJUST;
     }
-    struct customer *c = hub_customer(h, row->tenant_id);
-    if (c == NULL) {
-        return op_oom(h->op);
+    if (strcmp(kind, "debit") == 0 || strcmp(kind, "refund") == 0) {
+        return HUB_USE;
     }
-    c->seen = true;
-    struct month_row *r = &c->m[m];
-    r->monthly_used += row->used;
-    if (row->unlimited) {
-        r->monthly_unlimited = true;
-    } else if (row->rollover) {
-        r->monthly_rolled_in += row->granted + row->adjusted;
-    } else {
-        r->monthly_granted += row->granted + row->adjusted;
+    if (strcmp(kind, "expire") == 0) {
+        return HUB_EXPIRE;
     }
-    return 0;
+    /* rollover_in is carried credit, never a grant: it has no figure of
+     * its own (the ending lot's rollover_out is monthly_rolled_over). */
+    return strcmp(kind, "rollover_out") == 0 ? HUB_ROLL_OUT : HUB_IGNORE;
 }
 
-/* Once lots, entry by entry in effective time. */
-static int
-hub_once_row(void *ud, const struct hub_entry_row *row)
+/* The instant whose month a figure of this entry belongs to: an expiry (or
+ * a roll-on) at T belongs to the month that ends at T, so the instant just
+ * before; an adjustment (or void) made before its lot is valid, to the
+ * month the lot becomes valid; everything else to its effective time. */
+static int64_t
+hub_instant(enum hub_kind k, const struct hub_entry_row *row)
 {
-    struct hub *h = ud;
-    int m = 0;
-    if (hub_month(h, row->zone, row->effective_at, &m) != 0) {
-        return h->op->err->status;
+    if (k == HUB_EXPIRE || k == HUB_ROLL_OUT) {
+        return row->effective_at - 1;
     }
-    if (m >= h->months) {
-        return 0;
+    if (k == HUB_ADJUST && row->valid_from > row->effective_at) {
+        return row->valid_from;
     }
-    struct customer *c = hub_customer(h, row->tenant_id);
-    if (c == NULL) {
-        return op_oom(h->op);
-    }
-    bool usage = strcmp(row->kind, "debit") == 0 || strcmp(row->kind, "refund") == 0;
-    if (m < 0) {
-        /* Before the range: only the limited balance carries in. */
-        c->pre_opening += row->unlimited ? 0 : row->amount;
-        c->seen = c->seen || !row->unlimited;
-        return 0;
-    }
-    c->seen = true;
-    struct month_row *r = &c->m[m];
-    if (usage) {
-        /* Unlimited usage is shown but never moves a balance. */
+    return row->effective_at;
+}
+
+/* Adds one in-range entry to its month's figures; `own` when the lot is
+ * the customer's in full (with group_by=user, a per-user lot). */
+static void
+hub_add(struct month_row *r, enum hub_kind k, const struct hub_entry_row *row, bool own)
+{
+    int64_t a = row->amount;
+    bool once = !row->recurring;
+    switch (k) {
+    case HUB_GRANT:
         if (row->unlimited) {
-            r->once_used_unlimited -= row->amount;
+            *(once ? &r->once_granted_unl : &r->monthly_granted_unl) = true;
         } else {
-            r->once_used -= row->amount;
+            *(once ? &r->once_granted : &r->monthly_granted) += a;
         }
-    } else if (!row->unlimited &&
-               (strcmp(row->kind, "grant") == 0 || strcmp(row->kind, "adjust") == 0)) {
-        r->once_granted += row->amount;
-    } else if (!row->unlimited) {
-        r->once_expired -= row->amount;
+        break;
+    case HUB_ADJUST:
+        *(once ? &r->once_granted : &r->monthly_granted) += a;
+        break;
+    case HUB_USE:
+        /* Usage is stored negative, a refund positive: used is net. */
+        *(once ? &r->once_used : &r->monthly_used) -= a;
+        /* Only usage of the customer's own limited lots moves its once
+         * balance: unlimited usage, and a member's usage of a shared lot,
+         * are used without a balance of theirs behind them. */
+        r->once_used_limited -= once && !row->unlimited && own ? a : 0;
+        break;
+    case HUB_EXPIRE:
+        *(once ? &r->once_expired : &r->monthly_unused) -= a;
+        break;
+    case HUB_ROLL_OUT:
+        r->monthly_rolled_over -= a;
+        break;
+    case HUB_IGNORE:
+        break;
     }
+}
+
+/* Every entry, to its customer's month (PRODUCT.md §7). */
+static int
+hub_on_entry(void *ud, const struct hub_entry_row *row)
+{
+    struct hub *h = ud;
+    enum hub_kind k = hub_kind_of(row->kind);
+    int64_t who = row->tenant_id;
+    if (h->by_user) {
+        /* A per-user lot counts in full for its user; a shared lot gives a
+         * member only the usage of their own bookings. */
+        who = row->lot_user_id != 0 ? row->lot_user_id
+              : k == HUB_USE       ? row->booking_user_id
+                                   : 0;
+    }
+    int m = 0;
+    if (k == HUB_IGNORE || who == 0) {
+        return 0;
+    }
+    if (hub_month(h, row->zone, hub_instant(k, row), &m) != 0) {
+        return h->op->err->status;
+    }
+    /* Before the range only a limited once balance of the customer's own
+     * carries in (a member's shared-pool usage moves none of theirs). */
+    bool own = !h->by_user || row->lot_user_id != 0;
+    if (m >= h->months || (m < 0 && (row->recurring || row->unlimited || !own))) {
+        return 0;
+    }
+    struct customer *c = hub_customer(h, who, row->tenant_id);
+    if (c == NULL) {
+        return op_oom(h->op);
+    }
+    if (m < 0) {
+        c->pre_opening += row->amount;
+        return 0;
+    }
+    c->seen = true;
+    hub_add(&c->m[m], k, row, own);
     return 0;
 }
 
-/* Marks months touched by an unlimited lot. */
+/* Marks the months an unlimited lot is valid in: its customer shows
+ * "unlimited" once balances while a once lot is valid at a month's start
+ * or end, and counts among the customers with an unlimited grant. */
 static int
-hub_unlimited_row(void *ud, const struct hub_unlimited_row *row)
+hub_on_unlimited(void *ud, const struct hub_unlimited_row *row)
 {
     struct hub *h = ud;
+    int64_t who = h->by_user ? row->user_id : row->tenant_id;
     const int64_t *b = hub_bounds(h, row->zone);
     if (b == NULL) {
         return h->op->err->status;
     }
-    struct customer *c = hub_customer(h, row->tenant_id);
+    if (who == 0 || row->valid_from >= b[h->months] || row->valid_until <= b[0]) {
+        return 0;
+    }
+    struct customer *c = hub_customer(h, who, row->tenant_id);
     if (c == NULL) {
         return op_oom(h->op);
     }
-    for (int m = 0; m < h->months; m++) {
-        if (row->valid_from < b[m + 1] && row->valid_until > b[m]) {
-            c->seen = true;
-            if (row->recurring) {
-                c->m[m].monthly_unlimited = true;
-            } else {
-                c->m[m].once_unlimited = true;
-            }
-        }
+    c->seen = c->unlimited = true;
+    for (int m = 0; !row->recurring && m < h->months; m++) {
+        c->m[m].open_unl |= row->valid_from < b[m] && row->valid_until > b[m];
+        c->m[m].close_unl |= row->valid_from < b[m + 1] && row->valid_until > b[m + 1];
     }
     return 0;
 }
@@ -398,42 +498,59 @@ granted_json(bool unlimited, int64_t milli)
     return unlimited ? json_string("unlimited") : amount_to_json(milli);
 }
 
-/* One row of figures (a month, or the whole range); NULL when out of
- * memory. */
+/* One row of figures (a month, or the whole range): `sum` holds the flows
+ * and the granted flags, opening/closing the once balances with their own
+ * flags.  NULL when out of memory. */
 static json_t *
-hub_figures(int64_t opening, int64_t closing, const struct month_row *sum, bool once_unl,
-            bool monthly_unl, int64_t monthly_unused)
+hub_figures(int64_t opening, bool open_unl, int64_t closing, bool close_unl,
+            const struct month_row *sum)
 {
-    int64_t once_used = sum->once_used + sum->once_used_unlimited;
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "once_opening",
-                     amount_to_json(opening), "once_granted",
-                     granted_json(once_unl, sum->once_granted), "once_used",
-                     amount_to_json(once_used), "once_closing", amount_to_json(closing),
-                     "monthly_granted", granted_json(monthly_unl, sum->monthly_granted),
-                     "monthly_used", amount_to_json(sum->monthly_used), "monthly_unused",
-                     amount_to_json(monthly_unused), "total_granted",
-                     granted_json(once_unl || monthly_unl,
-                                  sum->once_granted + sum->monthly_granted),
-                     "total_used", amount_to_json(once_used + sum->monthly_used));
+    bool total_unl = sum->once_granted_unl || sum->monthly_granted_unl;
+    return json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "once_opening",
+        granted_json(open_unl, opening), "once_granted",
+        granted_json(sum->once_granted_unl, sum->once_granted), "once_used",
+        amount_to_json(sum->once_used), "once_expired", amount_to_json(sum->once_expired),
+        "once_closing", granted_json(close_unl, closing), "monthly_granted",
+        granted_json(sum->monthly_granted_unl, sum->monthly_granted), "monthly_used",
+        amount_to_json(sum->monthly_used), "monthly_unused", amount_to_json(sum->monthly_unused),
+        "monthly_rolled_over", amount_to_json(sum->monthly_rolled_over), "total_granted",
+        granted_json(total_unl, sum->once_granted + sum->monthly_granted), "total_used",
+        amount_to_json(sum->once_used + sum->monthly_used));
 }
 
-/* A customer's months; the range's sums go to *sum, *unused_sum, *closing
- * and the unlimited flags.  NULL when out of memory. */
+/* Adds the flows and granted flags of r to *sum. */
+static void
+hub_sum(struct month_row *sum, const struct month_row *r)
+{
+    sum->once_granted += r->once_granted;
+    sum->once_used += r->once_used;
+    sum->once_used_limited += r->once_used_limited;
+    sum->once_expired += r->once_expired;
+    sum->monthly_granted += r->monthly_granted;
+    sum->monthly_used += r->monthly_used;
+    sum->monthly_unused += r->monthly_unused;
+    sum->monthly_rolled_over += r->monthly_rolled_over;
+    sum->once_granted_unl |= r->once_granted_unl;
+    sum->monthly_granted_unl |= r->monthly_granted_unl;
+}
+
+/* A customer's months; the range's flows go to *sum and its closing
+ * balance to *closing.  NULL when out of memory. */
 static json_t *
 hub_months_json(struct hub *h, const struct customer *c, struct month_row *sum,
-                int64_t *unused_sum, int64_t *closing, bool *once_unl, bool *monthly_unl)
+                int64_t *closing)
 {
     json_t *months = json_array();
     int64_t opening = c->pre_opening;
     for (int m = 0; months != NULL && m < h->months; m++) {
         const struct month_row *r = &c->m[m];
-        int64_t close = opening + r->once_granted - r->once_used - r->once_expired;
-        int64_t unused = r->monthly_granted + r->monthly_rolled_in - r->monthly_used;
-        unused = unused < 0 ? 0 : unused;
+        /* The once identity: closing = opening + granted - used - expired
+         * (limited lots; unlimited usage moves no balance). */
+        int64_t close = opening + r->once_granted - r->once_used_limited - r->once_expired;
         char month[16];
         month_format(date_add_months(h->first, m), month, sizeof month);
-        json_t *row = hub_figures(opening, close, r, r->once_unlimited, r->monthly_unlimited,
-                                  unused);
+        json_t *row = hub_figures(opening, r->open_unl, close, r->close_unl, r);
         if (row != NULL && json_object_set_new(row, "month", json_string(month)) != 0) {
             json_decref(row);
             row = NULL;
@@ -443,39 +560,32 @@ hub_months_json(struct hub *h, const struct customer *c, struct month_row *sum,
             json_decref(months);
             return NULL;
         }
-        sum->once_granted += r->once_granted;
-        sum->once_used += r->once_used;
-        sum->once_used_unlimited += r->once_used_unlimited;
-        sum->monthly_granted += r->monthly_granted;
-        sum->monthly_used += r->monthly_used;
-        *once_unl |= r->once_unlimited;
-        *monthly_unl |= r->monthly_unlimited;
-        *unused_sum += unused;
+        hub_sum(sum, r);
         opening = close;
     }
     *closing = opening;
     return months;
 }
 
-/* A customer's row; adds its sums to the tiles.  NULL when out of memory. */
+/* A customer's row (named `name`); adds its flows to the tiles.  NULL when
+ * out of memory. */
 static json_t *
 hub_customer_json(struct hub *h, const struct customer *c, const char *name,
-                  struct month_row *tiles, bool *once_unl, bool *monthly_unl)
+                  struct month_row *tiles)
 {
     struct month_row sum = {0};
-    int64_t unused_sum = 0, closing = 0;
-    *once_unl = *monthly_unl = false;
-    json_t *months =
-        hub_months_json(h, c, &sum, &unused_sum, &closing, once_unl, monthly_unl);
+    int64_t closing = 0;
+    json_t *months = hub_months_json(h, c, &sum, &closing);
     if (months == NULL) {
         return NULL;
     }
-    json_t *row = hub_figures(c->pre_opening, closing, &sum, *once_unl, *monthly_unl,
-                              unused_sum);
+    json_t *row = hub_figures(c->pre_opening, c->m[0].open_unl, closing,
+                              c->m[h->months - 1].close_unl, &sum);
     if (row == NULL ||
         json_object_set_new(row, "tenant_id", id_json("ten", c->tenant_id)) != 0 ||
+        (h->by_user && json_object_set_new(row, "user_id", id_json("usr", c->id)) != 0) ||
         json_object_set_new(row, "name", json_string(name)) != 0 ||
-        json_object_set_new(row, "unlimited", json_boolean(*once_unl || *monthly_unl)) != 0) {
+        json_object_set_new(row, "unlimited", json_boolean(c->unlimited)) != 0) {
         json_decref(row);
         json_decref(months);
         return NULL;
@@ -484,16 +594,21 @@ hub_customer_json(struct hub *h, const struct customer *c, const char *name,
         json_decref(row);
         return NULL;
     }
-    tiles->once_granted += sum.once_granted;
-    tiles->once_used += sum.once_used + sum.once_used_unlimited;
-    tiles->monthly_granted += sum.monthly_granted;
-    tiles->monthly_used += sum.monthly_used;
+    hub_sum(tiles, &sum);
     return row;
 }
 
 static const char *const HUB_COLUMNS[] = {
-    "tenant_id", "name", "month", "once_opening", "once_granted", "once_used", "once_closing",
-    "monthly_granted", "monthly_used", "monthly_unused", "total_granted", "total_used", NULL};
+    "tenant_id",       "name",         "month",          "once_opening",
+    "once_granted",    "once_used",    "once_expired",   "once_closing",
+    "monthly_granted", "monthly_used", "monthly_unused", "monthly_rolled_over",
+    "total_granted",   "total_used",   NULL};
+
+static const char *const HUB_USER_COLUMNS[] = {
+    "user_id",         "tenant_id",       "name",         "month",
+    "once_opening",    "once_granted",    "once_used",    "once_expired",
+    "once_closing",    "monthly_granted", "monthly_used", "monthly_unused",
+    "monthly_rolled_over", "total_granted", "total_used",  NULL};
 
 /* The CSV rows: one per customer and month, then one per customer for the
  * whole range (month "total").  NULL when out of memory. */
@@ -506,8 +621,10 @@ hub_table(json_t *report)
     json_array_foreach(json_object_get(report, "customers"), i, c) {
         json_array_foreach(json_object_get(c, "months"), k, m) {
             json_t *row = json_deep_copy(m);
+            json_t *user = json_object_get(c, "user_id");
             if (row != NULL &&
                 (json_object_set(row, "tenant_id", json_object_get(c, "tenant_id")) != 0 ||
+                 (user != NULL && json_object_set(row, "user_id", user) != 0) ||
                  json_object_set(row, "name", json_object_get(c, "name")) != 0)) {
                 json_decref(row);
                 row = NULL;
@@ -568,7 +685,42 @@ hub_range(struct op *op, const struct rargs *r, struct civil_date *from, struct 
     return 0;
 }
 
-/* The customers' rows (those with anything to show) and the tiles. */
+static int
+hub_customer_cmp(const void *a, const void *b)
+{
+    const struct customer *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The display name of a customer: its tenant's, or its user's. */
+static int
+hub_name(struct hub *h, const struct customer *c, char *name, size_t size)
+{
+    bool found = false;
+    name[0] = '\0';
+    if (h->by_user) {
+        struct user_row u;
+        if (store_user_get(h->op->store, c->id, &u, &found, h->op->err) != 0) {
+            return h->op->err->status;
+        }
+        if (found) {
+            snprintf(name, size, "%s", u.name);
+            store_user_clear(&u);
+        }
+        return 0;
+    }
+    struct tenant_row t;
+    if (store_tenant_get(h->op->store, c->id, &t, &found, h->op->err) != 0) {
+        return h->op->err->status;
+    }
+    if (found) {
+        snprintf(name, size, "%s", t.name);
+    }
+    return 0;
+}
+
+/* The customers' rows (those with anything to show, in id order) and the
+ * tiles. */
 static int
 hub_customers_json(struct hub *h, struct month_row *tiles, int *unlimited_customers,
                    json_t **out)
@@ -577,27 +729,41 @@ hub_customers_json(struct hub *h, struct month_row *tiles, int *unlimited_custom
     if (customers == NULL) {
         return op_oom(h->op);
     }
+    /* In id order (h->slots is stale from here on; nothing looks up). */
+    if (h->cust_count > 1) {
+        qsort(h->cust, h->cust_count, hub_stride(h), hub_customer_cmp);
+    }
+    /* Like every report, a row (a customer's month or total) per CSV line,
+     * and at most REPORT_ROWS_MAX of them: more is an error, not a cut. */
+    size_t shown = 0;
     for (size_t i = 0; i < h->cust_count; i++) {
-        const struct customer *c = &h->cust[i];
-        if (!c->seen) {
+        shown += hub_cust(h, i)->seen || hub_cust(h, i)->pre_opening != 0;
+    }
+    if (shown * (size_t)(h->months + 1) > REPORT_ROWS_MAX) {
+        json_decref(customers);
+        eng_error_code(h->op->err, ENG_ELIMIT, "limit_exceeded",
+                       "the Data Hub would hold %zu customers of %d rows each, above %d rows;"
+                       " narrow it with tenant_id or building_id, or a shorter range",
+                       shown, h->months + 1, REPORT_ROWS_MAX);
+        eng_error_field(h->op->err, "report_rows_max");
+        return ENG_ELIMIT;
+    }
+    for (size_t i = 0; i < h->cust_count; i++) {
+        const struct customer *c = hub_cust(h, i);
+        if (!c->seen && c->pre_opening == 0) {
             continue;
         }
-        struct tenant_row t;
-        bool found = false;
-        if (store_tenant_get(h->op->store, c->tenant_id, &t, &found, h->op->err) != 0) {
+        char name[STORE_NAME_MAX + 1];
+        if (hub_name(h, c, name, sizeof name) != 0) {
             json_decref(customers);
             return h->op->err->status;
         }
-        bool once_unl = false, monthly_unl = false;
-        json_t *row =
-            hub_customer_json(h, c, found ? t.name : "", tiles, &once_unl, &monthly_unl);
+        json_t *row = hub_customer_json(h, c, name, tiles);
         if (row == NULL || json_array_append_new(customers, row) != 0) {
             json_decref(customers);
             return op_oom(h->op);
         }
-        *unlimited_customers += once_unl || monthly_unl;
-        tiles->once_unlimited |= once_unl;
-        tiles->monthly_unlimited |= monthly_unl;
+        *unlimited_customers += c->unlimited;
     }
     *out = customers;
     return 0;
@@ -619,28 +785,56 @@ hub_collect(struct hub *h, const struct rargs *r, const char *unit, struct civil
                            .window_lo = lo - 86400,
                            .window_hi = hi + 86400,
                            .tenant_id = r->tenant_id,
-                           .building_id = r->building_id};
-    int rc = store_hub_recurring_each(op->store, &f, hub_recurring_row, h, op->err);
+                           .building_id = r->building_id,
+                           .booking_users = h->by_user};
+    int rc = store_hub_entries_each(op->store, &f, hub_on_entry, h, op->err);
     if (rc == 0) {
-        rc = store_hub_once_each(op->store, &f, hub_once_row, h, op->err);
-    }
-    if (rc == 0) {
-        rc = store_hub_unlimited_each(op->store, &f, hub_unlimited_row, h, op->err);
+        rc = store_hub_unlimited_each(op->store, &f, hub_on_unlimited, h, op->err);
     }
     return rc;
+}
+
+/* The whole answer from the customers' rows and the tiles; NULL when out
+ * of memory (customers is taken either way). */
+static json_t *
+hub_result(const char *unit, struct civil_date from, struct civil_date to, const char *group_by,
+           const struct month_row *t, int unlimited_customers, json_t *customers)
+{
+    char fm[16], tm[16];
+    month_format(from, fm, sizeof fm);
+    month_format(to, tm, sizeof tm);
+    bool total_unl = t->once_granted_unl || t->monthly_granted_unl;
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i}, s:o}", "unit",
+        unit, "from", fm, "to", tm, "group_by", group_by, "tiles", "once_granted",
+        granted_json(t->once_granted_unl, t->once_granted), "once_used",
+        amount_to_json(t->once_used), "once_expired", amount_to_json(t->once_expired),
+        "monthly_granted", granted_json(t->monthly_granted_unl, t->monthly_granted),
+        "monthly_used", amount_to_json(t->monthly_used), "monthly_unused",
+        amount_to_json(t->monthly_unused), "monthly_rolled_over",
+        amount_to_json(t->monthly_rolled_over), "total_granted",
+        granted_json(total_unl, t->once_granted + t->monthly_granted), "total_used",
+        amount_to_json(t->once_used + t->monthly_used), "unlimited_customers",
+        strcmp(unit, "coin") == 0 ? 0 : unlimited_customers, "customers", customers);
 }
 
 static int
 op_datahub(struct op *op, json_t *args, json_t **out)
 {
-    static const char *const keys[] = {"unit", "from", "to", "tenant_id", "building_id",
-                                       "format", NULL};
+    static const char *const keys[] = {"unit",        "from",   "to",       "tenant_id",
+                                       "building_id", "format", "group_by", NULL};
     struct rargs r;
+    const char *group_by = NULL;
     if (report_args(op, args, keys, &r) || args_string(op, args, "from", false, 7, &r.from) ||
-        args_string(op, args, "to", false, 7, &r.to)) {
+        args_string(op, args, "to", false, 7, &r.to) ||
+        args_string(op, args, "group_by", false, 10, &group_by)) {
         return op->err->status;
     }
-    struct hub h = {.op = op};
+    group_by = group_by != NULL ? group_by : "tenant";
+    if (strcmp(group_by, "tenant") != 0 && strcmp(group_by, "user") != 0) {
+        return op_invalid(op, "group_by", "'group_by' must be tenant or user");
+    }
+    struct hub h = {.op = op, .by_user = strcmp(group_by, "user") == 0};
     struct civil_date from, to;
     if (hub_range(op, &r, &from, &to, &h.months) != 0) {
         return op->err->status;
@@ -655,26 +849,16 @@ op_datahub(struct op *op, json_t *args, json_t **out)
         rc = hub_customers_json(&h, &tiles, &unlimited_customers, &customers);
     }
     free(h.cust);
+    free(h.slots);
     free(h.zones);
     if (rc != 0) {
         return rc;
     }
-    char fm[16], tm[16];
-    month_format(from, fm, sizeof fm);
-    month_format(to, tm, sizeof tm);
-    json_t *result = json_pack(
-        "{s:s, s:s, s:s, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:i}, s:o}", "unit", unit, "from", fm,
-        "to", tm, "tiles", "once_granted", granted_json(tiles.once_unlimited, tiles.once_granted),
-        "once_used", amount_to_json(tiles.once_used), "monthly_granted",
-        granted_json(tiles.monthly_unlimited, tiles.monthly_granted), "monthly_used",
-        amount_to_json(tiles.monthly_used), "total_granted",
-        granted_json(tiles.once_unlimited || tiles.monthly_unlimited,
-                     tiles.once_granted + tiles.monthly_granted),
-        "total_used", amount_to_json(tiles.once_used + tiles.monthly_used),
-        "unlimited_customers", strcmp(unit, "coin") == 0 ? 0 : unlimited_customers,
-        "customers", customers);
+    json_t *result =
+        hub_result(unit, from, to, group_by, &tiles, unlimited_customers, customers);
     json_t *rows = result != NULL && wants_csv(&r) ? hub_table(result) : NULL;
-    return report_finish(op, &r, result, rows, HUB_COLUMNS, out);
+    return report_finish(op, &r, result, rows, h.by_user ? HUB_USER_COLUMNS : HUB_COLUMNS,
+                         out);
 }
 
 /* ---------- dashboard ---------- */

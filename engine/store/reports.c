@@ -69,49 +69,9 @@ hub_prep(struct store *s, struct store_sql *q[3], const struct hub_filter *f,
 
 struct hub_cb {
     void *ud;
-    int (*lot)(void *ud, const struct hub_lot_row *row);
     int (*entry)(void *ud, const struct hub_entry_row *row);
     int (*unl)(void *ud, const struct hub_unlimited_row *row);
 };
-
-static int
-hub_lot(sqlite3_stmt *st, void *ctx)
-{
-    struct hub_cb *c = ctx;
-    struct hub_lot_row row = {
-        .tenant_id = sq_col_int(st, 0),
-        .zone = sq_col_text(st, 1),
-        .rollover = sq_col_int(st, 2) != 0,
-        .valid_from = sq_col_int(st, 3),
-        .granted = sq_col_int(st, 4),
-        .unlimited = sq_col_int(st, 5) != 0,
-        .used = sq_col_int(st, 6),
-        .adjusted = sq_col_int(st, 7),
-    };
-    return c->lot(c->ud, &row);
-}
-
-int
-store_hub_recurring_each(struct store *s, const struct hub_filter *f,
-                         int (*cb)(void *ud, const struct hub_lot_row *row), void *ud,
-                         struct eng_error *err)
-{
-#define HUB_REC_HEAD                                                                        \
-    "SELECT l.tenant_id, a.zone, l.kind = 'rollover', l.valid_from, l.granted, l.unlimited,"  \
-    " l.used, l.adjusted FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE"
-#define HUB_REC_TAIL                                                                        \
-    " l.unit = ?1 AND a.recurrence != 'none' AND l.valid_from >= ?2 AND l.valid_from < ?3"
-    STORE_SQL(q0, HUB_ALL(HUB_REC_HEAD, HUB_REC_TAIL));
-    STORE_SQL(q1, HUB_TENANT(HUB_REC_HEAD, HUB_REC_TAIL));
-    STORE_SQL(q2, HUB_BUILDING(HUB_REC_HEAD, HUB_REC_TAIL));
-    struct store_sql *q[3] = {&q0, &q1, &q2};
-    sqlite3_stmt *st = hub_prep(s, q, f, err);
-    if (st == NULL) {
-        return err->status;
-    }
-    struct hub_cb c = {.ud = ud, .lot = cb};
-    return each_row(s, st, "data hub recurring lots", hub_lot, &c, err);
-}
 
 static int
 hub_entry(sqlite3_stmt *st, void *ctx)
@@ -119,40 +79,53 @@ hub_entry(sqlite3_stmt *st, void *ctx)
     struct hub_cb *c = ctx;
     struct hub_entry_row row = {
         .tenant_id = sq_col_int(st, 0),
-        .zone = sq_col_text(st, 1),
-        .unlimited = sq_col_int(st, 2) != 0,
-        .kind = sq_col_text(st, 3),
-        .effective_at = sq_col_int(st, 4),
-        .amount = sq_col_int(st, 5),
+        .lot_user_id = sq_col_int(st, 1),
+        .booking_user_id = sq_col_int(st, 2),
+        .zone = sq_col_text(st, 3),
+        .recurring = sq_col_int(st, 4) != 0,
+        .unlimited = sq_col_int(st, 5) != 0,
+        .kind = sq_col_text(st, 6),
+        .effective_at = sq_col_int(st, 7),
+        .amount = sq_col_int(st, 8),
+        .valid_from = sq_col_int(st, 9),
     };
     return c->entry(c->ud, &row);
 }
 
 int
-store_hub_once_each(struct store *s, const struct hub_filter *f,
-                    int (*cb)(void *ud, const struct hub_entry_row *row), void *ud,
-                    struct eng_error *err)
+store_hub_entries_each(struct store *s, const struct hub_filter *f,
+                       int (*cb)(void *ud, const struct hub_entry_row *row), void *ud,
+                       struct eng_error *err)
 {
-    /* By tenant the entry index (tenant_id, unit, effective_at) serves.  The
-     * window's start is not a bound here (the opening balance needs every
-     * earlier entry); `?2 = ?2` keeps the parameter numbering shared. */
-#define HUB_ONCE_HEAD                                                                       \
-    "SELECT l.tenant_id, a.zone, l.unlimited, e.kind, e.effective_at, e.amount"               \
+    /* By tenant the entry index (tenant_id, unit, effective_at) serves.  A
+     * once lot's entries are read from the beginning (the opening balance
+     * needs them); a recurring lot's only when effective in the window or
+     * when the lot becomes valid in it (adjusted or voided ahead). */
+#define HUB_ENTRY_HEAD                                                                      \
+    "SELECT l.tenant_id, l.user_id,"                                                          \
+    " CASE WHEN ?6 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN coalesce((SELECT"      \
+    " b.user_id FROM booking b WHERE b.id = e.booking_id), 0) ELSE 0 END,"                    \
+    " a.zone, a.recurrence != 'none', l.unlimited, e.kind, e.effective_at, e.amount,"         \
+    " l.valid_from"                                                                           \
     " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
-    STORE_SQL(q0, HUB_ONCE_HEAD " WHERE ?4 IS NULL AND ?5 IS NULL AND e.unit = ?1 AND"
-                                " a.recurrence = 'none' AND ?2 = ?2 AND e.effective_at < ?3");
-    STORE_SQL(q1, HUB_ONCE_HEAD " WHERE e.tenant_id = ?4 AND e.unit = ?1 AND"
-                                " e.effective_at < ?3 AND ?2 = ?2 AND a.recurrence = 'none'"
-                                " AND (?5 IS NULL OR" HUB_BY_BUILDING ")");
-    STORE_SQL(q2, HUB_ONCE_HEAD " WHERE ?4 IS NULL AND" HUB_BY_BUILDING " AND e.unit = ?1 AND"
-                                " a.recurrence = 'none' AND ?2 = ?2 AND e.effective_at < ?3");
+#define HUB_ENTRY_TAIL                                                                      \
+    " e.effective_at < ?3 AND (a.recurrence = 'none' OR e.effective_at >= ?2 OR"              \
+    " l.valid_from >= ?2)"
+    STORE_SQL(q0, HUB_ENTRY_HEAD " WHERE ?4 IS NULL AND ?5 IS NULL AND e.unit = ?1 AND"
+                                 HUB_ENTRY_TAIL);
+    STORE_SQL(q1, HUB_ENTRY_HEAD " WHERE e.tenant_id = ?4 AND e.unit = ?1 AND"
+                                 " (?5 IS NULL OR" HUB_BY_BUILDING ") AND" HUB_ENTRY_TAIL);
+    STORE_SQL(q2, HUB_ENTRY_HEAD " WHERE ?4 IS NULL AND" HUB_BY_BUILDING " AND e.unit = ?1 AND"
+                                 HUB_ENTRY_TAIL);
     struct store_sql *q[3] = {&q0, &q1, &q2};
     sqlite3_stmt *st = hub_prep(s, q, f, err);
     if (st == NULL) {
         return err->status;
     }
+    /* The booking's user is looked up only when asked for (?6). */
+    sq_int(s, st, 6, f->booking_users);
     struct hub_cb c = {.ud = ud, .entry = cb};
-    return each_row(s, st, "data hub once entries", hub_entry, &c, err);
+    return each_row(s, st, "data hub entries", hub_entry, &c, err);
 }
 
 static int
@@ -161,10 +134,11 @@ hub_unl(sqlite3_stmt *st, void *ctx)
     struct hub_cb *c = ctx;
     struct hub_unlimited_row row = {
         .tenant_id = sq_col_int(st, 0),
-        .zone = sq_col_text(st, 1),
-        .recurring = sq_col_int(st, 2) != 0,
-        .valid_from = sq_col_int(st, 3),
-        .valid_until = sq_col_int(st, 4),
+        .user_id = sq_col_int(st, 1),
+        .zone = sq_col_text(st, 2),
+        .recurring = sq_col_int(st, 3) != 0,
+        .valid_from = sq_col_int(st, 4),
+        .valid_until = sq_col_int(st, 5),
     };
     return c->unl(c->ud, &row);
 }
@@ -175,8 +149,8 @@ store_hub_unlimited_each(struct store *s, const struct hub_filter *f,
                          struct eng_error *err)
 {
 #define HUB_UNL_HEAD                                                                        \
-    "SELECT l.tenant_id, a.zone, a.recurrence != 'none', l.valid_from, l.valid_until"         \
-    " FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE"
+    "SELECT l.tenant_id, l.user_id, a.zone, a.recurrence != 'none', l.valid_from,"            \
+    " l.valid_until FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE"
 #define HUB_UNL_TAIL                                                                        \
     " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3"
     STORE_SQL(q0, HUB_ALL(HUB_UNL_HEAD, HUB_UNL_TAIL));

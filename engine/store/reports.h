@@ -25,38 +25,34 @@ struct hub_filter {
     const char *unit;              /* required */
     int64_t window_lo, window_hi;  /* the UTC window rows are picked in */
     int64_t tenant_id, building_id;
+    bool booking_users; /* fill hub_entry_row.booking_user_id (group_by=user) */
 };
 
-/* A recurring lot (period or rollover) that becomes valid in the window. */
-struct hub_lot_row {
-    int64_t tenant_id;
-    const char *zone; /* the allocation's zone (borrowed) */
-    bool rollover;    /* a rollover lot (its credit was carried in) */
-    bool unlimited;
-    int64_t valid_from;
-    int64_t granted, used, adjusted; /* milli; used is net of refunds */
-};
-ENG_MUST_CHECK int store_hub_recurring_each(struct store *s, const struct hub_filter *f,
-                                            int (*cb)(void *ud, const struct hub_lot_row *row),
-                                            void *ud, struct eng_error *err);
-
-/* An entry of a once lot effective before the window's end (any time
- * before: the opening balance needs them all). */
+/* An entry of a lot the Data Hub reads: every entry of a once lot
+ * effective before the window's end (the opening balance needs them all),
+ * and every entry of a recurring lot effective in the window or on a lot
+ * that becomes valid in it (an adjustment made before its period). */
 struct hub_entry_row {
     int64_t tenant_id;
-    const char *zone; /* borrowed */
-    bool unlimited;   /* the lot is unlimited */
-    const char *kind; /* grant, debit, refund, expire, adjust, ... (borrowed) */
+    int64_t lot_user_id;     /* the lot's user (per-user pool), 0 for a shared lot */
+    int64_t booking_user_id; /* with f->booking_users: the booking's user of a
+                              * shared lot's debit or refund; else 0 */
+    const char *zone;        /* the allocation's zone (borrowed) */
+    bool recurring;          /* of a recurring allocation (else a once allocation) */
+    bool unlimited;          /* the lot is unlimited */
+    const char *kind;        /* grant, debit, refund, expire, rollover_out, ... (borrowed) */
     int64_t effective_at;
-    int64_t amount; /* milli, signed as stored */
+    int64_t amount;     /* milli, signed as stored */
+    int64_t valid_from; /* the lot's */
 };
-ENG_MUST_CHECK int store_hub_once_each(struct store *s, const struct hub_filter *f,
-                                       int (*cb)(void *ud, const struct hub_entry_row *row),
-                                       void *ud, struct eng_error *err);
+ENG_MUST_CHECK int store_hub_entries_each(struct store *s, const struct hub_filter *f,
+                                          int (*cb)(void *ud, const struct hub_entry_row *row),
+                                          void *ud, struct eng_error *err);
 
 /* An unlimited lot whose validity overlaps the window. */
 struct hub_unlimited_row {
     int64_t tenant_id;
+    int64_t user_id;  /* the lot's user (per-user pool), 0 for a shared lot */
     const char *zone; /* borrowed */
     bool recurring;   /* of a recurring allocation (else a once allocation) */
     int64_t valid_from, valid_until;

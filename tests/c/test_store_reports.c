@@ -48,14 +48,6 @@ count_credit(void *ud, const struct credit_report_row *row)
 }
 
 static int
-count_lot(void *ud, const struct hub_lot_row *row)
-{
-    (void)row;
-    (*(int *)ud)++;
-    return 0;
-}
-
-static int
 count_entry(void *ud, const struct hub_entry_row *row)
 {
     (void)row;
@@ -129,9 +121,9 @@ test_failures(struct store *s)
     struct dash_figures fig;
     CHECK_INT(store_dashboard(s, &d, &fig, &err), ENG_ESTORE);
     struct hub_filter h = {.unit = "hour", .window_lo = 0, .window_hi = 1000};
-    CHECK_INT(store_hub_recurring_each(s, &h, count_lot, &n, &err), ENG_ESTORE);
+    CHECK_INT(store_hub_entries_each(s, &h, count_entry, &n, &err), ENG_ESTORE);
     h.tenant_id = 1;
-    CHECK_INT(store_hub_once_each(s, &h, count_entry, &n, &err), ENG_ESTORE);
+    CHECK_INT(store_hub_entries_each(s, &h, count_entry, &n, &err), ENG_ESTORE);
     h.tenant_id = 0;
     h.building_id = 1;
     CHECK_INT(store_hub_unlimited_each(s, &h, count_unl, &n, &err), ENG_ESTORE);

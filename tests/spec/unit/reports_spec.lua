@@ -79,13 +79,19 @@ describe("reports", function()
     local hub = F.ok(db:call("reports.datahub", { from = "2026-01", to = "2026-02" }))
     local jan, feb = month_of(hub, w.tenant.id, "2026-01"), month_of(hub, w.tenant.id, "2026-02")
     -- January: monthly 10, four weeks starting 5, 12, 19, 26 Jan (2 each), quarterly 30.
+    -- The 3 hours on 12 Jan take that week's 2, then 1 of the month's.
     assert.equal(10 + 8 + 30, jan.monthly_granted)
     assert.equal(3, jan.monthly_used)
-    assert.equal(48 - 3, jan.monthly_unused)
+    -- Unused is what expired in January: the weeks of 5 and 19 Jan (2 each)
+    -- and the month's 9 beyond the 5 rolled over; the week of 26 Jan
+    -- expires on 2 Feb, in February.
+    assert.equal(2 + 2 + 4, jan.monthly_unused)
+    assert.equal(5, jan.monthly_rolled_over)
     -- February so far (10 Feb): monthly 10 (+5 carried, not a grant), the
-    -- weeks of 2 and 9 Feb.
+    -- weeks of 2 and 9 Feb; expired: the weeks of 26 Jan and 2 Feb.
     assert.equal(10 + 4, feb.monthly_granted)
-    assert.equal(14 + 5, feb.monthly_unused)
+    assert.equal(2 + 2, feb.monthly_unused)
+    assert.equal(0, feb.monthly_rolled_over)
     local csv = F.ok(db:call("reports.datahub", { from = "2026-01", to = "2026-02",
                                                  format = "csv" })).csv
     local header, recs = csv_records(csv)
@@ -93,7 +99,8 @@ describe("reports", function()
     assert.equal(3, #recs)
     assert.equal("2026-01", recs[1].month)
     assert.equal(48, num(recs[1].monthly_granted))
-    assert.equal(45, num(recs[1].monthly_unused))
+    assert.equal(8, num(recs[1].monthly_unused))
+    assert.equal(5, num(recs[1].monthly_rolled_over))
     assert.equal("total", recs[3].month)
     assert.equal(62, num(recs[3].monthly_granted))
   end)
@@ -298,12 +305,14 @@ describe("reports", function()
           -sum(CASE WHEN e.kind IN ('expire','void') AND l.unlimited = 0 THEN e.amount ELSE 0 END) AS expired
         FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id
         WHERE a.recurrence = 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(unit))
+      -- Monthly (PRODUCT.md §7): granted in the month the lot becomes valid,
+      -- used in the month the meeting starts (tests/spec/unit/datahub_spec.lua
+      -- compares every other figure).
       local monthly = sql(dbfile, ([[
-        SELECT l.tenant_id AS t, strftime('%%Y-%%m', l.valid_from, 'unixepoch') AS m,
-          sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted ELSE 0 END)
-            + coalesce(sum((SELECT sum(amount) FROM entry WHERE lot_id = l.id AND kind = 'adjust')), 0) AS granted,
-          coalesce(sum((SELECT -sum(amount) FROM entry WHERE lot_id = l.id AND kind IN ('debit','refund'))), 0) AS used
-        FROM lot l JOIN allocation a ON a.id = l.allocation_id
+        SELECT l.tenant_id AS t, strftime('%%Y-%%m', max(e.effective_at, l.valid_from), 'unixepoch') AS m,
+          sum(CASE WHEN e.kind IN ('grant','adjust','void') AND l.unlimited = 0 THEN e.amount ELSE 0 END) AS granted,
+          -sum(CASE WHEN e.kind IN ('debit','refund') THEN e.amount ELSE 0 END) AS used
+        FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id
         WHERE a.recurrence != 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(unit))
       local expect = {}
       local function cell(t, m)

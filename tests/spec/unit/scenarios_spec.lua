@@ -190,8 +190,11 @@ describe("reference scenario", function()
                                         feb.total_granted, feb.total_used })
     local csv = F.ok(db:call("reports.datahub", { unit = "hour", from = "2026-01", to = "2026-02",
                                                  format = "csv" })).csv
-    assert.truthy(csv:find("tenant_id,name,month,once_opening", 1, true))
-    assert.truthy(csv:find(",2026-02,12,0,5,7,10,10,0,10,15\r\n", 1, true))
+    assert.truthy(csv:find("tenant_id,name,month,once_opening,once_granted,once_used,"
+                           .. "once_expired,once_closing,monthly_granted,monthly_used,"
+                           .. "monthly_unused,monthly_rolled_over,total_granted,total_used\r\n",
+                           1, true))
+    assert.truthy(csv:find(",2026-02,12,0,5,0,7,10,10,0,0,10,15\r\n", 1, true))
   end)
 
   it("S9 dashboard: transactions, active users and the top tenant of 30 days", function()

@@ -15,14 +15,16 @@ const FIGURES = [
   ['once_opening', 'Opening', '“Once” opening balance'],
   ['once_granted', 'Granted', '“Once” granted'],
   ['once_used', 'Used', '“Once” used'],
+  ['once_expired', 'Expired', '“Once” expired'],
   ['once_closing', 'Closing', '“Once” closing balance'],
   ['monthly_granted', 'Granted', '“Monthly” granted'],
   ['monthly_used', 'Used', '“Monthly” used'],
   ['monthly_unused', 'Unused', '“Monthly” unused'],
+  ['monthly_rolled_over', 'Rolled over', '“Monthly” rolled over'],
   ['total_granted', 'Granted', 'Total granted'],
   ['total_used', 'Used', 'Total used'],
 ];
-const GROUPS = [{ label: '', span: 1 }, { label: '“Once”', span: 4 }, { label: '“Monthly”', span: 3 }, { label: 'Total', span: 2 }];
+const GROUPS = [{ label: '', span: 1 }, { label: '“Once”', span: 5 }, { label: '“Monthly”', span: 4 }, { label: 'Total', span: 2 }];
 
 export async function render(page, ctx) {
   for (const c of charts) c.destroy();
@@ -135,7 +137,7 @@ export async function render(page, ctx) {
       empty: emptyState(`No ${title.toLowerCase()} in this range`, 'No grants or use in these months.'),
     });
     body.append(h('h3', { class: 'subhead' }, `${title} by customer`),
-      h('p', { class: 'muted small' }, `${fmtMonth(d.from)} – ${fmtMonth(d.to)}. “Once” opening is at the start of the first month, closing at the end of the last. Expand a row for each month.`),
+      h('p', { class: 'muted small' }, `${fmtMonth(d.from)} – ${fmtMonth(d.to)}. “Once” opening is at the start of the first month, closing at the end of the last. Used counts in the month of the meeting; expired, unused and rolled over in the month a period ends. Credit carried by rollover is not granted again. Expand a row for each month.`),
       table.el);
   }
 
