@@ -45,7 +45,19 @@ op_oom(struct op *op)
 struct rargs {
     int64_t tenant_id, building_id, user_id, resource_id, from_t, to_t;
     const char *unit, *from, *to, *format;
+    /* A building-limited operator's scope as ",1,4," (empty: none), and
+     * whether building_id is only its first building, not a filter asked
+     * for (aggregate reports then use the whole scope instead). */
+    char scope[PRINCIPAL_BUILDINGS_MAX * 21 + 2];
+    bool building_defaulted;
 };
+
+/* The scope text of the store's report filters, or NULL. */
+static const char *
+rargs_scope(const struct rargs *r)
+{
+    return r->scope[0] != '\0' ? r->scope : NULL;
+}
 
 static int
 report_args(struct op *op, json_t *args, const char *const keys[], struct rargs *r)
@@ -87,8 +99,17 @@ report_args(struct op *op, json_t *args, const char *const keys[], struct rargs 
     if (!reaches) {
         return op_not_found(op, "building");
     }
-    if (op_is_admin(op) && op->who->building_count > 0 && r->building_id == 0) {
-        r->building_id = op->who->building_ids[0];
+    if (op_is_admin(op) && op->who->building_count > 0) {
+        size_t n = 1;
+        r->scope[0] = ',';
+        for (int k = 0; k < op->who->building_count; k++) {
+            n += (size_t)snprintf(r->scope + n, sizeof r->scope - n, "%lld,",
+                                  (long long)op->who->building_ids[k]);
+        }
+        if (r->building_id == 0) {
+            r->building_id = op->who->building_ids[0];
+            r->building_defaulted = true;
+        }
     }
     return 0;
 }
@@ -785,8 +806,9 @@ hub_collect(struct hub *h, const struct rargs *r, const char *unit, struct civil
                            .window_lo = lo - 86400,
                            .window_hi = hi + 86400,
                            .tenant_id = r->tenant_id,
-                           .building_id = r->building_id,
-                           .booking_users = h->by_user};
+                           .building_id = r->building_defaulted ? 0 : r->building_id,
+                           .booking_users = h->by_user,
+                           .scope = rargs_scope(r)};
     int rc = store_hub_entries_each(op->store, &f, hub_on_entry, h, op->err);
     if (rc == 0) {
         rc = store_hub_unlimited_each(op->store, &f, hub_on_unlimited, h, op->err);
@@ -896,9 +918,10 @@ op_dashboard(struct op *op, json_t *args, json_t **out)
     const char *unit = r.unit ? r.unit : "hour";
     struct dash_filter f = {.unit = unit,
                             .tenant_id = r.tenant_id,
-                            .building_id = r.building_id,
+                            .building_id = r.building_defaulted ? 0 : r.building_id,
                             .now = op->now,
-                            .since = op->now - DASH_DAYS_S};
+                            .since = op->now - DASH_DAYS_S,
+                            .scope = rargs_scope(&r)};
     struct dash_figures d;
     if (store_dashboard(op->store, &f, &d, op->err) != 0) {
         return op->err->status;

@@ -40,6 +40,11 @@ each_row(struct store *s, sqlite3_stmt *st, const char *what,
 #define HUB_BY_BUILDING                                                                     \
     " l.allocation_id IN (SELECT allocation_id FROM allocation_building WHERE"                \
     " building_id = ?5)"
+/* Only lots whose allocation has no building outside the scope text ?n
+ * (",1,4,"; NULL: no scope). */
+#define LOT_IN_SCOPE(n)                                                                     \
+    " (" n " IS NULL OR NOT EXISTS (SELECT 1 FROM allocation_building sc WHERE"               \
+    " sc.allocation_id = l.allocation_id AND instr(" n ", ',' || sc.building_id || ',') = 0))"
 #define HUB_ALL(head, tail) head " ?4 IS NULL AND ?5 IS NULL AND" tail
 #define HUB_TENANT(head, tail)                                                              \
     head " l.tenant_id = ?4 AND (?5 IS NULL OR" HUB_BY_BUILDING ") AND" tail
@@ -110,7 +115,7 @@ store_hub_entries_each(struct store *s, const struct hub_filter *f,
     " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
 #define HUB_ENTRY_TAIL                                                                      \
     " e.effective_at < ?3 AND (a.recurrence = 'none' OR e.effective_at >= ?2 OR"              \
-    " l.valid_from >= ?2)"
+    " l.valid_from >= ?2) AND" LOT_IN_SCOPE("?7")
     STORE_SQL(q0, HUB_ENTRY_HEAD " WHERE ?4 IS NULL AND ?5 IS NULL AND e.unit = ?1 AND"
                                  HUB_ENTRY_TAIL);
     STORE_SQL(q1, HUB_ENTRY_HEAD " WHERE e.tenant_id = ?4 AND e.unit = ?1 AND"
@@ -124,6 +129,9 @@ store_hub_entries_each(struct store *s, const struct hub_filter *f,
     }
     /* The booking's user is looked up only when asked for (?6). */
     sq_int(s, st, 6, f->booking_users);
+    if (f->scope != NULL) {
+        sq_text(s, st, 7, f->scope);
+    }
     struct hub_cb c = {.ud = ud, .entry = cb};
     return each_row(s, st, "data hub entries", hub_entry, &c, err);
 }
@@ -152,7 +160,8 @@ store_hub_unlimited_each(struct store *s, const struct hub_filter *f,
     "SELECT l.tenant_id, l.user_id, a.zone, a.recurrence != 'none', l.valid_from,"            \
     " l.valid_until FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE"
 #define HUB_UNL_TAIL                                                                        \
-    " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3"
+    " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3 AND"      \
+    LOT_IN_SCOPE("?6")
     STORE_SQL(q0, HUB_ALL(HUB_UNL_HEAD, HUB_UNL_TAIL));
     STORE_SQL(q1, HUB_TENANT(HUB_UNL_HEAD, HUB_UNL_TAIL));
     STORE_SQL(q2, HUB_BUILDING(HUB_UNL_HEAD, HUB_UNL_TAIL));
@@ -160,6 +169,9 @@ store_hub_unlimited_each(struct store *s, const struct hub_filter *f,
     sqlite3_stmt *st = hub_prep(s, q, f, err);
     if (st == NULL) {
         return err->status;
+    }
+    if (f->scope != NULL) {
+        sq_text(s, st, 6, f->scope);
     }
     struct hub_cb c = {.ud = ud, .unl = cb};
     return each_row(s, st, "data hub unlimited lots", hub_unl, &c, err);
@@ -186,6 +198,9 @@ dash_prep(struct store *s, struct store_sql *q, const struct dash_filter *f,
     }
     sq_int(s, st, 4, f->now);
     sq_int(s, st, 5, f->since);
+    if (f->scope != NULL) {
+        sq_text(s, st, 6, f->scope);
+    }
     return st;
 }
 
@@ -221,14 +236,15 @@ dash_ints(struct store *s, struct store_sql *q, const struct dash_filter *f, con
     " coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_until > ?4"         \
     " THEN l.balance ELSE 0 END), 0),"                                                        \
     " coalesce(sum(l.unlimited = 1 AND l.closed = 0 AND l.valid_until > ?4), 0) FROM lot l"
-#define DASH_LOT_WHERE " l.unit = ?1 AND l.valid_from <= ?4 AND ?5 = ?5"
+#define DASH_LOT_WHERE " l.unit = ?1 AND l.valid_from <= ?4 AND ?5 = ?5 AND" LOT_IN_SCOPE("?6")
 #define DASH_BY_BUILDING                                                                     \
     " l.allocation_id IN (SELECT allocation_id FROM allocation_building WHERE"                \
     " building_id = ?3)"
+#define BOOKING_IN_SCOPE " (?6 IS NULL OR instr(?6, ',' || b.building_id || ',') > 0)"
 #define DASH_BOOKINGS                                                                        \
     " FROM booking b WHERE b.payment_method = 'credits' AND b.unit = ?1 AND"                   \
     " (?2 IS NULL OR b.tenant_id = ?2) AND (?3 IS NULL OR b.building_id = ?3) AND"           \
-    " b.created_at <= ?4 AND b.created_at > ?5"
+    " b.created_at <= ?4 AND b.created_at > ?5 AND" BOOKING_IN_SCOPE
 
 static int
 dash_top(struct store *s, const struct dash_filter *f, struct dash_figures *out,
@@ -268,7 +284,8 @@ store_dashboard(struct store *s, const struct dash_filter *f, struct dash_figure
     STORE_SQL(q_used, "SELECT coalesce(sum(b.credits - b.credits_refunded), 0)"
                       " FROM booking b WHERE b.payment_method = 'credits' AND"
                       " b.unit = ?1 AND (?2 IS NULL OR b.tenant_id = ?2) AND"
-                      " (?3 IS NULL OR b.building_id = ?3) AND ?4 = ?4 AND ?5 = ?5");
+                      " (?3 IS NULL OR b.building_id = ?3) AND ?4 = ?4 AND ?5 = ?5 AND"
+                      BOOKING_IN_SCOPE);
     STORE_SQL(q_recent, "SELECT count(*), count(DISTINCT b.user_id)" DASH_BOOKINGS
                         " AND b.status = 'confirmed'");
     memset(out, 0, sizeof *out);

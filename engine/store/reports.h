@@ -26,6 +26,9 @@ struct hub_filter {
     int64_t window_lo, window_hi;  /* the UTC window rows are picked in */
     int64_t tenant_id, building_id;
     bool booking_users; /* fill hub_entry_row.booking_user_id (group_by=user) */
+    /* A building-limited key's scope: ",1,4," (building ids), or NULL.  Only
+     * lots whose allocation's buildings are all inside it count. */
+    const char *scope;
 };
 
 /* An entry of a lot the Data Hub reads: every entry of a once lot
@@ -69,6 +72,9 @@ struct dash_filter {
     int64_t tenant_id, building_id;
     int64_t now;   /* lots valid now; bookings created at or before now */
     int64_t since; /* bookings created after `since` count as recent */
+    /* A building-limited key's scope (see hub_filter), or NULL: lots whose
+     * allocation's buildings are all inside, bookings in a building inside. */
+    const char *scope;
 };
 
 struct dash_figures {

@@ -603,11 +603,8 @@ describe("authorization matrix (generated from the route table)", function()
     end
   end)
 
-  -- Rows are checked above; aggregate figures are not yet: a B1-limited
-  -- viewer's dashboard and Data Hub still count an allocation over B1 and B2
-  -- (engine/README.md, Known limits).
-  pending("Data Hub and dashboard figures of a building-scoped key leave out allocations "
-          .. "spanning a building outside its scope")
+  -- Rows are checked here; the aggregate figures of building-limited keys
+  -- (dashboard, Data Hub) are checked in report_scope_spec.lua.
 
   it("has an access decision for every route, and no stale one", function()
     local seen = {}
