@@ -73,6 +73,9 @@ static int
 send_head(struct export_sink *x)
 {
     char head[EXPORT_HEAD_BYTES_MAX], disposition[128] = "";
+    if (!x->rq->body_read && http_has_body(x->rq)) {
+        http_skip_body(x->rq); /* as http_send does: a GET that sent a body */
+    }
     if (x->csv) {
         snprintf(disposition, sizeof disposition,
                  "Content-Disposition: attachment; filename=\"%s.csv\"\r\n", x->name);

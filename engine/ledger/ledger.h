@@ -102,8 +102,9 @@ int alloc_periods_begun(struct ledger_ctx *lx, const struct alloc *a, int64_t no
 /* The most lots one request may create for one allocation: periods already
  * begun x lines x owners (1 for a shared pool, each targeted user for a
  * per-user pool), a lot whose period is already over counting twice (it is
- * opened, then expired or rolled over).  Measured at ~60 us of writer CPU
- * per unit on a loaded machine (scripts/README.md); 640 keeps an
+ * opened, then expired or rolled over).  Measured at ~70 us of server CPU
+ * per unit on the loaded 2-core test machine (bounded_lots_spec prints
+ * it; engine/README.md "Bounded lot creation"); 640 keeps an
  * allocation's creation, and each of its period openings, near the
  * writer's 50 ms budget (PRODUCT.md §9), and admits the current period of
  * 32 lines x 20 users.  Past it: limit_exceeded naming alloc_open_lots_max. */
