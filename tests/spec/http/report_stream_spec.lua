@@ -149,4 +149,24 @@ describe("streamed reports (issue 10 R2)", function()
     hf:close()
     assert.is_nil(htext:find("bkg_", 1, true))
   end)
+  it("frees its connection when a client leaves in the middle of an export", function()
+    local socket = require "socket"
+    -- More clients than export connections (2) read one chunk and go.
+    for _ = 1, 4 do
+      local c = assert(socket.connect("127.0.0.1", env.port))
+      c:settimeout(30)
+      assert(c:send(("GET /v1/reports/usage?format=csv HTTP/1.1\r\nHost: x\r\n"
+                     .. "Authorization: Bearer %s\r\n\r\n"):format(env.key)))
+      local head = assert(c:receive("*l"))
+      assert.equal("HTTP/1.1 200 OK", head:gsub("\r$", ""))
+      assert(c:receive(70000)) -- past the first chunk, well before the end
+      c:close()
+    end
+    -- The server goes on: health, and a whole export afterwards.
+    assert.equal(200, (env:get("/v1/health")))
+    local status, _, body, exit = curl(env, "/v1/reports/usage?format=csv")
+    assert.equal(200, status)
+    assert.equal(0, exit)
+    assert.equal(bookings + 1, count_lines(body))
+  end)
 end)
