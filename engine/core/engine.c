@@ -38,6 +38,8 @@ engine_config_default(struct engine_config *cfg)
     cfg->create = true;
     cfg->readers = 4;
     cfg->reader_cache_kib = 16384;
+    cfg->exporters = 2;
+    cfg->exporter_cache_kib = 4096;
     cfg->writer_cache_kib = 65536;
     policy_limits_default(&cfg->policy);
 }
@@ -71,7 +73,9 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     if (store_open(&eng->writer, cfg->db_path, cfg->create ? STORE_CREATE : STORE_WRITER,
                    cfg->sqlite_busy_timeout_ms, cfg->writer_cache_kib, err) != 0 ||
         store_pool_open(&eng->readers, cfg->db_path, cfg->readers > 0 ? cfg->readers : 4,
-                        cfg->sqlite_busy_timeout_ms, cfg->reader_cache_kib, err) != 0) {
+                        cfg->sqlite_busy_timeout_ms, cfg->reader_cache_kib, err) != 0 ||
+        store_pool_open(&eng->exporters, cfg->db_path, cfg->exporters > 0 ? cfg->exporters : 2,
+                        cfg->sqlite_busy_timeout_ms, cfg->exporter_cache_kib, err) != 0) {
         engine_close(eng);
         return err->status;
     }
@@ -89,6 +93,8 @@ engine_close(struct engine *eng)
     policy_cache_close(&eng->policies);
     store_pool_close(eng->readers);
     eng->readers = NULL;
+    store_pool_close(eng->exporters);
+    eng->exporters = NULL;
     store_close(eng->writer);
     eng->writer = NULL;
     free(eng->env);
@@ -588,6 +594,48 @@ engine_advance(struct engine *eng, struct eng_error *err)
     return rc;
 }
 
+/* Runs a read op on a connection of `pool`, in one read transaction (one
+ * snapshot) that is rolled back afterwards. */
+static int
+exec_read(struct engine *eng, struct store_pool *pool, const struct op_def *def, struct op *op,
+          json_t *args, json_t **out)
+{
+    struct eng_error *err = op->err;
+    /* Reads see every boundary that is due: process it first.  Only a
+     * storage failure stops the read; a refusing policy leaves its
+     * period open (reads filter lots by validity anyway). */
+    if (engine_now(eng) >= atomic_load(&eng->next_due) && engine_advance(eng, err) != 0 &&
+        err->status != ENG_EPOLICY) {
+        return err->status;
+    }
+    memset(err, 0, sizeof *err);
+    op->store = store_pool_acquire(pool, err);
+    if (op->store == NULL) {
+        return err->status;
+    }
+    op->now = engine_now(eng);
+    op_bind_ledger(op);
+    unsigned long oom_before = eng_alloc_failures();
+    int rc = store_tx(op->store, STORE_BEGIN, err);
+    if (rc == 0) {
+        rc = def->fn(op, args, out);
+        if (eng_alloc_failures() != oom_before) {
+            rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
+        if (rc == 0 && *out == NULL) {
+            rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
+        json_decref(op->idem_response); /* reads store no response */
+        (void)store_tx(op->store, STORE_ROLLBACK, NULL);
+    }
+    store_pool_release(pool, op->store);
+    if (rc != 0 && *out != NULL) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int
 engine_exec(struct engine *eng, const struct principal *who, const char *name, json_t *args,
             const char *idem_key, json_t **out, bool *created, bool *replayed,
@@ -605,40 +653,28 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
     if (def->write) {
         rc = exec_write(eng, def, &op, args, idem_key, out, replayed);
     } else {
-        /* Reads see every boundary that is due: process it first.  Only a
-         * storage failure stops the read; a refusing policy leaves its
-         * period open (reads filter lots by validity anyway). */
-        if (engine_now(eng) >= atomic_load(&eng->next_due) &&
-            engine_advance(eng, err) != 0 && err->status != ENG_EPOLICY) {
-            return err->status;
-        }
-        memset(err, 0, sizeof *err);
-        op.store = store_pool_acquire(eng->readers, err);
-        if (op.store == NULL) {
-            return err->status;
-        }
-        op.now = engine_now(eng);
-        op_bind_ledger(&op);
-        unsigned long oom_before = eng_alloc_failures();
-        rc = store_tx(op.store, STORE_BEGIN, err);
-        if (rc == 0) {
-            rc = def->fn(&op, args, out);
-            if (eng_alloc_failures() != oom_before) {
-                rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
-            }
-            if (rc == 0 && *out == NULL) {
-                rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
-            }
-            json_decref(op.idem_response); /* reads store no response */
-            (void)store_tx(op.store, STORE_ROLLBACK, NULL);
-        }
-        store_pool_release(eng->readers, op.store);
-        if (rc != 0 && *out != NULL) {
-            json_decref(*out);
-            *out = NULL;
-        }
+        rc = exec_read(eng, eng->readers, def, &op, args, out);
     }
     *created = op.created;
     return rc;
 }
 
+
+int
+engine_exec_stream(struct engine *eng, const struct principal *who, const char *name,
+                   json_t *args, const struct row_sink *sink, json_t **out,
+                   struct eng_error *err)
+{
+    const struct op_def *def = op_find(name);
+    *out = NULL;
+    memset(err, 0, sizeof *err);
+    if (def == NULL) {
+        return eng_error_code(err, ENG_ENOTFOUND, "not_found", "no operation '%.60s'", name);
+    }
+    if (def->write) {
+        return eng_error_code(err, ENG_EINVAL, "invalid_request",
+                              "'%.60s' changes state and cannot stream", name);
+    }
+    struct op op = {.env = eng->env, .who = who, .err = err, .sink = sink};
+    return exec_read(eng, eng->exporters, def, &op, args, out);
+}

@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "policy_host.h"
+#include "row_sink.h"
 #include "sets.h"
 #include "store.h"
 #include "values.h"
@@ -35,6 +36,8 @@ struct engine_config {
     int sqlite_busy_timeout_ms;
     int readers;                        /* shared read connections */
     int reader_cache_kib, writer_cache_kib;
+    int exporters;                      /* read connections for streamed reports */
+    int exporter_cache_kib;
     int list_rows_max;
     struct policy_limits policy;
 };
@@ -43,6 +46,7 @@ struct engine {
     struct engine_config cfg;
     struct store *writer;
     struct store_pool *readers;
+    struct store_pool *exporters; /* streamed reports only: never pins `readers` */
     struct policy_cache policies;
     struct op_env *env; /* what every operation is handed */
     pthread_mutex_t write_mu;
@@ -93,6 +97,19 @@ ENG_MUST_CHECK int engine_set_clock(struct engine *eng, int64_t now, struct eng_
 ENG_MUST_CHECK int engine_exec(struct engine *eng, const struct principal *who, const char *op,
                                json_t *args, const char *idem_key, json_t **out,
                                bool *created, bool *replayed, struct eng_error *err);
+
+/* Runs read operation `op` like engine_exec, handing `sink` to it: a report
+ * that streams (reports.usage and reports.credits without `limit`) calls
+ * sink->begin once and sink->row for each row while it reads, on one
+ * snapshot, and answers a small summary in *out instead of its rows; other
+ * operations ignore the sink and answer as engine_exec does.  It runs on
+ * its own small pool of read connections (cfg.exporters, 2 by default), so
+ * exports that take long - a slow client on the other side of the sink -
+ * wait for each other, never for authentication and ordinary reads. */
+ENG_MUST_CHECK int engine_exec_stream(struct engine *eng, const struct principal *who,
+                                      const char *op, json_t *args,
+                                      const struct row_sink *sink, json_t **out,
+                                      struct eng_error *err);
 
 /* Processes every due period boundary (expiry, rollover, new periods) up to
  * now, in its own write transaction.  Cheap when nothing is due. */

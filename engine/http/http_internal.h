@@ -33,6 +33,14 @@ struct http_req {
     struct principal who; /* after authentication */
 };
 
+/* ---- export.c ---- */
+
+/* Runs report `op` (reports.usage, reports.credits) without `limit` through
+ * engine_exec_stream and streams its rows to the client, as CSV (csv true)
+ * or as the JSON page {"data": [...], "next_cursor": null}.  Returns the
+ * HTTP status sent (500 when the transfer was cut short). */
+int http_export(struct http_req *rq, const char *op, json_t *args, bool csv);
+
 /* ---- request.c ---- */
 
 /* Decodes the %-escapes of a request path (`raw`, as sent, civetweb having

@@ -29,6 +29,7 @@ enum route_flag {
     ROUTE_PUBLIC = 1u << 3,     /* answers without an API key */
     ROUTE_CSV = 1u << 4,        /* answers text/csv on request */
     ROUTE_FAKE_CLOCK = 1u << 5, /* exists only with --fake-clock */
+    ROUTE_STREAM = 1u << 6,     /* without `limit`, rows stream (http/export.c) */
 };
 
 /* The values taken from the path, under the argument names the pattern
@@ -126,8 +127,8 @@ static const struct route routes[] = {
 
     {"GET", "/v1/reports/datahub", "reports.datahub", READ | ROUTE_CSV, NULL},
     {"GET", "/v1/reports/dashboard", "reports.dashboard", READ | ROUTE_CSV, NULL},
-    {"GET", "/v1/reports/credits", "reports.credits", READ | ROUTE_CSV, NULL},
-    {"GET", "/v1/reports/usage", "reports.usage", READ | ROUTE_CSV, NULL},
+    {"GET", "/v1/reports/credits", "reports.credits", READ | ROUTE_CSV | ROUTE_STREAM, NULL},
+    {"GET", "/v1/reports/usage", "reports.usage", READ | ROUTE_CSV | ROUTE_STREAM, NULL},
 };
 
 #define ROUTES_COUNT (sizeof routes / sizeof routes[0])
@@ -463,6 +464,11 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
         return http_send_eng_error(rq, &err);
     }
     bool csv = wants_csv(rq, r, args);
+    if ((r->flags & ROUTE_STREAM) != 0 && json_object_get(args, "limit") == NULL) {
+        int status = http_export(rq, r->op, args, csv);
+        json_decref(args);
+        return status;
+    }
     json_t *out = NULL;
     bool created = false;
     bool replayed = false;

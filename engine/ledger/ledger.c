@@ -201,6 +201,23 @@ alloc_period_at(struct ledger_ctx *lx, const struct alloc *a, int64_t t, int64_t
     return 0;
 }
 
+int
+alloc_periods_begun(struct ledger_ctx *lx, const struct alloc *a, int64_t now, int64_t *count)
+{
+    *count = 0;
+    if (now < a->start_at) {
+        return 0;
+    }
+    /* The last instant that counts: now, or the allocation's last one. */
+    int64_t t = now < a->end_at ? now : a->end_at - 1;
+    int64_t n = 0;
+    bool exists = false;
+    if (alloc_period_at(lx, a, t, &n, &exists) != 0) {
+        return lx->err->status;
+    }
+    *count = exists ? n + 1 : 0;
+    return 0;
+}
 
 /* ---------- entries and lots ---------- */
 

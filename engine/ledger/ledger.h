@@ -94,6 +94,22 @@ int alloc_window(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_
 /* The period index containing instant t; *exists false outside the schedule. */
 int alloc_period_at(struct ledger_ctx *lx, const struct alloc *a, int64_t t, int64_t *n, bool *exists);
 
+/* How many periods of `a` have begun by instant `now` (0 before its start;
+ * every period when it has ended).  Arithmetic only: nothing is read. */
+int alloc_periods_begun(struct ledger_ctx *lx, const struct alloc *a, int64_t now,
+                        int64_t *count);
+
+/* The most lots one request may create for one allocation: periods already
+ * begun x lines x owners (1 for a shared pool, each targeted user for a
+ * per-user pool), a lot whose period is already over counting twice (it is
+ * opened, then expired or rolled over).  Measured at ~70 us of server CPU
+ * per unit on the loaded 2-core test machine (bounded_lots_spec prints
+ * it; engine/README.md "Bounded lot creation"); 640 keeps an
+ * allocation's creation, and each of its period openings, near the
+ * writer's 50 ms budget (PRODUCT.md §9), and admits the current period of
+ * 32 lines x 20 users.  Past it: limit_exceeded naming alloc_open_lots_max. */
+#define ALLOC_OPEN_LOTS_MAX 640
+
 /* Creates the lot (and its grant entry) unless it exists; *lot_id either way.
  * *created tells which. */
 int lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,

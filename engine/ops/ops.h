@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "ledger.h"
+#include "row_sink.h"
 #include "sets.h"
 #include "store.h"
 #include "values.h"
@@ -44,6 +45,9 @@ struct op {
      * its result: the op's result holds a secret shown once (keys.create).
      * Owned by the op; the engine stores it and releases it. */
     json_t *idem_response;
+    /* Set by engine_exec_stream (reads only): a report that streams hands
+     * its rows here instead of answering them (reports.c). */
+    const struct row_sink *sink;
 };
 
 /* Fills op->lx from the op's own fields (after store/now/who/err are set). */

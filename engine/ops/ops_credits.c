@@ -407,6 +407,74 @@ check_building(struct op *op, int64_t tid, bool leases_any, const char *text, ch
 }
 
 static int
+count_user(void *ud, int64_t user_id)
+{
+    (void)user_id;
+    ++*(int64_t *)ud;
+    return 0;
+}
+
+/* PRODUCT.md §9: one request materialises a bounded number of lots.  The
+ * new allocation `id` opens lines x owners lots per period (owners: 1 for
+ * a shared pool; for a per-user pool the listed users, or every user of the
+ * tenant for targeting by role or all - counted before the eligibility
+ * policy, which can only admit fewer): now, for each period already begun,
+ * and later at each period opening.  A lot whose period is already over
+ * counts twice (it is opened, then expired or rolled over in the same
+ * request).  Past ALLOC_OPEN_LOTS_MAX the allocation is refused with
+ * limit_exceeded (alloc_open_lots_max) before any lot is written. */
+static int
+check_open_lots(struct op *op, int64_t id)
+{
+    struct alloc a;
+    if (alloc_load(&op->lx, id, &a) != 0) {
+        return op->err->status;
+    }
+    int64_t periods = 0, owners = 1;
+    int rc = alloc_periods_begun(&op->lx, &a, op->now, &periods);
+    if (rc == 0 && strcmp(a.pool, "per_user") == 0) {
+        json_t *listed = json_object_get(a.targeting, "user_ids");
+        const char *type = json_string_value(json_object_get(a.targeting, "type"));
+        if (type != NULL && strcmp(type, "users") == 0) {
+            owners = (int64_t)json_array_size(listed);
+        } else {
+            owners = 0;
+            rc = store_tenant_users_each(op->store, a.tenant_id, count_user, &owners, op->err);
+        }
+    }
+    int lines = a.line_count;
+    int64_t per_period = (int64_t)lines * owners;
+    /* Periods over by now: all of them once the allocation has ended. */
+    int64_t over = a.end_at <= op->now ? periods : periods > 0 ? periods - 1 : 0;
+    alloc_free(&a);
+    if (rc != 0) {
+        return rc;
+    }
+    /* per_period <= 32 x 1000 users and periods <= 10^8: no overflow. */
+    int64_t lots = periods * per_period, cost = lots + over * per_period;
+    if (per_period > ALLOC_OPEN_LOTS_MAX) {
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "each period of this allocation would open %lld lots (%d lines x %lld "
+                       "users); one request opens at most %d: use fewer lines or users, or a "
+                       "shared pool",
+                       (long long)per_period, lines, (long long)owners, ALLOC_OPEN_LOTS_MAX);
+    } else if (cost > ALLOC_OPEN_LOTS_MAX) {
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "this allocation would create %lld lots now (%lld periods already begun "
+                       "x %lld lots, %lld of them already over, which count twice); one request "
+                       "creates at most %d, so at most %lld of its periods may have begun: "
+                       "start it later",
+                       (long long)lots, (long long)periods, (long long)per_period,
+                       (long long)over, ALLOC_OPEN_LOTS_MAX,
+                       (long long)((ALLOC_OPEN_LOTS_MAX / per_period + 1) / 2));
+    } else {
+        return 0;
+    }
+    eng_error_field(op->err, "alloc_open_lots_max");
+    return ENG_ELIMIT;
+}
+
+static int
 op_allocation_create(struct op *op, json_t *args, json_t **out)
 {
     static const char *const keys[] = {"tenant_id", "building_ids", "cross_building",
@@ -476,8 +544,12 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
         rc = insert_children(op, id, bids, json_object_get(args, "lines"));
     }
     json_decref(bids);
+    if (rc == 0) {
+        rc = check_open_lots(op, id);
+    }
     /* Open every period that has already begun (a backdated start is
-     * processed period by period, expiring as it goes). */
+     * processed period by period, expiring as it goes): bounded by
+     * check_open_lots. */
     if (rc == 0) {
         rc = ledger_advance(&op->lx);
     }

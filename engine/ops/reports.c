@@ -950,10 +950,53 @@ static const char *const CREDIT_COLUMNS[] = {
     "amount", "recurrence", "start", "end", "expires_at", "rollover", "rollover_cap", "pool",
     "status", "granted", "used", "remaining", NULL};
 
+/* Where a row report's rows go: a page (the pager) or, when streaming, the
+ * face's sink, one row at a time. */
 struct report_rows {
     struct op *op;
     struct pager pg;
+    const struct row_sink *sink; /* streaming when not NULL */
+    int64_t streamed;
 };
+
+/* Hands one row (stolen) to the page or the sink. */
+static int
+report_emit(struct report_rows *rr, int64_t id, json_t *row)
+{
+    if (rr->sink == NULL) {
+        return pager_add(&rr->pg, id, row);
+    }
+    int rc = rr->sink->row(rr->sink->ud, row);
+    json_decref(row);
+    if (rc != 0) {
+        /* The face could not take it (the client has gone, or memory):
+         * the report stops and fails; the face tells its client. */
+        return eng_error_code(rr->op->err, ENG_ENOMEM, "overloaded",
+                              "the report's rows could not be delivered");
+    }
+    rr->streamed++;
+    return 0;
+}
+
+/* A report without `limit` asked through engine_exec_stream streams: every
+ * row, whatever their number, never more than one in memory (no
+ * report_rows_max then).  With `limit` it pages as usual. */
+static bool
+report_streams(const struct op *op, bool paged)
+{
+    return op->sink != NULL && !paged;
+}
+
+/* Ends a streamed report (begun, its rows handed over): {"rows": n}. */
+static int
+report_stream(struct op *op, struct report_rows *rr, int rc, json_t **out)
+{
+    if (rc != 0) {
+        return rc;
+    }
+    *out = json_pack("{s:I}", "rows", (json_int_t)rr->streamed);
+    return *out != NULL ? 0 : op_oom(op);
+}
 
 static int
 credit_row(void *ud, const struct credit_report_row *c)
@@ -992,7 +1035,7 @@ credit_row(void *ud, const struct credit_report_row *c)
     if (row == NULL) {
         return op_oom(rr->op);
     }
-    return pager_add(&rr->pg, c->allocation_id, row);
+    return report_emit(rr, c->allocation_id, row);
 }
 
 static int
@@ -1013,6 +1056,14 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
                               .after = page.after,
                               .limit = (int64_t)page.limit + 1};
     struct report_rows rr = {.op = op};
+    if (report_streams(op, paged)) {
+        rr.sink = op->sink;
+        f.limit = INT64_MAX;
+        int rc = op->sink->begin(op->sink->ud, CREDIT_COLUMNS) != 0
+                     ? op_oom(op)
+                     : store_credit_report_each(op->store, &f, credit_row, &rr, op->err);
+        return report_stream(op, &rr, rc, out);
+    }
     pager_init(&rr.pg, &page);
     int rc = store_credit_report_each(op->store, &f, credit_row, &rr, op->err);
     json_t *result = NULL;
@@ -1054,7 +1105,7 @@ usage_row(void *ud, const struct usage_row *u)
     if (row == NULL) {
         return op_oom(rr->op);
     }
-    return pager_add(&rr->pg, u->booking_id, row);
+    return report_emit(rr, u->booking_id, row);
 }
 
 /* The usage filters beyond the shared ones; tenant users see their own
@@ -1113,6 +1164,14 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
                              .after = page.after,
                              .limit = (int64_t)page.limit + 1};
     struct report_rows rr = {.op = op};
+    if (report_streams(op, paged)) {
+        rr.sink = op->sink;
+        f.limit = INT64_MAX;
+        int rc = op->sink->begin(op->sink->ud, USAGE_COLUMNS) != 0
+                     ? op_oom(op)
+                     : store_usage_each(op->store, &f, usage_row, &rr, op->err);
+        return report_stream(op, &rr, rc, out);
+    }
     pager_init(&rr.pg, &page);
     int rc = store_usage_each(op->store, &f, usage_row, &rr, op->err);
     json_t *result = NULL;
