@@ -1012,7 +1012,8 @@ credit_row(void *ud, const struct credit_report_row *c)
             return rc;
         }
         if (!reaches) {
-            return pager_add(&rr->pg, c->allocation_id, NULL);
+            /* Skipped: a page moves its cursor past it; a stream sends nothing. */
+            return rr->sink == NULL ? pager_add(&rr->pg, c->allocation_id, NULL) : 0;
         }
     }
     int64_t now = rr->op->now;
@@ -1050,7 +1051,7 @@ op_credits_report(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     struct credit_filter f = {.tenant_id = r.tenant_id,
-                              .building_id = r.building_id,
+                              .building_id = r.building_defaulted ? 0 : r.building_id,
                               .unit = r.unit,
                               .now = op->now,
                               .after = page.after,
@@ -1155,7 +1156,8 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     struct usage_filter f = {.tenant_id = r.tenant_id,
-                             .building_id = r.building_id,
+                             .building_id = r.building_defaulted ? 0 : r.building_id,
+                             .scope = rargs_scope(&r),
                              .user_id = r.user_id,
                              .resource_id = r.resource_id,
                              .from_t = r.from_t,

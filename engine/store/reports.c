@@ -444,7 +444,8 @@ store_usage_each(struct store *s, const struct usage_filter *f,
               " WHERE (?1 IS NULL OR b.tenant_id = ?1) AND (?2 IS NULL OR b.building_id = ?2)"
               " AND (?3 IS NULL OR b.user_id = ?3) AND (?4 IS NULL OR b.resource_id = ?4) AND"
               " b.start_at >= ?5 AND b.start_at < ?6 AND (?7 IS NULL OR b.unit = ?7) AND"
-              " b.id > ?8 ORDER BY b.id LIMIT ?9");
+              " b.id > ?8 AND (?10 IS NULL OR instr(?10, ',' || b.building_id || ',') > 0)"
+              " ORDER BY b.id LIMIT ?9");
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {
         return err->status;
@@ -460,6 +461,9 @@ store_usage_each(struct store *s, const struct usage_filter *f,
     sq_text(s, st, 7, f->unit);
     sq_int(s, st, 8, f->after);
     sq_int(s, st, 9, f->limit);
+    if (f->scope != NULL) {
+        sq_text(s, st, 10, f->scope);
+    }
     struct usage_cb c = {ud, cb};
     return each_row(s, st, "usage report", usage_row, &c, err);
 }

@@ -132,6 +132,7 @@ struct usage_filter {
     const char *unit;     /* NULL: any (and bookings without credits) */
     int64_t after;        /* bookings with id > after, in id order */
     int64_t limit;        /* at most this many rows */
+    const char *scope;    /* a building-limited key's scope (see hub_filter), or NULL */
 };
 
 struct usage_row {

@@ -78,6 +78,43 @@ describe("a building-limited key's dashboard and Data Hub", function()
     assert.equal(3, dashboard(keys.all).transactions_30d)
   end)
 
+  it("list usage and credit rows of every building in the scope, in JSON and CSV", function()
+    local function usage_buildings(c, csv)
+      local seen = {}
+      if csv then
+        local status, _, _, text = c:request("GET", "/v1/reports/usage?format=csv")
+        assert.equal(200, status)
+        local n = 0
+        for _, id in ipairs { b1.id, b2.id, b3.id } do
+          if text:find("," .. id .. ",", 1, true) then seen[#seen + 1] = id end
+        end
+        for _ in text:gmatch("\n[^\n]") do n = n + 1 end
+        return seen, n
+      end
+      local rows = c:must(200, "GET", "/v1/reports/usage")
+      for _, r in ipairs(rows.data) do seen[#seen + 1] = r.building_id end
+      table.sort(seen)
+      return seen, #seen
+    end
+    local all = { b1.id, b2.id, b3.id }
+    table.sort(all)
+    local s23 = { b2.id, b3.id }
+    table.sort(s23)
+    assert.same(s23, (usage_buildings(keys.three_two)))
+    assert.same(s23, (usage_buildings(keys.two_three)))
+    assert.same({ b1.id }, (usage_buildings(keys.one)))
+    assert.same(all, (usage_buildings(keys.all)))
+    local csv_seen, csv_rows = usage_buildings(keys.three_two, true)
+    assert.equal(2, #csv_seen)
+    assert.equal(2, csv_rows)
+    -- Credit rows: the allocations wholly inside (Two 7 and Three 3).
+    local credits = keys.three_two:must(200, "GET", "/v1/reports/credits")
+    local amounts = {}
+    for _, r in ipairs(credits.data) do amounts[#amounts + 1] = r.amount end
+    table.sort(amounts)
+    assert.same({ 3, 7 }, amounts)
+  end)
+
   it("narrow further with a building filter inside the scope", function()
     -- Two within Two+Three: the allocations touching Two and wholly inside.
     assert.equal(7, dashboard(keys.two_three, "&building_id=" .. b2.id).allocated)
