@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "ops.h"
 #include "portfolio.h"
+#include "quote_info.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -33,6 +34,7 @@ struct bk {
     struct cand_list cands;
     int64_t available;
     bool unlimited;
+    bool backdate; /* an operator books a start in the past on purpose */
 };
 
 static void
@@ -279,6 +281,21 @@ args_discount(struct op *op, json_t *args, int64_t *discount_pm)
     return 0;
 }
 
+/* PRODUCT.md §8: a booking that starts in the past is refused unless a
+ * super_admin or manager sends "backdate": true; from anyone else the field
+ * set to true is refused with 403, like discount_percent. */
+static int
+args_backdate(struct op *op, json_t *args, bool *backdate)
+{
+    if (args_bool(op, args, "backdate", false, backdate) != 0) {
+        return op->err->status;
+    }
+    if (*backdate && !op_can_assign(op)) {
+        return op_forbidden(op, "backdate bookings (super_admin or manager)");
+    }
+    return 0;
+}
+
 /* PRODUCT.md §8: tenant principals quote and book only resources in
  * buildings their tenant leases (op_check_reaches), or that its
  * cross-building credits reach (a lot of a cross-building allocation may pay
@@ -318,13 +335,14 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     static const char *const qkeys[] = {"resource_id", "user_id", "start", "end",
                                         "discount_percent", "candidate", NULL};
     static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
-                                        "discount_percent", "payment_method", NULL};
+                                        "discount_percent", "payment_method", "backdate", NULL};
     if (args_only(op, args, booking ? bkeys : qkeys) ||
         args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
         args_id(op, args, "user_id", "usr", op->who->role != ROLE_TENANT_USER, &b->user_id) ||
         args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
         args_discount(op, args, &b->discount_pm) ||
-        (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
+        (booking && args_string(op, args, "payment_method", true, 10, &b->method)) ||
+        (booking && args_backdate(op, args, &b->backdate))) {
         return op->err->status;
     }
     if (b->user_id == 0) {
@@ -458,9 +476,36 @@ op_quote(struct op *op, json_t *args, json_t **out)
     *out = credits == NULL ? NULL
            : json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
                        "payment_methods", methods_json(&b));
+    /* Beside the prices: why credits cannot pay, and whether the slot is
+     * free (quote_info.c). */
+    struct quote_credit_facts facts = {
+        .pol = b.pol, .user_id = b.user_id, .tenant_id = b.tenant_id, .user = b.user,
+        .tenant = b.tenant, .resource = b.resource, .building = b.building,
+        .priced_in_credits = b.has_credits, .building_accepts = b.pay_credits,
+        .unit = b.unit, .start = b.start, .credits = b.credits,
+        .candidates = b.cands.count, .available = b.available, .unlimited = b.unlimited,
+    };
+    json_t *why = NULL, *slot = NULL;
+    int rc = *out == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
+                          : quote_credits_reason(op, &facts, &why);
+    if (rc == 0) {
+        rc = quote_slot(op, b.resource_id, b.start, b.end, &slot);
+    }
+    if (rc == 0 && json_object_set_new(*out, "credits_unavailable_reason",
+                                       why != NULL ? why : json_null()) != 0) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    } else if (rc != 0) {
+        json_decref(why);
+    }
+    /* set_new takes slot, even when it fails. */
+    if (rc == 0 && json_object_set_new(*out, "slot", slot) != 0) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     bk_free(&b);
-    if (*out == NULL) {
-        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+        return rc;
     }
     return 0;
 }
@@ -718,8 +763,9 @@ booking_load(struct op *op, int64_t id, json_t **out)
 static int
 book_check(struct op *op, struct bk *b, bool by_credits)
 {
-    if (op->who->role == ROLE_TENANT_USER && b->start < op->now) {
-        return op_invalid(op, "start", "a booking cannot start in the past");
+    if (b->start < op->now && !b->backdate) {
+        return op_invalid(op, "start", "start is in the past (an operator may book it with "
+                                       "\"backdate\": true)");
     }
     if (by_credits && (!b->has_credits || !b->pay_credits)) {
         return eng_error_code(op->err, ENG_ECONFLICT, "credits_not_accepted",

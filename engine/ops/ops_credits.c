@@ -424,11 +424,19 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
         return op_invalid(op, "description", "'description' must be valid UTF-8");
     }
     bool found = false;
-    if (store_exists(op->store, STORE_TENANT, tid, &found, op->err) != 0) {
+    struct tenant_row tenant;
+    if (store_tenant_get(op->store, tid, &tenant, &found, op->err) != 0) {
         return op->err->status;
     }
     if (!found) {
         return op_invalid(op, "tenant_id", "unknown tenant");
+    }
+    /* A cross-building allocation only means something for a tenant with
+     * cross-building booking: refused rather than kept without effect. */
+    if (cross && !tenant.cross_building) {
+        return op_invalid(op, "cross_building",
+                          "'cross_building' needs a tenant with cross-building booking; enable "
+                          "it on the tenant first, or grant per building");
     }
     int rc;
     bool hours = strcmp(unit, "hour") == 0;

@@ -1,0 +1,234 @@
+-- Validation and safety an operator relies on (issue 13): past bookings and
+-- backdating (PRODUCT.md §8), why credits cannot pay in a quote, whether a
+-- quoted slot is taken, refund previews, editing allocations, archived
+-- resources, and cross-building allocations refused for tenants without
+-- cross-building booking.  The clock starts at 2026-01-01T00:00:00Z.
+local H = require "http_env"
+
+describe("operator safety", function()
+  local env, w, as = nil, nil, {}
+
+  setup(function()
+    env = H.start()
+    w = env:world()
+    as.manager = env:as(env:new_key("manager"))
+    as.viewer = env:as(env:new_key("viewer"))
+    as.tenant_admin = env:as(env:new_key("tenant_admin", { tenant_id = w.tenant.id }))
+    as.tenant_user = env:as(env:new_key("tenant_user", { user_id = w.user.id }))
+  end)
+  teardown(function() if env then env:stop() end end)
+
+  local function body(start, stop, extra)
+    local b = { resource_id = w.room.id, user_id = w.user.id, start = start, ["end"] = stop,
+                payment_method = "card" }
+    for k, v in pairs(extra or {}) do b[k] = v end
+    return b
+  end
+
+  local function quote(client, start, stop, who)
+    return (client or env):must(200, "POST", "/v1/quotes", {
+      resource_id = (who and who.room or w.room).id, user_id = (who and who.user or w.user).id,
+      start = start, ["end"] = stop })
+  end
+
+  local function count_bookings()
+    return #env:must(200, "GET", "/v1/bookings?limit=500&resource_id=" .. w.room.id).data
+  end
+
+  describe("bookings in the past", function()
+    setup(function() env:clock("2026-02-10T12:00:00Z") end)
+    teardown(function() env:clock("2026-02-10T12:00:01Z") end)
+
+    it("are refused with 400 'start is in the past' for every role without backdate", function()
+      for _, c in ipairs { env, as.manager, as.tenant_admin, as.tenant_user } do
+        local before = count_bookings()
+        local status, res = c:post("/v1/bookings", body("2026-02-09T09:00:00Z",
+                                                         "2026-02-09T10:00:00Z"))
+        assert.equal(400, status, H.encode(res))
+        assert.equal("invalid_request", res.error.code)
+        assert.equal("start", res.error.details.field)
+        assert.truthy(res.error.message:find("start is in the past", 1, true), res.error.message)
+        assert.equal(before, count_bookings())
+      end
+      -- A meeting already under way has started in the past too.
+      local status = as.tenant_user:post("/v1/bookings", body("2026-02-10T11:30:00Z",
+                                                               "2026-02-10T13:00:00Z"))
+      assert.equal(400, status)
+    end)
+
+    it("are booked by a super_admin or manager sending backdate: true", function()
+      local b = env:must(201, "POST", "/v1/bookings", body("2026-02-02T09:00:00Z",
+        "2026-02-02T10:00:00Z", { backdate = true }))
+      assert.equal("confirmed", b.status)
+      b = as.manager:must(201, "POST", "/v1/bookings", body("2026-02-03T09:00:00Z",
+        "2026-02-03T10:00:00Z", { backdate = true }))
+      assert.equal("confirmed", b.status)
+    end)
+
+    it("refuses backdate from tenants with 403, and from a viewer", function()
+      for _, c in ipairs { as.tenant_admin, as.tenant_user, as.viewer } do
+        local before = count_bookings()
+        local status, res = c:post("/v1/bookings", body("2026-02-04T09:00:00Z",
+          "2026-02-04T10:00:00Z", { backdate = true }))
+        assert.equal(403, status, H.encode(res))
+        assert.equal("forbidden", res.error.code)
+        -- Even for a future start: the flag itself is an operator's.
+        status = c:post("/v1/bookings", body("2026-03-04T09:00:00Z", "2026-03-04T10:00:00Z",
+                                             { backdate = true }))
+        assert.equal(403, status)
+        assert.equal(before, count_bookings())
+      end
+    end)
+
+    it("refuses a backdate that is not a boolean", function()
+      local status, res = env:post("/v1/bookings", body("2026-02-05T09:00:00Z",
+        "2026-02-05T10:00:00Z", { backdate = "yes" }))
+      assert.equal(400, status)
+      assert.equal("backdate", res.error.details.field)
+    end)
+
+    it("books a future start as before, backdate or not", function()
+      env:must(201, "POST", "/v1/bookings", body("2026-02-11T09:00:00Z", "2026-02-11T10:00:00Z"))
+      env:must(201, "POST", "/v1/bookings", body("2026-02-12T09:00:00Z", "2026-02-12T10:00:00Z",
+                                                 { backdate = true }))
+    end)
+
+    it("quotes a past slot and says so (slot.in_past)", function()
+      local q = quote(as.tenant_user, "2026-02-09T14:00:00Z", "2026-02-09T15:00:00Z")
+      assert.is_true(q.slot.in_past)
+      q = quote(as.tenant_user, "2026-02-20T14:00:00Z", "2026-02-20T15:00:00Z")
+      assert.is_false(q.slot.in_past)
+    end)
+  end)
+
+  describe("cross_building on an allocation", function()
+    it("is refused for a tenant without cross-building booking, nothing created", function()
+      local before = #env:must(200, "GET", "/v1/allocations?tenant_id=" .. w.tenant.id).data
+      local status, res = env:post("/v1/allocations", {
+        tenant_id = w.tenant.id, building_ids = { w.building.id }, cross_building = true,
+        unit = "hour", lines = { { scope = "all", amount = 5 } },
+        schedule = { start = "2026-01-01" } })
+      assert.equal(400, status, H.encode(res))
+      assert.equal("invalid_request", res.error.code)
+      assert.equal("cross_building", res.error.details.field)
+      assert.truthy(res.error.message:find("cross-building booking", 1, true))
+      assert.equal(before, #env:must(200, "GET", "/v1/allocations?tenant_id=" .. w.tenant.id).data)
+    end)
+
+    it("is accepted once the tenant has cross-building booking", function()
+      local x = env:world({ tenant_name = "Cross", building_name = "X" })
+      env:must(200, "PATCH", "/v1/tenants/" .. x.tenant.id, { cross_building = true })
+      local a = env:grant(x, 5, { start = "2026-01-01" }, { cross_building = true })
+      assert.is_true(a.cross_building)
+    end)
+  end)
+
+  describe("a quote says why credits cannot pay", function()
+    local x
+    setup(function()
+      x = env:world({ tenant_name = "Reasons", building_name = "R" })
+    end)
+
+    it("no credits at all", function()
+      local q = quote(env, "2026-03-02T09:00:00Z", "2026-03-02T10:00:00Z", x)
+      assert.equal(H.null, q.credits)
+      assert.equal("no_credits", q.credits_unavailable_reason.code)
+      assert.truthy(q.credits_unavailable_reason.message:find("no hours", 1, true))
+    end)
+
+    it("no lot valid at the meeting's time, with the validity in figures", function()
+      env:grant(x, 4, { start = "2026-02-01", ["end"] = "2026-02-28" })
+      local q = quote(env, "2026-03-02T09:00:00Z", "2026-03-02T10:00:00Z", x)
+      assert.equal(H.null, q.credits)
+      local r = q.credits_unavailable_reason
+      assert.equal("no_lot_at_time", r.code, H.encode(r))
+      assert.truthy(r.message:find("2026-03-02", 1, true), r.message)
+      assert.truthy(r.message:find("end on 2026-02-28", 1, true), r.message)
+      -- Inside the validity the same user can pay.
+      q = quote(env, "2026-02-16T09:00:00Z", "2026-02-16T10:00:00Z", x)
+      assert.equal(H.null, q.credits_unavailable_reason)
+      assert.same({ "credits", "invoice", "card" }, q.payment_methods)
+    end)
+
+    it("not enough, with the price and the balance", function()
+      local q = quote(env, "2026-02-16T09:00:00Z", "2026-02-16T14:00:00Z", x)
+      local r = q.credits_unavailable_reason
+      assert.equal("insufficient_balance", r.code)
+      assert.equal(5, r.details.needed)
+      assert.equal(4, r.details.available)
+      assert.truthy(r.message:find("costs 5 hours", 1, true), r.message)
+      assert.truthy(r.message:find("you have 4 hours", 1, true), r.message)
+    end)
+
+    it("credits for other spaces only", function()
+      local other = env:room(x.building, { room_name = "Other" })
+      local y = env:world({ tenant_name = "Scoped", building_name = "S" })
+      local other_y = env:room(y.building, { room_name = "Deck" })
+      env:must(201, "POST", "/v1/allocations", {
+        tenant_id = y.tenant.id, building_ids = { y.building.id }, unit = "hour",
+        lines = { { scope = "resources", resource_ids = { other_y.id }, amount = 3 } },
+        schedule = { start = "2026-01-01" } })
+      local q = quote(env, "2026-02-16T09:00:00Z", "2026-02-16T10:00:00Z", y)
+      assert.equal("not_eligible", q.credits_unavailable_reason.code, H.encode(q))
+      assert.truthy(other)
+    end)
+
+    it("the building does not take credits", function()
+      local z = env:world({ tenant_name = "NoCredits", building_name = "N",
+                            payment = { credits = false, invoice = true, card = true } })
+      local q = quote(env, "2026-02-16T09:00:00Z", "2026-02-16T10:00:00Z", z)
+      assert.equal("credits_not_accepted", q.credits_unavailable_reason.code)
+    end)
+
+    it("the space has no credit price", function()
+      local plain = env:room(x.building, { room_name = "Plain",
+                                           pricing = { money = { per_hour = 1000 } } })
+      local q = env:must(200, "POST", "/v1/quotes", {
+        resource_id = plain.id, user_id = x.user.id, start = "2026-02-16T09:00:00Z",
+        ["end"] = "2026-02-16T10:00:00Z" })
+      assert.equal("not_priced_in_credits", q.credits_unavailable_reason.code)
+    end)
+  end)
+
+  describe("a quote says whether the slot is taken", function()
+    local x, mine
+    setup(function()
+      x = env:world({ tenant_name = "Slots", building_name = "SL" })
+      mine = env:must(201, "POST", "/v1/bookings", {
+        resource_id = x.room.id, user_id = x.user.id, start = "2026-04-01T09:00:00Z",
+        ["end"] = "2026-04-01T10:00:00Z", payment_method = "card" })
+    end)
+
+    it("free", function()
+      local q = quote(env, "2026-04-01T10:00:00Z", "2026-04-01T11:00:00Z", x)
+      assert.is_true(q.slot.available)
+      assert.equal(0, q.slot.conflict_count)
+    end)
+
+    it("taken, with the times of the booking in the way", function()
+      local q = quote(env, "2026-04-01T09:30:00Z", "2026-04-01T10:30:00Z", x)
+      assert.is_false(q.slot.available)
+      assert.equal(1, q.slot.conflict_count)
+      assert.equal("2026-04-01T09:00:00Z", q.slot.conflicts[1].start)
+      assert.equal("2026-04-01T10:00:00Z", q.slot.conflicts[1]["end"])
+      assert.equal(mine.id, q.slot.conflicts[1].booking_id)
+    end)
+
+    it("never shows another tenant's booking id", function()
+      local t = env:must(201, "POST", "/v1/tenants", { name = "Neighbour",
+        building_ids = { w.building.id }, cross_building = false })
+      local u = env:must(201, "POST", "/v1/users", { tenant_id = t.id, name = "Nia",
+        email = "nia@example.com", roles = H.array() })
+      local theirs = env:must(201, "POST", "/v1/bookings", {
+        resource_id = w.room.id, user_id = u.id, start = "2026-05-04T09:00:00Z",
+        ["end"] = "2026-05-04T10:00:00Z", payment_method = "card" })
+      local q = quote(as.tenant_user, "2026-05-04T09:00:00Z", "2026-05-04T09:30:00Z")
+      assert.is_false(q.slot.available)
+      assert.equal("2026-05-04T09:00:00Z", q.slot.conflicts[1].start)
+      assert.is_nil(q.slot.conflicts[1].booking_id)
+      -- The operator sees which booking it is.
+      q = quote(env, "2026-05-04T09:00:00Z", "2026-05-04T09:30:00Z")
+      assert.equal(theirs.id, q.slot.conflicts[1].booking_id)
+    end)
+  end)
+end)
