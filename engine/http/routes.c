@@ -98,6 +98,8 @@ static const struct route routes[] = {
     {"GET", "/v1/resources", "resources.list", READ, NULL},
     {"GET", "/v1/resources/{res:id}", "resources.get", 0, NULL},
     {"PATCH", "/v1/resources/{res:id}", "resources.patch", WRITE, NULL},
+    /* A resource keeps its history: DELETE archives it. */
+    {"DELETE", "/v1/resources/{res:id}", "resources.archive", 0, NULL},
 
     {"POST", "/v1/tenants", "tenants.create", WRITE, NULL},
     {"GET", "/v1/tenants", "tenants.list", READ, NULL},

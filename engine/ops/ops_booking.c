@@ -35,6 +35,7 @@ struct bk {
     int64_t available;
     bool unlimited;
     bool backdate; /* an operator books a start in the past on purpose */
+    bool archived; /* the resource is archived: no new bookings */
 };
 
 static void
@@ -66,6 +67,7 @@ load_resource(struct op *op, struct bk *b)
         return op_not_found(op, "resource");
     }
     b->building_id = r.building_id;
+    b->archived = r.archived;
     int rc = store_building_get(op->store, r.building_id, &bl, &found, op->err);
     if (rc == 0 && !found) {
         rc = op_not_found(op, "resource");
@@ -396,6 +398,10 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
      * credits may yet reach it. */
     if (!reached && !json_is_true(json_object_get(b->tenant, "cross_building"))) {
         return op_not_found(op, "resource");
+    }
+    if (b->archived) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "resource_archived",
+                              "this resource is archived: it takes no new bookings");
     }
     json_t *cand = booking ? NULL : json_object_get(args, "candidate");
     if (cand != NULL) {

@@ -231,4 +231,83 @@ describe("operator safety", function()
       assert.equal(theirs.id, q.slot.conflicts[1].booking_id)
     end)
   end)
+  describe("archived resources", function()
+    local x, old
+    setup(function()
+      x = env:world({ tenant_name = "Archive", building_name = "AR" })
+      env:grant(x, 10, { start = "2026-01-01" })
+      old = env:must(201, "POST", "/v1/bookings", {
+        resource_id = x.room.id, user_id = x.user.id, start = "2026-06-01T09:00:00Z",
+        ["end"] = "2026-06-01T10:00:00Z", payment_method = "credits" })
+    end)
+
+    local function listed(query)
+      local ids = {}
+      for _, r in ipairs(env:must(200, "GET", "/v1/resources?limit=500&building_id="
+                                  .. x.building.id .. (query or "")).data) do
+        ids[r.id] = r
+      end
+      return ids
+    end
+
+    it("are archived with PATCH, closed to quotes and bookings, history kept", function()
+      local r = env:must(200, "PATCH", "/v1/resources/" .. x.room.id, { archived = true })
+      assert.is_true(r.archived)
+      assert.is_string(r.archived_at)
+      for _, path in ipairs { "/v1/quotes", "/v1/bookings" } do
+        local status, res = env:post(path, {
+          resource_id = x.room.id, user_id = x.user.id, start = "2026-06-02T09:00:00Z",
+          ["end"] = "2026-06-02T10:00:00Z", payment_method = path == "/v1/bookings" and "card" or nil })
+        assert.equal(409, status, path .. ": " .. H.encode(res))
+        assert.equal("resource_archived", res.error.code)
+      end
+      -- History: the booking is still there, and can still be cancelled.
+      local b = env:must(200, "GET", "/v1/bookings/" .. old.id)
+      assert.equal("confirmed", b.status)
+      assert.equal(r.id, env:must(200, "GET", "/v1/resources/" .. x.room.id).id)
+    end)
+
+    it("are hidden from lists unless archived=true", function()
+      assert.is_nil(listed()[x.room.id])
+      assert.is_nil(listed("&archived=false")[x.room.id])
+      assert.is_truthy(listed("&archived=true")[x.room.id])
+      local status, res = env:get("/v1/resources?archived=maybe")
+      assert.equal(400, status)
+      assert.equal("archived", res.error.details.field)
+    end)
+
+    it("are restored with archived: false", function()
+      local r = env:must(200, "PATCH", "/v1/resources/" .. x.room.id, { archived = false })
+      assert.is_false(r.archived)
+      assert.equal(H.null, r.archived_at)
+      assert.is_truthy(listed()[x.room.id])
+      env:must(200, "POST", "/v1/quotes", { resource_id = x.room.id, user_id = x.user.id,
+        start = "2026-06-02T09:00:00Z", ["end"] = "2026-06-02T10:00:00Z" })
+    end)
+
+    it("DELETE archives (and a cancel of an old booking still refunds)", function()
+      local r = env:must(200, "DELETE", "/v1/resources/" .. x.room.id)
+      assert.is_true(r.archived)
+      local c = env:must(200, "POST", "/v1/bookings/" .. old.id .. "/cancel", {})
+      assert.equal(1, c.refund.credits)
+      -- Only operators who may change resources archive them.
+      local status = as.viewer:delete("/v1/resources/" .. x.room.id)
+      assert.equal(403, status)
+      status = as.tenant_admin:delete("/v1/resources/" .. w.room.id)
+      assert.equal(403, status)
+    end)
+
+    it("cannot be created archived, and archived_at is read-only", function()
+      local status, res = env:post("/v1/resources", { building_id = x.building.id, name = "N",
+        kind = "room", tags = H.array(), credit_only = false, archived = true,
+        pricing = { money = { per_hour = 100 } } })
+      assert.equal(400, status, H.encode(res))
+      status, res = env:patch("/v1/resources/" .. x.room.id, { archived_at = "2026-01-01T00:00:00Z" })
+      assert.equal(400, status)
+      assert.equal("archived_at", res.error.details.field)
+      status, res = env:patch("/v1/resources/" .. x.room.id, { archived = "yes" })
+      assert.equal(400, status)
+      assert.equal("archived", res.error.details.field)
+    end)
+  end)
 end)
