@@ -125,6 +125,8 @@ static const struct route routes[] = {
     {"GET", "/v1/bookings", "bookings.list", READ, NULL},
     {"GET", "/v1/bookings/{bkg:id}", "bookings.get", 0, NULL},
     {"POST", "/v1/bookings/{bkg:id}/cancel", "bookings.cancel", WRITE, NULL},
+    /* What a cancel now would give back; changes nothing. */
+    {"GET", "/v1/bookings/{bkg:id}/refund", "bookings.refund_preview", 0, NULL},
 
     {"GET", "/v1/reports/datahub", "reports.datahub", READ | ROUTE_CSV, NULL},
     {"GET", "/v1/reports/dashboard", "reports.dashboard", READ | ROUTE_CSV, NULL},

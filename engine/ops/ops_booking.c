@@ -886,27 +886,42 @@ refund_lot(struct op *op, int64_t booking_id, int64_t start, const struct bookin
     return 0;
 }
 
-/* Returns `credits` to the lots the booking was paid from, last paid first. */
+/* Where `credits` go back: the lots the booking was paid from, last paid
+ * first; l->items[i].amount becomes what lot i gets back and l->count the
+ * lots that get something.  Shared by the cancel and its preview. */
 static int
-refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
-            const char *version)
+refund_plan(struct op *op, int64_t booking_id, int64_t credits, struct debit_list *l)
 {
-    struct debit_list l = {.op = op};
-    int rc = store_booking_debits_each(op->store, booking_id, op->now, true, debit_push, &l,
+    int rc = store_booking_debits_each(op->store, booking_id, op->now, true, debit_push, l,
                                        op->err);
     int64_t left = credits;
-    for (size_t i = 0; rc == 0 && i < l.count && left > 0; i++) {
-        int64_t r = l.items[i].amount < left ? l.items[i].amount : left;
-        rc = refund_lot(op, booking_id, start, &l.items[i], r, version);
+    size_t n = 0;
+    for (; rc == 0 && n < l->count && left > 0; n++) {
+        int64_t r = l->items[n].amount < left ? l->items[n].amount : left;
+        l->items[n].amount = r;
         left -= r;
     }
-    free(l.items);
+    l->count = n;
     if (rc == 0 && left != 0) {
         /* The policy's refund was checked against what the booking paid. */
         rc = eng_error_code(op->err, ENG_ESTORE, "storage_error",
                             "booking %lld: its debits do not cover the refund",
                             (long long)booking_id);
     }
+    return rc;
+}
+
+/* Returns `credits` to the lots the booking was paid from, last paid first. */
+static int
+refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
+            const char *version)
+{
+    struct debit_list l = {.op = op};
+    int rc = refund_plan(op, booking_id, credits, &l);
+    for (size_t i = 0; rc == 0 && i < l.count; i++) {
+        rc = refund_lot(op, booking_id, start, &l.items[i], l.items[i].amount, version);
+    }
+    free(l.items);
     return rc;
 }
 
@@ -1020,6 +1035,66 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     *out = json_pack("{s:o, s:{s:o, s:I}}", "booking", booking, "refund", "credits",
                      amount_to_json(r_credits), "money", (json_int_t)r_money);
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* What cancelling the booking now would give back, by the same refund
+ * policy call and split as the cancel, changing nothing (a read). */
+static int
+op_refund_preview(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", NULL};
+    int64_t id;
+    if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id)) {
+        return op->err->status;
+    }
+    struct booking_row row;
+    int rc = booking_get(op, id, &row);
+    if (rc != 0) {
+        return rc;
+    }
+    if (op->who->role == ROLE_VIEWER) {
+        rc = op_forbidden(op, "cancel bookings");
+    } else if (strcmp(row.status, "confirmed") != 0) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
+                            "the booking is already cancelled");
+    }
+    int64_t r_credits = 0, r_money = 0;
+    char version[POLICY_LABEL_MAX] = "";
+    if (rc == 0) {
+        rc = refund_decide(op, &row, &r_credits, &r_money, version, sizeof version);
+    }
+    struct debit_list l = {.op = op};
+    if (rc == 0 && r_credits > 0) {
+        rc = refund_plan(op, id, r_credits, &l);
+    }
+    json_t *lots = rc == 0 ? json_array() : NULL;
+    for (size_t i = 0; lots != NULL && i < l.count; i++) {
+        json_t *lot = json_pack("{s:o, s:o, s:b}", "lot_id", id_json("lot", l.items[i].lot_id),
+                                "amount", amount_to_json(l.items[i].amount), "expires_again",
+                                l.items[i].lot_expired);
+        if (lot == NULL || json_array_append_new(lots, lot) != 0) {
+            json_decref(lots);
+            lots = NULL;
+        }
+    }
+    free(l.items);
+    bool by_credits = strcmp(row.payment_method, "credits") == 0;
+    if (rc == 0) {
+        *out = lots == NULL ? NULL
+               : json_pack("{s:o, s:s, s:o, s:s, s:o, s:{s:o, s:I}, s:o, s:s}", "booking_id",
+                           id_json("bkg", id), "payment_method", row.payment_method, "unit",
+                           by_credits && row.unit[0] != '\0' ? json_string(row.unit) : json_null(),
+                           "currency", row.currency, "paid", by_credits
+                                                               ? amount_to_json(row.credits)
+                                                               : json_integer(row.money),
+                           "refund", "credits", amount_to_json(r_credits), "money",
+                           (json_int_t)r_money, "lots", lots, "policy_version", version);
+        rc = *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    } else {
+        json_decref(lots);
+    }
+    store_booking_clear(&row);
+    return rc;
 }
 
 static int
@@ -1346,6 +1421,7 @@ const struct op_def ops_booking[] = {
     {"quotes.create", op_quote, false},
     {"bookings.create", op_book, true},
     {"bookings.cancel", op_cancel, true},
+    {"bookings.refund_preview", op_refund_preview, false},
     {"bookings.get", op_booking_get, false},
     {"bookings.list", op_booking_list, false},
     {"policies.simulate", op_simulate, false},

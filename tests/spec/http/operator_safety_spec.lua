@@ -310,4 +310,72 @@ describe("operator safety", function()
       assert.equal("archived", res.error.details.field)
     end)
   end)
+  -- Last: it moves the clock to August.
+  describe("refund preview", function()
+    local x, b1, b2, key
+    setup(function()
+      x = env:world({ tenant_name = "Refunds", building_name = "RF" })
+      env:grant(x, 2, { start = "2026-02-01", ["end"] = "2026-07-31" })
+      env:grant(x, 5, { start = "2026-02-01" })
+      key = env:as(env:new_key("tenant_user", { user_id = x.user.id }))
+      b1 = key:must(201, "POST", "/v1/bookings", {
+        resource_id = x.room.id, start = "2026-07-20T09:00:00Z", ["end"] = "2026-07-20T10:00:00Z",
+        payment_method = "credits" })
+      b2 = key:must(201, "POST", "/v1/bookings", {
+        resource_id = x.room.id, start = "2026-07-21T09:00:00Z", ["end"] = "2026-07-21T11:00:00Z",
+        payment_method = "credits" })
+    end)
+
+    local function ledger_size()
+      return #env:must(200, "GET", "/v1/entries?limit=500&tenant_id=" .. x.tenant.id).data
+    end
+
+    it("tells what a cancel now would give back, per lot, changing nothing", function()
+      local entries, avail = ledger_size(), env:available(x.user)
+      local p = key:must(200, "GET", "/v1/bookings/" .. b2.id .. "/refund")
+      assert.equal(b2.id, p.booking_id)
+      assert.equal(2, p.paid)
+      assert.equal(2, p.refund.credits)
+      assert.equal("hour", p.unit)
+      -- b1 took 1 of the 2 ending in July (earliest expiry); b2 paid 1 there, 1 from the
+      -- other; given back last paid first.
+      assert.equal(2, #p.lots)
+      local sum = 0
+      for _, l in ipairs(p.lots) do sum = sum + l.amount; assert.is_false(l.expires_again) end
+      assert.equal(2, sum)
+      assert.equal(entries, ledger_size())
+      assert.equal(avail, env:available(x.user))
+      assert.equal("confirmed", env:must(200, "GET", "/v1/bookings/" .. b2.id).status)
+    end)
+
+    it("follows the refund policy of who asks and when, and matches the cancel", function()
+      env:clock("2026-07-20T04:00:00Z") -- 5 hours before b1: half back for a tenant
+      local p = key:must(200, "GET", "/v1/bookings/" .. b1.id .. "/refund")
+      assert.equal(0.5, p.refund.credits)
+      assert.equal(1, env:must(200, "GET", "/v1/bookings/" .. b1.id .. "/refund").refund.credits)
+      local c = key:must(200, "POST", "/v1/bookings/" .. b1.id .. "/cancel", {})
+      assert.equal(p.refund.credits, c.refund.credits)
+      local status, res = key:get("/v1/bookings/" .. b1.id .. "/refund")
+      assert.equal(409, status)
+      assert.equal("already_cancelled", res.error.code)
+    end)
+
+    it("says when credits go back to a lot that has expired", function()
+      env:clock("2026-08-02T00:00:00Z")
+      local p = env:must(200, "GET", "/v1/bookings/" .. b2.id .. "/refund")
+      assert.equal(2, p.refund.credits)
+      local again = 0
+      for _, l in ipairs(p.lots) do if l.expires_again then again = again + l.amount end end
+      assert.equal(1, again)
+      local c = env:must(200, "POST", "/v1/bookings/" .. b2.id .. "/cancel", {})
+      assert.equal(2, c.refund.credits)
+    end)
+
+    it("is refused to a viewer and hidden from other tenants", function()
+      local status = as.viewer:get("/v1/bookings/" .. b2.id .. "/refund")
+      assert.equal(403, status)
+      status = as.tenant_user:get("/v1/bookings/" .. b2.id .. "/refund")
+      assert.equal(404, status)
+    end)
+  end)
 end)
