@@ -115,6 +115,7 @@ static const struct route routes[] = {
     {"POST", "/v1/allocations", "allocations.create", WRITE, NULL},
     {"GET", "/v1/allocations", "allocations.list", READ, NULL},
     {"GET", "/v1/allocations/{alc:id}", "allocations.get", 0, NULL},
+    {"PATCH", "/v1/allocations/{alc:id}", "allocations.patch", WRITE, NULL},
     {"POST", "/v1/allocations/{alc:id}/end", "allocations.end", WRITE, NULL},
     {"POST", "/v1/adjustments", "adjustments.create", WRITE, NULL},
     {"GET", "/v1/entries", "entries.list", READ, NULL},

@@ -310,6 +310,123 @@ describe("operator safety", function()
       assert.equal("archived", res.error.details.field)
     end)
   end)
+  describe("PATCH /v1/allocations/{id}", function()
+    local p, a
+    setup(function()
+      p = env:world({ tenant_name = "Patched", building_name = "PA" })
+      a = env:grant(p, 10, { start = "2026-01-01", recurrence = "monthly" })
+    end)
+
+    local function lots_by_from(alloc)
+      local by = {}
+      for _, l in ipairs(env:must(200, "GET", "/v1/allocations/" .. alloc.id).lots) do
+        by[l.valid_from] = l
+      end
+      return by
+    end
+
+    it("changes the description at once and amounts from the next period", function()
+      local r = env:must(200, "PATCH", "/v1/allocations/" .. a.id, {
+        description = "Meeting hours (reduced)", lines = { { scope = "all", amount = 6 } } })
+      assert.equal("Meeting hours (reduced)", r.description)
+      assert.equal(6, r.lines[1].amount)
+      assert.equal(1, #r.versions)
+      assert.equal(1, r.versions[1].version)
+      -- Next period: March in Paris.
+      assert.equal("2026-02-28T23:00:00Z", r.versions[1].effective_at)
+      assert.equal(6, r.versions[1].changes.lines[1].amount)
+      -- February has begun: it keeps its 10.
+      assert.equal(10, lots_by_from(a)["2026-01-31T23:00:00Z"].granted)
+      env:clock("2026-03-02T00:00:00Z")
+      assert.equal(6, lots_by_from(a)["2026-02-28T23:00:00Z"].granted)
+    end)
+
+    it("adjusts a lot created early for a booking ahead, or refuses with 409", function()
+      env:must(201, "POST", "/v1/bookings", { resource_id = p.room.id, user_id = p.user.id,
+        start = "2026-04-14T09:00:00Z", ["end"] = "2026-04-14T11:00:00Z",
+        payment_method = "credits" })
+      local april = lots_by_from(a)["2026-03-31T22:00:00Z"]
+      assert.equal(6, april.granted)
+      assert.equal(4, april.balance)
+      local status, res = env:patch("/v1/allocations/" .. a.id,
+                                    { lines = { { scope = "all", amount = 1 } } })
+      assert.equal(409, status, H.encode(res))
+      assert.equal("credits_in_use", res.error.code)
+      local now = env:must(200, "GET", "/v1/allocations/" .. a.id)
+      assert.equal(6, now.lines[1].amount)
+      assert.equal(1, #now.versions)
+      local r = env:must(200, "PATCH", "/v1/allocations/" .. a.id,
+                         { lines = { { scope = "all", amount = 3 } } })
+      assert.equal(2, #r.versions)
+      assert.equal(1, lots_by_from(a)["2026-03-31T22:00:00Z"].balance)
+      -- March has begun: untouched.
+      assert.equal(6, lots_by_from(a)["2026-02-28T23:00:00Z"].balance)
+    end)
+
+    it("sets or brings the end forward, never back", function()
+      local r = env:must(200, "PATCH", "/v1/allocations/" .. a.id,
+                         { schedule = { ["end"] = "2026-05-31" } })
+      assert.equal("2026-05-31", r.schedule["end"])
+      local status, res = env:patch("/v1/allocations/" .. a.id,
+                                    { schedule = { ["end"] = "2026-06-30" } })
+      assert.equal(400, status)
+      assert.equal("schedule.end", res.error.details.field)
+      status = env:patch("/v1/allocations/" .. a.id, { schedule = { ["end"] = H.null } })
+      assert.equal(400, status)
+      r = env:must(200, "PATCH", "/v1/allocations/" .. a.id,
+                   { schedule = { ["end"] = "2026-04-30" } })
+      assert.equal("2026-04-30", r.schedule["end"])
+    end)
+
+    it("changes rollover from the next period end", function()
+      local r = env:must(200, "PATCH", "/v1/allocations/" .. a.id,
+                         { schedule = { rollover = { enabled = true, cap = 2 } } })
+      assert.is_true(r.schedule.rollover.enabled)
+      assert.equal(2, r.schedule.rollover.cap)
+    end)
+
+    it("refuses what it cannot change, with the field named", function()
+      for field, patch in pairs {
+        targeting = { targeting = { type = "all" } },
+        pool = { pool = "per_user" },
+        effective = { description = "x", effective = "2026-06-01" },
+        schedule = { schedule = { recurrence = "weekly" } },
+        lines = { lines = { { scope = "tags", tags = { "x" }, amount = 1 } } },
+        [""] = {},
+      } do
+        local status, res = env:patch("/v1/allocations/" .. a.id, patch)
+        assert.equal(400, status, field .. ": " .. H.encode(res))
+        assert.equal(field, res.error.details.field or "", field)
+      end
+    end)
+
+    it("checks who may edit, and scope", function()
+      local other = env:world({ tenant_name = "Far", building_name = "FA" })
+      local scoped = env:as(env:new_key("manager", { building_ids = { other.building.id } }))
+      local status = scoped:patch("/v1/allocations/" .. a.id, { description = "no" })
+      assert.equal(404, status)
+      for _, c in ipairs { as.viewer, as.tenant_admin, as.tenant_user } do
+        status = c:patch("/v1/allocations/" .. a.id, { description = "no" })
+        assert.equal(403, status)
+      end
+      local r = as.manager:must(200, "PATCH", "/v1/allocations/" .. a.id, { description = "ok" })
+      assert.equal("ok", r.description)
+    end)
+
+    it("refuses new amounts for a once allocation that has begun, and any change once ended",
+       function()
+      local once = env:grant(p, 5, { start = "2026-01-01" })
+      local status, res = env:patch("/v1/allocations/" .. once.id,
+                                    { lines = { { scope = "all", amount = 7 } } })
+      assert.equal(409, status)
+      assert.equal("allocation_started", res.error.code)
+      local gone = env:grant(p, 5, { start = "2026-01-01", ["end"] = "2026-01-31" })
+      status, res = env:patch("/v1/allocations/" .. gone.id, { description = "late" })
+      assert.equal(409, status)
+      assert.equal("allocation_ended", res.error.code)
+    end)
+  end)
+
   -- Last: it moves the clock to August.
   describe("refund preview", function()
     local x, b1, b2, key
