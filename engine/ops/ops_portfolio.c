@@ -408,7 +408,18 @@ pricing_check(struct op *op, json_t *r, int64_t building_id)
     json_t *msg = json_is_object(res) ? json_object_get(res, "error") : NULL;
     if (msg != NULL) {
         const char *text = json_is_string(msg) ? json_string_value(msg) : "invalid configuration";
-        rc = op_invalid(op, "pricing",
+        /* The default policy's messages start with the path of the field
+         * at fault ("pricing.credits.per_hour must be ..."): name it. */
+        char field[64] = "pricing";
+        size_t n = 0;
+        while (n + 1 < sizeof field && text[n] != '\0' && text[n] != ' ' && text[n] != ':') {
+            n++;
+        }
+        if (n > 8 && n + 1 < sizeof field && strncmp(text, "pricing.", 8) == 0) {
+            memcpy(field, text, n);
+            field[n] = '\0';
+        }
+        rc = op_invalid(op, field,
                         "'pricing' is refused by the building's pricing policy: %.*s",
                         text_quote_len(text, 160), text);
     }

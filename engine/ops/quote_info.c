@@ -93,8 +93,9 @@ insufficient(struct op *op, const struct quote_credit_facts *f, int64_t availabl
         return oom(op);
     }
     return reason(op, "insufficient_balance", d, out,
-                  "This booking costs %s %s; you have %s %s that can pay for it.", need,
-                  unit_words(f->unit), have, unit_words(f->unit));
+                  "This booking costs %s %s and %s %s of yours can pay for it: credits pay "
+                  "the whole price or nothing.",
+                  need, unit_words(f->unit), have, unit_words(f->unit));
 }
 
 int

@@ -157,7 +157,7 @@ describe("operator safety", function()
       assert.equal(5, r.details.needed)
       assert.equal(4, r.details.available)
       assert.truthy(r.message:find("costs 5 hours", 1, true), r.message)
-      assert.truthy(r.message:find("you have 4 hours", 1, true), r.message)
+      assert.truthy(r.message:find("4 hours of yours can pay", 1, true), r.message)
     end)
 
     it("credits for other spaces only", function()
