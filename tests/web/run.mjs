@@ -334,6 +334,23 @@ async function main() {
     await op.waitForSelector('#end-dialog:not([open])', { state: 'attached' });
     const after = (await api(keys.super_admin, 'GET', `/v1/allocations/${other.allocation_id}`)).data;
     eq(after.schedule.end, '2026-06-30', 'end date after the dialog');
+    // Edit a monthly allocation: the description at once, the amount from
+    // the next period (PATCH /v1/allocations/{id}, recorded as a version).
+    const monthly = (await api(keys.super_admin, 'GET', '/v1/reports/credits?unit=hour')).data.data
+      .find((r) => r.status === 'active' && r.recurrence === 'monthly' && typeof r.amount === 'number' && r.allocation_id !== other.allocation_id);
+    assert(monthly, 'no monthly allocation to edit');
+    const before = (await api(keys.super_admin, 'GET', `/v1/allocations/${monthly.allocation_id}`)).data;
+    await op.click(`[data-edit-allocation="${monthly.allocation_id}"]`);
+    await op.waitForSelector('#edit-allocation-dialog[open]');
+    await op.fill('#edit-allocation-description', 'Edited in the browser');
+    await op.fill('#edit-allocation-amount-0', String(before.lines[0].amount + 1));
+    await shot(op, 'allocation-edit');
+    await op.click('#edit-allocation-save');
+    await op.locator('table.table-credits tbody tr', { hasText: 'Edited in the browser' }).waitFor();
+    const edited = (await api(keys.super_admin, 'GET', `/v1/allocations/${monthly.allocation_id}`)).data;
+    eq(edited.description, 'Edited in the browser', 'description after the edit');
+    eq(edited.lines[0].amount, before.lines[0].amount + 1, 'amount after the edit');
+    eq(edited.versions.length, (before.versions || []).length + 1, 'versions after the edit');
   }, op);
 
   await step('usage tab filters and exports; Data Hub shows both units, Unlimited and the chart', async () => {
