@@ -99,6 +99,8 @@ static const struct route routes[] = {
     {"GET", "/v1/resources", "resources.list", READ, NULL},
     {"GET", "/v1/resources/{res:id}", "resources.get", 0, NULL},
     {"PATCH", "/v1/resources/{res:id}", "resources.patch", WRITE, NULL},
+    /* A resource keeps its history: DELETE archives it. */
+    {"DELETE", "/v1/resources/{res:id}", "resources.archive", 0, NULL},
 
     {"POST", "/v1/tenants", "tenants.create", WRITE, NULL},
     {"GET", "/v1/tenants", "tenants.list", READ, NULL},
@@ -114,6 +116,7 @@ static const struct route routes[] = {
     {"POST", "/v1/allocations", "allocations.create", WRITE, NULL},
     {"GET", "/v1/allocations", "allocations.list", READ, NULL},
     {"GET", "/v1/allocations/{alc:id}", "allocations.get", 0, NULL},
+    {"PATCH", "/v1/allocations/{alc:id}", "allocations.patch", WRITE, NULL},
     {"POST", "/v1/allocations/{alc:id}/end", "allocations.end", WRITE, NULL},
     {"POST", "/v1/adjustments", "adjustments.create", WRITE, NULL},
     {"GET", "/v1/entries", "entries.list", READ, NULL},
@@ -124,6 +127,8 @@ static const struct route routes[] = {
     {"GET", "/v1/bookings", "bookings.list", READ, NULL},
     {"GET", "/v1/bookings/{bkg:id}", "bookings.get", 0, NULL},
     {"POST", "/v1/bookings/{bkg:id}/cancel", "bookings.cancel", WRITE, NULL},
+    /* What a cancel now would give back; changes nothing. */
+    {"GET", "/v1/bookings/{bkg:id}/refund", "bookings.refund_preview", 0, NULL},
 
     {"GET", "/v1/reports/datahub", "reports.datahub", READ | ROUTE_CSV, NULL},
     {"GET", "/v1/reports/dashboard", "reports.dashboard", READ | ROUTE_CSV, NULL},

@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "ops.h"
 #include "portfolio.h"
+#include "quote_info.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -33,6 +34,8 @@ struct bk {
     struct cand_list cands;
     int64_t available;
     bool unlimited;
+    bool backdate; /* an operator books a start in the past on purpose */
+    bool archived; /* the resource is archived: no new bookings */
 };
 
 static void
@@ -64,6 +67,7 @@ load_resource(struct op *op, struct bk *b)
         return op_not_found(op, "resource");
     }
     b->building_id = r.building_id;
+    b->archived = r.archived;
     int rc = store_building_get(op->store, r.building_id, &bl, &found, op->err);
     if (rc == 0 && !found) {
         rc = op_not_found(op, "resource");
@@ -276,6 +280,21 @@ args_discount(struct op *op, json_t *args, int64_t *discount_pm)
     return 0;
 }
 
+/* PRODUCT.md §8: a booking that starts in the past is refused unless a
+ * super_admin or manager sends "backdate": true; from anyone else the field
+ * set to true is refused with 403, like discount_percent. */
+static int
+args_backdate(struct op *op, json_t *args, bool *backdate)
+{
+    if (args_bool(op, args, "backdate", false, backdate) != 0) {
+        return op->err->status;
+    }
+    if (*backdate && !op_can_assign(op)) {
+        return op_forbidden(op, "backdate bookings (super_admin or manager)");
+    }
+    return 0;
+}
+
 /* PRODUCT.md §8: tenant principals quote and book only resources in
  * buildings their tenant leases (op_check_reaches), or that its
  * cross-building credits reach (a lot of a cross-building allocation may pay
@@ -315,13 +334,14 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     static const char *const qkeys[] = {"resource_id", "user_id", "start", "end",
                                         "discount_percent", "candidate", NULL};
     static const char *const bkeys[] = {"resource_id", "user_id", "start", "end",
-                                        "discount_percent", "payment_method", NULL};
+                                        "discount_percent", "payment_method", "backdate", NULL};
     if (args_only(op, args, booking ? bkeys : qkeys) ||
         args_id(op, args, "resource_id", "res", true, &b->resource_id) ||
         args_id(op, args, "user_id", "usr", op->who->role != ROLE_TENANT_USER, &b->user_id) ||
         args_time(op, args, "start", true, &b->start) || args_time(op, args, "end", true, &b->end) ||
         args_discount(op, args, &b->discount_pm) ||
-        (booking && args_string(op, args, "payment_method", true, 10, &b->method))) {
+        (booking && args_string(op, args, "payment_method", true, 10, &b->method)) ||
+        (booking && args_backdate(op, args, &b->backdate))) {
         return op->err->status;
     }
     if (b->user_id == 0) {
@@ -380,6 +400,10 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
      * credits may yet reach it. */
     if (!reached && !json_is_true(json_object_get(b->tenant, "cross_building"))) {
         return op_not_found(op, "resource");
+    }
+    if (b->archived) {
+        return eng_error_code(op->err, ENG_ECONFLICT, "resource_archived",
+                              "this resource is archived: it takes no new bookings");
     }
     json_t *cand = booking ? NULL : json_object_get(args, "candidate");
     if (cand != NULL) {
@@ -460,9 +484,36 @@ op_quote(struct op *op, json_t *args, json_t **out)
     *out = credits == NULL ? NULL
            : json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
                        "payment_methods", methods_json(&b));
+    /* Beside the prices: why credits cannot pay, and whether the slot is
+     * free (quote_info.c). */
+    struct quote_credit_facts facts = {
+        .pol = b.pol, .user_id = b.user_id, .tenant_id = b.tenant_id, .user = b.user,
+        .tenant = b.tenant, .resource = b.resource, .building = b.building,
+        .priced_in_credits = b.has_credits, .building_accepts = b.pay_credits,
+        .unit = b.unit, .start = b.start, .credits = b.credits,
+        .candidates = b.cands.count, .available = b.available, .unlimited = b.unlimited,
+    };
+    json_t *why = NULL, *slot = NULL;
+    int rc = *out == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
+                          : quote_credits_reason(op, &facts, &why);
+    if (rc == 0) {
+        rc = quote_slot(op, b.resource_id, b.start, b.end, &slot);
+    }
+    if (rc == 0 && json_object_set_new(*out, "credits_unavailable_reason",
+                                       why != NULL ? why : json_null()) != 0) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    } else if (rc != 0) {
+        json_decref(why);
+    }
+    /* set_new takes slot, even when it fails. */
+    if (rc == 0 && json_object_set_new(*out, "slot", slot) != 0) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
     bk_free(&b);
-    if (*out == NULL) {
-        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+        return rc;
     }
     return 0;
 }
@@ -720,8 +771,9 @@ booking_load(struct op *op, int64_t id, json_t **out)
 static int
 book_check(struct op *op, struct bk *b, bool by_credits)
 {
-    if (op->who->role == ROLE_TENANT_USER && b->start < op->now) {
-        return op_invalid(op, "start", "a booking cannot start in the past");
+    if (b->start < op->now && !b->backdate) {
+        return op_invalid(op, "start", "start is in the past (an operator may book it with "
+                                       "\"backdate\": true)");
     }
     if (by_credits && (!b->has_credits || !b->pay_credits)) {
         return eng_error_code(op->err, ENG_ECONFLICT, "credits_not_accepted",
@@ -836,27 +888,42 @@ refund_lot(struct op *op, int64_t booking_id, int64_t start, const struct bookin
     return 0;
 }
 
-/* Returns `credits` to the lots the booking was paid from, last paid first. */
+/* Where `credits` go back: the lots the booking was paid from, last paid
+ * first; l->items[i].amount becomes what lot i gets back and l->count the
+ * lots that get something.  Shared by the cancel and its preview. */
 static int
-refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
-            const char *version)
+refund_plan(struct op *op, int64_t booking_id, int64_t credits, struct debit_list *l)
 {
-    struct debit_list l = {.op = op};
-    int rc = store_booking_debits_each(op->store, booking_id, op->now, true, debit_push, &l,
+    int rc = store_booking_debits_each(op->store, booking_id, op->now, true, debit_push, l,
                                        op->err);
     int64_t left = credits;
-    for (size_t i = 0; rc == 0 && i < l.count && left > 0; i++) {
-        int64_t r = l.items[i].amount < left ? l.items[i].amount : left;
-        rc = refund_lot(op, booking_id, start, &l.items[i], r, version);
+    size_t n = 0;
+    for (; rc == 0 && n < l->count && left > 0; n++) {
+        int64_t r = l->items[n].amount < left ? l->items[n].amount : left;
+        l->items[n].amount = r;
         left -= r;
     }
-    free(l.items);
+    l->count = n;
     if (rc == 0 && left != 0) {
         /* The policy's refund was checked against what the booking paid. */
         rc = eng_error_code(op->err, ENG_ESTORE, "storage_error",
                             "booking %lld: its debits do not cover the refund",
                             (long long)booking_id);
     }
+    return rc;
+}
+
+/* Returns `credits` to the lots the booking was paid from, last paid first. */
+static int
+refund_lots(struct op *op, int64_t booking_id, int64_t start, int64_t credits,
+            const char *version)
+{
+    struct debit_list l = {.op = op};
+    int rc = refund_plan(op, booking_id, credits, &l);
+    for (size_t i = 0; rc == 0 && i < l.count; i++) {
+        rc = refund_lot(op, booking_id, start, &l.items[i], l.items[i].amount, version);
+    }
+    free(l.items);
     return rc;
 }
 
@@ -972,6 +1039,66 @@ op_cancel(struct op *op, json_t *args, json_t **out)
     *out = json_pack("{s:o, s:{s:o, s:I}}", "booking", booking, "refund", "credits",
                      amount_to_json(r_credits), "money", (json_int_t)r_money);
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* What cancelling the booking now would give back, by the same refund
+ * policy call and split as the cancel, changing nothing (a read). */
+static int
+op_refund_preview(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", NULL};
+    int64_t id;
+    if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id)) {
+        return op->err->status;
+    }
+    struct booking_row row;
+    int rc = booking_get(op, id, &row);
+    if (rc != 0) {
+        return rc;
+    }
+    if (op->who->role == ROLE_VIEWER) {
+        rc = op_forbidden(op, "cancel bookings");
+    } else if (strcmp(row.status, "confirmed") != 0) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
+                            "the booking is already cancelled");
+    }
+    int64_t r_credits = 0, r_money = 0;
+    char version[POLICY_LABEL_MAX] = "";
+    if (rc == 0) {
+        rc = refund_decide(op, &row, &r_credits, &r_money, version, sizeof version);
+    }
+    struct debit_list l = {.op = op};
+    if (rc == 0 && r_credits > 0) {
+        rc = refund_plan(op, id, r_credits, &l);
+    }
+    json_t *lots = rc == 0 ? json_array() : NULL;
+    for (size_t i = 0; lots != NULL && i < l.count; i++) {
+        json_t *lot = json_pack("{s:o, s:o, s:b}", "lot_id", id_json("lot", l.items[i].lot_id),
+                                "amount", amount_to_json(l.items[i].amount), "expires_again",
+                                l.items[i].lot_expired);
+        if (lot == NULL || json_array_append_new(lots, lot) != 0) {
+            json_decref(lots);
+            lots = NULL;
+        }
+    }
+    free(l.items);
+    bool by_credits = strcmp(row.payment_method, "credits") == 0;
+    if (rc == 0) {
+        *out = lots == NULL ? NULL
+               : json_pack("{s:o, s:s, s:o, s:s, s:o, s:{s:o, s:I}, s:o, s:s}", "booking_id",
+                           id_json("bkg", id), "payment_method", row.payment_method, "unit",
+                           by_credits && row.unit[0] != '\0' ? json_string(row.unit) : json_null(),
+                           "currency", row.currency, "paid", by_credits
+                                                               ? amount_to_json(row.credits)
+                                                               : json_integer(row.money),
+                           "refund", "credits", amount_to_json(r_credits), "money",
+                           (json_int_t)r_money, "lots", lots, "policy_version", version);
+        rc = *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    } else {
+        json_decref(lots);
+    }
+    store_booking_clear(&row);
+    return rc;
 }
 
 static int
@@ -1299,6 +1426,7 @@ const struct op_def ops_booking[] = {
     {"quotes.create", op_quote, false},
     {"bookings.create", op_book, true},
     {"bookings.cancel", op_cancel, true},
+    {"bookings.refund_preview", op_refund_preview, false},
     {"bookings.get", op_booking_get, false},
     {"bookings.list", op_booking_list, false},
     {"policies.simulate", op_simulate, false},

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_edit.h"
 #include "allocations.h"
 #include "amount.h"
 #include "entries.h"
@@ -497,11 +498,19 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
         return op_invalid(op, "description", "'description' must be valid UTF-8");
     }
     bool found = false;
-    if (store_exists(op->store, STORE_TENANT, tid, &found, op->err) != 0) {
+    struct tenant_row tenant;
+    if (store_tenant_get(op->store, tid, &tenant, &found, op->err) != 0) {
         return op->err->status;
     }
     if (!found) {
         return op_invalid(op, "tenant_id", "unknown tenant");
+    }
+    /* A cross-building allocation only means something for a tenant with
+     * cross-building booking: refused rather than kept without effect. */
+    if (cross && !tenant.cross_building) {
+        return op_invalid(op, "cross_building",
+                          "'cross_building' needs a tenant with cross-building booking; enable "
+                          "it on the tenant first, or grant per building");
     }
     int rc;
     bool hours = strcmp(unit, "hour") == 0;
@@ -561,6 +570,34 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
 }
 
 static int
+version_append(void *ud, const struct allocation_version_row *v)
+{
+    json_t *row = json_pack("{s:I, s:o, s:o, s:s, s:O}", "version", (json_int_t)v->version,
+                            "effective_at", json_time(v->effective_at), "created_at",
+                            json_time(v->created_at), "created_by", v->created_by, "changes",
+                            v->changes);
+    return row == NULL || json_array_append_new(ud, row) != 0 ? ENG_ENOMEM : 0;
+}
+
+/* The allocation's versions (PATCH history), oldest first. */
+static int
+versions_of(struct op *op, int64_t id, json_t **out)
+{
+    *out = json_array();
+    int rc = *out == NULL ? ENG_ENOMEM
+                          : store_allocation_versions_each(op->store, id, version_append, *out,
+                                                           op->err);
+    if (rc == ENG_ENOMEM) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int
 op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
 {
     struct alloc a;
@@ -590,6 +627,13 @@ op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
             return rc;
         }
         json_object_set_new(j, "lots", lots);
+        json_t *versions = NULL;
+        rc = versions_of(op, id, &versions);
+        if (rc != 0) {
+            json_decref(j);
+            return rc;
+        }
+        json_object_set_new(j, "versions", versions);
     }
     *out = j;
     return 0;
@@ -712,32 +756,14 @@ void_future_lots(struct op *op, int64_t id, int64_t from)
     return rc;
 }
 
-/* Ends an allocation prospectively: periods that have begun keep their
- * credits and validity; lots of later periods (created early for bookings
- * ahead) are voided of what is left, and no further period opens. */
+/* Ends allocation `id` (reached by the principal) on date d (`end` as
+ * given): periods that have begun keep their credits and validity; lots of
+ * later periods (created early for bookings ahead) are voided of what is
+ * left, and no further period opens.  Shared by POST .../end and PATCH. */
 static int
-op_allocation_end(struct op *op, json_t *args, json_t **out)
+allocation_end_on(struct op *op, int64_t id, const char *end, struct civil_date d)
 {
-    static const char *const keys[] = {"id", "end", NULL};
-    int64_t id;
-    const char *end;
-    struct civil_date d;
-    struct eng_error e = {0};
     struct alloc a;
-    if (op_require_assigner(op) || args_only(op, args, keys) ||
-        args_id(op, args, "id", "alc", true, &id) || args_string(op, args, "end", true, 10, &end)) {
-        return op->err->status;
-    }
-    if (date_parse(end, &d, &e) != 0) {
-        return op_invalid(op, "end", "'end' must be a date YYYY-MM-DD");
-    }
-    bool reaches = false;
-    if (op_check_reaches(op, OP_OBJ_ALLOCATION, id, &reaches) != 0) {
-        return op->err->status;
-    }
-    if (!reaches) {
-        return op_not_found(op, "allocation");
-    }
     if (alloc_load(&op->lx, id, &a) != 0) {
         return op->err->status;
     }
@@ -796,6 +822,311 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
                                          exists ? from : TIME_NEVER, op->err);
     }
     alloc_free(&a);
+    return rc;
+}
+
+static int
+op_allocation_end(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", "end", NULL};
+    int64_t id;
+    const char *end;
+    struct civil_date d;
+    struct eng_error e = {0};
+    if (op_require_assigner(op) || args_only(op, args, keys) ||
+        args_id(op, args, "id", "alc", true, &id) || args_string(op, args, "end", true, 10, &end)) {
+        return op->err->status;
+    }
+    if (date_parse(end, &d, &e) != 0) {
+        return op_invalid(op, "end", "'end' must be a date YYYY-MM-DD");
+    }
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_ALLOCATION, id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "allocation");
+    }
+    int rc = allocation_end_on(op, id, end, d);
+    return rc != 0 ? rc : op_allocation_get_id(op, id, true, out);
+}
+
+/* ---------- editing an allocation ---------- */
+
+/* The lines of a PATCH: the same lines (count, scope, resources, tags) as
+ * the allocation has, with new amounts.  changed[i] tells which differ. */
+static int
+patch_lines(struct op *op, const struct alloc *a, json_t *lines, bool changed[])
+{
+    if (check_lines(op, lines, strcmp(a->unit, "hour") == 0) != 0) {
+        return op->err->status;
+    }
+    if ((int)json_array_size(lines) != a->line_count) {
+        return op_invalid(op, "lines",
+                          "'lines' must list the allocation's %d lines, with their scopes, in "
+                          "order; only amounts can change (end this allocation and create "
+                          "another to change its scopes)",
+                          a->line_count);
+    }
+    for (int i = 0; i < a->line_count; i++) {
+        const struct alloc_line *l = &a->lines[i];
+        json_t *line = json_array_get(lines, (size_t)i);
+        const char *scope = json_string_value(json_object_get(line, "scope"));
+        json_t *ids = json_object_get(line, "resource_ids"), *tags = json_object_get(line, "tags");
+        bool same = scope != NULL && strcmp(scope, l->scope) == 0;
+        if (same && strcmp(l->scope, "resources") == 0) {
+            same = json_equal(ids, l->resource_ids);
+        } else if (same && strcmp(l->scope, "tags") == 0) {
+            same = json_equal(tags, l->tags);
+        }
+        if (!same) {
+            return op_invalid(op, "lines",
+                              "line %d: only its amount can change, not its scope, resources "
+                              "or tags",
+                              i + 1);
+        }
+        json_t *amount = json_object_get(line, "amount");
+        bool unlimited = json_is_string(amount);
+        int64_t milli = 0;
+        if (!unlimited) {
+            (void)amount_from_json(amount, &milli, NULL);
+        }
+        changed[i] = unlimited != l->unlimited || (!unlimited && milli != l->amount);
+    }
+    return 0;
+}
+
+/* When a change of lines and rollover applies: the start of the first
+ * period that has not begun (the allocation's start if it has not begun
+ * yet).  *none: no such period (an allocation that has begun and has no
+ * period left). */
+static int
+next_period_start(struct op *op, const struct alloc *a, int64_t *at, bool *none)
+{
+    *none = false;
+    *at = a->start_at;
+    if (a->start_at > op->now) {
+        return 0;
+    }
+    int64_t n = 0, from = 0, until = 0;
+    bool in = false, exists = false;
+    if (a->recurrence == PERIOD_NONE) {
+        *none = true;
+        return 0;
+    }
+    if (alloc_period_at(&op->lx, a, op->now, &n, &in) != 0 ||
+        (in && alloc_window(&op->lx, a, n + 1, &from, &until, &exists) != 0)) {
+        return op->err->status;
+    }
+    *none = !in || !exists;
+    *at = from;
+    return 0;
+}
+
+/* Lots already created for periods from `from` on (early, for bookings
+ * ahead) get the new amount of their line: an adjust entry of the
+ * difference.  A lot that has paid for more than its new amount, or whose
+ * line turns unlimited or limited, refuses the change (409). */
+static int
+adjust_created_lots(struct op *op, const struct alloc *a, json_t *lines, const bool changed[],
+                    int64_t from, int64_t version)
+{
+    struct lot_filter f = {.allocation_id = a->id, .user_id = -1, .from_min = from,
+                           .open_only = true};
+    struct void_list v = {0};
+    int rc = store_lots_each(op->store, &f, void_add, &v, op->err);
+    if (rc == ENG_ENOMEM) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    char memo[64];
+    snprintf(memo, sizeof memo, "allocation edited (version %lld)", (long long)version);
+    for (size_t i = 0; rc == 0 && i < v.count; i++) {
+        const struct lot_row *l = &v.rows[i];
+        if (strcmp(l->kind, "period") != 0 || l->line_idx < 0 || l->line_idx >= a->line_count ||
+            !changed[l->line_idx]) {
+            continue;
+        }
+        json_t *amount = json_object_get(json_array_get(lines, (size_t)l->line_idx), "amount");
+        bool unlimited = json_is_string(amount);
+        int64_t milli = 0;
+        if (!unlimited) {
+            (void)amount_from_json(amount, &milli, NULL);
+        }
+        int64_t diff = milli - l->granted;
+        if (unlimited != l->unlimited || l->balance + diff < 0) {
+            rc = eng_error_code(op->err, ENG_ECONFLICT, "credits_in_use",
+                                "line %d: the lot of a period not yet begun (lot_%lld) has "
+                                "already paid for bookings beyond the new amount",
+                                l->line_idx + 1, (long long)l->id);
+        } else if (diff != 0) {
+            rc = entry_post(&op->lx, l->id, "adjust", diff, op->now, 0, NULL, NULL, memo);
+        }
+    }
+    free(v.rows);
+    return rc;
+}
+
+/* PATCH /v1/allocations/{id} (PRODUCT.md §13): description at once; line
+ * amounts and rollover from the next period (periods that have begun keep
+ * what they granted); an end date set or brought forward as POST .../end
+ * does.  Each change is a new entry in `versions`. */
+static int
+op_allocation_patch(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", "description", "lines", "targeting", "pool",
+                                       "schedule", "effective", NULL};
+    static const char *const skeys[] = {"end", "rollover", "start", "recurrence", NULL};
+    int64_t id;
+    const char *desc = NULL, *effective = NULL;
+    if (op_require_assigner(op) || args_only(op, args, keys) ||
+        args_id(op, args, "id", "alc", true, &id) ||
+        args_string(op, args, "description", false, STORE_ALLOC_DESCRIPTION_MAX, &desc) ||
+        args_string(op, args, "effective", false, 20, &effective)) {
+        return op->err->status;
+    }
+    bool reaches = false;
+    if (op_check_reaches(op, OP_OBJ_ALLOCATION, id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "allocation");
+    }
+    if (json_object_size(args) < 2) {
+        return op_invalid(op, "", "nothing to change: send description, lines or schedule");
+    }
+    if (desc != NULL && !utf8_valid(desc, strlen(desc))) {
+        return op_invalid(op, "description", "'description' must be valid UTF-8");
+    }
+    if (effective != NULL && strcmp(effective, "next_period") != 0) {
+        return op_invalid(op, "effective", "'effective' must be \"next_period\": a change "
+                                           "dated later is not supported yet");
+    }
+    if (json_object_get(args, "targeting") != NULL || json_object_get(args, "pool") != NULL) {
+        return op_invalid(op, json_object_get(args, "targeting") != NULL ? "targeting" : "pool",
+                          "targeting and pool cannot be changed yet: end this allocation and "
+                          "create another");
+    }
+    json_t *sched = json_object_get(args, "schedule");
+    const char *end = NULL;
+    json_t *roll = NULL;
+    if (sched != NULL) {
+        if (!json_is_object(sched) || args_only(op, sched, skeys) ||
+            args_string(op, sched, "end", false, 10, &end)) {
+            eng_error_field(op->err, "schedule");
+            return op->err->status != ENG_OK ? op->err->status
+                                             : op_invalid(op, "schedule",
+                                                          "'schedule' must be an object");
+        }
+        if (json_object_get(sched, "start") != NULL ||
+            json_object_get(sched, "recurrence") != NULL) {
+            return op_invalid(op, "schedule", "a schedule's start and recurrence cannot change");
+        }
+        json_t *e = json_object_get(sched, "end");
+        if (e != NULL && json_is_null(e)) {
+            return op_invalid(op, "schedule.end", "an end cannot be removed: create another "
+                                                  "allocation to grant beyond it");
+        }
+        roll = json_object_get(sched, "rollover");
+    }
+    struct alloc a;
+    if (alloc_load(&op->lx, id, &a) != 0) {
+        return op->err->status;
+    }
+    int rc = 0;
+    if (a.end_at <= op->now) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "allocation_ended",
+                            "the allocation has ended; it can no longer change");
+    }
+    /* The new end: set, or brought forward (never pushed back: periods
+     * past the old end may have been closed). */
+    struct civil_date end_d = {0};
+    struct eng_error e = {0};
+    if (rc == 0 && end != NULL) {
+        if (date_parse(end, &end_d, &e) != 0) {
+            rc = op_invalid(op, "schedule.end", "'end' must be a date YYYY-MM-DD");
+        } else if (a.has_end && date_cmp(end_d, a.end_date) > 0) {
+            rc = op_invalid(op, "schedule.end", "the end can be brought forward, not pushed "
+                                                "back: create another allocation to grant "
+                                                "beyond it");
+        } else if (date_cmp(end_d, a.start_date) < 0) {
+            rc = op_invalid(op, "schedule.end", "'end' is before the allocation's start");
+        }
+    }
+    /* Rollover: the rule applied at the ends of periods from now on. */
+    bool rollover = a.rollover;
+    int64_t cap = a.rollover_cap;
+    if (rc == 0 && roll != NULL && !json_is_null(roll)) {
+        static const char *const rkeys[] = {"enabled", "cap", NULL};
+        if (args_only(op, roll, rkeys) || args_bool(op, roll, "enabled", a.rollover, &rollover) ||
+            args_amount(op, roll, "cap", false, &cap)) {
+            eng_error_field(op->err, "schedule.rollover");
+            rc = ENG_EINVAL;
+        } else if (json_object_get(roll, "cap") == NULL) {
+            cap = a.rollover_cap;
+        } else if (json_is_null(json_object_get(roll, "cap"))) {
+            cap = -1;
+        } else if (cap < 0) {
+            rc = op_invalid(op, "schedule.rollover.cap", "the rollover cap cannot be negative");
+        }
+        if (rc == 0 && rollover && a.recurrence == PERIOD_NONE) {
+            rc = op_invalid(op, "schedule.rollover", "rollover needs a recurring schedule");
+        }
+    }
+    json_t *lines = json_object_get(args, "lines");
+    bool changed[ALLOC_LINES_MAX] = {false};
+    bool lines_changed = false;
+    if (rc == 0 && lines != NULL) {
+        rc = patch_lines(op, &a, lines, changed);
+        for (int i = 0; rc == 0 && i < a.line_count; i++) {
+            lines_changed |= changed[i];
+        }
+    }
+    int64_t from = op->now;
+    bool none = false;
+    if (rc == 0 && (lines_changed || roll != NULL)) {
+        rc = next_period_start(op, &a, &from, &none);
+    }
+    if (rc == 0 && lines_changed && none) {
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "allocation_started",
+                            "the allocation has no period left that has not begun: a begun "
+                            "period keeps what it granted (adjust its lot instead)");
+    }
+    json_t *changes = rc == 0 ? json_deep_copy(args) : NULL;
+    if (rc == 0 && changes == NULL) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (changes != NULL) {
+        json_object_del(changes, "id");
+    }
+    int64_t version = 0;
+    if (rc == 0) {
+        rc = store_allocation_version_insert(op->store, id, from, changes, op->now, op->who->name,
+                                             &version, op->err);
+    }
+    json_decref(changes);
+    if (rc == 0) {
+        rc = store_allocation_edit(op->store, id, desc != NULL ? desc : a.description, rollover,
+                                   cap, op->err);
+    }
+    for (int i = 0; rc == 0 && i < a.line_count; i++) {
+        if (!changed[i]) {
+            continue;
+        }
+        json_t *amount = json_object_get(json_array_get(lines, (size_t)i), "amount");
+        int64_t milli = 0;
+        if (!json_is_string(amount)) {
+            (void)amount_from_json(amount, &milli, NULL);
+        }
+        rc = store_allocation_line_amount(op->store, id, i, json_is_string(amount), milli,
+                                          op->err);
+    }
+    if (rc == 0 && lines_changed) {
+        rc = adjust_created_lots(op, &a, lines, changed, from, version);
+    }
+    alloc_free(&a);
+    if (rc == 0 && end != NULL) {
+        rc = allocation_end_on(op, id, end, end_d);
+    }
     return rc != 0 ? rc : op_allocation_get_id(op, id, true, out);
 }
 
@@ -1128,6 +1459,7 @@ const struct op_def ops_credits[] = {
     {"allocations.get", op_allocation_get, false},
     {"allocations.list", op_allocation_list, false},
     {"allocations.end", op_allocation_end, true},
+    {"allocations.patch", op_allocation_patch, true},
     {"wallet", op_wallet, false},
     {"adjustments.create", op_adjust, true},
     {"entries.list", op_entries, false},

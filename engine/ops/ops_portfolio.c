@@ -298,10 +298,11 @@ op_building_patch(struct op *op, json_t *args, json_t **out)
 static json_t *
 resource_json(const struct resource_row *r)
 {
-    return json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id", id_json("res", r->id),
-                     "building_id", id_json("bld", r->building_id), "name", r->name, "kind",
-                     r->kind, "tags", r->tags, "pricing", r->pricing, "credit_only",
-                     r->credit_only);
+    return json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b, s:b, s:o}", "id",
+                     id_json("res", r->id), "building_id", id_json("bld", r->building_id),
+                     "name", r->name, "kind", r->kind, "tags", r->tags, "pricing", r->pricing,
+                     "credit_only", r->credit_only, "archived", r->archived, "archived_at",
+                     r->archived ? json_time(r->archived_at) : json_null());
 }
 
 static int
@@ -403,7 +404,18 @@ pricing_check(struct op *op, json_t *r, int64_t building_id)
     json_t *msg = json_is_object(res) ? json_object_get(res, "error") : NULL;
     if (msg != NULL) {
         const char *text = json_is_string(msg) ? json_string_value(msg) : "invalid configuration";
-        rc = op_invalid(op, "pricing",
+        /* The default policy's messages start with the path of the field
+         * at fault ("pricing.credits.per_hour must be ..."): name it. */
+        char field[64] = "pricing";
+        size_t n = 0;
+        while (n + 1 < sizeof field && text[n] != '\0' && text[n] != ' ' && text[n] != ':') {
+            n++;
+        }
+        if (n > 8 && n + 1 < sizeof field && strncmp(text, "pricing.", 8) == 0) {
+            memcpy(field, text, n);
+            field[n] = '\0';
+        }
+        rc = op_invalid(op, field,
                         "'pricing' is refused by the building's pricing policy: %.*s",
                         text_quote_len(text, 160), text);
     }
@@ -414,8 +426,11 @@ pricing_check(struct op *op, json_t *r, int64_t building_id)
 static int
 resource_check(struct op *op, json_t *r)
 {
+    /* archived and archived_at are the resource's own (PATCH handles
+     * archived; resources.create refuses both). */
     static const char *const keys[] = {"id", "building_id", "name", "kind", "tags",
-                                       "pricing", "credit_only", NULL};
+                                       "pricing", "credit_only", "archived", "archived_at",
+                                       NULL};
     const char *s;
     int64_t bid;
     bool b;
@@ -512,6 +527,11 @@ op_resource_create(struct op *op, json_t *args, json_t **out)
     if (json_object_get(args, "id") != NULL) {
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
+    if (json_object_get(args, "archived") != NULL ||
+        json_object_get(args, "archived_at") != NULL) {
+        return op_invalid(op, "archived", "a new resource is not archived; archive it with "
+                                          "PATCH {\"archived\": true}");
+    }
     int64_t id = 0;
     if (resource_write(op, 0, args, &id) != 0) {
         return op->err->status;
@@ -531,44 +551,71 @@ op_resource_get(struct op *op, json_t *args, json_t **out)
     return op_resource_get_id(op, id, out);
 }
 
+struct resource_lister {
+    struct lister l; /* first: list_add takes it */
+    bool archived;   /* list archived resources instead of the others */
+};
+
 static int
 resource_listed(void *ud, const struct resource_row *r)
 {
-    struct lister *l = ud;
+    struct resource_lister *rl = ud;
+    struct lister *l = &rl->l;
     bool sees = false;
     if (sees_building(l->op, r->building_id, &sees) != 0) {
         return l->op->err->status;
     }
+    /* A row of the other kind, like one out of scope, moves the cursor. */
+    sees = sees && r->archived == rl->archived;
     return list_add(l, r->id, sees, sees ? resource_json(r) : NULL);
 }
 
 static int
 op_resource_list(struct op *op, json_t *args, json_t **out)
 {
-    static const char *const keys[] = {"limit", "cursor", "building_id", NULL};
+    static const char *const keys[] = {"limit", "cursor", "building_id", "archived", NULL};
     int64_t bid;
+    const char *archived = NULL;
     struct page page;
     if (args_only(op, args, keys) || args_id(op, args, "building_id", "bld", false, &bid) ||
-        args_page(op, args, &page)) {
+        args_string(op, args, "archived", false, 5, &archived) || args_page(op, args, &page)) {
         return op->err->status;
     }
-    struct lister l = {.op = op};
-    pager_init(&l.pg, &page);
-    int rc = store_resource_each(op->store, bid, page.after, page.limit + 1, resource_listed, &l,
-                                 op->err);
-    return pager_finish(&l.pg, op, rc, out);
+    if (archived != NULL && strcmp(archived, "true") != 0 && strcmp(archived, "false") != 0) {
+        return op_invalid(op, "archived", "'archived' must be true or false");
+    }
+    struct resource_lister rl = {.l = {.op = op},
+                                 .archived = archived != NULL && strcmp(archived, "true") == 0};
+    pager_init(&rl.l.pg, &page);
+    int rc = store_resource_each(op->store, bid, page.after, page.limit + 1, resource_listed,
+                                 &rl, op->err);
+    return pager_finish(&rl.l.pg, op, rc, out);
+}
+
+/* Archives (or restores) a resource when `archived` differs from what it
+ * is: an archived resource keeps its bookings and history and takes no new
+ * booking or quote. */
+static int
+resource_archive(struct op *op, int64_t id, json_t *cur, bool archived)
+{
+    if (json_is_true(json_object_get(cur, "archived")) == archived) {
+        return 0;
+    }
+    return store_resource_set_archived(op->store, id, archived ? op->now : 0, op->err);
 }
 
 static int
 op_resource_patch(struct op *op, json_t *args, json_t **out)
 {
-    static const char *const fixed[] = {"building_id", NULL};
+    static const char *const fixed[] = {"building_id", "archived_at", NULL};
     int64_t id;
+    bool archived = false;
     json_t *cur = NULL;
     if (op_require_assigner(op) || args_id(op, args, "id", "res", true, &id) ||
-        op_resource_get_id(op, id, &cur)) {
+        args_bool(op, args, "archived", false, &archived) || op_resource_get_id(op, id, &cur)) {
         return op->err->status;
     }
+    bool was_archived = json_is_true(json_object_get(cur, "archived"));
     int rc = merge_patch(op, cur, args, fixed);
     if (rc == 0) {
         rc = resource_check(op, cur);
@@ -576,6 +623,28 @@ op_resource_patch(struct op *op, json_t *args, json_t **out)
     if (rc == 0) {
         rc = resource_write(op, id, cur, NULL);
     }
+    if (rc == 0 && json_object_get(args, "archived") != NULL &&
+        !json_is_null(json_object_get(args, "archived"))) {
+        json_object_set_new(cur, "archived", json_boolean(was_archived));
+        rc = resource_archive(op, id, cur, archived);
+    }
+    json_decref(cur);
+    return rc != 0 ? rc : op_resource_get_id(op, id, out);
+}
+
+/* DELETE /v1/resources/{id}: a resource with history cannot disappear, so
+ * deleting archives it (the same as PATCH {"archived": true}). */
+static int
+op_resource_archive(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", NULL};
+    int64_t id;
+    json_t *cur = NULL;
+    if (op_require_assigner(op) || args_only(op, args, keys) ||
+        args_id(op, args, "id", "res", true, &id) || op_resource_get_id(op, id, &cur)) {
+        return op->err->status;
+    }
+    int rc = resource_archive(op, id, cur, true);
     json_decref(cur);
     return rc != 0 ? rc : op_resource_get_id(op, id, out);
 }
@@ -1014,6 +1083,7 @@ const struct op_def ops_portfolio[] = {
     {"resources.get", op_resource_get, false},
     {"resources.list", op_resource_list, false},
     {"resources.patch", op_resource_patch, true},
+    {"resources.archive", op_resource_archive, true},
     {"tenants.create", op_tenant_create, true},
     {"tenants.get", op_tenant_get, false},
     {"tenants.list", op_tenant_list, false},

@@ -161,6 +161,39 @@ store_bookings_by_start(struct store *s, int64_t building_id, int64_t from, int6
 }
 
 int
+store_booking_overlaps(struct store *s, int64_t resource_id, int64_t start, int64_t end,
+                       int limit, int (*cb)(void *ud, const struct booking_overlap *o),
+                       void *ud, int64_t *count, struct eng_error *err)
+{
+    /* The same index as the slot check: bookings ending after the start. */
+    STORE_SQL(q, "SELECT id, start_at, end_at FROM booking INDEXED BY booking_slot"
+                 " WHERE resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
+                 " AND start_at < ?2 ORDER BY start_at, id");
+    *count = 0;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, resource_id);
+    sq_int(s, st, 2, end);
+    sq_int(s, st, 3, start);
+    int rc;
+    while ((rc = sq_step(s, st, "booking overlaps", err)) == 1) {
+        if (*count < limit) {
+            struct booking_overlap o = {sq_col_int(st, 0), sq_col_int(st, 1),
+                                        sq_col_int(st, 2)};
+            int crc = cb(ud, &o);
+            if (crc != 0) {
+                sq_reset(st);
+                return crc;
+            }
+        }
+        (*count)++;
+    }
+    return rc;
+}
+
+int
 store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start, int64_t end,
                          bool *taken, struct eng_error *err)
 {

@@ -72,6 +72,18 @@ ENG_MUST_CHECK int store_bookings_by_start(struct store *s, int64_t building_id,
 ENG_MUST_CHECK int store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start,
                                             int64_t end, bool *taken, struct eng_error *err);
 
+/* One confirmed booking overlapping a slot (what a quote tells about it). */
+struct booking_overlap {
+    int64_t id, start_at, end_at;
+};
+/* The confirmed bookings of the resource overlapping [start, end), by start,
+ * at most `limit` of them; *count is how many there are in all (counted
+ * to the end, so a list cut at `limit` still says how many it left out). */
+ENG_MUST_CHECK int store_booking_overlaps(struct store *s, int64_t resource_id, int64_t start,
+                                          int64_t end, int limit,
+                                          int (*cb)(void *ud, const struct booking_overlap *o),
+                                          void *ud, int64_t *count, struct eng_error *err);
+
 /* A new confirmed booking. */
 struct booking_new {
     int64_t resource_id, building_id, tenant_id, user_id;

@@ -140,7 +140,19 @@ static const char *const migration_1[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {migration_1};
+/* Migration 2: archived resources (kept for history, closed to new
+ * bookings) and the versions of an allocation (each PATCH, with what it
+ * changed and from when). */
+static const char *const migration_2[] = {
+    "ALTER TABLE resource ADD COLUMN archived_at INTEGER;",
+    "CREATE TABLE allocation_version ("
+    "  allocation_id INTEGER NOT NULL REFERENCES allocation(id), version INTEGER NOT NULL,"
+    "  effective_at INTEGER NOT NULL, changes TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL, PRIMARY KEY (allocation_id, version)) STRICT, WITHOUT ROWID;",
+    NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2};
 
 #define MIGRATIONS_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -42,6 +42,8 @@ rows_resource(sqlite3_stmt *st, struct resource_row *out, struct eng_error *err)
     out->building_id = sq_col_int(st, 1);
     out->credit_only = sq_col_int(st, 6) != 0;
     out->created_at = sq_col_int(st, 7);
+    out->archived = !sq_col_null(st, 8);
+    out->archived_at = out->archived ? sq_col_int(st, 8) : 0;
     int rc = sq_col_copy(st, 2, out->name, sizeof out->name, "resource name", err);
     if (rc == 0) {
         rc = sq_col_copy(st, 3, out->kind, sizeof out->kind, "resource kind", err);

@@ -37,6 +37,8 @@ struct resource_row {
     json_t *pricing; /* owned */
     bool credit_only;
     int64_t created_at;
+    bool archived;       /* closed to new bookings, kept for history */
+    int64_t archived_at; /* when archived (0 when not) */
 };
 
 struct tenant_row {

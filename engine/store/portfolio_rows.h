@@ -18,7 +18,8 @@ struct user_row;
 
 #define BUILDING_COLS                                                                         \
     "id, name, timezone, currency, pay_credits, pay_invoice, pay_card, created_at"
-#define RESOURCE_COLS "id, building_id, name, kind, tags, pricing, credit_only, created_at"
+#define RESOURCE_COLS                                                                         \
+    "id, building_id, name, kind, tags, pricing, credit_only, created_at, archived_at"
 #define TENANT_COLS "id, name, cross_building, created_at"
 #define USER_COLS "id, tenant_id, name, email, roles, created_at"
 

@@ -99,3 +99,20 @@ store_resource_update(struct store *s, const struct resource_row *r, struct eng_
     sq_int(s, st, 6, r->id);
     return sq_exec(s, st, "resource update", err);
 }
+
+int
+store_resource_set_archived(struct store *s, int64_t id, int64_t at, struct eng_error *err)
+{
+    STORE_SQL(q, "UPDATE resource SET archived_at = ?2 WHERE id = ?1");
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, id);
+    if (at != 0) {
+        sq_int(s, st, 2, at);
+    } else {
+        sq_null(s, st, 2);
+    }
+    return sq_exec(s, st, "resource archive", err);
+}

@@ -23,4 +23,8 @@ ENG_MUST_CHECK int store_resource_insert(struct store *s, const struct resource_
 ENG_MUST_CHECK int store_resource_update(struct store *s, const struct resource_row *r,
                                          struct eng_error *err);
 
+/* Archives resource `id` at `at`, or restores it when at is 0. */
+ENG_MUST_CHECK int store_resource_set_archived(struct store *s, int64_t id, int64_t at,
+                                               struct eng_error *err);
+
 #endif

@@ -139,7 +139,8 @@ main(void)
         return check_exit();
     }
     CHECK_INT(exec_sql(s, "INSERT INTO building VALUES (1, 'HQ', 'UTC', 'USD', 1, 1, 1, 0);"
-                          "INSERT INTO resource VALUES (1, 1, 'Room', 'room', '[]', '{}', 0, 0);"
+                          "INSERT INTO resource (id, building_id, name, kind, tags, pricing, credit_only,"
+                          " created_at) VALUES (1, 1, 'Room', 'room', '[]', '{}', 0, 0);"
                           "INSERT INTO tenant VALUES (1, 'Acme', 0, 0);"
                           "INSERT INTO user VALUES (1, 1, 'Ada', 'a@x', '[]', 0);"),
               0);

@@ -15,6 +15,7 @@ static const char *const ops[] = {
     "allocations.create", "quotes.create",    "bookings.create",   "bookings.cancel",
     "bookings.list",      "adjustments.create", "reports.datahub", "reports.usage",
     "entries.list",       "allocations.end",  "resources.patch",   "reports.credits",
+    "allocations.patch",  "resources.archive", "bookings.refund_preview",
 };
 #define OPS_COUNT (sizeof ops / sizeof ops[0])
 

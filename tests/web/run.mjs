@@ -334,6 +334,23 @@ async function main() {
     await op.waitForSelector('#end-dialog:not([open])', { state: 'attached' });
     const after = (await api(keys.super_admin, 'GET', `/v1/allocations/${other.allocation_id}`)).data;
     eq(after.schedule.end, '2026-06-30', 'end date after the dialog');
+    // Edit a monthly allocation: the description at once, the amount from
+    // the next period (PATCH /v1/allocations/{id}, recorded as a version).
+    const monthly = (await api(keys.super_admin, 'GET', '/v1/reports/credits?unit=hour')).data.data
+      .find((r) => r.status === 'active' && r.recurrence === 'monthly' && typeof r.amount === 'number' && r.allocation_id !== other.allocation_id);
+    assert(monthly, 'no monthly allocation to edit');
+    const before = (await api(keys.super_admin, 'GET', `/v1/allocations/${monthly.allocation_id}`)).data;
+    await op.click(`[data-edit-allocation="${monthly.allocation_id}"]`);
+    await op.waitForSelector('#edit-allocation-dialog[open]');
+    await op.fill('#edit-allocation-description', 'Edited in the browser');
+    await op.fill('#edit-allocation-amount-0', String(before.lines[0].amount + 1));
+    await shot(op, 'allocation-edit');
+    await op.click('#edit-allocation-save');
+    await op.locator('table.table-credits tbody tr', { hasText: 'Edited in the browser' }).waitFor();
+    const edited = (await api(keys.super_admin, 'GET', `/v1/allocations/${monthly.allocation_id}`)).data;
+    eq(edited.description, 'Edited in the browser', 'description after the edit');
+    eq(edited.lines[0].amount, before.lines[0].amount + 1, 'amount after the edit');
+    eq(edited.versions.length, (before.versions || []).length + 1, 'versions after the edit');
   }, op);
 
   await step('usage tab filters and exports; Data Hub shows both units, Unlimited and the chart', async () => {
@@ -412,6 +429,24 @@ async function main() {
     const made = (await api(keys.super_admin, 'GET', `/v1/resources?building_id=${room.building_id}&limit=500`)).data.data
       .find((x) => x.name === 'Web Test Studio');
     assert(made && made.pricing.credits.per_hour === 5 && made.pricing.money.per_hour === 4000, `created: ${JSON.stringify(made)}`);
+  }, op);
+
+  await step('resources: archiving asks first, then the resource leaves the list and takes no bookings', async () => {
+    const attic = (await api(keys.super_admin, 'POST', '/v1/resources', { building_id: room.building_id, name: 'Web Test Attic',
+      kind: 'room', tags: [], credit_only: false, pricing: { money: { per_hour: 1000 } } })).data;
+    // Made behind the page's back: a reload drops its cached lists.
+    await op.goto(`${base}/#/resources`);
+    await op.reload();
+    await op.locator('tr[data-resource]', { hasText: 'Web Test Attic' }).waitFor();
+    await op.click(`[data-archive="${attic.id}"]`);
+    await op.waitForSelector('#archive-confirm[open]');
+    await shot(op, 'resource-archive');
+    await op.click('#archive-confirm-yes');
+    await op.locator('tr[data-resource]', { hasText: 'Web Test Attic' }).waitFor({ state: 'detached' });
+    eq((await api(keys.super_admin, 'GET', `/v1/resources/${attic.id}`)).data.archived, true, 'archived over the API');
+    const q = await api(keys.super_admin, 'POST', '/v1/quotes', { resource_id: attic.id, user_id: userId,
+      start: '2026-04-01T09:00:00Z', end: '2026-04-01T10:00:00Z' });
+    eq(q.status, 409, 'a quote for an archived resource');
   }, op);
 
   let policiesAvailable = false;
@@ -586,16 +621,25 @@ async function main() {
 
   await step('cancel the booking and see the refund', async () => {
     assert(bookingId, 'no booking to cancel');
+    // A meeting that has already happened, booked by an operator (backdate):
+    // it is listed without a Cancel button.
+    const started = (await api(keys.super_admin, 'POST', '/v1/bookings', { resource_id: room.id, user_id: userId,
+      start: '2026-03-15T06:00:00Z', end: '2026-03-15T06:30:00Z', payment_method: 'card', backdate: true })).data;
+    assert(started && started.id, `backdated booking: ${JSON.stringify(started)}`);
     await tu.goto(`${base}/#/bookings`);
     const row = tu.locator(`tr[data-booking="${bookingId}"]`);
     await row.waitFor();
     assert((await row.innerText()).includes('Credits'), 'the booking row does not show the payment method');
     await shot(tu, 'bookings');
+    await tu.locator(`tr[data-booking="${started.id}"]`).waitFor();
+    eq(await tu.locator(`[data-cancel="${started.id}"]`).count(), 0, 'Cancel buttons on a past booking');
     await tu.click(`[data-cancel="${bookingId}"]`);
     await tu.waitForSelector('#cancel-dialog[open]');
-    // Five days ahead the default policy gives everything back: said before confirming.
-    eq(await tu.getAttribute('#refund-preview [data-refund-estimate]', 'data-refund-estimate'), '1.5', 'refund shown before confirming');
-    assert(/no refund preview/.test(await text(tu, '#refund-preview')), 'the dialog does not say the figure is an estimate');
+    // Five days ahead the refund policy gives everything back: the server's
+    // preview says so before confirming.
+    await tu.waitForSelector('#refund-preview [data-refund-preview]');
+    eq(await tu.getAttribute('#refund-preview [data-refund-preview]', 'data-refund-preview'), '1.5', 'refund shown before confirming');
+    assert(/get back 1.5 hours/.test(await text(tu, '#refund-preview')), `preview: ${await text(tu, '#refund-preview')}`);
     await shot(tu, 'cancel-dialog');
     await tu.click('#cancel-confirm');
     await tu.waitForSelector('#refund-notice');

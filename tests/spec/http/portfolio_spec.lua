@@ -131,7 +131,8 @@ describe("portfolio", function()
         local status, res = room({ credits = { unit = "hour", per_hour = bad } })
         assert.equal(400, status)
         assert.equal("invalid_request", res.error.code)
-        assert.equal("pricing", res.error.details.field)
+        -- The field at fault, as the policy names it.
+        assert.equal("pricing.credits.per_hour", res.error.details.field)
       end
       local status = room({ money = { per_hour = -1 } })
       assert.equal(400, status)
@@ -145,7 +146,7 @@ describe("portfolio", function()
       local status, res = env:patch("/v1/resources/" .. r.id,
                                     { pricing = { credits = { per_hour = "two" } } })
       assert.equal(400, status)
-      assert.equal("pricing", res.error.details.field)
+      assert.equal("pricing.credits.per_hour", res.error.details.field)
       assert.same(ok, env:must(200, "GET", "/v1/resources/" .. r.id).pricing)
       local got = env:must(200, "PATCH", "/v1/resources/" .. r.id,
                            { pricing = { credits = { model = "block",

@@ -1,6 +1,7 @@
 // bookings.js - the tenant's bookings with the payment method used, and
-// cancelling one (POST /v1/bookings/{id}/cancel) with the refund shown.
-import { getAll, post, newIdempotencyKey } from '../api.js';
+// cancelling one (POST /v1/bookings/{id}/cancel) with what it would give
+// back shown first (GET /v1/bookings/{id}/refund).
+import { get, getAll, post, newIdempotencyKey } from '../api.js';
 import {
   h, pageHeader, fmtRange, fmtCredits, fmtMoney, sortableTable, methodBadge, statusBadge, emptyState,
   withLoading, select, busy, toast,
@@ -46,7 +47,9 @@ export async function render(page, ctx, params) {
         { key: 'price', label: 'Price', num: true, value: (b) => price(b), render: (b) => price(b) },
         { key: 'status', label: 'Status', render: (b) => statusBadge(b.status) },
         { key: 'refund', label: 'Refund', value: (b) => refundText(b), render: (b) => refundText(b) || '—' },
-        { key: 'act', label: 'Actions', sortable: false, render: (b) => (b.status === 'confirmed'
+        // A booking that has started is history: no Cancel (the API still
+        // lets an operator cancel one, PRODUCT.md S7).
+        { key: 'act', label: 'Actions', sortable: false, render: (b) => (b.status === 'confirmed' && Date.parse(b.start) > ctx.serverNow().getTime()
           ? h('button', { type: 'button', class: 'btn btn-danger-ghost btn-small', 'data-cancel': b.id,
             'aria-label': `Cancel ${name(b)} on ${fmtRange(b.start, b.end, tz(b))}`,
             onclick: () => dialog.open(b, name(b), tz(b), async (out) => {
@@ -100,20 +103,6 @@ export function refundNotice(out) {
     h('strong', {}, 'Booking cancelled. '), text);
 }
 
-/** What the default refund policy would give back now (PRODUCT.md §5:
- *  in full 24 h or more before the start, half from 2 h to 24 h, nothing
- *  later; rounded down to 0.001). Only for credit bookings decided by the
- *  default refund policy: a building's own policy may differ, and the API
- *  has no refund preview to ask. */
-export function defaultRefundEstimate(b, now) {
-  if (b.payment_method !== 'credits' || !b.credits || typeof b.credits.amount !== 'number') return null;
-  const version = (b.policy_versions || {}).refund || '';
-  if (!version.startsWith('default')) return null;
-  const hours = (Date.parse(b.start) - now.getTime()) / 3600000;
-  const share = hours >= 24 ? 1 : hours >= 2 ? 0.5 : 0;
-  return { hours, share, credits: Math.floor(b.credits.amount * share * 1000) / 1000, unit: b.credits.unit };
-}
-
 function cancelDialog(ctx) {
   const el = h('dialog', { class: 'dialog dialog-small', 'aria-labelledby': 'cancel-title', id: 'cancel-dialog' });
   const text = h('p', {});
@@ -148,16 +137,15 @@ function cancelDialog(ctx) {
     open(booking, name, tz, done) {
       current = { booking, done, key: newIdempotencyKey() };
       text.textContent = `${name}, ${fmtRange(booking.start, booking.end, tz)} (paid with ${booking.payment_method}).`;
-      const est = defaultRefundEstimate(booking, ctx.serverNow());
-      const whenText = (x) => (x.hours >= 48 ? `${Math.floor(x.hours / 24)} days` : `${Math.max(0, Math.floor(x.hours))} hours`);
-      back.replaceChildren(est
-        ? h('p', {}, h('strong', { 'data-refund-estimate': String(est.credits) }, `You would get back ${fmtCredits(est.credits, est.unit)}`),
-          ` of ${fmtCredits(booking.credits.amount, est.unit)}: the start is ${whenText(est)} away, and the default refund policy gives `,
-          est.share === 1 ? 'everything back 24 hours or more before the start.' : est.share > 0 ? 'half back from 2 to 24 hours before the start.' : 'nothing back less than 2 hours before the start.')
-        : null,
-      h('p', { class: 'muted small' }, est
-        ? 'An estimate: the server has no refund preview, so this applies the default policy’s rule (in full 24 hours or more before the start, half from 2 to 24 hours, nothing later). The refund is decided when you confirm.'
-        : 'The server has no refund preview and this booking’s refund is decided by the building’s own policy, so the amount is known only once you confirm.'));
+      back.replaceChildren(h('p', { class: 'muted' }, 'Checking what you would get back…'));
+      const asked = current;
+      get(`/v1/bookings/${booking.id}/refund`).then((p) => {
+        if (current !== asked) return;
+        back.replaceChildren(...refundPreview(booking, p));
+      }, (e) => {
+        if (current !== asked) return;
+        back.replaceChildren(h('p', { class: 'muted small' }, `${e.message} The refund is decided when you confirm.`));
+      });
       reason.value = '';
       err.hidden = true;
       el.showModal();
@@ -166,3 +154,21 @@ function cancelDialog(ctx) {
   };
 }
 
+
+/** What the server says a cancel now would give back (the building's own
+ *  refund policy, for whoever is asking). */
+function refundPreview(booking, p) {
+  if (p.payment_method === 'credits') {
+    const unit = p.unit || (booking.credits && booking.credits.unit);
+    const again = (p.lots || []).filter((l) => l.expires_again).reduce((n, l) => n + l.amount, 0);
+    return [
+      h('p', {}, h('strong', { 'data-refund-preview': String(p.refund.credits) },
+        p.refund.credits > 0 ? `You would get back ${fmtCredits(p.refund.credits, unit)}` : 'You would get nothing back'),
+        ` of the ${fmtCredits(p.paid, unit)} paid.`),
+      again > 0 ? h('p', { class: 'muted small' }, `${fmtCredits(again, unit)} of it would go back to credits that have already expired, and expire again at once.`) : null,
+      h('p', { class: 'muted small' }, 'Worked out now by the building’s refund policy; the earlier you cancel, the more comes back.'),
+    ].filter(Boolean);
+  }
+  return [h('p', {}, h('strong', { 'data-refund-preview': String(p.refund.money) },
+    p.refund.money > 0 ? `A refund of ${fmtMoney(p.refund.money, p.currency)} would be recorded.` : 'No refund would be due.'))];
+}

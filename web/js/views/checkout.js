@@ -242,12 +242,18 @@ export async function render(page, ctx) {
     if (!q.credits || !(q.payment_methods || []).includes('credits')) explainNoCredits(req, q, seq);
   }
 
-  /** Why credits cannot pay. The quote says only that they cannot (no
-   *  reason field), so the reason is read from the person's wallet: no
-   *  credits of this unit, none valid on the day, or none for this space. */
+  /** Why credits cannot pay: the quote's credits_unavailable_reason says
+   *  it with the figures. (Older servers without it: read from the
+   *  person's wallet — no credits of this unit, none valid on the day, or
+   *  none for this space.) */
   async function explainNoCredits(req, q, seq) {
     const box = panel.querySelector('#no-credits-reason');
     if (!box) return;
+    if (q.credits_unavailable_reason) {
+      box.textContent = q.credits_unavailable_reason.message;
+      box.dataset.reason = q.credits_unavailable_reason.code;
+      return;
+    }
     const c = req.r.pricing && req.r.pricing.credits;
     const building = req.b || {};
     if (!c) {
@@ -320,11 +326,23 @@ export async function render(page, ctx) {
       panel.append(h('div', { class: 'alert alert-info', id: 'no-credits' },
         h('strong', {}, 'Credits can’t pay for this booking. '), h('span', { id: 'no-credits-reason' }, 'Checking why…')));
     }
+    const tz = req.b ? req.b.timezone : 'UTC';
+    // The quote's slot covers every company's bookings, not only the ones
+    // this key can list.
+    const other = !clash && q.slot && !q.slot.available && q.slot.conflicts.length ? q.slot.conflicts[0] : null;
     if (clash) {
-      const tz = req.b ? req.b.timezone : 'UTC';
       panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: 'slot-taken' },
         h('strong', {}, 'This time is taken. '),
         `${req.r.name} is booked ${fmtTime(clash.start, tz)}–${fmtTime(clash.end, tz)}${clash.user_id === who.userId ? ' by you' : ' by your company'}. Choose another time.`));
+    } else if (other) {
+      panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: 'slot-taken' },
+        h('strong', {}, 'This time is taken. '),
+        `${req.r.name} is booked ${fmtTime(other.start, tz)}–${fmtTime(other.end, tz)}. Choose another time.`));
+    }
+    const past = q.slot && q.slot.in_past;
+    if (past) {
+      panel.append(h('div', { class: 'alert alert-error', role: 'alert', id: 'slot-past' },
+        h('strong', {}, 'This time has passed. '), 'A booking must start later than now; choose another time.'));
     }
     if (!methods.length) {
       panel.append(h('div', { class: 'alert alert-error', role: 'alert' },
@@ -346,7 +364,7 @@ export async function render(page, ctx) {
     };
     group.addEventListener('change', setLabel);
     setLabel();
-    if (clash) pay.disabled = true;
+    if (clash || other || past) pay.disabled = true;
     const payError = h('div', { id: 'pay-error' });
     panel.append(h('span', { class: 'label', id: 'co-pay-label' }, 'Pay with'), group, payError, pay,
       h('p', { class: 'muted small' }, 'No partial payments: credits pay the whole price or are not used.'));

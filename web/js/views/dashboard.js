@@ -1,7 +1,7 @@
 // dashboard.js - the Credits dashboard: tiles (allocated, used, remaining,
 // transactions and active users in the last 30 days, top tenant) over the
 // two tabs of the operators' help page: Credit management and Usage reports.
-import { get, getAll, post, downloadCsv, newIdempotencyKey } from '../api.js';
+import { get, getAll, post, patch, downloadCsv, newIdempotencyKey } from '../api.js';
 import {
   h, clear, tile, fmtAmount, fmtCredits, unitName, fmtDate, fmtMoney, fmtDateTime, sortableTable,
   withLoading, pageHeader, select, methodBadge, statusBadge, RECURRENCE_LABEL, emptyState, toast, busy,
@@ -163,11 +163,12 @@ function exportButton(label, path, query, filename) {
 function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
   const body = h('div', {});
   const endDialog = endAllocationDialog(ctx, bmap, reload);
+  const editDialog = editAllocationDialog(ctx, reload);
   panel.append(
     h('div', { class: 'panel-toolbar' },
       h('p', { class: 'muted' }, `Every ${unitName(state.unit, 1)} allocation with its schedule, when its credits expire and what became of them.`),
       exportButton('Export CSV', '/v1/reports/credits', filterQuery, 'credit-management.csv')),
-    body, endDialog.el);
+    body, endDialog.el, editDialog.el);
   const buildingNames = (ids) => (ids || []).map((id) => (bmap.get(id) || { name: id }).name).join(', ');
   const amountText = (r) => (r.amount === 'unlimited' ? 'Unlimited' : fmtCredits(r.amount, r.unit));
   const now = ctx.serverNow();
@@ -214,9 +215,12 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
       { key: 'expired', label: 'Expired', num: true, title: 'Expired unused', render: (r) => h('span', { 'data-expired': String(r.expired) }, fmtAmount(r.expired)) },
       { key: 'remaining', label: 'Left', title: 'Remaining', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.remaining) },
       { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
-      ctx.canAssign ? { key: 'act', label: 'Actions', sortable: false, render: (r) => (r.status === 'active' || r.status === 'upcoming'
-        ? h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-end': r.allocation_id,
-          'aria-label': `End ${r.description || 'allocation'} of ${r.tenant_name}`, onclick: () => endDialog.open(r) }, 'End…')
+      ctx.canAssign ? { key: 'act', label: 'Actions', sortable: false, render: (r) => (r.status === 'active' || r.status === 'upcoming' || r.status === 'scheduled'
+        ? h('span', { class: 'button-row' },
+          h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-edit-allocation': r.allocation_id,
+            'aria-label': `Edit ${r.description || 'allocation'} of ${r.tenant_name}`, onclick: () => editDialog.open(r) }, 'Edit…'),
+          h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'data-end': r.allocation_id,
+            'aria-label': `End ${r.description || 'allocation'} of ${r.tenant_name}`, onclick: () => endDialog.open(r) }, 'End…'))
         : '') } : null,
     ].filter(Boolean), rows, {
       caption: 'Credit allocations', sortKey: 'start', sortDir: 'desc', cls: 'table-credits',
@@ -225,7 +229,7 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
     });
     body.append(t.el, h('p', { class: 'table-foot muted' }, `${rows.length} allocation${rows.length === 1 ? '' : 's'}. `,
       'Granted = used + expired + left (“ahead” is use paid from a period that has not begun). ',
-      'Amounts and recipients of an allocation cannot be edited here yet (the server offers no edit); end it and assign a new one instead.'));
+      'Edit changes the description at once and amounts from the next period; to change who receives credits, end the allocation and assign a new one.'));
   }, 'Loading allocations…');
 }
 
@@ -299,6 +303,86 @@ function endAllocationDialog(ctx, bmap, onDone) {
       err.hidden = true;
       el.showModal();
       date.focus();
+    },
+  };
+}
+
+/** Edits an allocation (PATCH /v1/allocations/{id}): the description at
+ *  once, each line's amount from the next period (periods that have begun
+ *  keep what they granted). Scopes and recipients are not editable. */
+function editAllocationDialog(ctx, onDone) {
+  const el = h('dialog', { class: 'dialog dialog-small', id: 'edit-allocation-dialog', 'aria-labelledby': 'edit-allocation-title' });
+  const text = h('p', { class: 'muted' });
+  const desc = h('input', { type: 'text', id: 'edit-allocation-description', maxlength: '500', 'data-field': 'description' });
+  const lines = h('div', { class: 'rows', id: 'edit-allocation-lines' });
+  const err = h('div', { class: 'field-error', role: 'alert', hidden: true, id: 'edit-allocation-error' });
+  const keep = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Cancel');
+  const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'edit-allocation-save' }, 'Save');
+  el.append(h('div', { class: 'dialog-form' },
+    h('h2', { class: 'dialog-title', id: 'edit-allocation-title' }, 'Edit allocation'), text,
+    h('div', { class: 'field' }, h('label', { for: 'edit-allocation-description' }, 'Description'), desc),
+    h('div', { class: 'field' }, h('span', { class: 'label' }, 'Amount per period'), lines,
+      h('div', { class: 'hint' }, 'New amounts apply from the next period; the current period keeps what it granted.')),
+    err, h('div', { class: 'dialog-actions' }, keep, save)));
+  keep.addEventListener('click', () => el.close());
+  let current = null;
+  const scopeText = (l) => (l.scope === 'all' ? 'All resources' : l.scope === 'tags' ? `Tagged ${(l.tags || []).join(', ')}` : `${(l.resource_ids || []).length} resource(s)`);
+  save.addEventListener('click', () => busy(save, async () => {
+    err.hidden = true;
+    const body = {};
+    if (desc.value !== (current.alloc.description || '')) body.description = desc.value;
+    const inputs = [...lines.querySelectorAll('input')];
+    const next = current.alloc.lines.map((l, i) => {
+      const v = inputs[i].value.trim();
+      const amount = v.toLowerCase() === 'unlimited' ? 'unlimited' : Number(v);
+      const line = { scope: l.scope, amount };
+      if (l.resource_ids) line.resource_ids = l.resource_ids;
+      if (l.tags) line.tags = l.tags;
+      return line;
+    });
+    if (next.some((l) => l.amount !== 'unlimited' && !(l.amount > 0))) {
+      err.textContent = 'Each amount must be a positive number (or “unlimited” for hours).';
+      err.hidden = false;
+      return;
+    }
+    if (next.some((l, i) => l.amount !== current.alloc.lines[i].amount)) body.lines = next;
+    if (!Object.keys(body).length) {
+      el.close();
+      return;
+    }
+    try {
+      await patch(`/v1/allocations/${current.alloc.id}`, body, newIdempotencyKey());
+      el.close();
+      ctx.forget('allocations');
+      toast(`Saved ${body.description || current.alloc.description || 'the allocation'}`);
+      onDone();
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+    }
+  }, 'Saving…'));
+  return {
+    el,
+    async open(row) {
+      err.hidden = true;
+      let alloc;
+      try {
+        alloc = await get(`/v1/allocations/${row.allocation_id}`);
+      } catch (e) {
+        toast(e.message, 'error');
+        return;
+      }
+      current = { alloc };
+      text.textContent = `${row.tenant_name} · ${RECURRENCE_LABEL[alloc.schedule.recurrence] || alloc.schedule.recurrence}${(alloc.versions || []).length ? ` · edited ${alloc.versions.length} time${alloc.versions.length === 1 ? '' : 's'}` : ''}`;
+      desc.value = alloc.description || '';
+      clear(lines);
+      alloc.lines.forEach((l, i) => {
+        const id = `edit-allocation-amount-${i}`;
+        lines.append(h('div', { class: 'field' }, h('label', { for: id }, scopeText(l)),
+          h('input', { type: 'text', inputmode: 'decimal', id, value: String(l.amount), 'data-field': 'lines' })));
+      });
+      el.showModal();
+      desc.focus();
     },
   };
 }

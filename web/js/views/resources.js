@@ -5,7 +5,7 @@
 import { patch, post, newIdempotencyKey } from '../api.js';
 import {
   h, clear, pageHeader, select, sortableTable, fmtMoney, fmtAmount, unitName, emptyState, errorSlot, clearErrors,
-  showError, showErrors, clearErrorsOnEdit, toast, busy, titleCase, fromMinor, toMinor, uid,
+  showError, showErrors, clearErrorsOnEdit, toast, busy, titleCase, fromMinor, toMinor, uid, confirmDialog,
 } from '../ui.js';
 
 let chosenBuilding = '';
@@ -46,15 +46,35 @@ export async function render(page, ctx) {
       { key: 'money', label: 'Money price', num: true, value: (r) => moneyPerHour(r), render: (r) => (r.credit_only ? h('span', { class: 'muted' }, 'Credits only') : moneyPerHour(r) == null ? '—' : `${fmtMoney(moneyPerHour(r), b.currency)} per hour`) },
       { key: 'credits', label: 'Credit price', value: (r) => creditSummary(r), render: (r) => creditSummary(r) || h('span', { class: 'badge badge-muted' }, 'Credits off') },
       { key: 'credit_only', label: 'Credit only', value: (r) => (r.credit_only ? 'Yes' : 'No') },
-      { key: 'edit', label: 'Actions', sortable: false, render: (r) => h('button', {
+      { key: 'edit', label: 'Actions', sortable: false, render: (r) => h('span', { class: 'button-row' }, h('button', {
         type: 'button', class: 'btn btn-secondary btn-small', 'data-edit': r.id, 'aria-label': `Edit credit settings for ${r.name}`,
         disabled: !ctx.canAssign, onclick: () => dialog.open(r, b),
-      }, 'Edit') },
+      }, 'Edit'), ctx.canAssign ? h('button', {
+        type: 'button', class: 'btn btn-danger-ghost btn-small', 'data-archive': r.id, 'aria-label': `Archive ${r.name}`,
+        onclick: () => archive(r),
+      }, 'Archive') : null) },
     ], list, { caption: `Resources in ${b.name}`, sortKey: 'name', rowAttrs: (r) => ({ 'data-resource': r.id }),
       empty: emptyState('No resources in this building', ctx.canAssign ? 'Add one with “Add resource”.' : 'An operator adds them.') });
     body.append(t.el);
     if (!ctx.canAssign) body.append(h('p', { class: 'table-foot muted' }, 'Your role can view resources but not change them.'));
   }
+  /** Archiving keeps the resource's bookings and history; it takes no new
+   *  booking and leaves the list (PATCH {"archived": true}). */
+  async function archive(r) {
+    const sure = await confirmDialog(`Archive ${r.name}?`,
+      'It takes no new bookings and leaves this list. Its bookings, including future ones, and its history stay; cancel any future booking you no longer want.',
+      'Archive', { danger: true, id: 'archive-confirm' });
+    if (!sure) return;
+    try {
+      await patch(`/v1/resources/${r.id}`, { archived: true }, newIdempotencyKey());
+      ctx.forget('resources');
+      toast(`${r.name} is archived`);
+      await show();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
+
   await show();
 }
 

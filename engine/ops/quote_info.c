@@ -1,0 +1,210 @@
+/* quote_info.c - why credits cannot pay for a quoted booking, and whether
+ * its slot is free.  Read-only: nothing here creates a lot or writes. */
+#include "quote_info.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "amount.h"
+#include "bookings.h"
+#include "ledger.h"
+
+static int
+oom(struct op *op)
+{
+    return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+static const char *
+unit_words(const char *unit)
+{
+    return unit != NULL && strcmp(unit, "coin") == 0 ? "coins" : "hours";
+}
+
+static int
+reason(struct op *op, const char *code, json_t *details, json_t **out, const char *fmt, ...)
+    ENG_PRINTF(5, 6);
+
+static int
+reason(struct op *op, const char *code, json_t *details, json_t **out, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    *out = json_pack("{s:s, s:s, s:o}", "code", code, "message", msg, "details",
+                     details != NULL ? details : json_object());
+    return *out != NULL ? 0 : oom(op);
+}
+
+/* The user's lots of the unit valid at t that the principal reaches, by
+ * the eligibility of each allocation's own building (no resource): their
+ * count, and the earliest start and latest end among them. */
+static int
+lots_at(struct op *op, const struct quote_credit_facts *f, int64_t t, int *count,
+        int64_t *from_min, int64_t *until_max)
+{
+    struct cand_list list = {0};
+    int rc = ledger_candidates(&op->lx, NULL, f->user_id, f->tenant_id, f->user, f->tenant, NULL,
+                               f->unit, t, false, true, &list);
+    *count = 0;
+    *from_min = INT64_MAX;
+    *until_max = INT64_MIN;
+    for (int i = 0; rc == 0 && i < list.count; i++) {
+        bool reaches = false;
+        rc = op_check_reaches(op, OP_OBJ_ALLOCATION, list.items[i].alloc_id, &reaches);
+        if (rc == 0 && reaches) {
+            (*count)++;
+            *from_min = list.items[i].valid_from < *from_min ? list.items[i].valid_from : *from_min;
+            *until_max =
+                list.items[i].valid_until > *until_max ? list.items[i].valid_until : *until_max;
+        }
+    }
+    cand_list_free(&list);
+    return rc;
+}
+
+/* The local date of t in the building's zone, as YYYY-MM-DD. */
+static void
+local_date(const struct quote_credit_facts *f, int64_t t, char *buf, size_t cap)
+{
+    struct civil_time lt;
+    struct eng_error e = {0};
+    const char *zone = json_string_value(json_object_get(f->building, "timezone"));
+    if (zone == NULL || tz_local_time(zone, t, &lt, &e) != 0) {
+        time_format_rfc3339(t, buf, cap);
+        return;
+    }
+    struct civil_date d = {lt.year, lt.month, lt.day};
+    date_format(d, buf, cap);
+}
+
+static int
+insufficient(struct op *op, const struct quote_credit_facts *f, int64_t available, json_t **out)
+{
+    char need[32], have[32];
+    amount_format(f->credits, need, sizeof need);
+    amount_format(available, have, sizeof have);
+    json_t *d = json_pack("{s:o, s:o, s:s}", "needed", amount_to_json(f->credits), "available",
+                          amount_to_json(available), "unit", f->unit);
+    if (d == NULL) {
+        return oom(op);
+    }
+    return reason(op, "insufficient_balance", d, out,
+                  "This booking costs %s %s and %s %s of yours can pay for it: credits pay "
+                  "the whole price or nothing.",
+                  need, unit_words(f->unit), have, unit_words(f->unit));
+}
+
+int
+quote_credits_reason(struct op *op, const struct quote_credit_facts *f, json_t **out)
+{
+    *out = NULL;
+    if (!f->building_accepts) {
+        return reason(op, "credits_not_accepted", NULL, out,
+                      "This building does not take credits as payment.");
+    }
+    if (!f->priced_in_credits) {
+        return reason(op, "not_priced_in_credits", NULL, out,
+                      "This space has no credit price; it is paid by invoice or card.");
+    }
+    if (f->candidates > 0) {
+        return f->unlimited || f->available >= f->credits ? 0
+                                                          : insufficient(op, f, f->available, out);
+    }
+    /* Lots that could pay here, all spent. */
+    struct cand_list spent = {0};
+    int rc = ledger_candidates(&op->lx, f->pol, f->user_id, f->tenant_id, f->user, f->tenant,
+                               f->resource, f->unit, f->start, false, true, &spent);
+    int n_spent = spent.count;
+    cand_list_free(&spent);
+    if (rc != 0) {
+        return rc;
+    }
+    if (n_spent > 0) {
+        return insufficient(op, f, 0, out);
+    }
+    int count = 0;
+    int64_t from = 0, until = 0;
+    char day[40];
+    local_date(f, f->start, day, sizeof day);
+    if (lots_at(op, f, f->start, &count, &from, &until) != 0) {
+        return op->err->status;
+    }
+    if (count > 0) {
+        return reason(op, "not_eligible", NULL, out,
+                      "Your %s valid on %s cannot pay for this space: they are for other "
+                      "buildings or spaces, or not for you.",
+                      unit_words(f->unit), day);
+    }
+    if (lots_at(op, f, op->now, &count, &from, &until) != 0) {
+        return op->err->status;
+    }
+    if (count > 0) {
+        char a[40], b[40];
+        local_date(f, from, a, sizeof a);
+        json_t *d = json_pack("{s:o, s:o}", "valid_from", json_time(from), "valid_until",
+                              until == TIME_NEVER ? json_null() : json_time(until));
+        if (d == NULL) {
+            return oom(op);
+        }
+        if (until != TIME_NEVER && until <= f->start) {
+            local_date(f, until - 1, b, sizeof b);
+            return reason(op, "no_lot_at_time", d, out,
+                          "None of your %s are valid on %s: the ones you have end on %s.",
+                          unit_words(f->unit), day, b);
+        }
+        return reason(op, "no_lot_at_time", d, out,
+                      "None of your %s are valid on %s: the ones you have start on %s.",
+                      unit_words(f->unit), day, a);
+    }
+    return reason(op, "no_credits", NULL, out, "You have no %s to pay with.",
+                  unit_words(f->unit));
+}
+
+struct slot_ud {
+    struct op *op;
+    json_t *list;
+};
+
+static int
+slot_add(void *ud, const struct booking_overlap *o)
+{
+    struct slot_ud *s = ud;
+    bool reaches = false;
+    if (op_check_reaches(s->op, OP_OBJ_BOOKING, o->id, &reaches) != 0) {
+        return s->op->err->status;
+    }
+    json_t *c = json_pack("{s:o, s:o}", "start", json_time(o->start_at), "end",
+                          json_time(o->end_at));
+    if (c != NULL && reaches) {
+        json_object_set_new(c, "booking_id", id_json("bkg", o->id));
+    }
+    if (c == NULL || json_array_append_new(s->list, c) != 0) {
+        return oom(s->op);
+    }
+    return 0;
+}
+
+int
+quote_slot(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_t **out)
+{
+    struct slot_ud s = {op, json_array()};
+    int64_t count = 0;
+    *out = NULL;
+    if (s.list == NULL) {
+        return oom(op);
+    }
+    int rc = store_booking_overlaps(op->store, resource_id, start, end, QUOTE_CONFLICTS_MAX,
+                                    slot_add, &s, &count, op->err);
+    if (rc != 0) {
+        json_decref(s.list);
+        return rc;
+    }
+    *out = json_pack("{s:b, s:b, s:o, s:I}", "available", count == 0,
+                     "in_past", start < op->now, "conflicts", s.list, "conflict_count",
+                     (json_int_t)count);
+    return *out != NULL ? 0 : oom(op);
+}
