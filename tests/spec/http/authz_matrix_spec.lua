@@ -232,6 +232,11 @@ local function fresh_allocation(shape)
   return { kind = "allocation", id = a.id, tenant = shape.tenant, buildings = shape.buildings }
 end
 
+local function fresh_resource(shape)
+  local r = env:room({ id = shape.building }, { room_name = unique("Room") })
+  return { kind = "resource", id = r.id, building = shape.building, name = r.name }
+end
+
 local function q(params)
   local parts = {}
   for _, kv in ipairs(params) do parts[#parts + 1] = kv[1] .. "=" .. kv[2] end
@@ -321,6 +326,9 @@ local EXPECT = {
                                  send = function(r) return "GET", "/v1/resources/" .. r.id end },
   ["PATCH /v1/resources/{id}"] = { roles = ASSIGN, objects = "resources", send = function(r)
     return "PATCH", "/v1/resources/" .. r.id, { name = r.name } end },
+  -- DELETE archives (history kept): each cell archives its own new room.
+  ["DELETE /v1/resources/{id}"] = { roles = ASSIGN, objects = "resources", fresh = fresh_resource,
+    send = function(r) return "DELETE", "/v1/resources/" .. r.id end },
 
   ["POST /v1/tenants"] = { roles = ASSIGN, objects = "lease_sets", send = function(l)
     return "POST", "/v1/tenants", { name = unique("Company"), building_ids = l.buildings } end },
@@ -368,6 +376,8 @@ local EXPECT = {
     filters = { { "tenant_id", "tenants" }, { "building_id", "buildings" } } } },
   ["GET /v1/allocations/{id}"] = { roles = ALL, objects = "allocations",
                                    send = function(a) return "GET", "/v1/allocations/" .. a.id end },
+  ["PATCH /v1/allocations/{id}"] = { roles = ASSIGN, objects = "allocations", send = function(a)
+    return "PATCH", "/v1/allocations/" .. a.id, { description = "matrix" } end },
   ["POST /v1/allocations/{id}/end"] = { roles = ASSIGN, objects = "allocation_shapes",
     fresh = fresh_allocation, send = function(a)
       return "POST", "/v1/allocations/" .. a.id .. "/end", { ["end"] = "2026-06-30" } end },
@@ -400,6 +410,10 @@ local EXPECT = {
   ["POST /v1/bookings/{id}/cancel"] = { roles = BOOKERS, objects = "booking_shapes",
     fresh = fresh_booking,
     send = function(b) return "POST", "/v1/bookings/" .. b.id .. "/cancel", {} end },
+
+  -- What a cancel would give back: whoever may cancel the booking.
+  ["GET /v1/bookings/{id}/refund"] = { roles = BOOKERS, objects = "bookings",
+    send = function(b) return "GET", "/v1/bookings/" .. b.id .. "/refund" end },
 
   ["GET /v1/reports/datahub"] = { roles = COMPANY, list = {
     base = { { "unit", "hour" }, { "from", "2026-01" }, { "to", "2026-03" } },

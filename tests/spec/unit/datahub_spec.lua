@@ -316,7 +316,15 @@ describe("Data Hub", function()
       tonumber(w.tenant.id:match("%d+"))))
     q:close()
     assert(os.execute(("sqlite3 '%s/allot.db' < '%s/users.sql'"):format(dir, dir)))
-    F.grant(db, w, 1, { start = "2026-01-01" }, { pool = "per_user" })
+    -- One request opens at most 640 lots (alloc_open_lots_max): five
+    -- per-user grants of 560 listed members each.
+    local first = tonumber(w.user.id:match("%d+"))
+    for g = 0, 4 do
+      local ids = {}
+      for i = 1, 560 do ids[i] = "usr_" .. (first + g * 560 + i - 1) end
+      F.grant(db, w, 1, { start = "2026-01-01" },
+              { pool = "per_user", targeting = { type = "users", user_ids = ids } })
+    end
     local args = { from = "2026-01", to = "2028-12", group_by = "user" }
     for _, a in ipairs { args, { from = "2026-01", to = "2028-12", group_by = "user",
                                  format = "csv" } } do
