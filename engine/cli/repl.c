@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,23 @@ usage(void)
     fprintf(stderr, "usage:\n"
                     "  allot repl --db FILE [--create] [--policies DIR] [--now RFC3339]\n"
                     "  allot repl --url http://HOST:PORT --key KEY   (or ALLOT_KEY=KEY)\n");
+}
+
+/* Names the mistake, shows the usage; returns 2. */
+static int
+bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("allot repl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage();
+    return 2;
 }
 
 /* ---------- signals ---------- */
@@ -513,19 +531,29 @@ parse_args(int argc, char **argv, struct repl_opts *o)
                             : strcmp(argv[i], "--url") == 0      ? &o->url
                             : strcmp(argv[i], "--key") == 0      ? &o->key
                                                                  : NULL;
-        if (slot == NULL || i + 1 >= argc) {
-            usage();
-            return 2;
+        if (slot == NULL) {
+            return bad_usage("unknown option '%s'", argv[i]);
+        }
+        if (i + 1 >= argc) {
+            return bad_usage("%s needs a value", argv[i]);
         }
         *slot = argv[++i];
     }
     if (o->key == NULL) {
         o->key = getenv("ALLOT_KEY"); /* keeps the key out of `ps` */
     }
-    if ((o->db == NULL) == (o->url == NULL) || (o->url != NULL && o->key == NULL) ||
-        (o->url != NULL && (o->policies != NULL || o->now != NULL || o->create))) {
-        usage();
-        return 2;
+    if (o->db == NULL && o->url == NULL) {
+        return bad_usage("--db FILE or --url URL is required (a database file, or a running "
+                         "allotd)");
+    }
+    if (o->db != NULL && o->url != NULL) {
+        return bad_usage("--db and --url exclude each other");
+    }
+    if (o->url != NULL && o->key == NULL) {
+        return bad_usage("--url needs --key KEY (or ALLOT_KEY in the environment)");
+    }
+    if (o->url != NULL && (o->policies != NULL || o->now != NULL || o->create)) {
+        return bad_usage("--policies, --now and --create apply to --db only");
     }
     struct stat sb;
     if (o->db != NULL && !o->create && stat(o->db, &sb) != 0) {
