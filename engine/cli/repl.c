@@ -491,6 +491,7 @@ history_open(struct repl *r)
     stifle_history(REPL_HISTORY_LINES_MAX);
     /* An entry of several lines is written with a timestamp line before
      * it, and read back whole up to the next one. */
+    history_comment_char = '#'; /* readline starts each timestamp with it */
     history_write_timestamps = 1;
     history_multiline_entries = 1;
     if (r->history_path[0] != '\0') {
@@ -608,6 +609,9 @@ parse_args(int argc, char **argv, struct repl_opts *o)
     }
     if (o->key == NULL) {
         o->key = getenv("ALLOT_KEY"); /* keeps the key out of `ps` */
+    }
+    if (o->key != NULL && o->key[0] == '\0') {
+        o->key = NULL;
     }
     if (o->db == NULL && o->url == NULL) {
         return bad_usage("--db FILE or --url URL is required (a database file, or a running "

@@ -567,7 +567,8 @@ local function cut(s, w)
     local stop = utf8.offset(s, w)
     local head = stop and s:sub(1, stop - 1) or s:sub(1, w - 1)
     local at = head:match("^.*()[%s,;]")
-    if at and at > #head // 2 then
+    local whole = s:sub(#head + 1, #head + 1):match("[%s,;]") ~= nil -- head ends a word
+    if at and at > #head // 2 and not whole then
         head = head:sub(1, at - 1)
     end
     return (head:gsub("[%s,;=]+$", "")) .. "\u{2026}" -- an ellipsis
