@@ -217,7 +217,9 @@ print_problem(void *ud, int check, const char *what, const char *problem)
 static int
 cmd_verify(int argc, char **argv)
 {
-    static const char *const valued[] = {"--db", NULL};
+    /* --policies is accepted and unused (verify reads no policy), so the
+     * same flags serve every command in scripts. */
+    static const char *const valued[] = {"--db", "--policies", NULL};
     static const char *const bare[] = {"--create", NULL};
     int bad = check_options("verify", argc, argv, 2, valued, bare);
     if (bad != 0) {
