@@ -381,6 +381,42 @@ pidfile_holder(const char *path, long *pid)
     return rc;
 }
 
+/* Builds every building's policy set on the --db file as a reload would,
+ * and lists the ones that fail.  Exit status 0 when all load. */
+static int
+check_policies_here(int argc, char **argv)
+{
+    struct engine eng;
+    int rc = open_engine(&eng, argc, argv);
+    if (rc != 0) {
+        return rc;
+    }
+    struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "console"};
+    json_t *out = NULL;
+    bool created;
+    bool replayed;
+    struct eng_error err = {0};
+    if (engine_exec(&eng, &console, "policies.reload", NULL, NULL, &out, &created, &replayed,
+                    &err) != 0) {
+        print_refusal("policies reload", &err, argc, argv);
+        rc = 1;
+    } else {
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(out, "failed"), i, f) {
+            printf("refused: %s: %s\n", json_string_value(json_object_get(f, "building_id")),
+                   json_string_value(json_object_get(f, "message")));
+        }
+        printf("%lld building policy sets load, %zu refused\n",
+               (long long)json_integer_value(json_object_get(out, "reloaded")),
+               json_array_size(json_object_get(out, "failed")));
+        rc = json_array_size(json_object_get(out, "failed")) == 0 ? 0 : 1;
+    }
+    json_decref(out);
+    engine_close(&eng);
+    return rc;
+}
+
 /* Reloads the policies of the allotd that serves --db (found through its pid
  * file, FILE.pid unless --pid-file says otherwise: every building's set is
  * rebuilt, a failing one keeps serving its old set), or of the process
@@ -430,35 +466,7 @@ cmd_policies_reload(int argc, char **argv)
     }
     printf("no allotd serves %s (no live pid file %s): checking its policies here\n", db,
            path);
-    struct engine eng;
-    int rc = open_engine(&eng, argc, argv);
-    if (rc != 0) {
-        return rc;
-    }
-    struct principal console = {.role = ROLE_SUPER_ADMIN, .name = "console"};
-    json_t *out = NULL;
-    bool created;
-    bool replayed;
-    struct eng_error err = {0};
-    if (engine_exec(&eng, &console, "policies.reload", NULL, NULL, &out, &created, &replayed,
-                    &err) != 0) {
-        print_refusal("policies reload", &err, argc, argv);
-        rc = 1;
-    } else {
-        size_t i;
-        json_t *f;
-        json_array_foreach(json_object_get(out, "failed"), i, f) {
-            printf("refused: %s: %s\n", json_string_value(json_object_get(f, "building_id")),
-                   json_string_value(json_object_get(f, "message")));
-        }
-        printf("%lld building policy sets load, %zu refused\n",
-               (long long)json_integer_value(json_object_get(out, "reloaded")),
-               json_array_size(json_object_get(out, "failed")));
-        rc = json_array_size(json_object_get(out, "failed")) == 0 ? 0 : 1;
-    }
-    json_decref(out);
-    engine_close(&eng);
-    return rc;
+    return check_policies_here(argc, argv);
 }
 
 int

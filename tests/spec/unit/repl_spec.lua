@@ -431,6 +431,20 @@ describe_terminal("allot repl on a terminal", function()
         term:wait("allot> help")
     end)
 
+    it("fits a wide table to the terminal's 200 columns", function()
+        local screen = term:run('t = {} for c = 1, 8 do t[("col%d"):format(c)] = '
+                                .. '("word "):rep(12) end return {t, t}', "allot> ")
+        local rows = 0
+        for line in screen:gmatch("[^\n]+") do
+            if line:find("^word") then
+                rows = rows + 1
+                assert.truthy(utf8.len(line) <= 200, line)
+                assert.truthy(line:find("word\u{2026}", 1, true), line)
+            end
+        end
+        assert.equal(2, rows, screen)
+    end)
+
     it("prints help()", function()
         local screen = term:run("help()", "allot> ")
         assert.truthy(screen:find("quote({...}, {candidate = ", 1, true), screen)
