@@ -187,7 +187,7 @@ push_module_fn(struct repl *r, const char *name)
 }
 
 /* Whether the input just run called exit() or quit; *code gets its exit
- * status when it gave one (else it is left alone). */
+ * status when it gave one (else it is left alone).  [-0, +0, -] */
 static bool
 leaving(struct repl *r, int *code)
 {
@@ -203,7 +203,8 @@ leaving(struct repl *r, int *code)
     return yes;
 }
 
-/* Tells repl.lua how wide the screen is, so tables fit it (0: no limit). */
+/* Tells repl.lua how wide the screen is, so tables fit it (0: no limit).
+ * [-0, +0, m] */
 static void
 set_columns(struct repl *r, int columns)
 {

@@ -1102,8 +1102,8 @@ local function install_globals(describe)
     end
     -- exit(code) leaves once the current input has run; repl.c reads these.
     function _G.exit(code)
-        if code ~= nil and math.type(code) ~= "integer" then
-            error("exit takes an integer exit status", 2)
+        if code ~= nil and (math.type(code) ~= "integer" or code < 0 or code > 255) then
+            error("exit takes an exit status from 0 to 255", 2)
         end
         M.leaving, M.exit_code = true, code
     end
