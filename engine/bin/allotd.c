@@ -2,6 +2,7 @@
  *
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
  *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
+ *          [--pid-file FILE]
  *   allotd --routes       prints the route table as JSON and exits
  *
  * Order: options, signals blocked (so every thread inherits the mask and
@@ -10,14 +11,24 @@
  * listener, waits for requests in flight (each acknowledged write has been
  * committed before its response was written), closes the engine and exits
  * 0.  SIGHUP rebuilds every building's policy set from the database and
- * the policy directory; a set that fails to load keeps the old one serving. */
+ * the policy directory; a set that fails to load keeps the old one serving.
+ *
+ * The pid file (FILE.pid next to the database unless --pid-file says
+ * otherwise) is taken first of all: allotd writes its process id there and
+ * holds an exclusive lock on it until it exits, so `allot policies reload
+ * --db FILE` signals the server of that database and no other, a file left
+ * by a crash is never mistaken for a live server, and a second allotd on
+ * the same database is refused before it touches it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "auth.h"
@@ -33,6 +44,7 @@ struct options {
     struct engine_config eng;
     struct http_config http;
     bool demo;
+    char pid_file[ENGINE_PATH_MAX + 8]; /* "" = FILE.pid next to the database */
 };
 
 /* Processes period boundaries (expiry, rollover, new periods) once a
@@ -50,8 +62,10 @@ usage(FILE *f)
 {
     fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
                "              [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]]\n"
-               "              [--demo]\n"
-               "       allotd --routes   (the route table as JSON)\n");
+               "              [--demo] [--pid-file FILE]\n"
+               "       allotd --routes   (the route table as JSON)\n"
+               "the pid file (default: the database's path + .pid) is locked while allotd "
+               "runs;\n`allot policies reload --db FILE` finds the server through it\n");
 }
 
 static int
@@ -78,7 +92,8 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
         return 0;
     }
     static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
-                                             "--threads", "--now", "--policy-wall-ms", NULL};
+                                             "--threads", "--now", "--policy-wall-ms",
+                                             "--pid-file", NULL};
     bool known = false;
     for (int k = 0; with_value[k] != NULL; k++) {
         known = known || strcmp(f, with_value[k]) == 0;
@@ -98,6 +113,8 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
         return copy_opt(o->eng.policies_dir, sizeof o->eng.policies_dir, f, v);
     } else if (strcmp(f, "--listen") == 0) {
         return copy_opt(o->http.listen, sizeof o->http.listen, f, v);
+    } else if (strcmp(f, "--pid-file") == 0) {
+        return copy_opt(o->pid_file, sizeof o->pid_file, f, v);
     } else if (strcmp(f, "--web") == 0) {
         return copy_opt(o->http.web_dir, sizeof o->http.web_dir, f, v);
     } else if (strcmp(f, "--threads") == 0) {
@@ -157,7 +174,51 @@ parse_options(struct options *o, int argc, char **argv)
         return -1;
     }
     o->http.fake_clock = o->eng.fake_clock;
+    if (o->pid_file[0] == '\0') {
+        snprintf(o->pid_file, sizeof o->pid_file, "%s.pid", o->eng.db_path);
+    }
     return 0;
+}
+
+/* Takes the pid file: opens (or creates) it, locks it for the life of the
+ * process and writes our process id in it.  The descriptor stays open (the
+ * lock goes with it; the kernel drops it however the process ends).
+ * Returns the descriptor, or -1 with the reason printed: another allotd
+ * holds the file, or it cannot be written. */
+static int
+pidfile_take(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "allotd: pid file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char text[32] = {0};
+        ssize_t n = errno == EWOULDBLOCK ? read(fd, text, sizeof text - 1) : 0;
+        text[n > 0 ? strcspn(text, "\n") : 0] = '\0';
+        fprintf(stderr, "allotd: %s is locked: allotd %s already serves this database\n",
+                path, text[0] != '\0' ? text : "(unknown pid)");
+        close(fd);
+        return -1;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, text, (size_t)len) != (ssize_t)len) {
+        fprintf(stderr, "allotd: pid file %s: %s\n", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Removes the pid file at a clean stop, while still holding its lock, so
+ * no reader takes the file of a server that has gone for a live one. */
+static void
+pidfile_release(const char *path, int fd)
+{
+    (void)unlink(path);
+    close(fd);
 }
 
 static void *
@@ -280,8 +341,14 @@ wait_for_stop(struct engine *eng, const sigset_t *set)
 static void
 print_ready(const struct demo_keys *keys, const struct http_server *srv)
 {
+    /* "demo key ROLE: KEY" alone on its line (scripts read it), whom the
+     * key stands for on the next. */
+    if (keys != NULL) {
+        printf("demo keys, the same at every start (%s; %d new):\n", keys->path, keys->minted);
+    }
     for (int i = 0; keys != NULL && i < keys->count; i++) {
         printf("demo key %s: %s\n", keys->role[i], keys->key[i]);
+        printf("    %s\n", keys->who[i]);
     }
     printf("allotd: listening on %s\n", srv->url);
     fflush(stdout);
@@ -304,27 +371,30 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(o.http.threads);
 
+    int pid_fd = pidfile_take(o.pid_file);
+    if (pid_fd < 0) {
+        return 1;
+    }
     struct eng_error err = {0};
     struct demo_keys keys = {0};
     if (o.demo && demo_prepare(&o.eng, &keys, &err) != 0) {
         fprintf(stderr, "allotd: demo data: %s\n", err.msg);
+        pidfile_release(o.pid_file, pid_fd);
         return 1;
     }
     static struct engine eng; /* large; and it must outlive every worker */
     if (engine_open(&eng, &o.eng, &err) != 0) {
         fprintf(stderr, "allotd: %s\n", err.msg);
+        pidfile_release(o.pid_file, pid_fd);
         return 1;
     }
     /* Concurrent writes share one commit (and one fsync) per batch. */
-    if (engine_start_writer(&eng, &err) != 0) {
-        fprintf(stderr, "allotd: %s\n", err.msg);
-        engine_close(&eng);
-        return 1;
-    }
     struct http_server srv;
-    if (http_server_start(&srv, &eng, &o.http, &err) != 0) {
+    if (engine_start_writer(&eng, &err) != 0 ||
+        http_server_start(&srv, &eng, &o.http, &err) != 0) {
         fprintf(stderr, "allotd: %s\n", err.msg);
         engine_close(&eng);
+        pidfile_release(o.pid_file, pid_fd);
         return 1;
     }
     struct ticker ticker;
@@ -338,5 +408,6 @@ main(int argc, char **argv)
     http_server_stop(&srv);
     engine_auth_thread_done();
     engine_close(&eng);
+    pidfile_release(o.pid_file, pid_fd);
     return 0;
 }

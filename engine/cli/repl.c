@@ -18,8 +18,11 @@
  * On a terminal, lines are edited with readline, history is kept in
  * ~/.allot_history (or $ALLOT_HISTORY), Tab completes globals, db: methods
  * and operation names, Ctrl-C stops a running command or clears the line,
- * and Ctrl-D leaves.  With piped input there are no prompts and no banner,
- * so scripts work; the exit status is 1 if any input raised an error.
+ * and Ctrl-D (or exit, or quit) leaves.  A statement typed over several
+ * lines is one history entry.  Tables are fitted to the terminal's width.
+ * With piped input there are no prompts and no banner, so scripts work;
+ * tables fit $COLUMNS when it is set; the exit status is that of exit(n),
+ * else 1 if any input raised an error.
  *
  * This file owns the terminal, the signals and the read-eval loop.  The Lua
  * half (repl.lua: the remote handle, the printer, completion candidates,
@@ -28,6 +31,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +78,8 @@ struct repl {
     size_t chunk_len;
     bool interactive;
     int failures;    /* inputs that raised an error */
+    bool left;       /* exit() or quit ran */
+    int exit_code;   /* exit(n)'s n, else -1 */
     char history_path[REPL_PATH_BYTES_MAX];
 };
 
@@ -100,6 +106,23 @@ usage(void)
     fprintf(stderr, "usage:\n"
                     "  allot repl --db FILE [--create] [--policies DIR] [--now RFC3339]\n"
                     "  allot repl --url http://HOST:PORT --key KEY   (or ALLOT_KEY=KEY)\n");
+}
+
+/* Names the mistake, shows the usage; returns 2. */
+static int
+bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("allot repl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage();
+    return 2;
 }
 
 /* ---------- signals ---------- */
@@ -161,6 +184,38 @@ push_module_fn(struct repl *r, const char *name)
     lua_getfield(r->L, -1, name);
     lua_remove(r->L, -2);
     return true;
+}
+
+/* Whether the input just run called exit() or quit; *code gets its exit
+ * status when it gave one (else it is left alone).  [-0, +0, -] */
+static bool
+leaving(struct repl *r, int *code)
+{
+    lua_State *L = r->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->module_ref);
+    lua_getfield(L, -1, "leaving");
+    lua_getfield(L, -2, "exit_code");
+    bool yes = lua_toboolean(L, -2);
+    if (yes && lua_isinteger(L, -1)) {
+        *code = (int)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 3);
+    return yes;
+}
+
+/* Tells repl.lua how wide the screen is, so tables fit it (0: no limit).
+ * [-0, +0, m] */
+static void
+set_columns(struct repl *r, int columns)
+{
+    lua_rawgeti(r->L, LUA_REGISTRYINDEX, r->module_ref);
+    if (columns > 0) {
+        lua_pushinteger(r->L, columns);
+    } else {
+        lua_pushnil(r->L);
+    }
+    lua_setfield(r->L, -2, "columns");
+    lua_pop(r->L, 1);
 }
 
 /* Prints the error object on top of the stack the way repl.lua words it
@@ -263,8 +318,11 @@ refuse_input(struct repl *r, const char *what, int limit)
     r->failures++;
 }
 
+static void history_add_chunk(const struct repl *r);
+
 /* Adds one line to the input and runs the input once it is a whole
- * statement.  Returns true when more lines are needed. */
+ * statement (kept in the history as one entry, however many lines it
+ * took).  Returns true when more lines are needed. */
 static bool
 feed_line(struct repl *r, const char *line, size_t len)
 {
@@ -280,11 +338,15 @@ feed_line(struct repl *r, const char *line, size_t len)
     }
     memcpy(r->chunk + r->chunk_len, line, len);
     r->chunk_len += len;
-    if (eval_chunk(r)) {
-        return true;
+    bool more = eval_chunk(r);
+    if (!more) {
+        if (r->interactive) {
+            history_add_chunk(r);
+        }
+        r->chunk_len = 0;
+        r->left = leaving(r, &r->exit_code);
     }
-    r->chunk_len = 0;
-    return false;
+    return more;
 }
 
 /* ---------- piped input ---------- */
@@ -293,7 +355,9 @@ static void
 loop_piped(struct repl *r)
 {
     char line[REPL_LINE_BYTES_MAX + 2]; /* the line, its '\n', the NUL */
-    while (fgets(line, sizeof line, stdin) != NULL) {
+    const char *columns = getenv("COLUMNS");
+    set_columns(r, columns != NULL ? atoi(columns) : 0);
+    while (!r->left && fgets(line, sizeof line, stdin) != NULL) {
         size_t len = strlen(line);
         bool whole = len > 0 && line[len - 1] == '\n';
         if (!whole && !feof(stdin)) {
@@ -309,7 +373,7 @@ loop_piped(struct repl *r)
         }
         feed_line(r, line, len);
     }
-    if (r->chunk_len > 0) {
+    if (r->chunk_len > 0 && !r->left) {
         /* The input ended inside a statement: the compiler says where. */
         if (luaL_loadbufferx(r->L, r->chunk, r->chunk_len, "=stdin", "t") == LUA_OK) {
             lua_pop(r->L, 1);
@@ -426,18 +490,33 @@ history_open(struct repl *r)
     }
     using_history();
     stifle_history(REPL_HISTORY_LINES_MAX);
+    /* An entry of several lines is written with a timestamp line before
+     * it, and read back whole up to the next one. */
+    history_comment_char = '#'; /* readline starts each timestamp with it */
+    history_write_timestamps = 1;
+    history_multiline_entries = 1;
     if (r->history_path[0] != '\0') {
         read_history(r->history_path); /* none yet on a first run */
     }
 }
 
+/* Adds the statement just run, all its lines as one entry (unless it
+ * repeats the last one), so Up brings back a whole function or policy. */
 static void
-history_add(const char *line)
+history_add_chunk(const struct repl *r)
 {
-    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
-    if (line[0] != '\0' && (last == NULL || strcmp(last->line, line) != 0)) {
-        add_history(line);
+    if (r->chunk_len == 0) {
+        return;
     }
+    char *text = strndup(r->chunk, r->chunk_len);
+    if (text == NULL) {
+        return;
+    }
+    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+    if (last == NULL || strcmp(last->line, text) != 0) {
+        add_history(text);
+    }
+    free(text);
 }
 
 static void
@@ -480,17 +559,25 @@ loop_tty(struct repl *r)
             continue;
         }
         size_t len = strlen(line);
-        history_add(line);
+        int rows, columns;
+        rl_get_screen_size(&rows, &columns);
+        set_columns(r, columns);
         /* A running command may be interrupted. */
         pthread_sigmask(SIG_SETMASK, &open_mask, NULL);
-        if (len > REPL_LINE_BYTES_MAX) {
-            refuse_input(r, "a line", REPL_LINE_BYTES_MAX);
+        /* A statement of several lines recalled from the history comes
+         * back as one line holding newlines: a whole input's limit. */
+        if (len > (memchr(line, '\n', len) ? REPL_CHUNK_BYTES_MAX : REPL_LINE_BYTES_MAX)) {
+            refuse_input(r, "a line", len > REPL_LINE_BYTES_MAX && memchr(line, '\n', len)
+                                          ? REPL_CHUNK_BYTES_MAX : REPL_LINE_BYTES_MAX);
             more = false;
         } else {
             more = feed_line(r, line, len);
         }
         pthread_sigmask(SIG_BLOCK, &block, NULL);
         free(line);
+        if (r->left) {
+            break;
+        }
     }
     pthread_sigmask(SIG_SETMASK, &open_mask, NULL);
     history_close(r);
@@ -513,19 +600,32 @@ parse_args(int argc, char **argv, struct repl_opts *o)
                             : strcmp(argv[i], "--url") == 0      ? &o->url
                             : strcmp(argv[i], "--key") == 0      ? &o->key
                                                                  : NULL;
-        if (slot == NULL || i + 1 >= argc) {
-            usage();
-            return 2;
+        if (slot == NULL) {
+            return bad_usage("unknown option '%s'", argv[i]);
+        }
+        if (i + 1 >= argc) {
+            return bad_usage("%s needs a value", argv[i]);
         }
         *slot = argv[++i];
     }
     if (o->key == NULL) {
         o->key = getenv("ALLOT_KEY"); /* keeps the key out of `ps` */
     }
-    if ((o->db == NULL) == (o->url == NULL) || (o->url != NULL && o->key == NULL) ||
-        (o->url != NULL && (o->policies != NULL || o->now != NULL || o->create))) {
-        usage();
-        return 2;
+    if (o->key != NULL && o->key[0] == '\0') {
+        o->key = NULL;
+    }
+    if (o->db == NULL && o->url == NULL) {
+        return bad_usage("--db FILE or --url URL is required (a database file, or a running "
+                         "allotd)");
+    }
+    if (o->db != NULL && o->url != NULL) {
+        return bad_usage("--db and --url exclude each other");
+    }
+    if (o->url != NULL && o->key == NULL) {
+        return bad_usage("--url needs --key KEY (or ALLOT_KEY in the environment)");
+    }
+    if (o->url != NULL && (o->policies != NULL || o->now != NULL || o->create)) {
+        return bad_usage("--policies, --now and --create apply to --db only");
     }
     struct stat sb;
     if (o->db != NULL && !o->create && stat(o->db, &sb) != 0) {
@@ -606,7 +706,8 @@ repl_main(int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    struct repl r = {.module_ref = LUA_NOREF, .interactive = isatty(STDIN_FILENO) != 0};
+    struct repl r = {.module_ref = LUA_NOREF, .interactive = isatty(STDIN_FILENO) != 0,
+                     .exit_code = -1};
     r.chunk = malloc(REPL_CHUNK_BYTES_MAX);
     if (r.chunk == NULL) {
         fprintf(stderr, "allot repl: out of memory\n");
@@ -622,7 +723,7 @@ repl_main(int argc, char **argv)
         } else {
             loop_piped(&r);
         }
-        rc = !r.interactive && r.failures > 0 ? 1 : 0;
+        rc = r.exit_code >= 0 ? r.exit_code : !r.interactive && r.failures > 0 ? 1 : 0;
     }
     fflush(stdout);
     if (r.L != NULL) {

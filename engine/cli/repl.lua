@@ -11,6 +11,7 @@
 local M = {}
 
 local LIST_CELL_WIDTH_MAX = 40   -- a wider table cell is cut, so rows stay on one line
+local CELL_WIDTH_MIN = 12        -- ... and cut down to this to fit the terminal
 local INLINE_DEPTH_MAX = 4       -- nesting shown inside one cell before "{...}"
 local FLATTEN_DEPTH_MAX = 3      -- nested records shown as dotted keys up to this depth
 local HTTP_TIMEOUT_S = 60
@@ -344,6 +345,21 @@ end
 -- Printing results
 -- ---------------------------------------------------------------------
 
+-- A money or credit figure dressed for display ("GBP 75.00", "1.5 h"): it
+-- prints as its text and lines up as a number.  Only the display is
+-- dressed; the values a command returns stay plain numbers.
+local Amount = {}
+Amount.__tostring = function(a) return a.text end
+
+local function is_amount(v)
+    return getmetatable(v) == Amount
+end
+
+-- A table to show as a table (not a dressed figure).
+local function is_table(v)
+    return type(v) == "table" and getmetatable(v) ~= Amount
+end
+
 local function is_array(t)
     local n, count = #t, 0
     for _ in pairs(t) do count = count + 1 end
@@ -351,11 +367,11 @@ local function is_array(t)
 end
 
 local function is_record(v)
-    return type(v) == "table" and next(v) ~= nil and not is_array(v)
+    return is_table(v) and next(v) ~= nil and not is_array(v)
 end
 
 local function is_error(v)
-    return type(v) == "table" and math.type(v.status) == "integer" and type(v.code) == "string"
+    return is_table(v) and math.type(v.status) == "integer" and type(v.code) == "string"
         and type(v.message) == "string"
 end
 
@@ -389,6 +405,94 @@ local function map_of_records(t)
     return count >= 2
 end
 
+-- Money is in minor units of its currency (API.md): two decimals but for
+-- the currencies that have none.  Credits are in their unit.
+local ZERO_DECIMAL_CURRENCIES = {
+    BIF = true, CLP = true, DJF = true, GNF = true, ISK = true, JPY = true, KMF = true,
+    KRW = true, PYG = true, RWF = true, UGX = true, VND = true, VUV = true, XAF = true,
+    XOF = true, XPF = true,
+}
+-- Fields that hold credits when their record (or an enclosing one) has a
+-- credit unit, and fields that hold money when it has a currency.  A field
+-- of a record named "money" or "credits", and a field so named, is one of
+-- them whatever its name.
+local CREDIT_FIELDS = {
+    amount = true, available = true, balance = true, balance_after = true, granted = true,
+    used = true, remaining = true, allocated = true, expired = true, rolled_over = true,
+    refunded = true, consumed = true, spent = true, left = true, cap = true, expiring = true,
+    monthly_rolled_over = true, opening = true, closing = true,
+}
+local MONEY_FIELDS = {
+    amount = true, before_discount = true, price = true, total = true, charged = true,
+    invoiced = true, refunded_money = true,
+}
+
+local function money_text(minor, currency)
+    if math.type(minor) ~= "integer" then
+        return nil -- not minor units: shown as it is
+    end
+    local sign, m = minor < 0 and "-" or "", math.abs(minor)
+    if ZERO_DECIMAL_CURRENCIES[currency] then
+        return ("%s %s%d"):format(currency, sign, m)
+    end
+    return ("%s %s%d.%02d"):format(currency, sign, m // 100, m % 100)
+end
+
+local function credit_text(n, unit)
+    if unit == "coin" then
+        return ("%.3f coins"):format(n)
+    end
+    -- Hours read best without trailing zeros: 1.5 h, 20 h, 0.25 h.
+    local s = ("%.3f"):format(n):gsub("0+$", ""):gsub("%.$", "")
+    return s .. " h"
+end
+
+local function currency_of(t)
+    local c = t.currency
+    if type(c) ~= "string" and is_table(t.money) then
+        c = t.money.currency
+    end
+    return type(c) == "string" and c:match("^%u%u%u$") and c or nil
+end
+
+local function unit_of(t)
+    local u = t.unit
+    if u == nil and is_table(t.credits) then
+        u = t.credits.unit
+    end
+    return (u == "hour" or u == "coin") and u or nil
+end
+
+-- A copy of v for display, with its money and credit figures dressed as
+-- Amounts.  `cur` and `unit` come from the enclosing records; `name` is
+-- the field that holds v.
+local function dress(v, cur, unit, name, depth)
+    if not is_table(v) or depth > 32 then
+        return v
+    end
+    cur, unit = currency_of(v) or cur, unit_of(v) or unit
+    local out = {}
+    for k, x in pairs(v) do
+        local field = type(k) == "string" and k or name
+        if type(x) == "number" then
+            local text
+            if (name == "money" or k == "money") and cur then
+                text = money_text(x, cur)
+            elseif (name == "credits" or k == "credits") and unit then
+                text = credit_text(x, unit)
+            elseif CREDIT_FIELDS[k] and unit then
+                text = credit_text(x, unit)
+            elseif MONEY_FIELDS[k] and cur then
+                text = money_text(x, cur)
+            end
+            out[k] = text and setmetatable({ text = text }, Amount) or x
+        else
+            out[k] = dress(x, cur, unit, field, depth + 1)
+        end
+    end
+    return out
+end
+
 -- "id" first, then "name", then the rest in order.
 local function key_before(a, b)
     local function rank(k)
@@ -411,7 +515,9 @@ local function sorted_keys(t)
 end
 
 local function scalar(v)
-    if math.type(v) == "float" then
+    if is_amount(v) then
+        return v.text
+    elseif math.type(v) == "float" then
         -- Amounts carry at most 3 decimals; 14 digits hide binary noise.
         local s = ("%.14g"):format(v)
         return s:find("[.eEn]") and s or s .. ".0"
@@ -419,11 +525,19 @@ local function scalar(v)
     return tostring(v)
 end
 
+-- A record of a figure ({amount = 7500, currency = "GBP", ...}) stands for
+-- its amount in a table's cell.
+local function figure_of(v)
+    return is_table(v) and is_amount(v.amount) and v.amount or nil
+end
+
 -- One value on one line: [a, b] and {k = v}.
 local function inline(v, depth)
     depth = depth or 0
-    if type(v) ~= "table" then
+    if not is_table(v) then
         return scalar(v)
+    elseif figure_of(v) then
+        return figure_of(v).text
     elseif next(v) == nil then
         return "{}"
     elseif depth >= INLINE_DEPTH_MAX then
@@ -444,12 +558,20 @@ local function width(s)
     return utf8.len(s) or #s
 end
 
+-- s in at most w columns: cut after the last whole word or item that fits
+-- (when that keeps at least half of it), with an ellipsis.
 local function cut(s, w)
     if width(s) <= w then
         return s
     end
-    local stop = utf8.offset(s, w - 2)
-    return (stop and s:sub(1, stop - 1) or s:sub(1, w - 3)) .. "..."
+    local stop = utf8.offset(s, w)
+    local head = stop and s:sub(1, stop - 1) or s:sub(1, w - 1)
+    local at = head:match("^.*()[%s,;]")
+    local whole = s:sub(#head + 1, #head + 1):match("[%s,;]") ~= nil -- head ends a word
+    if at and at > #head // 2 and not whole then
+        head = head:sub(1, at - 1)
+    end
+    return (head:gsub("[%s,;=]+$", "")) .. "\u{2026}" -- an ellipsis
 end
 
 local function pad(s, w, right)
@@ -459,6 +581,35 @@ end
 
 local function emit(out, indent, line)
     out[#out + 1] = indent .. (line:gsub("%s+$", ""))
+end
+
+-- Narrows the widest text columns until the table fits in `limit` columns
+-- (the terminal's width), each to no less than CELL_WIDTH_MIN; figures are
+-- never cut.
+local function fit_columns(widths, numeric, cells, texts, indent, limit)
+    local function total()
+        local sum = #indent + 2 * (#widths - 1)
+        for _, w in ipairs(widths) do sum = sum + w end
+        return sum
+    end
+    for _ = 1, 4 * #widths do
+        local excess = total() - limit
+        if excess <= 0 then
+            return
+        end
+        local widest
+        for c = 1, #widths do
+            if not numeric[c] and (widest == nil or widths[c] > widths[widest]) then
+                widest = c
+            end
+        end
+        local target = widest and math.max(CELL_WIDTH_MIN, widths[widest] - excess)
+        if widest == nil or target >= widths[widest] then
+            return
+        end
+        widths[widest] = target
+        for i = 1, #cells do cells[i][widest] = cut(texts[i][widest], target) end
+    end
 end
 
 -- A list of records as columns: a header, a rule, one row each.
@@ -488,23 +639,28 @@ local function format_table(rows, keys, indent, out)
             end
         end
     end
-    local cells, widths, numeric = {}, {}, {}
+    local cells, texts, widths, numeric = {}, {}, {}, {}
     for c, name in ipairs(columns) do
         widths[c], numeric[c] = width(tostring(name)), true
     end
     for i, row in ipairs(rows) do
-        cells[i] = {}
+        cells[i], texts[i] = {}, {}
         for c, name in ipairs(columns) do
             local v = (keys and c == 1) and keys[i] or row[name]
-            local text = v == nil and "" or cut(inline(v):gsub("\n", " "), LIST_CELL_WIDTH_MAX)
-            cells[i][c] = text
-            widths[c] = math.max(widths[c], width(text))
-            numeric[c] = numeric[c] and (v == nil or type(v) == "number")
+            local text = v == nil and "" or inline(v):gsub("\n", " ")
+            texts[i][c] = text
+            cells[i][c] = cut(text, LIST_CELL_WIDTH_MAX)
+            widths[c] = math.max(widths[c], width(cells[i][c]))
+            numeric[c] = numeric[c] and (v == nil or type(v) == "number" or is_amount(v)
+                                         or figure_of(v) ~= nil)
         end
+    end
+    if M.columns then
+        fit_columns(widths, numeric, cells, texts, indent, M.columns)
     end
     local header, rule = {}, {}
     for c, name in ipairs(columns) do
-        header[c] = pad(tostring(name), widths[c], numeric[c])
+        header[c] = pad(cut(tostring(name), widths[c]), widths[c], numeric[c])
         rule[c] = ("-"):rep(widths[c])
     end
     emit(out, indent, table.concat(header, "  "))
@@ -527,8 +683,8 @@ local function format_record(t, indent, out)
             local x, name = v[k], prefix .. tostring(k)
             if type(x) == "string" and x:find("\n") then
                 blocks[#blocks + 1] = { name, x }
-            elseif type(x) ~= "table" or next(x) == nil then
-                rows[#rows + 1] = { name, type(x) == "table" and "(empty)" or scalar(x) }
+            elseif not is_table(x) or next(x) == nil then
+                rows[#rows + 1] = { name, is_table(x) and "(empty)" or scalar(x) }
             elseif list_of_records(x) or map_of_records(x) then
                 blocks[#blocks + 1] = { name, x }
             elseif is_array(x) then
@@ -560,12 +716,16 @@ function format_value(v, indent, out)
         if v.field ~= nil and v.field ~= "" then
             line = line .. (" (field %s)"):format(v.field)
         end
+        local hint = M.suggest and M.suggest(v.message)
         emit(out, indent, line)
+        if hint then
+            emit(out, indent, hint)
+        end
     elseif type(v) == "string" then
         for line in (v:gsub("\n$", "") .. "\n"):gmatch("(.-)\n") do
             emit(out, indent, line)
         end
-    elseif type(v) ~= "table" then
+    elseif not is_table(v) then
         emit(out, indent, scalar(v))
     elseif next(v) == nil then
         emit(out, indent, "(empty)")
@@ -582,10 +742,11 @@ function format_value(v, indent, out)
     end
 end
 
--- The text shown for a value.
+-- The text shown for a value: tables as tables and records, with money in
+-- its currency and credits in their unit.
 function M.format(v)
     local out = {}
-    format_value(v, "", out)
+    format_value(is_error(v) and v or dress(v, nil, nil, nil, 0), "", out)
     return table.concat(out, "\n")
 end
 
@@ -611,12 +772,14 @@ function M.show(...)
     end
 end
 
--- The message for a raised error: engine error tables read as in show().
+-- The message for a raised error: engine error tables read as in show(),
+-- and a misspelt name gets the closest one that exists.
 function M.format_error(e)
     if is_error(e) then
         return M.format(e)
     elseif type(e) == "string" then
-        return "error: " .. e
+        local hint = M.suggest and M.suggest(e)
+        return "error: " .. e .. (hint and "\n" .. hint or "")
     end
     local mt = getmetatable(e)
     if type(mt) == "table" and mt.__tostring then
@@ -632,7 +795,15 @@ end
 -- A function for the input, nil and true when it is an unfinished
 -- statement (the parser stopped at <eof>: keep reading), or nil and the
 -- syntax error.  An expression is tried first so that its value prints.
+-- The console's own words: `help`, `exit` and `quit` work without "()",
+-- as long as they still name the console's functions.
+local BARE_WORDS = { help = true, exit = true, quit = true }
+
 function M.compile(chunk)
+    local word = chunk:match("^%s*([%a_]+)%s*;?%s*$")
+    if BARE_WORDS[word] and rawget(_G, word) == M.globals[word] then
+        return function() return M.globals[word]() end
+    end
     local fn = load("return " .. chunk, "=stdin", "t")
     if fn then
         return fn
@@ -718,6 +889,93 @@ function M.complete(line, start, stop)
 end
 
 -- ---------------------------------------------------------------------
+-- Suggestions for misspelt names
+-- ---------------------------------------------------------------------
+
+-- Levenshtein distance, given up beyond `limit` (names are short).
+local function distance(a, b, limit)
+    if math.abs(#a - #b) > limit then
+        return limit + 1
+    end
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+        local cur, best = { [0] = i }, i
+        for j = 1, #b do
+            local cost = a:byte(i) == b:byte(j) and 0 or 1
+            cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            best = math.min(best, cur[j])
+        end
+        if best > limit then
+            return limit + 1
+        end
+        prev = cur
+    end
+    return prev[#b]
+end
+
+-- The candidate closest to `name` (at most a third of its letters off),
+-- or nil.
+local function closest(name, candidates)
+    local limit = math.max(1, math.min(3, #name // 3))
+    local best, best_d
+    for _, c in ipairs(candidates) do
+        local d = distance(name:lower(), c:lower(), limit)
+        if d <= limit and c ~= name and (best_d == nil or d < best_d or
+                                         (d == best_d and c < best)) then
+            best, best_d = c, d
+        end
+    end
+    return best, best_d
+end
+
+local function all_operations()
+    local ops, seen = {}, {}
+    for _, op in ipairs(KNOWN_OPS) do ops[#ops + 1], seen[op] = op, true end
+    for _, op in pairs(M.operations or {}) do
+        if not seen[op] then ops[#ops + 1], seen[op] = op, true end
+    end
+    return ops
+end
+
+-- "did you mean db:bookings?" for an error message about a name that does
+-- not exist: a method of db, a global, a field of a global table, or an
+-- operation; nil when nothing is close.
+function M.suggest(message)
+    if type(message) ~= "string" then
+        return nil
+    end
+    local what, name = message:match("a nil value %((%a+) '([%w_]+)'%)")
+    local guess
+    if what == "method" then
+        local db = rawget(_G, "db")
+        local m = db ~= nil and closest(name, fields_of(db, true)) or nil
+        guess = m and "db:" .. m
+    elseif what == "global" or what == "local" or what == "upvalue" then
+        local names = fields_of(_G, false)
+        for _, k in ipairs(KEYWORDS) do names[#names + 1] = k end
+        guess = closest(name, names)
+    elseif what == "field" then
+        local globals, best_d = fields_of(_G, false), nil
+        table.sort(globals)
+        for _, g in ipairs(globals) do
+            local t = rawget(_G, g)
+            if (type(t) == "table" or type(t) == "userdata") and g ~= "_G" then
+                local f, d = closest(name, fields_of(t, false))
+                if f and (best_d == nil or d < best_d) then
+                    guess, best_d = g .. (type(t) == "userdata" and ":" or ".") .. f, d
+                end
+            end
+        end
+    else
+        local op = message:match("no operation '([%w_%.]+)'")
+        guess = op and closest(op, all_operations())
+        guess = guess and ('"%s"'):format(guess)
+    end
+    return guess and ("did you mean %s?"):format(guess) or nil
+end
+
+-- ---------------------------------------------------------------------
 -- Globals and help
 -- ---------------------------------------------------------------------
 
@@ -727,17 +985,19 @@ allot repl: Lua 5.4 with the engine's operations, under the API's rules and role
 Globals
   db                        the handle: %s
   quote{...}                quotes.create: {resource_id, user_id, start, ["end"], discount_percent}
-  quote({...}, {candidate = {kind = "pricing", source = [==[ ... ]==]}})
+  quote({...}, {candidate = {kind = "pricing", source = readfile("...")}})
                             the quote under a policy version that is not active
   book{...}                 bookings.create (payment_method = "credits" | "invoice" | "card")
   wallet(user_id [, unit])  a user's balances and lots
   policies(building_id)     the active policy version of each kind
   verify()                  checks every ledger invariant
-  as{role = "tenant_user", tenant_id = ..., user_id = ...}
-                            a handle acting as another principal (attached: as{key = ...})
-  readfile(path)            a file's text, e.g. a candidate policy
+  as{%s}
+                            a handle acting as another principal
+  readfile(path)            a file's text (path from where the console started),
+                            e.g. readfile("policies/examples/peak_surcharge.lua")
   allot                     the module: allot.open{db = ..., policies = ..., now = ...}
-  help()                    this text
+  help                      this text (help() too)
+  exit, quit                leave (so does Ctrl-D)
 
 Methods
   db:call(op, args, opts)   any operation -> result, status, replayed
@@ -745,8 +1005,8 @@ Methods
                             opts: {idempotency_key = "..."}
   db:create_building{...}  db:create_tenant{...}  db:create_user{...}
   db:create_resource{...}  db:allocate{...}  db:book{...}  db:cancel{id = ...}
-  db:wallet{user_id = ...}  db:entries{...}  db:buildings()  db:me()
-  db:set_clock("2026-02-01T00:00:00Z")  db:now()  db:as{...}  db:verify()
+  db:wallet{user_id = ...}  db:entries{...}  db:bookings{...}  db:buildings()  db:me()
+  db:as{...}  db:verify()%s
 
 Operations (db:call)
 %s
@@ -755,14 +1015,19 @@ Examples
   b = db:create_building{name = "HQ", timezone = "Europe/Paris", currency = "USD",
                          payment = {credits = true, invoice = true, card = true}}
   db:call("reports.dashboard", {unit = "hour"})
-  quote({resource_id = "res_1", user_id = "usr_1", start = "2026-01-05T09:00:00Z",
-         ["end"] = "2026-01-05T11:00:00Z"},
-        {candidate = {kind = "pricing", source = readfile("pricing.lua")}})
+  day = os.date("!%%Y-%%m-%%d", os.time() + 86400)      -- tomorrow
+  quote({resource_id = "res_1", user_id = "usr_1", start = day .. "T09:00:00Z",
+         ["end"] = day .. "T11:00:00Z"},
+        {candidate = {kind = "pricing",
+                      source = readfile("policies/examples/peak_surcharge.lua")}})
   db:call("policies.put", {building_id = "bld_1", kind = "pricing",
-                           source = readfile("pricing.lua")})      -- activates it
+                           source = readfile("policies/examples/peak_surcharge.lua")})
+                                                        -- activates it
 
-An expression prints its value; a statement runs; an unfinished statement goes on
-on the next line (...>).  Keep values in globals: `local` ends with its input.
+An expression prints its value, with money in its currency (GBP 75.00) and credits
+in their unit (1.5 h, 12.500 coins); the values themselves stay plain numbers.  A
+statement runs; an unfinished one goes on on the next line (...>) and is kept in
+the history as one entry.  Keep values in globals: `local` ends with its input.
 Tab completes globals, db: methods and operation names in quotes.  Ctrl-C stops a
 running command or clears the line; Ctrl-D leaves.]]
 
@@ -832,8 +1097,18 @@ local function install_globals(describe)
     end
     function _G.help()
         local ops = copy(KNOWN_OPS)
-        io.write(HELP:format(describe, wrap(ops, 88, "  ")), "\n")
+        io.write(HELP:format(describe.what, describe.as, describe.clock,
+                             wrap(ops, 88, "  ")), "\n")
     end
+    -- exit(code) leaves once the current input has run; repl.c reads these.
+    function _G.exit(code)
+        if code ~= nil and (math.type(code) ~= "integer" or code < 0 or code > 255) then
+            error("exit takes an exit status from 0 to 255", 2)
+        end
+        M.leaving, M.exit_code = true, code
+    end
+    _G.quit = _G.exit
+    M.globals = { help = _G.help, exit = _G.exit, quit = _G.quit }
 end
 
 -- Opens the handle and the globals.  opts: {db, policies, now} for the
@@ -852,7 +1127,12 @@ function M.start(opts)
         if me == nil then
             return nil, ("%s: %s"):format(opts.url, M.format(err))
         end
-        describe = ("%s as %s (%s)"):format(db.url, me.name or "?", me.role or "?")
+        describe = {
+            what = ("%s as %s (%s)"):format(db.url, me.name or "?", me.role or "?"),
+            as = "key = <another API key>",
+            -- The server's clock moves only on one started with --fake-clock.
+            clock = "",
+        }
     else
         local allot = require "allot"
         local err
@@ -860,12 +1140,17 @@ function M.start(opts)
         if db == nil then
             return nil, err
         end
-        describe = ("%s in this process as console (super_admin)"):format(opts.db)
+        describe = {
+            what = ("%s in this process as console (super_admin)"):format(opts.db),
+            as = 'role = "tenant_user", tenant_id = ..., user_id = ...',
+            clock = opts.now and '\n  db:now()  db:set_clock("2026-02-01T00:00:00Z")   the test clock '
+                                 .. "(--now)" or "  db:now()",
+        }
     end
     _G.db = db
     _G.allot = package.loaded.allot
     install_globals(describe)
-    return ("allot repl: %s.  help() for a guide, Ctrl-D to leave."):format(describe)
+    return ("allot repl: %s.  help for a guide, exit or Ctrl-D to leave."):format(describe.what)
 end
 
 return M

@@ -6,11 +6,15 @@
  * months of use would leave behind (monthly grants, expiries, rollovers,
  * refunds), and `allot verify` holds on it.  A fixed random seed makes
  * every demo the same. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
 
 #include "demo.h"
 #include "timeutil.h"
@@ -499,43 +503,166 @@ first_id(struct demo *d, const char *op, char id[ID_MAX])
     return out != NULL ? 0 : d->err->status;
 }
 
-static int
-make_key(struct demo *d, struct demo_keys *keys, const char *role, const char *field,
-         const char *id)
+/* The name of object `id` (op "tenants.get" or "users.get") into out; ""
+ * when it cannot be read. */
+static void
+name_of(struct demo *d, const char *op, const char *prefix, int64_t id, char *out, size_t cap)
 {
-    json_t *args = json_pack("{s:s, s:s}", "role", role, "name", "demo");
-    if (field != NULL) {
+    char text[ID_MAX];
+    id_format(prefix, id, text, sizeof text);
+    json_t *row = demo_as(d, &d->admin, op, json_pack("{s:s}", "id", text));
+    const char *name = json_string_value(json_object_get(row, "name"));
+    const char *email = json_string_value(json_object_get(row, "email"));
+    snprintf(out, cap, "%s%s%s%s (%s)", name != NULL ? name : "?", email ? " <" : "",
+             email ? email : "", email ? ">" : "", text);
+    json_decref(row);
+    memset(d->err, 0, sizeof *d->err);
+}
+
+/* Whether `key` authenticates as `role`; fills who with whom it stands for.
+ * A storage failure is an error, not a key to replace. */
+static int
+key_check(struct demo *d, const char *key, const char *role, bool *ok, char *who, size_t cap)
+{
+    struct principal p;
+    *ok = false;
+    if (engine_authenticate(&d->eng, key, &p, d->err) != 0) {
+        int rc = d->err->status == ENG_ESTORE ? ENG_ESTORE : 0;
+        if (rc == 0) {
+            memset(d->err, 0, sizeof *d->err);
+        }
+        return rc;
+    }
+    *ok = strcmp(role_name(p.role), role) == 0;
+    if (!*ok) {
+        return 0;
+    }
+    char tenant[96], user[160];
+    if (p.user_id != 0) {
+        name_of(d, "users.get", "usr", p.user_id, user, sizeof user);
+        name_of(d, "tenants.get", "ten", p.tenant_id, tenant, sizeof tenant);
+        snprintf(who, cap, "%s of %s", user, tenant);
+    } else if (p.tenant_id != 0) {
+        name_of(d, "tenants.get", "ten", p.tenant_id, tenant, sizeof tenant);
+        snprintf(who, cap, "an administrator of %s", tenant);
+    } else {
+        snprintf(who, cap, "every building (an operator key)");
+    }
+    return 0;
+}
+
+static int
+make_key(struct demo *d, struct demo_keys *keys, int k, const char *field, const char *id)
+{
+    json_t *args = json_pack("{s:s, s:s}", "role", keys->role[k], "name", "demo");
+    if (args != NULL && field != NULL) {
         json_object_set_new(args, field, json_string(id));
+    }
+    if (args == NULL) {
+        return eng_error_set(d->err, ENG_ENOMEM, "out of memory making demo keys");
     }
     json_t *out = demo_as(d, &d->admin, "keys.create", args);
     if (out == NULL) {
         return d->err->status;
     }
-    int k = keys->count++;
-    snprintf(keys->role[k], sizeof keys->role[k], "%s", role);
     snprintf(keys->key[k], sizeof keys->key[k], "%s",
              json_string_value(json_object_get(out, "key")));
     json_decref(out);
+    keys->minted++;
+    return 0;
+}
+
+/* The keys file: "# comment" lines, then one "ROLE KEY" line per role.
+ * Reads the saved key of each role of *keys into it (a missing file or
+ * line leaves it empty). */
+static void
+keys_load(struct demo_keys *keys)
+{
+    FILE *f = fopen(keys->path, "r");
+    char line[256];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char role[16], key[DEMO_KEY_BYTES_MAX];
+        if (line[0] == '#' || sscanf(line, "%15s %95s", role, key) != 2) {
+            continue;
+        }
+        for (int k = 0; k < keys->count; k++) {
+            if (strcmp(keys->role[k], role) == 0) {
+                snprintf(keys->key[k], sizeof keys->key[k], "%s", key);
+            }
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
+/* Writes the keys file whole (a temporary file renamed over it), readable
+ * by its owner only: it holds a super_admin key. */
+static int
+keys_save(struct demo *d, const struct demo_keys *keys)
+{
+    char tmp[sizeof keys->path + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", keys->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return eng_error_set(d->err, ENG_ESTORE, "cannot write the demo keys file %s", tmp);
+    }
+    fprintf(f, "# The API keys of `allotd --demo` on this database, one per role; the next\n"
+               "# start reuses them (delete this file for new ones).  Keep it private.\n");
+    for (int k = 0; k < keys->count; k++) {
+        fprintf(f, "%s %s\n", keys->role[k], keys->key[k]);
+    }
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, keys->path) != 0) {
+        (void)unlink(tmp);
+        return eng_error_set(d->err, ENG_ESTORE, "cannot write the demo keys file %s",
+                             keys->path);
+    }
     return 0;
 }
 
 static int
 create_keys(struct demo *d, struct demo_keys *keys)
 {
+    static const char *const roles[DEMO_KEYS_MAX] = {"super_admin", "manager", "viewer",
+                                                     "tenant_admin", "tenant_user"};
     char tenant[ID_MAX], user[ID_MAX];
+    if (first_id(d, "tenants.list", tenant) || first_id(d, "users.list", user)) {
+        return d->err->status;
+    }
     keys->count = 0;
-    if (make_key(d, keys, "super_admin", NULL, NULL) || make_key(d, keys, "manager", NULL, NULL) ||
-        make_key(d, keys, "viewer", NULL, NULL) || first_id(d, "tenants.list", tenant) ||
-        first_id(d, "users.list", user)) {
-        return d->err->status;
+    for (int k = 0; k < DEMO_KEYS_MAX; k++) {
+        if ((k == 3 && tenant[0] == '\0') || (k == 4 && user[0] == '\0')) {
+            continue;
+        }
+        snprintf(keys->role[keys->count], sizeof keys->role[0], "%s", roles[k]);
+        keys->key[keys->count++][0] = '\0';
     }
-    if (tenant[0] != '\0' && make_key(d, keys, "tenant_admin", "tenant_id", tenant) != 0) {
-        return d->err->status;
+    keys_load(keys);
+    for (int k = 0; k < keys->count; k++) {
+        bool ok = false;
+        if (keys->key[k][0] != '\0' &&
+            key_check(d, keys->key[k], keys->role[k], &ok, keys->who[k], sizeof keys->who[0])) {
+            return d->err->status;
+        }
+        if (ok) {
+            continue;
+        }
+        const char *field = strcmp(keys->role[k], "tenant_admin") == 0  ? "tenant_id"
+                            : strcmp(keys->role[k], "tenant_user") == 0 ? "user_id"
+                                                                        : NULL;
+        const char *id = field != NULL && strcmp(field, "tenant_id") == 0 ? tenant : user;
+        if (make_key(d, keys, k, field, id) ||
+            key_check(d, keys->key[k], keys->role[k], &ok, keys->who[k], sizeof keys->who[0])) {
+            return d->err->status;
+        }
     }
-    if (user[0] != '\0' && make_key(d, keys, "tenant_user", "user_id", user) != 0) {
-        return d->err->status;
-    }
-    return 0;
+    return keys->minted > 0 ? keys_save(d, keys) : 0;
 }
 
 /* ---------- entry point ---------- */
@@ -613,9 +740,12 @@ demo_prepare(const struct engine_config *cfg, struct demo_keys *keys, struct eng
         }
     }
     /* Keys are made on the engine as the server will run it. */
+    snprintf(keys->path, sizeof keys->path, "%s.keys", cfg->db_path);
+    keys->minted = 0;
     rc = engine_open(&d.eng, cfg, err);
     if (rc == 0) {
         rc = create_keys(&d, keys);
+        engine_auth_thread_done(); /* this thread's reader is on the engine closed next */
         engine_close(&d.eng);
     }
     return rc;

@@ -223,3 +223,60 @@ describe("a missing --db", function()
     assert.is_true(exists(missing))
   end)
 end)
+
+-- Mistakes are named in the words the user typed, before the usage, and
+-- exit 2; a value the engine refuses names the flag it came from.
+describe("a mistake on the command line", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() sh("rm -rf " .. q(dir)) end)
+
+  local function refused(args, message, status)
+    local out, err, code = allot(dir, args)
+    assert.equal(status or 2, code, err)
+    assert.equal("", out)
+    assert.truthy(err:find(message, 1, true), err)
+    if (status or 2) == 2 then
+      -- The specific message comes first, then the usage.
+      assert.truthy(err:find("^allot[^\n]*\nusage:\n"), err)
+    end
+    return err
+  end
+
+  it("names an unknown command, a missing --db and an unknown option", function()
+    refused("", "allot: no command given")
+    refused("frobnicate --db x.db", "allot: unknown command 'frobnicate'")
+    refused("keys make --db x.db", "allot: unknown command 'keys make'")
+    refused("policies", "allot: 'policies' needs a command: policies reload")
+    refused("verify", "allot: verify: --db FILE is required")
+    refused("keys create --role viewer", "allot: keys create: --db FILE is required")
+    refused("keys create --db x.db", "allot: keys create: --role ROLE is required")
+    refused("policies reload", "allot: policies reload: --db FILE is required")
+    refused("verify --db", "allot: verify: --db needs a value")
+    refused("verify --db x.db --force", "allot: verify: unknown option '--force'")
+    refused("keys create --db x.db --role viewer --tenant-id ten_1",
+            "allot: keys create: unknown option '--tenant-id'")
+    refused("repl", "allot repl: --db FILE or --url URL is required")
+    -- Help is not a mistake.
+    local out, err, code = allot(dir, "--help")
+    assert.equal(0, code)
+    assert.equal("", out)
+    assert.truthy(err:find("^usage:\n"), err)
+  end)
+
+  it("names the flag of a value the engine refuses", function()
+    local db = q(dir .. "/k.db")
+    local p = ("--policies %s"):format(q(POLICIES))
+    refused(("keys create --db %s --create %s --role tenant_user"):format(db, p),
+            "allot keys create: a tenant_user key needs --user\n", 1)
+    refused(("keys create --db %s %s --role tenant_admin"):format(db, p),
+            "allot keys create: a tenant_admin key needs --tenant\n", 1)
+    refused(("keys create --db %s %s --role tenant_user --user usr_9"):format(db, p),
+            "allot keys create: --user usr_9: unknown user\n", 1)
+    local err = refused(("keys create --db %s %s --role owner"):format(db, p),
+                        "allot keys create: --role must be super_admin", 1)
+    assert.falsy(err:find("'", 1, true), err) -- no engine field name is left
+    -- Nothing was created by the refusals.
+    assert.equal(0, scalar(dir .. "/k.db", "SELECT count(*) FROM api_key"))
+  end)
+end)

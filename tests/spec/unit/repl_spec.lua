@@ -108,7 +108,7 @@ verify()
         assert.truthy(out:find("name%s+console"))
         -- The wallet's lots as a table: a header, a rule, a row.
         assert.truthy(out:find("lots:\n  id%s+allocation_id%s+balance"))
-        assert.truthy(out:find("\n  lot_1%s+alc_1%s+10%s+10"))
+        assert.truthy(out:find("\n  lot_1%s+alc_1%s+10 h%s+10 h"))
         assert.truthy(out:find("ok%s+true"))
         assert.falsy(out:find("allot>", 1, true))
         assert.falsy(out:find("help()", 1, true))
@@ -124,14 +124,14 @@ verify()
             .. "\nquote" .. QUOTE_ARGS .. "\n")
         assert.equal("", err)
         assert.equal(0, code)
-        local first = out:find("credits%.amount%s+6\n")
-        local second = out:find("credits%.amount%s+2\n")
+        local first = out:find("credits%.amount%s+6 h\n")
+        local second = out:find("credits%.amount%s+2 h\n")
         local activated = out:find("\nactivate\n", 1, true)
         assert.truthy(first, out)
         assert.truthy(second and second > first, out)
         assert.truthy(out:sub(1, activated):find("pricing%s+default:"), out)
         -- Once uploaded, the same version prices every quote.
-        assert.truthy(out:find("credits%.amount%s+6\n", activated), out)
+        assert.truthy(out:find("credits%.amount%s+6 h\n", activated), out)
     end)
 
     it("continues unfinished statements and reports a raised error in the exit code", function()
@@ -169,12 +169,122 @@ db:call("no.such.op")
         assert.equal(1, code)
     end)
 
-    it("needs exactly one of --db and --url", function()
+    it("needs exactly one of --db and --url, and says which mistake was made", function()
         local _, err, code = piped(dir, "", "")
         assert.equal(2, code)
+        assert.truthy(err:find("allot repl: --db FILE or --url URL is required", 1, true), err)
         assert.truthy(err:find("usage", 1, true))
         _, err, code = piped(dir, db_flags(dir) .. " --url http://127.0.0.1:1 --key k", "")
         assert.equal(2, code)
+        assert.truthy(err:find("--db and --url exclude each other", 1, true), err)
+        _, err, code = piped(dir, db_flags(dir) .. " --colour", "")
+        assert.equal(2, code)
+        assert.truthy(err:find("unknown option '--colour'", 1, true), err)
+        _, err, code = piped(dir, "--url http://127.0.0.1:1", "", "ALLOT_KEY=")
+        assert.equal(2, code)
+        assert.truthy(err:find("--url needs --key KEY", 1, true), err)
+    end)
+
+    it("shows money in its currency and credits in their unit, values staying numbers",
+       function()
+        local out, err, code = piped(dir, db_flags(dir), SEED .. [[
+c = db:allocate{tenant_id = "ten_1", building_ids = {"bld_1"}, description = "coins",
+  unit = "coin", lines = {{scope = "all", amount = 12.5}}, targeting = {type = "all"},
+  pool = "shared", schedule = {start = "2026-01-01", recurrence = "none"}}
+quote]] .. QUOTE_ARGS .. [[
+
+wallet("usr_1")
+q = quote]] .. QUOTE_ARGS .. [[
+
+return q.money.amount, q.credits.amount, math.type(q.money.amount)
+]])
+        assert.equal("", err)
+        assert.equal(0, code)
+        -- 2 hours at 7000 cents an hour and 1 hour credit an hour.
+        assert.truthy(out:find("money%.amount%s+USD 140%.00\n"), out)
+        assert.truthy(out:find("money%.before_discount%s+USD 140%.00\n"), out)
+        assert.truthy(out:find("credits%.amount%s+2 h\n"), out)
+        assert.truthy(out:find("credits%.balance_after%s+8 h\n"), out)
+        -- The wallet's lots in their units, figures aligned right.
+        assert.truthy(out:find("\n  lot_1%s+alc_1%s+10 h%s+10 h"), out)
+        assert.truthy(out:find("\n  lot_2%s+alc_2%s+12%.500 coins%s+12%.500 coins"), out)
+        assert.truthy(out:find("\n%s+10 h  hour"), out)
+        assert.truthy(out:find("\n%s*12%.500 coins  coin"), out)
+        -- What a command returns is still the engine's plain number.
+        assert.truthy(out:find("\n14000\n2\ninteger\n$"), out)
+    end)
+
+    it("cuts a wide cell after a whole word, with an ellipsis, and fits $COLUMNS", function()
+        local script = [[
+return {{id = "a", text = "alpha beta gamma delta epsilon zeta eta theta iota kappa"},
+        {id = "b", text = "short"}}
+]]
+        local out, err, code = piped(dir, db_flags(dir), script)
+        assert.equal("", err)
+        assert.equal(0, code)
+        -- 40 columns at most: cut after "eta", never inside "theta".
+        assert.truthy(out:find("\na   alpha beta gamma delta epsilon zeta eta\u{2026}\n", 1,
+                               true), out)
+        out = piped(dir, db_flags(dir), script, "COLUMNS=30")
+        for line in out:gmatch("[^\n]+") do
+            assert.truthy(#line <= 30 + 2, out) -- the ellipsis is 3 bytes, 1 column
+        end
+        assert.truthy(out:find("\na   alpha beta gamma delta\u{2026}\n", 1, true), out)
+    end)
+
+    it("suggests the name meant when one is misspelt", function()
+        local out, err, code = piped(dir, db_flags(dir), SEED .. [[
+db:bookngs{}
+walet("usr_1")
+dbb:me()
+allot.opn{}
+db:call("booking.list")
+db:xyzzy_qwerty()
+]])
+        assert.equal(1, code)
+        assert.truthy(err:find("(method 'bookngs')\ndid you mean db:bookings?\n", 1, true), err)
+        assert.truthy(err:find("(global 'walet')\ndid you mean wallet?\n", 1, true), err)
+        assert.truthy(err:find("(global 'dbb')\ndid you mean db?\n", 1, true), err)
+        assert.truthy(err:find("(field 'opn')\ndid you mean allot.open?\n", 1, true), err)
+        assert.truthy(out:find("no operation 'booking.list'\ndid you mean \"bookings.list\"?\n",
+                               1, true), out)
+        -- Nothing close: no suggestion.
+        local last = "(method 'xyzzy_qwerty')\n"
+        assert.equal(last, err:sub(-#last), err)
+    end)
+
+    it("takes help, exit and quit without parentheses", function()
+        local out, err, code = piped(dir, db_flags(dir), "help\nexit\nprint('not run')\n")
+        assert.equal("", err)
+        assert.equal(0, code)
+        assert.truthy(out:find("\nGlobals\n", 1, true), out)
+        assert.falsy(out:find("not run", 1, true), out)
+        assert.falsy(out:find("function: ", 1, true), out)
+        out, _, code = piped(dir, db_flags(dir), "quit\nprint('not run')\n")
+        assert.equal("", out)
+        assert.equal(0, code)
+        out, _, code = piped(dir, db_flags(dir), "print(1)\nexit(3)\nprint(2)\n")
+        assert.equal("1\n", out)
+        assert.equal(3, code)
+        -- A global of the user's own named help is theirs.
+        out = piped(dir, db_flags(dir), "help = 41 + 1\nhelp\n")
+        assert.equal("42\n", out)
+    end)
+
+    it("lists in help() only what works in the mode it runs in", function()
+        local out = piped(dir, db_flags(dir), "help()\n")
+        assert.truthy(out:find('db:set_clock("2026-02-01T00:00:00Z")', 1, true), out)
+        assert.truthy(out:find("db:now()", 1, true), out)
+        -- Its example file exists, and readfile reads it.
+        local example = out:match('readfile%("(policies/[^"]+)"%)')
+        assert.equal("policies/examples/peak_surcharge.lua", example)
+        local text = piped(dir, db_flags(dir), ("return #readfile(%q) > 0\n")
+                           :format(SOURCE .. "/" .. example))
+        assert.equal("true\n", text)
+        out = piped(dir, ("--db %s --policies %s"):format(q(dir .. "/a.db"), q(POLICIES)),
+                    "help()\n")
+        assert.falsy(out:find("set_clock", 1, true), out)
+        assert.truthy(out:find("db:now()", 1, true), out)
     end)
 end)
 
@@ -199,7 +309,7 @@ local function term_start(dir)
         q(dir), q(ALLOT), db_flags(dir))
     assert(sh(("tmux -S %s -f /dev/null new-session -d -s repl -x 200 -y 50 %s"):format(
         q(self.sock), q(cmd))))
-    self:wait("help() for a guide")
+    self:wait("help for a guide")
     return self
 end
 
@@ -286,12 +396,12 @@ describe_terminal("allot repl on a terminal", function()
         term:run(CANDIDATE[#CANDIDATE], "allot> ")
         local screen = term:run("quote(" .. QUOTE_ARGS .. ", {candidate = {kind = \"pricing\", "
                                 .. "source = src}})", "allot> ")
-        assert.truthy(screen:find("credits%.amount%s+6\n"), screen)
-        assert.truthy(screen:find("credits%.balance_after%s+4\n"), screen)
-        assert.truthy(screen:find("money%.amount%s+14000\n"), screen)
+        assert.truthy(screen:find("credits%.amount%s+6 h\n"), screen)
+        assert.truthy(screen:find("credits%.balance_after%s+4 h\n"), screen)
+        assert.truthy(screen:find("money%.amount%s+USD 140%.00\n"), screen)
         -- The active policy is still the default: 1 credit per hour.
         screen = term:run("quote" .. QUOTE_ARGS, "allot> ")
-        assert.truthy(screen:find("credits%.amount%s+2\n"), screen)
+        assert.truthy(screen:find("credits%.amount%s+2 h\n"), screen)
         screen = term:run('policies("bld_1")', "allot> ")
         assert.truthy(screen:find("pricing%s+default:"), screen)
     end)
@@ -319,6 +429,20 @@ describe_terminal("allot repl on a terminal", function()
         term:type("hel")
         term:keys("Tab")
         term:wait("allot> help")
+    end)
+
+    it("fits a wide table to the terminal's 200 columns", function()
+        local screen = term:run('t = {} for c = 1, 8 do t[("col%d"):format(c)] = '
+                                .. '("word "):rep(12) end return {t, t}', "allot> ")
+        local rows = 0
+        for line in screen:gmatch("[^\n]+") do
+            if line:find("^word") then
+                rows = rows + 1
+                assert.truthy(utf8.len(line) <= 200, line)
+                assert.truthy(line:find("word\u{2026}", 1, true), line)
+            end
+        end
+        assert.equal(2, rows, screen)
     end)
 
     it("prints help()", function()
@@ -352,12 +476,43 @@ describe_terminal("allot repl on a terminal", function()
     end)
 
     it("leaves on Ctrl-D and keeps the history", function()
+        os.remove(dir .. "/.allot_history")
         term:run("x = 6 * 7", "allot> ")
         term:run("x", "\n42\n")
         term:keys("C-d")
         term:wait("[exited 0]")
         local history = read_file(dir .. "/.allot_history") or ""
-        assert.truthy(history:find("x = 6 * 7\nx\n", 1, true), history)
+        assert.truthy(history:find("\nx = 6 %* 7\n#%d+\nx\n"), history:sub(-300))
+    end)
+
+    it("leaves on exit typed without parentheses", function()
+        term:run("exit", nil)
+        term:wait("[exited 0]")
+    end)
+
+    it("keeps a statement of several lines as one history entry", function()
+        os.remove(dir .. "/.allot_history")
+        term:run("function triple(x)", "...> ")
+        term:run("  return 3 * x", "...>   return 3 * x")
+        term:run("end", "allot> ")
+        term:run("triple(5)", "\n15\n")
+        -- Up twice brings back the whole function: one Enter defines it again.
+        term:run("triple = nil", "allot> ")
+        term:keys("Up Up Up")
+        term:keys("Enter")
+        term:run("triple(7)", "\n21\n")
+        term:keys("C-d")
+        term:wait("[exited 0]")
+        local history = read_file(dir .. "/.allot_history") or ""
+        assert.truthy(history:find("\nfunction triple%(x%)\n  return 3 %* x\nend\n#%d+\n"),
+                      history)
+        -- A new console reads it back whole.
+        term:stop()
+        term = term_start(dir)
+        term:run("triple = nil", "allot> ")
+        term:keys("Up Up Up")
+        term:keys("Enter")
+        term:run("triple(2)", "\n6\n")
     end)
 end)
 
@@ -405,8 +560,8 @@ describe_attached("allot repl attached to allotd", function()
         assert.equal("", err)
         assert.equal(0, code)
         assert.truthy(out:find("bld_1\nten_1\nusr_1\nres_1\nalc_1\n", 1, true), out)
-        assert.truthy(out:find("credits%.amount%s+6\n"), out)
-        assert.truthy(out:find("\n  lot_1%s+alc_1%s+10%s+10"), out)
+        assert.truthy(out:find("credits%.amount%s+6 h\n"), out)
+        assert.truthy(out:find("\n  lot_1%s+alc_1%s+10 h%s+10 h"), out)
         assert.truthy(out:find("\nerror 409 insufficient_credits: [^\n]+\n"), out)
         assert.truthy(out:find("\n404\nnot_found\n$"), out)
     end)
@@ -419,6 +574,15 @@ describe_attached("allot repl attached to allotd", function()
         assert.equal(0, code)
         assert.truthy(out:find("^ok%s+true\n"), out)
         assert.truthy(out:find("\n0\n1\n$"), out)
+    end)
+
+    it("lists in help only what works attached to a server", function()
+        local out, err, code = remote("help\n")
+        assert.equal("", err)
+        assert.equal(0, code)
+        assert.truthy(out:find("as{key = <another API key>}", 1, true), out)
+        assert.falsy(out:find("set_clock", 1, true), out)
+        assert.falsy(out:find("db:now", 1, true), out)
     end)
 
     it("refuses a key the server does not know", function()
