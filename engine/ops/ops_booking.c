@@ -1051,14 +1051,17 @@ op_refund_preview(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || args_id(op, args, "id", "bkg", true, &id)) {
         return op->err->status;
     }
+    /* A role that may never cancel is refused before the booking is looked
+     * up, as cancel does (403 whatever the booking, in scope or not). */
+    if (op->who->role == ROLE_VIEWER) {
+        return op_forbidden(op, "cancel bookings");
+    }
     struct booking_row row;
     int rc = booking_get(op, id, &row);
     if (rc != 0) {
         return rc;
     }
-    if (op->who->role == ROLE_VIEWER) {
-        rc = op_forbidden(op, "cancel bookings");
-    } else if (strcmp(row.status, "confirmed") != 0) {
+    if (strcmp(row.status, "confirmed") != 0) {
         rc = eng_error_code(op->err, ENG_ECONFLICT, "already_cancelled",
                             "the booking is already cancelled");
     }
