@@ -908,6 +908,75 @@ test_threads(void)
     }
 }
 
+/* Calls that overlap (a price that takes ~50,000 instructions, from 4
+ * threads on however many cores) find the primary busy: each such thread
+ * builds a copy of its own and keeps using it, every answer is the same as
+ * the primary's, and the copies go away with their threads. */
+struct copy_arg {
+    struct policy_set *set;
+    int base, failures, copies_seen;
+};
+
+static void *
+copy_thread_main(void *p)
+{
+    struct copy_arg *arg = p;
+    for (int i = 0; i < 150; i++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "{\"n\": %d}", arg->base + i);
+        json_t *out = NULL;
+        struct eng_error err = {0};
+        if (call_json(arg->set, POLICY_PRICING, ctx, &out, &err) != 0 ||
+            int_at(out, "credits") != 2 * (arg->base + i)) {
+            arg->failures++;
+        }
+        json_decref(out);
+        if (policy_copies_live() > arg->copies_seen) {
+            arg->copies_seen = policy_copies_live();
+        }
+    }
+    return NULL;
+}
+
+static void
+test_thread_copies(void)
+{
+    static const char slow_src[] =
+        "local calls = 0\n"
+        "return { price = function(ctx)\n"
+        "  calls = calls + 1 -- state of its own per copy: never shared\n"
+        "  local x = 0\n"
+        "  for i = 1, 10000 do x = x + i % 7 end\n"
+        "  return { credits = ctx.n * 2, work = x } end }";
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing(slow_src, &slow, &set, &err), 0);
+    CHECK_INT(policy_copies_live(), 0);
+    pthread_t threads[4];
+    struct copy_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct copy_arg){set, i * 1000, 0, 0};
+        CHECK_INT(pthread_create(&threads[i], NULL, copy_thread_main, &args[i]), 0);
+    }
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_INT(args[i].failures, 0);
+        seen = args[i].copies_seen > seen ? args[i].copies_seen : seen;
+    }
+    CHECK(seen >= 1);
+    CHECK(seen <= 4);
+    /* Thread exit dropped every copy (and the references they held). */
+    CHECK_INT(policy_copies_live(), 0);
+    /* A retired set still answers (a request may hold it). */
+    policy_set_retire(set);
+    json_t *out = NULL;
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"n\": 4}", &out, &err), 0);
+    CHECK_INT(int_at(out, "credits"), 8);
+    json_decref(out);
+    policy_set_release(set);
+}
+
 static char *
 read_policy(const char *dir, const char *name, size_t *len)
 {
@@ -990,6 +1059,7 @@ main(void)
     setup_defaults();
     test_kinds_and_limits();
     test_normal_call();
+    test_thread_copies();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();
