@@ -1831,8 +1831,8 @@ policy_source_pick(const struct policy_source defaults[POLICY_KIND_COUNT],
 
 /* Closes the state and frees it.  Only the set's last reference (or a
  * load that failed before handing the set out) or the thread that owns a
- * copy gets here, so no thread can be inside L.  Policies cannot register finalizers, so lua_close runs none of
- * their code. */
+ * copy gets here, so no thread can be inside L.  Policies cannot register
+ * finalizers, so lua_close runs none of their code. */
 static void
 policy_state_destroy(struct policy_state *set)
 {
@@ -2246,53 +2246,71 @@ policy_set_total_check(struct policy_set *pset, struct eng_error *err)
     return rc;
 }
 
-/* One call, shared with the protected body through a light userdata. */
+/* One call, or a sequence of calls on one context, shared with the
+ * protected body through a light userdata. */
 struct policy_call {
     struct policy_state *set;
-    enum policy_kind kind;
+    const enum policy_kind *kinds;
+    int count;
+    int current; /* the index of the call running (or that failed) */
     const json_t *ctx;
-    json_t *result; /* set only once the whole result converted */
+    policy_next_fn next;
+    void *next_ud;
+    json_t **results; /* results[i] set once call i's result converted */
 };
 
-/* [-1, +0, e] the protected body of a call: ctx -> Lua, the policy under its
- * budget, result -> JSON with raw accessors. */
+/* [-1, +0, e] the protected body: ctx -> Lua once, then each policy under
+ * its own budget, its result -> JSON with raw accessors, and the caller's
+ * verdict on whether the next call runs. */
 static int
 l_policy_call(lua_State *L)
 {
     struct policy_call *call = lua_touserdata(L, 1);
     struct policy_state *set = call->set;
     luaL_checkstack(L, 4, NULL);
-    /* ctx is built fresh for every call, so a policy that writes into it
-     * cannot leave anything behind for the next one. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, set->fn_ref[call->kind]);
+    /* ctx is built fresh for every call (every sequence), so a policy that
+     * writes into it cannot leave anything behind for the next request. */
     if (call->ctx != NULL) {
         luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 4, "ctx nested too deeply");
         policy_push_json(L, &set->limits, call->ctx, 1);
     } else {
         lua_pushnil(L);
     }
-    lua_call(L, 1, 1);
-    policy_budget_settle(L, set);
-    struct policy_conv cv;
-    policy_conv_init(&cv, &set->limits);
-    /* The converter never raises and frees its partial tree itself, so a
-     * failure leaves nothing to clean up; raising happens only after. */
-    json_t *result = policy_to_json(L, &cv, lua_gettop(L), 1);
-    if (result == NULL) {
-        lua_pushstring(L, cv.msg);
-        return lua_error(L);
+    int ctx = lua_gettop(L);
+    for (int i = 0; i < call->count; i++) {
+        call->current = i;
+        if (i > 0) {
+            policy_budget_begin(set); /* the first began before the protected call */
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, set->fn_ref[call->kinds[i]]);
+        lua_pushvalue(L, ctx);
+        lua_call(L, 1, 1);
+        policy_budget_settle(L, set);
+        struct policy_conv cv;
+        policy_conv_init(&cv, &set->limits);
+        /* The converter never raises and frees its partial tree itself, so a
+         * failure leaves nothing to clean up; raising happens only after. */
+        json_t *result = policy_to_json(L, &cv, lua_gettop(L), 1);
+        if (result == NULL) {
+            lua_pushstring(L, cv.msg);
+            return lua_error(L);
+        }
+        call->results[i] = result;
+        lua_settop(L, ctx);
+        if (i + 1 < call->count && call->next != NULL &&
+            !call->next(call->next_ud, call->kinds[i], result)) {
+            break;
+        }
     }
-    call->result = result; /* nothing below can raise */
     return 0;
 }
 
-/* One call on one state; the caller has it to itself (the primary under
- * the set's mutex, or the thread's own copy). */
+/* Calls on one state; the caller has it to itself (the primary under the
+ * set's mutex, or the thread's own copy). */
 static int
-policy_state_call(struct policy_state *set, enum policy_kind kind, const json_t *ctx,
-                  json_t **result, struct eng_error *err)
+policy_state_call(struct policy_state *set, struct policy_call *call, struct eng_error *err)
 {
-    struct policy_call call = {.set = set, .kind = kind, .ctx = ctx, .result = NULL};
+    call->set = set;
     if (policy_total_spent(set, false, false, err) != 0) {
         return ENG_ELIMIT;
     }
@@ -2300,7 +2318,7 @@ policy_state_call(struct policy_state *set, enum policy_kind kind, const json_t 
     int base = lua_gettop(L);
     lua_pushcfunction(L, l_policy_msgh);
     lua_pushcfunction(L, l_policy_call);
-    lua_pushlightuserdata(L, &call);
+    lua_pushlightuserdata(L, call);
     policy_budget_begin(set);
     int status = lua_pcall(L, 1, 0, base + 1);
     policy_budget_end(set);
@@ -2313,16 +2331,19 @@ policy_state_call(struct policy_state *set, enum policy_kind kind, const json_t 
                            err) != 0) {
         /* The call met the total, not its own budget: the caller's limit. */
         rc = ENG_ELIMIT;
-        json_decref(call.result);
-        call.result = NULL;
     } else if (status != LUA_OK) {
         char text[ENG_MSG_MAX];
-        policy_describe_failure(set, status, set->chunk[kind], text, sizeof text);
-        json_decref(call.result); /* NULL by construction; kept for safety */
-        call.result = NULL;
+        policy_describe_failure(set, status, set->chunk[call->kinds[call->current]], text,
+                                sizeof text);
         enum eng_status code = status == LUA_ERRMEM && set->malloc_failed ? ENG_ENOMEM
                                                                           : ENG_EPOLICY;
         rc = eng_error_set(err, code, "%s", text);
+    }
+    if (rc != 0) {
+        for (int i = 0; i < call->count; i++) {
+            json_decref(call->results[i]);
+            call->results[i] = NULL;
+        }
     }
     lua_settop(L, base);
     /* The collector keeps pace with allocation by itself; after a memory
@@ -2330,7 +2351,38 @@ policy_state_call(struct policy_state *set, enum policy_kind kind, const json_t 
     if (status == LUA_ERRMEM) {
         lua_gc(L, LUA_GCCOLLECT);
     }
-    *result = call.result;
+    return rc;
+}
+
+/* Runs `call` on a state of the set.  The thread's own copy when it has
+ * one; else the primary when it is free; else a new copy for this thread
+ * (no waiting), within the bounds; else wait for the primary.  A copy is
+ * built from the very sources the primary was, so every state of a set
+ * answers alike.  Locks are taken and released outside the protected
+ * call, so no Lua error (longjmp) can ever cross one. */
+static int
+policy_set_run(struct policy_set *set, struct policy_call *call, struct eng_error *err)
+{
+    struct policy_state *own = NULL;
+    struct policy_thread *t = NULL;
+    if (!atomic_load_explicit(&set->pinned, memory_order_relaxed)) {
+        t = policy_thread_get();
+        own = t != NULL ? policy_thread_find(t, set) : NULL;
+    }
+    if (own == NULL) {
+        if (pthread_mutex_trylock(&set->mutex) == 0) {
+            int rc = policy_state_call(set->primary, call, err);
+            pthread_mutex_unlock(&set->mutex);
+            return rc;
+        }
+        own = t != NULL ? policy_thread_copy_make(t, set) : NULL;
+    }
+    if (own != NULL) {
+        return policy_state_call(own, call, err);
+    }
+    pthread_mutex_lock(&set->mutex);
+    int rc = policy_state_call(set->primary, call, err);
+    pthread_mutex_unlock(&set->mutex);
     return rc;
 }
 
@@ -2343,33 +2395,42 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
     if ((unsigned)kind >= POLICY_KIND_COUNT) {
         return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kind);
     }
-    /* The thread's own copy when it has one; else the primary when it is
-     * free; else a new copy for this thread (no waiting), within the
-     * bounds; else wait for the primary.  A copy is built from the very
-     * sources the primary was, so every state of a set answers alike.
-     * Locks are taken and released outside the protected call, so no Lua
-     * error (longjmp) can ever cross one. */
-    struct policy_state *own = NULL;
-    struct policy_thread *t = NULL;
-    if (!atomic_load_explicit(&set->pinned, memory_order_relaxed)) {
-        t = policy_thread_get();
-        own = t != NULL ? policy_thread_find(t, set) : NULL;
-    }
-    if (own == NULL) {
-        if (pthread_mutex_trylock(&set->mutex) == 0) {
-            int rc = policy_state_call(set->primary, kind, ctx, result, err);
-            pthread_mutex_unlock(&set->mutex);
-            return rc;
+    struct policy_call call = {.kinds = &kind, .count = 1, .ctx = ctx, .results = result};
+    return policy_set_run(set, &call, err);
+}
+
+int
+policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int count,
+                    const json_t *ctx, policy_next_fn next, void *ud, json_t **results,
+                    struct eng_error *err)
+{
+    ENG_ASSERT(set != NULL && kinds != NULL && results != NULL && count > 0);
+    for (int i = 0; i < count; i++) {
+        results[i] = NULL;
+        if ((unsigned)kinds[i] >= POLICY_KIND_COUNT) {
+            return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kinds[i]);
         }
-        own = t != NULL ? policy_thread_copy_make(t, set) : NULL;
     }
-    if (own != NULL) {
-        return policy_state_call(own, kind, ctx, result, err);
+    if (atomic_load_explicit(&set->pinned, memory_order_relaxed)) {
+        /* A total budget is charged call by call: keep them apart. */
+        for (int i = 0; i < count; i++) {
+            int rc = policy_set_call(set, kinds[i], ctx, &results[i], err);
+            if (rc != 0) {
+                for (int j = 0; j < i; j++) {
+                    json_decref(results[j]);
+                    results[j] = NULL;
+                }
+                return rc;
+            }
+            if (i + 1 < count && next != NULL && !next(ud, kinds[i], results[i])) {
+                break;
+            }
+        }
+        return 0;
     }
-    pthread_mutex_lock(&set->mutex);
-    int rc = policy_state_call(set->primary, kind, ctx, result, err);
-    pthread_mutex_unlock(&set->mutex);
-    return rc;
+    struct policy_call call = {.kinds = kinds, .count = count, .ctx = ctx, .next = next,
+                               .next_ud = ud, .results = results};
+    return policy_set_run(set, &call, err);
 }
 
 int

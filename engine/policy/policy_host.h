@@ -11,10 +11,11 @@
  * one.
  *
  * Inputs and outputs cross the boundary as jansson values: `ctx` is converted
- * to a fresh Lua table per call, the result back to JSON with raw accessors
- * inside one protected call.  Lua integers become JSON integers, Lua floats
- * JSON reals; NaN/inf, functions, userdata, cycles, depth > convert_depth_max
- * and strings > string_bytes_max are refused as policy errors.
+ * to a fresh Lua table per call (per sequence: policy_set_call_seq), the
+ * result back to JSON with raw accessors inside one protected call.  Lua
+ * integers become JSON integers, Lua floats JSON reals; NaN/inf, functions,
+ * userdata, cycles, depth > convert_depth_max and strings > string_bytes_max
+ * are refused as policy errors.
  *
  * The sandbox: base (without dofile, loadfile, load, collectgarbage, print,
  * warn, require), table, string (without dump; find/match/gmatch/gsub
@@ -27,6 +28,7 @@
 #ifndef ENG_POLICY_HOST_H
 #define ENG_POLICY_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +121,23 @@ void policy_set_retire(struct policy_set *set);
  * chunk and line, and *result is NULL; the state stays usable. */
 ENG_MUST_CHECK int policy_set_call(struct policy_set *set, enum policy_kind kind,
                                    const json_t *ctx, json_t **result, struct eng_error *err);
+
+/* Decides, between two calls of a sequence, whether the next one runs
+ * (after the call of `kind` answered `result`, borrowed).  Must not raise
+ * or call policies. */
+typedef bool (*policy_next_fn)(void *ud, enum policy_kind kind, const json_t *result);
+
+/* Calls kinds[0..count) in order with one context, converted to Lua once
+ * and handed to each of them as the same table (so a later kind sees what
+ * an earlier one wrote into it; nothing outlives the sequence), each under
+ * its own budget, in one entry into the state.  results[i] gets call i's
+ * result (owned by the caller), NULL for calls not made: after each call
+ * but the last, next(ud, kind, result) decides whether to go on (NULL:
+ * always).  On any failure every result is NULL and the error is that of
+ * the call that failed, as with policy_set_call.  Thread-safe. */
+ENG_MUST_CHECK int policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds,
+                                       int count, const json_t *ctx, policy_next_fn next,
+                                       void *ud, json_t **results, struct eng_error *err);
 
 /* Gives the set a total budget that all its later calls share, for a
  * caller that owns the set alone and runs many calls on it (a simulation

@@ -324,7 +324,8 @@ start_allotd(const char *db, int port)
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL) {
+        if (freopen("/dev/null", "w", stdout) == NULL ||
+            freopen("/dev/null", "w", stderr) == NULL) {
             _exit(127);
         }
         execl(allotd, allotd, "--db", db, "--listen", listen_at, "--policies",

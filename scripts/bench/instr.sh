@@ -78,7 +78,7 @@ kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 # 3. Per dump (one file per thread): all threads, the writer's share (the
 #    thread whose profile holds writer_main), the engine's part (engine_exec
 #    inclusive on the workers plus the writer thread: "after HTTP"), and the
-#    calls to malloc and to policy_set_call.
+#    calls to malloc and the entries into a policy state (lua_pcallk).
 report() { # dump-number label
     total=0 writer=0 engine=0
     for f in "$DIR"/cg.out."$1"-*; do
@@ -90,8 +90,8 @@ report() { # dump-number label
         engine=$(( engine + ${e:-0} ))
     done
     mallocs=$(lua5.4 scripts/bench/instr_calls.lua malloc "$DIR"/cg.out."$1"-*)
-    calls=$(lua5.4 scripts/bench/instr_calls.lua policy_set_call "$DIR"/cg.out."$1"-*)
-    printf '%-8s total %9d  workers %9d  writer %9d  engine %9d  mallocs %5d  policy calls %s\n' \
+    calls=$(lua5.4 scripts/bench/instr_calls.lua lua_pcallk "$DIR"/cg.out."$1"-*)
+    printf '%-8s total %9d  workers %9d  writer %9d  engine %9d  mallocs %5d  policy entries %s\n' \
         "$2" $(( total / N )) $(( (total - writer) / N )) $(( writer / N )) \
         $(( (engine + writer) / N )) $(( mallocs / N )) "$(awk -v c="$calls" -v n="$N" 'BEGIN { printf "%.1f", c / n }')"
 }

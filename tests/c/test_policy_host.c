@@ -977,6 +977,72 @@ test_thread_copies(void)
     policy_set_release(set);
 }
 
+/* A sequence: one context for validate then pricing, in one entry. */
+static bool
+stop_on_error(void *ud, enum policy_kind kind, const json_t *result)
+{
+    (void)kind;
+    ++*(int *)ud;
+    return json_object_get(result, "error") == NULL;
+}
+
+static void
+test_call_seq(void)
+{
+    struct policy_source over[POLICY_KIND_COUNT] = {{0}};
+    over[POLICY_VALIDATE] = (struct policy_source){
+        "policies/t/validate.lua",
+        "return { validate = function(ctx)\n"
+        "  if ctx.n < 0 then return { error = 'negative' } end\n"
+        "  ctx.seen = true; return {} end }",
+        0};
+    over[POLICY_PRICING] = (struct policy_source){
+        T_CHUNK,
+        "return { price = function(ctx)\n"
+        "  if ctx.n == 13 then error('unlucky') end\n"
+        "  return { credits = ctx.n * 2, seen = ctx.seen } end }",
+        0};
+    over[POLICY_VALIDATE].len = strlen(over[POLICY_VALIDATE].source);
+    over[POLICY_PRICING].len = strlen(over[POLICY_PRICING].source);
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(policy_set_load(&set, defaults, over, &slow, &err), 0);
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    json_t *out[2];
+    int asked = 0;
+    json_t *ctx = json_pack("{s:i}", "n", 5);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, stop_on_error, &asked, out, &err), 0);
+    CHECK_INT(asked, 1);
+    CHECK(out[0] != NULL && json_object_get(out[0], "error") == NULL);
+    CHECK_INT(int_at(out[1], "credits"), 10);
+    /* The same table for both: what validate wrote, pricing reads. */
+    CHECK(json_is_true(json_object_get(out[1], "seen")));
+    json_decref(out[0]);
+    json_decref(out[1]);
+    json_decref(ctx);
+    /* A refusal stops the sequence: pricing never runs. */
+    ctx = json_pack("{s:i}", "n", -1);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, stop_on_error, &asked, out, &err), 0);
+    CHECK(json_object_get(out[0], "error") != NULL);
+    CHECK(out[1] == NULL);
+    json_decref(out[0]);
+    json_decref(ctx);
+    /* A failing second call: no results, the message names its chunk. */
+    ctx = json_pack("{s:i}", "n", 13);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, NULL, NULL, out, &err), ENG_EPOLICY);
+    CHECK(out[0] == NULL && out[1] == NULL);
+    CHECK(has(err.msg, T_CHUNK ":2: unlucky"));
+    json_decref(ctx);
+    /* A fresh context per sequence: nothing is left from the last one. */
+    ctx = json_pack("{s:i}", "n", 1);
+    json_t *one = NULL;
+    CHECK_INT(policy_set_call(set, POLICY_PRICING, ctx, &one, &err), 0);
+    CHECK(json_object_get(one, "seen") == NULL);
+    json_decref(one);
+    json_decref(ctx);
+    policy_set_release(set);
+}
+
 static char *
 read_policy(const char *dir, const char *name, size_t *len)
 {
@@ -1060,6 +1126,7 @@ main(void)
     test_kinds_and_limits();
     test_normal_call();
     test_thread_copies();
+    test_call_seq();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();
