@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
 liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
-lua-busted lua-socket lua-cjson tmux wrk curl
+lua-busted lua-socket lua-cjson tmux wrk curl valgrind
 clang libclang-rt-14-dev
 chromium nodejs npm"
 missing=""

@@ -8,9 +8,11 @@
 #include "auth.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keys.h"
 #include "sha256.h"
@@ -95,6 +97,137 @@ principal_from_row(const struct key_row *row, struct principal *out, struct eng_
     return 0;
 }
 
+/* ---------- the cache ---------- */
+
+#define AUTH_CACHE_STRIPES 16 /* locks; entry i is guarded by stripe i % 16 */
+
+struct auth_entry {
+    bool used;
+    uint64_t epoch;      /* the cache epoch when the lookup that filled it began */
+    uint64_t filled_ms;  /* monotonic */
+    char hash[65];
+    struct principal who;
+};
+
+struct auth_cache {
+    _Atomic uint64_t epoch; /* bumped after every commit that can change a key */
+    pthread_mutex_t stripe[AUTH_CACHE_STRIPES];
+    struct auth_entry entries[AUTH_CACHE_ENTRIES];
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The engine's cache, made on first use; NULL when memory is short (then
+ * every request goes to the database, which is still correct). */
+static struct auth_cache *
+cache_of(struct engine *eng)
+{
+    struct auth_cache *c = atomic_load_explicit(&eng->auth_cache, memory_order_acquire);
+    if (c != NULL) {
+        return c;
+    }
+    struct auth_cache *fresh = calloc(1, sizeof *fresh);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < AUTH_CACHE_STRIPES; i++) {
+        pthread_mutex_init(&fresh->stripe[i], NULL);
+    }
+    if (atomic_compare_exchange_strong_explicit(&eng->auth_cache, &c, fresh,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        return fresh;
+    }
+    /* Another thread made it first: use that one. */
+    for (int i = 0; i < AUTH_CACHE_STRIPES; i++) {
+        pthread_mutex_destroy(&fresh->stripe[i]);
+    }
+    free(fresh);
+    return c;
+}
+
+/* The slot of a hash: its first 8 hex digits are uniformly distributed. */
+static size_t
+slot_of(const char *hash)
+{
+    size_t h = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = hash[i];
+        h = h * 16 + (size_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    return h % AUTH_CACHE_ENTRIES;
+}
+
+static bool
+cache_get(struct auth_cache *c, const char *hash, struct principal *out)
+{
+    size_t i = slot_of(hash);
+    struct auth_entry *e = &c->entries[i];
+    uint64_t epoch = atomic_load_explicit(&c->epoch, memory_order_acquire);
+    bool hit = false;
+    pthread_mutex_lock(&c->stripe[i % AUTH_CACHE_STRIPES]);
+    if (e->used && e->epoch == epoch && hash_equal(e->hash, hash, 64) &&
+        now_ms() - e->filled_ms < AUTH_CACHE_TTL_MS) {
+        *out = e->who;
+        hit = true;
+    }
+    pthread_mutex_unlock(&c->stripe[i % AUTH_CACHE_STRIPES]);
+    return hit;
+}
+
+/* Keeps what a lookup that began at `epoch` found.  A commit since then
+ * (the epoch moved) may have changed the key: then nothing is kept. */
+static void
+cache_put(struct auth_cache *c, const char *hash, uint64_t epoch, const struct principal *who)
+{
+    size_t i = slot_of(hash);
+    struct auth_entry *e = &c->entries[i];
+    pthread_mutex_lock(&c->stripe[i % AUTH_CACHE_STRIPES]);
+    if (atomic_load_explicit(&c->epoch, memory_order_acquire) == epoch) {
+        e->used = true;
+        e->epoch = epoch;
+        e->filled_ms = now_ms();
+        memcpy(e->hash, hash, sizeof e->hash);
+        e->who = *who;
+    }
+    pthread_mutex_unlock(&c->stripe[i % AUTH_CACHE_STRIPES]);
+}
+
+void
+engine_auth_note_commit(struct engine *eng, const char *name)
+{
+    if (strncmp(name, "keys.", 5) != 0 && strncmp(name, "users.", 6) != 0 &&
+        strncmp(name, "tenants.", 8) != 0) {
+        return;
+    }
+    struct auth_cache *c = atomic_load_explicit(&eng->auth_cache, memory_order_acquire);
+    if (c != NULL) {
+        /* Entries carry the epoch they were filled at: one increment makes
+         * all of them stale, and a lookup still running when the change
+         * committed cannot store its older answer (cache_put). */
+        atomic_fetch_add_explicit(&c->epoch, 1, memory_order_acq_rel);
+    }
+}
+
+void
+engine_auth_close(struct engine *eng)
+{
+    struct auth_cache *c = atomic_exchange(&eng->auth_cache, NULL);
+    if (c != NULL) {
+        for (int i = 0; i < AUTH_CACHE_STRIPES; i++) {
+            pthread_mutex_destroy(&c->stripe[i]);
+        }
+        /* Principals are not secrets, but the hashes need not linger. */
+        memset(c->entries, 0, sizeof c->entries);
+        free(c);
+    }
+}
+
 int
 engine_authenticate(struct engine *eng, const char *key, struct principal *out,
                     struct eng_error *err)
@@ -108,6 +241,13 @@ engine_authenticate(struct engine *eng, const char *key, struct principal *out,
     }
     char hash[65];
     sha256_hex(key, len, hash);
+    struct auth_cache *cache = cache_of(eng);
+    if (cache != NULL && cache_get(cache, hash, out)) {
+        return 0;
+    }
+    /* The epoch is read before the lookup starts, so that a change
+     * committed during it keeps the answer out of the cache. */
+    uint64_t epoch = cache != NULL ? atomic_load_explicit(&cache->epoch, memory_order_acquire) : 0;
     struct store *store = store_pool_acquire(eng->readers, err);
     if (store == NULL) {
         return err->status;
@@ -125,5 +265,9 @@ engine_authenticate(struct engine *eng, const char *key, struct principal *out,
     if (row.revoked) {
         return unauthorized(err, "the API key has been revoked");
     }
-    return principal_from_row(&row, out, err);
+    rc = principal_from_row(&row, out, err);
+    if (rc == 0 && cache != NULL) {
+        cache_put(cache, hash, epoch, out);
+    }
+    return rc;
 }

@@ -20,6 +20,17 @@
 ENG_MUST_CHECK int engine_authenticate(struct engine *eng, const char *key,
                                        struct principal *out, struct eng_error *err);
 
+/* The authentication cache: key hash -> principal, so a known key costs a
+ * SHA-256 and a table probe instead of a database lookup.  An entry is
+ * trusted only while (a) no committed write that can change what a key
+ * authenticates as (an op named keys.*, users.* or tenants.*) came after
+ * the lookup that filled it began, and (b) it is younger than
+ * AUTH_CACHE_TTL_MS, which bounds how long a change made to the database
+ * by another process (sqlite3, a second allotd) can go unseen.  Refusals
+ * are never cached. */
+#define AUTH_CACHE_ENTRIES 1024 /* auth_cache_entries_max: distinct keys held */
+#define AUTH_CACHE_TTL_MS 1000
+
 /* Closes the calling thread's reader now (for the thread that also closes
  * the engine; worker threads close theirs when they exit). */
 void engine_auth_thread_done(void);

@@ -90,6 +90,7 @@ engine_close(struct engine *eng)
         return;
     }
     engine_stop_writer(eng);
+    engine_auth_close(eng);
     policy_cache_close(&eng->policies);
     store_pool_close(eng->readers);
     eng->readers = NULL;
@@ -428,6 +429,9 @@ batch_run(struct engine *eng, struct write_job *jobs)
      * that failed (its savepoint rolled back, or the batch did not commit)
      * installs nothing. */
     for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        if (j->rc == 0) {
+            engine_auth_note_commit(eng, j->def->name); /* a changed key is refused at once */
+        }
         if (j->op.install_set != NULL) {
             if (j->rc == 0) {
                 policy_cache_install(&eng->policies, j->op.install_building, j->op.install_set,

@@ -24,6 +24,7 @@
 #include "values.h"
 
 struct op_env;
+struct auth_cache;
 
 #define ENGINE_PATH_MAX 1024
 
@@ -59,6 +60,8 @@ struct engine {
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv, done_cv;
     struct write_job *queue_head, *queue_tail;
+    /* The authentication cache (auth.c), made on first use. */
+    _Atomic(struct auth_cache *) auth_cache;
 };
 
 void engine_config_default(struct engine_config *cfg);
@@ -119,5 +122,14 @@ ENG_MUST_CHECK int engine_advance(struct engine *eng, struct eng_error *err);
  * `problems` (a JSON array).  Returns 0 (even when problems were found) or a
  * store error. */
 ENG_MUST_CHECK int engine_verify(struct engine *eng, json_t *problems, struct eng_error *err);
+
+/* Implemented by the authentication cache (auth.c; see auth.h). */
+/* Tells the cache that op `name` committed (the engine calls it after each
+ * commit, for every job that succeeded): keys.*, users.* and tenants.*
+ * drop every entry, so the very next request sees the change.  Thread-safe. */
+void engine_auth_note_commit(struct engine *eng, const char *name);
+
+/* Frees the cache (engine_close). */
+void engine_auth_close(struct engine *eng);
 
 #endif

@@ -12,6 +12,10 @@
 #include "http_internal.h"
 
 #define HEAD_BYTES_MAX 1024
+/* Answers up to these sizes are rendered and assembled on the stack (the
+ * handler runs on its own 8 MiB stack; 17 KiB is safe even on civetweb's). */
+#define HTTP_JSON_STACK_BYTES 8192
+#define HTTP_SEND_STACK_BYTES (HEAD_BYTES_MAX + HTTP_JSON_STACK_BYTES)
 
 /* Codes only the HTTP layer produces; the engine's own statuses come from
  * error.c's table. */
@@ -73,7 +77,10 @@ http_send(struct http_req *rq, int status, const char *content_type, const char 
         return 500;
     }
     size_t body_len = rq->head_only ? 0 : len;
-    char *out = malloc((size_t)n + body_len);
+    /* One write per response (no Nagle stall between head and body); a
+     * small response is assembled on the stack, without an allocation. */
+    char small[HTTP_SEND_STACK_BYTES];
+    char *out = (size_t)n + body_len <= sizeof small ? small : malloc((size_t)n + body_len);
     if (out == NULL) {
         mg_disable_connection_keep_alive(rq->conn);
         return 503;
@@ -83,7 +90,9 @@ http_send(struct http_req *rq, int status, const char *content_type, const char 
         memcpy(out + n, body, body_len);
     }
     mg_write(rq->conn, out, (size_t)n + body_len);
-    free(out);
+    if (out != small) {
+        free(out);
+    }
     return status;
 }
 
@@ -92,7 +101,17 @@ http_send_json(struct http_req *rq, int status, const json_t *value, const char 
 {
     /* 15 significant digits print every amount (<= 10^12, 3 decimals)
      * exactly: 1.5 stays 1.5, never 1.5000000000000000. */
-    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
+    /* Rendered straight into a stack buffer when it fits: json_dumps grows
+     * its buffer by doubling from 16 bytes, a handful of reallocations per
+     * answer.  json_dumpb says how much it needed; a larger answer is
+     * rendered again into the heap. */
+    char small[HTTP_JSON_STACK_BYTES];
+    size_t need = json_dumpb(value, small, sizeof small, flags);
+    if (need > 0 && need <= sizeof small) {
+        return http_send(rq, status, "application/json", small, need, extra_headers);
+    }
+    char *text = json_dumps(value, flags);
     if (text == NULL) {
         return http_send_error(rq, 503, "overloaded", NULL, "out of memory");
     }

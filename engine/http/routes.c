@@ -76,6 +76,7 @@ static const struct route routes[] = {
     {"GET", "/v1/openapi.json", NULL, 0, route_openapi},
     {"PUT", "/v1/clock", NULL, ROUTE_BODY | ROUTE_FAKE_CLOCK, route_clock},
     {"POST", "/v1/keys", "keys.create", WRITE, NULL},
+    {"POST", "/v1/keys/{key:id}/revoke", "keys.revoke", WRITE, NULL},
     {"GET", "/v1/me", "me", 0, NULL},
     {"GET", "/v1/verify", "verify", 0, NULL},
 

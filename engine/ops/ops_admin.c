@@ -158,6 +158,30 @@ op_key_create(struct op *op, json_t *args, json_t **out)
     return 0;
 }
 
+/* Revokes a key (super_admin): from the next request on it is refused
+ * (auth.c drops its cache after the commit).  Revoking a revoked key again
+ * answers the same. */
+static int
+op_key_revoke(struct op *op, json_t *args, json_t **out)
+{
+    static const char *const keys[] = {"id", NULL};
+    int64_t id;
+    if (op_require_super(op) || args_only(op, args, keys) ||
+        args_id(op, args, "id", "key", true, &id)) {
+        return op->err->status;
+    }
+    bool found = false;
+    int rc = store_key_revoke(op->store, id, op->now, &found, op->err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!found) {
+        return op_not_found(op, "key");
+    }
+    *out = json_pack("{s:o, s:b}", "id", id_json("key", id), "revoked", 1);
+    return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
 static int
 op_me(struct op *op, json_t *args, json_t **out)
 {
@@ -238,6 +262,7 @@ op_verify(struct op *op, json_t *args, json_t **out)
 
 const struct op_def ops_admin[] = {
     {"keys.create", op_key_create, true},
+    {"keys.revoke", op_key_revoke, true},
     {"me", op_me, false},
     {"verify", op_verify, false},
     {NULL, NULL, false},

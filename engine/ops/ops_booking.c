@@ -95,13 +95,11 @@ load_resource(struct op *op, struct bk *b)
     return rc;
 }
 
-/* Calls a policy that may refuse with {error = "..."}: a refusal is a 400. */
+/* A policy result that refuses with {error = "..."}: a 400 (and *res is
+ * released). */
 static int
-call_checked(struct op *op, struct bk *b, enum policy_kind kind, json_t *ctx, json_t **res)
+refused(struct op *op, json_t **res)
 {
-    if (policy_set_call(b->pol, kind, ctx, res, op->err) != 0) {
-        return op->err->status;
-    }
     json_t *msg = json_is_object(*res) ? json_object_get(*res, "error") : NULL;
     if (msg != NULL) {
         int rc = op_invalid(op, "", "%s",
@@ -111,6 +109,15 @@ call_checked(struct op *op, struct bk *b, enum policy_kind kind, json_t *ctx, js
         return rc;
     }
     return 0;
+}
+
+/* Between validate and pricing: a refusal stops the sequence. */
+static bool
+not_refused(void *ud, enum policy_kind kind, const json_t *result)
+{
+    (void)ud;
+    (void)kind;
+    return !(json_is_object(result) && json_object_get(result, "error") != NULL);
 }
 
 static int
@@ -189,12 +196,16 @@ price(struct op *op, struct bk *b)
     if (price_ctx(op, b, &ctx) != 0) {
         return op->err->status;
     }
-    json_t *res = NULL;
-    int rc = call_checked(op, b, POLICY_VALIDATE, ctx, &res);
-    json_decref(res);
-    res = NULL;
+    /* One entry into the policy state: ctx is converted once for both. */
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    json_t *out[2] = {NULL, NULL};
+    int rc = policy_set_call_seq(b->pol, kinds, 2, ctx, not_refused, NULL, out, op->err) != 0
+                 ? op->err->status
+                 : refused(op, &out[0]);
+    json_decref(out[0]);
+    json_t *res = out[1];
     if (rc == 0) {
-        rc = call_checked(op, b, POLICY_PRICING, ctx, &res);
+        rc = refused(op, &res);
     }
     json_decref(ctx);
     if (rc != 0) {

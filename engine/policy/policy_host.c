@@ -1,8 +1,9 @@
 /* policy_host.c - sandboxed Lua 5.4 states that run building policies.
  *
- * Layout of one policy set (STYLE 2.8):
+ * Layout of one policy state (STYLE 2.8); a set has a primary state and
+ * per-thread copies of it (see "Sets" below):
  *
- *   struct policy_set  --extra space-->  lua_State (lua_newstate + capped allocator)
+ *   struct policy_state  --extra space-->  lua_State (lua_newstate + capped allocator)
  *     registry "allot.policy_env"   metatable of every chunk's _ENV:
  *                                   __index = frozen globals, __newindex raises
  *     frozen globals                base allow-list + read-only proxies of
@@ -86,10 +87,14 @@ struct policy_budget {
     char trip_msg[POLICY_TRIP_MSG_MAX];
 };
 
-struct policy_set {
-    atomic_int refs;
-    pthread_mutex_t mutex; /* held by every call while it is inside L */
+/* One Lua state holding a whole set's modules.  A set (below) has a
+ * primary state, built and checked at load, and lazily made copies of it
+ * for threads that would otherwise wait for the primary.  A state is used
+ * by one thread at a time: the primary under the set's mutex, a copy only
+ * by the thread that made it. */
+struct policy_state {
     lua_State *L;
+    bool is_copy; /* a copy of a checked primary: its examples already ran */
     struct policy_limits limits;
     /* Allocator accounting, in Lua's view of block sizes. */
     size_t memory_bytes_used;
@@ -123,12 +128,12 @@ static void policy_hook(lua_State *L, lua_Debug *ar);
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-static struct policy_set *
+static struct policy_state *
 policy_from_state(lua_State *L)
 {
     /* Set right after lua_newstate; coroutines are off, so L is the main
      * thread and its extra space is ours. */
-    struct policy_set *set = *(struct policy_set **)lua_getextraspace(L);
+    struct policy_state *set = *(struct policy_state **)lua_getextraspace(L);
     ENG_ASSERT(set != NULL);
     return set;
 }
@@ -201,7 +206,7 @@ policy_where(lua_State *L, char *buf, size_t cap)
 /* Memory: the capped allocator                                             */
 
 static void
-policy_alloc_watch(struct policy_set *set, size_t grow_bytes)
+policy_alloc_watch(struct policy_state *set, size_t grow_bytes)
 {
     struct policy_budget *b = &set->budget;
     if (!b->active || b->trip != POLICY_TRIP_NONE) {
@@ -224,7 +229,7 @@ policy_alloc_watch(struct policy_set *set, size_t grow_bytes)
 static void *
 policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    struct policy_set *set = ud;
+    struct policy_state *set = ud;
     /* When ptr is NULL, osize is the type of the object being created. */
     size_t old_bytes = ptr != NULL ? osize : 0;
     if (nsize == 0) {
@@ -262,7 +267,7 @@ policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* Starts a fresh budget for one call or one load step. */
 static void
-policy_budget_begin(struct policy_set *set)
+policy_budget_begin(struct policy_state *set)
 {
     /* Called outside and inside protected calls alike: nothing here raises.
      * The allocator flags are per call too, so a message never blames an
@@ -295,14 +300,14 @@ policy_budget_begin(struct policy_set *set)
 /* After a call the hook treats any further policy code as a trip (see
  * policy_hook); nothing is expected to run until the next begin. */
 static void
-policy_budget_end(struct policy_set *set)
+policy_budget_end(struct policy_state *set)
 {
     set->budget.active = false;
 }
 
 /* Marks the budget exhausted and makes the hook fire on every instruction. */
 static void
-policy_trip(lua_State *L, struct policy_set *set, enum policy_trip why)
+policy_trip(lua_State *L, struct policy_state *set, enum policy_trip why)
 {
     struct policy_budget *b = &set->budget;
     b->trip = why;
@@ -312,7 +317,7 @@ policy_trip(lua_State *L, struct policy_set *set, enum policy_trip why)
 /* [-0, +1, v] raises the budget error; formats it on first use, with the
  * position of the policy code that was running. */
 static int
-policy_raise_trip(lua_State *L, struct policy_set *set)
+policy_raise_trip(lua_State *L, struct policy_state *set)
 {
     struct policy_budget *b = &set->budget;
     if (b->trip_msg[0] == '\0') {
@@ -337,7 +342,7 @@ policy_raise_trip(lua_State *L, struct policy_set *set)
 static void
 policy_charge(lua_State *L, uint64_t units)
 {
-    struct policy_set *set = policy_from_state(L);
+    struct policy_state *set = policy_from_state(L);
     struct policy_budget *b = &set->budget;
     if (b->trip == POLICY_TRIP_NONE) {
         /* Saturate: callers pass worst-case estimates that may be huge, and
@@ -367,7 +372,7 @@ policy_hook(lua_State *L, lua_Debug *ar)
 /* [-0, +0, v] after policy code returned: a trip during its last instruction
  * (the allocator can only arm the hook) still fails the call. */
 static void
-policy_budget_settle(lua_State *L, struct policy_set *set)
+policy_budget_settle(lua_State *L, struct policy_state *set)
 {
     if (set->budget.trip != POLICY_TRIP_NONE) {
         policy_raise_trip(L, set);
@@ -510,7 +515,7 @@ l_policy_str_match(lua_State *L)
 static int
 l_policy_str_rep(lua_State *L)
 {
-    struct policy_set *set = policy_from_state(L);
+    struct policy_state *set = policy_from_state(L);
     size_t len = 0, sep_len = 0;
     luaL_checklstring(L, 1, &len);
     lua_Integer n = luaL_checkinteger(L, 2);
@@ -1046,11 +1051,13 @@ policy_push_json_array(lua_State *L, const struct policy_limits *lim, const json
     }
 }
 
-/* [-0, +1, m] pushes v; containers count one level each from depth 1. */
+/* [-0, +1, m] pushes v; containers count one level each from depth 1.
+ * The caller made room for the deepest value the depth limit admits (each
+ * open container holds its table and a key on the stack), once per call
+ * instead of once per value. */
 static void
 policy_push_json(lua_State *L, const struct policy_limits *lim, const json_t *v, int depth)
 {
-    luaL_checkstack(L, 3, "ctx nested too deeply");
     switch (json_typeof(v)) {
     case JSON_OBJECT:
     case JSON_ARRAY:
@@ -1484,7 +1491,7 @@ policy_format_traceback(const char *text, const char *chunk, char *out, size_t c
 
 /* Describes the failure of a protected call (error value on top of L). */
 static void
-policy_describe_failure(struct policy_set *set, int status, const char *chunk, char *out,
+policy_describe_failure(struct policy_state *set, int status, const char *chunk, char *out,
                         size_t cap)
 {
     lua_State *L = set->L;
@@ -1514,7 +1521,7 @@ policy_describe_failure(struct policy_set *set, int status, const char *chunk, c
  * Refusals that are not Lua errors (wrong shape, failed example) travel in
  * msg, so they need no error object and no allocation. */
 struct policy_load {
-    struct policy_set *set;
+    struct policy_state *set;
     enum policy_kind kind;
     const struct policy_source *src;
     int example;      /* 1-based example being run, 0 outside examples */
@@ -1539,7 +1546,7 @@ policy_load_refuse(struct policy_load *ld, const char *fmt, ...)
 static int
 policy_run_example(lua_State *L, struct policy_load *ld, int ex, int fn)
 {
-    struct policy_set *set = ld->set;
+    struct policy_state *set = ld->set;
     lua_pushvalue(L, fn);
     lua_pushliteral(L, "ctx");
     lua_rawget(L, ex);
@@ -1610,7 +1617,7 @@ static int
 l_policy_load_module(lua_State *L)
 {
     struct policy_load *ld = lua_touserdata(L, 1);
-    struct policy_set *set = ld->set;
+    struct policy_state *set = ld->set;
     char chunkname[POLICY_CHUNK_NAME_MAX + 1];
     snprintf(chunkname, sizeof chunkname, "@%s", set->chunk[ld->kind]);
     luaL_checkstack(L, 8, NULL);
@@ -1645,7 +1652,7 @@ l_policy_load_module(lua_State *L)
         return 0;
     }
     int fn = lua_gettop(L);
-    if (policy_run_examples(L, ld, module, fn) != 0) {
+    if (!set->is_copy && policy_run_examples(L, ld, module, fn) != 0) {
         return 0;
     }
     /* Only the function is kept; the module table (and its examples) can be
@@ -1657,7 +1664,7 @@ l_policy_load_module(lua_State *L)
 
 /* Writes the final message of a failed load. */
 static int
-policy_load_error(struct policy_set *set, struct policy_load *ld, int status,
+policy_load_error(struct policy_state *set, struct policy_load *ld, int status,
                   struct eng_error *err)
 {
     const char *chunk = set->chunk[ld->kind];
@@ -1691,7 +1698,7 @@ policy_load_error(struct policy_set *set, struct policy_load *ld, int status,
 }
 
 static int
-policy_module_load(struct policy_set *set, enum policy_kind kind,
+policy_module_load(struct policy_state *set, enum policy_kind kind,
                    const struct policy_source *src, struct eng_error *err)
 {
     /* Stack: handler, body, &ld.  ld lives on this C stack for the duration
@@ -1822,25 +1829,24 @@ policy_source_pick(const struct policy_source defaults[POLICY_KIND_COUNT],
     return 0;
 }
 
-/* Closes the state and frees the set.  Only the last reference (or a load
- * that failed before handing the set out) gets here, so no thread can be
- * inside L.  Policies cannot register finalizers, so lua_close runs none of
- * their code. */
+/* Closes the state and frees it.  Only the set's last reference (or a
+ * load that failed before handing the set out) or the thread that owns a
+ * copy gets here, so no thread can be inside L.  Policies cannot register
+ * finalizers, so lua_close runs none of their code. */
 static void
-policy_set_destroy(struct policy_set *set)
+policy_state_destroy(struct policy_state *set)
 {
     if (set->L != NULL) {
         lua_close(set->L);
     }
-    pthread_mutex_destroy(&set->mutex);
     free(set);
 }
 
 /* Creates the state and its sandbox. */
 static int
-policy_set_new(struct policy_set **out, const struct policy_limits *lim, struct eng_error *err)
+policy_state_new(struct policy_state **out, const struct policy_limits *lim, struct eng_error *err)
 {
-    struct policy_set *set = calloc(1, sizeof *set);
+    struct policy_state *set = calloc(1, sizeof *set);
     if (set == NULL) {
         return eng_error_set(err, ENG_ENOMEM, "out of memory creating a policy set");
     }
@@ -1851,17 +1857,12 @@ policy_set_new(struct policy_set **out, const struct policy_limits *lim, struct 
     for (int k = 0; k < POLICY_KIND_COUNT; k++) {
         set->fn_ref[k] = LUA_NOREF;
     }
-    atomic_init(&set->refs, 1);
-    if (pthread_mutex_init(&set->mutex, NULL) != 0) {
-        free(set);
-        return eng_error_set(err, ENG_ENOMEM, "cannot create a policy set mutex");
-    }
     set->L = lua_newstate(policy_alloc, set);
     if (set->L == NULL) {
-        policy_set_destroy(set);
+        policy_state_destroy(set);
         return eng_error_set(err, ENG_ENOMEM, "cannot create a Lua state");
     }
-    *(struct policy_set **)lua_getextraspace(set->L) = set;
+    *(struct policy_state **)lua_getextraspace(set->L) = set;
     lua_atpanic(set->L, policy_panic);
     /* Each call makes short-lived tables (ctx, result): generational
      * collection reclaims them cheaply as allocation proceeds. */
@@ -1871,10 +1872,218 @@ policy_set_new(struct policy_set **out, const struct policy_limits *lim, struct 
     /* Opening libraries allocates and may fail: protected, like all else. */
     lua_pushcfunction(set->L, l_policy_sandbox_open);
     if (lua_pcall(set->L, 0, 0, 0) != LUA_OK) {
-        policy_set_destroy(set);
+        policy_state_destroy(set);
         return eng_error_set(err, ENG_ENOMEM, "cannot open the policy sandbox (memory)");
     }
     *out = set;
+    return 0;
+}
+
+/* Builds a state from the chosen module of each kind; examples run unless
+ * the state is a copy.  On failure nothing is left. */
+static int
+policy_state_load(struct policy_state **out, const struct policy_source *chosen[POLICY_KIND_COUNT],
+                  const struct policy_limits *lim, bool is_copy, struct eng_error *err)
+{
+    struct policy_state *st = NULL;
+    int rc = policy_state_new(&st, lim, err);
+    if (rc == 0) {
+        st->is_copy = is_copy;
+    }
+    for (int k = 0; rc == 0 && k < POLICY_KIND_COUNT; k++) {
+        rc = policy_module_load(st, (enum policy_kind)k, chosen[k], err);
+    }
+    if (rc != 0) {
+        if (st != NULL) {
+            policy_state_destroy(st);
+        }
+        return rc;
+    }
+    /* Drop the garbage of compiling and of the examples before serving. */
+    lua_gc(st->L, LUA_GCCOLLECT);
+    *out = st;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sets: a checked primary state, and per-thread copies                     */
+
+/* A thread keeps copies of at most this many sets (LRU), and the process
+ * at most POLICY_COPIES_MAX copies in all: past either bound a call waits
+ * for the primary state instead, so memory stays bounded whatever the
+ * number of worker threads (each copy is capped at memory_bytes_max). */
+#define POLICY_THREAD_COPIES 8
+#define POLICY_COPIES_MAX 256
+
+struct policy_set {
+    atomic_int refs;
+    atomic_bool retired; /* no longer served: threads drop their copies */
+    atomic_bool pinned;  /* a total budget: every call runs on the primary */
+    pthread_mutex_t mutex; /* held by every call while it is inside primary */
+    struct policy_state *primary;
+    struct policy_limits limits;
+    /* The sources the primary was built from (owned), to build copies. */
+    struct policy_source src[POLICY_KIND_COUNT];
+};
+
+struct policy_thread_copy {
+    struct policy_set *set; /* retained while the copy lives */
+    struct policy_state *st;
+    uint64_t used;          /* LRU tick */
+};
+
+struct policy_thread {
+    struct policy_thread_copy copy[POLICY_THREAD_COPIES];
+    uint64_t tick;
+};
+
+static atomic_int policy_copies_count;
+static pthread_key_t policy_thread_key;
+static pthread_once_t policy_thread_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct policy_thread *policy_thread_cur;
+
+static void
+policy_copy_drop(struct policy_thread_copy *c)
+{
+    if (c->st != NULL) {
+        policy_state_destroy(c->st);
+        atomic_fetch_sub_explicit(&policy_copies_count, 1, memory_order_relaxed);
+    }
+    policy_set_release(c->set);
+    *c = (struct policy_thread_copy){0};
+}
+
+/* Thread exit: the thread's copies go with it. */
+static void
+policy_thread_free(void *p)
+{
+    struct policy_thread *t = p;
+    for (int i = 0; t != NULL && i < POLICY_THREAD_COPIES; i++) {
+        if (t->copy[i].set != NULL) {
+            policy_copy_drop(&t->copy[i]);
+        }
+    }
+    free(t);
+    policy_thread_cur = NULL;
+}
+
+static void
+policy_thread_key_init(void)
+{
+    (void)pthread_key_create(&policy_thread_key, policy_thread_free);
+}
+
+/* The calling thread's copies (made on first use; NULL without memory). */
+static struct policy_thread *
+policy_thread_get(void)
+{
+    if (policy_thread_cur != NULL) {
+        return policy_thread_cur;
+    }
+    pthread_once(&policy_thread_once, policy_thread_key_init);
+    struct policy_thread *t = calloc(1, sizeof *t);
+    if (t == NULL || pthread_setspecific(policy_thread_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    policy_thread_cur = t;
+    return t;
+}
+
+/* The thread's copy of `set`, dropping on the way the copies of sets no
+ * longer served (except `set` itself, which a request may still hold). */
+static struct policy_state *
+policy_thread_find(struct policy_thread *t, struct policy_set *set)
+{
+    struct policy_state *found = NULL;
+    t->tick++;
+    for (int i = 0; i < POLICY_THREAD_COPIES; i++) {
+        struct policy_thread_copy *c = &t->copy[i];
+        if (c->set == set) {
+            c->used = t->tick;
+            found = c->st;
+        } else if (c->set != NULL &&
+                   atomic_load_explicit(&c->set->retired, memory_order_relaxed)) {
+            policy_copy_drop(c);
+        }
+    }
+    return found;
+}
+
+/* Makes the thread a copy of `set` (NULL when a bound is reached or the
+ * copy cannot be built: the caller then waits for the primary). */
+static struct policy_state *
+policy_thread_copy_make(struct policy_thread *t, struct policy_set *set)
+{
+    if (atomic_fetch_add_explicit(&policy_copies_count, 1, memory_order_relaxed) >=
+        POLICY_COPIES_MAX) {
+        atomic_fetch_sub_explicit(&policy_copies_count, 1, memory_order_relaxed);
+        return NULL;
+    }
+    const struct policy_source *chosen[POLICY_KIND_COUNT];
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        chosen[k] = &set->src[k];
+    }
+    struct policy_state *st = NULL;
+    struct eng_error err = {0};
+    if (policy_state_load(&st, chosen, &set->limits, true, &err) != 0) {
+        atomic_fetch_sub_explicit(&policy_copies_count, 1, memory_order_relaxed);
+        return NULL;
+    }
+    struct policy_thread_copy *slot = &t->copy[0];
+    for (int i = 0; i < POLICY_THREAD_COPIES; i++) {
+        if (t->copy[i].set == NULL) {
+            slot = &t->copy[i];
+            break;
+        }
+        if (t->copy[i].used < slot->used) {
+            slot = &t->copy[i];
+        }
+    }
+    if (slot->set != NULL) {
+        policy_copy_drop(slot);
+    }
+    policy_set_retain(set);
+    *slot = (struct policy_thread_copy){.set = set, .st = st, .used = t->tick};
+    return st;
+}
+
+static void
+policy_set_free(struct policy_set *set)
+{
+    if (set->primary != NULL) {
+        policy_state_destroy(set->primary);
+    }
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        free((char *)set->src[k].name);
+        free((char *)set->src[k].source);
+    }
+    pthread_mutex_destroy(&set->mutex);
+    free(set);
+}
+
+/* Copies the chosen sources into the set, for its later copies. */
+static int
+policy_set_keep_sources(struct policy_set *set,
+                        const struct policy_source *chosen[POLICY_KIND_COUNT],
+                        struct eng_error *err)
+{
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        size_t name_len = strlen(chosen[k]->name);
+        char *name = malloc(name_len + 1);
+        char *text = malloc(chosen[k]->len + 1);
+        if (name == NULL || text == NULL) {
+            free(name);
+            free(text);
+            return eng_error_set(err, ENG_ENOMEM, "out of memory creating a policy set");
+        }
+        memcpy(name, chosen[k]->name, name_len + 1);
+        if (chosen[k]->len > 0) {
+            memcpy(text, chosen[k]->source, chosen[k]->len);
+        }
+        text[chosen[k]->len] = '\0';
+        set->src[k] = (struct policy_source){name, text, chosen[k]->len};
+    }
     return 0;
 }
 
@@ -1898,21 +2107,32 @@ policy_set_load(struct policy_set **out, const struct policy_source defaults[POL
     for (int k = 0; rc == 0 && k < POLICY_KIND_COUNT; k++) {
         rc = policy_source_pick(defaults, overrides, k, &lim, &chosen[k], err);
     }
-    struct policy_set *set = NULL;
+    struct policy_state *st = NULL;
     if (rc == 0) {
-        rc = policy_set_new(&set, &lim, err);
-    }
-    for (int k = 0; rc == 0 && k < POLICY_KIND_COUNT; k++) {
-        rc = policy_module_load(set, (enum policy_kind)k, chosen[k], err);
+        rc = policy_state_load(&st, chosen, &lim, false, err);
     }
     if (rc != 0) {
-        if (set != NULL) {
-            policy_set_destroy(set);
-        }
         return rc;
     }
-    /* Drop the garbage of compiling and of the examples before serving. */
-    lua_gc(set->L, LUA_GCCOLLECT);
+    struct policy_set *set = calloc(1, sizeof *set);
+    if (set == NULL) {
+        policy_state_destroy(st);
+        return eng_error_set(err, ENG_ENOMEM, "out of memory creating a policy set");
+    }
+    if (pthread_mutex_init(&set->mutex, NULL) != 0) {
+        free(set);
+        policy_state_destroy(st);
+        return eng_error_set(err, ENG_ENOMEM, "cannot create a policy set mutex");
+    }
+    atomic_init(&set->refs, 1);
+    atomic_init(&set->retired, false);
+    atomic_init(&set->pinned, false);
+    set->primary = st;
+    set->limits = lim;
+    if (policy_set_keep_sources(set, chosen, err) != 0) {
+        policy_set_free(set);
+        return err->status;
+    }
     *out = set;
     return 0;
 }
@@ -1935,14 +2155,21 @@ policy_set_release(struct policy_set *set)
     int before = atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel);
     ENG_ASSERT(before > 0);
     if (before == 1) {
-        policy_set_destroy(set);
+        policy_set_free(set);
     }
+}
+
+void
+policy_set_retire(struct policy_set *set)
+{
+    ENG_ASSERT(set != NULL);
+    atomic_store_explicit(&set->retired, true, memory_order_relaxed);
 }
 
 /* Takes what the call just made used off the total.  The caller holds
  * the set's mutex. */
 static void
-policy_total_charge(struct policy_set *set)
+policy_total_charge(struct policy_state *set)
 {
     if (!set->total_on || set->total_instructions_left < 0) {
         return;
@@ -1959,7 +2186,7 @@ policy_total_charge(struct policy_set *set)
  * total (a trip whose bound was the total): it is spent even if a last
  * step left a few instructions.  The caller holds the set's mutex. */
 static int
-policy_total_spent(struct policy_set *set, bool met_instructions, bool met_time,
+policy_total_spent(struct policy_state *set, bool met_instructions, bool met_time,
                    struct eng_error *err)
 {
     if (!set->total_on) {
@@ -1986,12 +2213,15 @@ policy_total_spent(struct policy_set *set, bool met_instructions, bool met_time,
 }
 
 void
-policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
+policy_set_total_budget(struct policy_set *pset, int64_t instructions_max,
                         const char *instructions_limit, int64_t wall_ms_max,
                         const char *wall_limit)
 {
-    ENG_ASSERT(set != NULL);
-    pthread_mutex_lock(&set->mutex);
+    ENG_ASSERT(pset != NULL);
+    pthread_mutex_lock(&pset->mutex);
+    /* A total is shared by every call: they all run on the primary. */
+    atomic_store(&pset->pinned, true);
+    struct policy_state *set = pset->primary;
     set->total_on = instructions_max > 0 || wall_ms_max > 0;
     set->total_instructions_max = instructions_max;
     set->total_instructions_left = instructions_max > 0 ? instructions_max : -1;
@@ -2003,80 +2233,92 @@ policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
     set->total_deadline_ns =
         wall_ms_max > 0 ? policy_now_ns() + (uint64_t)wall_ms_max * 1000000u : 0;
     set->total_wall_limit = wall_limit != NULL ? wall_limit : "";
-    pthread_mutex_unlock(&set->mutex);
+    pthread_mutex_unlock(&pset->mutex);
 }
 
 int
-policy_set_total_check(struct policy_set *set, struct eng_error *err)
+policy_set_total_check(struct policy_set *pset, struct eng_error *err)
 {
-    ENG_ASSERT(set != NULL);
-    pthread_mutex_lock(&set->mutex);
-    int rc = policy_total_spent(set, false, false, err);
-    pthread_mutex_unlock(&set->mutex);
+    ENG_ASSERT(pset != NULL);
+    pthread_mutex_lock(&pset->mutex);
+    int rc = policy_total_spent(pset->primary, false, false, err);
+    pthread_mutex_unlock(&pset->mutex);
     return rc;
 }
 
-/* One call, shared with the protected body through a light userdata. */
+/* One call, or a sequence of calls on one context, shared with the
+ * protected body through a light userdata. */
 struct policy_call {
-    struct policy_set *set;
-    enum policy_kind kind;
+    struct policy_state *set;
+    const enum policy_kind *kinds;
+    int count;
+    int current; /* the index of the call running (or that failed) */
     const json_t *ctx;
-    json_t *result; /* set only once the whole result converted */
+    policy_next_fn next;
+    void *next_ud;
+    json_t **results; /* results[i] set once call i's result converted */
 };
 
-/* [-1, +0, e] the protected body of a call: ctx -> Lua, the policy under its
- * budget, result -> JSON with raw accessors. */
+/* [-1, +0, e] the protected body: ctx -> Lua once, then each policy under
+ * its own budget, its result -> JSON with raw accessors, and the caller's
+ * verdict on whether the next call runs. */
 static int
 l_policy_call(lua_State *L)
 {
     struct policy_call *call = lua_touserdata(L, 1);
-    struct policy_set *set = call->set;
+    struct policy_state *set = call->set;
     luaL_checkstack(L, 4, NULL);
-    /* ctx is built fresh for every call, so a policy that writes into it
-     * cannot leave anything behind for the next one. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, set->fn_ref[call->kind]);
+    /* ctx is built fresh for every call (every sequence), so a policy that
+     * writes into it cannot leave anything behind for the next request. */
     if (call->ctx != NULL) {
+        luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 4, "ctx nested too deeply");
         policy_push_json(L, &set->limits, call->ctx, 1);
     } else {
         lua_pushnil(L);
     }
-    lua_call(L, 1, 1);
-    policy_budget_settle(L, set);
-    struct policy_conv cv;
-    policy_conv_init(&cv, &set->limits);
-    /* The converter never raises and frees its partial tree itself, so a
-     * failure leaves nothing to clean up; raising happens only after. */
-    json_t *result = policy_to_json(L, &cv, lua_gettop(L), 1);
-    if (result == NULL) {
-        lua_pushstring(L, cv.msg);
-        return lua_error(L);
+    int ctx = lua_gettop(L);
+    for (int i = 0; i < call->count; i++) {
+        call->current = i;
+        if (i > 0) {
+            policy_budget_begin(set); /* the first began before the protected call */
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, set->fn_ref[call->kinds[i]]);
+        lua_pushvalue(L, ctx);
+        lua_call(L, 1, 1);
+        policy_budget_settle(L, set);
+        struct policy_conv cv;
+        policy_conv_init(&cv, &set->limits);
+        /* The converter never raises and frees its partial tree itself, so a
+         * failure leaves nothing to clean up; raising happens only after. */
+        json_t *result = policy_to_json(L, &cv, lua_gettop(L), 1);
+        if (result == NULL) {
+            lua_pushstring(L, cv.msg);
+            return lua_error(L);
+        }
+        call->results[i] = result;
+        lua_settop(L, ctx);
+        if (i + 1 < call->count && call->next != NULL &&
+            !call->next(call->next_ud, call->kinds[i], result)) {
+            break;
+        }
     }
-    call->result = result; /* nothing below can raise */
     return 0;
 }
 
-int
-policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx,
-                json_t **result, struct eng_error *err)
+/* Calls on one state; the caller has it to itself (the primary under the
+ * set's mutex, or the thread's own copy). */
+static int
+policy_state_call(struct policy_state *set, struct policy_call *call, struct eng_error *err)
 {
-    ENG_ASSERT(set != NULL && result != NULL);
-    *result = NULL;
-    if ((unsigned)kind >= POLICY_KIND_COUNT) {
-        return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kind);
-    }
-    struct policy_call call = {.set = set, .kind = kind, .ctx = ctx, .result = NULL};
-    /* The lock is taken and released outside the protected call, so no
-     * Lua error (longjmp) can ever cross it. */
-    pthread_mutex_lock(&set->mutex);
+    call->set = set;
     if (policy_total_spent(set, false, false, err) != 0) {
-        pthread_mutex_unlock(&set->mutex);
         return ENG_ELIMIT;
     }
     lua_State *L = set->L;
     int base = lua_gettop(L);
     lua_pushcfunction(L, l_policy_msgh);
     lua_pushcfunction(L, l_policy_call);
-    lua_pushlightuserdata(L, &call);
+    lua_pushlightuserdata(L, call);
     policy_budget_begin(set);
     int status = lua_pcall(L, 1, 0, base + 1);
     policy_budget_end(set);
@@ -2089,16 +2331,19 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
                            err) != 0) {
         /* The call met the total, not its own budget: the caller's limit. */
         rc = ENG_ELIMIT;
-        json_decref(call.result);
-        call.result = NULL;
     } else if (status != LUA_OK) {
         char text[ENG_MSG_MAX];
-        policy_describe_failure(set, status, set->chunk[kind], text, sizeof text);
-        json_decref(call.result); /* NULL by construction; kept for safety */
-        call.result = NULL;
+        policy_describe_failure(set, status, set->chunk[call->kinds[call->current]], text,
+                                sizeof text);
         enum eng_status code = status == LUA_ERRMEM && set->malloc_failed ? ENG_ENOMEM
                                                                           : ENG_EPOLICY;
         rc = eng_error_set(err, code, "%s", text);
+    }
+    if (rc != 0) {
+        for (int i = 0; i < call->count; i++) {
+            json_decref(call->results[i]);
+            call->results[i] = NULL;
+        }
     }
     lua_settop(L, base);
     /* The collector keeps pace with allocation by itself; after a memory
@@ -2106,9 +2351,92 @@ policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx
     if (status == LUA_ERRMEM) {
         lua_gc(L, LUA_GCCOLLECT);
     }
-    pthread_mutex_unlock(&set->mutex);
-    *result = call.result;
     return rc;
+}
+
+/* Runs `call` on a state of the set.  The thread's own copy when it has
+ * one; else the primary when it is free; else a new copy for this thread
+ * (no waiting), within the bounds; else wait for the primary.  A copy is
+ * built from the very sources the primary was, so every state of a set
+ * answers alike.  Locks are taken and released outside the protected
+ * call, so no Lua error (longjmp) can ever cross one. */
+static int
+policy_set_run(struct policy_set *set, struct policy_call *call, struct eng_error *err)
+{
+    struct policy_state *own = NULL;
+    struct policy_thread *t = NULL;
+    if (!atomic_load_explicit(&set->pinned, memory_order_relaxed)) {
+        t = policy_thread_get();
+        own = t != NULL ? policy_thread_find(t, set) : NULL;
+    }
+    if (own == NULL) {
+        if (pthread_mutex_trylock(&set->mutex) == 0) {
+            int rc = policy_state_call(set->primary, call, err);
+            pthread_mutex_unlock(&set->mutex);
+            return rc;
+        }
+        own = t != NULL ? policy_thread_copy_make(t, set) : NULL;
+    }
+    if (own != NULL) {
+        return policy_state_call(own, call, err);
+    }
+    pthread_mutex_lock(&set->mutex);
+    int rc = policy_state_call(set->primary, call, err);
+    pthread_mutex_unlock(&set->mutex);
+    return rc;
+}
+
+int
+policy_set_call(struct policy_set *set, enum policy_kind kind, const json_t *ctx,
+                json_t **result, struct eng_error *err)
+{
+    ENG_ASSERT(set != NULL && result != NULL);
+    *result = NULL;
+    if ((unsigned)kind >= POLICY_KIND_COUNT) {
+        return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kind);
+    }
+    struct policy_call call = {.kinds = &kind, .count = 1, .ctx = ctx, .results = result};
+    return policy_set_run(set, &call, err);
+}
+
+int
+policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int count,
+                    const json_t *ctx, policy_next_fn next, void *ud, json_t **results,
+                    struct eng_error *err)
+{
+    ENG_ASSERT(set != NULL && kinds != NULL && results != NULL && count > 0);
+    for (int i = 0; i < count; i++) {
+        results[i] = NULL;
+        if ((unsigned)kinds[i] >= POLICY_KIND_COUNT) {
+            return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kinds[i]);
+        }
+    }
+    if (atomic_load_explicit(&set->pinned, memory_order_relaxed)) {
+        /* A total budget is charged call by call: keep them apart. */
+        for (int i = 0; i < count; i++) {
+            int rc = policy_set_call(set, kinds[i], ctx, &results[i], err);
+            if (rc != 0) {
+                for (int j = 0; j < i; j++) {
+                    json_decref(results[j]);
+                    results[j] = NULL;
+                }
+                return rc;
+            }
+            if (i + 1 < count && next != NULL && !next(ud, kinds[i], results[i])) {
+                break;
+            }
+        }
+        return 0;
+    }
+    struct policy_call call = {.kinds = kinds, .count = count, .ctx = ctx, .next = next,
+                               .next_ud = ud, .results = results};
+    return policy_set_run(set, &call, err);
+}
+
+int
+policy_copies_live(void)
+{
+    return atomic_load_explicit(&policy_copies_count, memory_order_relaxed);
 }
 
 size_t
@@ -2116,7 +2444,7 @@ policy_set_memory_bytes(struct policy_set *set)
 {
     ENG_ASSERT(set != NULL);
     pthread_mutex_lock(&set->mutex);
-    size_t used = set->memory_bytes_used;
+    size_t used = set->primary->memory_bytes_used;
     pthread_mutex_unlock(&set->mutex);
     return used;
 }

@@ -1,17 +1,21 @@
 /* policy_host.h - sandboxed Lua 5.4 states that run building policies.
  *
- * A policy set is one lua_State holding every policy kind of one building:
- * the default module of each kind (policies/default/<kind>.lua) with the
- * building's overrides on top.  It is built whole, checked (every kind
+ * A policy set holds every policy kind of one building: the default module
+ * of each kind (policies/default/<kind>.lua) with the building's overrides
+ * on top.  Its primary lua_State is built whole, checked (every kind
  * resolves to a function, self-check examples pass), and only then handed
- * out; a reload builds a new set and swaps the pointer, so calls already in
- * flight finish on the set they hold (reference counted).
+ * out; threads that would wait for it get copies built from the same
+ * sources (policy_set_call).  A reload builds a new set and swaps the
+ * pointer, so calls already in flight finish on the set they hold
+ * (reference counted) and every later call, on any thread, runs the new
+ * one.
  *
  * Inputs and outputs cross the boundary as jansson values: `ctx` is converted
- * to a fresh Lua table per call, the result back to JSON with raw accessors
- * inside one protected call.  Lua integers become JSON integers, Lua floats
- * JSON reals; NaN/inf, functions, userdata, cycles, depth > convert_depth_max
- * and strings > string_bytes_max are refused as policy errors.
+ * to a fresh Lua table per call (per sequence: policy_set_call_seq), the
+ * result back to JSON with raw accessors inside one protected call.  Lua
+ * integers become JSON integers, Lua floats JSON reals; NaN/inf, functions,
+ * userdata, cycles, depth > convert_depth_max and strings > string_bytes_max
+ * are refused as policy errors.
  *
  * The sandbox: base (without dofile, loadfile, load, collectgarbage, print,
  * warn, require), table, string (without dump; find/match/gmatch/gsub
@@ -24,6 +28,7 @@
 #ifndef ENG_POLICY_HOST_H
 #define ENG_POLICY_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,18 +98,46 @@ ENG_MUST_CHECK int policy_set_load(struct policy_set **out,
                                    const struct policy_source overrides[POLICY_KIND_COUNT],
                                    const struct policy_limits *limits, struct eng_error *err);
 
-/* Reference counting; thread-safe.  The last release closes the state. */
+/* Reference counting; thread-safe.  The last release closes the states
+ * (the primary, and the copies, which each hold a reference). */
 void policy_set_retain(struct policy_set *set);
 void policy_set_release(struct policy_set *set);
 
+/* Marks the set as no longer served (a newer set replaced it): each thread
+ * drops its copy at its next policy call, so retired versions do not hold
+ * memory once no request uses them.  Calls on it still work.  Thread-safe. */
+void policy_set_retire(struct policy_set *set);
+
 /* Calls the kind's function with `ctx` (borrowed) and returns its result as
  * a new JSON value in *result (owned by the caller; JSON null when the
- * function returned nil).  Serialised by the set's own mutex, so any thread
- * may call.  On a runtime error, exhausted budget, deadline, memory cap or an
+ * function returned nil).  Any thread may call: a set has a primary state
+ * (one thread at a time, under the set's mutex) and, for a thread that
+ * finds it busy, a copy of its own built from the same sources, made once
+ * and kept for the thread's later calls (at most 8 sets per thread and 256
+ * copies per process; past those bounds the call waits for the primary).
+ * A set with a total budget (policy_set_total_budget) runs every call on
+ * its primary.  On a runtime error, exhausted budget, deadline, memory cap or an
  * unconvertible result returns ENG_EPOLICY with a message that names the
  * chunk and line, and *result is NULL; the state stays usable. */
 ENG_MUST_CHECK int policy_set_call(struct policy_set *set, enum policy_kind kind,
                                    const json_t *ctx, json_t **result, struct eng_error *err);
+
+/* Decides, between two calls of a sequence, whether the next one runs
+ * (after the call of `kind` answered `result`, borrowed).  Must not raise
+ * or call policies. */
+typedef bool (*policy_next_fn)(void *ud, enum policy_kind kind, const json_t *result);
+
+/* Calls kinds[0..count) in order with one context, converted to Lua once
+ * and handed to each of them as the same table (so a later kind sees what
+ * an earlier one wrote into it; nothing outlives the sequence), each under
+ * its own budget, in one entry into the state.  results[i] gets call i's
+ * result (owned by the caller), NULL for calls not made: after each call
+ * but the last, next(ud, kind, result) decides whether to go on (NULL:
+ * always).  On any failure every result is NULL and the error is that of
+ * the call that failed, as with policy_set_call.  Thread-safe. */
+ENG_MUST_CHECK int policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds,
+                                       int count, const json_t *ctx, policy_next_fn next,
+                                       void *ud, json_t **results, struct eng_error *err);
 
 /* Gives the set a total budget that all its later calls share, for a
  * caller that owns the set alone and runs many calls on it (a simulation
@@ -123,7 +156,12 @@ void policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
  * against the wall time too). */
 ENG_MUST_CHECK int policy_set_total_check(struct policy_set *set, struct eng_error *err);
 
-/* Bytes currently allocated by the set's state (for tests and metrics). */
+/* Copies of sets alive in the process, over all threads (for tests and
+ * metrics).  Thread-safe. */
+int policy_copies_live(void);
+
+/* Bytes currently allocated by the set's primary state (for tests and
+ * metrics). */
 size_t policy_set_memory_bytes(struct policy_set *set);
 
 /* Helpers the sandbox exposes to policies as the global table `allot`

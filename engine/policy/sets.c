@@ -255,6 +255,7 @@ policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy
     pthread_mutex_unlock(&pc->mu);
     /* Requests that hold the old set finish on it; the last one frees it. */
     if (old != NULL) {
+        policy_set_retire(old);
         policy_set_release(old);
     }
 }
@@ -277,6 +278,7 @@ policy_cache_install_since(struct policy_cache *pc, int64_t building_id, struct 
     struct policy_set *old = fresh ? slot_install(pc, building_id, set, versions) : NULL;
     pthread_mutex_unlock(&pc->mu);
     if (old != NULL) {
+        policy_set_retire(old);
         policy_set_release(old);
     }
     return fresh;
@@ -357,6 +359,7 @@ policy_cache_invalidate(struct policy_cache *pc, int64_t building_id)
     for (int i = 0; i < POLICY_CACHE_SLOTS; i++) {
         struct policy_slot *s = &pc->slots[i];
         if (s->set != NULL && (building_id == 0 || s->building_id == building_id + 1)) {
+            policy_set_retire(s->set);
             policy_set_release(s->set);
             /* Keep building_id as a tombstone so probe chains stay intact. */
             s->set = NULL;

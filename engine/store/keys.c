@@ -72,3 +72,19 @@ store_key_insert(struct store *s, const struct key_new *k, int64_t *id, struct e
     *id = rc == 0 ? sq_last_id(s) : 0;
     return rc;
 }
+
+int
+store_key_revoke(struct store *s, int64_t id, int64_t now, bool *found, struct eng_error *err)
+{
+    STORE_SQL(q, "UPDATE api_key SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?");
+    *found = false;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, now);
+    sq_int(s, st, 2, id);
+    int rc = sq_exec(s, st, "key revoke", err);
+    *found = rc == 0 && sq_changes(s) > 0;
+    return rc;
+}

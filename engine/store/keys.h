@@ -40,4 +40,9 @@ struct key_new {
 ENG_MUST_CHECK int store_key_insert(struct store *s, const struct key_new *k, int64_t *id,
                                     struct eng_error *err);
 
+/* Marks key `id` revoked at `now` (a key already revoked keeps its first
+ * instant); *found false when there is no such key. */
+ENG_MUST_CHECK int store_key_revoke(struct store *s, int64_t id, int64_t now, bool *found,
+                                    struct eng_error *err);
+
 #endif

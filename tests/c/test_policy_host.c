@@ -908,6 +908,141 @@ test_threads(void)
     }
 }
 
+/* Calls that overlap (a price that takes ~50,000 instructions, from 4
+ * threads on however many cores) find the primary busy: each such thread
+ * builds a copy of its own and keeps using it, every answer is the same as
+ * the primary's, and the copies go away with their threads. */
+struct copy_arg {
+    struct policy_set *set;
+    int base, failures, copies_seen;
+};
+
+static void *
+copy_thread_main(void *p)
+{
+    struct copy_arg *arg = p;
+    for (int i = 0; i < 150; i++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "{\"n\": %d}", arg->base + i);
+        json_t *out = NULL;
+        struct eng_error err = {0};
+        if (call_json(arg->set, POLICY_PRICING, ctx, &out, &err) != 0 ||
+            int_at(out, "credits") != 2 * (arg->base + i)) {
+            arg->failures++;
+        }
+        json_decref(out);
+        if (policy_copies_live() > arg->copies_seen) {
+            arg->copies_seen = policy_copies_live();
+        }
+    }
+    return NULL;
+}
+
+static void
+test_thread_copies(void)
+{
+    static const char slow_src[] =
+        "local calls = 0\n"
+        "return { price = function(ctx)\n"
+        "  calls = calls + 1 -- state of its own per copy: never shared\n"
+        "  local x = 0\n"
+        "  for i = 1, 10000 do x = x + i % 7 end\n"
+        "  return { credits = ctx.n * 2, work = x } end }";
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing(slow_src, &slow, &set, &err), 0);
+    CHECK_INT(policy_copies_live(), 0);
+    pthread_t threads[4];
+    struct copy_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct copy_arg){set, i * 1000, 0, 0};
+        CHECK_INT(pthread_create(&threads[i], NULL, copy_thread_main, &args[i]), 0);
+    }
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_INT(args[i].failures, 0);
+        seen = args[i].copies_seen > seen ? args[i].copies_seen : seen;
+    }
+    CHECK(seen >= 1);
+    CHECK(seen <= 4);
+    /* Thread exit dropped every copy (and the references they held). */
+    CHECK_INT(policy_copies_live(), 0);
+    /* A retired set still answers (a request may hold it). */
+    policy_set_retire(set);
+    json_t *out = NULL;
+    CHECK_INT(call_json(set, POLICY_PRICING, "{\"n\": 4}", &out, &err), 0);
+    CHECK_INT(int_at(out, "credits"), 8);
+    json_decref(out);
+    policy_set_release(set);
+}
+
+/* A sequence: one context for validate then pricing, in one entry. */
+static bool
+stop_on_error(void *ud, enum policy_kind kind, const json_t *result)
+{
+    (void)kind;
+    ++*(int *)ud;
+    return json_object_get(result, "error") == NULL;
+}
+
+static void
+test_call_seq(void)
+{
+    struct policy_source over[POLICY_KIND_COUNT] = {{0}};
+    over[POLICY_VALIDATE] = (struct policy_source){
+        "policies/t/validate.lua",
+        "return { validate = function(ctx)\n"
+        "  if ctx.n < 0 then return { error = 'negative' } end\n"
+        "  ctx.seen = true; return {} end }",
+        0};
+    over[POLICY_PRICING] = (struct policy_source){
+        T_CHUNK,
+        "return { price = function(ctx)\n"
+        "  if ctx.n == 13 then error('unlucky') end\n"
+        "  return { credits = ctx.n * 2, seen = ctx.seen } end }",
+        0};
+    over[POLICY_VALIDATE].len = strlen(over[POLICY_VALIDATE].source);
+    over[POLICY_PRICING].len = strlen(over[POLICY_PRICING].source);
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(policy_set_load(&set, defaults, over, &slow, &err), 0);
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    json_t *out[2];
+    int asked = 0;
+    json_t *ctx = json_pack("{s:i}", "n", 5);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, stop_on_error, &asked, out, &err), 0);
+    CHECK_INT(asked, 1);
+    CHECK(out[0] != NULL && json_object_get(out[0], "error") == NULL);
+    CHECK_INT(int_at(out[1], "credits"), 10);
+    /* The same table for both: what validate wrote, pricing reads. */
+    CHECK(json_is_true(json_object_get(out[1], "seen")));
+    json_decref(out[0]);
+    json_decref(out[1]);
+    json_decref(ctx);
+    /* A refusal stops the sequence: pricing never runs. */
+    ctx = json_pack("{s:i}", "n", -1);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, stop_on_error, &asked, out, &err), 0);
+    CHECK(json_object_get(out[0], "error") != NULL);
+    CHECK(out[1] == NULL);
+    json_decref(out[0]);
+    json_decref(ctx);
+    /* A failing second call: no results, the message names its chunk. */
+    ctx = json_pack("{s:i}", "n", 13);
+    CHECK_INT(policy_set_call_seq(set, kinds, 2, ctx, NULL, NULL, out, &err), ENG_EPOLICY);
+    CHECK(out[0] == NULL && out[1] == NULL);
+    CHECK(has(err.msg, T_CHUNK ":2: unlucky"));
+    json_decref(ctx);
+    /* A fresh context per sequence: nothing is left from the last one. */
+    ctx = json_pack("{s:i}", "n", 1);
+    json_t *one = NULL;
+    CHECK_INT(policy_set_call(set, POLICY_PRICING, ctx, &one, &err), 0);
+    CHECK(json_object_get(one, "seen") == NULL);
+    json_decref(one);
+    json_decref(ctx);
+    policy_set_release(set);
+}
+
 static char *
 read_policy(const char *dir, const char *name, size_t *len)
 {
@@ -990,6 +1125,8 @@ main(void)
     setup_defaults();
     test_kinds_and_limits();
     test_normal_call();
+    test_thread_copies();
+    test_call_seq();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();

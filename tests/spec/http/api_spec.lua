@@ -59,7 +59,7 @@ describe("HTTP endpoints", function()
     -- And every described operation is served (no 404 for the route itself,
     -- no 405), tried with an id of the right kind that does not exist.
     local prefixes = { buildings = "bld", resources = "res", tenants = "ten", users = "usr",
-                       allocations = "alc", bookings = "bkg" }
+                       allocations = "alc", bookings = "bkg", keys = "key" }
     for templ, item in pairs(doc.paths) do
       for method in pairs(item) do
         if method ~= "parameters" then
