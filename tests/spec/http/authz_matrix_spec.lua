@@ -275,6 +275,10 @@ local EXPECT = {
                         send = function() return "PUT", "/v1/clock", { now = H.NOW } end },
   ["POST /v1/keys"] = { roles = SUPER, objects = "none",
                         send = function() return "POST", "/v1/keys", { role = "viewer" } end },
+  -- Each cell revokes a key of its own, made by the super_admin.
+  ["POST /v1/keys/{id}/revoke"] = { roles = SUPER, objects = "none", send = function()
+    local k = must(201, "POST", "/v1/keys", { role = "viewer" })
+    return "POST", "/v1/keys/" .. k.id .. "/revoke", {} end },
   ["GET /v1/me"] = { roles = ALL, objects = "none", send = function() return "GET", "/v1/me" end },
   ["GET /v1/verify"] = { roles = ADMIN, objects = "none",
                          send = function() return "GET", "/v1/verify" end },
