@@ -184,7 +184,7 @@ done
         .. " --now 2026-01-01T00:00:00Z > %s 2>&1 & echo $! > %s/pid"):format(
         BUILD, db, port, SOURCE, log, dir)))
       env.pid = tonumber(read_lines(dir .. "/pid")[1])
-      local deadline = os.time() + 10
+      local deadline = os.time() + 30 -- a loaded machine starts allotd in seconds
       local function listening()
         local lf = io.open(log)
         local text = lf and lf:read("a") or ""
