@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "ops.h"
 #include "portfolio.h"
+#include "usage.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -130,21 +131,16 @@ policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, 
 /* Credits (milli, net of refunds) the user has spent from shared lots in
  * the unit the resource is priced in, on meetings in the calendar month of
  * `lt` (the building's zone): what a per-user quota inside a tenant pool
- * needs (validate's ctx.user_usage_month). */
+ * needs (validate's ctx.user_usage_month).  One counter row (store/usage.c),
+ * whatever the user's history. */
 static int
 user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civil_time *lt,
                  int64_t *out)
 {
-    struct civil_date first = {lt->year, lt->month, 1};
-    int64_t from, to;
-    if (tz_local_midnight(zone, first, &from, op->err) != 0 ||
-        tz_local_midnight(zone, date_add_months(first, 1), &to, op->err) != 0) {
-        return op->err->status;
-    }
     json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
     const char *unit = json_string_value(json_object_get(credits, "unit"));
-    return store_booking_user_usage(op->store, b->user_id, from, to,
-                                    unit != NULL ? unit : "hour", out, op->err);
+    return store_usage_get(op->store, b->user_id, unit != NULL ? unit : "hour", zone,
+                           lt->year * 100 + lt->month, out, op->err);
 }
 
 /* The context validate and pricing see: b->booking (kept for the order

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "usage.h"
 
 
 /* Each migration runs once, in order, inside one transaction with the
@@ -140,7 +141,26 @@ static const char *const migration_1[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {migration_1};
+/* Migration 2: the running usage counters of store/usage.c (what policies
+ * see as ctx.user_usage_month), built from the entries by
+ * store_usage_rebuild once the tables exist. */
+static const char *const migration_2[] = {
+    "CREATE TABLE usage_zone (zone TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;",
+    "CREATE TABLE usage_month ("
+    "  user_id INTEGER NOT NULL, unit TEXT NOT NULL, zone TEXT NOT NULL,"
+    "  month INTEGER NOT NULL, used INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, unit, zone, month)) STRICT, WITHOUT ROWID;",
+    NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2};
+
+/* What a migration needs besides SQL, run after its statements (NULL: none). */
+static int (*const migration_fill[])(struct store *s, struct eng_error *err) = {
+    NULL, store_usage_rebuild};
+_Static_assert(sizeof migration_fill / sizeof migration_fill[0] ==
+                   sizeof migrations / sizeof migrations[0],
+               "one fill step (or NULL) per migration");
 
 #define MIGRATIONS_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -544,6 +564,9 @@ store_migrate(struct store *s, struct eng_error *err)
             if (exec_text(s, *step, "migration", err) != 0) {
                 goto fail;
             }
+        }
+        if (migration_fill[v] != NULL && migration_fill[v](s, err) != 0) {
+            goto fail;
         }
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
         if (exec_text(s, bump, "migration", err) != 0) {

@@ -116,7 +116,7 @@ describe("allot verify", function()
       -- One line per invariant with its count.
       local lines = 0
       for _ in out:gmatch("\nok%s+0  [^\n]+") do lines = lines + 1 end
-      assert.equal(15, lines, out)
+      assert.equal(16, lines, out)
       assert.truthy(out:find("\nok%s+0  lot balance equals the sum of its entries\n"), out)
     end
     assert.same(before, fingerprint(db))
