@@ -141,15 +141,46 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+/* Three triggers moving the portfolio generation on any change to table t. */
+#define GEN_TRIGGERS(t)                                                                       \
+    "CREATE TRIGGER gen_" t "_insert AFTER INSERT ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"                                 \
+    "CREATE TRIGGER gen_" t "_update AFTER UPDATE ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"                                 \
+    "CREATE TRIGGER gen_" t "_delete AFTER DELETE ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+
 /* Migration 2: the running usage counters of store/usage.c (what policies
  * see as ctx.user_usage_month), built from the entries by
- * store_usage_rebuild once the tables exist. */
+ * store_usage_rebuild once the tables exist; and the portfolio generation
+ * of store/generation.c. */
 static const char *const migration_2[] = {
     "CREATE TABLE usage_zone (zone TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;",
     "CREATE TABLE usage_month ("
     "  user_id INTEGER NOT NULL, unit TEXT NOT NULL, zone TEXT NOT NULL,"
     "  month INTEGER NOT NULL, used INTEGER NOT NULL,"
     "  PRIMARY KEY (user_id, unit, zone, month)) STRICT, WITHOUT ROWID;",
+    /* store/generation.h: one row, moved by every change a booking's
+     * computation reads (lot balances excepted: plans re-check those). */
+    "CREATE TABLE portfolio_generation (n INTEGER NOT NULL) STRICT;"
+    "INSERT INTO portfolio_generation VALUES (1);",
+    GEN_TRIGGERS("building"),
+    GEN_TRIGGERS("resource"),
+    GEN_TRIGGERS("tenant"),
+    GEN_TRIGGERS("tenant_building"),
+    GEN_TRIGGERS("user"),
+    GEN_TRIGGERS("allocation"),
+    GEN_TRIGGERS("allocation_building"),
+    GEN_TRIGGERS("allocation_line"),
+    GEN_TRIGGERS("policy_active"),
+    "CREATE TRIGGER gen_lot_insert AFTER INSERT ON lot"
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+    "CREATE TRIGGER gen_lot_update AFTER UPDATE OF closed, valid_from, valid_until, unlimited"
+    "  ON lot BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+    /* A lot becoming empty or no longer empty changes which lots may pay. */
+    "CREATE TRIGGER gen_lot_emptiness AFTER UPDATE OF balance ON lot"
+    "  WHEN (old.balance > 0) != (new.balance > 0)"
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;",
     NULL,
 };
 

@@ -133,7 +133,7 @@ describe("allot verify", function()
                            .. "balance 10005 but entries sum to 10000\n", 1, true), out)
     assert.truthy(out:find("\nFAIL%s+1  lot balance equals the sum of its entries\n"), out)
     assert.truthy(out:find("\nok%s+0  no limited lot below zero\n"), out)
-    assert.truthy(out:find("\n1 problem%(s%) in 1 of 15 invariants\n$"), out)
+    assert.truthy(out:find("\n1 problem%(s%) in 1 of 16 invariants\n$"), out)
   end)
 
   it("refuses a missing file, --create, and a file that is not a database", function()
