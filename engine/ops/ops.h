@@ -85,9 +85,10 @@ struct op_plan_def {
 };
 extern const struct op_plan_def ops_plans[];
 /* Plans made, applied by the writer, and found stale (the op computed
- * afresh), since the process started. */
+ * afresh), since the process started; repriced: applied after validate and
+ * pricing ran again in the writer on a moved usage counter. */
 struct ops_plan_stats {
-    long made, applied, recomputed;
+    long made, applied, recomputed, repriced;
 };
 void ops_plan_stats(struct ops_plan_stats *st);
 

@@ -45,6 +45,7 @@ struct bk {
     /* Computed on a read snapshot for the writer (op_book_plan): lots are
      * not created, only seen as they would be. */
     bool planning;
+    bool usage_given; /* price with b->usage as it is (plan_reprice) */
     char *versions_text; /* versions_json as stored, made ahead; NULL: not yet */
 };
 
@@ -172,8 +173,12 @@ price_ctx(struct op *op, struct bk *b, json_t **ctx)
     int64_t usage = 0;
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
     *ctx = NULL;
-    if (tz_local_time(zone, b->start, &lt, op->err) != 0 ||
-        user_usage_month(op, b, zone, &lt, &usage) != 0) {
+    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+        return op->err->status;
+    }
+    if (b->usage_given) {
+        usage = b->usage;
+    } else if (user_usage_month(op, b, zone, &lt, &usage) != 0) {
         return op->err->status;
     }
     b->booking = json_pack(
@@ -887,7 +892,7 @@ book_write(struct op *op, struct bk *b, bool by_credits, json_t **out)
  * everything it read still holds (book_planned), and otherwise computes the
  * booking afresh exactly as without a plan: the plan can make a booking
  * cheaper for the writer, never different. */
-static atomic_long plans_made, plans_applied, plans_recomputed;
+static atomic_long plans_made, plans_applied, plans_recomputed, plans_repriced;
 
 void
 ops_plan_stats(struct ops_plan_stats *st)
@@ -895,6 +900,7 @@ ops_plan_stats(struct ops_plan_stats *st)
     st->made = atomic_load(&plans_made);
     st->applied = atomic_load(&plans_applied);
     st->recomputed = atomic_load(&plans_recomputed);
+    st->repriced = atomic_load(&plans_repriced);
 }
 
 struct book_plan {
@@ -961,6 +967,38 @@ op_book_plan(struct op *op, json_t *args, void **out)
     return 0;
 }
 
+/* The month's usage moved since the plan (another booking of the user):
+ * validate and pricing run again with the usage as it is now.  Nothing else
+ * the plan decided depends on it (eligibility and order do not see it), so
+ * the plan still holds when validate accepts again and the price is the
+ * same; otherwise (*same false) the booking is computed afresh. */
+static int
+plan_reprice(struct op *op, struct bk *b, int64_t usage, bool *same)
+{
+    struct bk was = *b;
+    struct eng_error saved = *op->err;
+    *same = false;
+    json_decref(b->booking);
+    b->booking = NULL;
+    b->usage = usage;
+    b->usage_given = true;
+    int rc = price(op, b);
+    if (rc != 0) {
+        bool fatal = rc == ENG_ESTORE || rc == ENG_ENOMEM;
+        if (!fatal) {
+            *op->err = saved; /* the full path gives the refusal */
+        }
+        return fatal ? rc : 0;
+    }
+    *same = b->has_money == was.has_money && b->money == was.money &&
+            b->money_before == was.money_before && b->has_credits == was.has_credits &&
+            b->credits == was.credits && strcmp(b->unit, was.unit) == 0;
+    if (*same) {
+        atomic_fetch_add(&plans_repriced, 1);
+    }
+    return 0;
+}
+
 /* Whether plan p still holds in the writer's transaction: nothing it read
  * has changed but lot balances, each lot still pays its share, and the slot
  * is still free.  Refreshes b->available from the lots as they are now.
@@ -992,8 +1030,15 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
     rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
                          op->err);
-    if (rc != 0 || usage != b->usage) {
+    if (rc != 0) {
         return rc;
+    }
+    if (usage != b->usage) {
+        bool same = false;
+        rc = plan_reprice(op, b, usage, &same);
+        if (rc != 0 || !same) {
+            return rc;
+        }
     }
     bool taken = true;
     rc = store_booking_slot_taken(op->store, b->resource_id, b->start, b->end, &taken, op->err);

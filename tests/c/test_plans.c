@@ -7,7 +7,10 @@
  * commit before both plans exist.  Then the writer applies the first plan;
  * the second no longer holds (the lot is empty), so the writer computes that
  * booking afresh and answers as if it had come alone after the first: 409
- * insufficient_credits with one lot, paid from the other lot with two. */
+ * insufficient_credits with one lot, paid from the other lot with two.
+ * Two plans of one user: the usage counter the second read has moved, so
+ * validate and pricing run again in the writer; same answer, the plan is
+ * applied; a validate policy that now refuses, the booking is refused. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +71,7 @@ attempt_book(void *arg)
 
 /* Runs two bookings whose plans are both made before either commits. */
 static void
-race(struct attempt *a, struct attempt *b)
+race2(struct attempt *a, struct attempt *b)
 {
     struct ops_plan_stats before, now;
     ops_plan_stats(&before);
@@ -87,8 +90,16 @@ race(struct attempt *a, struct attempt *b)
     pthread_mutex_unlock(&eng.write_mu);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
+}
+
+/* race2, where the first plan is applied and the second found stale. */
+static void
+race(struct attempt *a, struct attempt *b)
+{
+    struct ops_plan_stats before, now;
+    ops_plan_stats(&before);
+    race2(a, b);
     ops_plan_stats(&now);
-    /* The first plan applied, the second found stale and computed afresh. */
     CHECK_INT(now.applied - before.applied, 1);
     CHECK_INT(now.recomputed - before.recomputed, 1);
 }
@@ -240,6 +251,63 @@ main(void)
     CHECK(json_equal(e, read));
     json_decref(e);
     json_decref(read);
+
+    /* The same user twice: the second plan read the usage counter before
+     * the first booking moved it; validate and pricing run again in the
+     * writer with the new usage, give the same answer, and the plan holds. */
+    struct attempt f = {rooms[0], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
+    struct attempt g = {rooms[1], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
+    ops_plan_stats(&s0);
+    race2(&f, &g);
+    ops_plan_stats(&s1);
+    CHECK_INT(f.rc, 0);
+    CHECK_INT(g.rc, 0);
+    CHECK_INT(s1.applied - s0.applied, 2);
+    CHECK_INT(s1.repriced - s0.repriced, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 0);
+    json_t *af = json_object_get(json_object_get(f.out, "credits"), "balance_after");
+    json_t *ag = json_object_get(json_object_get(g.out, "credits"), "balance_after");
+    json_t *two = amount_to_json(2000), *one = amount_to_json(1000);
+    CHECK((json_equal(af, two) && json_equal(ag, one)) ||
+          (json_equal(af, one) && json_equal(ag, two)));
+    json_decref(two);
+    json_decref(one);
+    json_decref(f.out);
+    json_decref(g.out);
+
+    /* A validate policy that reads the usage: one booking a month by
+     * credits.  Both plans saw none; the second is refused once the first
+     * is written, as it would be after it. */
+    json_decref(must("policies.put",
+                     json_pack("{s:s, s:s, s:s}", "building_id", bld, "kind", "validate",
+                               "source",
+                               "local M = {}\n"
+                               "function M.validate(ctx)\n"
+                               "  if ctx.user_usage_month > 0 then\n"
+                               "    return { error = 'one booking a month' }\n"
+                               "  end\n"
+                               "  return true\n"
+                               "end\n"
+                               "M.examples = { { ctx = { user_usage_month = 0 }, expect = true },\n"
+                               "  { ctx = { user_usage_month = 1 },\n"
+                               "    expect = { error = 'one booking a month' } } }\n"
+                               "return M\n")));
+    char *u3 = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t2,
+                                                     "name", "Cy", "email", "cy@x.io")));
+    struct attempt h = {rooms[0], u3, "2026-01-14T09:00:00Z", "2026-01-14T09:30:00Z"};
+    struct attempt k = {rooms[1], u3, "2026-01-14T09:00:00Z", "2026-01-14T09:30:00Z"};
+    ops_plan_stats(&s0);
+    race2(&h, &k);
+    ops_plan_stats(&s1);
+    CHECK_INT((h.rc == 0) + (k.rc == 0), 1);
+    struct attempt *refused = h.rc == 0 ? &k : &h;
+    CHECK_INT(refused->rc, ENG_EINVAL);
+    CHECK(strstr(refused->err.msg, "one booking a month") != NULL);
+    CHECK_INT(s1.applied - s0.applied, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 1);
+    json_decref(h.out);
+    json_decref(k.out);
+    free(u3);
 
     CHECK(verify_clean());
     engine_close(&eng);
