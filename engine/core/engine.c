@@ -543,7 +543,9 @@ plan_compute(struct engine *eng, const struct op_plan_def *def, const struct pri
 {
     struct eng_error err = {0};
     struct op op = {.env = eng->env, .who = who, .err = &err};
-    op.store = store_pool_acquire(eng->readers, &err);
+    /* Never wait for a reader (long reports may hold them all): without
+     * one, the writer does the computing, as it always could. */
+    op.store = store_pool_try_acquire(eng->readers);
     if (op.store == NULL) {
         return NULL;
     }

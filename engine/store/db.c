@@ -762,6 +762,18 @@ store_pool_acquire(struct store_pool *p, struct eng_error *err)
     return s;
 }
 
+struct store *
+store_pool_try_acquire(struct store_pool *p)
+{
+    struct store *s = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->free_count > 0) {
+        s = p->free_list[--p->free_count];
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
 void
 store_pool_release(struct store_pool *p, struct store *s)
 {
