@@ -279,9 +279,25 @@ struct write_job {
     json_t *out;
     bool replayed, done;
     bool refusal_stored; /* rc is a refusal whose record awaits the commit */
+    bool solo;           /* alone in its transaction: no savepoint of its own */
     int rc;
     struct write_job *next;
 };
+
+/* Undoes the job's writes: back to its savepoint, or, for a job alone in
+ * its transaction (which then needs no savepoint), the whole transaction,
+ * begun afresh for what the job still writes (a refusal kept for its key).
+ * 0, or an error with the transaction gone. */
+static int
+job_undo(struct write_job *job)
+{
+    struct store *s = job->op.store;
+    if (!job->solo) {
+        return store_tx(s, STORE_ROLLBACK_TO, NULL);
+    }
+    int rc = store_tx(s, STORE_ROLLBACK, NULL);
+    return rc != 0 ? rc : store_tx(s, STORE_BEGIN_IMMEDIATE, NULL);
+}
 
 /* After a failed job's writes are rolled back: a refusal the key keeps is
  * written in their place, in the same savepoint, so it commits (or not)
@@ -297,7 +313,7 @@ job_keep_refusal(struct write_job *job, unsigned long oom_before)
         rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     }
     if (rc != 0) {
-        (void)store_tx(op->store, STORE_ROLLBACK_TO, NULL);
+        (void)job_undo(job);
         return rc;
     }
     job->refusal_stored = true;
@@ -314,7 +330,7 @@ job_run(struct engine *eng, struct write_job *job)
     op->now = engine_now(eng);
     op_bind_ledger(op);
     unsigned long oom_before = eng_alloc_failures();
-    int rc = store_tx(op->store, STORE_SAVEPOINT, op->err);
+    int rc = job->solo ? 0 : store_tx(op->store, STORE_SAVEPOINT, op->err);
     if (rc != 0) {
         job->rc = rc;
         return;
@@ -351,7 +367,7 @@ job_run(struct engine *eng, struct write_job *job)
         refused = false;
     }
     if (rc != 0) {
-        int undone = store_tx(op->store, STORE_ROLLBACK_TO, NULL);
+        int undone = job_undo(job);
         json_decref(job->out);
         job->out = NULL;
         if (op->install_set != NULL) {
@@ -365,7 +381,9 @@ job_run(struct engine *eng, struct write_job *job)
 release:
     json_decref(op->idem_response);
     op->idem_response = NULL;
-    (void)store_tx(op->store, STORE_RELEASE, NULL);
+    if (!job->solo) {
+        (void)store_tx(op->store, STORE_RELEASE, NULL);
+    }
     job->rc = rc;
 }
 
@@ -399,6 +417,9 @@ batch_run(struct engine *eng, struct write_job *jobs)
             j->err = err;
             continue;
         }
+        /* A job alone in the transaction needs no savepoint: undoing it is
+         * rolling the transaction back. */
+        j->solo = j == tx_first && j->next == NULL;
         job_run(eng, j);
         if (!store_in_tx(eng->writer)) {
             /* SQLite rolled the whole transaction back (an I/O error, a
@@ -512,12 +533,58 @@ engine_stop_writer(struct engine *eng)
     eng->writer_running = false;
 }
 
+static const struct op_plan_def *
+plan_find(const char *name)
+{
+    for (const struct op_plan_def *p = ops_plans; p->name != NULL; p++) {
+        if (strcmp(p->name, name) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Runs def->plan on a reader snapshot, on the caller's thread: the
+ * computing the writer then need not do (ops.h).  Any failure means no
+ * plan; the writer computes the op itself and gives its answer. */
+static void *
+plan_compute(struct engine *eng, const struct op_plan_def *def, const struct principal *who,
+             json_t *args)
+{
+    struct eng_error err = {0};
+    struct op op = {.env = eng->env, .who = who, .err = &err};
+    /* Never wait for a reader (long reports may hold them all): without
+     * one, the writer does the computing, as it always could. */
+    op.store = store_pool_try_acquire(eng->readers);
+    if (op.store == NULL) {
+        return NULL;
+    }
+    op.now = engine_now(eng);
+    op_bind_ledger(&op);
+    void *plan = NULL;
+    unsigned long oom_before = eng_alloc_failures();
+    if (store_tx(op.store, STORE_BEGIN, &err) == 0) {
+        if (def->plan(&op, args, &plan) != 0) {
+            plan = NULL;
+        }
+        (void)store_tx(op.store, STORE_ROLLBACK, NULL);
+    }
+    store_pool_release(eng->readers, op.store);
+    if (plan != NULL && eng_alloc_failures() != oom_before) {
+        /* Computed short of memory: not to be trusted. */
+        def->plan_free(plan);
+        plan = NULL;
+    }
+    return plan;
+}
+
 static int
 exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *args,
            const char *idem_key, json_t **out, bool *replayed)
 {
     struct write_job job = {.def = def, .op = *op, .args = args, .idem_key = idem_key};
     job.op.err = &job.err;
+    job.op.plan = NULL;
     principal_label(op->who, job.who, sizeof job.who);
     if (idem_key != NULL) {
         /* The request's identity: the operation and its canonical JSON. */
@@ -540,6 +607,11 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
             return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
         }
     }
+    const struct op_plan_def *planner = plan_find(def->name);
+    if (planner != NULL) {
+        job.op.plan = plan_compute(eng, planner, op->who, args);
+        job.op.plan_answer_later = idem_key == NULL;
+    }
     if (eng->writer_running) {
         pthread_mutex_lock(&eng->queue_mu);
         if (eng->queue_tail != NULL) {
@@ -557,6 +629,24 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         pthread_mutex_lock(&eng->write_mu);
         batch_run(eng, &job);
         pthread_mutex_unlock(&eng->write_mu);
+    }
+    if (job.op.plan != NULL) {
+        if (job.rc == 0 && job.op.plan_answer_later) {
+            /* The write is durable: only the answer is left to build, here
+             * rather than in the writer.  Failing for memory, the client
+             * is told so (503) and a retry finds the slot taken. */
+            unsigned long oom_before = eng_alloc_failures();
+            int rc = planner->finish(job.op.plan, &job.op, &job.out);
+            if (rc == 0 && eng_alloc_failures() != oom_before) {
+                rc = eng_error_code(&job.err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+            }
+            if (rc != 0) {
+                job.rc = rc;
+                json_decref(job.out);
+                job.out = NULL;
+            }
+        }
+        planner->plan_free(job.op.plan);
     }
     *op->err = job.err;
     op->created = job.op.created;

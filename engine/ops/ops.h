@@ -48,18 +48,53 @@ struct op {
     /* Set by engine_exec_stream (reads only): a report that streams hands
      * its rows here instead of answering them (reports.c). */
     const struct row_sink *sink;
+    /* A write op's plan, computed before the writer ran it (op_def.plan);
+     * borrowed: the engine frees it.  NULL: none. */
+    void *plan;
+    /* Set by the engine when nothing in the writer needs the result (no
+     * idempotency key): an op applying its plan may then leave building its
+     * answer to op_plan_def.finish, run after the commit on the caller's
+     * thread. */
+    bool plan_answer_later;
 };
 
 /* Fills op->lx from the op's own fields (after store/now/who/err are set). */
 void op_bind_ledger(struct op *op);
 
 typedef int (*op_fn)(struct op *op, json_t *args, json_t **out);
+/* A write op may do its computing outside the writer (ops_plans): plan runs on the
+ * caller's thread with op->store a reader inside a read transaction and
+ * sets *plan (or fails: then there is none, and its error is dropped); the
+ * writer then runs fn with op->plan set.  fn must answer exactly as it
+ * would without the plan: it applies the plan only if what the plan read
+ * still holds, and computes afresh otherwise. */
+typedef int (*op_plan_fn)(struct op *op, json_t *args, void **plan);
+typedef void (*op_plan_free_fn)(void *plan);
+/* Replaces *out with the answer left for later (op->plan_answer_later), if
+ * any; op gives err (and is given the instant); 0 or an error. */
+typedef int (*op_plan_finish_fn)(void *plan, struct op *op, json_t **out);
 
 struct op_def {
     const char *name;
     op_fn fn;
     bool write;
 };
+
+/* The write ops that plan (by name), NULL-terminated. */
+struct op_plan_def {
+    const char *name;
+    op_plan_fn plan;
+    op_plan_free_fn plan_free;
+    op_plan_finish_fn finish;
+};
+extern const struct op_plan_def ops_plans[];
+/* Plans made, applied by the writer, and found stale (the op computed
+ * afresh), since the process started; repriced: applied after validate and
+ * pricing ran again in the writer on a moved usage counter. */
+struct ops_plan_stats {
+    long made, applied, recomputed, repriced;
+};
+void ops_plan_stats(struct ops_plan_stats *st);
 
 /* The table of every operation, NULL-terminated. */
 extern const struct op_def ops_table[];

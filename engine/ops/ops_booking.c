@@ -6,6 +6,7 @@
  * there (read-only: lots that do not exist yet are virtual); the booking
  * creates them, checks the slot, pays greedily in the order policy's order,
  * and writes the booking and its debits in the caller's transaction. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 #include "ops.h"
 #include "portfolio.h"
 #include "quote_info.h"
+#include "generation.h"
+#include "lots.h"
+#include "usage.h"
 
 #define BOOKING_MINUTES_MAX (366 * 24 * 60)
 
@@ -36,6 +40,16 @@ struct bk {
     bool unlimited;
     bool backdate; /* an operator books a start in the past on purpose */
     bool archived; /* the resource is archived: no new bookings */
+    int *order; /* cands indexes in the order policy's order (plan_takes) */
+    /* What validate and pricing saw as user_usage_month, and its key. */
+    int64_t usage;
+    int usage_key;
+    char usage_unit[8];
+    /* Computed on a read snapshot for the writer (op_book_plan): lots are
+     * not created, only seen as they would be. */
+    bool planning;
+    bool usage_given; /* price with b->usage as it is (plan_reprice) */
+    char *versions_text; /* versions_json as stored, made ahead; NULL: not yet */
 };
 
 static void
@@ -50,6 +64,8 @@ bk_free(struct bk *b)
         policy_set_release(b->pol);
     }
     cand_list_free(&b->cands);
+    free(b->order);
+    free(b->versions_text);
 }
 
 /* Fills b->resource, b->building and the building's payment settings from
@@ -141,21 +157,22 @@ policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, 
 /* Credits (milli, net of refunds) the user has spent from shared lots in
  * the unit the resource is priced in, on meetings in the calendar month of
  * `lt` (the building's zone): what a per-user quota inside a tenant pool
- * needs (validate's ctx.user_usage_month). */
+ * needs (validate's ctx.user_usage_month).  One counter row (store/usage.c),
+ * whatever the user's history. */
 static int
 user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civil_time *lt,
                  int64_t *out)
 {
-    struct civil_date first = {lt->year, lt->month, 1};
-    int64_t from, to;
-    if (tz_local_midnight(zone, first, &from, op->err) != 0 ||
-        tz_local_midnight(zone, date_add_months(first, 1), &to, op->err) != 0) {
-        return op->err->status;
-    }
     json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
     const char *unit = json_string_value(json_object_get(credits, "unit"));
-    return store_booking_user_usage(op->store, b->user_id, from, to,
-                                    unit != NULL ? unit : "hour", out, op->err);
+    unit = unit != NULL ? unit : "hour";
+    /* Kept for the writer's re-check; a plan whose unit does not fit ("")
+     * is not applied. */
+    if (strlen(unit) < sizeof b->usage_unit) {
+        memcpy(b->usage_unit, unit, strlen(unit) + 1);
+    }
+    b->usage_key = lt->year * 100 + lt->month;
+    return store_usage_get(op->store, b->user_id, unit, zone, b->usage_key, out, op->err);
 }
 
 /* The context validate and pricing see: b->booking (kept for the order
@@ -167,8 +184,12 @@ price_ctx(struct op *op, struct bk *b, json_t **ctx)
     int64_t usage = 0;
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
     *ctx = NULL;
-    if (tz_local_time(zone, b->start, &lt, op->err) != 0 ||
-        user_usage_month(op, b, zone, &lt, &usage) != 0) {
+    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+        return op->err->status;
+    }
+    if (b->usage_given) {
+        usage = b->usage;
+    } else if (user_usage_month(op, b, zone, &lt, &usage) != 0) {
         return op->err->status;
     }
     b->booking = json_pack(
@@ -181,6 +202,7 @@ price_ctx(struct op *op, struct bk *b, json_t **ctx)
         json_decref(b->booking);
         b->booking = NULL;
     }
+    b->usage = usage;
     *ctx = b->booking == NULL ? NULL
            : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
                        b->resource, "user", b->user, "building", b->building, "now",
@@ -429,7 +451,8 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     }
     if (b->has_credits && b->pay_credits) {
         rc = ledger_candidates(&op->lx, b->pol, b->user_id, b->tenant_id, b->user, b->tenant,
-                               b->resource, b->unit, b->start, booking, false, &b->cands);
+                               b->resource, b->unit, b->start, booking && !b->planning, false,
+                               &b->cands);
         for (int i = 0; rc == 0 && i < b->cands.count; i++) {
             b->unlimited |= b->cands.items[i].unlimited;
             b->available += b->cands.items[i].unlimited ? 0 : b->cands.items[i].balance;
@@ -587,9 +610,9 @@ order_lots(struct op *op, struct bk *b, int *order)
     return 0;
 }
 
-/* The booking row to write for b, with the policy versions it ran under. */
-static int
-insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
+/* {kind: version label} of the policies b ran under; NULL without memory. */
+static json_t *
+versions_json(const struct bk *b)
 {
     json_t *versions = json_object();
     for (int k = 0; versions != NULL && k < POLICY_KIND_COUNT; k++) {
@@ -599,8 +622,19 @@ insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
             versions = NULL;
         }
     }
-    char *vtext = versions != NULL ? json_to_text(versions) : NULL;
-    json_decref(versions);
+    return versions;
+}
+
+/* The booking row to write for b, with the policy versions it ran under. */
+static int
+insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
+{
+    char *vtext = b->versions_text;
+    if (vtext == NULL) {
+        json_t *versions = versions_json(b);
+        vtext = versions != NULL ? json_to_text(versions) : NULL;
+        json_decref(versions);
+    }
     if (vtext == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -625,41 +659,50 @@ insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
         .created_by = op->who->name,
     };
     int rc = store_booking_insert(op->store, &nb, id, op->err);
-    free(vtext);
+    if (vtext != b->versions_text) {
+        free(vtext);
+    }
     return rc;
 }
 
-/* Pays b->credits from the ordered lots, all or nothing (the caller has
- * checked there is enough). Debits are effective at the meeting's start:
- * usage belongs to the period the meeting happens in. */
+/* Decides what each lot pays (c->take) of b->credits, in the order
+ * policy's order (kept in b->order), all or nothing: the caller has checked
+ * there is enough.  Writes nothing. */
 static int
-pay(struct op *op, struct bk *b, int64_t booking_id)
+plan_takes(struct op *op, struct bk *b)
 {
-    int *order = calloc((size_t)b->cands.count + 1, sizeof *order);
-    if (order == NULL) {
+    free(b->order);
+    b->order = calloc((size_t)b->cands.count + 1, sizeof *b->order);
+    if (b->order == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    if (order_lots(op, b, order) != 0) {
-        free(order);
+    if (order_lots(op, b, b->order) != 0) {
         return op->err->status;
     }
     int64_t left = b->credits;
-    for (int k = 0; k < b->cands.count && left > 0; k++) {
-        struct cand *c = &b->cands.items[order[k]];
+    for (int k = 0; k < b->cands.count; k++) {
+        struct cand *c = &b->cands.items[b->order[k]];
         int64_t take = c->unlimited ? left : (c->balance < left ? c->balance : left);
-        if (take <= 0) {
-            continue;
-        }
-        if (entry_post(&op->lx, c->lot_id, "debit", -take, b->start, booking_id, NULL,
+        c->take = take > 0 ? take : 0;
+        left -= c->take;
+    }
+    ENG_ASSERT(left == 0);
+    return 0;
+}
+
+/* Posts the debits plan_takes decided.  Debits are effective at the
+ * meeting's start: usage belongs to the period the meeting happens in. */
+static int
+post_takes(struct op *op, const struct bk *b, int64_t booking_id)
+{
+    for (int k = 0; k < b->cands.count; k++) {
+        const struct cand *c = &b->cands.items[b->order[k]];
+        if (c->take > 0 &&
+            entry_post(&op->lx, c->lot_id, "debit", -c->take, b->start, booking_id, NULL,
                        b->versions[POLICY_PRICING], NULL) != 0) {
-            free(order);
             return op->err->status;
         }
-        c->take = take;
-        left -= take;
     }
-    free(order);
-    ENG_ASSERT(left == 0);
     return 0;
 }
 
@@ -681,17 +724,18 @@ paid_add(void *ud, const struct booking_debit *d)
 }
 
 /* The credits part of a booking paid by credits, with the lots it was paid
- * from. */
+ * from: `paid` (taken) when the caller has the list, else read. */
 static int
-credits_json(struct op *op, const struct booking_row *row, json_t **out)
+credits_json(struct op *op, const struct booking_row *row, json_t *paid, json_t **out)
 {
-    struct paid_ud p = {op, json_array()};
+    struct paid_ud p = {op, paid != NULL ? paid : json_array()};
     *out = NULL;
     if (p.paid == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    int rc = store_booking_debits_each(op->store, row->id, op->now, false, paid_add, &p,
-                                       op->err);
+    int rc = paid != NULL ? 0
+                          : store_booking_debits_each(op->store, row->id, op->now, false,
+                                                      paid_add, &p, op->err);
     if (rc != 0) {
         json_decref(p.paid);
         return rc;
@@ -701,9 +745,10 @@ credits_json(struct op *op, const struct booking_row *row, json_t **out)
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
-/* A stored booking as the API shows it. */
+/* A stored booking as the API shows it; `paid` as for credits_json (taken
+ * either way). */
 static int
-booking_json(struct op *op, const struct booking_row *row, json_t **out)
+booking_json_paid(struct op *op, const struct booking_row *row, json_t *paid, json_t **out)
 {
     json_t *money = json_null(), *credits = json_null();
     *out = NULL;
@@ -712,7 +757,11 @@ booking_json(struct op *op, const struct booking_row *row, json_t **out)
                           row->currency, "before_discount",
                           (json_int_t)row->money_before_discount);
     }
-    if (strcmp(row->payment_method, "credits") == 0 && credits_json(op, row, &credits) != 0) {
+    bool by_credits = strcmp(row->payment_method, "credits") == 0;
+    if (!by_credits) {
+        json_decref(paid);
+    }
+    if (by_credits && credits_json(op, row, paid, &credits) != 0) {
         json_decref(money);
         return op->err->status;
     }
@@ -741,6 +790,12 @@ booking_json(struct op *op, const struct booking_row *row, json_t **out)
     }
     *out = b;
     return 0;
+}
+
+static int
+booking_json(struct op *op, const struct booking_row *row, json_t **out)
+{
+    return booking_json_paid(op, row, NULL, out);
 }
 
 /* The booking `id` when the principal may see it (else 404). */
@@ -816,37 +871,343 @@ book_check(struct op *op, struct bk *b, bool by_credits)
     return 0;
 }
 
+/* The booking b just written as `id`, as the API shows it: built from
+ * what was written, not read back. */
+static int
+written_json(struct op *op, const struct bk *b, int64_t id, bool by_credits, json_t **out)
+{
+    struct booking_row row = {
+        .id = id,
+        .resource_id = b->resource_id,
+        .building_id = b->building_id,
+        .tenant_id = b->tenant_id,
+        .user_id = b->user_id,
+        .start_at = b->start,
+        .end_at = b->end,
+        .status = "confirmed",
+        .has_credits = by_credits,
+        .credits = b->credits,
+        .has_money = b->has_money,
+        .money = b->money,
+        .money_before_discount = b->money_before,
+        .discount_pm = b->discount_pm,
+        .created_at = op->now,
+    };
+    _Static_assert(sizeof row.currency == sizeof b->currency, "currency buffers differ");
+    _Static_assert(sizeof row.unit == sizeof b->unit, "unit buffers differ");
+    snprintf(row.payment_method, sizeof row.payment_method, "%s", b->method);
+    memcpy(row.currency, b->currency, sizeof row.currency);
+    if (by_credits) {
+        memcpy(row.unit, b->unit, sizeof row.unit);
+    }
+    json_t *paid = by_credits ? json_array() : NULL;
+    for (int k = 0; paid != NULL && k < b->cands.count; k++) {
+        const struct cand *c = &b->cands.items[b->order[k]];
+        if (c->take > 0 &&
+            json_array_append_new(paid, json_pack("{s:o, s:o}", "lot_id",
+                                                  id_json("lot", c->lot_id), "amount",
+                                                  amount_to_json(c->take))) != 0) {
+            json_decref(paid);
+            paid = NULL;
+        }
+    }
+    row.policy_versions = versions_json(b);
+    if ((by_credits && paid == NULL) || row.policy_versions == NULL) {
+        json_decref(paid);
+        json_decref(row.policy_versions);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    int rc = booking_json_paid(op, &row, paid, out);
+    json_decref(row.policy_versions);
+    if (rc == 0 && by_credits &&
+        json_object_set_new(json_object_get(*out, "credits"), "balance_after",
+                            b->unlimited ? json_string("unlimited")
+                                         : amount_to_json(b->available - b->credits)) != 0) {
+        json_decref(*out);
+        *out = NULL;
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
+/* Writes the booking b decided (row, debits) and builds its answer. */
+static int
+book_write(struct op *op, struct bk *b, bool by_credits, json_t **out)
+{
+    int64_t id = 0;
+    int rc = insert_booking(op, b, by_credits, &id);
+    if (rc == 0 && by_credits) {
+        rc = post_takes(op, b, id);
+    }
+    if (rc == 0) {
+        rc = written_json(op, b, id, by_credits, out);
+    }
+    if (rc == 0) {
+        op->created = true;
+    }
+    return rc;
+}
+
+/* ---------- bookings computed outside the writer ----------
+ *
+ * op_book_plan runs on the caller's thread against a read snapshot: the
+ * whole preparation (entity loads, access, validate and pricing with the
+ * month's usage, eligibility, the order policy, what each lot pays) with
+ * lots seen but not created.  The writer then applies the plan only when
+ * everything it read still holds (book_planned), and otherwise computes the
+ * booking afresh exactly as without a plan: the plan can make a booking
+ * cheaper for the writer, never different. */
+static atomic_long plans_made, plans_applied, plans_recomputed, plans_repriced;
+
+void
+ops_plan_stats(struct ops_plan_stats *st)
+{
+    st->made = atomic_load(&plans_made);
+    st->applied = atomic_load(&plans_applied);
+    st->recomputed = atomic_load(&plans_recomputed);
+    st->repriced = atomic_load(&plans_repriced);
+}
+
+struct book_plan {
+    struct bk b;
+    bool by_credits;
+    int64_t generation, now;
+    int64_t written_id; /* the booking the writer wrote from this plan, whose
+                           answer op_book_plan_finish builds; 0: none */
+};
+
+static void
+op_book_plan_free(void *plan)
+{
+    struct book_plan *p = plan;
+    if (p != NULL) {
+        bk_free(&p->b);
+        free(p);
+    }
+}
+
+static int
+op_book_plan(struct op *op, json_t *args, void **out)
+{
+    *out = NULL;
+    struct book_plan *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    p->b.planning = true;
+    p->now = op->now;
+    /* Read first: the snapshot starts here. */
+    int rc = store_generation_get(op->store, &p->generation, op->err);
+    if (rc == 0) {
+        rc = prepare(op, args, &p->b, true);
+    }
+    p->by_credits = p->b.method != NULL && strcmp(p->b.method, "credits") == 0;
+    if (rc == 0) {
+        rc = book_check(op, &p->b, p->by_credits);
+    }
+    if (rc == 0 && p->by_credits) {
+        rc = plan_takes(op, &p->b);
+    }
+    for (int i = 0; rc == 0 && p->by_credits && i < p->b.cands.count; i++) {
+        /* A lot the booking would create: left to the writer. */
+        rc = p->b.cands.items[i].take > 0 && p->b.cands.items[i].lot_id == 0 ? ENG_ECONFLICT : 0;
+    }
+    if (rc == 0 && p->b.usage_unit[0] == '\0') {
+        rc = ENG_ECONFLICT;
+    }
+    if (rc == 0) {
+        /* The row's text is made here, not in the writer. */
+        json_t *versions = versions_json(&p->b);
+        p->b.versions_text = versions != NULL ? json_to_text(versions) : NULL;
+        json_decref(versions);
+        rc = p->b.versions_text != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (rc != 0) {
+        /* A refusal or a failure is the writer's to give: no plan. */
+        op_book_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    atomic_fetch_add(&plans_made, 1);
+    return 0;
+}
+
+/* The month's usage moved since the plan (another booking of the user):
+ * validate and pricing run again with the usage as it is now.  Nothing else
+ * the plan decided depends on it (eligibility and order do not see it), so
+ * the plan still holds when validate accepts again and the price is the
+ * same; otherwise (*same false) the booking is computed afresh. */
+static int
+plan_reprice(struct op *op, struct bk *b, int64_t usage, bool *same)
+{
+    struct bk was = *b;
+    struct eng_error saved = *op->err;
+    *same = false;
+    json_decref(b->booking);
+    b->booking = NULL;
+    b->usage = usage;
+    b->usage_given = true;
+    int rc = price(op, b);
+    if (rc != 0) {
+        bool fatal = rc == ENG_ESTORE || rc == ENG_ENOMEM;
+        if (!fatal) {
+            *op->err = saved; /* the full path gives the refusal */
+        }
+        return fatal ? rc : 0;
+    }
+    *same = b->has_money == was.has_money && b->money == was.money &&
+            b->money_before == was.money_before && b->has_credits == was.has_credits &&
+            b->credits == was.credits && strcmp(b->unit, was.unit) == 0;
+    if (*same) {
+        atomic_fetch_add(&plans_repriced, 1);
+    }
+    return 0;
+}
+
+/* Whether plan p still holds in the writer's transaction: nothing it read
+ * has changed but lot balances, each lot still pays its share, and the slot
+ * is still free.  Refreshes b->available from the lots as they are now.
+ * *holds false (and nothing written) sends the booking to the full path. */
+static int
+plan_holds(struct op *op, struct book_plan *p, bool *holds)
+{
+    struct bk *b = &p->b;
+    *holds = false;
+    int64_t gen = 0, usage = 0;
+    if (op->now != p->now) {
+        return 0;
+    }
+    int rc = store_generation_get(op->store, &gen, op->err);
+    if (rc != 0 || gen != p->generation) {
+        return rc;
+    }
+    struct policy_set *pol = NULL;
+    char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
+    rc = policy_cache_get(op->env->policies, op->store, b->building_id, &pol, versions,
+                          op->err);
+    if (rc != 0) {
+        return rc;
+    }
+    policy_set_release(pol);
+    if (memcmp(versions, b->versions, sizeof versions) != 0) {
+        return 0;
+    }
+    const char *zone = json_string_value(json_object_get(b->building, "timezone"));
+    rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
+                         op->err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (usage != b->usage) {
+        bool same = false;
+        rc = plan_reprice(op, b, usage, &same);
+        if (rc != 0 || !same) {
+            return rc;
+        }
+    }
+    bool taken = true;
+    rc = store_booking_slot_taken(op->store, b->resource_id, b->start, b->end, &taken, op->err);
+    if (rc != 0 || taken) {
+        return rc;
+    }
+    int64_t available = 0;
+    for (int i = 0; p->by_credits && i < b->cands.count; i++) {
+        struct cand *c = &b->cands.items[i];
+        if (c->lot_id == 0) {
+            available += c->unlimited ? 0 : c->balance; /* still virtual */
+            continue;
+        }
+        struct lot_row lot;
+        bool found = false;
+        rc = store_lot_get(op->store, c->lot_id, &lot, &found, op->err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (!found || lot.closed || (!lot.unlimited && lot.balance < c->take)) {
+            return 0;
+        }
+        c->balance = lot.balance;
+        available += lot.unlimited ? 0 : lot.balance;
+    }
+    b->available = available;
+    *holds = true;
+    return 0;
+}
+
+/* Applies plan p when it holds (*applied true, the booking answered or
+ * failed on a storage error); else leaves everything to the full path. */
+static int
+book_planned(struct op *op, struct book_plan *p, json_t **out, bool *applied)
+{
+    bool holds = false;
+    int rc = plan_holds(op, p, &holds);
+    *applied = rc != 0 || holds;
+    atomic_fetch_add(holds ? &plans_applied : &plans_recomputed, 1);
+    if (rc != 0 || !holds) {
+        return rc;
+    }
+    if (!op->plan_answer_later) {
+        return book_write(op, &p->b, p->by_credits, out);
+    }
+    /* The answer is built after the commit, off the writer thread, from
+     * what was written (op_book_plan_finish). */
+    rc = insert_booking(op, &p->b, p->by_credits, &p->written_id);
+    if (rc == 0 && p->by_credits) {
+        rc = post_takes(op, &p->b, p->written_id);
+    }
+    *out = rc == 0 ? json_object() : NULL;
+    if (rc == 0 && *out == NULL) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        op->created = true;
+    } else {
+        p->written_id = 0;
+    }
+    return rc;
+}
+
+/* The answer of a booking written from plan `plan` (left for later by the
+ * writer): *out replaced; 0, or ENG_ENOMEM. */
+static int
+op_book_plan_finish(void *plan, struct op *op, json_t **out)
+{
+    struct book_plan *p = plan;
+    if (p->written_id == 0) {
+        return 0; /* not written from the plan: *out is the op's own */
+    }
+    json_t *answer = NULL;
+    op->now = p->now; /* the writer's instant too (plan_holds) */
+    int rc = written_json(op, &p->b, p->written_id, p->by_credits, &answer);
+    if (rc == 0) {
+        json_decref(*out);
+        *out = answer;
+    }
+    return rc;
+}
 static int
 op_book(struct op *op, json_t *args, json_t **out)
 {
+    if (op->plan != NULL) {
+        bool applied = false;
+        int rc = book_planned(op, op->plan, out, &applied);
+        if (applied) {
+            return rc;
+        }
+    }
     struct bk b = {0};
     int rc = prepare(op, args, &b, true);
     bool by_credits = b.method != NULL && strcmp(b.method, "credits") == 0;
     if (rc == 0) {
         rc = book_check(op, &b, by_credits);
     }
-    int64_t id = 0;
-    if (rc == 0) {
-        rc = insert_booking(op, &b, by_credits, &id);
-    }
     if (rc == 0 && by_credits) {
-        rc = pay(op, &b, id);
+        rc = plan_takes(op, &b);
     }
     if (rc == 0) {
-        rc = booking_load(op, id, out);
-    }
-    if (rc == 0 && by_credits &&
-        json_object_set_new(json_object_get(*out, "credits"), "balance_after",
-                            b.unlimited ? json_string("unlimited")
-                                        : amount_to_json(b.available - b.credits)) != 0) {
-        json_decref(*out);
-        *out = NULL;
-        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        rc = book_write(op, &b, by_credits, out);
     }
     bk_free(&b);
-    if (rc == 0) {
-        op->created = true;
-    }
     return rc;
 }
 
@@ -1445,4 +1806,9 @@ const struct op_def ops_booking[] = {
     {"bookings.list", op_booking_list, false},
     {"policies.simulate", op_simulate, false},
     {NULL, NULL, false},
+};
+
+const struct op_plan_def ops_plans[] = {
+    {"bookings.create", op_book_plan, op_book_plan_free, op_book_plan_finish},
+    {NULL, NULL, NULL, NULL},
 };

@@ -2,6 +2,7 @@
 #include "buildings.h"
 
 #include "portfolio_rows.h"
+#include "usage.h"
 
 int
 store_building_each(struct store *s, int64_t after, int64_t limit,
@@ -55,7 +56,8 @@ store_building_insert(struct store *s, const struct building_row *b, int64_t *id
     sq_int(s, st, 7, b->created_at);
     int rc = sq_exec(s, st, "building insert", err);
     *id = rc == 0 ? sq_last_id(s) : 0;
-    return rc;
+    /* Policies here see usage by this zone's months: keep counters for it. */
+    return rc == 0 ? store_usage_zone_add(s, b->timezone, err) : rc;
 }
 
 int
@@ -69,5 +71,6 @@ store_building_update(struct store *s, const struct building_row *b, struct eng_
     }
     bind_building(s, st, b);
     sq_int(s, st, 7, b->id);
-    return sq_exec(s, st, "building update", err);
+    int rc = sq_exec(s, st, "building update", err);
+    return rc == 0 ? store_usage_zone_add(s, b->timezone, err) : rc;
 }

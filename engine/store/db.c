@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "usage.h"
 
 
 /* Each migration runs once, in order, inside one transaction with the
@@ -152,7 +153,57 @@ static const char *const migration_2[] = {
     NULL,
 };
 
-static const char *const *const migrations[] = {migration_1, migration_2};
+/* Three triggers moving the portfolio generation on any change to table t. */
+#define GEN_TRIGGERS(t)                                                                       \
+    "CREATE TRIGGER gen_" t "_insert AFTER INSERT ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"                                 \
+    "CREATE TRIGGER gen_" t "_update AFTER UPDATE ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"                                 \
+    "CREATE TRIGGER gen_" t "_delete AFTER DELETE ON " t                                      \
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+
+/* Migration 3: the running usage counters of store/usage.c (what policies
+ * see as ctx.user_usage_month), built from the entries by
+ * store_usage_rebuild once the tables exist; and the portfolio generation
+ * of store/generation.c. */
+static const char *const migration_3[] = {
+    "CREATE TABLE usage_zone (zone TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;",
+    "CREATE TABLE usage_month ("
+    "  user_id INTEGER NOT NULL, unit TEXT NOT NULL, zone TEXT NOT NULL,"
+    "  month INTEGER NOT NULL, used INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, unit, zone, month)) STRICT, WITHOUT ROWID;",
+    /* store/generation.h: one row, moved by every change a booking's
+     * computation reads (lot balances excepted: plans re-check those). */
+    "CREATE TABLE portfolio_generation (n INTEGER NOT NULL) STRICT;"
+    "INSERT INTO portfolio_generation VALUES (1);",
+    GEN_TRIGGERS("building"),
+    GEN_TRIGGERS("resource"),
+    GEN_TRIGGERS("tenant"),
+    GEN_TRIGGERS("tenant_building"),
+    GEN_TRIGGERS("user"),
+    GEN_TRIGGERS("allocation"),
+    GEN_TRIGGERS("allocation_building"),
+    GEN_TRIGGERS("allocation_line"),
+    GEN_TRIGGERS("policy_active"),
+    "CREATE TRIGGER gen_lot_insert AFTER INSERT ON lot"
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+    "CREATE TRIGGER gen_lot_update AFTER UPDATE OF closed, valid_from, valid_until, unlimited"
+    "  ON lot BEGIN UPDATE portfolio_generation SET n = n + 1; END;"
+    /* A lot becoming empty or no longer empty changes which lots may pay. */
+    "CREATE TRIGGER gen_lot_emptiness AFTER UPDATE OF balance ON lot"
+    "  WHEN (old.balance > 0) != (new.balance > 0)"
+    "  BEGIN UPDATE portfolio_generation SET n = n + 1; END;",
+    NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2, migration_3};
+
+/* What a migration needs besides SQL, run after its statements (NULL: none). */
+static int (*const migration_fill[])(struct store *s, struct eng_error *err) = {
+    NULL, NULL, store_usage_rebuild};
+_Static_assert(sizeof migration_fill / sizeof migration_fill[0] ==
+                   sizeof migrations / sizeof migrations[0],
+               "one fill step (or NULL) per migration");
 
 #define MIGRATIONS_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -557,6 +608,9 @@ store_migrate(struct store *s, struct eng_error *err)
                 goto fail;
             }
         }
+        if (migration_fill[v] != NULL && migration_fill[v](s, err) != 0) {
+            goto fail;
+        }
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
         if (exec_text(s, bump, "migration", err) != 0) {
             goto fail;
@@ -716,6 +770,18 @@ store_pool_acquire(struct store_pool *p, struct eng_error *err)
         pthread_cond_wait(&p->cv, &p->mu);
     }
     struct store *s = p->free_list[--p->free_count];
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+struct store *
+store_pool_try_acquire(struct store_pool *p)
+{
+    struct store *s = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->free_count > 0) {
+        s = p->free_list[--p->free_count];
+    }
     pthread_mutex_unlock(&p->mu);
     return s;
 }

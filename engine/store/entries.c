@@ -1,7 +1,10 @@
 /* entries.c - appending and listing ledger entries. */
 #include "entries.h"
 
+#include <string.h>
+
 #include "internal.h"
+#include "usage.h"
 
 static const char *
 col_opt(sqlite3_stmt *st, int col)
@@ -44,6 +47,10 @@ store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
                               (long long)e->lot_id);
     }
     *id = sq_last_id(s);
+    if (e->booking_id != 0 && (strcmp(e->kind, "debit") == 0 || strcmp(e->kind, "refund") == 0)) {
+        /* The usage counters move with the entry, in its transaction. */
+        return store_usage_entry(s, e->lot_id, e->booking_id, e->amount, err);
+    }
     return 0;
 }
 

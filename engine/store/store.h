@@ -55,6 +55,8 @@ ENG_MUST_CHECK int store_pool_open(struct store_pool **out, const char *path, in
                                    int busy_timeout_ms, int cache_kib, struct eng_error *err);
 void store_pool_close(struct store_pool *pool);
 struct store *store_pool_acquire(struct store_pool *pool, struct eng_error *err);
+/* A free connection, or NULL at once when every one is in use. */
+struct store *store_pool_try_acquire(struct store_pool *pool);
 void store_pool_release(struct store_pool *pool, struct store *store);
 
 /* Latest schema version this build knows, and the file's. */

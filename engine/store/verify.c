@@ -3,6 +3,7 @@
 #include "verify.h"
 
 #include "internal.h"
+#include "usage.h"
 
 struct check {
     const char *what;
@@ -89,10 +90,25 @@ static const struct check checks[] = {
      " WHERE type = 'trigger')"},
 };
 
+#define SQL_CHECKS ((int)(sizeof checks / sizeof checks[0]))
+#define USAGE_CHECK "usage counters equal the sum of their entries"
+
 int
 store_verify_count(void)
 {
-    return (int)(sizeof checks / sizeof checks[0]);
+    return SQL_CHECKS + 1; /* the SQL checks, then the usage counters */
+}
+
+struct usage_ud {
+    int (*cb)(void *ud, int check, const char *what, const char *problem);
+    void *ud;
+};
+
+static int
+usage_problem(void *ud, const char *problem)
+{
+    struct usage_ud *u = ud;
+    return u->cb == NULL ? 0 : u->cb(u->ud, SQL_CHECKS, USAGE_CHECK, problem);
 }
 
 int
@@ -110,7 +126,7 @@ store_verify(struct store *s, int (*cb)(void *ud, int check, const char *what,
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             found++;
-            int stop = cb(ud, (int)i, checks[i].what, sq_col_text(st, 0));
+            int stop = cb == NULL ? 0 : cb(ud, (int)i, checks[i].what, sq_col_text(st, 0));
             if (stop != 0) {
                 sqlite3_finalize(st);
                 return stop;
@@ -126,11 +142,20 @@ store_verify(struct store *s, int (*cb)(void *ud, int check, const char *what,
             counts[i] = found;
         }
     }
-    return 0;
+    struct usage_ud u = {cb, ud};
+    int64_t found = 0;
+    int rc = store_usage_verify(s, usage_problem, &u, &found, err);
+    if (rc == 0 && counts != NULL) {
+        counts[SQL_CHECKS] = found;
+    }
+    return rc;
 }
 
 const char *
 store_verify_name(int check)
 {
-    return check >= 0 && check < store_verify_count() ? checks[check].what : "";
+    if (check == SQL_CHECKS) {
+        return USAGE_CHECK;
+    }
+    return check >= 0 && check < SQL_CHECKS ? checks[check].what : "";
 }

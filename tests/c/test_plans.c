@@ -1,0 +1,327 @@
+/* test_plans.c - bookings computed outside the writer (ops_booking.c
+ * op_book_plan, core/engine.c plan_compute) against a real SQLite file with
+ * the group-commit writer thread running.
+ *
+ * Two bookings compute their plans against the same snapshot, both paying
+ * with the lot's last credits: the test holds write_mu so that neither can
+ * commit before both plans exist.  Then the writer applies the first plan;
+ * the second no longer holds (the lot is empty), so the writer computes that
+ * booking afresh and answers as if it had come alone after the first: 409
+ * insufficient_credits with one lot, paid from the other lot with two.
+ * Two plans of one user: the usage counter the second read has moved, so
+ * validate and pricing run again in the writer; same answer, the plan is
+ * applied; a validate policy that now refuses, the booking is refused. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "amount.h"
+#include "check.h"
+#include "engine.h"
+#include "ops.h"
+
+static struct engine eng;
+static struct principal admin = {.role = ROLE_SUPER_ADMIN, .name = "test"};
+
+static json_t *
+must(const char *op, json_t *args)
+{
+    json_t *out = NULL;
+    bool created, replayed;
+    struct eng_error err = {0};
+    int rc = engine_exec(&eng, &admin, op, args, NULL, &out, &created, &replayed, &err);
+    json_decref(args);
+    if (rc != 0) {
+        fprintf(stderr, "test_plans: %s failed: %s\n", op, err.msg);
+        exit(1);
+    }
+    return out;
+}
+
+static char *
+id_of(json_t *obj)
+{
+    char *id = strdup(json_string_value(json_object_get(obj, "id")));
+    json_decref(obj);
+    return id;
+}
+
+struct attempt {
+    const char *room, *user, *start, *end;
+    int rc;
+    struct eng_error err;
+    json_t *out;
+};
+
+static void *
+attempt_book(void *arg)
+{
+    struct attempt *a = arg;
+    bool created, replayed;
+    json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", a->room, "user_id",
+                             a->user, "start", a->start, "end", a->end, "payment_method",
+                             "credits");
+    a->rc = engine_exec(&eng, &admin, "bookings.create", args, NULL, &a->out, &created,
+                        &replayed, &a->err);
+    json_decref(args);
+    return NULL;
+}
+
+/* Runs two bookings whose plans are both made before either commits. */
+static void
+race2(struct attempt *a, struct attempt *b)
+{
+    struct ops_plan_stats before, now;
+    ops_plan_stats(&before);
+    pthread_mutex_lock(&eng.write_mu);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, attempt_book, a);
+    pthread_create(&tb, NULL, attempt_book, b);
+    for (int i = 0; i < 20000; i++) {
+        ops_plan_stats(&now);
+        if (now.made - before.made >= 2) {
+            break;
+        }
+        usleep(500);
+    }
+    CHECK_INT(now.made - before.made, 2);
+    pthread_mutex_unlock(&eng.write_mu);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+}
+
+/* race2, where the first plan is applied and the second found stale. */
+static void
+race(struct attempt *a, struct attempt *b)
+{
+    struct ops_plan_stats before, now;
+    ops_plan_stats(&before);
+    race2(a, b);
+    ops_plan_stats(&now);
+    CHECK_INT(now.applied - before.applied, 1);
+    CHECK_INT(now.recomputed - before.recomputed, 1);
+}
+
+/* The lot ids a booking answer was paid from, "lot_1+lot_2". */
+static void
+paid_from(json_t *booking, char *buf, size_t len)
+{
+    json_t *paid = json_object_get(json_object_get(booking, "credits"), "paid_from");
+    buf[0] = '\0';
+    size_t i;
+    json_t *part;
+    json_array_foreach(paid, i, part) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", i ? "+" : "",
+                 json_string_value(json_object_get(part, "lot_id")));
+    }
+}
+
+static int
+verify_clean(void)
+{
+    json_t *problems = json_array();
+    struct eng_error err = {0};
+    int rc = engine_verify(&eng, problems, &err);
+    size_t n = json_array_size(problems);
+    json_decref(problems);
+    return rc == 0 && n == 0;
+}
+
+int
+main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *policies = getenv("ALLOT_POLICIES");
+    char dir[] = "/tmp/allot-plans-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    struct engine_config cfg;
+    engine_config_default(&cfg);
+    snprintf(cfg.db_path, sizeof cfg.db_path, "%s/plans.db", dir);
+    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s",
+             policies != NULL ? policies : ALLOT_SOURCE_DIR "/policies");
+    cfg.fake_clock = true;
+    cfg.fake_now = 1767225600; /* 2026-01-01T00:00:00Z */
+    struct eng_error err = {0};
+    CHECK_INT(engine_open(&eng, &cfg, &err), 0);
+    CHECK_INT(engine_start_writer(&eng, &err), 0);
+
+    char *bld = id_of(must("buildings.create", json_pack("{s:s, s:s, s:s}", "name", "HQ",
+                                                         "timezone", "UTC", "currency", "USD")));
+    char *rooms[2];
+    for (int i = 0; i < 2; i++) {
+        rooms[i] = id_of(must("resources.create",
+                              json_pack("{s:s, s:s, s:{s:{s:s, s:i, s:i}}}", "building_id", bld,
+                                        "name", i ? "B" : "A", "pricing", "credits", "unit",
+                                        "hour", "per_hour", 1, "increment_minutes", 30)));
+    }
+    /* Tenant 1: one allocation of exactly one hour. */
+    char *t1 = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "One",
+                                                      "building_ids", bld)));
+    char *u1 = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t1,
+                                                     "name", "Ada", "email", "ada@x.io")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", t1,
+                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
+                               "amount", 1, "schedule", "start", "2026-01-01")));
+    /* Tenant 2: one hour in an allocation the order policy takes first
+     * (the older), five in another. */
+    char *t2 = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "Two",
+                                                      "building_ids", bld)));
+    char *u2 = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t2,
+                                                     "name", "Bob", "email", "bob@x.io")));
+    for (int i = 0; i < 2; i++) {
+        json_decref(must("allocations.create",
+                         json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id",
+                                   t2, "building_ids", bld, "unit", "hour", "lines", "scope",
+                                   "all", "amount", i ? 5 : 1, "schedule", "start",
+                                   "2026-01-01")));
+    }
+    /* Both lots exist before the race (a lot a plan would create is left to
+     * the writer): a booking in each, then cancelled with full refund. */
+    json_t *warm = must("bookings.create",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0],
+                                  "user_id", u1, "start", "2026-01-20T09:00:00Z", "end",
+                                  "2026-01-20T10:00:00Z", "payment_method", "credits"));
+    json_decref(must("bookings.cancel", json_pack("{s:O}", "id", json_object_get(warm, "id"))));
+    json_decref(warm);
+    for (int i = 0; i < 2; i++) {
+        char start[32], end[32];
+        snprintf(start, sizeof start, "2026-01-2%dT09:00:00Z", i + 1);
+        snprintf(end, sizeof end, "2026-01-2%dT%s:00:00Z", i + 1, i ? "15" : "10");
+        warm = must("bookings.create",
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0], "user_id",
+                              u2, "start", start, "end", end, "payment_method", "credits"));
+        json_decref(must("bookings.cancel", json_pack("{s:O}", "id", json_object_get(warm, "id"))));
+        json_decref(warm);
+    }
+
+    /* One lot, one hour left, two bookings of an hour each. */
+    struct attempt a = {rooms[0], u1, "2026-01-10T09:00:00Z", "2026-01-10T10:00:00Z"};
+    struct attempt b = {rooms[1], u1, "2026-01-10T09:00:00Z", "2026-01-10T10:00:00Z"};
+    race(&a, &b);
+    CHECK_INT((a.rc == 0) + (b.rc == 0), 1);
+    struct attempt *lost = a.rc == 0 ? &b : &a;
+    CHECK_INT(lost->rc, ENG_ECONFLICT);
+    CHECK_STR(eng_error_code_of(&lost->err), "insufficient_credits");
+    CHECK(lost->out == NULL);
+    json_decref(a.out);
+    json_decref(b.out);
+
+    /* Two lots: the second booking, its plan stale, pays from the other. */
+    struct attempt c = {rooms[0], u2, "2026-01-11T09:00:00Z", "2026-01-11T10:00:00Z"};
+    struct attempt d = {rooms[1], u2, "2026-01-11T09:00:00Z", "2026-01-11T10:00:00Z"};
+    race(&c, &d);
+    CHECK_INT(c.rc, 0);
+    CHECK_INT(d.rc, 0);
+    char pc[64] = "", pd[64] = "";
+    paid_from(c.out, pc, sizeof pc);
+    paid_from(d.out, pd, sizeof pd);
+    CHECK(pc[0] != '\0' && pd[0] != '\0' && strchr(pc, '+') == NULL && strchr(pd, '+') == NULL);
+    CHECK(strcmp(pc, pd) != 0);
+    /* The re-run saw the first booking: 6 hours, then 5 left after the
+     * first, 4 after the second. */
+    json_t *ac = json_object_get(json_object_get(c.out, "credits"), "balance_after");
+    json_t *ad = json_object_get(json_object_get(d.out, "credits"), "balance_after");
+    json_t *five = amount_to_json(5000), *four = amount_to_json(4000);
+    CHECK((json_equal(ac, five) && json_equal(ad, four)) ||
+          (json_equal(ac, four) && json_equal(ad, five)));
+    json_decref(five);
+    json_decref(four);
+    json_decref(c.out);
+    json_decref(d.out);
+
+    /* A plan that holds is applied, and its answer is what a read gives. */
+    struct ops_plan_stats s0, s1;
+    ops_plan_stats(&s0);
+    json_t *e = must("bookings.create",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0], "user_id",
+                               u2, "start", "2026-01-12T09:00:00Z", "end",
+                               "2026-01-12T10:00:00Z", "payment_method", "credits"));
+    ops_plan_stats(&s1);
+    CHECK_INT(s1.applied - s0.applied, 1);
+    json_t *read = must("bookings.get", json_pack("{s:O}", "id", json_object_get(e, "id")));
+    CHECK(json_object_del(json_object_get(e, "credits"), "balance_after") == 0);
+    CHECK(json_object_get(read, "credits") != NULL);
+    CHECK(json_equal(e, read));
+    json_decref(e);
+    json_decref(read);
+
+    /* The same user twice: the second plan read the usage counter before
+     * the first booking moved it; validate and pricing run again in the
+     * writer with the new usage, give the same answer, and the plan holds. */
+    struct attempt f = {rooms[0], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
+    struct attempt g = {rooms[1], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
+    ops_plan_stats(&s0);
+    race2(&f, &g);
+    ops_plan_stats(&s1);
+    CHECK_INT(f.rc, 0);
+    CHECK_INT(g.rc, 0);
+    CHECK_INT(s1.applied - s0.applied, 2);
+    CHECK_INT(s1.repriced - s0.repriced, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 0);
+    json_t *af = json_object_get(json_object_get(f.out, "credits"), "balance_after");
+    json_t *ag = json_object_get(json_object_get(g.out, "credits"), "balance_after");
+    json_t *two = amount_to_json(2000), *one = amount_to_json(1000);
+    CHECK((json_equal(af, two) && json_equal(ag, one)) ||
+          (json_equal(af, one) && json_equal(ag, two)));
+    json_decref(two);
+    json_decref(one);
+    json_decref(f.out);
+    json_decref(g.out);
+
+    /* A validate policy that reads the usage: one booking a month by
+     * credits.  Both plans saw none; the second is refused once the first
+     * is written, as it would be after it. */
+    json_decref(must("policies.put",
+                     json_pack("{s:s, s:s, s:s}", "building_id", bld, "kind", "validate",
+                               "source",
+                               "local M = {}\n"
+                               "function M.validate(ctx)\n"
+                               "  if ctx.user_usage_month > 0 then\n"
+                               "    return { error = 'one booking a month' }\n"
+                               "  end\n"
+                               "  return true\n"
+                               "end\n"
+                               "M.examples = { { ctx = { user_usage_month = 0 }, expect = true },\n"
+                               "  { ctx = { user_usage_month = 1 },\n"
+                               "    expect = { error = 'one booking a month' } } }\n"
+                               "return M\n")));
+    char *u3 = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t2,
+                                                     "name", "Cy", "email", "cy@x.io")));
+    struct attempt h = {rooms[0], u3, "2026-01-14T09:00:00Z", "2026-01-14T09:30:00Z"};
+    struct attempt k = {rooms[1], u3, "2026-01-14T09:00:00Z", "2026-01-14T09:30:00Z"};
+    ops_plan_stats(&s0);
+    race2(&h, &k);
+    ops_plan_stats(&s1);
+    CHECK_INT((h.rc == 0) + (k.rc == 0), 1);
+    struct attempt *refused = h.rc == 0 ? &k : &h;
+    CHECK_INT(refused->rc, ENG_EINVAL);
+    CHECK(strstr(refused->err.msg, "one booking a month") != NULL);
+    CHECK_INT(s1.applied - s0.applied, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 1);
+    json_decref(h.out);
+    json_decref(k.out);
+    free(u3);
+
+    CHECK(verify_clean());
+    engine_close(&eng);
+    free(bld);
+    free(rooms[0]);
+    free(rooms[1]);
+    free(t1);
+    free(u1);
+    free(t2);
+    free(u2);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        return 1;
+    }
+    return check_exit();
+}
