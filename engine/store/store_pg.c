@@ -595,6 +595,13 @@ infer_types(struct store *s, struct pg_stmt *p)
         PGresult *r = PQprepare(conn, "", probe, p->nparams, p->types);
         free(probe);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!ok && (state == NULL || strcmp(state, "42P18") != 0)) {
+            /* said now: the real prepare's error (a type mismatch on the
+             * text fallback) would hide this one */
+            fprintf(stderr, "allot: PostgreSQL could not type the parameters: %s",
+                    PQresultErrorMessage(r));
+        }
         PQclear(r);
         if (ok) {
             PGresult *d = PQdescribePrepared(conn, "");
@@ -833,11 +840,28 @@ pg_file_schema(struct store *s, int *version, struct eng_error *err)
     return 0;
 }
 
-/* What PostgreSQL needs once, before migration 1. */
+/* What PostgreSQL needs before the migrations, run by every writer that
+ * opens the database (all idempotent): the version table, the function the
+ * immutability triggers call, and the SQLite functions the common dialect
+ * may use that PostgreSQL lacks:
+ *   sum(boolean)            counts the true ones (SQLite sums 0/1 comparisons;
+ *                           0 rather than NULL over no rows);
+ *   json_group_array(x)     the JSON array of x, as text without spaces. */
 static const char pg_prelude[] =
     "CREATE TABLE IF NOT EXISTS allot_schema (version integer NOT NULL);"
     "CREATE OR REPLACE FUNCTION allot_refuse() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$;";
+    " $$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$;"
+    "CREATE OR REPLACE FUNCTION allot_sum_bool(bigint, boolean) RETURNS bigint"
+    " LANGUAGE sql IMMUTABLE AS 'SELECT $1 + CASE WHEN $2 THEN 1 ELSE 0 END';"
+    "CREATE OR REPLACE AGGREGATE sum(boolean)"
+    " (sfunc = allot_sum_bool, stype = bigint, initcond = '0');"
+    "CREATE OR REPLACE FUNCTION allot_json_add(text, anyelement) RETURNS text"
+    " LANGUAGE sql IMMUTABLE AS $$SELECT CASE WHEN $1 = '' THEN '' ELSE $1 || ',' END"
+    " || coalesce(to_json($2)::text, 'null')$$;"
+    "CREATE OR REPLACE FUNCTION allot_json_close(text) RETURNS text"
+    " LANGUAGE sql IMMUTABLE AS $$SELECT '[' || $1 || ']'$$;"
+    "CREATE OR REPLACE AGGREGATE json_group_array(anyelement)"
+    " (sfunc = allot_json_add, stype = text, initcond = '', finalfunc = allot_json_close);";
 
 /* PostgreSQL-only steps run after migration `version` (1-based): what SQLite
  * gets from the single writer, PostgreSQL gets from a constraint. */

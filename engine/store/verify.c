@@ -35,7 +35,7 @@ static struct check checks[] = {
      CHECK_SQL("SELECT 'lot_' || l.id || ': grants ' || count(e.id) || ' summing ' ||"
      " coalesce(sum(e.amount), 0) || ', expected ' || l.granted FROM lot l LEFT JOIN entry e"
      " ON e.lot_id = l.id AND e.kind = 'grant' WHERE l.kind = 'period' GROUP BY l.id"
-     " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited THEN 0 ELSE"
+     " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited = 1 THEN 0 ELSE"
      " l.granted END)")},
     {"a rollover lot receives exactly what the previous period gave up",
      CHECK_SQL("SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
