@@ -566,6 +566,12 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
 }
 
 bool
+store_retry_advised(struct store *s)
+{
+    return s->pg != NULL && pg_retry_advised(s);
+}
+
+bool
 store_in_tx(struct store *s)
 {
     return s->pg != NULL ? pg_in_tx(s) : !sqlite3_get_autocommit(s->db);

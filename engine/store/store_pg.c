@@ -66,6 +66,15 @@ sb_str(struct sbuf *b, const char *s)
     sb_put(b, s, strlen(s));
 }
 
+/* Drops one blank before a word that is dropped. */
+static void
+sb_unspace(struct sbuf *b)
+{
+    if (!b->oom && b->len > 0 && b->p[b->len - 1] == ' ') {
+        b->p[--b->len] = '\0';
+    }
+}
+
 static bool
 word_char(char c)
 {
@@ -183,8 +192,12 @@ pg_translate(const char *sql, bool ddl, int *nparams, char *table, const char **
                 size_t n3;
                 const char *w3 = next_word(w2 + n2, &n3);
                 p = w3 + n3; /* drop the hint and its index name */
+                sb_unspace(&b);
+                continue;
             } else if (word_is(w, n, "NOT") && word_is(w2, n2, "INDEXED")) {
                 p = w2 + n2;
+                sb_unspace(&b);
+                continue;
             } else if (ddl && word_is(w, n, "INTEGER")) {
                 size_t n3;
                 const char *w3 = next_word(w2 + n2, &n3);
@@ -786,6 +799,9 @@ pg_tx(struct store *s, enum store_tx what, struct eng_error *err)
     case STORE_RELEASE: sql = "RELEASE SAVEPOINT job"; break;
     case STORE_ROLLBACK_TO: sql = "ROLLBACK TO SAVEPOINT job"; break;
     }
+    if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE) {
+        s->pg->state[0] = '\0'; /* store_retry_advised speaks of this transaction */
+    }
     if (what == STORE_COMMIT) {
         /* COMMIT of a failed transaction answers ROLLBACK without an error:
          * that must not read as durable. */
@@ -809,6 +825,12 @@ pg_in_tx(struct store *s)
 {
     PGTransactionStatusType t = PQtransactionStatus(s->pg->conn);
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
+bool
+pg_retry_advised(struct store *s)
+{
+    return strcmp(s->pg->state, "40001") == 0 || strcmp(s->pg->state, "40P01") == 0;
 }
 
 /* ---------- schema ---------- */
@@ -1136,6 +1158,7 @@ int pg_tx(struct store *s, enum store_tx what, struct eng_error *err)
     return eng_error_code(err, ENG_ESTORE, "storage_error", "no PostgreSQL driver");
 }
 bool pg_in_tx(struct store *s) { (void)s; return false; }
+bool pg_retry_advised(struct store *s) { (void)s; return false; }
 int pg_file_schema(struct store *s, int *version, struct eng_error *err)
 {
     (void)s;

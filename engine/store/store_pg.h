@@ -51,6 +51,7 @@ int pg_fail(struct store *s, const char *what, struct eng_error *err);
 /* Runs a transaction-control text (BEGIN ..., COMMIT, SAVEPOINT job, ...). */
 int pg_tx(struct store *s, enum store_tx what, struct eng_error *err);
 bool pg_in_tx(struct store *s);
+bool pg_retry_advised(struct store *s);
 int pg_file_schema(struct store *s, int *version, struct eng_error *err);
 
 /* The translation of one statement of the common dialect (exposed for the
