@@ -283,6 +283,8 @@ struct store_pg {
     int changes;         /* rows of the last INSERT/UPDATE/DELETE */
     char state[6];       /* SQLSTATE of the last failure ("" none) */
     char msg[256];       /* and its message */
+    char setup[160];     /* session settings, applied again after a reconnect */
+    unsigned gen;        /* connection generation: prepared statements die with it */
 };
 
 struct pg_stmt {
@@ -291,6 +293,7 @@ struct pg_stmt {
     int nparams;
     bool returning_id;    /* we appended RETURNING id: its row is ours */
     bool prepared;
+    unsigned gen;         /* the connection generation it was prepared on */
     char name[16];
     int bind_rc;
     unsigned *types;      /* PostgreSQL type oids, from the first binding */
@@ -669,7 +672,29 @@ prepare(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *
     }
     PQclear(r);
     p->prepared = true;
+    p->gen = pg->gen;
     return 0;
+}
+
+/* Outside a transaction, a connection found broken (the server restarted,
+ * a network cut) is opened again, with its session settings; statements
+ * are prepared again on first use.  Inside one, the failure stands: the
+ * transaction is gone and the caller rolls back. */
+static int
+ensure_connected(struct store *s, const char *what, struct eng_error *err)
+{
+    struct store_pg *pg = s->pg;
+    if (PQstatus(pg->conn) == CONNECTION_OK) {
+        return 0;
+    }
+    PQreset(pg->conn);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        note_failure(pg, NULL);
+        return pg_fail(s, what, err);
+    }
+    pg->gen++;
+    fprintf(stderr, "allot: reconnected to PostgreSQL\n");
+    return pg_exec(s, pg->setup, "session settings", err);
 }
 
 int
@@ -684,7 +709,10 @@ pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
         pg_stmt_reset(st);
         return 0;
     }
-    if (!p->prepared && prepare(s, p, what, err) != 0) {
+    if (!s->tx_open && ensure_connected(s, what, err) != 0) {
+        return err->status;
+    }
+    if ((!p->prepared || p->gen != pg->gen) && prepare(s, p, what, err) != 0) {
         return err->status;
     }
     PGresult *r = PQexecPrepared(pg->conn, p->name, p->nparams, (const char *const *)p->values,
@@ -801,6 +829,9 @@ pg_tx(struct store *s, enum store_tx what, struct eng_error *err)
     }
     if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE) {
         s->pg->state[0] = '\0'; /* store_retry_advised speaks of this transaction */
+        if (ensure_connected(s, sql, err) != 0) {
+            return err->status;
+        }
     }
     if (what == STORE_COMMIT) {
         /* COMMIT of a failed transaction answers ROLLBACK without an error:
@@ -1068,12 +1099,11 @@ pg_open(struct store *s, const char *uri, enum store_mode mode, int busy_timeout
                               "cannot open database '%s': %s", uri, msg);
     }
     PQsetNoticeProcessor(s->pg->conn, quiet_notice, NULL);
-    char setup[160];
-    snprintf(setup, sizeof setup,
+    snprintf(s->pg->setup, sizeof s->pg->setup,
              "SET lock_timeout = %d; SET client_min_messages = warning;%s",
              busy_timeout_ms > 0 ? busy_timeout_ms : 5000,
              mode == STORE_READONLY ? " SET default_transaction_read_only = on;" : "");
-    if (pg_exec(s, setup, "session settings", err) != 0) {
+    if (pg_exec(s, s->pg->setup, "session settings", err) != 0) {
         return err->status;
     }
     if (mode != STORE_READONLY) {

@@ -317,6 +317,28 @@ test_live(const char *uri)
         store_pool_release(pool, r);
         store_pool_close(pool);
     }
+    /* A connection the server dropped: the statement that meets it fails
+     * (storage_unavailable); the next one reconnects and runs. */
+    STORE_SQL(q_pid, "SELECT pg_backend_pid()");
+    int64_t pid = 0;
+    CHECK_INT(sq_scalar(s, &q_pid, 0, 0, &pid, &err), 0);
+    struct store *killer = NULL;
+    CHECK_INT(store_open(&killer, uri, STORE_WRITER, 1000, 0, &err), 0);
+    if (killer != NULL) {
+        STORE_SQL(q_kill, "SELECT pg_terminate_backend(CAST(? AS INTEGER))");
+        int64_t killed = 0;
+        CHECK_INT(sq_scalar(killer, &q_kill, pid, 0, &killed, &err), 0);
+        CHECK_INT(killed, 1);
+        store_close(killer);
+    }
+    CHECK_INT(sq_scalar(s, &q_count, 0, -1, &count, &err), ENG_ESTORE);
+    CHECK_STR(err.code, "storage_unavailable");
+    count = -1;
+    CHECK_INT(sq_scalar(s, &q_count, 0, -1, &count, &err), 0);
+    CHECK_INT(count, 3);
+    int64_t pid2 = 0;
+    CHECK_INT(sq_scalar(s, &q_pid, 0, 0, &pid2, &err), 0);
+    CHECK(pid2 != 0 && pid2 != pid);
     store_close(s);
 }
 
