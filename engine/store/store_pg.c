@@ -861,7 +861,9 @@ pg_in_tx(struct store *s)
 bool
 pg_retry_advised(struct store *s)
 {
-    return strcmp(s->pg->state, "40001") == 0 || strcmp(s->pg->state, "40P01") == 0;
+    const char *state = s->pg->state;
+    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+           strcmp(state, "55P03") == 0 || strcmp(state, "23P01") == 0;
 }
 
 /* ---------- schema ---------- */

@@ -143,8 +143,9 @@ end
 function M.start(opts)
   opts = opts or {}
   local dir = M.tmpdir()
-  local db = M.fresh_db(dir)
-  local key = M.cli_key(db, "super_admin")
+  -- opts.db (and opts.key) start a second server on an existing database.
+  local db = opts.db or M.fresh_db(dir)
+  local key = opts.key or M.cli_key(db, "super_admin")
   local port = free_port()
   local flags = { "--db", db, "--listen", "127.0.0.1:" .. port, "--policies",
                   opts.policies or (SOURCE .. "/policies"), "--web", SOURCE .. "/web" }
