@@ -110,6 +110,10 @@ pg_translate(const char *sql, bool ddl, int *nparams, char *table, const char **
     int max_param = 0;
     bool on_conflict_nothing = false, has_returning = false, want_table = false;
     char prev = ' '; /* the last significant character copied */
+    const char *last_word = "";
+    size_t last_len = 0;
+    bool derived[64] = {false}; /* per open parenthesis: a subquery in FROM */
+    int depth = 0, aliases = 0;
     *why = NULL;
     table[0] = '\0';
     for (const char *p = sql; *p != '\0';) {
@@ -132,6 +136,36 @@ pg_translate(const char *sql, bool ddl, int *nparams, char *table, const char **
             }
             sb_put(&b, p, (size_t)(end - p));
             p = end;
+            prev = c;
+            continue;
+        }
+        if (c == '(' || c == ')') {
+            sb_put(&b, p, 1);
+            p++;
+            if (c == '(') {
+                if (depth < 64) {
+                    derived[depth] = prev == 'a' && (word_is(last_word, last_len, "FROM") ||
+                                                     word_is(last_word, last_len, "JOIN"));
+                }
+                depth++;
+            } else if (depth > 0) {
+                depth--;
+                size_t n2;
+                const char *w2 = next_word(p, &n2);
+                static const char *const follow[] = {
+                    "WHERE", "GROUP", "ORDER", "LIMIT", "JOIN", "LEFT", "RIGHT", "INNER",
+                    "CROSS", "FULL", "ON", "UNION", "HAVING", "EXCEPT", "INTERSECT", NULL};
+                bool keyword = n2 == 0;
+                for (int k = 0; !keyword && follow[k] != NULL; k++) {
+                    keyword = word_is(w2, n2, follow[k]);
+                }
+                if (depth < 64 && derived[depth] && keyword) {
+                    /* PostgreSQL 15 wants an alias on a subquery in FROM */
+                    char alias[32];
+                    snprintf(alias, sizeof alias, " AS allot_sub%d", ++aliases);
+                    sb_str(&b, alias);
+                }
+            }
             prev = c;
             continue;
         }
@@ -236,6 +270,8 @@ pg_translate(const char *sql, bool ddl, int *nparams, char *table, const char **
             if (word_is(w, n, "INTO") && table[0] == '\0') {
                 want_table = true;
             }
+            last_word = w;
+            last_len = n;
             prev = 'a';
             continue;
         }
@@ -901,7 +937,8 @@ pg_file_schema(struct store *s, int *version, struct eng_error *err)
  * may use that PostgreSQL lacks:
  *   sum(boolean)            counts the true ones (SQLite sums 0/1 comparisons;
  *                           0 rather than NULL over no rows);
- *   json_group_array(x)     the JSON array of x, as text without spaces. */
+ *   json_group_array(x)     the JSON array of x, as text without spaces;
+ *   sqlite_master           its triggers (type 'trigger', name), for verify. */
 static const char pg_prelude[] =
     "CREATE TABLE IF NOT EXISTS allot_schema (version integer NOT NULL);"
     "CREATE OR REPLACE FUNCTION allot_refuse() RETURNS trigger LANGUAGE plpgsql AS"
@@ -916,7 +953,9 @@ static const char pg_prelude[] =
     "CREATE OR REPLACE FUNCTION allot_json_close(text) RETURNS text"
     " LANGUAGE sql IMMUTABLE AS $$SELECT '[' || $1 || ']'$$;"
     "CREATE OR REPLACE AGGREGATE json_group_array(anyelement)"
-    " (sfunc = allot_json_add, stype = text, initcond = '', finalfunc = allot_json_close);";
+    " (sfunc = allot_json_add, stype = text, initcond = '', finalfunc = allot_json_close);"
+    "CREATE OR REPLACE VIEW sqlite_master AS SELECT 'trigger'::text AS type,"
+    " tgname::text AS name FROM pg_trigger WHERE NOT tgisinternal;";
 
 /* PostgreSQL-only steps run after migration `version` (1-based): what SQLite
  * gets from the single writer, PostgreSQL gets from a constraint. */

@@ -2,43 +2,43 @@
  * is one query listing offending rows as text; nothing here writes. */
 #include "verify.h"
 
+#include <pthread.h>
+
 #include "internal.h"
 
 struct check {
     const char *what;
-    struct store_sql q; /* rows: one text column describing the problem */
+    const char *sql; /* rows: one text column describing the problem */
 };
 
-#define CHECK_SQL(sql) {sql, 0, NULL}
-
-static struct check checks[] = {
+static const struct check checks[] = {
     {"lot balance equals the sum of its entries",
-     CHECK_SQL("SELECT 'lot_' || l.id || ': balance ' || l.balance || ' but entries sum to ' ||"
+     "SELECT 'lot_' || l.id || ': balance ' || l.balance || ' but entries sum to ' ||"
      " coalesce(e.s, 0) FROM lot l LEFT JOIN (SELECT lot_id, sum(amount) AS s FROM entry"
-     " GROUP BY lot_id) e ON e.lot_id = l.id WHERE l.balance != coalesce(e.s, 0)")},
+     " GROUP BY lot_id) e ON e.lot_id = l.id WHERE l.balance != coalesce(e.s, 0)"},
     {"a lot's usage and adjustment totals match its entries",
-     CHECK_SQL("SELECT 'lot_' || l.id || ': used ' || l.used || '/' || coalesce(e.u, 0) ||"
+     "SELECT 'lot_' || l.id || ': used ' || l.used || '/' || coalesce(e.u, 0) ||"
      " ', adjusted ' || l.adjusted || '/' || coalesce(e.a, 0) FROM lot l LEFT JOIN"
      " (SELECT lot_id, -sum(CASE WHEN kind IN ('debit', 'refund') THEN amount ELSE 0 END) AS u,"
      " sum(CASE WHEN kind = 'adjust' THEN amount ELSE 0 END) AS a FROM entry GROUP BY lot_id) e"
-     " ON e.lot_id = l.id WHERE l.used != coalesce(e.u, 0) OR l.adjusted != coalesce(e.a, 0)")},
+     " ON e.lot_id = l.id WHERE l.used != coalesce(e.u, 0) OR l.adjusted != coalesce(e.a, 0)"},
     {"no limited lot below zero",
-     CHECK_SQL("SELECT 'lot_' || id || ': negative balance ' || balance FROM lot"
-     " WHERE unlimited = 0 AND balance < 0")},
+     "SELECT 'lot_' || id || ': negative balance ' || balance FROM lot"
+     " WHERE unlimited = 0 AND balance < 0"},
     {"unlimited lots only record usage",
-     CHECK_SQL("SELECT 'lot_' || id || ': unlimited lot with a positive balance' FROM lot"
-     " WHERE unlimited = 1 AND balance > 0")},
+     "SELECT 'lot_' || id || ': unlimited lot with a positive balance' FROM lot"
+     " WHERE unlimited = 1 AND balance > 0"},
     {"a closed lot holds nothing",
-     CHECK_SQL("SELECT 'lot_' || id || ': closed with balance ' || balance FROM lot"
-     " WHERE closed = 1 AND unlimited = 0 AND balance != 0")},
+     "SELECT 'lot_' || id || ': closed with balance ' || balance FROM lot"
+     " WHERE closed = 1 AND unlimited = 0 AND balance != 0"},
     {"every period lot has exactly one grant of its amount",
-     CHECK_SQL("SELECT 'lot_' || l.id || ': grants ' || count(e.id) || ' summing ' ||"
+     "SELECT 'lot_' || l.id || ': grants ' || count(e.id) || ' summing ' ||"
      " coalesce(sum(e.amount), 0) || ', expected ' || l.granted FROM lot l LEFT JOIN entry e"
      " ON e.lot_id = l.id AND e.kind = 'grant' WHERE l.kind = 'period' GROUP BY l.id"
      " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited = 1 THEN 0 ELSE"
-     " l.granted END)")},
+     " l.granted END)"},
     {"a rollover lot receives exactly what the previous period gave up",
-     CHECK_SQL("SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
+     "SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
      " WHERE lot_id = r.id AND kind = 'rollover_in'), 0) || ' but rollover_out ' ||"
      " coalesce((SELECT -sum(e.amount) FROM entry e JOIN lot p ON p.id = e.lot_id WHERE"
      " e.kind = 'rollover_out' AND p.allocation_id = r.allocation_id AND p.line_idx ="
@@ -47,48 +47,57 @@ static struct check checks[] = {
      " lot_id = r.id AND kind = 'rollover_in'), 0) != coalesce((SELECT -sum(e.amount) FROM"
      " entry e JOIN lot p ON p.id = e.lot_id WHERE e.kind = 'rollover_out' AND"
      " p.allocation_id = r.allocation_id AND p.line_idx = r.line_idx AND p.user_id ="
-     " r.user_id AND p.period_n = r.period_n - 1), 0)")},
+     " r.user_id AND p.period_n = r.period_n - 1), 0)"},
     {"a rollover never exceeds its cap",
-     CHECK_SQL("SELECT 'lot_' || r.id || ': carried ' || r.granted || ' above the cap ' ||"
+     "SELECT 'lot_' || r.id || ': carried ' || r.granted || ' above the cap ' ||"
      " a.rollover_cap FROM lot r JOIN allocation a ON a.id = r.allocation_id"
-     " WHERE r.kind = 'rollover' AND a.rollover_cap IS NOT NULL AND r.granted > a.rollover_cap")},
+     " WHERE r.kind = 'rollover' AND a.rollover_cap IS NOT NULL AND r.granted > a.rollover_cap"},
     {"a credit booking's debits equal its price",
-     CHECK_SQL("SELECT 'bkg_' || b.id || ': price ' || b.credits || ' but debits ' ||"
+     "SELECT 'bkg_' || b.id || ': price ' || b.credits || ' but debits ' ||"
      " coalesce(d.s, 0) FROM booking b LEFT JOIN (SELECT booking_id, -sum(amount) AS s"
      " FROM entry WHERE kind = 'debit' GROUP BY booking_id) d ON d.booking_id = b.id"
-     " WHERE b.payment_method = 'credits' AND coalesce(d.s, 0) != b.credits")},
+     " WHERE b.payment_method = 'credits' AND coalesce(d.s, 0) != b.credits"},
     {"refunds never exceed what was paid, lot by lot",
-     CHECK_SQL("SELECT 'bkg_' || r.booking_id || ': refunded ' || r.s || ' into lot_' || r.lot_id ||"
+     "SELECT 'bkg_' || r.booking_id || ': refunded ' || r.s || ' into lot_' || r.lot_id ||"
      " ' which it paid ' || coalesce(d.s, 0) FROM (SELECT booking_id, lot_id, sum(amount) AS s"
      " FROM entry WHERE kind = 'refund' GROUP BY booking_id, lot_id) r LEFT JOIN"
      " (SELECT booking_id, lot_id, -sum(amount) AS s FROM entry WHERE kind = 'debit'"
      " GROUP BY booking_id, lot_id) d ON d.booking_id = r.booking_id AND d.lot_id = r.lot_id"
-     " WHERE r.s > coalesce(d.s, 0)")},
+     " WHERE r.s > coalesce(d.s, 0)"},
     {"a booking's recorded refund matches its refund entries",
-     CHECK_SQL("SELECT 'bkg_' || b.id || ': credits_refunded ' || b.credits_refunded || ' but entries '"
+     "SELECT 'bkg_' || b.id || ': credits_refunded ' || b.credits_refunded || ' but entries '"
      " || coalesce(r.s, 0) FROM booking b LEFT JOIN (SELECT booking_id, sum(amount) AS s"
      " FROM entry WHERE kind = 'refund' GROUP BY booking_id) r ON r.booking_id = b.id"
      " WHERE b.credits_refunded != coalesce(r.s, 0) OR"
-     " (b.status = 'confirmed' AND b.credits_refunded != 0)")},
+     " (b.status = 'confirmed' AND b.credits_refunded != 0)"},
     {"no resource is double-booked",
-     CHECK_SQL("SELECT 'bkg_' || a.id || ' overlaps bkg_' || b.id || ' on res_' || a.resource_id"
+     "SELECT 'bkg_' || a.id || ' overlaps bkg_' || b.id || ' on res_' || a.resource_id"
      " FROM booking a JOIN booking b ON a.resource_id = b.resource_id AND a.id < b.id"
      " WHERE a.status = 'confirmed' AND b.status = 'confirmed' AND a.start_at < b.end_at"
-     " AND b.start_at < a.end_at")},
+     " AND b.start_at < a.end_at"},
     {"every entry belongs to its lot's tenant and unit",
-     CHECK_SQL("SELECT 'ent_' || e.id || ': tenant/unit differ from lot_' || l.id FROM entry e"
-     " JOIN lot l ON l.id = e.lot_id WHERE e.tenant_id != l.tenant_id OR e.unit != l.unit")},
+     "SELECT 'ent_' || e.id || ': tenant/unit differ from lot_' || l.id FROM entry e"
+     " JOIN lot l ON l.id = e.lot_id WHERE e.tenant_id != l.tenant_id OR e.unit != l.unit"},
     {"debits and refunds carry their booking",
-     CHECK_SQL("SELECT 'ent_' || id || ': ' || kind || ' without a booking' FROM entry"
-     " WHERE kind IN ('debit', 'refund') AND booking_id IS NULL")},
+     "SELECT 'ent_' || id || ': ' || kind || ' without a booking' FROM entry"
+     " WHERE kind IN ('debit', 'refund') AND booking_id IS NULL"},
     {"entries are immutable",
-     {"SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
+     "SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
      " ALL SELECT 'entry_no_delete') WHERE n NOT IN (SELECT name FROM sqlite_master"
-     " WHERE type = 'trigger')",
-      0, "SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
-     " ALL SELECT 'entry_no_delete') t WHERE n NOT IN (SELECT tgname FROM pg_trigger"
-     " WHERE NOT tgisinternal)"}},
+     " WHERE type = 'trigger')"},
 };
+
+/* The checks as cached statements (either driver), filled once. */
+static struct store_sql check_sql[sizeof checks / sizeof checks[0]];
+static pthread_once_t check_sql_once = PTHREAD_ONCE_INIT;
+
+static void
+check_sql_fill(void)
+{
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        check_sql[i].text = checks[i].sql;
+    }
+}
 
 int
 store_verify_count(void)
@@ -101,8 +110,9 @@ store_verify(struct store *s, int (*cb)(void *ud, int check, const char *what,
                                         const char *problem),
              void *ud, int64_t counts[], struct eng_error *err)
 {
+    pthread_once(&check_sql_once, check_sql_fill);
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        sqlite3_stmt *st = sq_prep(s, &checks[i].q, err);
+        sqlite3_stmt *st = sq_prep(s, &check_sql[i], err);
         if (st == NULL) {
             return err->status;
         }

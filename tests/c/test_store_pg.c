@@ -59,6 +59,17 @@ test_translate(void)
            table);
     CHECK_STR(t, "SELECT 1 FROM booking WHERE a");
     free(t);
+    /* A subquery in FROM gets the alias PostgreSQL 15 requires, unless it
+     * has one. */
+    t = tr("SELECT n FROM (SELECT 1 AS n UNION ALL SELECT 2) WHERE n IN (SELECT 1)"
+           " AND m IN (SELECT x FROM (SELECT 3 AS x) t)",
+           false, &np, table);
+    CHECK_STR(t, "SELECT n FROM (SELECT 1 AS n UNION ALL SELECT 2) AS allot_sub1 WHERE n IN"
+                 " (SELECT 1) AND m IN (SELECT x FROM (SELECT 3 AS x) t)");
+    free(t);
+    t = tr("SELECT * FROM a JOIN (SELECT 1 AS k) ON 1 = 1", false, &np, table);
+    CHECK_STR(t, "SELECT * FROM a JOIN (SELECT 1 AS k) AS allot_sub1 ON 1 = 1");
+    free(t);
     /* DDL: integer keys, STRICT and WITHOUT ROWID. */
     t = tr("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL,"
            " PRIMARY KEY (a, b)) STRICT, WITHOUT ROWID;",
