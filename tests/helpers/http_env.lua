@@ -146,7 +146,7 @@ function M.start(opts)
   -- opts.db (and opts.key) start a second server on an existing database.
   local db = opts.db or M.fresh_db(dir)
   local key = opts.key or M.cli_key(db, "super_admin")
-  local port = free_port()
+  local port = opts.port or free_port()
   local flags = { "--db", db, "--listen", "127.0.0.1:" .. port, "--policies",
                   opts.policies or (SOURCE .. "/policies"), "--web", SOURCE .. "/web" }
   if opts.fake_clock ~= false then
