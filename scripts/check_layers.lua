@@ -10,7 +10,8 @@
 --   * an include of a header from a higher layer (an upward include), or from
 --     another directory of the same layer;
 --   * an include of store/internal.h (SQLite itself) outside engine/store/;
---   * any sqlite3_ identifier or <sqlite3.h> outside engine/store/;
+--   * any sqlite3_ identifier or <sqlite3.h> outside engine/store/, and
+--     likewise libpq (<libpq-fe.h>, store_pg.h);
 --   * an include cycle among the engine's modules (a module is a .c file and
 --     its .h: a.c or a.h including b.h makes a depend on b).
 
@@ -76,6 +77,9 @@ for _, f in ipairs(files) do
       if dir ~= "store" then
         if code:match("sqlite3_") or code:match("<sqlite3%.h>") then
           problem("%s:%d: SQLite used outside engine/store/", f, n)
+        end
+        if code:match("<libpq%-fe%.h>") or code:match('"store_pg%.h"') then
+          problem("%s:%d: PostgreSQL used outside engine/store/", f, n)
         end
       end
       local inc = code:match('^%s*#%s*include%s+"([^"]+)"')

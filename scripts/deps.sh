@@ -1,11 +1,14 @@
 #!/bin/sh
 # Installs what Allot needs to build, run and test on Debian 12, as root
-# (clang and its sanitizer and libFuzzer runtimes for the sanitizer build).
+# (clang and its sanitizer and libFuzzer runtimes for the sanitizer build;
+# PostgreSQL 15 and libpq for the PostgreSQL driver and its throwaway test
+# cluster, scripts/pg_cluster.sh).
 # Safe to run again: it only installs what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
 liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
 lua-busted lua-socket lua-cjson tmux wrk curl valgrind
+postgresql libpq-dev
 clang libclang-rt-14-dev
 chromium nodejs npm"
 missing=""

@@ -628,7 +628,9 @@ parse_args(int argc, char **argv, struct repl_opts *o)
         return bad_usage("--policies, --now and --create apply to --db only");
     }
     struct stat sb;
-    if (o->db != NULL && !o->create && stat(o->db, &sb) != 0) {
+    /* A file must exist; a database URI (postgresql://...) is the store's
+     * to check. */
+    if (o->db != NULL && !o->create && strstr(o->db, "://") == NULL && stat(o->db, &sb) != 0) {
         fprintf(stderr, "allot repl: no database at '%s' (pass --create to make a new one)\n",
                 o->db);
         return 1;

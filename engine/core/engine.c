@@ -404,10 +404,52 @@ batch_fail(struct write_job *from, struct write_job *to, const struct eng_error 
     }
 }
 
+/* Forgets what a batch's jobs answered, to run them again in a fresh
+ * transaction (the first one failed to commit and wrote nothing). */
+static void
+batch_reset(struct write_job *jobs)
+{
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        json_decref(j->out);
+        j->out = NULL;
+        j->rc = 0;
+        j->replayed = false;
+        j->refusal_stored = false;
+        memset(&j->err, 0, sizeof j->err);
+        if (j->op.install_set != NULL) {
+            policy_set_release(j->op.install_set);
+            j->op.install_set = NULL;
+        }
+    }
+}
+
+/* Whole-batch attempts when the commit meets a concurrent writer (on
+ * PostgreSQL, another node: a serialization failure or a deadlock). */
+#define ENGINE_COMMIT_TRIES_MAX 8
+
+/* Before another attempt: a pause growing with the attempts, jittered so
+ * that two nodes colliding do not collide again in step (1-4 ms, then up
+ * to 8, 16, ... 128 ms). */
+static void
+batch_backoff(int attempt)
+{
+    static _Thread_local unsigned seed;
+    if (seed == 0) {
+        seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+    }
+    seed = seed * 1103515245u + 12345u;
+    long cap_us = 1000L << (attempt < 7 ? attempt : 7);
+    long us = 1000 + (long)((seed >> 8) % (unsigned long)cap_us);
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
 /* Runs a batch of jobs in one transaction.  The caller holds write_mu. */
 static void
 batch_run(struct engine *eng, struct write_job *jobs)
 {
+    int tries_left = ENGINE_COMMIT_TRIES_MAX - 1;
+again:;
     struct eng_error err = {0};
     int rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
     struct write_job *tx_first = jobs; /* the first job of the open transaction */
@@ -435,11 +477,28 @@ batch_run(struct engine *eng, struct write_job *jobs)
             rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
         }
     }
+    if (rc == 0 && tx_first == jobs && tries_left > 0 && store_retry_advised(eng->writer)) {
+        /* A job met a concurrent writer mid-transaction (PostgreSQL raises
+         * most serialization failures at the statement): run them all
+         * again rather than answer that job "busy". */
+        tries_left--;
+        (void)store_tx(eng->writer, STORE_ROLLBACK, NULL);
+        batch_reset(jobs);
+        batch_backoff(ENGINE_COMMIT_TRIES_MAX - 1 - tries_left);
+        goto again;
+    }
     if (rc == 0) {
         rc = store_tx(eng->writer, STORE_COMMIT, &err);
         if (rc != 0) {
             /* Nothing of the transaction is durable: nobody may be told it is. */
+            bool retry = tx_first == jobs && tries_left-- > 0 &&
+                         store_retry_advised(eng->writer);
             (void)store_tx(eng->writer, STORE_ROLLBACK, NULL);
+            if (retry) {
+                batch_reset(jobs);
+                batch_backoff(ENGINE_COMMIT_TRIES_MAX - 1 - tries_left);
+                goto again;
+            }
             batch_fail(tx_first, NULL, &err);
         }
     }

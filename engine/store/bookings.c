@@ -290,11 +290,11 @@ store_booking_debits_each(struct store *s, int64_t booking_id, int64_t now, bool
                           int (*cb)(void *ud, const struct booking_debit *d), void *ud,
                           struct eng_error *err)
 {
-    STORE_SQL(q_old, "SELECT e.id, e.lot_id, -e.amount, (l.closed OR l.valid_until <= ?1)"
-                     " AND NOT l.unlimited FROM entry e JOIN lot l ON l.id = e.lot_id"
+    STORE_SQL(q_old, "SELECT e.id, e.lot_id, -e.amount, (l.closed = 1 OR l.valid_until <= ?1)"
+                     " AND l.unlimited = 0 FROM entry e JOIN lot l ON l.id = e.lot_id"
                      " WHERE e.booking_id = ?2 AND e.kind = 'debit' ORDER BY e.id");
-    STORE_SQL(q_new, "SELECT e.id, e.lot_id, -e.amount, (l.closed OR l.valid_until <= ?1)"
-                     " AND NOT l.unlimited FROM entry e JOIN lot l ON l.id = e.lot_id"
+    STORE_SQL(q_new, "SELECT e.id, e.lot_id, -e.amount, (l.closed = 1 OR l.valid_until <= ?1)"
+                     " AND l.unlimited = 0 FROM entry e JOIN lot l ON l.id = e.lot_id"
                      " WHERE e.booking_id = ?2 AND e.kind = 'debit' ORDER BY e.id DESC");
     sqlite3_stmt *st = sq_prep(s, newest_first ? &q_new : &q_old, err);
     if (st == NULL) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "store_pg.h"
 #include "usage.h"
 
 
@@ -213,11 +214,25 @@ store_schema_version(void)
     return MIGRATIONS_COUNT;
 }
 
+const char *const *
+store_migration(int version_index)
+{
+    return migrations[version_index];
+}
+
+int (*store_migration_fill(int version_index))(struct store *s, struct eng_error *err)
+{
+    return migration_fill[version_index];
+}
+
 /* ---------- errors ---------- */
 
 int
 sq_fail(struct store *s, const char *what, struct eng_error *err)
 {
+    if (s != NULL && s->pg != NULL) {
+        return pg_fail(s, what, err);
+    }
     const char *detail = s != NULL && s->db != NULL ? sqlite3_errmsg(s->db) : "no database";
     int code = s != NULL && s->db != NULL ? sqlite3_errcode(s->db) : SQLITE_ERROR;
     fprintf(stderr, "allot: storage error in %s: %s\n", what, detail);
@@ -286,12 +301,23 @@ slot_of(struct store *s, int id, struct eng_error *err)
 }
 
 static sqlite3_stmt *
-prepare_into(struct store *s, struct store_stmt **link, const char *sql, struct eng_error *err)
+prepare_into(struct store *s, struct store_stmt **link, const struct store_sql *q,
+             struct eng_error *err)
 {
+    const char *sql = q->text;
     struct store_stmt *node = calloc(1, sizeof *node);
     if (node == NULL) {
         eng_error_set(err, ENG_ENOMEM, "out of memory");
         return NULL;
+    }
+    if (s->pg != NULL) {
+        node->stmt = pg_stmt_new(s, q, err);
+        if (node->stmt == NULL) {
+            free(node);
+            return NULL;
+        }
+        *link = node;
+        return node->stmt;
     }
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &node->stmt, NULL) !=
         SQLITE_OK) {
@@ -315,6 +341,13 @@ sq_prep(struct store *s, struct store_sql *q, struct eng_error *err)
     int depth = 0;
     for (; *link != NULL; link = &(*link)->next, depth++) {
         sqlite3_stmt *st = (*link)->stmt;
+        if (SQ_IS_PG(st)) {
+            if (!pg_stmt_busy(st)) {
+                pg_stmt_clear(st);
+                return st;
+            }
+            continue;
+        }
         if (!sqlite3_stmt_busy(st)) {
             sqlite3_reset(st);
             sqlite3_clear_bindings(st);
@@ -329,13 +362,20 @@ sq_prep(struct store *s, struct store_sql *q, struct eng_error *err)
         eng_error_code(err, ENG_ESTORE, "storage_error", "internal storage error");
         return NULL;
     }
-    return prepare_into(s, link, q->text, err);
+    return prepare_into(s, link, q, err);
+}
+
+/* A PostgreSQL bind failure, as the SQLite code it stands for. */
+static int
+pg_bind_rc(int rc)
+{
+    return rc == 0 ? SQLITE_OK : rc == -2 ? SQLITE_NOMEM : SQLITE_RANGE;
 }
 
 void
 sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v)
 {
-    int rc = sqlite3_bind_int64(st, idx, v);
+    int rc = SQ_IS_PG(st) ? pg_bind_rc(pg_bind_int(st, idx, v)) : sqlite3_bind_int64(st, idx, v);
     if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
         s->bind_rc = rc;
     }
@@ -344,8 +384,9 @@ sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v)
 void
 sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v)
 {
-    int rc = v != NULL ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT)
-                       : sqlite3_bind_null(st, idx);
+    int rc = SQ_IS_PG(st)  ? pg_bind_rc(pg_bind_text(st, idx, v))
+             : v != NULL ? sqlite3_bind_text(st, idx, v, -1, SQLITE_TRANSIENT)
+                         : sqlite3_bind_null(st, idx);
     if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
         s->bind_rc = rc;
     }
@@ -354,7 +395,7 @@ sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v)
 void
 sq_null(struct store *s, sqlite3_stmt *st, int idx)
 {
-    int rc = sqlite3_bind_null(st, idx);
+    int rc = SQ_IS_PG(st) ? pg_bind_rc(pg_bind_text(st, idx, NULL)) : sqlite3_bind_null(st, idx);
     if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
         s->bind_rc = rc;
     }
@@ -366,7 +407,7 @@ sq_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
     if (s->bind_rc != SQLITE_OK) {
         int rc = s->bind_rc;
         s->bind_rc = SQLITE_OK;
-        sqlite3_reset(st);
+        sq_reset(st);
         fprintf(stderr, "allot: storage error in %s: bind failed (%s)\n", what,
                 sqlite3_errstr(rc));
         if (rc == SQLITE_NOMEM) {
@@ -374,6 +415,15 @@ sq_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
             return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
         }
         return eng_error_code(err, ENG_ESTORE, "storage_error", "internal storage error");
+    }
+    if (SQ_IS_PG(st)) {
+        if (s->tx_open && !pg_in_tx(s)) {
+            pg_stmt_reset(st);
+            fprintf(stderr, "allot: storage error in %s: the transaction was lost\n", what);
+            return eng_error_code(err, ENG_ESTORE, "storage_unavailable",
+                                  "the database failed during this write; nothing was written");
+        }
+        return pg_step(s, st, what, err);
     }
     if (s->tx_open && sqlite3_get_autocommit(s->db)) {
         /* SQLite rolled our transaction back on its own (out of memory, an
@@ -401,7 +451,7 @@ sq_exec(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
 {
     int rc = sq_step(s, st, what, err);
     if (rc > 0) {
-        sqlite3_reset(st);
+        sq_reset(st);
         return 0;
     }
     return rc;
@@ -411,52 +461,66 @@ void
 sq_reset(sqlite3_stmt *st)
 {
     if (st != NULL) {
-        sqlite3_reset(st);
+        if (SQ_IS_PG(st)) {
+            pg_stmt_reset(st);
+        } else {
+            sqlite3_reset(st);
+        }
     }
 }
 
 int64_t
 sq_last_id(struct store *s)
 {
-    return sqlite3_last_insert_rowid(s->db);
+    return s->pg != NULL ? pg_last_id(s) : sqlite3_last_insert_rowid(s->db);
 }
 
 int
 sq_changes(struct store *s)
 {
-    return sqlite3_changes(s->db);
+    return s->pg != NULL ? pg_changes(s) : sqlite3_changes(s->db);
 }
 
 int64_t
 sq_col_int(sqlite3_stmt *st, int col)
 {
-    return sqlite3_column_int64(st, col);
+    return SQ_IS_PG(st) ? pg_col_int(st, col) : sqlite3_column_int64(st, col);
 }
 
 bool
 sq_col_null(sqlite3_stmt *st, int col)
 {
-    return sqlite3_column_type(st, col) == SQLITE_NULL;
+    return SQ_IS_PG(st) ? pg_col_null(st, col) : sqlite3_column_type(st, col) == SQLITE_NULL;
 }
 
 const char *
 sq_col_text(sqlite3_stmt *st, int col)
 {
+    if (SQ_IS_PG(st)) {
+        return pg_col_text(st, col);
+    }
     const unsigned char *t = sqlite3_column_text(st, col);
     return t != NULL ? (const char *)t : "";
+}
+
+size_t
+sq_col_bytes(sqlite3_stmt *st, int col)
+{
+    return SQ_IS_PG(st) ? pg_col_bytes(st, col) : (size_t)sqlite3_column_bytes(st, col);
 }
 
 int
 sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,
             struct eng_error *err)
 {
-    const unsigned char *raw = sqlite3_column_text(st, col);
+    const unsigned char *raw = SQ_IS_PG(st) ? (const unsigned char *)pg_col_text(st, col)
+                                            : sqlite3_column_text(st, col);
     if (raw == NULL && sqlite3_column_type(st, col) != SQLITE_NULL) {
         eng_alloc_note_failure();
         return eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
     }
     const char *t = raw != NULL ? (const char *)raw : "";
-    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    size_t n = sq_col_bytes(st, col);
     if (n >= size) {
         fprintf(stderr, "allot: stored %s is %zu bytes, more than %zu\n", what, n, size - 1);
         return eng_error_code(err, ENG_ESTORE, "storage_error",
@@ -475,7 +539,7 @@ sq_scalar(struct store *s, struct store_sql *q, int64_t arg, int64_t dflt, int64
     if (st == NULL) {
         return err->status;
     }
-    if (sqlite3_bind_parameter_count(st) > 0) {
+    if ((SQ_IS_PG(st) ? pg_param_count(st) : sqlite3_bind_parameter_count(st)) > 0) {
         sq_int(s, st, 1, arg);
     }
     int rc = sq_step(s, st, q->text, err);
@@ -539,6 +603,19 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
     if (closing || opening) {
         s->tx_open = false; /* the guard in sq_step is for statements inside */
     }
+    if (s->pg != NULL) {
+        if (what == STORE_ROLLBACK && !pg_in_tx(s)) {
+            return 0;
+        }
+        int rc = pg_tx(s, what, err);
+        if (opening && rc == 0) {
+            s->tx_open = true;
+        }
+        if (what == STORE_COMMIT && rc != 0 && pg_in_tx(s)) {
+            s->tx_open = true;
+        }
+        return rc;
+    }
     if (what == STORE_ROLLBACK && sqlite3_get_autocommit(s->db)) {
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     }
@@ -557,9 +634,15 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
 }
 
 bool
+store_retry_advised(struct store *s)
+{
+    return s->pg != NULL && pg_retry_advised(s);
+}
+
+bool
 store_in_tx(struct store *s)
 {
-    return !sqlite3_get_autocommit(s->db);
+    return s->pg != NULL ? pg_in_tx(s) : !sqlite3_get_autocommit(s->db);
 }
 
 /* ---------- opening ---------- */
@@ -577,6 +660,9 @@ int
 store_file_schema(struct store *s, int *version, struct eng_error *err)
 {
     STORE_SQL(q, "PRAGMA user_version");
+    if (s->pg != NULL) {
+        return pg_file_schema(s, version, err);
+    }
     int64_t v = 0;
     if (sq_scalar(s, &q, 0, 0, &v, err) != 0) {
         return err->status;
@@ -627,6 +713,19 @@ store_open(struct store **out, const char *path, enum store_mode mode, int busy_
            int cache_kib, struct eng_error *err)
 {
     *out = NULL;
+    if (pg_is_uri(path)) {
+        struct store *s = calloc(1, sizeof *s);
+        if (s == NULL) {
+            return eng_error_set(err, ENG_ENOMEM, "out of memory");
+        }
+        s->readonly = mode == STORE_READONLY;
+        if (pg_open(s, path, mode, busy_timeout_ms, err) != 0) {
+            store_close(s);
+            return err->status;
+        }
+        *out = s;
+        return 0;
+    }
     struct stat sb;
     if (mode != STORE_CREATE && stat(path, &sb) != 0) {
         return eng_error_code(err, ENG_ENOTFOUND, "not_found",
@@ -689,11 +788,16 @@ store_close(struct store *s)
     for (int i = 0; i < s->by_id_len; i++) {
         for (struct store_stmt *n = s->by_id[i], *next; n != NULL; n = next) {
             next = n->next;
-            sqlite3_finalize(n->stmt);
+            if (SQ_IS_PG(n->stmt)) {
+                pg_stmt_free(n->stmt);
+            } else {
+                sqlite3_finalize(n->stmt);
+            }
             free(n);
         }
     }
     free(s->by_id);
+    pg_close(s);
     if (s->db != NULL) {
         sqlite3_close_v2(s->db);
     }

@@ -21,10 +21,15 @@
 
 struct store_sql {
     const char *text;
-    atomic_int id; /* 0 until first prepared */
+    atomic_int id;  /* 0 until first prepared */
+    const char *pg; /* PostgreSQL's own text where the dialects differ, or NULL */
 };
 
-#define STORE_SQL(name, sql) static struct store_sql name = {sql, 0}
+/* `sql` is written in the common dialect both drivers run (engine/README.md,
+ * "Two drivers"): PostgreSQL gets it translated when first prepared. */
+#define STORE_SQL(name, sql) static struct store_sql name = {sql, 0, NULL}
+/* The rare statement whose PostgreSQL text must differ. */
+#define STORE_SQL_PG(name, sql, pg_sql) static struct store_sql name = {sql, 0, pg_sql}
 
 /* Statements of one id: the first and any nested copies. */
 struct store_stmt {
@@ -32,8 +37,11 @@ struct store_stmt {
     struct store_stmt *next;
 };
 
+struct store_pg; /* the PostgreSQL driver's connection (store_pg.c) */
+
 struct store {
-    sqlite3 *db;
+    sqlite3 *db;          /* NULL on PostgreSQL */
+    struct store_pg *pg;  /* non-NULL on PostgreSQL */
     bool readonly;
     int bind_rc;                /* the first failed bind since the last prepare */
     bool tx_open;               /* a BEGIN of ours is not yet committed or rolled back */
@@ -44,7 +52,9 @@ struct store {
 /* Nested copies of one statement allowed at once. */
 #define STORE_NEST_MAX 8
 
-/* A reset statement for `q`, bindings cleared; NULL with ENG_ESTORE in *err. */
+/* A reset statement for `q`, bindings cleared; NULL with ENG_ESTORE in *err.
+ * On PostgreSQL the handle is a tagged pointer to the driver's own statement
+ * (store_pg.h): use it only through these helpers. */
 sqlite3_stmt *sq_prep(struct store *s, struct store_sql *q, struct eng_error *err);
 /* Binds; a failure is remembered and reported by the next sq_step. */
 void sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v);
@@ -69,6 +79,8 @@ int sq_changes(struct store *s);
 int64_t sq_col_int(sqlite3_stmt *st, int col);
 bool sq_col_null(sqlite3_stmt *st, int col);
 const char *sq_col_text(sqlite3_stmt *st, int col);
+/* The byte length of a text column. */
+size_t sq_col_bytes(sqlite3_stmt *st, int col);
 /* Copies a text column into buf; a value that does not fit is an error
  * (ENG_ESTORE naming `what`), never a truncation. */
 int sq_col_copy(sqlite3_stmt *st, int col, char *buf, size_t size, const char *what,

@@ -24,7 +24,7 @@ store_policy_active_each(struct store *s, int64_t building_id,
             .kind = sq_col_text(st, 0),
             .version = sq_col_int(st, 1),
             .source = sq_col_text(st, 2),
-            .source_len = (size_t)sqlite3_column_bytes(st, 2),
+            .source_len = sq_col_bytes(st, 2),
             .sha256 = sq_col_text(st, 3),
         };
         int stop = cb(ud, &row);

@@ -252,8 +252,8 @@ dash_top(struct store *s, const struct dash_filter *f, struct dash_figures *out,
 {
     STORE_SQL(q, "SELECT b.tenant_id, (SELECT name FROM tenant WHERE id = b.tenant_id),"
                  " sum(b.credits - b.credits_refunded) AS used" DASH_BOOKINGS
-                 " GROUP BY b.tenant_id HAVING used > 0 ORDER BY used DESC, b.tenant_id"
-                 " LIMIT 1");
+                 " GROUP BY b.tenant_id HAVING sum(b.credits - b.credits_refunded) > 0"
+                 " ORDER BY used DESC, b.tenant_id LIMIT 1");
     sqlite3_stmt *st = dash_prep(s, &q, f, err);
     if (st == NULL) {
         return err->status;

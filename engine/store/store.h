@@ -45,6 +45,14 @@ enum store_tx {
     STORE_ROLLBACK_TO
 };
 int store_tx(struct store *store, enum store_tx what, struct eng_error *err);
+/* Whether a failure since this connection's transaction began was a
+ * conflict with a concurrent writer that re-running the whole transaction
+ * may resolve: on PostgreSQL a serialization failure, a deadlock, a lock
+ * timeout, or the no-double-booking constraint hit by another node's
+ * booking (40001, 40P01, 55P03, 23P01; the re-run sees the winner and
+ * answers slot_taken).  Always false on SQLite, whose single writer never
+ * meets one. */
+bool store_retry_advised(struct store *store);
 /* Whether a transaction is open (false after SQLite rolled one back on its
  * own, e.g. after an I/O error or a full disk). */
 bool store_in_tx(struct store *store);

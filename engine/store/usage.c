@@ -120,7 +120,7 @@ counter_add(struct store *s, int64_t user_id, const char *unit, const char *zone
 {
     STORE_SQL(q, "INSERT INTO usage_month (user_id, unit, zone, month, used)"
                  " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, unit, zone, month)"
-                 " DO UPDATE SET used = used + excluded.used");
+                 " DO UPDATE SET used = usage_month.used + excluded.used");
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {
         return err->status;

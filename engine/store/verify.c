@@ -2,6 +2,8 @@
  * is one query listing offending rows as text; nothing here writes. */
 #include "verify.h"
 
+#include <pthread.h>
+
 #include "internal.h"
 #include "usage.h"
 
@@ -34,7 +36,7 @@ static const struct check checks[] = {
      "SELECT 'lot_' || l.id || ': grants ' || count(e.id) || ' summing ' ||"
      " coalesce(sum(e.amount), 0) || ', expected ' || l.granted FROM lot l LEFT JOIN entry e"
      " ON e.lot_id = l.id AND e.kind = 'grant' WHERE l.kind = 'period' GROUP BY l.id"
-     " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited THEN 0 ELSE"
+     " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited = 1 THEN 0 ELSE"
      " l.granted END)"},
     {"a rollover lot receives exactly what the previous period gave up",
      "SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
@@ -93,6 +95,18 @@ static const struct check checks[] = {
 #define SQL_CHECKS ((int)(sizeof checks / sizeof checks[0]))
 #define USAGE_CHECK "usage counters equal the sum of their entries"
 
+/* The checks as cached statements (either driver), filled once. */
+static struct store_sql check_sql[sizeof checks / sizeof checks[0]];
+static pthread_once_t check_sql_once = PTHREAD_ONCE_INIT;
+
+static void
+check_sql_fill(void)
+{
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        check_sql[i].text = checks[i].sql;
+    }
+}
+
 int
 store_verify_count(void)
 {
@@ -116,28 +130,25 @@ store_verify(struct store *s, int (*cb)(void *ud, int check, const char *what,
                                         const char *problem),
              void *ud, int64_t counts[], struct eng_error *err)
 {
+    pthread_once(&check_sql_once, check_sql_fill);
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(s->db, checks[i].sql, -1, &st, NULL) != SQLITE_OK) {
-            sqlite3_finalize(st);
-            return sq_fail(s, checks[i].what, err);
+        sqlite3_stmt *st = sq_prep(s, &check_sql[i], err);
+        if (st == NULL) {
+            return err->status;
         }
         int64_t found = 0;
         int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((rc = sq_step(s, st, checks[i].what, err)) == 1) {
             found++;
             int stop = cb == NULL ? 0 : cb(ud, (int)i, checks[i].what, sq_col_text(st, 0));
             if (stop != 0) {
-                sqlite3_finalize(st);
+                sq_reset(st);
                 return stop;
             }
         }
-        if (rc != SQLITE_DONE) {
-            int status = sq_fail(s, checks[i].what, err);
-            sqlite3_finalize(st);
-            return status;
+        if (rc < 0) {
+            return rc;
         }
-        sqlite3_finalize(st);
         if (counts != NULL) {
             counts[i] = found;
         }

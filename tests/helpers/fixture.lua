@@ -12,11 +12,25 @@ local function tmpdir()
   return p
 end
 
+-- With ALLOT_TEST_PG_URI set (a throwaway cluster, tests/helpers/with_pg.sh)
+-- each database is a fresh PostgreSQL database of it instead of a file.
+local PG_URI = os.getenv("ALLOT_TEST_PG_URI")
+local pg_serial = 0
+
+function M.db_path(dir)
+  if not PG_URI or PG_URI == "" then return dir .. "/allot.db" end
+  pg_serial = pg_serial + 1
+  local name = ("u%d_%d_%d"):format(os.time(), math.random(1, 1e9), pg_serial)
+  assert(os.execute(("psql -q -X '%s' -c 'CREATE DATABASE %s' >/dev/null"):format(PG_URI, name)),
+         "cannot create database " .. name)
+  return (PG_URI:gsub("/[^/]*$", "/" .. name))
+end
+
 -- Opens a fresh database with the fake clock at `now`.
 function M.open(now)
   local dir = tmpdir()
   local db = assert(allot.open {
-    db = dir .. "/allot.db",
+    db = M.db_path(dir),
     policies = (os.getenv("ALLOT_SOURCE_DIR") or ".") .. "/policies",
     now = now or "2026-01-01T00:00:00Z",
   })

@@ -125,12 +125,28 @@ Client.__index = Client
 -- directory.  opts.threads sets the worker count (default 128, enough for
 -- every spec's concurrency and quick to start, under ASan too); false keeps
 -- the server's own default (2,048, sized for slow clients).
+-- With ALLOT_TEST_PG_URI set (postgresql://user@host:port/db of a throwaway
+-- cluster, scripts/pg_cluster.sh), each server gets a fresh database of
+-- that cluster instead of an SQLite file.
+local PG_URI = os.getenv("ALLOT_TEST_PG_URI")
+local pg_serial = 0
+
+function M.fresh_db(dir)
+  if not PG_URI or PG_URI == "" then return dir .. "/a.db" end
+  pg_serial = pg_serial + 1
+  local name = ("t%d_%d_%d"):format(os.time(), math.random(1, 1e9), pg_serial)
+  assert(sh(("psql -q -X '%s' -c 'CREATE DATABASE %s' >/dev/null"):format(PG_URI, name)),
+         "cannot create database " .. name)
+  return (PG_URI:gsub("/[^/]*$", "/" .. name))
+end
+
 function M.start(opts)
   opts = opts or {}
   local dir = M.tmpdir()
-  local db = dir .. "/a.db"
-  local key = M.cli_key(db, "super_admin")
-  local port = free_port()
+  -- opts.db (and opts.key) start a second server on an existing database.
+  local db = opts.db or M.fresh_db(dir)
+  local key = opts.key or M.cli_key(db, "super_admin")
+  local port = opts.port or free_port()
   local flags = { "--db", db, "--listen", "127.0.0.1:" .. port, "--policies",
                   opts.policies or (SOURCE .. "/policies"), "--web", SOURCE .. "/web" }
   if opts.fake_clock ~= false then
@@ -181,6 +197,11 @@ function Client:stop()
   while socket.gettime() < deadline do
     if not M.alive(env.pid) then
       env.pid = nil
+      -- ALLOT_TEST_LOG_DIR keeps each server's log (debugging a backend).
+      local keep = os.getenv("ALLOT_TEST_LOG_DIR")
+      if keep and keep ~= "" then
+        sh(("mkdir -p %s && cp %s %s/allotd-%d.log"):format(keep, env.log, keep, env.port))
+      end
       sh("rm -rf " .. env.dir)
       return true
     end

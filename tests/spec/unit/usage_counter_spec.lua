@@ -127,7 +127,7 @@ describe("usage counters", function()
     local drops = sql(path, "SELECT group_concat('DROP TRIGGER ' || name, '; ') FROM"
                             .. " sqlite_master WHERE type = 'trigger' AND name LIKE 'gen_%'")
     sql(path, drops .. "; DROP TABLE portfolio_generation; DROP TABLE usage_month;"
-              .. " DROP TABLE usage_zone; PRAGMA user_version = 1")
+              .. " DROP TABLE usage_zone; PRAGMA user_version = 2")
     db = assert(require("allot").open { db = path, policies = os.getenv("ALLOT_POLICIES"),
                                         now = "2026-01-01T00:00:00Z" })
     assert.equal("2000", sql(path, "SELECT used FROM usage_month WHERE month = 202601"))
