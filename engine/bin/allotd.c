@@ -20,6 +20,7 @@
  * by a crash is never mistaken for a live server, and a second allotd on
  * the same database is refused before it touches it. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -174,7 +175,9 @@ parse_options(struct options *o, int argc, char **argv)
         return -1;
     }
     o->http.fake_clock = o->eng.fake_clock;
-    if (o->pid_file[0] == '\0') {
+    /* A database URI (postgresql://...) is served by many nodes: no pid file
+     * unless one is asked for. */
+    if (o->pid_file[0] == '\0' && strstr(o->eng.db_path, "://") == NULL) {
         snprintf(o->pid_file, sizeof o->pid_file, "%s.pid", o->eng.db_path);
     }
     return 0;
@@ -188,6 +191,9 @@ parse_options(struct options *o, int argc, char **argv)
 static int
 pidfile_take(const char *path)
 {
+    if (path[0] == '\0') {
+        return INT_MAX; /* none */
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         fprintf(stderr, "allotd: pid file %s: %s\n", path, strerror(errno));
@@ -217,6 +223,9 @@ pidfile_take(const char *path)
 static void
 pidfile_release(const char *path, int fd)
 {
+    if (path[0] == '\0') {
+        return;
+    }
     (void)unlink(path);
     close(fd);
 }

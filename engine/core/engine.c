@@ -280,6 +280,7 @@ struct write_job {
     bool replayed, done;
     bool refusal_stored; /* rc is a refusal whose record awaits the commit */
     bool solo;           /* alone in its transaction: no savepoint of its own */
+    bool retry_advised;  /* failed meeting another writer: the batch runs again */
     int rc;
     struct write_job *next;
 };
@@ -367,6 +368,9 @@ job_run(struct engine *eng, struct write_job *job)
         refused = false;
     }
     if (rc != 0) {
+        /* Met another writer (PostgreSQL: another node)?  Asked before the
+         * undo, whose own statements leave the connection's last error. */
+        job->retry_advised = store_retry_advised(op->store);
         int undone = job_undo(job);
         json_decref(job->out);
         job->out = NULL;
@@ -415,6 +419,7 @@ batch_reset(struct write_job *jobs)
         j->rc = 0;
         j->replayed = false;
         j->refusal_stored = false;
+        j->retry_advised = false;
         memset(&j->err, 0, sizeof j->err);
         if (j->op.install_set != NULL) {
             policy_set_release(j->op.install_set);
@@ -477,7 +482,11 @@ again:;
             rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
         }
     }
-    if (rc == 0 && tx_first == jobs && tries_left > 0 && store_retry_advised(eng->writer)) {
+    bool advised = store_retry_advised(eng->writer);
+    for (struct write_job *j = jobs; j != NULL; j = j->next) {
+        advised = advised || j->retry_advised;
+    }
+    if (rc == 0 && tx_first == jobs && tries_left > 0 && advised) {
         /* A job met a concurrent writer mid-transaction (PostgreSQL raises
          * most serialization failures at the statement): run them all
          * again rather than answer that job "busy". */

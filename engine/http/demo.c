@@ -578,7 +578,7 @@ make_key(struct demo *d, struct demo_keys *keys, int k, const char *field, const
 static void
 keys_load(struct demo_keys *keys)
 {
-    FILE *f = fopen(keys->path, "r");
+    FILE *f = keys->path[0] != '\0' ? fopen(keys->path, "r") : NULL;
     char line[256];
     while (f != NULL && fgets(line, sizeof line, f) != NULL) {
         char role[16], key[DEMO_KEY_BYTES_MAX];
@@ -601,6 +601,9 @@ keys_load(struct demo_keys *keys)
 static int
 keys_save(struct demo *d, const struct demo_keys *keys)
 {
+    if (keys->path[0] == '\0') {
+        return 0; /* a database URI: keys are printed, not kept in a file */
+    }
     char tmp[sizeof keys->path + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", keys->path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -740,7 +743,12 @@ demo_prepare(const struct engine_config *cfg, struct demo_keys *keys, struct eng
         }
     }
     /* Keys are made on the engine as the server will run it. */
-    snprintf(keys->path, sizeof keys->path, "%s.keys", cfg->db_path);
+    /* Beside a database file; for a URI (postgresql://...) none. */
+    if (strstr(cfg->db_path, "://") == NULL) {
+        snprintf(keys->path, sizeof keys->path, "%s.keys", cfg->db_path);
+    } else {
+        keys->path[0] = '\0';
+    }
     keys->minted = 0;
     rc = engine_open(&d.eng, cfg, err);
     if (rc == 0) {

@@ -108,7 +108,7 @@ store_hub_entries_each(struct store *s, const struct hub_filter *f,
      * when the lot becomes valid in it (adjusted or voided ahead). */
 #define HUB_ENTRY_HEAD                                                                      \
     "SELECT l.tenant_id, l.user_id,"                                                          \
-    " CASE WHEN ?6 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN coalesce((SELECT"      \
+    " CASE WHEN ?6 = 1 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN coalesce((SELECT"      \
     " b.user_id FROM booking b WHERE b.id = e.booking_id), 0) ELSE 0 END,"                    \
     " a.zone, a.recurrence != 'none', l.unlimited, e.kind, e.effective_at, e.amount,"         \
     " l.valid_from"                                                                           \

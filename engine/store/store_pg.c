@@ -1014,6 +1014,11 @@ translate_trigger(struct store *s, const char *stmt, struct eng_error *err)
     const char *table_end = when != NULL ? when : begin;
     int ev_len = (int)(on - (after + 7));
     int tb_len = (int)(table_end - (on + 4));
+    while (tb_len > 0 && isspace((unsigned char)on[4 + tb_len - 1])) {
+        tb_len--;
+    }
+    /* "user" is a reserved word in PostgreSQL. */
+    bool quote_table = tb_len == 4 && strncmp(on + 4, "user", 4) == 0;
     int cond_len = when != NULL ? (int)(begin - (when + 6)) : 0;
     int body_len = (int)(end - (begin + 7));
     size_t cap = strlen(stmt) * 2 + 512;
@@ -1024,8 +1029,10 @@ translate_trigger(struct store *s, const char *stmt, struct eng_error *err)
     snprintf(sql, cap,
              "CREATE OR REPLACE FUNCTION %s_fn() RETURNS trigger LANGUAGE plpgsql AS"
              " $allot$ BEGIN %.*s RETURN NULL; END $allot$;"
-             "CREATE TRIGGER %s AFTER %.*s ON %.*s FOR EACH ROW %s%.*s%s EXECUTE FUNCTION %s_fn()",
-             name, body_len, begin + 7, name, ev_len, after + 7, tb_len, on + 4,
+             "CREATE TRIGGER %s AFTER %.*s ON %s%.*s%s FOR EACH ROW %s%.*s%s EXECUTE FUNCTION"
+             " %s_fn()",
+             name, body_len, begin + 7, name, ev_len, after + 7, quote_table ? "\"" : "", tb_len,
+             on + 4, quote_table ? "\"" : "",
              when != NULL ? "WHEN (" : "", cond_len, when != NULL ? when + 6 : "",
              when != NULL ? ")" : "", name);
     int rc = pg_exec(s, sql, "migration", err);

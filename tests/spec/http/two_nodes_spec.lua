@@ -79,6 +79,16 @@ local function count(results, code, needle)
   return n
 end
 
+-- Every answer, for an assertion's message.
+local function answers(results)
+  local out = {}
+  for i = 1, #results do
+    local r = results[i]
+    out[#out + 1] = r and (r.code .. " " .. r.body:sub(1, 160)) or "no answer"
+  end
+  return table.concat(out, "\n")
+end
+
 describe("two nodes on one PostgreSQL database", function()
   local one, two
 
@@ -113,8 +123,8 @@ describe("two nodes on one PostgreSQL database", function()
         .. '"end":"2026-01-10T09:00:00Z","payment_method":"credits"}'):format(room.id, w.user.id)
     end
     local results = race(split(50), one.key, bodies)
-    assert.equal(1, count(results, 201))
-    assert.equal(49, count(results, 409, "insufficient_credits"))
+    assert.equal(1, count(results, 201), answers(results))
+    assert.equal(49, count(results, 409, "insufficient_credits"), answers(results))
     assert.equal(0, one:available(w.user))
     assert.equal(0, two:available(w.user))
     local fine, out = verify(one.db)
@@ -131,8 +141,8 @@ describe("two nodes on one PostgreSQL database", function()
         .. '"end":"2026-01-12T11:00:00Z","payment_method":"credits"}'):format(w.room.id, w.user.id)
     end
     local results = race(split(20), one.key, bodies)
-    assert.equal(1, count(results, 201))
-    assert.equal(19, count(results, 409, "slot_taken"))
+    assert.equal(1, count(results, 201), answers(results))
+    assert.equal(19, count(results, 409, "slot_taken"), answers(results))
     assert.equal(99, two:available(w.user))
     local list = two:must(200, "GET", "/v1/bookings?limit=100&user_id=" .. w.user.id)
     assert.equal(1, #list.data)
@@ -149,7 +159,7 @@ describe("two nodes on one PostgreSQL database", function()
     local bodies = {}
     for i = 1, 10 do bodies[i] = body end
     local results = race(split(10), one.key, bodies, "Idempotency-Key: two-nodes-1")
-    assert.equal(10, count(results, 201))
+    assert.equal(10, count(results, 201), answers(results))
     local id = results[1].body:match('"id":"(bkg_%d+)"')
     assert.truthy(id)
     for i = 2, 10 do
