@@ -172,9 +172,13 @@ describe("the README tour", function()
     end
     assert.truthy(code_block, "the tour has no Lua module example")
     write_file(dir .. "/module.lua", code_block .. "\n")
+    -- In the sanitizer build the module needs the ASan runtime loaded first
+    -- (lua5.4 is not instrumented).
+    local rt = os.getenv("ALLOT_ASAN_RUNTIME")
+    local lua = (rt and rt ~= "") and ("LD_PRELOAD=" .. q(rt) .. " lua5.4") or "lua5.4"
     -- Without the documented cpath line, require fails: the line matters.
-    local out, err, code = run(dir, ("cd %s && ALLOT_POLICIES=%s lua5.4 module.lua")
-      :format(q(dir), q(absolute(SOURCE) .. "/policies")))
+    local out, err, code = run(dir, ("cd %s && ALLOT_POLICIES=%s %s module.lua")
+      :format(q(dir), q(absolute(SOURCE) .. "/policies"), lua))
     assert.equal(0, code, err)
     assert.equal("1.5\t7500\n", out)
     write_file(dir .. "/module_bare.lua", (code_block:gsub("package%.cpath = [^\n]*\n", "")))
@@ -184,7 +188,7 @@ describe("the README tour", function()
     assert.truthy(err:find("module 'allot' not found", 1, true), err)
     -- The LUA_CPATH way the README gives works too.
     out, err, code = run(dir, ("cd %s && ALLOT_POLICIES=%s LUA_CPATH='build/?.so;;' "
-      .. "lua5.4 module_bare.lua"):format(q(dir), q(absolute(SOURCE) .. "/policies")))
+      .. "%s module_bare.lua"):format(q(dir), q(absolute(SOURCE) .. "/policies"), lua))
     assert.equal(0, code, err)
     assert.equal("1.5\t7500\n", out)
   end)

@@ -104,8 +104,12 @@ describe("streamed reports (issue 10 R2)", function()
     assert.truthy(first:find("^bkg_1,"), first)
     assert.truthy(first:find(",credits,1,0,hour,", 1, true), first)
     print(("\n  R2: %d-row usage CSV; allotd peak RSS %d -> %d KiB"):format(bookings, before, after))
-    assert.is_true(after - before < 64 * 1024,
-                   ("peak RSS grew by %d KiB for one export"):format(after - before))
+    -- Under ASan freed memory sits in its quarantine (256 MiB) and every
+    -- allocation has redzones: the bound is the normal build's to check.
+    if not os.getenv("ALLOT_ASAN_RUNTIME") then
+      assert.is_true(after - before < 64 * 1024,
+                     ("peak RSS grew by %d KiB for one export"):format(after - before))
+    end
   end)
 
   it("streams the unpaged JSON report too, and still pages with limit", function()
