@@ -38,7 +38,7 @@
 #include "http.h"
 #include "timeutil.h"
 
-#define TICK_S 1
+#define TICK_MS 250
 #define POLICY_WALL_MS_FLAG_MAX 3600000
 
 struct options {
@@ -48,8 +48,11 @@ struct options {
     char pid_file[ENGINE_PATH_MAX + 8]; /* "" = FILE.pid next to the database */
 };
 
-/* Processes period boundaries (expiry, rollover, new periods) once a
- * second, so they happen on time even when no request comes in. */
+/* Every 250 ms: follows what other processes committed to the database
+ * (engine_sync: policy versions, a shared fake clock), so a policy
+ * activated on another node serves here within a second; and, on the real
+ * clock, processes period boundaries (expiry, rollover, new periods), so
+ * they happen on time even when no request comes in. */
 struct ticker {
     struct engine *eng;
     pthread_mutex_t mu;
@@ -234,20 +237,34 @@ static void *
 ticker_main(void *p)
 {
     struct ticker *t = p;
+    bool sync_failing = false; /* log a failing sync once, not every tick */
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += TICK_S;
+        until.tv_nsec += TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         (void)pthread_cond_timedwait(&t->cv, &t->mu, &until);
         if (t->stop) {
             break;
         }
         pthread_mutex_unlock(&t->mu);
-        /* The same test engine_exec makes before a read: only when a
-         * boundary is due does it take the writer. */
         struct eng_error err = {0};
-        if (engine_now(t->eng) >= atomic_load(&t->eng->next_due) &&
+        int synced = engine_sync(t->eng, &err);
+        if ((synced != 0) != sync_failing) {
+            fprintf(stderr, synced != 0 ? "allotd: following the database: %s\n"
+                                        : "allotd: following the database again%s\n",
+                    synced != 0 ? err.msg : "");
+            sync_failing = synced != 0;
+        }
+        /* The same test engine_exec makes before a read: only when a
+         * boundary is due does it take the writer.  The fake clock moves
+         * only when told, and its setter processes what it makes due. */
+        memset(&err, 0, sizeof err);
+        if (!t->eng->cfg.fake_clock && engine_now(t->eng) >= atomic_load(&t->eng->next_due) &&
             engine_advance(t->eng, &err) != 0) {
             fprintf(stderr, "allotd: processing period boundaries: %s\n", err.msg);
         }
@@ -407,7 +424,7 @@ main(int argc, char **argv)
         return 1;
     }
     struct ticker ticker;
-    bool ticking = !o.eng.fake_clock && ticker_start(&ticker, &eng) == 0;
+    bool ticking = ticker_start(&ticker, &eng) == 0;
     print_ready(o.demo ? &keys : NULL, &srv);
 
     wait_for_stop(&eng, &set);

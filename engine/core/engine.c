@@ -10,7 +10,9 @@
 #include "ledger.h"
 #include "ops.h"
 #include "alloc.h"
+#include "cluster.h"
 #include "idempotency.h"
+#include "timeutil.h"
 #include "sha256.h"
 
 extern const struct op_def ops_portfolio[];
@@ -21,6 +23,11 @@ extern const struct op_def ops_reports[];
 extern const struct op_def ops_policies[];
 
 static void engine_stop_writer(struct engine *eng);
+
+/* How long opening waits for another node processing period boundaries. */
+#define ENGINE_OPEN_LOCK_WAIT_MS 60000
+static int advance_locked(struct engine *eng, const int64_t *clock, int wait_ms,
+                          struct eng_error *err);
 
 static const struct op_def *const op_groups[] = {ops_portfolio, ops_credits, ops_booking,
                                                  ops_admin, ops_reports, ops_policies};
@@ -80,7 +87,27 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
         return err->status;
     }
     atomic_store(&eng->next_due, INT64_MIN);
-    return engine_advance(eng, err);
+    eng->shared = store_shared(eng->writer);
+    if (cfg->fake_clock && eng->shared) {
+        /* The fake clock of a shared database is the database's: a start
+         * instant given (--now) sets it for every node, like PUT /v1/clock;
+         * without one a node takes the clock the others use. */
+        if (cfg->fake_now != 0) {
+            return advance_locked(eng, &cfg->fake_now, ENGINE_OPEN_LOCK_WAIT_MS, err);
+        }
+        if (engine_clock_join(eng, err) != 0) {
+            return err->status;
+        }
+    }
+    /* Catching up after downtime may take another node a while: wait for
+     * it rather than start without the boundaries processed. */
+    int rc = advance_locked(eng, NULL, ENGINE_OPEN_LOCK_WAIT_MS, err);
+    if (rc == 0 && eng->shared && engine_now(eng) >= atomic_load(&eng->next_due)) {
+        rc = eng_error_code(err, ENG_ESTORE, "busy",
+                            "another node has been processing period boundaries for %d s",
+                            ENGINE_OPEN_LOCK_WAIT_MS / 1000);
+    }
+    return rc;
 }
 
 void
@@ -125,6 +152,13 @@ engine_set_clock(struct engine *eng, int64_t now, struct eng_error *err)
     /* A test clock may also move back; boundaries already processed stay
      * processed (the ledger never un-expires credits). */
     pthread_mutex_lock(&eng->write_mu);
+    if (eng->shared) {
+        /* Stored with the boundaries it makes due, under the boundary lock:
+         * every node then reads it (engine_clock_refresh). */
+        int rc = advance_locked(eng, &now, eng->cfg.sqlite_busy_timeout_ms, err);
+        pthread_mutex_unlock(&eng->write_mu);
+        return rc;
+    }
     atomic_store(&eng->fake_now, now);
     pthread_mutex_unlock(&eng->write_mu);
     return engine_advance(eng, err);
@@ -454,6 +488,15 @@ static void
 batch_run(struct engine *eng, struct write_job *jobs)
 {
     int tries_left = ENGINE_COMMIT_TRIES_MAX - 1;
+    if (eng->shared && engine_now(eng) >= atomic_load(&eng->next_due)) {
+        /* Due boundaries first, under the boundary lock, in a transaction
+         * of their own: processed inside the batch, they would race
+         * another node's processing of the same ones (and the loser's
+         * whole batch would run again).  A failure here is left to the
+         * jobs' own ledger_advance. */
+        struct eng_error adv_err = {0};
+        (void)advance_locked(eng, NULL, eng->cfg.sqlite_busy_timeout_ms, &adv_err);
+    }
 again:;
     struct eng_error err = {0};
     int rc = store_tx(eng->writer, STORE_BEGIN_IMMEDIATE, &err);
@@ -723,20 +766,31 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
     return job.rc;
 }
 
-int
-engine_advance(struct engine *eng, struct eng_error *err)
+/* Whether this transaction has boundaries to process (a node's log says
+ * which node did the work: engine/README.md, "PostgreSQL: two drivers"). */
+static bool
+advance_due(struct op *op)
 {
-    struct principal system = {.role = ROLE_SUPER_ADMIN};
-    snprintf(system.name, sizeof system.name, "system");
-    struct op op = {.env = eng->env, .who = &system, .err = err};
-    pthread_mutex_lock(&eng->write_mu);
-    op.store = eng->writer;
-    op.now = engine_now(eng);
-    op_bind_ledger(&op);
+    int64_t due;
+    return ledger_next_due(&op->lx, &due) == 0 && due <= op->now;
+}
+
+/* One attempt of advance_locked: the transaction, committed or rolled back. */
+static int
+advance_once(struct engine *eng, struct op *op, const int64_t *clock, bool *worked)
+{
+    struct eng_error *err = op->err;
+    op->now = engine_now(eng);
+    op_bind_ledger(op);
     unsigned long oom_before = eng_alloc_failures();
-    int rc = store_tx(op.store, STORE_BEGIN_IMMEDIATE, err);
+    int rc = store_tx(op->store, STORE_BEGIN_IMMEDIATE, err);
+    if (rc == 0 && clock != NULL && eng->shared) {
+        rc = store_cluster_clock_put(op->store, *clock, false, err);
+    }
+    *worked = rc == 0 && eng->shared && advance_due(op);
     if (rc == 0) {
-        rc = ledger_advance(&op.lx);
+        memset(err, 0, sizeof *err); /* advance_due may leave a note */
+        rc = ledger_advance(&op->lx);
     }
     if (eng_alloc_failures() != oom_before) {
         rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
@@ -744,14 +798,80 @@ engine_advance(struct engine *eng, struct eng_error *err)
     if (rc == 0 || rc == ENG_EPOLICY) {
         /* Keep what was processed; a refused period end stays open. */
         struct eng_error commit_err = {0};
-        if (store_tx(op.store, STORE_COMMIT, &commit_err) != 0) {
+        if (store_tx(op->store, STORE_COMMIT, &commit_err) != 0) {
             *err = commit_err;
             rc = commit_err.status;
         }
     } else {
-        (void)store_tx(op.store, STORE_ROLLBACK, NULL);
+        (void)store_tx(op->store, STORE_ROLLBACK, NULL);
     }
+    return rc;
+}
+
+/* Processes every due boundary in its own transaction; with `clock`, sets
+ * the fake clock first (on a shared database, storing it in that same
+ * transaction, so every node reads it).  The caller holds write_mu.
+ *
+ * On a shared database the boundary lock (store/cluster.h) is held around
+ * the transaction: a second node waits for it, then begins its snapshot
+ * after the first one's commit and finds nothing left to do, so each
+ * boundary is processed once.  A conflict with another node's write is
+ * retried like a batch.  On SQLite the lock is a no-op and no retry is
+ * ever advised. */
+static int
+advance_locked(struct engine *eng, const int64_t *clock, int wait_ms, struct eng_error *err)
+{
+    struct principal system = {.role = ROLE_SUPER_ADMIN};
+    snprintf(system.name, sizeof system.name, "system");
+    struct op op = {.env = eng->env, .who = &system, .err = err, .store = eng->writer};
+    if (clock != NULL) {
+        atomic_store(&eng->fake_now, *clock);
+    }
+    bool got = false;
+    if (store_cluster_lock(op.store, wait_ms, &got, err) != 0) {
+        return err->status;
+    }
+    if (!got) {
+        /* Another node has been processing boundaries all this while: what
+         * it commits is what this one would have done.  Only a clock being
+         * set must not answer before its boundaries are processed. */
+        return clock == NULL ? 0
+                             : eng_error_code(err, ENG_ESTORE, "busy",
+                                              "the database is busy; try again");
+    }
+    int rc;
+    for (int attempt = 1;; attempt++) {
+        bool worked = false;
+        rc = advance_once(eng, &op, clock, &worked);
+        if (worked) {
+            /* Each attempt that found work, so the logs of all nodes show
+             * who did it, and that nobody did it twice. */
+            char at[40];
+            time_format_rfc3339(op.now, at, sizeof at);
+            fprintf(stderr, "allot: period boundaries due by %s: %s\n", at,
+                    rc == 0 || rc == ENG_EPOLICY ? "processed by this node"
+                                                 : "this node's attempt failed");
+        }
+        if (rc == 0 || rc == ENG_EPOLICY || attempt >= ENGINE_COMMIT_TRIES_MAX ||
+            !store_retry_advised(op.store)) {
+            break;
+        }
+        batch_backoff(attempt);
+        memset(err, 0, sizeof *err);
+    }
+    struct eng_error probe_err = {0};
+    op.err = &probe_err;
+    op_bind_ledger(&op);
     note_next_due(eng, &op);
+    store_cluster_unlock(op.store);
+    return rc;
+}
+
+int
+engine_advance(struct engine *eng, struct eng_error *err)
+{
+    pthread_mutex_lock(&eng->write_mu);
+    int rc = advance_locked(eng, NULL, eng->cfg.sqlite_busy_timeout_ms, err);
     pthread_mutex_unlock(&eng->write_mu);
     return rc;
 }
@@ -810,6 +930,9 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
     if (def == NULL) {
         return eng_error_code(err, ENG_ENOTFOUND, "not_found", "no operation '%.60s'", name);
     }
+    if (eng->shared && eng->cfg.fake_clock && engine_clock_refresh(eng, err) != 0) {
+        return err->status; /* the shared clock must be the one used */
+    }
     struct op op = {.env = eng->env, .who = who, .err = err};
     int rc;
     if (def->write) {
@@ -836,6 +959,9 @@ engine_exec_stream(struct engine *eng, const struct principal *who, const char *
     if (def->write) {
         return eng_error_code(err, ENG_EINVAL, "invalid_request",
                               "'%.60s' changes state and cannot stream", name);
+    }
+    if (eng->shared && eng->cfg.fake_clock && engine_clock_refresh(eng, err) != 0) {
+        return err->status;
     }
     struct op op = {.env = eng->env, .who = who, .err = err, .sink = sink};
     return exec_read(eng, eng->exporters, def, &op, args, out);

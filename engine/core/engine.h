@@ -53,6 +53,10 @@ struct engine {
     pthread_mutex_t write_mu;
     _Atomic int64_t fake_now;
     _Atomic int64_t next_due;    /* the earliest unprocessed boundary (reads check it) */
+    /* Other processes may write the database (PostgreSQL): the fake clock
+     * is the database's and boundaries are processed under its lock. */
+    bool shared;
+    _Atomic int64_t policy_gen_seen; /* the policy generation engine_sync last followed */
     /* Group commit (engine_start_writer): writes queue here and one thread
      * runs them in batches, one transaction and one fsync per batch. */
     bool writer_running, writer_stop;
@@ -117,6 +121,25 @@ ENG_MUST_CHECK int engine_exec_stream(struct engine *eng, const struct principal
 /* Processes every due period boundary (expiry, rollover, new periods) up to
  * now, in its own write transaction.  Cheap when nothing is due. */
 ENG_MUST_CHECK int engine_advance(struct engine *eng, struct eng_error *err);
+
+/* Follows what other processes committed to the database: policy
+ * versions activated or deactivated elsewhere (cached sets that disagree
+ * are dropped: policy_cache_sync) and, on a shared database with the fake
+ * clock, the clock.  One read transaction, cheap when nothing changed
+ * (allotd calls it every 250 ms, so a policy activated on one node serves
+ * on every node within a second).  0 or a store error; thread-safe. */
+ENG_MUST_CHECK int engine_sync(struct engine *eng, struct eng_error *err);
+
+/* Implemented by nodes.c, for engine.c: the fake clock of a database that
+ * several processes serve (eng->shared).
+ * engine_clock_join, at open without a start instant: takes the database's
+ * clock, or stores the real time as its start when none is stored yet (the
+ * first node to start sets it).
+ * engine_clock_refresh, before each request: reads the database's clock
+ * into fake_now, so a clock set on any node is the one the request runs at.
+ * Both: 0 or a store error. */
+ENG_MUST_CHECK int engine_clock_join(struct engine *eng, struct eng_error *err);
+ENG_MUST_CHECK int engine_clock_refresh(struct engine *eng, struct eng_error *err);
 
 /* Verifies every invariant of the ledger; appends one string per problem to
  * `problems` (a JSON array).  Returns 0 (even when problems were found) or a

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cluster.h"
 #include "policies.h"
 #include "sha256.h"
 
@@ -300,7 +301,16 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
         pthread_mutex_unlock(&pc->mu);
         return 0;
     }
+    int64_t synced_gen = pc->synced_gen;
     pthread_mutex_unlock(&pc->mu);
+    /* After a sync, the snapshot's policy generation decides whether what
+     * is built here may be cached (see policy_cache_sync).  Read before the
+     * sources, so that outside a transaction it can only be older. */
+    int64_t snap_gen = 0;
+    if (synced_gen != 0 && store != NULL &&
+        store_cluster_policy_gen(store, &snap_gen, err) != 0) {
+        return err->status;
+    }
     char labels[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     struct policy_set *fresh = NULL;
     unsigned long oom_before = eng_alloc_failures();
@@ -334,7 +344,9 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
         policy_set_release(fresh);
         return 0;
     }
-    s = slot_find(pc, building_id, true);
+    /* Built on a snapshot older than a change another node made (and this
+     * one has seen): good for this request, stale for the next. */
+    s = snap_gen >= pc->synced_gen ? slot_find(pc, building_id, true) : NULL;
     if (s != NULL) {
         s->building_id = building_id + 1;
         s->set = fresh;
@@ -367,4 +379,107 @@ policy_cache_invalidate(struct policy_cache *pc, int64_t building_id)
         }
     }
     pthread_mutex_unlock(&pc->mu);
+}
+
+/* ---------- following other nodes ---------- */
+
+/* An active version's label, as source_from_row writes it. */
+struct active_label {
+    int64_t building_id;
+    int kind;
+    char label[POLICY_LABEL_MAX];
+};
+
+struct active_list {
+    struct active_label *rows;
+    size_t count, cap;
+    struct eng_error *err;
+};
+
+static int
+active_collect(void *ud, const struct cluster_policy_row *row)
+{
+    struct active_list *l = ud;
+    enum policy_kind k;
+    if (policy_kind_parse(row->kind, &k, NULL) != 0) {
+        return 0; /* a kind this build does not serve: nothing cached for it */
+    }
+    if (l->count == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 64;
+        struct active_label *grown = realloc(l->rows, cap * sizeof *grown);
+        if (grown == NULL) {
+            return eng_error_set(l->err, ENG_ENOMEM, "out of memory");
+        }
+        l->rows = grown;
+        l->cap = cap;
+    }
+    struct active_label *a = &l->rows[l->count++];
+    a->building_id = row->building_id;
+    a->kind = (int)k;
+    snprintf(a->label, sizeof a->label, "v%" PRId64 ":%.12s", row->version, row->sha256);
+    return 0;
+}
+
+/* Whether a cached slot's labels agree with the active versions (rows
+ * sorted by building). */
+static bool
+slot_current(const struct policy_slot *slot, const struct active_list *l)
+{
+    int64_t b = slot->building_id - 1;
+    size_t lo = 0, hi = l->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->rows[mid].building_id < b) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    bool uploaded[POLICY_KIND_COUNT] = {false};
+    for (size_t i = lo; i < l->count && l->rows[i].building_id == b; i++) {
+        const struct active_label *a = &l->rows[i];
+        if (strcmp(slot->versions[a->kind], a->label) != 0) {
+            return false; /* another version is active */
+        }
+        uploaded[a->kind] = true;
+    }
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        if (!uploaded[k] && slot->versions[k][0] == 'v') {
+            return false; /* the uploaded version was deactivated */
+        }
+    }
+    return true;
+}
+
+int
+policy_cache_sync(struct policy_cache *pc, struct store *store, int64_t gen, int *dropped,
+                  struct eng_error *err)
+{
+    struct active_list l = {.err = err};
+    int n = 0;
+    int rc = store_cluster_policies_each(store, active_collect, &l, err);
+    if (rc != 0) {
+        free(l.rows);
+        return rc;
+    }
+    pthread_mutex_lock(&pc->mu);
+    for (int i = 0; i < POLICY_CACHE_SLOTS; i++) {
+        struct policy_slot *s = &pc->slots[i];
+        if (s->set != NULL && !slot_current(s, &l)) {
+            policy_set_retire(s->set);
+            policy_set_release(s->set);
+            s->set = NULL;
+            s->building_id = -1; /* a tombstone, as policy_cache_invalidate leaves */
+            n++;
+        }
+    }
+    if (gen > pc->synced_gen) {
+        pc->synced_gen = gen;
+    }
+    pthread_mutex_unlock(&pc->mu);
+    free(l.rows);
+    if (dropped != NULL) {
+        *dropped = n;
+    }
+    return 0;
 }

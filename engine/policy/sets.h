@@ -33,6 +33,7 @@ struct policy_cache {
     pthread_mutex_t mu;
     struct policy_slot *slots; /* POLICY_CACHE_SLOTS, open addressing */
     uint64_t installs;         /* installs so far (under mu): see policy_cache_epoch */
+    int64_t synced_gen;        /* the policy generation of the last sync (under mu) */
     struct policy_source defaults[POLICY_KIND_COUNT];
     char *default_text[POLICY_KIND_COUNT];
     char default_names[POLICY_KIND_COUNT][64];
@@ -89,5 +90,17 @@ bool policy_cache_install_since(struct policy_cache *pc, int64_t building_id,
 
 /* Drops cached sets (all buildings when building_id is 0). */
 void policy_cache_invalidate(struct policy_cache *pc, int64_t building_id);
+
+/* Follows policy changes other processes committed (engine/README.md,
+ * "PostgreSQL: two drivers"): `gen` is the policy generation (store/
+ * cluster.h) as `store`'s snapshot sees it; the active versions are read in
+ * that snapshot and every cached set whose labels disagree is dropped, so
+ * the next request builds it afresh.  Sets built from policy files or the
+ * defaults are kept (files change on reload only).  From then on a set
+ * built on a snapshot older than `gen` serves its request but is not
+ * cached.  *dropped (may be NULL) counts the sets dropped.  0, or a store
+ * error or ENG_ENOMEM with nothing dropped. */
+ENG_MUST_CHECK int policy_cache_sync(struct policy_cache *pc, struct store *store, int64_t gen,
+                                     int *dropped, struct eng_error *err);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cluster.h"
 #include "internal.h"
 
 int
@@ -168,7 +169,11 @@ store_policy_activate(struct store *s, int64_t building_id, const char *kind,
     sq_text(s, st, 2, kind);
     sq_int(s, st, 3, version_id);
     sq_int(s, st, 4, now);
-    return sq_exec(s, st, "policy activate", err);
+    /* Other nodes learn of the change by the policy generation (cluster.h). */
+    if (sq_exec(s, st, "policy activate", err) != 0) {
+        return err->status;
+    }
+    return store_cluster_policy_bump(s, err);
 }
 
 int
@@ -182,7 +187,10 @@ store_policy_deactivate(struct store *s, int64_t building_id, const char *kind,
     }
     sq_int(s, st, 1, building_id);
     sq_text(s, st, 2, kind);
-    return sq_exec(s, st, "policy deactivate", err);
+    if (sq_exec(s, st, "policy deactivate", err) != 0) {
+        return err->status;
+    }
+    return store_cluster_policy_bump(s, err);
 }
 
 int
