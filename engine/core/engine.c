@@ -24,8 +24,9 @@ extern const struct op_def ops_policies[];
 
 static void engine_stop_writer(struct engine *eng);
 
-/* How long opening waits for another node processing period boundaries. */
-#define ENGINE_OPEN_LOCK_WAIT_MS 60000
+/* How long opening and the clock setter wait for another node processing
+ * period boundaries (others wait the busy timeout, then go on without). */
+#define ENGINE_LOCK_WAIT_LONG_MS 60000
 static int advance_locked(struct engine *eng, const int64_t *clock, int wait_ms,
                           struct eng_error *err);
 
@@ -93,7 +94,7 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
          * instant given (--now) sets it for every node, like PUT /v1/clock;
          * without one a node takes the clock the others use. */
         if (cfg->fake_now != 0) {
-            return advance_locked(eng, &cfg->fake_now, ENGINE_OPEN_LOCK_WAIT_MS, err);
+            return advance_locked(eng, &cfg->fake_now, ENGINE_LOCK_WAIT_LONG_MS, err);
         }
         if (engine_clock_join(eng, err) != 0) {
             return err->status;
@@ -101,11 +102,11 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     }
     /* Catching up after downtime may take another node a while: wait for
      * it rather than start without the boundaries processed. */
-    int rc = advance_locked(eng, NULL, ENGINE_OPEN_LOCK_WAIT_MS, err);
+    int rc = advance_locked(eng, NULL, ENGINE_LOCK_WAIT_LONG_MS, err);
     if (rc == 0 && eng->shared && engine_now(eng) >= atomic_load(&eng->next_due)) {
         rc = eng_error_code(err, ENG_ESTORE, "busy",
                             "another node has been processing period boundaries for %d s",
-                            ENGINE_OPEN_LOCK_WAIT_MS / 1000);
+                            ENGINE_LOCK_WAIT_LONG_MS / 1000);
     }
     return rc;
 }
@@ -155,7 +156,7 @@ engine_set_clock(struct engine *eng, int64_t now, struct eng_error *err)
     if (eng->shared) {
         /* Stored with the boundaries it makes due, under the boundary lock:
          * every node then reads it (engine_clock_refresh). */
-        int rc = advance_locked(eng, &now, eng->cfg.sqlite_busy_timeout_ms, err);
+        int rc = advance_locked(eng, &now, ENGINE_LOCK_WAIT_LONG_MS, err);
         pthread_mutex_unlock(&eng->write_mu);
         return rc;
     }
@@ -780,7 +781,9 @@ static int
 advance_once(struct engine *eng, struct op *op, const int64_t *clock, bool *worked)
 {
     struct eng_error *err = op->err;
-    op->now = engine_now(eng);
+    /* A clock being set is the instant: fake_now may meanwhile have been
+     * refreshed from the database's older value (engine_clock_refresh). */
+    op->now = clock != NULL ? *clock : engine_now(eng);
     op_bind_ledger(op);
     unsigned long oom_before = eng_alloc_failures();
     int rc = store_tx(op->store, STORE_BEGIN_IMMEDIATE, err);
@@ -858,6 +861,9 @@ advance_locked(struct engine *eng, const int64_t *clock, int wait_ms, struct eng
         }
         batch_backoff(attempt);
         memset(err, 0, sizeof *err);
+    }
+    if (clock != NULL) {
+        atomic_store(&eng->fake_now, *clock); /* whatever a refresh read meanwhile */
     }
     struct eng_error probe_err = {0};
     op.err = &probe_err;
