@@ -426,3 +426,39 @@ done
     assert.is_true(fine, out)
   end)
 end)
+
+-- On SQLite one allotd serves a file, but another process may write it (the
+-- REPL): a policy activated there serves in allotd within a second too,
+-- through the same policy generation poll.
+describe("a second process on one SQLite file", function()
+  it("has allotd use a policy the REPL activated, within a second", function()
+    if PG then pending("SQLite only (two allotd share a PostgreSQL database above)") return end
+    local env = H.start()
+    finally(function() env:stop() end)
+    local w = env:world()
+    env:grant(w, 100, { start = "2026-01-01" })
+    local function quote()
+      return env:must(200, "POST", "/v1/quotes", { resource_id = w.room.id, user_id = w.user.id,
+        start = "2026-01-10T09:00:00Z", ["end"] = "2026-01-10T11:00:00Z" }).credits.amount
+    end
+    assert.equal(2, quote())
+    local dir = H.tmpdir()
+    local f = assert(io.open(dir .. "/put.lua", "w"))
+    f:write(("assert(db:call(\"policies.put\", {building_id = %q, kind = \"pricing\", source = %q}))\n")
+      :format(w.building.id, PREMIUM))
+    f:close()
+    local p = io.popen(("%s/allot repl --db %s --policies %s/policies --now %s < %s/put.lua 2>&1")
+      :format(BUILD, env.db, SOURCE, H.NOW, dir))
+    local out = p:read("a")
+    assert.truthy(p:close(), out)
+    local t0 = socket.gettime()
+    local got
+    repeat
+      got = quote()
+      if got == 6 then break end
+      socket.sleep(0.02)
+    until socket.gettime() - t0 > 1.0
+    assert.equal(6, got, ("allotd still prices the old way %.2f s later"):format(socket.gettime() - t0))
+    sh("rm -rf " .. dir)
+  end)
+end)
