@@ -1917,6 +1917,7 @@ policy_state_load(struct policy_state **out, const struct policy_source *chosen[
 
 struct policy_set {
     atomic_int refs;
+    uint64_t serial; /* policy_set_serial: never reused in the process */
     atomic_bool retired; /* no longer served: threads drop their copies */
     atomic_bool pinned;  /* a total budget: every call runs on the primary */
     pthread_mutex_t mutex; /* held by every call while it is inside primary */
@@ -1938,6 +1939,7 @@ struct policy_thread {
 };
 
 static atomic_int policy_copies_count;
+static atomic_uint_least64_t policy_set_serials;
 static pthread_key_t policy_thread_key;
 static pthread_once_t policy_thread_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct policy_thread *policy_thread_cur;
@@ -2125,6 +2127,7 @@ policy_set_load(struct policy_set **out, const struct policy_source defaults[POL
         return eng_error_set(err, ENG_ENOMEM, "cannot create a policy set mutex");
     }
     atomic_init(&set->refs, 1);
+    set->serial = atomic_fetch_add_explicit(&policy_set_serials, 1, memory_order_relaxed) + 1;
     atomic_init(&set->retired, false);
     atomic_init(&set->pinned, false);
     set->primary = st;
@@ -2431,6 +2434,13 @@ policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int c
     struct policy_call call = {.kinds = kinds, .count = count, .ctx = ctx, .next = next,
                                .next_ud = ud, .results = results};
     return policy_set_run(set, &call, err);
+}
+
+uint64_t
+policy_set_serial(const struct policy_set *set)
+{
+    ENG_ASSERT(set != NULL);
+    return set->serial;
 }
 
 int

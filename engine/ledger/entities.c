@@ -1,0 +1,199 @@
+/* entities.c - a cache of values keyed by (kind, integers) and tagged with
+ * the portfolio generation they were loaded at (see entities.h).
+ *
+ * One open-addressing table (linear probing) of ENTITY_CACHE_SLOTS slots,
+ * never more than half full; each entry serves only its own generation.
+ * Lookups take the read lock; filling and emptying the write lock.
+ * Entries are never removed one by one (a full table or a newer
+ * generation starts afresh), so probing stays short and needs no
+ * tombstones. */
+#include "entities.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENTITY_CACHE_SLOTS (2 * ENTITY_CACHE_ENTRIES_MAX)
+_Static_assert((ENTITY_CACHE_SLOTS & (ENTITY_CACHE_SLOTS - 1)) == 0, "a power of two");
+
+struct ent {
+    struct entity_key key; /* kind 0: an empty slot */
+    int64_t gen;
+    struct entity_value v;
+};
+
+struct entity_cache {
+    pthread_rwlock_t lock;
+    int64_t gen; /* the newest generation kept (entries may be older) */
+    int used;
+    struct ent *slots;
+    atomic_long hits, misses, resets;
+};
+
+void
+entity_obj_init(struct entity_obj *obj, void (*destroy)(struct entity_obj *obj))
+{
+    atomic_init(&obj->refs, 1);
+    obj->destroy = destroy;
+}
+
+void
+entity_obj_retain(struct entity_obj *obj)
+{
+    atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+}
+
+void
+entity_obj_release(struct entity_obj *obj)
+{
+    /* acq_rel: every use by other holders happens before the destroy. */
+    if (obj != NULL && atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel) == 1) {
+        obj->destroy(obj);
+    }
+}
+
+void
+entity_value_clear(struct entity_value *v)
+{
+    json_decref(v->json[0]);
+    json_decref(v->json[1]);
+    entity_obj_release(v->obj);
+    memset(v, 0, sizeof *v);
+}
+
+struct entity_cache *
+entity_cache_open(void)
+{
+    struct entity_cache *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->slots);
+    if (c->slots == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
+        free(c->slots);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Empties every slot.  The caller holds the write lock (or the cache
+ * alone). */
+static void
+cache_reset(struct entity_cache *c)
+{
+    for (int i = 0; i < ENTITY_CACHE_SLOTS && c->used > 0; i++) {
+        if (c->slots[i].key.kind != 0) {
+            entity_value_clear(&c->slots[i].v);
+            memset(&c->slots[i], 0, sizeof c->slots[i]);
+            c->used--;
+        }
+    }
+    c->used = 0;
+    atomic_fetch_add_explicit(&c->resets, 1, memory_order_relaxed);
+}
+
+void
+entity_cache_close(struct entity_cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    cache_reset(c);
+    pthread_rwlock_destroy(&c->lock);
+    free(c->slots);
+    free(c);
+}
+
+void
+entity_cache_stats(struct entity_cache *c, struct entity_cache_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (c != NULL) {
+        st->hits = atomic_load(&c->hits);
+        st->misses = atomic_load(&c->misses);
+        st->resets = atomic_load(&c->resets);
+    }
+}
+
+static bool
+key_equal(const struct entity_key *a, const struct entity_key *b)
+{
+    return a->kind == b->kind && memcmp(a->k, b->k, sizeof a->k) == 0;
+}
+
+static size_t
+key_slot(const struct entity_key *key)
+{
+    uint64_t h = (uint64_t)key->kind * 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 5; i++) {
+        h ^= (uint64_t)key->k[i];
+        h *= 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    return (size_t)h & (ENTITY_CACHE_SLOTS - 1);
+}
+
+/* The slot holding the key, or the empty slot where it would go.  The
+ * caller holds a lock; the table is at most half full. */
+static struct ent *
+slot_find(struct entity_cache *c, const struct entity_key *key)
+{
+    for (size_t i = key_slot(key);; i = (i + 1) & (ENTITY_CACHE_SLOTS - 1)) {
+        struct ent *e = &c->slots[i];
+        if (e->key.kind == 0 || key_equal(&e->key, key)) {
+            return e;
+        }
+    }
+}
+
+bool
+entity_cache_get(struct entity_cache *c, int64_t gen, const struct entity_key *key,
+                 struct entity_value *out)
+{
+    bool hit = false;
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&c->lock);
+    const struct ent *e = slot_find(c, key);
+    if (e->key.kind != 0 && e->gen == gen) {
+        *out = e->v;
+        json_incref(out->json[0]);
+        json_incref(out->json[1]);
+        if (out->obj != NULL) {
+            entity_obj_retain(out->obj);
+        }
+        hit = true;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
+    return hit;
+}
+
+void
+entity_cache_put(struct entity_cache *c, int64_t gen, const struct entity_key *key,
+                 struct entity_value *in)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    if (gen > c->gen) {
+        cache_reset(c);
+        c->gen = gen;
+    }
+    if (gen == c->gen && c->used >= ENTITY_CACHE_ENTRIES_MAX) {
+        cache_reset(c);
+    }
+    if (gen == c->gen) {
+        struct ent *e = slot_find(c, key);
+        if (e->key.kind == 0) {
+            c->used++;
+        }
+        /* A kept value of the same generation is the same value (another
+         * request loaded it meanwhile): either one serves. */
+        entity_value_clear(&e->v);
+        e->key = *key;
+        e->gen = gen;
+        e->v = *in;
+        memset(in, 0, sizeof *in);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    entity_value_clear(in);
+}
