@@ -39,7 +39,9 @@ enum entity_kind {
     ENTITY_TENANT,
     ENTITY_RESOURCE,
     ENTITY_ALLOC,
-    ENTITY_ELIG
+    ENTITY_ELIG,
+    ENTITY_LOT_ABSENT, /* n: no lot of (allocation, line, period, owner, kind) */
+    ENTITY_WINDOW      /* an allocation period's [from, until) */
 };
 
 struct entity_key {
@@ -58,7 +60,7 @@ void entity_obj_retain(struct entity_obj *obj);
 void entity_obj_release(struct entity_obj *obj); /* NULL is fine */
 
 struct entity_value {
-    int64_t n;
+    int64_t n, n2;
     json_t *json[2];
     struct entity_obj *obj;
 };

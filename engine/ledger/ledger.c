@@ -151,9 +151,36 @@ ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id)
     return resource_building_id != 0 ? resource_building_id : alloc_policy_building(a);
 }
 
+static int alloc_window_compute(struct ledger_ctx *lx, const struct alloc *a, int64_t n,
+                                int64_t *from, int64_t *until, bool *exists);
+
+/* A period's window is arithmetic on the allocation's schedule and zone
+ * (both generation-covered): a read snapshot keeps it (entities.h) rather
+ * than asking the time zone database again. */
 int
 alloc_window(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
              bool *exists)
+{
+    bool cached = lx->cache != NULL && lx->cache_gen != 0 && n >= 0;
+    const struct entity_key key = {ENTITY_WINDOW, {a->id, n}};
+    struct entity_value v;
+    if (cached && entity_cache_get(lx->cache, lx->cache_gen, &key, &v)) {
+        *from = v.n;
+        *until = v.n2;
+        *exists = *from < *until;
+        return 0;
+    }
+    int rc = alloc_window_compute(lx, a, n, from, until, exists);
+    if (rc == 0 && cached && *exists) {
+        v = (struct entity_value){.n = *from, .n2 = *until};
+        entity_cache_put(lx->cache, lx->cache_gen, &key, &v);
+    }
+    return rc;
+}
+
+static int
+alloc_window_compute(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from,
+                     int64_t *until, bool *exists)
 {
     *exists = false;
     if (n < 0) {
@@ -1080,9 +1107,27 @@ add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t
              bool *found)
 {
     struct lot_row lot;
+    /* Lots are created, never deleted, and every creation moves the
+     * generation: a read snapshot keeps "no such lot" (entities.h). */
+    bool cached = lx->cache != NULL && lx->cache_gen != 0;
+    const struct entity_key key = {
+        ENTITY_LOT_ABSENT,
+        {a->id, a->lines[line_idx].idx, n, owner, strcmp(kind, "rollover") == 0}};
+    struct entity_value v;
+    *found = false;
+    bool known = cached && entity_cache_get(lx->cache, lx->cache_gen, &key, &v);
+    if (known && v.n != 0) {
+        return 0; /* absent */
+    }
     if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &lot, found,
                        lx->err) != 0) {
         return lx->err->status;
+    }
+    if (cached && !known) {
+        /* Present (0) is kept too, so that the next request does not
+         * look again for nothing. */
+        v = (struct entity_value){.n = !*found};
+        entity_cache_put(lx->cache, lx->cache_gen, &key, &v);
     }
     if (!*found || lot.closed || lot.valid_from > t || t >= lot.valid_until ||
         !(with_empty || lot.unlimited || lot.balance > 0)) {
