@@ -1,7 +1,7 @@
 /* entities.c - a cache of values keyed by (kind, integers) and tagged with
  * the portfolio generation they were loaded at (see entities.h).
  *
- * One open-addressing table (linear probing) of ENTITY_CACHE_SLOTS slots,
+ * Open-addressing tables (linear probing) of ENTITY_CACHE_SLOTS slots,
  * never more than half full; each entry serves only its own generation.
  * Lookups take the read lock; filling and emptying the write lock.
  * Entries are never removed one by one (a full table or a newer
@@ -22,13 +22,27 @@ struct ent {
     struct entity_value v;
 };
 
+/* Two tables: the entities themselves, and the facts derived from them
+ * (eligibility verdicts, absent lots, period windows), which grow with
+ * users x resources and so fill up first; each starts afresh on its own,
+ * so a stream of new (user, resource) pairs never evicts the entities. */
+struct table {
+    int used;
+    struct ent *slots;
+};
+
 struct entity_cache {
     pthread_rwlock_t lock;
     int64_t gen; /* the newest generation kept (entries may be older) */
-    int used;
-    struct ent *slots;
+    struct table t[2];
     atomic_long hits, misses, resets;
 };
+
+static struct table *
+table_of(struct entity_cache *c, enum entity_kind kind)
+{
+    return &c->t[kind == ENTITY_ELIG || kind == ENTITY_LOT_ABSENT || kind == ENTITY_WINDOW];
+}
 
 void
 entity_obj_init(struct entity_obj *obj, void (*destroy)(struct entity_obj *obj))
@@ -68,28 +82,31 @@ entity_cache_open(void)
     if (c == NULL) {
         return NULL;
     }
-    c->slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->slots);
-    if (c->slots == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->slots);
+    c->t[0].slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->t[0].slots);
+    c->t[1].slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->t[1].slots);
+    if (c->t[0].slots == NULL || c->t[1].slots == NULL ||
+        pthread_rwlock_init(&c->lock, NULL) != 0) {
+        free(c->t[0].slots);
+        free(c->t[1].slots);
         free(c);
         return NULL;
     }
     return c;
 }
 
-/* Empties every slot.  The caller holds the write lock (or the cache
- * alone). */
+/* Empties every slot of a table.  The caller holds the write lock (or
+ * the cache alone). */
 static void
-cache_reset(struct entity_cache *c)
+table_reset(struct entity_cache *c, struct table *t)
 {
-    for (int i = 0; i < ENTITY_CACHE_SLOTS && c->used > 0; i++) {
-        if (c->slots[i].key.kind != 0) {
-            entity_value_clear(&c->slots[i].v);
-            memset(&c->slots[i], 0, sizeof c->slots[i]);
-            c->used--;
+    for (int i = 0; i < ENTITY_CACHE_SLOTS && t->used > 0; i++) {
+        if (t->slots[i].key.kind != 0) {
+            entity_value_clear(&t->slots[i].v);
+            memset(&t->slots[i], 0, sizeof t->slots[i]);
+            t->used--;
         }
     }
-    c->used = 0;
+    t->used = 0;
     atomic_fetch_add_explicit(&c->resets, 1, memory_order_relaxed);
 }
 
@@ -99,9 +116,11 @@ entity_cache_close(struct entity_cache *c)
     if (c == NULL) {
         return;
     }
-    cache_reset(c);
+    for (int i = 0; i < 2; i++) {
+        table_reset(c, &c->t[i]);
+        free(c->t[i].slots);
+    }
     pthread_rwlock_destroy(&c->lock);
-    free(c->slots);
     free(c);
 }
 
@@ -137,10 +156,10 @@ key_slot(const struct entity_key *key)
 /* The slot holding the key, or the empty slot where it would go.  The
  * caller holds a lock; the table is at most half full. */
 static struct ent *
-slot_find(struct entity_cache *c, const struct entity_key *key)
+slot_find(struct table *t, const struct entity_key *key)
 {
     for (size_t i = key_slot(key);; i = (i + 1) & (ENTITY_CACHE_SLOTS - 1)) {
-        struct ent *e = &c->slots[i];
+        struct ent *e = &t->slots[i];
         if (e->key.kind == 0 || key_equal(&e->key, key)) {
             return e;
         }
@@ -154,7 +173,7 @@ entity_cache_get(struct entity_cache *c, int64_t gen, const struct entity_key *k
     bool hit = false;
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&c->lock);
-    const struct ent *e = slot_find(c, key);
+    const struct ent *e = slot_find(table_of(c, key->kind), key);
     if (e->key.kind != 0 && e->gen == gen) {
         *out = e->v;
         json_incref(out->json[0]);
@@ -173,18 +192,20 @@ void
 entity_cache_put(struct entity_cache *c, int64_t gen, const struct entity_key *key,
                  struct entity_value *in)
 {
+    struct table *t = table_of(c, key->kind);
     pthread_rwlock_wrlock(&c->lock);
     if (gen > c->gen) {
-        cache_reset(c);
+        table_reset(c, &c->t[0]);
+        table_reset(c, &c->t[1]);
         c->gen = gen;
     }
-    if (gen == c->gen && c->used >= ENTITY_CACHE_ENTRIES_MAX) {
-        cache_reset(c);
+    if (gen == c->gen && t->used >= ENTITY_CACHE_ENTRIES_MAX) {
+        table_reset(c, t);
     }
     if (gen == c->gen) {
-        struct ent *e = slot_find(c, key);
+        struct ent *e = slot_find(t, key);
         if (e->key.kind == 0) {
-            c->used++;
+            t->used++;
         }
         /* A kept value of the same generation is the same value (another
          * request loaded it meanwhile): either one serves. */

@@ -29,9 +29,12 @@
 
 #include <jansson.h>
 
-/* Entries kept at most; past that the cache starts afresh (within the
- * generation).  A user, tenant or resource costs about 1 KiB, an
- * allocation about 6 KiB: at most ~50 MiB in the worst case. */
+/* Entries kept at most, for the entities and (apart) for the facts derived
+ * from them (verdicts, absent lots, windows: they grow with users x
+ * resources); past that the part starts afresh (within the generation).
+ * A user, tenant or resource costs about 1 KiB, an allocation about
+ * 3.5 KiB, a fact about 100 bytes: at most ~30 MiB in the worst case, with
+ * 2 x 1.5 MiB of slots from the start. */
 #define ENTITY_CACHE_ENTRIES_MAX 8192
 
 enum entity_kind {

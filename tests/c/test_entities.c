@@ -132,6 +132,17 @@ test_container(void)
     got = (struct entity_value){.obj = obj};
     entity_value_clear(&got);
     CHECK_INT(destroyed, 1);
+    /* Derived facts (verdicts) past their bound start afresh on their own:
+     * the entities stay. */
+    for (int i = 0; i < ENTITY_CACHE_ENTRIES_MAX + 10; i++) {
+        struct entity_key ki = {ENTITY_ELIG, {1, i}};
+        v = (struct entity_value){.n = 1};
+        entity_cache_put(c, 6, &ki, &v);
+    }
+    CHECK(entity_cache_get(c, 6, &k2, &got));
+    struct entity_key elig0 = {ENTITY_ELIG, {1, 0}};
+    struct entity_value none;
+    CHECK(!entity_cache_get(c, 6, &elig0, &none));
     /* Past the bound the cache starts afresh instead of growing. */
     for (int i = 0; i < ENTITY_CACHE_ENTRIES_MAX + 10; i++) {
         struct entity_key ki = {ENTITY_TENANT, {i}};
