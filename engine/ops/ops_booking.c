@@ -607,16 +607,44 @@ versions_json(const struct bk *b)
     return versions;
 }
 
+/* versions_json(b) as compact JSON text (what the booking row stores),
+ * malloc'd; NULL without memory.  Written by hand: the labels are our own
+ * ("v3:1a2b...", "default:...", "file:...", "candidate:..."), so they need
+ * no escaping; one that would goes through jansson instead. */
+static char *
+versions_text(const struct bk *b)
+{
+    size_t len = 2;
+    bool plain = true;
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        len += strlen(policy_kind_name((enum policy_kind)k)) + strlen(b->versions[k]) + 6;
+        for (const char *c = b->versions[k]; *c != '\0'; c++) {
+            plain = plain && *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\';
+        }
+    }
+    if (!plain) {
+        json_t *versions = versions_json(b);
+        char *text = versions != NULL ? json_to_text(versions) : NULL;
+        json_decref(versions);
+        return text;
+    }
+    char *text = malloc(len + 1);
+    size_t at = 0;
+    for (int k = 0; text != NULL && k < POLICY_KIND_COUNT; k++) {
+        at += (size_t)snprintf(text + at, len + 1 - at, "%s\"%s\":\"%s\"", k == 0 ? "{" : ",",
+                               policy_kind_name((enum policy_kind)k), b->versions[k]);
+    }
+    if (text != NULL) {
+        snprintf(text + at, len + 1 - at, "}");
+    }
+    return text;
+}
+
 /* The booking row to write for b, with the policy versions it ran under. */
 static int
 insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
 {
-    char *vtext = b->versions_text;
-    if (vtext == NULL) {
-        json_t *versions = versions_json(b);
-        vtext = versions != NULL ? json_to_text(versions) : NULL;
-        json_decref(versions);
-    }
+    char *vtext = b->versions_text != NULL ? b->versions_text : versions_text(b);
     if (vtext == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -1000,9 +1028,7 @@ op_book_plan(struct op *op, json_t *args, void **out)
     }
     if (rc == 0) {
         /* The row's text is made here, not in the writer. */
-        json_t *versions = versions_json(&p->b);
-        p->b.versions_text = versions != NULL ? json_to_text(versions) : NULL;
-        json_decref(versions);
+        p->b.versions_text = versions_text(&p->b);
         rc = p->b.versions_text != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     if (rc != 0) {

@@ -419,8 +419,27 @@ time_format_rfc3339(int64_t t, char *buf, size_t buf_len)
     if (buf == NULL || buf_len == 0) {
         return;
     }
-    snprintf(buf, buf_len, "%04d-%02d-%02dT%02d:%02d:%02dZ", d.year, d.month, d.day,
-             secs / 3600, secs / 60 % 60, secs % 60);
+    /* "YYYY-MM-DDTHH:MM:SSZ" by hand (it is written for every instant of
+     * every answer): the year is 1..9999 after the clamp, so every field
+     * has a fixed width, as snprintf's "%04d-%02d-..." gives. */
+    char out[21];
+    const int fields[6] = {d.year, d.month, d.day, secs / 3600, secs / 60 % 60, secs % 60};
+    static const char seps[6] = {'-', '-', 'T', ':', ':', 'Z'};
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) {
+        int v = fields[i];
+        if (i == 0) {
+            out[at++] = (char)('0' + v / 1000);
+            out[at++] = (char)('0' + v / 100 % 10);
+        }
+        out[at++] = (char)('0' + v / 10 % 10);
+        out[at++] = (char)('0' + v % 10);
+        out[at++] = seps[i];
+    }
+    out[at] = '\0';
+    size_t n = at < buf_len - 1 ? at : buf_len - 1;
+    memcpy(buf, out, n);
+    buf[n] = '\0';
 }
 
 void
