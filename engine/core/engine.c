@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "entities.h"
 #include "ledger.h"
 #include "ops.h"
 #include "alloc.h"
@@ -76,6 +77,7 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
         return err->status;
     }
     eng->env->policies = &eng->policies;
+    eng->env->entities = entity_cache_open(); /* NULL: every read loads */
     eng->env->list_rows_max = cfg->list_rows_max;
     eng->env->policy_source_max = cfg->policy.source_bytes_max;
     if (store_open(&eng->writer, cfg->db_path, cfg->create ? STORE_CREATE : STORE_WRITER,
@@ -126,6 +128,9 @@ engine_close(struct engine *eng)
     eng->exporters = NULL;
     store_close(eng->writer);
     eng->writer = NULL;
+    if (eng->env != NULL) {
+        entity_cache_close(eng->env->entities);
+    }
     free(eng->env);
     eng->env = NULL;
     pthread_mutex_destroy(&eng->write_mu);

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "amount.h"
+#include "entities.h"
 #include "entries.h"
+#include "generation.h"
 #include "lots.h"
 #include "portfolio.h"
 
@@ -149,9 +151,36 @@ ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id)
     return resource_building_id != 0 ? resource_building_id : alloc_policy_building(a);
 }
 
+static int alloc_window_compute(struct ledger_ctx *lx, const struct alloc *a, int64_t n,
+                                int64_t *from, int64_t *until, bool *exists);
+
+/* A period's window is arithmetic on the allocation's schedule and zone
+ * (both generation-covered): a read snapshot keeps it (entities.h) rather
+ * than asking the time zone database again. */
 int
 alloc_window(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from, int64_t *until,
              bool *exists)
+{
+    bool cached = lx->cache != NULL && lx->cache_gen != 0 && n >= 0;
+    const struct entity_key key = {ENTITY_WINDOW, {a->id, n}};
+    struct entity_value v;
+    if (cached && entity_cache_get(lx->cache, lx->cache_gen, &key, &v)) {
+        *from = v.n;
+        *until = v.n2;
+        *exists = *from < *until;
+        return 0;
+    }
+    int rc = alloc_window_compute(lx, a, n, from, until, exists);
+    if (rc == 0 && cached && *exists) {
+        v = (struct entity_value){.n = *from, .n2 = *until};
+        entity_cache_put(lx->cache, lx->cache_gen, &key, &v);
+    }
+    return rc;
+}
+
+static int
+alloc_window_compute(struct ledger_ctx *lx, const struct alloc *a, int64_t n, int64_t *from,
+                     int64_t *until, bool *exists)
 {
     *exists = false;
     if (n < 0) {
@@ -294,11 +323,62 @@ lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n
     return entry_post(lx, *lot_id, "grant", l->amount, from, 0, key, NULL, a->description);
 }
 
+/* ---------- kept entities (entities.h) ----------
+ *
+ * A read snapshot (lx->cache set: op_bind_ledger, read-only connections
+ * only) reads the portfolio generation once and then takes users,
+ * tenants, resources with their buildings, allocations and eligibility
+ * verdicts from the cache when an earlier request of the same generation
+ * loaded them.  The writer never uses it: a write transaction sees its own
+ * uncommitted changes, whose generation number a rollback could give back
+ * to a different state. */
+
+/* Whether lx may use the cache (reading the generation on first use). */
+static int
+kept_usable(struct ledger_ctx *lx, bool *usable)
+{
+    *usable = false;
+    if (lx->cache == NULL) {
+        return 0;
+    }
+    if (lx->cache_gen == 0 && store_generation_get(lx->store, &lx->cache_gen, lx->err) != 0) {
+        lx->cache_gen = 0;
+        return lx->err->status;
+    }
+    *usable = true;
+    return 0;
+}
+
+static bool
+kept_get(struct ledger_ctx *lx, enum entity_kind kind, int64_t id, struct entity_value *v)
+{
+    const struct entity_key key = {kind, {id}};
+    return entity_cache_get(lx->cache, lx->cache_gen, &key, v);
+}
+
+static void
+kept_put(struct ledger_ctx *lx, enum entity_kind kind, int64_t id, struct entity_value *v)
+{
+    const struct entity_key key = {kind, {id}};
+    entity_cache_put(lx->cache, lx->cache_gen, &key, v);
+}
+
 /* ---------- policy contexts ---------- */
 
 json_t *
 ctx_user(struct ledger_ctx *lx, int64_t user_id, int64_t *tenant_id, int *rc)
 {
+    bool cached = false;
+    struct entity_value v;
+    *rc = kept_usable(lx, &cached);
+    if (*rc != 0) {
+        return NULL;
+    }
+    if (cached && kept_get(lx, ENTITY_USER, user_id, &v)) {
+        *tenant_id = v.n;
+        return v.json[0];
+    }
+    json_t *ctx = NULL;
     struct user_row u;
     bool found = false;
     *rc = store_user_get(lx->store, user_id, &u, &found, lx->err);
@@ -310,11 +390,14 @@ ctx_user(struct ledger_ctx *lx, int64_t user_id, int64_t *tenant_id, int *rc)
         return NULL;
     }
     *tenant_id = u.tenant_id;
-    json_t *ctx = json_pack("{s:o, s:o, s:O}", "id", id_json("usr", user_id), "tenant_id",
-                            id_json("ten", u.tenant_id), "roles", u.roles);
+    ctx = json_pack("{s:o, s:o, s:O}", "id", id_json("usr", user_id), "tenant_id",
+                    id_json("ten", u.tenant_id), "roles", u.roles);
     store_user_clear(&u);
     if (ctx == NULL) {
         *rc = oom(lx);
+    } else if (cached) {
+        v = (struct entity_value){.n = *tenant_id, .json = {json_incref(ctx)}};
+        kept_put(lx, ENTITY_USER, user_id, &v);
     }
     return ctx;
 }
@@ -328,6 +411,15 @@ tenant_building(void *ud, int64_t building_id)
 json_t *
 ctx_tenant(struct ledger_ctx *lx, int64_t tenant_id, int *rc)
 {
+    bool cached = false;
+    struct entity_value v;
+    *rc = kept_usable(lx, &cached);
+    if (*rc != 0) {
+        return NULL;
+    }
+    if (cached && kept_get(lx, ENTITY_TENANT, tenant_id, &v)) {
+        return v.json[0];
+    }
     struct tenant_row t;
     bool found = false;
     *rc = store_tenant_get(lx->store, tenant_id, &t, &found, lx->err);
@@ -353,6 +445,9 @@ ctx_tenant(struct ledger_ctx *lx, int64_t tenant_id, int *rc)
                             bids, "cross_building", t.cross_building);
     if (ctx == NULL) {
         *rc = oom(lx);
+    } else if (cached) {
+        v = (struct entity_value){.json = {json_incref(ctx)}};
+        kept_put(lx, ENTITY_TENANT, tenant_id, &v);
     }
     return ctx;
 }
@@ -375,13 +470,179 @@ ctx_line(const struct alloc_line *l)
                      "tags", l->tags);
 }
 
+/* ---------- resources and allocations, kept ---------- */
+
+/* A resource with its building, shared through the cache. */
+struct kept_resource {
+    struct entity_obj obj;
+    struct ledger_resource r;
+};
+
+static void
+kept_resource_destroy(struct entity_obj *obj)
+{
+    struct kept_resource *k = (struct kept_resource *)obj;
+    json_decref(k->r.ctx);
+    json_decref(k->r.building);
+    free(k);
+}
+
+static int
+resource_load(struct ledger_ctx *lx, int64_t id, struct ledger_resource *out, bool *found)
+{
+    struct resource_row r;
+    struct building_row bl;
+    if (store_resource_get(lx->store, id, &r, found, lx->err) != 0) {
+        return lx->err->status;
+    }
+    if (!*found) {
+        return 0;
+    }
+    int rc = store_building_get(lx->store, r.building_id, &bl, found, lx->err);
+    if (rc == 0 && *found) {
+        out->building_id = r.building_id;
+        out->archived = r.archived;
+        out->pay_credits = bl.pay_credits;
+        out->pay_invoice = bl.pay_invoice;
+        out->pay_card = bl.pay_card;
+        _Static_assert(sizeof out->currency == sizeof bl.currency, "currency buffers differ");
+        memcpy(out->currency, bl.currency, sizeof out->currency);
+        out->ctx = json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id", id_json("res", id),
+                             "building_id", id_json("bld", r.building_id), "name", r.name,
+                             "kind", r.kind, "tags", r.tags, "pricing", r.pricing,
+                             "credit_only", r.credit_only);
+        out->building = json_pack("{s:o, s:s, s:s}", "id", id_json("bld", r.building_id),
+                                  "timezone", bl.timezone, "currency", bl.currency);
+        if (out->ctx == NULL || out->building == NULL) {
+            json_decref(out->ctx);
+            json_decref(out->building);
+            out->ctx = out->building = NULL;
+            rc = oom(lx);
+        }
+    }
+    store_resource_clear(&r);
+    return rc;
+}
+
 int
-ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
-                json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok)
+ledger_resource_get(struct ledger_ctx *lx, int64_t id, struct ledger_resource *out, bool *found)
+{
+    memset(out, 0, sizeof *out);
+    *found = false;
+    bool cached = false;
+    struct entity_value v;
+    if (kept_usable(lx, &cached) != 0) {
+        return lx->err->status;
+    }
+    if (cached && kept_get(lx, ENTITY_RESOURCE, id, &v)) {
+        *out = ((struct kept_resource *)v.obj)->r;
+        json_incref(out->ctx);
+        json_incref(out->building);
+        entity_value_clear(&v);
+        *found = true;
+        return 0;
+    }
+    int rc = resource_load(lx, id, out, found);
+    struct kept_resource *k = rc == 0 && *found && cached ? malloc(sizeof *k) : NULL;
+    if (k != NULL) {
+        entity_obj_init(&k->obj, kept_resource_destroy);
+        k->r = *out;
+        json_incref(k->r.ctx);
+        json_incref(k->r.building);
+        v = (struct entity_value){.obj = &k->obj};
+        kept_put(lx, ENTITY_RESOURCE, id, &v);
+    }
+    return rc;
+}
+
+/* An allocation as alloc_load gives it, with its policy contexts. */
+struct ledger_alloc {
+    struct entity_obj obj;
+    struct alloc a;
+    json_t *ctx;                       /* ctx_alloc(&a) */
+    json_t *line_ctx[ALLOC_LINES_MAX]; /* ctx_line(&a.lines[i]) */
+};
+
+static void
+kept_alloc_destroy(struct entity_obj *obj)
+{
+    struct ledger_alloc *e = (struct ledger_alloc *)obj;
+    json_decref(e->ctx);
+    for (int i = 0; i < e->a.line_count; i++) {
+        json_decref(e->line_ctx[i]);
+    }
+    alloc_free(&e->a);
+    free(e);
+}
+
+/* A fresh ledger_alloc for `id`, with one reference. */
+static int
+kept_alloc_make(struct ledger_ctx *lx, int64_t id, struct ledger_alloc **out)
+{
+    struct ledger_alloc *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return oom(lx);
+    }
+    entity_obj_init(&e->obj, kept_alloc_destroy);
+    if (alloc_load(lx, id, &e->a) != 0) {
+        free(e);
+        return lx->err->status;
+    }
+    bool ok = (e->ctx = ctx_alloc(&e->a)) != NULL;
+    for (int i = 0; ok && i < e->a.line_count; i++) {
+        ok = (e->line_ctx[i] = ctx_line(&e->a.lines[i])) != NULL;
+    }
+    if (!ok) {
+        entity_obj_release(&e->obj);
+        return oom(lx);
+    }
+    *out = e;
+    return 0;
+}
+
+int
+ledger_alloc_get(struct ledger_ctx *lx, int64_t id, struct ledger_alloc **out,
+                 const struct alloc **a)
+{
+    *out = NULL;
+    *a = NULL;
+    bool cached = false;
+    struct entity_value v;
+    if (kept_usable(lx, &cached) != 0) {
+        return lx->err->status;
+    }
+    if (cached && kept_get(lx, ENTITY_ALLOC, id, &v)) {
+        *out = (struct ledger_alloc *)v.obj; /* v's reference is the caller's */
+    } else {
+        if (kept_alloc_make(lx, id, out) != 0) {
+            return lx->err->status;
+        }
+        if (cached) {
+            entity_obj_retain(&(*out)->obj);
+            v = (struct entity_value){.obj = &(*out)->obj};
+            kept_put(lx, ENTITY_ALLOC, id, &v);
+        }
+    }
+    *a = &(*out)->a;
+    return 0;
+}
+
+void
+ledger_alloc_release(struct ledger_alloc *e)
+{
+    if (e != NULL) {
+        entity_obj_release(&e->obj);
+    }
+}
+
+/* The eligibility call on the contexts given (all borrowed). */
+static int
+eligible_call(struct ledger_ctx *lx, struct policy_set *pol, json_t *alloc_ctx, json_t *line_ctx,
+              json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok)
 {
     *ok = false;
-    json_t *ctx = json_pack("{s:O, s:O, s:o, s:o}", "user", user_ctx, "tenant", tenant_ctx,
-                            "allocation", ctx_alloc(a), "line", ctx_line(&a->lines[line_idx]));
+    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O}", "user", user_ctx, "tenant", tenant_ctx,
+                            "allocation", alloc_ctx, "line", line_ctx);
     if (ctx == NULL ||
         (resource_ctx != NULL && json_object_set(ctx, "resource", resource_ctx) != 0)) {
         json_decref(ctx);
@@ -401,6 +662,22 @@ ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct allo
     *ok = json_is_true(res);
     json_decref(res);
     return 0;
+}
+
+int
+ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct alloc *a, int line_idx,
+                json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, bool *ok)
+{
+    *ok = false;
+    json_t *alloc_ctx = ctx_alloc(a);
+    json_t *line_ctx = ctx_line(&a->lines[line_idx]);
+    int rc = alloc_ctx == NULL || line_ctx == NULL
+                 ? oom(lx)
+                 : eligible_call(lx, pol, alloc_ctx, line_ctx, user_ctx, tenant_ctx,
+                                 resource_ctx, ok);
+    json_decref(alloc_ctx);
+    json_decref(line_ctx);
+    return rc;
 }
 
 /* ---------- period boundaries ---------- */
@@ -830,9 +1107,27 @@ add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t
              bool *found)
 {
     struct lot_row lot;
+    /* Lots are created, never deleted, and every creation moves the
+     * generation: a read snapshot keeps "no such lot" (entities.h). */
+    bool cached = lx->cache != NULL && lx->cache_gen != 0;
+    const struct entity_key key = {
+        ENTITY_LOT_ABSENT,
+        {a->id, a->lines[line_idx].idx, n, owner, strcmp(kind, "rollover") == 0}};
+    struct entity_value v;
+    *found = false;
+    bool known = cached && entity_cache_get(lx->cache, lx->cache_gen, &key, &v);
+    if (known && v.n != 0) {
+        return 0; /* absent */
+    }
     if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &lot, found,
                        lx->err) != 0) {
         return lx->err->status;
+    }
+    if (cached && !known) {
+        /* Present (0) is kept too, so that the next request does not
+         * look again for nothing. */
+        v = (struct entity_value){.n = !*found};
+        entity_cache_put(lx->cache, lx->cache_gen, &key, &v);
     }
     if (!*found || lot.closed || lot.valid_from > t || t >= lot.valid_until ||
         !(with_empty || lot.unlimited || lot.balance > 0)) {
@@ -902,43 +1197,72 @@ add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_
 struct cands_ud {
     struct ledger_ctx *lx;
     struct policy_set *pol; /* the resource building's set (resource case) */
-    int64_t user_id;
+    int64_t user_id, tenant_id, resource_id; /* resource_id 0: none */
     json_t *user_ctx, *tenant_ctx, *resource_ctx;
     int64_t t;
     bool create, with_empty;
+    bool memo; /* eligibility verdicts may be kept (entities.h) */
     struct cand_list *list;
 };
+
+/* Whether line i of the allocation may pay: the verdict kept for this
+ * generation when there is one (entities.h), else the policy's. */
+static int
+cands_eligible(struct cands_ud *u, struct policy_set *pol, const struct ledger_alloc *e, int i,
+               bool *ok)
+{
+    /* The verdict is a function of the set and of the entities the
+     * contexts were made from (policies are pure): its key. */
+    const struct entity_key key = {
+        ENTITY_ELIG,
+        {(int64_t)policy_set_serial(pol), u->user_id, u->tenant_id, u->resource_id,
+         e->a.id * ALLOC_LINES_MAX + i},
+    };
+    struct entity_value v;
+    if (u->memo && entity_cache_get(u->lx->cache, u->lx->cache_gen, &key, &v)) {
+        *ok = v.n != 0;
+        return 0;
+    }
+    int rc = eligible_call(u->lx, pol, e->ctx, e->line_ctx[i], u->user_ctx, u->tenant_ctx,
+                           u->resource_ctx, ok);
+    if (rc == 0 && u->memo) {
+        v = (struct entity_value){.n = *ok};
+        entity_cache_put(u->lx->cache, u->lx->cache_gen, &key, &v);
+    }
+    return rc;
+}
 
 static int
 cands_alloc(void *ud, int64_t id)
 {
     struct cands_ud *u = ud;
     struct ledger_ctx *lx = u->lx;
-    struct alloc a;
-    if (alloc_load(lx, id, &a) != 0) {
+    struct ledger_alloc *e = NULL;
+    const struct alloc *a = NULL;
+    if (ledger_alloc_get(lx, id, &e, &a) != 0) {
         return lx->err->status;
     }
     int64_t n = 0;
     bool in_schedule = false;
-    int rc = alloc_period_at(lx, &a, u->t, &n, &in_schedule);
+    int rc = alloc_period_at(lx, a, u->t, &n, &in_schedule);
     /* ledger_eligibility_building: with a resource, the caller's set (its
      * building's) decides; without one, the allocation's own building. */
     struct policy_set *pol = u->pol, *own = NULL;
     if (rc == 0 && in_schedule && u->resource_ctx == NULL) {
-        rc = policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(&a, 0), &own,
+        rc = policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(a, 0), &own,
                               NULL, lx->err);
         pol = own;
     }
-    int64_t owner = strcmp(a.pool, "per_user") == 0 ? u->user_id : 0;
-    for (int i = 0; rc == 0 && in_schedule && i < a.line_count; i++) {
+    int64_t owner = strcmp(a->pool, "per_user") == 0 ? u->user_id : 0;
+    for (int i = 0; rc == 0 && in_schedule && i < a->line_count; i++) {
         bool ok = false;
-        rc = ledger_eligible(lx, pol, &a, i, u->user_ctx, u->tenant_ctx, u->resource_ctx, &ok);
+        rc = cands_eligible(u, pol, e, i, &ok);
         if (rc == 0 && ok) {
-            rc = add_line_lots(lx, &a, i, n, owner, u->t, u->create, u->with_empty, u->list);
+            rc = add_line_lots(lx, a, i, n, owner, u->t, u->create, u->with_empty, u->list);
         }
     }
     policy_set_release(own);
-    alloc_free(&a);
+    ledger_alloc_release(e);
     return rc;
 }
 
@@ -949,9 +1273,21 @@ ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id
 {
     list->count = 0;
     /* Every allocation in force is considered, however many: the query is
-     * streamed, each allocation loaded and judged in turn. */
-    struct cands_ud u = {lx,         pol,       user_id, user_ctx, tenant_ctx,
-                         resource_ctx, t,       create,  with_empty, list};
+     * streamed, each allocation loaded (or found in the generation's
+     * entities) and judged in turn. */
+    struct cands_ud u = {
+        .lx = lx, .pol = pol, .user_id = user_id, .tenant_id = tenant_id,
+        .user_ctx = user_ctx, .tenant_ctx = tenant_ctx, .resource_ctx = resource_ctx,
+        .t = t, .create = create, .with_empty = with_empty, .list = list,
+    };
+    bool cached = false;
+    if (kept_usable(lx, &cached) != 0) {
+        return lx->err->status;
+    }
+    /* Verdicts are kept by the ids the contexts were made from. */
+    const char *rid = json_string_value(json_object_get(resource_ctx, "id"));
+    u.memo = cached && (resource_ctx == NULL ||
+                        (rid != NULL && id_parse("res", rid, &u.resource_id) == 0));
     return store_allocations_in_force_each(lx->store, tenant_id, unit, t, cands_alloc, &u,
                                            lx->err);
 }

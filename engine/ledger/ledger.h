@@ -23,12 +23,22 @@
 /* What every ledger function runs with: the connection (inside the caller's
  * write transaction for changes), the instant, who is acting (for audit
  * columns), where policy sets come from, and where errors go. */
+struct entity_cache;
+
 struct ledger_ctx {
     struct store *store;
     int64_t now;
     const char *actor;
     struct policy_cache *policies;
     struct eng_error *err;
+    /* The kept entities of the portfolio generation (entities.h), for a
+     * read snapshot only: NULL on the writer.  cache_gen is the snapshot's
+     * generation once read (0: not yet).  With a cache, ctx_user,
+     * ctx_tenant, ledger_resource_get, ledger_alloc_get and the eligibility
+     * verdicts of ledger_candidates may come from it: contexts handed out
+     * are shared and must not be modified. */
+    struct entity_cache *cache;
+    int64_t cache_gen;
 };
 
 /* Lines per allocation: the API refuses more (limit_exceeded), and a stored
@@ -158,11 +168,39 @@ int64_t ledger_eligibility_building(const struct alloc *a, int64_t resource_buil
  * and each allocation's own policy building's set is used.  With create
  * true, missing period lots are created, else reported as virtual.  Lots with nothing left are skipped unless
  * with_empty (the wallet lists them).  The list grows as needed (no cap);
- * it is emptied first, and freed by the caller with cand_list_free. */
+ * it is emptied first, and freed by the caller with cand_list_free.
+ * user_ctx and tenant_ctx must be ctx_user(user_id) and ctx_tenant(tenant_id),
+ * resource_ctx that of ledger_resource_get: on a read snapshot the
+ * eligibility verdicts are kept by those ids (entities.h). */
 int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                       json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx,
                       const char *unit, int64_t t, bool create, bool with_empty,
                       struct cand_list *list);
+
+/* A resource and its building, as quotes and bookings see them. */
+struct ledger_resource {
+    int64_t building_id;
+    bool archived;
+    bool pay_credits, pay_invoice, pay_card;
+    char currency[8];
+    json_t *ctx;      /* the resource's policy context */
+    json_t *building; /* the building's policy context */
+};
+
+/* Resource `id` with its building: *found false for an unknown one.  On a
+ * read snapshot (lx->cache) taken from the generation's kept entities when
+ * an earlier request loaded it (entities.h).  The caller decrefs out->ctx
+ * and out->building, and must not modify them (they may be shared). */
+int ledger_resource_get(struct ledger_ctx *lx, int64_t id, struct ledger_resource *out,
+                        bool *found);
+
+/* Allocation `id` as alloc_load gives it (ENG_ENOTFOUND when unknown),
+ * kept for the generation on a read snapshot: *out holds a reference
+ * (ledger_alloc_release), *a points into it and must not be modified. */
+struct ledger_alloc;
+int ledger_alloc_get(struct ledger_ctx *lx, int64_t id, struct ledger_alloc **out,
+                     const struct alloc **a);
+void ledger_alloc_release(struct ledger_alloc *e); /* NULL is fine */
 
 /* The building whose policies decide an allocation's rollover, and its
  * eligibility when no resource is involved: its first building. */

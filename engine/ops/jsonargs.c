@@ -20,6 +20,11 @@ op_bind_ledger(struct op *op)
     op->lx.actor = op->who != NULL ? op->who->name : "system";
     op->lx.policies = op->env != NULL ? op->env->policies : NULL;
     op->lx.err = op->err;
+    /* Kept entities serve read snapshots only (ledger/entities.h). */
+    op->lx.cache = op->env != NULL && op->store != NULL && store_readonly(op->store)
+                       ? op->env->entities
+                       : NULL;
+    op->lx.cache_gen = 0;
 }
 
 /* An answer may never hide a storage failure met on the way to it (an

@@ -24,6 +24,7 @@
 /* What the engine hands every operation. */
 struct op_env {
     struct policy_cache *policies;
+    struct entity_cache *entities; /* NULL: nothing kept (ledger/entities.h) */
     int list_rows_max;
     size_t policy_source_max;
 };

@@ -69,14 +69,14 @@ bk_free(struct bk *b)
 }
 
 /* Fills b->resource, b->building and the building's payment settings from
- * the resource b->resource_id. */
+ * the resource b->resource_id (kept for the generation on a read snapshot:
+ * ledger/entities.h). */
 static int
 load_resource(struct op *op, struct bk *b)
 {
-    struct resource_row r;
-    struct building_row bl;
+    struct ledger_resource r;
     bool found = false;
-    if (store_resource_get(op->store, b->resource_id, &r, &found, op->err) != 0) {
+    if (ledger_resource_get(&op->lx, b->resource_id, &r, &found) != 0) {
         return op->err->status;
     }
     if (!found) {
@@ -84,31 +84,14 @@ load_resource(struct op *op, struct bk *b)
     }
     b->building_id = r.building_id;
     b->archived = r.archived;
-    int rc = store_building_get(op->store, r.building_id, &bl, &found, op->err);
-    if (rc == 0 && !found) {
-        rc = op_not_found(op, "resource");
-    }
-    if (rc == 0) {
-        b->resource = json_pack("{s:o, s:o, s:s, s:s, s:O, s:O, s:b}", "id",
-                                id_json("res", b->resource_id), "building_id",
-                                id_json("bld", b->building_id), "name", r.name, "kind", r.kind,
-                                "tags", r.tags, "pricing", r.pricing, "credit_only",
-                                r.credit_only);
-        b->building = json_pack("{s:o, s:s, s:s}", "id", id_json("bld", b->building_id),
-                                "timezone", bl.timezone, "currency", bl.currency);
-        if (b->resource == NULL || b->building == NULL) {
-            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
-        }
-    }
-    _Static_assert(sizeof b->currency == sizeof bl.currency, "currency buffers differ");
-    if (rc == 0) {
-        memcpy(b->currency, bl.currency, sizeof b->currency);
-        b->pay_credits = bl.pay_credits;
-        b->pay_invoice = bl.pay_invoice;
-        b->pay_card = bl.pay_card;
-    }
-    store_resource_clear(&r);
-    return rc;
+    b->resource = r.ctx;
+    b->building = r.building;
+    _Static_assert(sizeof b->currency == sizeof r.currency, "currency buffers differ");
+    memcpy(b->currency, r.currency, sizeof b->currency);
+    b->pay_credits = r.pay_credits;
+    b->pay_invoice = r.pay_invoice;
+    b->pay_card = r.pay_card;
+    return 0;
 }
 
 /* A policy result that refuses with {error = "..."}: a 400 (and *res is
@@ -346,14 +329,13 @@ tenant_reach(struct op *op, const struct bk *b, bool resource_reached)
         return op_not_found(op, "resource");
     }
     for (int i = 0; i < b->cands.count; i++) {
-        struct allocation_row a;
-        bool found = false;
-        int rc = store_allocation_get(op->store, b->cands.items[i].alloc_id, &a, &found, op->err);
-        bool cross = found && a.cross_building;
-        store_allocation_clear(&a);
-        if (rc != 0) {
-            return rc;
+        struct ledger_alloc *e = NULL;
+        const struct alloc *a = NULL;
+        if (ledger_alloc_get(&op->lx, b->cands.items[i].alloc_id, &e, &a) != 0) {
+            return op->err->status;
         }
+        bool cross = a->cross_building;
+        ledger_alloc_release(e);
         if (cross) {
             return 0;
         }
@@ -417,8 +399,8 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
     /* The resource in scope: for an admin key, its building; for a tenant
      * principal, a building the tenant leases, or else one its
      * cross-building credits reach (tenant_reach, once they are known). */
-    bool reached = false;
-    if (op_check_reaches(op, OP_OBJ_RESOURCE, b->resource_id, &reached) != 0) {
+    bool reached = op_reaches_all(op); /* the resource exists: it was just loaded */
+    if (!reached && op_check_reaches(op, OP_OBJ_RESOURCE, b->resource_id, &reached) != 0) {
         return op->err->status;
     }
     if (!reached && op_is_admin(op)) {
@@ -625,16 +607,44 @@ versions_json(const struct bk *b)
     return versions;
 }
 
+/* versions_json(b) as compact JSON text (what the booking row stores),
+ * malloc'd; NULL without memory.  Written by hand: the labels are our own
+ * ("v3:1a2b...", "default:...", "file:...", "candidate:..."), so they need
+ * no escaping; one that would goes through jansson instead. */
+static char *
+versions_text(const struct bk *b)
+{
+    size_t len = 2;
+    bool plain = true;
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        len += strlen(policy_kind_name((enum policy_kind)k)) + strlen(b->versions[k]) + 6;
+        for (const char *c = b->versions[k]; *c != '\0'; c++) {
+            plain = plain && *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\';
+        }
+    }
+    if (!plain) {
+        json_t *versions = versions_json(b);
+        char *text = versions != NULL ? json_to_text(versions) : NULL;
+        json_decref(versions);
+        return text;
+    }
+    char *text = malloc(len + 1);
+    size_t at = 0;
+    for (int k = 0; text != NULL && k < POLICY_KIND_COUNT; k++) {
+        at += (size_t)snprintf(text + at, len + 1 - at, "%s\"%s\":\"%s\"", k == 0 ? "{" : ",",
+                               policy_kind_name((enum policy_kind)k), b->versions[k]);
+    }
+    if (text != NULL) {
+        snprintf(text + at, len + 1 - at, "}");
+    }
+    return text;
+}
+
 /* The booking row to write for b, with the policy versions it ran under. */
 static int
 insert_booking(struct op *op, const struct bk *b, bool credits, int64_t *id)
 {
-    char *vtext = b->versions_text;
-    if (vtext == NULL) {
-        json_t *versions = versions_json(b);
-        vtext = versions != NULL ? json_to_text(versions) : NULL;
-        json_decref(versions);
-    }
+    char *vtext = b->versions_text != NULL ? b->versions_text : versions_text(b);
     if (vtext == NULL) {
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
@@ -999,6 +1009,7 @@ op_book_plan(struct op *op, json_t *args, void **out)
     /* Read first: the snapshot starts here. */
     int rc = store_generation_get(op->store, &p->generation, op->err);
     if (rc == 0) {
+        op->lx.cache_gen = op->lx.cache != NULL ? p->generation : 0; /* read once */
         rc = prepare(op, args, &p->b, true);
     }
     p->by_credits = p->b.method != NULL && strcmp(p->b.method, "credits") == 0;
@@ -1017,9 +1028,7 @@ op_book_plan(struct op *op, json_t *args, void **out)
     }
     if (rc == 0) {
         /* The row's text is made here, not in the writer. */
-        json_t *versions = versions_json(&p->b);
-        p->b.versions_text = versions != NULL ? json_to_text(versions) : NULL;
-        json_decref(versions);
+        p->b.versions_text = versions_text(&p->b);
         rc = p->b.versions_text != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     if (rc != 0) {

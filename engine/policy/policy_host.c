@@ -1106,7 +1106,6 @@ struct policy_conv {
 };
 
 static json_t *policy_conv_fail(struct policy_conv *cv, const char *fmt, ...) ENG_PRINTF(2, 3);
-static size_t policy_path_push(struct policy_conv *cv, const char *fmt, ...) ENG_PRINTF(2, 3);
 
 static json_t *
 policy_conv_fail(struct policy_conv *cv, const char *fmt, ...)
@@ -1120,19 +1119,47 @@ policy_conv_fail(struct policy_conv *cv, const char *fmt, ...)
     return NULL;
 }
 
-/* Appends a path segment; returns the length to restore afterwards.  A path
- * that no longer fits is cut: it only decorates the message. */
+/* Appends len bytes of text to the path; returns the length to restore
+ * afterwards.  A path that no longer fits is cut: it only decorates the
+ * message.  Written by hand, not printf: it runs for every value of every
+ * result. */
 static size_t
-policy_path_push(struct policy_conv *cv, const char *fmt, ...)
+policy_path_add(struct policy_conv *cv, const char *text, size_t len)
 {
     size_t saved = cv->path_len;
-    size_t room = sizeof cv->path - cv->path_len;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cv->path + cv->path_len, room, fmt, ap);
-    va_end(ap);
-    cv->path_len = (n < 0 || (size_t)n >= room) ? sizeof cv->path - 1 : cv->path_len + (size_t)n;
+    size_t room = sizeof cv->path - 1 - cv->path_len;
+    len = len < room ? len : room;
+    memcpy(cv->path + cv->path_len, text, len);
+    cv->path_len += len;
+    cv->path[cv->path_len] = '\0';
     return saved;
+}
+
+/* ".key", the key cut at 40 bytes (or its first NUL). */
+static size_t
+policy_path_key(struct policy_conv *cv, const char *key)
+{
+    char seg[41] = ".";
+    size_t n = strnlen(key, 40);
+    memcpy(seg + 1, key, n);
+    return policy_path_add(cv, seg, n + 1);
+}
+
+/* "[i]" for a list index i >= 1. */
+static size_t
+policy_path_index(struct policy_conv *cv, lua_Integer i)
+{
+    char digits[24], seg[26];
+    size_t n = 0, len = 0;
+    for (unsigned long long v = (unsigned long long)i; n == 0 || v > 0; v /= 10) {
+        digits[n++] = (char)('0' + (int)(v % 10));
+    }
+    seg[len++] = '[';
+    while (n > 0) {
+        seg[len++] = digits[--n];
+    }
+    seg[len++] = ']';
+    return policy_path_add(cv, seg, len);
 }
 
 static void
@@ -1182,7 +1209,7 @@ policy_array_to_json(lua_State *L, struct policy_conv *cv, int idx, lua_Integer 
         return policy_conv_fail(cv, "a list (out of memory)");
     }
     for (lua_Integer i = 1; i <= n; i++) {
-        size_t saved = policy_path_push(cv, "[%lld]", (long long)i);
+        size_t saved = policy_path_index(cv, i);
         lua_rawgeti(L, idx, i);
         json_t *item = policy_to_json(L, cv, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
@@ -1214,7 +1241,7 @@ policy_object_to_json(lua_State *L, struct policy_conv *cv, int idx, int depth)
             return policy_conv_fail(cv, "a key longer than %zu bytes",
                                     cv->limits->string_bytes_max);
         }
-        size_t saved = policy_path_push(cv, ".%.40s", key);
+        size_t saved = policy_path_key(cv, key);
         json_t *value = policy_to_json(L, cv, lua_gettop(L), depth + 1);
         policy_path_pop(cv, saved);
         lua_pop(L, 1);
@@ -1917,6 +1944,7 @@ policy_state_load(struct policy_state **out, const struct policy_source *chosen[
 
 struct policy_set {
     atomic_int refs;
+    uint64_t serial; /* policy_set_serial: never reused in the process */
     atomic_bool retired; /* no longer served: threads drop their copies */
     atomic_bool pinned;  /* a total budget: every call runs on the primary */
     pthread_mutex_t mutex; /* held by every call while it is inside primary */
@@ -1938,6 +1966,7 @@ struct policy_thread {
 };
 
 static atomic_int policy_copies_count;
+static atomic_uint_least64_t policy_set_serials;
 static pthread_key_t policy_thread_key;
 static pthread_once_t policy_thread_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct policy_thread *policy_thread_cur;
@@ -2125,6 +2154,7 @@ policy_set_load(struct policy_set **out, const struct policy_source defaults[POL
         return eng_error_set(err, ENG_ENOMEM, "cannot create a policy set mutex");
     }
     atomic_init(&set->refs, 1);
+    set->serial = atomic_fetch_add_explicit(&policy_set_serials, 1, memory_order_relaxed) + 1;
     atomic_init(&set->retired, false);
     atomic_init(&set->pinned, false);
     set->primary = st;
@@ -2431,6 +2461,13 @@ policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int c
     struct policy_call call = {.kinds = kinds, .count = count, .ctx = ctx, .next = next,
                                .next_ud = ud, .results = results};
     return policy_set_run(set, &call, err);
+}
+
+uint64_t
+policy_set_serial(const struct policy_set *set)
+{
+    ENG_ASSERT(set != NULL);
+    return set->serial;
 }
 
 int

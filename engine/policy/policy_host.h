@@ -156,6 +156,11 @@ void policy_set_total_budget(struct policy_set *set, int64_t instructions_max,
  * against the wall time too). */
 ENG_MUST_CHECK int policy_set_total_check(struct policy_set *set, struct eng_error *err);
 
+/* A number naming the set among every set this process has loaded (never
+ * reused, never 0): what a set answers is a function of this number and
+ * the context, so callers may key kept answers by it.  Thread-safe. */
+uint64_t policy_set_serial(const struct policy_set *set);
+
 /* Copies of sets alive in the process, over all threads (for tests and
  * metrics).  Thread-safe. */
 int policy_copies_live(void);

@@ -419,8 +419,27 @@ time_format_rfc3339(int64_t t, char *buf, size_t buf_len)
     if (buf == NULL || buf_len == 0) {
         return;
     }
-    snprintf(buf, buf_len, "%04d-%02d-%02dT%02d:%02d:%02dZ", d.year, d.month, d.day,
-             secs / 3600, secs / 60 % 60, secs % 60);
+    /* "YYYY-MM-DDTHH:MM:SSZ" by hand (it is written for every instant of
+     * every answer): the year is 1..9999 after the clamp, so every field
+     * has a fixed width, as snprintf's "%04d-%02d-..." gives. */
+    char out[21];
+    const int fields[6] = {d.year, d.month, d.day, secs / 3600, secs / 60 % 60, secs % 60};
+    static const char seps[6] = {'-', '-', 'T', ':', ':', 'Z'};
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) {
+        int v = fields[i];
+        if (i == 0) {
+            out[at++] = (char)('0' + v / 1000);
+            out[at++] = (char)('0' + v / 100 % 10);
+        }
+        out[at++] = (char)('0' + v / 10 % 10);
+        out[at++] = (char)('0' + v % 10);
+        out[at++] = seps[i];
+    }
+    out[at] = '\0';
+    size_t n = at < buf_len - 1 ? at : buf_len - 1;
+    memcpy(buf, out, n);
+    buf[n] = '\0';
 }
 
 void
@@ -450,6 +469,10 @@ struct tz_slot {
     char zone[TIME_ZONE_NAME_MAX]; /* "" when the slot is empty */
     UCalendar *cal;
     uint64_t used; /* cache tick of the last use */
+    /* The offset in force over [span_from, span_until): between two of the
+     * zone's transitions, for tz_local_time (span_from > span_until: none
+     * known yet). */
+    int64_t span_from, span_until, span_offset_s;
 };
 
 struct tz_cache {
@@ -564,13 +587,27 @@ tz_cache_load(struct tz_cache *cache, const char *zone, const UChar *id)
         return NULL;
     }
     snprintf(slot->zone, sizeof slot->zone, "%s", zone);
+    slot->span_from = 1;
+    slot->span_until = 0;
     return slot;
 }
+
+static int tz_slot_get(const char *zone, struct tz_slot **out, struct eng_error *err);
 
 /* The calendar for `zone`, from the cache or freshly opened.  The calendar
  * belongs to the cache: callers use it for this call only. */
 static int
 tz_calendar(const char *zone, UCalendar **out, struct eng_error *err)
+{
+    struct tz_slot *slot = NULL;
+    int rc = tz_slot_get(zone, &slot, err);
+    *out = rc == 0 ? slot->cal : NULL;
+    return rc;
+}
+
+/* The cache slot of `zone` (its calendar and offset span). */
+static int
+tz_slot_get(const char *zone, struct tz_slot **out, struct eng_error *err)
 {
     struct tz_cache *cache = tz_cache_get();
     struct tz_slot *slot = NULL;
@@ -598,7 +635,7 @@ tz_calendar(const char *zone, UCalendar **out, struct eng_error *err)
         }
     }
     slot->used = ++cache->tick;
-    *out = slot->cal;
+    *out = slot;
     return 0;
 }
 
@@ -679,17 +716,55 @@ tz_local_midnight(const char *zone, struct civil_date date, int64_t *out, struct
     return 0;
 }
 
+/* The offset in force at t, from the slot's span when t is inside it;
+ * else from ICU, and the span around t (the zone's transitions before and
+ * after it) kept for the next call: quotes and bookings ask about nearby
+ * instants of a few zones, and two ucal_get calls cost ~5,000
+ * instructions against a comparison. */
+static bool
+tz_slot_offset(struct tz_slot *slot, int64_t t, int64_t *offset_s)
+{
+    if (slot->span_from <= t && t < slot->span_until) {
+        *offset_s = slot->span_offset_s;
+        return true;
+    }
+    if (!tz_offset_at(slot->cal, t, offset_s)) {
+        return false;
+    }
+    UErrorCode st = U_ZERO_ERROR;
+    UDate prev = 0, next = 0;
+    /* Relative to the calendar's time, which tz_offset_at just set to t. */
+    UBool has_prev =
+        ucal_getTimeZoneTransitionDate(slot->cal, UCAL_TZ_TRANSITION_PREVIOUS_INCLUSIVE, &prev,
+                                       &st);
+    UBool has_next =
+        ucal_getTimeZoneTransitionDate(slot->cal, UCAL_TZ_TRANSITION_NEXT, &next, &st);
+    if (U_FAILURE(st)) {
+        slot->span_from = 1;
+        slot->span_until = 0; /* nothing kept: the offset above still holds */
+        return true;
+    }
+    /* Whole seconds inside the transitions (they fall on whole seconds). */
+    int64_t from = has_prev ? -floor_div((int64_t)-prev, 1000) : INT64_MIN;
+    int64_t until = has_next ? floor_div((int64_t)next, 1000) : INT64_MAX;
+    bool inside = from <= t && t < until;
+    slot->span_from = inside ? from : 1;
+    slot->span_until = inside ? until : 0;
+    slot->span_offset_s = *offset_s;
+    return true;
+}
+
 int
 tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_error *err)
 {
-    UCalendar *cal;
+    struct tz_slot *slot;
     int64_t offset_s;
 
-    int rc = tz_calendar(zone, &cal, err);
+    int rc = tz_slot_get(zone, &slot, err);
     if (rc != 0) {
         return rc;
     }
-    if (t < TIME_MIN_S || t > TIME_MAX_S || !tz_offset_at(cal, t, &offset_s)) {
+    if (t < TIME_MIN_S || t > TIME_MAX_S || !tz_slot_offset(slot, t, &offset_s)) {
         return eng_error_set(err, ENG_EINVAL, "time is outside years 0001..9999");
     }
     /* The civil fields come from our own arithmetic, not ICU's calendar

@@ -38,7 +38,32 @@ role_is_admin(enum role role)
 void
 id_format(const char *prefix, int64_t id, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s_%" PRId64, prefix, id);
+    /* prefix "_" id by hand (ids are written for every object of every
+     * answer); cut to len like snprintf. */
+    char out[64];
+    size_t at = 0;
+    for (const char *p = prefix; *p != '\0' && at < 40; p++) {
+        out[at++] = *p;
+    }
+    out[at++] = '_';
+    uint64_t v = id < 0 ? (uint64_t)0 - (uint64_t)id : (uint64_t)id;
+    if (id < 0) {
+        out[at++] = '-';
+    }
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v > 0);
+    while (n > 0) {
+        out[at++] = digits[--n];
+    }
+    if (len > 0) {
+        size_t keep = at < len - 1 ? at : len - 1;
+        memcpy(buf, out, keep);
+        buf[keep] = '\0';
+    }
 }
 
 json_t *
