@@ -21,7 +21,7 @@
 #                  booking takes credits from one lot
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
-# makes its table from them).
+# makes its table from them); BENCH_KEEP=1 keeps the logs.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD="${ALLOT_BUILD_DIR:-build}"
@@ -62,8 +62,15 @@ HAPID=""
 cleanup() {
     for p in $PIDS $HAPID; do kill "$p" 2>/dev/null || true; done
     for p in $PIDS $HAPID; do wait "$p" 2>/dev/null || true; done
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        # The logs (allotd's, haproxy's, PostgreSQL's server.log) stay.
+        [ -n "$PGDIR" ] && cp "$PGDIR/server.log" "$DIR/postgresql.log"
+        echo "bench: kept $DIR" >&2
+    else
+        rm -rf "$DIR"
+    fi
     [ -n "$PGDIR" ] && sh scripts/pg_cluster.sh stop "$PGDIR"
-    rm -rf "$DIR"
+    return 0
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -171,16 +178,18 @@ post /v1/quotes "{\"resource_id\":\"$ROOM\",\"user_id\":\"$U\",\"start\":\"2027-
 }
 
 FAILED=0
+BAD=0
 BOOKED=0
 BOOK_CONNS=0
 SUMMARY=""
-fail() { echo "bench: FAILED: $*" >&2; FAILED=1; }
+WHY=""
+fail() { echo "bench: FAILED: $*" >&2; FAILED=1; WHY="$WHY${WHY:+; }$*"; }
 # One load: prints its line, checks every answer, and echoes the count of
 # good answers into $GOOD.
 load() { # name connections script [env...]
     name=$1 c=$2 script=$3
     t=$(( c < 2 ? 1 : 2 ))
-    out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --latency -s "$script" "$URL" 2>&1)
+    out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --timeout 10s --latency -s "$script" "$URL" 2>&1)
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
@@ -189,6 +198,7 @@ load() { # name connections script [env...]
     sock=$(echo "$out" | awk '/^checked/ {print $7}')
     printf '%-16s %3s conn  %10s req/s  p50 %8s  p99 %8s  checked ok %s, bad %s, socket errors %s\n' \
         "$name" "$c" "$rps" "$p50" "$p99" "${GOOD:-?}" "${bad:-?}" "${sock:-?}"
+    BAD=$(( BAD + ${bad:-0} + ${sock:-0} ))
     if [ -z "$GOOD" ] || [ "$GOOD" -eq 0 ] || [ "${bad:-1}" -ne 0 ] || [ "${sock:-1}" -ne 0 ]; then
         fail "$name at $c connections: not every answer was right"
         echo "$out" | grep '^first_bad' >&2 || true
@@ -231,12 +241,15 @@ if ! "$BUILD/allot" verify --db "$DB" --policies policies; then
 fi
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average at the end: $LOADAVG"
+if [ -n "${BENCH_SUMMARY:-}" ]; then
+    # A failed run's line says so: its figures are not a result.
+    status=ok
+    [ "$FAILED" -ne 0 ] && status="FAILED, $BAD bad answers: $WHY"
+    printf '%s\t%s\thealth %s %s\tbooked %s %s\tload %s%s\n' "$LABEL" "$status" "$HEALTH" \
+        "$LAST_RPS" "$BOOKED" "$IN_DB" "$LOADAVG" "$SUMMARY" >> "$BENCH_SUMMARY"
+fi
 if [ "$FAILED" -ne 0 ]; then
     echo "bench: FAILED (the figures above are not valid)"
     exit 1
-fi
-if [ -n "${BENCH_SUMMARY:-}" ]; then
-    printf '%s\thealth %s %s\tbooked %s %s\tload %s%s\n' "$LABEL" "$HEALTH" "$LAST_RPS" \
-        "$BOOKED" "$IN_DB" "$LOADAVG" "$SUMMARY" >> "$BENCH_SUMMARY"
 fi
 echo "bench: every answer checked, database and verify agree"
