@@ -6,7 +6,7 @@
 # the database must hold every acknowledged booking, and `allot verify` must
 # pass; otherwise the run prints FAILED and exits 1.
 #
-#   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N]
+#   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--readers N]
 #
 #   (none)         one allotd on a SQLite file (synchronous=FULL)
 #   --pg           on a throwaway PostgreSQL cluster with fsync, full page
@@ -19,6 +19,7 @@
 #   --tenants N    bookings spread over N tenants (each its own user and
 #                  allocation, so its own lot row); default 1: every
 #                  booking takes credits from one lot
+#   --readers N    passed to allotd: pooled read connections per node
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
 # makes its table from them); BENCH_KEEP=1 keeps the logs.
@@ -28,7 +29,7 @@ BUILD="${ALLOT_BUILD_DIR:-build}"
 DUR="${BENCH_SECONDS:-5}"
 CONNS="${BENCH_CONNS:-1 16 64}"
 THREADS="${BENCH_THREADS:-96}"
-PG=0 NODES=1 LB=0 BATCH="" TENANTS=1
+PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 READERS=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --pg) PG=1 ;;
@@ -36,7 +37,8 @@ while [ $# -gt 0 ]; do
     --lb) LB=1 ;;
     --batch-max) BATCH=$2; shift ;;
     --tenants) TENANTS=$2; shift ;;
-    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N]" >&2; exit 2 ;;
+    --readers) READERS=$2; shift ;;
+    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--readers N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -53,6 +55,7 @@ if [ "$NODES" -gt 1 ]; then LABEL="$LABEL, $NODES nodes"; else LABEL="$LABEL, 1 
 [ "$LB" -eq 1 ] && LABEL="$LABEL, haproxy"
 [ -n "$BATCH" ] && LABEL="$LABEL, batch $BATCH"
 [ "$TENANTS" -gt 1 ] && LABEL="$LABEL, $TENANTS tenants"
+[ -n "$READERS" ] && LABEL="$LABEL, $READERS readers"
 echo "bench: $LABEL; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 DIR=$(mktemp -d)
@@ -94,7 +97,7 @@ while [ "$i" -le "$NODES" ]; do
     np=$PORT
     [ "$LB" -eq 1 ] && np=$(( PORT + i ))
     "$BUILD/allotd" --db "$DB" --listen "127.0.0.1:$np" --policies policies \
-        --threads "$THREADS" ${BATCH:+--batch-max "$BATCH"} \
+        --threads "$THREADS" ${BATCH:+--batch-max "$BATCH"} ${READERS:+--readers "$READERS"} \
         --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
     PIDS="$PIDS $!"
     for _ in $(seq 1 200); do

@@ -96,17 +96,22 @@ describe("under concurrency", function()
     assert.is_true(fine, out)
   end)
 
-  it("keeps one winner with one transaction per write (--batch-max 1)", function()
-    -- The group-commit knob the benchmarks use (scripts/README.md): out of
-    -- range is refused at start, 1 runs every write in its own transaction.
-    for _, bad in ipairs { "0", "129", "x" } do
-      local p = io.popen(("%s/allotd --batch-max %s --listen 127.0.0.1:0 2>&1"):format(BUILD, bad))
+  it("keeps one winner with one transaction per write and one reader", function()
+    -- The knobs the benchmarks use (scripts/README.md): out of range is
+    -- refused at start; --batch-max 1 runs every write in its own
+    -- transaction, --readers 1 leaves one pooled read connection.
+    for _, case in ipairs {
+      { "--batch-max", "0", "from 1 to 128" }, { "--batch-max", "129", "from 1 to 128" },
+      { "--batch-max", "x", "from 1 to 128" }, { "--readers", "0", "from 1 to 64" },
+      { "--readers", "65", "from 1 to 64" },
+    } do
+      local p = io.popen(("%s/allotd %s %s --listen 127.0.0.1:0 2>&1"):format(BUILD, case[1], case[2]))
       local out = p:read("a")
       local ok = p:close()
       assert.is_falsy(ok)
-      assert.truthy(out:find("--batch-max must be from 1 to 128", 1, true), out)
+      assert.truthy(out:find(case[1] .. " must be " .. case[3], 1, true), out)
     end
-    env = H.start { args = { "--batch-max", "1" } }
+    env = H.start { args = { "--batch-max", "1", "--readers", "1" } }
     local w = env:world()
     env:grant(w, 10, { start = "2026-01-01" })
     local bodies = {}
