@@ -78,7 +78,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-PORT=$(( 20000 + $$ % 20000 ))
+# Ports the kernel says are free now (PORT for the clients, PORT+i for the
+# nodes behind haproxy must be free too, checked below by each node's own
+# "listening" line: a benchmark must never measure another server).
+free_port() {
+    lua5.4 -e 'local s = require("socket").bind("127.0.0.1", 0)
+               local _, p = s:getsockname() s:close() print(p)'
+}
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 if [ "$PG" -eq 1 ]; then
     # Its own directory: pg_cluster.sh hands it to the cluster's user.
@@ -100,11 +107,14 @@ while [ "$i" -le "$NODES" ]; do
         --threads "$THREADS" ${BATCH:+--batch-max "$BATCH"} ${READERS:+--readers "$READERS"} \
         --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
     PIDS="$PIDS $!"
-    for _ in $(seq 1 200); do
-        curl -s "http://127.0.0.1:$np/v1/health" >/dev/null 2>&1 && break
-        sleep 0.05
+    # Up to 60 s: 96 workers and the first connections on a loaded machine.
+    for _ in $(seq 1 600); do
+        grep -q "listening on http://127.0.0.1:$np" "$DIR/allotd.$i.log" && break
+        kill -0 "$!" 2>/dev/null || break
+        sleep 0.1
     done
-    curl -sf "http://127.0.0.1:$np/v1/health" >/dev/null || {
+    grep -q "listening on http://127.0.0.1:$np" "$DIR/allotd.$i.log" &&
+        curl -sf "http://127.0.0.1:$np/v1/health" >/dev/null || {
         echo "bench: FAILED: allotd $i did not start:" >&2
         cat "$DIR/allotd.$i.log" >&2
         exit 1
@@ -115,6 +125,9 @@ if [ "$LB" -eq 1 ]; then
     # The committed config with this run's ports, socket and N server lines.
     awk -v port="$PORT" -v nodes="$NODES" -v sock="$DIR/haproxy.sock" \
         -v maxconn=$(( THREADS - 16 )) '
+        # Abnormal exchanges only (errors, retries) go to haproxy.log.
+        /^global/ { print; print "    log stderr format raw local0"; next }
+        /^defaults/ { print; print "    log global\n    option httplog\n    option dontlog-normal"; next }
         /bind 127.0.0.1:8080/ { sub(/8080/, port) }
         /stats socket/ { sub(/\/run\/allot-haproxy.sock/, sock) }
         /default-server/ { sub(/maxconn [0-9]+/, "maxconn " maxconn) }
@@ -252,6 +265,10 @@ if [ -n "${BENCH_SUMMARY:-}" ]; then
         "$LAST_RPS" "$BOOKED" "$IN_DB" "$LOADAVG" "$SUMMARY" >> "$BENCH_SUMMARY"
 fi
 if [ "$FAILED" -ne 0 ]; then
+    if [ "$LB" -eq 1 ]; then
+        echo "haproxy's abnormal exchanges (last 5 of $(wc -l < "$DIR/haproxy.log")):"
+        tail -5 "$DIR/haproxy.log"
+    fi
     echo "bench: FAILED (the figures above are not valid)"
     exit 1
 fi
