@@ -218,6 +218,12 @@ load() { # name connections script [env...]
     if [ -z "$GOOD" ] || [ "$GOOD" -eq 0 ] || [ "${bad:-1}" -ne 0 ] || [ "${sock:-1}" -ne 0 ]; then
         fail "$name at $c connections: not every answer was right"
         echo "$out" | grep '^first_bad' >&2 || true
+    elif [ "$GOOD" -lt "$c" ]; then
+        # wrk's figures count answered requests only: when fewer answers
+        # came than there are connections, most requests were still
+        # waiting at the end, and the rate and percentiles describe the
+        # few that got through.
+        fail "$name at $c connections: stalled ($GOOD answers in ${DUR} s)"
     fi
     LAST_RPS=${rps:-0}
     LAST_P99=${p99:-?}
