@@ -3,6 +3,10 @@
 # (clang and its sanitizer and libFuzzer runtimes for the sanitizer build;
 # PostgreSQL 15 and libpq for the PostgreSQL driver and its throwaway test
 # cluster, scripts/pg_cluster.sh).
+#   sh scripts/deps.sh          what building, running and testing need
+#   sh scripts/deps.sh bench    also what only benchmarks use: haproxy, the
+#                               load balancer of bench_http.sh --nodes N
+#                               (the test command never installs it)
 # Safe to run again: it only installs what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
@@ -11,6 +15,11 @@ lua-busted lua-socket lua-cjson tmux wrk curl valgrind
 postgresql libpq-dev
 clang libclang-rt-14-dev
 chromium nodejs npm"
+case "${1:-}" in
+"") ;;
+bench) PKGS="$PKGS haproxy" ;;
+*) echo "usage: deps.sh [bench]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
     # A Node.js build from elsewhere (e.g. NodeSource) brings its own npm,

@@ -6,14 +6,24 @@
 #       127.0.0.1 with trust authentication, creates the database `allot`,
 #       and prints its URI, postgresql://allot@127.0.0.1:PORT/allot (also
 #       written to DIR/uri; a DIR made here is named on stderr).
+#   sh scripts/pg_cluster.sh start --durable [DIR]   the same with
+#       PostgreSQL's durable defaults (fsync, full page writes, synchronous
+#       commit on): for benchmarks, where an acknowledged write must be on
+#       disk as with SQLite's synchronous=FULL.
 #   sh scripts/pg_cluster.sh stop DIR      stops the cluster and removes DIR.
 #
 # PostgreSQL refuses to run as root: as root the cluster belongs to the
-# system user `allotpg` (created when missing).  Durability is off (fsync,
-# full page writes): the data is thrown away with the directory.
+# system user `allotpg` (created when missing).  Without --durable,
+# durability is off (fsync, full page writes, synchronous commit): the data
+# is thrown away with the directory, and tests need no disk flushes.
 set -eu
 PGBIN="${ALLOT_PG_BIN:-/usr/lib/postgresql/15/bin}"
 cmd="${1:-}"
+durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+if [ "$cmd" = start ] && [ "${2:-}" = --durable ]; then
+    durability="-c fsync=on -c full_page_writes=on -c synchronous_commit=on"
+    shift
+fi
 dir="${2:-}"
 
 as_owner() {
@@ -50,8 +60,7 @@ start)
         port="$(free_port)"
         if as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
             -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir \
-                -c fsync=off -c full_page_writes=off -c synchronous_commit=off \
-                -c max_connections=300" start >/dev/null 2>&1; then
+                $durability -c max_connections=300" start >/dev/null 2>&1; then
             break
         fi
         tries=$((tries + 1))
@@ -73,7 +82,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg_cluster.sh start [DIR] | stop DIR" >&2
+    echo "usage: pg_cluster.sh start [--durable] [DIR] | stop DIR" >&2
     exit 2
     ;;
 esac

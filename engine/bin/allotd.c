@@ -2,7 +2,7 @@
  *
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
  *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
- *          [--pid-file FILE]
+ *          [--pid-file FILE] [--batch-max N] [--readers N]
  *   allotd --routes       prints the route table as JSON and exits
  *
  * Order: options, signals blocked (so every thread inherits the mask and
@@ -40,6 +40,7 @@
 
 #define TICK_MS 250
 #define POLICY_WALL_MS_FLAG_MAX 3600000
+#define READERS_FLAG_MAX 64
 
 struct options {
     struct engine_config eng;
@@ -66,7 +67,7 @@ usage(FILE *f)
 {
     fprintf(f, "usage: allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]\n"
                "              [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]]\n"
-               "              [--demo] [--pid-file FILE]\n"
+               "              [--demo] [--pid-file FILE] [--batch-max N] [--readers N]\n"
                "       allotd --routes   (the route table as JSON)\n"
                "the pid file (default: the database's path + .pid) is locked while allotd "
                "runs;\n`allot policies reload --db FILE` finds the server through it\n");
@@ -97,7 +98,7 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
     }
     static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
                                              "--threads", "--now", "--policy-wall-ms",
-                                             "--pid-file", NULL};
+                                             "--pid-file", "--batch-max", "--readers", NULL};
     bool known = false;
     for (int k = 0; with_value[k] != NULL; k++) {
         known = known || strcmp(f, with_value[k]) == 0;
@@ -129,6 +130,30 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
             return -1;
         }
         o->http.threads = (int)n;
+        return 0;
+    } else if (strcmp(f, "--readers") == 0) {
+        /* Pooled read connections (quotes, plans, reports).  On SQLite each
+         * holds its own page cache; on PostgreSQL each is a server backend
+         * that mostly waits on round trips, so more of them serve more
+         * concurrent reads (engine/README.md, "Deploying N nodes"). */
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end != '\0' || n < 1 || n > READERS_FLAG_MAX) {
+            fprintf(stderr, "allotd: --readers must be from 1 to %d\n", READERS_FLAG_MAX);
+            return -1;
+        }
+        o->eng.readers = (int)n;
+        return 0;
+    } else if (strcmp(f, "--batch-max") == 0) {
+        /* Writes per group-commit transaction; 1 = one transaction per
+         * write (to measure what batching buys, scripts/README.md). */
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end != '\0' || n < 1 || n > ENGINE_BATCH_MAX) {
+            fprintf(stderr, "allotd: --batch-max must be from 1 to %d\n", ENGINE_BATCH_MAX);
+            return -1;
+        }
+        o->eng.batch_max = (int)n;
         return 0;
     } else if (strcmp(f, "--policy-wall-ms") == 0) {
         /* The policy wall-clock backstop (the instruction budget is the

@@ -599,7 +599,10 @@ writer_main(void *arg)
         }
         /* Take up to a batch; the rest waits for the next round. */
         struct write_job *batch = eng->queue_head, *last = batch;
-        for (int n = 1; n < ENGINE_BATCH_MAX && last->next != NULL; n++) {
+        int max = eng->cfg.batch_max > 0 && eng->cfg.batch_max < ENGINE_BATCH_MAX
+                      ? eng->cfg.batch_max
+                      : ENGINE_BATCH_MAX;
+        for (int n = 1; n < max && last->next != NULL; n++) {
             last = last->next;
         }
         eng->queue_head = last->next;

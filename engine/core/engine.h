@@ -40,6 +40,7 @@ struct engine_config {
     int exporters;                      /* read connections for streamed reports */
     int exporter_cache_kib;
     int list_rows_max;
+    int batch_max; /* jobs per group-commit transaction, 1..ENGINE_BATCH_MAX (0 = the max) */
     struct policy_limits policy;
 };
 
@@ -78,7 +79,7 @@ void engine_close(struct engine *eng);
 
 /* Starts the group-commit writer thread: from then on concurrent writes are
  * batched, each in its own savepoint, in one transaction per batch (at most
- * ENGINE_BATCH_MAX).  A write is acknowledged only after its batch commits.
+ * cfg.batch_max, by default ENGINE_BATCH_MAX; 1 = one transaction per write).  A write is acknowledged only after its batch commits.
  * engine_close stops the thread after the queued writes are done. */
 ENG_MUST_CHECK int engine_start_writer(struct engine *eng, struct eng_error *err);
 #define ENGINE_BATCH_MAX 128

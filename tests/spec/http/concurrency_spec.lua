@@ -96,6 +96,42 @@ describe("under concurrency", function()
     assert.is_true(fine, out)
   end)
 
+  it("keeps one winner with one transaction per write and one reader", function()
+    -- The knobs the benchmarks use (scripts/README.md): out of range is
+    -- refused at start; --batch-max 1 runs every write in its own
+    -- transaction, --readers 1 leaves one pooled read connection.
+    for _, case in ipairs {
+      { "--batch-max", "0", "from 1 to 128" }, { "--batch-max", "129", "from 1 to 128" },
+      { "--batch-max", "x", "from 1 to 128" }, { "--readers", "0", "from 1 to 64" },
+      { "--readers", "65", "from 1 to 64" },
+    } do
+      local p = io.popen(("%s/allotd %s %s --listen 127.0.0.1:0 2>&1"):format(BUILD, case[1], case[2]))
+      local out = p:read("a")
+      local ok = p:close()
+      assert.is_falsy(ok)
+      assert.truthy(out:find(case[1] .. " must be " .. case[3], 1, true), out)
+    end
+    env = H.start { args = { "--batch-max", "1", "--readers", "1" } }
+    local w = env:world()
+    env:grant(w, 10, { start = "2026-01-01" })
+    local bodies = {}
+    for i = 1, 20 do
+      local room = env:room(w.building, { room_name = "R" .. i })
+      bodies[i] = ('{"resource_id":"%s","user_id":"%s","start":"2026-01-10T08:00:00Z",'
+        .. '"end":"2026-01-10T18:00:00Z","payment_method":"credits"}'):format(room.id, w.user.id)
+    end
+    local results = race(env, bodies)
+    assert.equal(20, #results)
+    local ok = 0
+    for _, r in ipairs(results) do
+      if r.code == 201 then ok = ok + 1 end
+    end
+    assert.equal(1, ok)
+    assert.equal(0, env:available(w.user))
+    local fine, out = verify(env.db)
+    assert.is_true(fine, out)
+  end)
+
   it("books once for 10 concurrent requests with the same Idempotency-Key", function()
     env = H.start()
     local w = env:world()
