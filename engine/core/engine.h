@@ -53,6 +53,12 @@ struct engine {
     pthread_mutex_t write_mu;
     _Atomic int64_t fake_now;
     _Atomic int64_t next_due;    /* the earliest unprocessed boundary (reads check it) */
+    /* The portfolio generation next_due was computed at (-1: unknown).  The
+     * boundaries only move with what moves the generation (lots opened,
+     * closed, re-dated; allocations), so while it is unchanged and the
+     * clock is before next_due, a write need not look for due boundaries.
+     * Under write_mu. */
+    int64_t next_due_gen;
     /* Group commit (engine_start_writer): writes queue here and one thread
      * runs them in batches, one transaction and one fsync per batch. */
     bool writer_running, writer_stop;
