@@ -38,7 +38,25 @@ role_is_admin(enum role role)
 void
 id_format(const char *prefix, int64_t id, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s_%" PRId64, prefix, id);
+    /* Digit by digit when it surely fits (ids are positive): ids are
+     * formatted many times per request, and snprintf costs ~1,500
+     * instructions each. */
+    size_t n = strlen(prefix);
+    if (id <= 0 || len < n + 21) {
+        snprintf(buf, len, "%s_%" PRId64, prefix, id);
+        return;
+    }
+    char digits[20];
+    int k = 0;
+    for (uint64_t v = (uint64_t)id; v > 0; v /= 10) {
+        digits[k++] = (char)('0' + v % 10);
+    }
+    memcpy(buf, prefix, n);
+    buf[n++] = '_';
+    while (k > 0) {
+        buf[n++] = digits[--k];
+    }
+    buf[n] = '\0';
 }
 
 json_t *
@@ -46,7 +64,7 @@ id_json(const char *prefix, int64_t id)
 {
     char buf[48];
     id_format(prefix, id, buf, sizeof buf);
-    return json_string(buf);
+    return json_string_nocheck(buf); /* ASCII: no UTF-8 check needed */
 }
 
 int
@@ -76,7 +94,7 @@ json_time(int64_t t)
     }
     char buf[32];
     time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
+    return json_string_nocheck(buf); /* ASCII: no UTF-8 check needed */
 }
 
 json_t *
