@@ -20,8 +20,10 @@
 ENG_MUST_CHECK int engine_authenticate(struct engine *eng, const char *key,
                                        struct principal *out, struct eng_error *err);
 
-/* The authentication cache: key hash -> principal, so a known key costs a
- * SHA-256 and a table probe instead of a database lookup.  An entry is
+/* The authentication cache: a keyed hash of the raw key (SipHash-2-4,
+ * 128 bits, under a random secret of the process) -> principal, so a known
+ * key costs that hash and a table probe instead of a SHA-256 and a
+ * database lookup.  An entry is
  * trusted only while (a) no committed write that can change what a key
  * authenticates as (an op named keys.*, users.* or tenants.*) came after
  * the lookup that filled it began, and (b) it is younger than

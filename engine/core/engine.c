@@ -12,6 +12,7 @@
 #include "ops.h"
 #include "alloc.h"
 #include "cluster.h"
+#include "generation.h"
 #include "idempotency.h"
 #include "timeutil.h"
 #include "sha256.h"
@@ -90,6 +91,7 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
         return err->status;
     }
     atomic_store(&eng->next_due, INT64_MIN);
+    eng->next_due_gen = -1;
     eng->shared = store_shared(eng->writer);
     if (cfg->fake_clock && eng->shared) {
         /* The fake clock of a shared database is the database's: a start
@@ -299,13 +301,41 @@ idem_store_refusal(struct op *op, const char *who, const char *key, const char *
     return rc;
 }
 
+/* Recomputes next_due, unless the generation it was computed at is still
+ * the database's (then nothing it depends on moved).  The generation is
+ * read first: a change committed meanwhile (another node) leaves an older
+ * generation beside the new figure, and the next look recomputes. */
 static void
 note_next_due(struct engine *eng, struct op *op)
 {
-    int64_t due;
+    int64_t due, gen = -1;
+    struct eng_error ignored = {0};
+    if (store_generation_get(op->store, &gen, &ignored) != 0) {
+        gen = -1;
+    } else if (gen == eng->next_due_gen) {
+        return;
+    }
     if (ledger_next_due(&op->lx, &due) == 0) {
         atomic_store(&eng->next_due, due);
+        eng->next_due_gen = gen;
+    } else {
+        eng->next_due_gen = -1;
     }
+}
+
+/* Whether a write must look for due period boundaries first: the clock
+ * reached next_due, or the generation moved since it was computed (an
+ * earlier job of the batch, another process, another node).  An error
+ * reading the generation answers yes. */
+static bool
+boundaries_may_be_due(struct engine *eng, struct op *op)
+{
+    if (eng->next_due_gen < 0 || op->now >= atomic_load(&eng->next_due)) {
+        return true;
+    }
+    struct eng_error ignored = {0};
+    int64_t gen = -1;
+    return store_generation_get(op->store, &gen, &ignored) != 0 || gen != eng->next_due_gen;
 }
 
 /* One queued write. */
@@ -387,7 +417,8 @@ job_run(struct engine *eng, struct write_job *job)
     }
     /* A policy refusing a period end concerns other allocations: it is
      * logged and retried, and never fails this request. */
-    if (rc == 0 && (rc = ledger_advance(&op->lx)) == ENG_EPOLICY) {
+    if (rc == 0 && boundaries_may_be_due(eng, op) &&
+        (rc = ledger_advance(&op->lx)) == ENG_EPOLICY) {
         rc = 0;
     }
     if (rc == 0) {

@@ -58,6 +58,12 @@ struct engine {
      * is the database's and boundaries are processed under its lock. */
     bool shared;
     _Atomic int64_t policy_gen_seen; /* the policy generation engine_sync last followed */
+    /* The portfolio generation next_due was computed at (-1: unknown).  The
+     * boundaries only move with what moves the generation (lots opened,
+     * closed, re-dated; allocations), so while it is unchanged and the
+     * clock is before next_due, a write need not look for due boundaries.
+     * Under write_mu. */
+    int64_t next_due_gen;
     /* Group commit (engine_start_writer): writes queue here and one thread
      * runs them in batches, one transaction and one fsync per batch. */
     bool writer_running, writer_stop;

@@ -277,6 +277,39 @@ entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t a
 }
 
 int
+lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, bool *taken, int64_t *balance)
+{
+    ENG_ASSERT(amount > 0);
+    return store_lot_take(lx->store, lot_id, amount, taken, balance, lx->err) != 0
+               ? lx->err->status
+               : 0;
+}
+
+int
+lot_untake(struct ledger_ctx *lx, int64_t lot_id, int64_t amount)
+{
+    return store_lot_move(lx->store, lot_id, "debit", amount, lx->err);
+}
+
+int
+debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t effective_at,
+                 int64_t booking_id, const char *policy_version)
+{
+    struct entry_row e = {
+        .lot_id = lot_id,
+        .kind = "debit",
+        .amount = -amount,
+        .effective_at = effective_at,
+        .created_at = lx->now,
+        .booking_id = booking_id,
+        .policy_version = policy_version,
+        .actor = lx->actor,
+    };
+    int64_t entry_id = 0;
+    return store_entry_insert(lx->store, &e, &entry_id, lx->err) != 0 ? lx->err->status : 0;
+}
+
+int
 entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
            int64_t effective_at, int64_t booking_id, const char *event_key,
            const char *policy_version, const char *memo)

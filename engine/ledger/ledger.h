@@ -129,6 +129,19 @@ int lot_ensure(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64
 int entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
                int64_t effective_at, int64_t booking_id, const char *event_key,
                const char *policy_version, const char *memo);
+/* A booking's debit in two steps, for a booking computed ahead (a plan):
+ * lot_take moves the lot first, on the condition that it is open and still
+ * holds `amount` (or is unlimited), in one statement (*taken false: nothing
+ * written; *balance: the lot's after); debit_post_taken then appends the
+ * debit entry (amount > 0 taken) without moving the lot again.  lot_untake
+ * gives back a take whose entry was not posted (another take of the same
+ * booking failed), so that the transaction holds no move without its
+ * entry. */
+int lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, bool *taken,
+             int64_t *balance);
+int lot_untake(struct ledger_ctx *lx, int64_t lot_id, int64_t amount);
+int debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t effective_at,
+                     int64_t booking_id, const char *policy_version);
 /* entry_post that also tells the new entry's id (*entry_id). */
 int entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
                   int64_t effective_at, int64_t booking_id, const char *event_key,

@@ -91,9 +91,11 @@ struct op_plan_def {
 extern const struct op_plan_def ops_plans[];
 /* Plans made, applied by the writer, and found stale (the op computed
  * afresh), since the process started; repriced: applied after validate and
- * pricing ran again in the writer on a moved usage counter. */
+ * pricing ran again in the writer on a moved usage counter; short: stale
+ * because a lot's conditional debit found it no longer held its share
+ * (counted in recomputed too). */
 struct ops_plan_stats {
-    long made, applied, recomputed, repriced;
+    long made, applied, recomputed, repriced, short_lots;
 };
 void ops_plan_stats(struct ops_plan_stats *st);
 

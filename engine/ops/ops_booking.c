@@ -700,17 +700,24 @@ plan_takes(struct op *op, struct bk *b)
     return 0;
 }
 
-/* Posts the debits plan_takes decided.  Debits are effective at the
- * meeting's start: usage belongs to the period the meeting happens in. */
+/* Posts the debits plan_takes decided; `taken`: the lots were already
+ * moved (take_planned), only the entries are left.  Debits are effective
+ * at the meeting's start: usage belongs to the period the meeting happens
+ * in. */
 static int
-post_takes(struct op *op, const struct bk *b, int64_t booking_id)
+post_takes(struct op *op, const struct bk *b, int64_t booking_id, bool taken)
 {
     for (int k = 0; k < b->cands.count; k++) {
         const struct cand *c = &b->cands.items[b->order[k]];
-        if (c->take > 0 &&
-            entry_post(&op->lx, c->lot_id, "debit", -c->take, b->start, booking_id, NULL,
-                       b->versions[POLICY_PRICING], NULL) != 0) {
-            return op->err->status;
+        if (c->take <= 0) {
+            continue;
+        }
+        int rc = taken ? debit_post_taken(&op->lx, c->lot_id, c->take, b->start, booking_id,
+                                          b->versions[POLICY_PRICING])
+                       : entry_post(&op->lx, c->lot_id, "debit", -c->take, b->start,
+                                    booking_id, NULL, b->versions[POLICY_PRICING], NULL);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -940,14 +947,15 @@ written_json(struct op *op, const struct bk *b, int64_t id, bool by_credits, jso
     return rc;
 }
 
-/* Writes the booking b decided (row, debits) and builds its answer. */
+/* Writes the booking b decided (row, debits; `taken` as for post_takes)
+ * and builds its answer. */
 static int
-book_write(struct op *op, struct bk *b, bool by_credits, json_t **out)
+book_write(struct op *op, struct bk *b, bool by_credits, bool taken, json_t **out)
 {
     int64_t id = 0;
     int rc = insert_booking(op, b, by_credits, &id);
     if (rc == 0 && by_credits) {
-        rc = post_takes(op, b, id);
+        rc = post_takes(op, b, id, taken);
     }
     if (rc == 0) {
         rc = written_json(op, b, id, by_credits, out);
@@ -967,7 +975,7 @@ book_write(struct op *op, struct bk *b, bool by_credits, json_t **out)
  * everything it read still holds (book_planned), and otherwise computes the
  * booking afresh exactly as without a plan: the plan can make a booking
  * cheaper for the writer, never different. */
-static atomic_long plans_made, plans_applied, plans_recomputed, plans_repriced;
+static atomic_long plans_made, plans_applied, plans_recomputed, plans_repriced, plans_short;
 
 void
 ops_plan_stats(struct ops_plan_stats *st)
@@ -976,6 +984,7 @@ ops_plan_stats(struct ops_plan_stats *st)
     st->applied = atomic_load(&plans_applied);
     st->recomputed = atomic_load(&plans_recomputed);
     st->repriced = atomic_load(&plans_repriced);
+    st->short_lots = atomic_load(&plans_short);
 }
 
 struct book_plan {
@@ -1074,20 +1083,23 @@ plan_reprice(struct op *op, struct bk *b, int64_t usage, bool *same)
 }
 
 /* Whether plan p still holds in the writer's transaction: nothing it read
- * has changed but lot balances, each lot still pays its share, and the slot
- * is still free.  Refreshes b->available from the lots as they are now.
+ * has changed but lot balances, and the slot is still free.  Whether each
+ * lot still pays its share is take_planned's, after this.  Sets
+ * b->available from the lots the plan does not take from, as they are now.
  * *holds false (and nothing written) sends the booking to the full path. */
 static int
 plan_holds(struct op *op, struct book_plan *p, bool *holds)
 {
     struct bk *b = &p->b;
     *holds = false;
-    int64_t gen = 0, usage = 0;
     if (op->now != p->now) {
         return 0;
     }
-    int rc = store_generation_get(op->store, &gen, op->err);
-    if (rc != 0 || gen != p->generation) {
+    const char *zone = json_string_value(json_object_get(b->building, "timezone"));
+    struct booking_recheck now;
+    int rc = store_booking_recheck(op->store, b->resource_id, b->start, b->end, b->user_id,
+                                   b->usage_unit, zone, b->usage_key, &now, op->err);
+    if (rc != 0 || now.generation != p->generation || now.taken) {
         return rc;
     }
     struct policy_set *pol = NULL;
@@ -1101,10 +1113,10 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     if (memcmp(versions, b->versions, sizeof versions) != 0) {
         return 0;
     }
-    const char *zone = json_string_value(json_object_get(b->building, "timezone"));
-    rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
-                         op->err);
-    if (rc != 0) {
+    int64_t usage = now.usage;
+    if (!now.usage_found &&
+        (rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
+                              op->err)) != 0) {
         return rc;
     }
     if (usage != b->usage) {
@@ -1114,14 +1126,12 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
             return rc;
         }
     }
-    bool taken = true;
-    rc = store_booking_slot_taken(op->store, b->resource_id, b->start, b->end, &taken, op->err);
-    if (rc != 0 || taken) {
-        return rc;
-    }
     int64_t available = 0;
     for (int i = 0; p->by_credits && i < b->cands.count; i++) {
         struct cand *c = &b->cands.items[i];
+        if (c->take > 0) {
+            continue; /* read by its conditional debit (take_planned) */
+        }
         if (c->lot_id == 0) {
             available += c->unlimited ? 0 : c->balance; /* still virtual */
             continue;
@@ -1132,7 +1142,7 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
         if (rc != 0) {
             return rc;
         }
-        if (!found || lot.closed || (!lot.unlimited && lot.balance < c->take)) {
+        if (!found || lot.closed) {
             return 0;
         }
         c->balance = lot.balance;
@@ -1143,6 +1153,47 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     return 0;
 }
 
+/* Takes each lot's share of plan p, each by one conditional debit
+ * (lot_take: open and still holding it), in the plan's order: all of them,
+ * or, when one lot no longer holds its share, none (those taken are given
+ * back) and *held false.  Adds the taken lots' balances as they were to
+ * b->available. */
+static int
+take_planned(struct op *op, struct book_plan *p, bool *held)
+{
+    struct bk *b = &p->b;
+    bool taken = true;
+    int rc = 0, k = 0;
+    *held = false;
+    for (; p->by_credits && k < b->cands.count; k++) {
+        struct cand *c = &b->cands.items[b->order[k]];
+        if (c->take <= 0) {
+            continue;
+        }
+        int64_t after = 0;
+        rc = lot_take(&op->lx, c->lot_id, c->take, &taken, &after);
+        if (rc != 0 || !taken) {
+            break;
+        }
+        c->balance = after + c->take;
+        b->available += c->unlimited ? 0 : c->balance;
+    }
+    if (rc == 0 && taken) {
+        *held = true;
+        return 0;
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&plans_short, 1);
+    }
+    for (int j = 0; rc == 0 && j < k; j++) {
+        const struct cand *c = &b->cands.items[b->order[j]];
+        if (c->take > 0) {
+            rc = lot_untake(&op->lx, c->lot_id, c->take);
+        }
+    }
+    return rc;
+}
+
 /* Applies plan p when it holds (*applied true, the booking answered or
  * failed on a storage error); else leaves everything to the full path. */
 static int
@@ -1150,19 +1201,22 @@ book_planned(struct op *op, struct book_plan *p, json_t **out, bool *applied)
 {
     bool holds = false;
     int rc = plan_holds(op, p, &holds);
+    if (rc == 0 && holds) {
+        rc = take_planned(op, p, &holds);
+    }
     *applied = rc != 0 || holds;
     atomic_fetch_add(holds ? &plans_applied : &plans_recomputed, 1);
     if (rc != 0 || !holds) {
         return rc;
     }
     if (!op->plan_answer_later) {
-        return book_write(op, &p->b, p->by_credits, out);
+        return book_write(op, &p->b, p->by_credits, true, out);
     }
     /* The answer is built after the commit, off the writer thread, from
      * what was written (op_book_plan_finish). */
     rc = insert_booking(op, &p->b, p->by_credits, &p->written_id);
     if (rc == 0 && p->by_credits) {
-        rc = post_takes(op, &p->b, p->written_id);
+        rc = post_takes(op, &p->b, p->written_id, true);
     }
     *out = rc == 0 ? json_object() : NULL;
     if (rc == 0 && *out == NULL) {
@@ -1214,7 +1268,7 @@ op_book(struct op *op, json_t *args, json_t **out)
         rc = plan_takes(op, &b);
     }
     if (rc == 0) {
-        rc = book_write(op, &b, by_credits, out);
+        rc = book_write(op, &b, by_credits, false, out);
     }
     bk_free(&b);
     return rc;

@@ -194,6 +194,49 @@ store_booking_overlaps(struct store *s, int64_t resource_id, int64_t start, int6
 }
 
 int
+store_booking_recheck(struct store *s, int64_t resource_id, int64_t start, int64_t end,
+                      int64_t user_id, const char *unit, const char *zone, int month,
+                      struct booking_recheck *out, struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT (SELECT n FROM portfolio_generation),"
+                 " (SELECT used FROM usage_month WHERE user_id = ?4 AND unit = ?5 AND zone = ?6"
+                 " AND month = ?7),"
+                 " CASE WHEN EXISTS (SELECT 1 FROM booking INDEXED BY booking_slot"
+                 " WHERE resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
+                 " AND start_at < ?2) THEN 1 ELSE 0 END");
+    memset(out, 0, sizeof *out);
+    out->taken = true; /* until the check has run */
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, resource_id);
+    sq_int(s, st, 2, end);
+    sq_int(s, st, 3, start);
+    sq_int(s, st, 4, user_id);
+    sq_text(s, st, 5, unit);
+    sq_text(s, st, 6, zone);
+    sq_int(s, st, 7, month);
+    int rc = sq_step(s, st, "booking recheck", err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 0 || sq_col_null(st, 0)) {
+        if (rc == 1) {
+            sq_reset(st);
+        }
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "the portfolio generation row is missing");
+    }
+    out->generation = sq_col_int(st, 0);
+    out->usage_found = !sq_col_null(st, 1);
+    out->usage = out->usage_found ? sq_col_int(st, 1) : 0;
+    out->taken = sq_col_int(st, 2) != 0;
+    sq_reset(st);
+    return 0;
+}
+
+int
 store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start, int64_t end,
                          bool *taken, struct eng_error *err)
 {

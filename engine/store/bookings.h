@@ -72,6 +72,22 @@ ENG_MUST_CHECK int store_bookings_by_start(struct store *s, int64_t building_id,
 ENG_MUST_CHECK int store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start,
                                             int64_t end, bool *taken, struct eng_error *err);
 
+/* What a booking computed ahead (a plan) re-checks in the writer, read in
+ * one statement: the portfolio generation (store/generation.h), the user's
+ * usage counter for (unit, zone, month) (usage_found false when it has no
+ * row: then store_usage_get tells what that means), and whether the slot
+ * [start, end) of the resource is taken (as store_booking_slot_taken). */
+struct booking_recheck {
+    int64_t generation;
+    bool usage_found;
+    int64_t usage;
+    bool taken;
+};
+ENG_MUST_CHECK int store_booking_recheck(struct store *s, int64_t resource_id, int64_t start,
+                                         int64_t end, int64_t user_id, const char *unit,
+                                         const char *zone, int month,
+                                         struct booking_recheck *out, struct eng_error *err);
+
 /* One confirmed booking overlapping a slot (what a quote tells about it). */
 struct booking_overlap {
     int64_t id, start_at, end_at;

@@ -162,6 +162,42 @@ store_lot_move(struct store *s, int64_t id, const char *kind, int64_t amount,
 }
 
 int
+store_lot_take(struct store *s, int64_t id, int64_t amount, bool *taken, int64_t *balance,
+               struct eng_error *err)
+{
+    /* Not UPDATE ... RETURNING: SQLite buffers returned rows in a
+     * temporary b-tree built for each run, which costs more than reading
+     * the one column again. */
+    STORE_SQL(q, "UPDATE lot SET balance = balance - ?1, used = used + ?1"
+                 " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)");
+    STORE_SQL(after, "SELECT balance FROM lot WHERE id = ?");
+    *taken = false;
+    *balance = 0;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, amount);
+    sq_int(s, st, 2, id);
+    if (sq_exec(s, st, "lot take", err) != 0) {
+        return err->status;
+    }
+    if (sq_changes(s) != 1) {
+        return 0; /* the lot does not hold it (or is closed, or gone) */
+    }
+    bool found = false;
+    if (sq_lookup(s, &after, id, "lot balance", balance, &found, err) != 0) {
+        return err->status;
+    }
+    if (!found) {
+        return eng_error_code(err, ENG_ESTORE, "storage_error", "lot %lld is missing",
+                              (long long)id);
+    }
+    *taken = true;
+    return 0;
+}
+
+int
 store_lot_close(struct store *s, int64_t id, struct eng_error *err)
 {
     STORE_SQL(q, "UPDATE lot SET closed = 1 WHERE id = ?");

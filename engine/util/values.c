@@ -38,32 +38,25 @@ role_is_admin(enum role role)
 void
 id_format(const char *prefix, int64_t id, char *buf, size_t len)
 {
-    /* prefix "_" id by hand (ids are written for every object of every
-     * answer); cut to len like snprintf. */
-    char out[64];
-    size_t at = 0;
-    for (const char *p = prefix; *p != '\0' && at < 40; p++) {
-        out[at++] = *p;
-    }
-    out[at++] = '_';
-    uint64_t v = id < 0 ? (uint64_t)0 - (uint64_t)id : (uint64_t)id;
-    if (id < 0) {
-        out[at++] = '-';
+    /* Digit by digit when it surely fits (ids are positive): ids are
+     * formatted many times per request, and snprintf costs ~1,500
+     * instructions each. */
+    size_t n = strlen(prefix);
+    if (id <= 0 || len < n + 21) {
+        snprintf(buf, len, "%s_%" PRId64, prefix, id);
+        return;
     }
     char digits[20];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + (int)(v % 10));
-        v /= 10;
-    } while (v > 0);
-    while (n > 0) {
-        out[at++] = digits[--n];
+    int k = 0;
+    for (uint64_t v = (uint64_t)id; v > 0; v /= 10) {
+        digits[k++] = (char)('0' + v % 10);
     }
-    if (len > 0) {
-        size_t keep = at < len - 1 ? at : len - 1;
-        memcpy(buf, out, keep);
-        buf[keep] = '\0';
+    memcpy(buf, prefix, n);
+    buf[n++] = '_';
+    while (k > 0) {
+        buf[n++] = digits[--k];
     }
+    buf[n] = '\0';
 }
 
 json_t *
@@ -71,7 +64,7 @@ id_json(const char *prefix, int64_t id)
 {
     char buf[48];
     id_format(prefix, id, buf, sizeof buf);
-    return json_string(buf);
+    return json_string_nocheck(buf); /* ASCII: no UTF-8 check needed */
 }
 
 int
@@ -101,7 +94,7 @@ json_time(int64_t t)
     }
     char buf[32];
     time_format_rfc3339(t, buf, sizeof buf);
-    return json_string(buf);
+    return json_string_nocheck(buf); /* ASCII: no UTF-8 check needed */
 }
 
 json_t *

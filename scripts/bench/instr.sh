@@ -12,6 +12,11 @@
 # a bad one fails the run.
 #   sh scripts/bench/instr.sh               (INSTR_WARMUP=20 INSTR_REQUESTS=200)
 #   INSTR_KEEP=1 ...                        keeps the callgrind files
+#   INSTR_CLIENTS=4 (default)               the third phase: as many bookings
+#                                           again from 4 connections at once,
+#                                           (the server has 4 workers), so the
+#                                           writer commits them in
+#                                           batches (0: no third phase)
 set -eu
 cd "$(dirname "$0")/../.."
 sh scripts/deps.sh
@@ -73,6 +78,24 @@ callgrind_control -d quotes "$PID" >/dev/null 2>&1
 callgrind_control -z "$PID" >/dev/null 2>&1
 client bookings "$N" 1000
 callgrind_control -d bookings "$PID" >/dev/null 2>&1
+CLIENTS="${INSTR_CLIENTS:-4}"
+if [ "$CLIENTS" -gt 0 ]; then
+    # N bookings again, split over CLIENTS connections on slots of their
+    # own, each for another user of ten_1 (usr_2 to usr_8, all paying from
+    # the tenant's one shared lot): the writer then finds several jobs
+    # queued and commits them together (group commit), as under load.
+    callgrind_control -z "$PID" >/dev/null 2>&1
+    PIDS=""
+    i=0
+    while [ "$i" -lt "$CLIENTS" ]; do
+        USER_ID="usr_$(( 2 + i % 7 ))" lua5.4 scripts/bench/instr_client.lua "$PORT" "$KEY" \
+            bookings $(( N / CLIENTS )) $(( 1000 + N + i * N )) >/dev/null &
+        PIDS="$PIDS $!"
+        i=$(( i + 1 ))
+    done
+    for p in $PIDS; do wait "$p" || fail "bookings from $CLIENTS connections: a bad answer"; done
+    callgrind_control -d batched "$PID" >/dev/null 2>&1
+fi
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 
 # 3. Per dump (one file per thread): all threads, the writer's share (the
@@ -91,10 +114,16 @@ report() { # dump-number label
     done
     mallocs=$(lua5.4 scripts/bench/instr_calls.lua malloc "$DIR"/cg.out."$1"-*)
     calls=$(lua5.4 scripts/bench/instr_calls.lua lua_pcallk "$DIR"/cg.out."$1"-*)
-    printf '%-8s total %9d  workers %9d  writer %9d  engine %9d  mallocs %5d  policy entries %s\n' \
+    printf '%-11s total %9d  workers %9d  writer %9d  engine %9d  mallocs %5d  policy entries %s\n' \
         "$2" $(( total / N )) $(( (total - writer) / N )) $(( writer / N )) \
         $(( (engine + writer) / N )) $(( mallocs / N )) "$(awk -v c="$calls" -v n="$N" 'BEGIN { printf "%.1f", c / n }')"
 }
 echo "instr: instructions per request, $N measured after $WARM warm-up (callgrind, RelWithDebInfo, $(git rev-parse --short HEAD))"
 report 1 quote
 report 2 booking
+if [ "$CLIENTS" -gt 0 ]; then
+    N=$(( N / CLIENTS * CLIENTS ))
+    report 3 "booking x$CLIENTS"
+    commits=$(lua5.4 scripts/bench/instr_calls.lua batch_run "$DIR"/cg.out.3-*)
+    awk -v n="$N" -v c="$commits" 'BEGIN { if (c > 0) printf "            %d bookings in %d commits (%.1f per commit)\n", n, c, n / c }'
+fi

@@ -10,7 +10,11 @@
  * insufficient_credits with one lot, paid from the other lot with two.
  * Two plans of one user: the usage counter the second read has moved, so
  * validate and pricing run again in the writer; same answer, the plan is
- * applied; a validate policy that now refuses, the booking is refused. */
+ * applied; a validate policy that now refuses, the booking is refused.
+ * Plans whose generation still holds but whose lot no longer does: the
+ * writer's conditional debit (UPDATE ... WHERE balance >= take) refuses,
+ * and the booking is computed afresh; with two lots, the first debit made
+ * is given back before that, and verify finds every lot consistent. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +83,38 @@ race2(struct attempt *a, struct attempt *b)
     pthread_t ta, tb;
     pthread_create(&ta, NULL, attempt_book, a);
     pthread_create(&tb, NULL, attempt_book, b);
+    for (int i = 0; i < 20000; i++) {
+        ops_plan_stats(&now);
+        if (now.made - before.made >= 2) {
+            break;
+        }
+        usleep(500);
+    }
+    CHECK_INT(now.made - before.made, 2);
+    pthread_mutex_unlock(&eng.write_mu);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+}
+
+/* Two plans made on one snapshot, `first` queued (and so applied) before
+ * `second`. */
+static void
+race_ordered(struct attempt *first, struct attempt *second)
+{
+    struct ops_plan_stats before, now;
+    ops_plan_stats(&before);
+    pthread_mutex_lock(&eng.write_mu);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, attempt_book, first);
+    for (int i = 0; i < 20000; i++) {
+        ops_plan_stats(&now);
+        if (now.made - before.made >= 1) {
+            break;
+        }
+        usleep(500);
+    }
+    usleep(300000); /* its job queued: microseconds after its plan */
+    pthread_create(&tb, NULL, attempt_book, second);
     for (int i = 0; i < 20000; i++) {
         ops_plan_stats(&now);
         if (now.made - before.made >= 2) {
@@ -308,6 +344,65 @@ main(void)
     json_decref(h.out);
     json_decref(k.out);
     free(u3);
+
+    /* Tenant 3: lot X (1 hour, room A only, taken first) and lot Y (2
+     * hours, any room).  Plan P (room A, 2 hours, Dee) takes X's hour and
+     * one of Y's; plan Q (room B, 1.5 hours, Eve) takes 1.5 of Y's.  Q is
+     * applied first and empties no lot, so the generation P read still
+     * holds: P's debit of X passes, its debit of Y (1 hour of 0.5 left)
+     * does not, X's is given back, and P computed afresh is refused (1.5
+     * hours available).  Then a booking of 1.5 hours in room A pays X's
+     * hour and Y's half: X was given back whole. */
+    char *t3 = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "Three",
+                                                      "building_ids", bld)));
+    char *dee = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t3,
+                                                      "name", "Dee", "email", "dee@x.io")));
+    char *eve = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t3,
+                                                      "name", "Eve", "email", "eve@x.io")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:[s], s:i}], s:{s:s}}",
+                               "tenant_id", t3, "building_ids", bld, "unit", "hour", "lines",
+                               "scope", "resources", "resource_ids", rooms[0], "amount", 1,
+                               "schedule", "start", "2026-01-01")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", t3,
+                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
+                               "amount", 2, "schedule", "start", "2026-01-01")));
+    warm = must("bookings.create",
+                json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0], "user_id", dee,
+                          "start", "2026-01-25T09:00:00Z", "end", "2026-01-25T12:00:00Z",
+                          "payment_method", "credits"));
+    json_decref(must("bookings.cancel", json_pack("{s:O}", "id", json_object_get(warm, "id"))));
+    json_decref(warm);
+    struct attempt q = {rooms[1], eve, "2026-01-15T09:00:00Z", "2026-01-15T10:30:00Z"};
+    struct attempt pp = {rooms[0], dee, "2026-01-15T09:00:00Z", "2026-01-15T11:00:00Z"};
+    ops_plan_stats(&s0);
+    race_ordered(&q, &pp);
+    ops_plan_stats(&s1);
+    CHECK_INT(q.rc, 0);
+    CHECK_INT(pp.rc, ENG_ECONFLICT);
+    CHECK_STR(eng_error_code_of(&pp.err), "insufficient_credits");
+    CHECK_INT(s1.applied - s0.applied, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 1);
+    CHECK_INT(s1.short_lots - s0.short_lots, 1);
+    json_decref(q.out);
+    json_decref(pp.out);
+    CHECK(verify_clean());
+    json_t *after = must("bookings.create",
+                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0],
+                                   "user_id", dee, "start", "2026-01-16T09:00:00Z", "end",
+                                   "2026-01-16T10:30:00Z", "payment_method", "credits"));
+    char paid[64] = "";
+    paid_from(after, paid, sizeof paid);
+    CHECK(strchr(paid, '+') != NULL); /* X's whole hour, then Y's half */
+    json_t *left = json_object_get(json_object_get(after, "credits"), "balance_after");
+    json_t *zero = amount_to_json(0);
+    CHECK(json_equal(left, zero));
+    json_decref(zero);
+    json_decref(after);
+    free(t3);
+    free(dee);
+    free(eve);
 
     CHECK(verify_clean());
     engine_close(&eng);

@@ -1,0 +1,136 @@
+/* test_json_out.c - json_out renders exactly what jansson's json_dumps
+ * renders with the flags of every HTTP answer (JSON_COMPACT |
+ * JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)): chosen values (escapes,
+ * UTF-8, integer and real edges) and 3,000 random trees, including a
+ * buffer too small for the text. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json_out.h"
+
+#define FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+
+/* Whether json_out and json_dumps agree on v (v is taken). */
+static int
+same(json_t *v)
+{
+    char *want = json_dumps(v, FLAGS);
+    char small[16], big[1 << 16];
+    size_t need = json_out(v, small, sizeof small);
+    size_t got = json_out(v, big, sizeof big);
+    int ok = want != NULL && need == strlen(want) && got == need && got < sizeof big &&
+             memcmp(big, want, got) == 0 &&
+             memcmp(small, want, need < sizeof small ? need : sizeof small) == 0;
+    if (!ok) {
+        printf("# want %s\n# got  %.*s\n", want ? want : "(null)", (int)(got < sizeof big ? got : 0),
+               big);
+    }
+    free(want);
+    json_decref(v);
+    return ok;
+}
+
+static uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+}
+
+/* A random string: plain letters, escapes, control bytes, UTF-8. */
+static json_t *
+random_string(void)
+{
+    static const char *const pieces[] = {"a", "Z", "9", " ", "\"", "\\", "/", "\n", "\t", "\r",
+                                         "\b", "\f", "\x01", "\x1f", "\x7f", "é", "€", "😀",
+                                         "bkg_12", "lot_", "\xe2\x80\xa8"};
+    char buf[256];
+    size_t len = 0;
+    int n = (int)(next() % 12);
+    for (int i = 0; i < n; i++) {
+        const char *p = pieces[next() % (sizeof pieces / sizeof pieces[0])];
+        memcpy(buf + len, p, strlen(p));
+        len += strlen(p);
+    }
+    if (next() % 7 == 0) {
+        buf[len++] = '\0'; /* an embedded NUL */
+    }
+    return json_stringn(buf, len);
+}
+
+static json_t *
+random_value(int depth)
+{
+    switch (next() % (depth > 4 ? 5 : 7)) {
+    case 0: return json_integer((json_int_t)(next() % 2000000) - 1000000);
+    case 1: {
+        static const double reals[] = {0.5, 1.5, -2.25, 0.1, 0.001, 1e-7, 1e20, 1e21, 2.5e-300,
+                                       1e300, 123456789012.345, 1.0, -0.0, 0.0, 3.0e15, 1e16};
+        if (next() % 2 == 0) {
+            return json_real(reals[next() % (sizeof reals / sizeof reals[0])]);
+        }
+        return json_real((double)(int64_t)next() / (double)(1 + next() % 100000));
+    }
+    case 2: return random_string();
+    case 3: return next() % 3 == 0 ? json_null() : json_boolean(next() % 2);
+    case 4: return json_integer((json_int_t)next());
+    case 5: {
+        json_t *a = json_array();
+        int n = (int)(next() % 5);
+        for (int i = 0; i < n; i++) {
+            json_array_append_new(a, random_value(depth + 1));
+        }
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        int n = (int)(next() % 5);
+        for (int i = 0; i < n; i++) {
+            json_t *k = random_string();
+            json_object_setn_new(o, json_string_value(k), json_string_length(k),
+                                 random_value(depth + 1));
+            json_decref(k);
+        }
+        return o;
+    }
+    }
+}
+
+int
+main(void)
+{
+    CHECK(same(json_pack("{s:s, s:i, s:f, s:b, s:n, s:[], s:{}}", "id", "bkg_1", "n", 42,
+                         "amount", 1.5, "ok", 1, "none", "list", "obj")));
+    CHECK(same(json_string("quote \" backslash \\ slash / tab \t nl \n cr \r bs \b ff \f")));
+    CHECK(same(json_stringn("nul \0 one \x01 us \x1f del \x7f", 27)));
+    CHECK(same(json_string("Zürich € 😀 \xe2\x80\xa8")));
+    CHECK(same(json_integer(INT64_MIN)));
+    CHECK(same(json_integer(INT64_MAX)));
+    CHECK(same(json_integer(0)));
+    const double reals[] = {0.0, -0.0, 1.0, 100.0, 1e15, 1e16, 1e17, 1e20, 1e21, 1e100, 1e-5,
+                            1e-4, 0.1, 0.3, 2.5, 1234.567, 999999999999.999, DBL_MAX, DBL_MIN,
+                            5e-324, -1e-300, 123456789012345678.0};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        CHECK(same(json_real(reals[i])));
+    }
+    CHECK(same(json_array()));
+    CHECK(same(json_object()));
+    /* What JSON cannot hold is refused, not rendered. */
+    json_t *nan = json_real(NAN); /* jansson itself refuses a NaN real */
+    CHECK(nan == NULL || json_out(nan, (char[8]){0}, 8) == 0);
+    json_decref(nan);
+    int agreed = 0;
+    for (int i = 0; i < 3000; i++) {
+        agreed += same(random_value(0));
+    }
+    CHECK_INT(agreed, 3000);
+    return check_exit();
+}
