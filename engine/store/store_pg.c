@@ -321,7 +321,12 @@ struct store_pg {
     char msg[256];       /* and its message */
     char setup[160];     /* session settings, applied again after a reconnect */
     unsigned gen;        /* connection generation: prepared statements die with it */
+    unsigned tx_serial;  /* transactions begun (and savepoints rolled back to): a
+                          * cursor dies with the one it was declared in */
 };
+
+/* Rows a streamed statement's cursor fetches at a time. */
+#define STORE_PG_FETCH 256
 
 struct pg_stmt {
     struct store *s;
@@ -338,6 +343,9 @@ struct pg_stmt {
     char **owned;
     PGresult *res;        /* rows of the current execution, NULL when idle */
     int row, nrows;
+    bool stream;          /* STORE_SQL_STREAM: read through a cursor in a transaction */
+    bool cursor;          /* its cursor (named "c" + name) is open */
+    unsigned cursor_tx, cursor_gen; /* the transaction and connection it lives in */
 };
 
 static struct pg_stmt *
@@ -458,6 +466,7 @@ pg_stmt_new(struct store *s, const struct store_sql *q, struct eng_error *err)
         return NULL;
     }
     p->s = s;
+    p->stream = q->stream;
     char table[64];
     const char *why = NULL;
     p->sql = pg_translate(text, false, &p->nparams, table, &why);
@@ -511,10 +520,29 @@ pg_stmt_clear(sqlite3_stmt *st)
     p->bind_rc = 0;
 }
 
+/* Closes a streamed statement's cursor when it still exists (a cursor dies
+ * with its transaction, and CLOSE of a missing one would abort the next). */
+static void
+cursor_close(struct pg_stmt *p)
+{
+    if (!p->cursor) {
+        return;
+    }
+    p->cursor = false;
+    struct store_pg *pg = p->s->pg;
+    if (pg != NULL && p->cursor_gen == pg->gen && p->cursor_tx == pg->tx_serial &&
+        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+        char sql[40];
+        snprintf(sql, sizeof sql, "CLOSE c%s", p->name);
+        PQclear(PQexec(pg->conn, sql));
+    }
+}
+
 void
 pg_stmt_reset(sqlite3_stmt *st)
 {
     struct pg_stmt *p = untag(st);
+    cursor_close(p);
     PQclear(p->res);
     p->res = NULL;
     p->row = p->nrows = 0;
@@ -733,6 +761,61 @@ ensure_connected(struct store *s, const char *what, struct eng_error *err)
     return pg_exec(s, pg->setup, "session settings", err);
 }
 
+/* The next batch of a streamed statement's cursor: 1 with rows in p->res,
+ * 0 when there are no more (the cursor closed), or an error. */
+static int
+cursor_fetch(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
+{
+    char sql[48];
+    snprintf(sql, sizeof sql, "FETCH %d FROM c%s", STORE_PG_FETCH, p->name);
+    PGresult *r = PQexec(s->pg->conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        p->cursor = false; /* the transaction has failed: it took the cursor along */
+        int rc = fail_with(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        cursor_close(p);
+        return 0;
+    }
+    p->res = r;
+    p->row = 0;
+    p->nrows = PQntuples(r);
+    return 1;
+}
+
+/* Opens a streamed statement's cursor over its bound parameters and reads
+ * the first batch.  Only in a transaction (an export's read snapshot): a
+ * cursor lives in one. */
+static int
+cursor_open(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
+{
+    struct store_pg *pg = s->pg;
+    static const char head[] = "DECLARE c%s NO SCROLL CURSOR FOR ";
+    size_t cap = strlen(p->sql) + sizeof head + sizeof p->name;
+    char *sql = malloc(cap);
+    if (sql == NULL) {
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    int n = snprintf(sql, cap, head, p->name);
+    snprintf(sql + n, cap - (size_t)n, "%s", p->sql);
+    PGresult *r = PQexecParams(pg->conn, sql, p->nparams, p->types,
+                               (const char *const *)p->values, NULL, NULL, 0);
+    free(sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int rc = fail_with(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    p->cursor = true;
+    p->cursor_tx = pg->tx_serial;
+    p->cursor_gen = pg->gen;
+    return cursor_fetch(s, p, what, err);
+}
+
 int
 pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err)
 {
@@ -742,6 +825,16 @@ pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
         if (++p->row < p->nrows) {
             return 1;
         }
+        if (p->cursor && p->nrows == STORE_PG_FETCH) {
+            PQclear(p->res);
+            p->res = NULL;
+            p->row = p->nrows = 0;
+            int rc = cursor_fetch(s, p, what, err);
+            if (rc != 1) {
+                pg_stmt_reset(st);
+            }
+            return rc;
+        }
         pg_stmt_reset(st);
         return 0;
     }
@@ -750,6 +843,13 @@ pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
     }
     if ((!p->prepared || p->gen != pg->gen) && prepare(s, p, what, err) != 0) {
         return err->status;
+    }
+    if (p->stream && pg_in_tx(s)) {
+        int rc = cursor_open(s, p, what, err);
+        if (rc != 1) {
+            pg_stmt_reset(st);
+        }
+        return rc;
     }
     PGresult *r = PQexecPrepared(pg->conn, p->name, p->nparams, (const char *const *)p->values,
                                  NULL, NULL, 0);
@@ -862,6 +962,9 @@ pg_tx(struct store *s, enum store_tx what, struct eng_error *err)
     case STORE_SAVEPOINT: sql = "SAVEPOINT job"; break;
     case STORE_RELEASE: sql = "RELEASE SAVEPOINT job"; break;
     case STORE_ROLLBACK_TO: sql = "ROLLBACK TO SAVEPOINT job"; break;
+    }
+    if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE || what == STORE_ROLLBACK_TO) {
+        s->pg->tx_serial++; /* the cursors of before are gone */
     }
     if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE) {
         s->pg->state[0] = '\0'; /* store_retry_advised speaks of this transaction */
