@@ -1041,7 +1041,10 @@ pg_file_schema(struct store *s, int *version, struct eng_error *err)
  *   sum(boolean)            counts the true ones (SQLite sums 0/1 comparisons;
  *                           0 rather than NULL over no rows);
  *   json_group_array(x)     the JSON array of x, as text without spaces;
- *   sqlite_master           its triggers (type 'trigger', name), for verify. */
+ *   instr(a, b)             strpos;
+ *   sqlite_master           its triggers (type 'trigger', name), for scripts
+ *                           and specs that look for a trigger by name.
+ * A read-only connection cannot create them (check_shims). */
 static const char pg_prelude[] =
     "CREATE TABLE IF NOT EXISTS allot_schema (version integer NOT NULL);"
     "CREATE OR REPLACE FUNCTION allot_refuse() RETURNS trigger LANGUAGE plpgsql AS"
@@ -1272,6 +1275,36 @@ quiet_notice(void *arg, const char *message)
     (void)message; /* "extension already exists, skipping" and the like */
 }
 
+/* A read-only connection cannot create pg_prelude's functions: on a database
+ * no writer of this build has opened yet (migrated by an older build, or
+ * restored without them) they may be missing.  verify needs none of them;
+ * the reports that use them (dashboard, credits, usage) would fail with
+ * PostgreSQL's "function does not exist", so say why once, at open. */
+static int
+check_shims(struct store *s, const char *uri, struct eng_error *err)
+{
+    PGresult *r = PQexec(s->pg->conn,
+                         "SELECT to_regprocedure('sum(boolean)') IS NOT NULL AND"
+                         " to_regprocedure('json_group_array(anyelement)') IS NOT NULL AND"
+                         " to_regprocedure('instr(text, text)') IS NOT NULL");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = fail_with(s, r, "schema functions", err);
+        PQclear(r);
+        return rc;
+    }
+    bool present = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!present) {
+        fprintf(stderr,
+                "allot: note: %s lacks the SQL functions a writer of this build adds "
+                "(sum(boolean), json_group_array, instr): read-only, the dashboard, credit "
+                "and usage reports fail until allotd (or any writer) has opened it once; "
+                "verify does not need them\n",
+                uri);
+    }
+    return 0;
+}
+
 int
 pg_open(struct store *s, const char *uri, enum store_mode mode, int busy_timeout_ms,
         struct eng_error *err)
@@ -1306,13 +1339,21 @@ pg_open(struct store *s, const char *uri, enum store_mode mode, int busy_timeout
     if (pg_file_schema(s, &version, err) != 0) {
         return err->status;
     }
-    if (version == 0 || version > store_schema_version()) {
+    if (version == 0) {
+        /* an empty database (CREATE DATABASE and nothing since) */
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "'%s' holds no Allot schema yet: a writer creates it (allotd, "
+                              "or allot keys create --db URI --create); a read-only open "
+                              "never writes",
+                              uri);
+    }
+    if (version > store_schema_version()) {
         return eng_error_code(err, ENG_ESTORE, "storage_error",
                               "'%s' is not an Allot database this build can read "
                               "(schema %d, this build %d)",
                               uri, version, store_schema_version());
     }
-    return 0;
+    return check_shims(s, uri, err);
 }
 
 void
