@@ -323,6 +323,8 @@ struct store_pg {
     unsigned gen;        /* connection generation: prepared statements die with it */
     unsigned tx_serial;  /* transactions begun (and savepoints rolled back to): a
                           * cursor dies with the one it was declared in */
+    unsigned next_cursor; /* cursor names c1, c2, ...: never reused, so one left
+                           * open (see cursor_close) cannot collide */
 };
 
 /* Rows a streamed statement's cursor fetches at a time. */
@@ -344,7 +346,8 @@ struct pg_stmt {
     PGresult *res;        /* rows of the current execution, NULL when idle */
     int row, nrows;
     bool stream;          /* STORE_SQL_STREAM: read through a cursor in a transaction */
-    bool cursor;          /* its cursor (named "c" + name) is open */
+    bool cursor;          /* its cursor is open */
+    char cursor_name[16];
     unsigned cursor_tx, cursor_gen; /* the transaction and connection it lives in */
 };
 
@@ -520,8 +523,10 @@ pg_stmt_clear(sqlite3_stmt *st)
     p->bind_rc = 0;
 }
 
-/* Closes a streamed statement's cursor when it still exists (a cursor dies
- * with its transaction, and CLOSE of a missing one would abort the next). */
+/* Closes a streamed statement's cursor when it surely still exists: a
+ * cursor dies with its transaction (or a savepoint rolled back to), and
+ * CLOSE of a missing one would abort the transaction.  When unsure it is
+ * left to end with its transaction. */
 static void
 cursor_close(struct pg_stmt *p)
 {
@@ -533,7 +538,7 @@ cursor_close(struct pg_stmt *p)
     if (pg != NULL && p->cursor_gen == pg->gen && p->cursor_tx == pg->tx_serial &&
         PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
         char sql[40];
-        snprintf(sql, sizeof sql, "CLOSE c%s", p->name);
+        snprintf(sql, sizeof sql, "CLOSE %s", p->cursor_name);
         PQclear(PQexec(pg->conn, sql));
     }
 }
@@ -767,7 +772,7 @@ static int
 cursor_fetch(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
 {
     char sql[48];
-    snprintf(sql, sizeof sql, "FETCH %d FROM c%s", STORE_PG_FETCH, p->name);
+    snprintf(sql, sizeof sql, "FETCH %d FROM %s", STORE_PG_FETCH, p->cursor_name);
     PGresult *r = PQexec(s->pg->conn, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         p->cursor = false; /* the transaction has failed: it took the cursor along */
@@ -793,13 +798,14 @@ static int
 cursor_open(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
 {
     struct store_pg *pg = s->pg;
-    static const char head[] = "DECLARE c%s NO SCROLL CURSOR FOR ";
-    size_t cap = strlen(p->sql) + sizeof head + sizeof p->name;
+    static const char head[] = "DECLARE %s NO SCROLL CURSOR FOR ";
+    size_t cap = strlen(p->sql) + sizeof head + sizeof p->cursor_name;
     char *sql = malloc(cap);
     if (sql == NULL) {
         return eng_error_set(err, ENG_ENOMEM, "out of memory");
     }
-    int n = snprintf(sql, cap, head, p->name);
+    snprintf(p->cursor_name, sizeof p->cursor_name, "c%u", ++pg->next_cursor);
+    int n = snprintf(sql, cap, head, p->cursor_name);
     snprintf(sql + n, cap - (size_t)n, "%s", p->sql);
     PGresult *r = PQexecParams(pg->conn, sql, p->nparams, p->types,
                                (const char *const *)p->values, NULL, NULL, 0);
