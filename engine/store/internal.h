@@ -23,13 +23,19 @@ struct store_sql {
     const char *text;
     atomic_int id;  /* 0 until first prepared */
     const char *pg; /* PostgreSQL's own text where the dialects differ, or NULL */
+    bool stream;    /* rows without bound (exports): PostgreSQL reads them through
+                     * a cursor, a batch at a time, instead of whole */
 };
 
 /* `sql` is written in the common dialect both drivers run (engine/README.md,
  * "Two drivers"): PostgreSQL gets it translated when first prepared. */
-#define STORE_SQL(name, sql) static struct store_sql name = {sql, 0, NULL}
+#define STORE_SQL(name, sql) static struct store_sql name = {sql, 0, NULL, false}
 /* The rare statement whose PostgreSQL text must differ. */
-#define STORE_SQL_PG(name, sql, pg_sql) static struct store_sql name = {sql, 0, pg_sql}
+#define STORE_SQL_PG(name, sql, pg_sql) static struct store_sql name = {sql, 0, pg_sql, false}
+/* A query whose rows have no bound (a streamed export): SQLite steps it as
+ * any other; PostgreSQL, inside a transaction, walks it through a cursor
+ * STORE_PG_FETCH rows at a time, so memory stays constant (store_pg.c). */
+#define STORE_SQL_STREAM(name, sql) static struct store_sql name = {sql, 0, NULL, true}
 
 /* Statements of one id: the first and any nested copies. */
 struct store_stmt {

@@ -353,7 +353,8 @@ store_credit_report_each(struct store *s, const struct credit_filter *f,
                          int (*cb)(void *ud, const struct credit_report_row *row), void *ud,
                          struct eng_error *err)
 {
-    STORE_SQL(q,
+    /* streamed: an unpaged export has no row bound (PostgreSQL: a cursor) */
+    STORE_SQL_STREAM(q,
               "SELECT a.id, a.tenant_id, t.name, a.description, a.unit, a.recurrence,"
               " a.start_date, a.end_date, a.end_at, a.rollover, a.rollover_cap, a.pool,"
               " (SELECT json_group_array('bld_' || building_id) FROM allocation_building"
@@ -433,7 +434,7 @@ store_usage_each(struct store *s, const struct usage_filter *f,
                  int (*cb)(void *ud, const struct usage_row *row), void *ud,
                  struct eng_error *err)
 {
-    STORE_SQL(q,
+    STORE_SQL_STREAM(q,
               "SELECT b.id, b.created_at, b.start_at, b.end_at, b.user_id, u.name,"
               " b.resource_id, r.name, b.tenant_id, t.name, b.building_id, bl.name,"
               " b.payment_method, b.credits, b.credits_refunded, b.unit, b.money, b.currency,"

@@ -322,7 +322,14 @@ struct store_pg {
     char setup[160];     /* session settings, applied again after a reconnect */
     unsigned gen;        /* connection generation: prepared statements die with it */
     bool write_locked;   /* holds the cluster's write lock (see pg_tx) */
+    unsigned tx_serial;  /* transactions begun (and savepoints rolled back to): a
+                          * cursor dies with the one it was declared in */
+    unsigned next_cursor; /* cursor names c1, c2, ...: never reused, so one left
+                           * open (see cursor_close) cannot collide */
 };
+
+/* Rows a streamed statement's cursor fetches at a time. */
+#define STORE_PG_FETCH 256
 
 struct pg_stmt {
     struct store *s;
@@ -339,6 +346,10 @@ struct pg_stmt {
     char **owned;
     PGresult *res;        /* rows of the current execution, NULL when idle */
     int row, nrows;
+    bool stream;          /* STORE_SQL_STREAM: read through a cursor in a transaction */
+    bool cursor;          /* its cursor is open */
+    char cursor_name[16];
+    unsigned cursor_tx, cursor_gen; /* the transaction and connection it lives in */
 };
 
 static struct pg_stmt *
@@ -459,6 +470,7 @@ pg_stmt_new(struct store *s, const struct store_sql *q, struct eng_error *err)
         return NULL;
     }
     p->s = s;
+    p->stream = q->stream;
     char table[64];
     const char *why = NULL;
     p->sql = pg_translate(text, false, &p->nparams, table, &why);
@@ -512,10 +524,31 @@ pg_stmt_clear(sqlite3_stmt *st)
     p->bind_rc = 0;
 }
 
+/* Closes a streamed statement's cursor when it surely still exists: a
+ * cursor dies with its transaction (or a savepoint rolled back to), and
+ * CLOSE of a missing one would abort the transaction.  When unsure it is
+ * left to end with its transaction. */
+static void
+cursor_close(struct pg_stmt *p)
+{
+    if (!p->cursor) {
+        return;
+    }
+    p->cursor = false;
+    struct store_pg *pg = p->s->pg;
+    if (pg != NULL && p->cursor_gen == pg->gen && p->cursor_tx == pg->tx_serial &&
+        PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+        char sql[40];
+        snprintf(sql, sizeof sql, "CLOSE %s", p->cursor_name);
+        PQclear(PQexec(pg->conn, sql));
+    }
+}
+
 void
 pg_stmt_reset(sqlite3_stmt *st)
 {
     struct pg_stmt *p = untag(st);
+    cursor_close(p);
     PQclear(p->res);
     p->res = NULL;
     p->row = p->nrows = 0;
@@ -734,6 +767,62 @@ ensure_connected(struct store *s, const char *what, struct eng_error *err)
     return pg_exec(s, pg->setup, "session settings", err);
 }
 
+/* The next batch of a streamed statement's cursor: 1 with rows in p->res,
+ * 0 when there are no more (the cursor closed), or an error. */
+static int
+cursor_fetch(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
+{
+    char sql[48];
+    snprintf(sql, sizeof sql, "FETCH %d FROM %s", STORE_PG_FETCH, p->cursor_name);
+    PGresult *r = PQexec(s->pg->conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        p->cursor = false; /* the transaction has failed: it took the cursor along */
+        int rc = fail_with(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        cursor_close(p);
+        return 0;
+    }
+    p->res = r;
+    p->row = 0;
+    p->nrows = PQntuples(r);
+    return 1;
+}
+
+/* Opens a streamed statement's cursor over its bound parameters and reads
+ * the first batch.  Only in a transaction (an export's read snapshot): a
+ * cursor lives in one. */
+static int
+cursor_open(struct store *s, struct pg_stmt *p, const char *what, struct eng_error *err)
+{
+    struct store_pg *pg = s->pg;
+    static const char head[] = "DECLARE %s NO SCROLL CURSOR FOR ";
+    size_t cap = strlen(p->sql) + sizeof head + sizeof p->cursor_name;
+    char *sql = malloc(cap);
+    if (sql == NULL) {
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    }
+    snprintf(p->cursor_name, sizeof p->cursor_name, "c%u", ++pg->next_cursor);
+    int n = snprintf(sql, cap, head, p->cursor_name);
+    snprintf(sql + n, cap - (size_t)n, "%s", p->sql);
+    PGresult *r = PQexecParams(pg->conn, sql, p->nparams, p->types,
+                               (const char *const *)p->values, NULL, NULL, 0);
+    free(sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int rc = fail_with(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    p->cursor = true;
+    p->cursor_tx = pg->tx_serial;
+    p->cursor_gen = pg->gen;
+    return cursor_fetch(s, p, what, err);
+}
+
 int
 pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *err)
 {
@@ -743,6 +832,16 @@ pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
         if (++p->row < p->nrows) {
             return 1;
         }
+        if (p->cursor && p->nrows == STORE_PG_FETCH) {
+            PQclear(p->res);
+            p->res = NULL;
+            p->row = p->nrows = 0;
+            int rc = cursor_fetch(s, p, what, err);
+            if (rc != 1) {
+                pg_stmt_reset(st);
+            }
+            return rc;
+        }
         pg_stmt_reset(st);
         return 0;
     }
@@ -751,6 +850,13 @@ pg_step(struct store *s, sqlite3_stmt *st, const char *what, struct eng_error *e
     }
     if ((!p->prepared || p->gen != pg->gen) && prepare(s, p, what, err) != 0) {
         return err->status;
+    }
+    if (p->stream && pg_in_tx(s)) {
+        int rc = cursor_open(s, p, what, err);
+        if (rc != 1) {
+            pg_stmt_reset(st);
+        }
+        return rc;
     }
     PGresult *r = PQexecPrepared(pg->conn, p->name, p->nparams, (const char *const *)p->values,
                                  NULL, NULL, 0);
@@ -871,6 +977,9 @@ pg_tx(struct store *s, enum store_tx what, struct eng_error *err)
     case STORE_SAVEPOINT: sql = "SAVEPOINT job"; break;
     case STORE_RELEASE: sql = "RELEASE SAVEPOINT job"; break;
     case STORE_ROLLBACK_TO: sql = "ROLLBACK TO SAVEPOINT job"; break;
+    }
+    if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE || what == STORE_ROLLBACK_TO) {
+        s->pg->tx_serial++; /* the cursors of before are gone */
     }
     if (what == STORE_BEGIN || what == STORE_BEGIN_IMMEDIATE) {
         s->pg->state[0] = '\0'; /* store_retry_advised speaks of this transaction */
@@ -1004,7 +1113,10 @@ pg_file_schema(struct store *s, int *version, struct eng_error *err)
  *   sum(boolean)            counts the true ones (SQLite sums 0/1 comparisons;
  *                           0 rather than NULL over no rows);
  *   json_group_array(x)     the JSON array of x, as text without spaces;
- *   sqlite_master           its triggers (type 'trigger', name), for verify. */
+ *   instr(a, b)             strpos;
+ *   sqlite_master           its triggers (type 'trigger', name), for scripts
+ *                           and specs that look for a trigger by name.
+ * A read-only connection cannot create them (check_shims). */
 static const char pg_prelude[] =
     "CREATE TABLE IF NOT EXISTS allot_schema (version integer NOT NULL);"
     "CREATE OR REPLACE FUNCTION allot_refuse() RETURNS trigger LANGUAGE plpgsql AS"
@@ -1235,6 +1347,36 @@ quiet_notice(void *arg, const char *message)
     (void)message; /* "extension already exists, skipping" and the like */
 }
 
+/* A read-only connection cannot create pg_prelude's functions: on a database
+ * no writer of this build has opened yet (migrated by an older build, or
+ * restored without them) they may be missing.  verify needs none of them;
+ * the reports that use them (dashboard, credits, usage) would fail with
+ * PostgreSQL's "function does not exist", so say why once, at open. */
+static int
+check_shims(struct store *s, const char *uri, struct eng_error *err)
+{
+    PGresult *r = PQexec(s->pg->conn,
+                         "SELECT to_regprocedure('sum(boolean)') IS NOT NULL AND"
+                         " to_regprocedure('json_group_array(anyelement)') IS NOT NULL AND"
+                         " to_regprocedure('instr(text, text)') IS NOT NULL");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = fail_with(s, r, "schema functions", err);
+        PQclear(r);
+        return rc;
+    }
+    bool present = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!present) {
+        fprintf(stderr,
+                "allot: note: %s lacks the SQL functions a writer of this build adds "
+                "(sum(boolean), json_group_array, instr): read-only, the dashboard, credit "
+                "and usage reports fail until allotd (or any writer) has opened it once; "
+                "verify does not need them\n",
+                uri);
+    }
+    return 0;
+}
+
 int
 pg_open(struct store *s, const char *uri, enum store_mode mode, int busy_timeout_ms,
         struct eng_error *err)
@@ -1269,13 +1411,21 @@ pg_open(struct store *s, const char *uri, enum store_mode mode, int busy_timeout
     if (pg_file_schema(s, &version, err) != 0) {
         return err->status;
     }
-    if (version == 0 || version > store_schema_version()) {
+    if (version == 0) {
+        /* an empty database (CREATE DATABASE and nothing since) */
+        return eng_error_code(err, ENG_ESTORE, "storage_error",
+                              "'%s' holds no Allot schema yet: a writer creates it (allotd, "
+                              "or allot keys create --db URI --create); a read-only open "
+                              "never writes",
+                              uri);
+    }
+    if (version > store_schema_version()) {
         return eng_error_code(err, ENG_ESTORE, "storage_error",
                               "'%s' is not an Allot database this build can read "
                               "(schema %d, this build %d)",
                               uri, version, store_schema_version());
     }
-    return 0;
+    return check_shims(s, uri, err);
 }
 
 void

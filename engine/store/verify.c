@@ -3,6 +3,7 @@
 #include "verify.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #include "internal.h"
 #include "usage.h"
@@ -11,6 +12,14 @@ struct check {
     const char *what;
     const char *sql; /* rows: one text column describing the problem */
 };
+
+#define IMMUTABLE_CHECK "entries are immutable"
+/* Its PostgreSQL text reads the catalogue directly, so that a read-only
+ * verify needs nothing a writer creates (the driver's shims, store_pg.c). */
+static const char immutable_pg[] =
+    "SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
+    " ALL SELECT 'entry_no_delete') WHERE n NOT IN (SELECT tgname::text FROM pg_trigger"
+    " WHERE tgrelid = to_regclass('entry') AND NOT tgisinternal)";
 
 static const struct check checks[] = {
     {"lot balance equals the sum of its entries",
@@ -86,7 +95,7 @@ static const struct check checks[] = {
     {"debits and refunds carry their booking",
      "SELECT 'ent_' || id || ': ' || kind || ' without a booking' FROM entry"
      " WHERE kind IN ('debit', 'refund') AND booking_id IS NULL"},
-    {"entries are immutable",
+    {IMMUTABLE_CHECK,
      "SELECT 'the trigger ' || n || ' is missing' FROM (SELECT 'entry_no_update' AS n UNION"
      " ALL SELECT 'entry_no_delete') WHERE n NOT IN (SELECT name FROM sqlite_master"
      " WHERE type = 'trigger')"},
@@ -104,6 +113,9 @@ check_sql_fill(void)
 {
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         check_sql[i].text = checks[i].sql;
+        if (strcmp(checks[i].what, IMMUTABLE_CHECK) == 0) {
+            check_sql[i].pg = immutable_pg;
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 /* test_store_pg.c - the PostgreSQL driver.  The translation of the common
  * dialect always runs; with ALLOT_TEST_PG_URI set (ctest c_test_store_pg_live
  * starts a throwaway cluster for it) the driver runs against a real server:
- * migrations, ids, NULL parameters, nesting, transactions, the immutability
- * triggers, the no-double-booking constraint, read-only connections. */
+ * migrations, ids, NULL parameters, nesting, streamed statements (a cursor),
+ * transactions, the immutability triggers, the no-double-booking
+ * constraint, read-only connections. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,61 @@ test_live(const char *uri)
         }
     }
     CHECK_INT(pairs, 4);
+
+    /* A streamed statement (STORE_SQL_STREAM) walks a cursor inside a
+     * transaction: more rows than one FETCH, a NULL parameter, another
+     * query on the same connection between its rows, and a reset in the
+     * middle that leaves the transaction usable; outside one it is read
+     * whole, the same rows. */
+    STORE_SQL(q_nb, "SELECT count(*) FROM building");
+    STORE_SQL_STREAM(q_series, "SELECT g, g * ?1 FROM generate_series(1, ?2) AS g"
+                               " WHERE (?3 IS NULL OR g > ?3) ORDER BY g");
+    for (int in_tx = 1; in_tx >= 0; in_tx--) {
+        if (in_tx) {
+            CHECK_INT(store_tx(s, STORE_BEGIN, &err), 0);
+        }
+        st = sq_prep(s, &q_series, &err);
+        sq_int(s, st, 1, 2);
+        sq_int(s, st, 2, 1000);
+        sq_null(s, st, 3);
+        int64_t n = 0, last = 0, between = -1;
+        while ((rc = sq_step(s, st, "series", &err)) == 1) {
+            n++;
+            CHECK_INT(sq_col_int(st, 0), n);
+            last = sq_col_int(st, 1);
+            if (n == 300) {
+                CHECK_INT(sq_scalar(s, &q_nb, 0, -1, &between, &err), 0);
+            }
+        }
+        CHECK_INT(rc, 0);
+        CHECK_INT(n, 1000);
+        CHECK_INT(last, 2000);
+        CHECK_INT(between, 2);
+        /* Stopped early: the cursor closes, the transaction goes on. */
+        st = sq_prep(s, &q_series, &err);
+        sq_int(s, st, 1, 1);
+        sq_int(s, st, 2, 1000);
+        sq_int(s, st, 3, 10);
+        CHECK_INT(sq_step(s, st, "series", &err), 1);
+        CHECK_INT(sq_col_int(st, 0), 11);
+        sq_reset(st);
+        between = -1;
+        CHECK_INT(sq_scalar(s, &q_nb, 0, -1, &between, &err), 0);
+        CHECK_INT(between, 2);
+        st = sq_prep(s, &q_series, &err);
+        sq_int(s, st, 1, 1);
+        sq_int(s, st, 2, 1000);
+        sq_int(s, st, 3, 10);
+        n = 0;
+        while ((rc = sq_step(s, st, "series", &err)) == 1) {
+            n++;
+        }
+        CHECK_INT(rc, 0);
+        CHECK_INT(n, 990);
+        if (in_tx) {
+            CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+        }
+    }
 
     /* A bind out of range is an error at the step, not a silent NULL. */
     st = sq_prep(s, &q_ids, &err);

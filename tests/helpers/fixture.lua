@@ -26,11 +26,21 @@ function M.db_path(dir)
   return (PG_URI:gsub("/[^/]*$", "/" .. name))
 end
 
+-- What each open's database is (a file in its directory, or a URI), by
+-- directory: M.db_file(dir), for specs that read it beside the engine
+-- (tests/helpers/db_shell.lua).
+local opened = {}
+
+function M.db_file(dir)
+  return opened[dir] or dir .. "/allot.db"
+end
+
 -- Opens a fresh database with the fake clock at `now`.
 function M.open(now)
   local dir = tmpdir()
+  opened[dir] = M.db_path(dir)
   local db = assert(allot.open {
-    db = M.db_path(dir),
+    db = opened[dir],
     policies = (os.getenv("ALLOT_SOURCE_DIR") or ".") .. "/policies",
     now = now or "2026-01-01T00:00:00Z",
   })

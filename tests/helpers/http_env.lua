@@ -130,6 +130,7 @@ Client.__index = Client
 -- that cluster instead of an SQLite file.
 local PG_URI = os.getenv("ALLOT_TEST_PG_URI")
 local pg_serial = 0
+M.PG = PG_URI ~= nil and PG_URI ~= "" -- the servers run on PostgreSQL
 
 function M.fresh_db(dir)
   if not PG_URI or PG_URI == "" then return dir .. "/a.db" end

@@ -3,6 +3,7 @@
 -- that server and no other, and, with --demo, the keys file (FILE.keys)
 -- that keeps the demo's keys the same from one start to the next.
 local H = require "http_env"
+local D = require "db_shell"
 local socket = require "socket"
 
 local BUILD = os.getenv("ALLOT_BUILD_DIR") or "build"
@@ -45,15 +46,30 @@ local function wait_for(what, fn)
   error("timed out waiting for " .. what)
 end
 
+-- On PostgreSQL many allotd serve one database: none takes a pid file unless
+-- --pid-file names one, which then works as FILE.pid does beside a file.
 describe("allotd's pid file", function()
-  local env
-  setup(function() env = H.start() end)
-  teardown(function() if env then env:stop() end end)
+  local env, pidf, pid_flag, piddir
+  setup(function()
+    if H.PG then
+      piddir = H.tmpdir()
+      pidf = piddir .. "/allotd.pid"
+      pid_flag = " --pid-file " .. q(pidf)
+      env = H.start { args = { "--pid-file", pidf } }
+    else
+      env = H.start()
+      pidf, pid_flag = env.db .. ".pid", ""
+    end
+  end)
+  teardown(function()
+    if env then env:stop() end
+    if piddir then sh("rm -rf " .. q(piddir)) end
+  end)
 
   it("holds the server's pid while it runs, and refuses a second server", function()
-    assert.equal(tostring(env.pid) .. "\n", read_file(env.db .. ".pid"))
-    local out, err, code = run(("%s/allotd --db %s --listen 127.0.0.1:0 --policies %s")
-      :format(BUILD, q(env.db), q(POLICIES)))
+    assert.equal(tostring(env.pid) .. "\n", read_file(pidf))
+    local out, err, code = run(("%s/allotd --db %s --listen 127.0.0.1:0 --policies %s%s")
+      :format(BUILD, q(env.db), q(POLICIES), pid_flag))
     assert.equal(1, code)
     assert.equal("", out)
     assert.truthy(err:find(("already serves this database"), 1, true), err)
@@ -63,16 +79,16 @@ describe("allotd's pid file", function()
   end)
 
   it("lets allot policies reload --db signal that server", function()
-    local out, err, code = run(("%s/allot policies reload --db %s"):format(BUILD, q(env.db)))
+    local out, err, code = run(("%s/allot policies reload --db %s%s")
+      :format(BUILD, q(env.db), pid_flag))
     assert.equal(0, code, err)
-    assert.truthy(out:find(("sent SIGHUP to allotd %d (its pid file %s.pid)")
-      :format(env.pid, env.db), 1, true), out)
+    assert.truthy(out:find(("sent SIGHUP to allotd %d (its pid file %s)")
+      :format(env.pid, pidf), 1, true), out)
     wait_for("the reload in the server's log", function()
       return env:server_log():find("SIGHUP: %d+ building policy sets reloaded")
     end)
     -- --pid-file names the file directly.
-    out, err, code = run(("%s/allot policies reload --pid-file %s"):format(BUILD,
-                                                                           q(env.db .. ".pid")))
+    out, err, code = run(("%s/allot policies reload --pid-file %s"):format(BUILD, q(pidf)))
     assert.equal(0, code, err)
     assert.truthy(out:find("sent SIGHUP to allotd " .. env.pid, 1, true), out)
   end)
@@ -84,19 +100,18 @@ describe("allotd's pid file", function()
     -- stop() removes the server's directory; keep it, with the database.
     server.env.dir = dir .. "/gone"
     assert.is_true(server:stop())
-    assert.is_nil(read_file(db .. ".pid"))
+    assert.is_nil(read_file(pidf))
     -- A pid file nobody holds (left by a crash), naming a live process
     -- that is not allotd (init): reload must not signal it.
-    local f = assert(io.open(db .. ".pid", "w"))
+    local f = assert(io.open(pidf, "w"))
     f:write("1\n")
     f:close()
-    local out, err, code = run(("%s/allot policies reload --db %s --policies %s")
-      :format(BUILD, q(db), q(POLICIES)))
+    local out, err, code = run(("%s/allot policies reload --db %s --policies %s%s")
+      :format(BUILD, q(db), q(POLICIES), pid_flag))
     assert.equal(0, code, err)
     assert.truthy(out:find("no allotd serves", 1, true), out)
     assert.truthy(out:find("building policy sets load, 0 refused", 1, true), out)
-    out, err, code = run(("%s/allot policies reload --pid-file %s"):format(BUILD,
-                                                                           q(db .. ".pid")))
+    out, err, code = run(("%s/allot policies reload --pid-file %s"):format(BUILD, q(pidf)))
     assert.equal(1, code)
     assert.truthy(err:find("no allotd holds", 1, true), err)
     sh("rm -rf " .. q(dir))
@@ -168,10 +183,7 @@ describe("allotd --demo", function()
       assert.equal(k.who, again[role].who, role)
     end
     -- Five keys in all, however many starts.
-    p = assert(io.popen(("sqlite3 -readonly %s 'SELECT count(*) FROM api_key'")
-      :format(q(dir .. "/demo.db"))))
-    assert.equal("5", p:read("l"))
-    p:close()
+    assert.equal(5, D.scalar(dir .. "/demo.db", "SELECT count(*) FROM api_key"))
 
     -- A key the database no longer knows (a new database, an old file) is
     -- replaced, and only that one.

@@ -4,6 +4,7 @@
 -- database behind the server's back is seen within the cache's lifetime
 -- (AUTH_CACHE_TTL_MS, 1 s).
 local H = require "http_env"
+local D = require "db_shell"
 
 describe("auth cache", function()
   local env
@@ -61,8 +62,7 @@ describe("auth cache", function()
     local id, as = new_key("viewer")
     for _ = 1, 5 do as:must(200, "GET", "/v1/me") end
     local n = assert(tonumber(id:match("^key_(%d+)$")))
-    assert(os.execute(("sqlite3 -cmd '.timeout 5000' %s '"
-      .. "UPDATE api_key SET revoked_at = 1 WHERE id = %d'"):format(env.db, n)))
+    D.exec(env.db, ("UPDATE api_key SET revoked_at = 1 WHERE id = %d"):format(n))
     require("socket").sleep(1.2)
     assert.are.equal(401, (as:get("/v1/me")))
   end)

@@ -3,6 +3,7 @@
 -- at the edge, and keys.create under an Idempotency-Key (a replay never
 -- repeats the key, and the key is never stored in clear).
 local H = require "http_env"
+local D = require "db_shell"
 
 local function read_all(path)
   local f = io.open(path, "rb")
@@ -159,13 +160,13 @@ end)
 -- A storage failure while deciding what a principal may see fails the
 -- request (a storage 5xx), never reads as "not visible" (404) or "not leased".
 describe("access checks on a failing store", function()
-  local have_cli = os.execute("command -v sqlite3 > /dev/null 2>&1")
+  local have_cli = os.execute(("command -v %s > /dev/null 2>&1"):format(H.PG and "psql" or "sqlite3"))
   local env
   setup(function() env = H.start() end)
   teardown(function() if env then env:stop() end end)
 
   it("answer a storage error, not 404", function()
-    if not have_cli then pending("needs the sqlite3 command") return end
+    if not have_cli then pending("needs the sqlite3 (or psql) command") return end
     local function building(name)
       return env:must(201, "POST", "/v1/buildings",
                       { name = name, timezone = "UTC", currency = "USD" })
@@ -177,8 +178,7 @@ describe("access checks on a failing store", function()
     local tenant = env:as(env:new_key("tenant_user", { user_id = u.id }))
     assert.equal(404, (scoped:get("/v1/tenants/" .. t.id)))
     assert.equal(404, (tenant:get("/v1/buildings/" .. b1.id)))
-    assert.truthy(os.execute(("sqlite3 %s 'ALTER TABLE tenant_building RENAME TO gone'")
-                               :format(env.db)))
+    D.exec(env.db, "ALTER TABLE tenant_building RENAME TO gone")
     -- A storage error (ENG_ESTORE): 503 by API.md; the status table in
     -- engine/util/error.c may still say 500, so any storage 5xx passes.
     local function storage_failure(c, path)

@@ -73,8 +73,18 @@ describe("the README tour", function()
   local env, dir, blocks
   setup(function()
     -- The demo data on the real clock, as scripts/demo.sh starts it.
-    env = H.start({ fake_clock = false, args = { "--demo" } })
     dir = H.tmpdir()
+    if H.PG then
+      -- On PostgreSQL allotd takes a pid file only when asked: ask for the
+      -- one `allot policies reload --db $DB` looks for, "$DB.pid" from the
+      -- tour's directory (the URI's "//" reads as one "/").
+      local db = H.fresh_db(dir)
+      local pidf = dir .. "/" .. db .. ".pid"
+      assert(sh("mkdir -p " .. q(pidf:match("^(.*)/"))))
+      env = H.start({ db = db, fake_clock = false, args = { "--demo", "--pid-file", pidf } })
+    else
+      env = H.start({ fake_clock = false, args = { "--demo" } })
+    end
     local build = absolute(BUILD)
     assert(sh(("mkdir -p %s/build %s/bin"):format(q(dir), q(dir))))
     for _, f in ipairs({ "allot", "allotd", "allot.so" }) do
@@ -87,6 +97,19 @@ describe("the README tour", function()
       .. "exec /usr/bin/curl --fail-with-body -w '%{stderr}HTTP %{http_code}\\n' \"$@\"\n")
     assert(sh("chmod +x " .. q(dir .. "/bin/curl")))
     blocks = tour_blocks()
+    if H.PG then
+      -- On PostgreSQL allotd --demo keeps no keys file (nothing is beside a
+      -- URI): the keys it printed go where the tour reads them, "$DB.keys"
+      -- from the tour's directory (the URI's "//" reads as one "/").
+      local lines = {}
+      for role, key in env:server_log():gmatch("demo key (%w+_?%w*): (%S+)\n") do
+        lines[#lines + 1] = role .. " " .. key .. "\n"
+      end
+      assert(#lines == 5, env:server_log())
+      local keys = dir .. "/" .. env.db .. ".keys"
+      assert(sh("mkdir -p " .. q(keys:match("^(.*)/"))))
+      write_file(keys, table.concat(lines))
+    end
   end)
   teardown(function()
     if env then assert.is_true(env:stop()) end

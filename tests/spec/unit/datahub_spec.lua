@@ -5,6 +5,7 @@
 -- must equal a recomputation in plain Lua from the raw ledger read through
 -- the module (allocations with their lots, entries, bookings).
 local F = require "fixture"
+local D = require "db_shell"
 
 -- RFC 4180 text into records keyed by the header (fields stay text).
 local function csv_records(text)
@@ -309,13 +310,11 @@ describe("Data Hub", function()
     local w = F.world(db, { timezone = "UTC" })
     -- 2,799 more members, written beside the engine; then a per-user grant
     -- gives each a lot.
-    local q = assert(io.open(dir .. "/users.sql", "w"))
-    q:write(([[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2799)
-      INSERT INTO user (tenant_id, name, email, roles, created_at)
-      SELECT %d, 'M' || i, 'm' || i || '@x.io', '[]', 0 FROM n;]]):format(
+    D.exec(F.db_file(dir), ([[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+      WHERE i < 2799)
+      INSERT INTO "user" (tenant_id, name, email, roles, created_at)
+      SELECT %d, 'M' || i, 'm' || i || '@x.io', '[]', 0 FROM n]]):format(
       tonumber(w.tenant.id:match("%d+"))))
-    q:close()
-    assert(os.execute(("sqlite3 '%s/allot.db' < '%s/users.sql'"):format(dir, dir)))
     -- One request opens at most 640 lots (alloc_open_lots_max): five
     -- per-user grants of 560 listed members each.
     local first = tonumber(w.user.id:match("%d+"))

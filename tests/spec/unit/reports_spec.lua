@@ -2,19 +2,25 @@
 -- random workload whose every report figure must equal a plain query over
 -- the raw ledger, run by the sqlite3 command line on the same file.
 local F = require "fixture"
+local D = require "db_shell"
 local cjson = require "cjson"
 
+-- A query's rows as records, run beside the engine (sqlite3 -json, or psql
+-- on PostgreSQL: tests/helpers/db_shell.lua); month(x) and later(a, b) are
+-- what each dialect says for strftime('%Y-%m', x, 'unixepoch') and max(a, b).
 local function sql(dbfile, query)
-  local qf = os.tmpname()
-  local f = assert(io.open(qf, "w"))
-  f:write(query, ";\n")
-  f:close()
-  local p = assert(io.popen(("sqlite3 -json '%s' < '%s'"):format(dbfile, qf)))
-  local text = p:read("a")
-  p:close()
-  os.remove(qf)
-  if text == "" then return {} end
-  return cjson.decode(text)
+  return D.json(dbfile, query)
+end
+
+local function month(x, dbfile)
+  if D.is_pg(dbfile) then
+    return ("to_char(to_timestamp(%s) AT TIME ZONE 'UTC', 'YYYY-MM')"):format(x)
+  end
+  return ("strftime('%%Y-%%m', %s, 'unixepoch')"):format(x)
+end
+
+local function later(a, b, dbfile)
+  return (D.is_pg(dbfile) and "greatest(%s, %s)" or "max(%s, %s)"):format(a, b)
 end
 
 -- Parses RFC 4180 text into rows of fields.
@@ -208,19 +214,19 @@ describe("reports", function()
 
   it("refuse an unpaged report past 100,000 rows instead of cutting it", function()
     db, dir = F.open("2026-01-01T00:00:00Z")
-    local dbfile = dir .. "/allot.db"
+    local dbfile = F.db_file(dir)
     local w = F.world(db, { timezone = "UTC" })
     local room = F.room(db, w.building)
     F.ok(F.book(db, w, room, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z", "card"))
     -- 100,000 cancelled copies of that booking, written beside the engine.
-    sql(dbfile, [[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+    D.exec(dbfile, [[WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
       INSERT INTO booking (resource_id, building_id, tenant_id, user_id, start_at, end_at, status,
         payment_method, unit, credits, money, money_before_discount, currency, discount_pm,
         policy_versions, created_at, created_by, cancelled_at, cancelled_by)
       SELECT resource_id, building_id, tenant_id, user_id, start_at, end_at, 'cancelled',
         payment_method, unit, credits, money, money_before_discount, currency, discount_pm,
         policy_versions, created_at, created_by, created_at, created_by
-      FROM booking JOIN n WHERE booking.id = (SELECT min(id) FROM booking)]])
+      FROM booking CROSS JOIN n WHERE booking.id = (SELECT min(id) FROM booking)]])
     assert.equal(100001, sql(dbfile, "SELECT count(*) AS n FROM booking")[1].n)
     for _, args in ipairs { {}, { format = "csv" } } do
       local r, err = db:call("reports.usage", args)
@@ -248,7 +254,7 @@ describe("reports", function()
     math.randomseed(tonumber(os.getenv("ALLOT_REPORT_SEED") or "7"))
     local R = math.random
     db, dir = F.open("2026-01-01T00:00:00Z")
-    local dbfile = dir .. "/allot.db"
+    local dbfile = F.db_file(dir)
     local tenants = {}
     local b = F.ok(db:create_building { name = "HQ", timezone = "UTC", currency = "USD",
                                         payment = { credits = true, invoice = true, card = true } })
@@ -299,21 +305,23 @@ describe("reports", function()
     for _, unit in ipairs { "hour", "coin" } do
       local hub = F.ok(db:call("reports.datahub", { unit = unit, from = "2026-01", to = "2026-05" }))
       local once = sql(dbfile, ([[
-        SELECT l.tenant_id AS t, strftime('%%Y-%%m', e.effective_at, 'unixepoch') AS m,
+        SELECT l.tenant_id AS t, %s AS m,
           sum(CASE WHEN e.kind IN ('grant','adjust') AND l.unlimited = 0 THEN e.amount ELSE 0 END) AS granted,
           -sum(CASE WHEN e.kind IN ('debit','refund') THEN e.amount ELSE 0 END) AS used,
           -sum(CASE WHEN e.kind IN ('expire','void') AND l.unlimited = 0 THEN e.amount ELSE 0 END) AS expired
         FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id
-        WHERE a.recurrence = 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(unit))
+        WHERE a.recurrence = 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(
+        month("e.effective_at", dbfile), unit))
       -- Monthly (PRODUCT.md §7): granted in the month the lot becomes valid,
       -- used in the month the meeting starts (tests/spec/unit/datahub_spec.lua
       -- compares every other figure).
       local monthly = sql(dbfile, ([[
-        SELECT l.tenant_id AS t, strftime('%%Y-%%m', max(e.effective_at, l.valid_from), 'unixepoch') AS m,
+        SELECT l.tenant_id AS t, %s AS m,
           sum(CASE WHEN e.kind IN ('grant','adjust','void') AND l.unlimited = 0 THEN e.amount ELSE 0 END) AS granted,
           -sum(CASE WHEN e.kind IN ('debit','refund') THEN e.amount ELSE 0 END) AS used
         FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id
-        WHERE a.recurrence != 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(unit))
+        WHERE a.recurrence != 'none' AND l.unit = '%s' GROUP BY 1, 2]]):format(
+        month(later("e.effective_at", "l.valid_from", dbfile), dbfile), unit))
       local expect = {}
       local function cell(t, m)
         local key = ("ten_%d/%s"):format(t, m)

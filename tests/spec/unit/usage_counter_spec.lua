@@ -7,6 +7,7 @@
 -- `allot verify` catches a corrupted counter, and the migration rebuilds the
 -- counters of a database made before they existed.
 local F = require "fixture"
+local D = require "db_shell"
 
 local BUILD = os.getenv("ALLOT_BUILD_DIR") or "build"
 
@@ -31,13 +32,19 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local has_sqlite3 = sh("command -v sqlite3 >/dev/null 2>&1")
+local PG = (os.getenv("ALLOT_TEST_PG_URI") or "") ~= ""
+-- The shell beside the engine: sqlite3 on a file, psql on PostgreSQL
+-- (tests/helpers/db_shell.lua).
+local has_sqlite3 = sh(("command -v %s >/dev/null 2>&1"):format(PG and "psql" or "sqlite3"))
 
 local function sql(path, text)
-  local p = assert(io.popen(("sqlite3 %s %s"):format(q(path), q(text))))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("%s+$", ""))
+  return (D.exec(path, text):gsub("%s+$", ""))
+end
+
+-- Unix seconds of a UTC 'YYYY-MM-DD HH:MM:SS' text, in each dialect.
+local function epoch(t)
+  if PG then return ("extract(epoch FROM timestamp '%s')::bigint"):format(t) end
+  return ("strftime('%%s', '%s')"):format(t)
 end
 
 local function id_num(id)
@@ -49,9 +56,9 @@ end
 local function scanned(path, user, from, to)
   local text = ("SELECT coalesce(-sum(e.amount), 0) FROM booking b JOIN entry e ON"
     .. " e.booking_id = b.id JOIN lot l ON l.id = e.lot_id WHERE b.user_id = %d AND"
-    .. " b.start_at >= strftime('%%s', '%s') AND b.start_at < strftime('%%s', '%s') AND"
+    .. " b.start_at >= %s AND b.start_at < %s AND"
     .. " e.kind IN ('debit', 'refund') AND l.user_id = 0 AND l.unit = 'hour'")
-    :format(id_num(user.id), from, to)
+    :format(id_num(user.id), epoch(from), epoch(to))
   return tonumber(sql(path, text))
 end
 
@@ -71,7 +78,7 @@ describe("usage counters", function()
 
   before_each(function()
     db, dir = F.open("2026-01-01T00:00:00Z")
-    path = dir .. "/allot.db"
+    path = F.db_file(dir)
     w = F.world(db)
     room = F.room(db, w.building)
     F.grant(db, w, 100, { start = "2026-01-01", recurrence = "monthly" })
@@ -124,10 +131,20 @@ describe("usage counters", function()
     assert.truthy(out:find("FAIL      1  usage counters equal the sum of their entries", 1, true),
                   out)
     -- A database from before the counters: the migration builds them.
-    local drops = sql(path, "SELECT group_concat('DROP TRIGGER ' || name, '; ') FROM"
-                            .. " sqlite_master WHERE type = 'trigger' AND name LIKE 'gen_%'")
-    sql(path, drops .. "; DROP TABLE portfolio_generation; DROP TABLE usage_month;"
-              .. " DROP TABLE usage_zone; PRAGMA user_version = 2")
+    if PG then
+      -- the same on PostgreSQL: its triggers name their table, and the
+      -- schema version lives in allot_schema
+      local drops = sql(path, "SELECT string_agg('DROP TRIGGER ' || tgname || ' ON '"
+                              .. " || tgrelid::regclass, '; ') FROM pg_trigger WHERE"
+                              .. " tgname LIKE 'gen_%' AND NOT tgisinternal")
+      sql(path, drops .. "; DROP TABLE portfolio_generation; DROP TABLE usage_month;"
+                .. " DROP TABLE usage_zone; UPDATE allot_schema SET version = 2")
+    else
+      local drops = sql(path, "SELECT group_concat('DROP TRIGGER ' || name, '; ') FROM"
+                              .. " sqlite_master WHERE type = 'trigger' AND name LIKE 'gen_%'")
+      sql(path, drops .. "; DROP TABLE portfolio_generation; DROP TABLE usage_month;"
+                .. " DROP TABLE usage_zone; PRAGMA user_version = 2")
+    end
     db = assert(require("allot").open { db = path, policies = os.getenv("ALLOT_POLICIES"),
                                         now = "2026-01-01T00:00:00Z" })
     assert.equal("2000", sql(path, "SELECT used FROM usage_month WHERE month = 202601"))
