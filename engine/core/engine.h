@@ -3,7 +3,7 @@
  * Everything that changes the ledger goes through engine_exec(), which runs
  * one operation (ops.h) as one transaction on the single writer connection,
  * with the caller's principal, an optional idempotency key, and the
- * engine's clock.  Reads run on per-thread reader connections.  The HTTP
+ * engine's clock.  Reads run on a fixed pool of shared read connections.  The HTTP
  * server, the Lua module and the REPL all call engine_exec() with the same
  * JSON-shaped arguments, so they share every rule. */
 #ifndef ENG_ENGINE_H

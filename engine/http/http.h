@@ -23,7 +23,7 @@
  * 2,048 workers cost ~45 MiB resident (~20 KiB each while idle, measured),
  * and with the header deadline below every slot comes back within
  * HTTP_HEADER_MS_MAX.  The work itself is bounded elsewhere (one writer,
- * per-thread readers opened on first use). */
+ * a fixed pool of shared read connections, whatever the thread count). */
 #define HTTP_THREADS_DEFAULT 2048
 #define HTTP_THREADS_MAX 16384
 /* The whole request head (line and headers) must arrive within this time

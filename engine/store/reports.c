@@ -3,7 +3,11 @@
  * selections, each stepped and checked. */
 #include "reports.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "timeutil.h"
 
 #include "internal.h"
 
@@ -97,32 +101,219 @@ hub_entry(sqlite3_stmt *st, void *ctx)
     return c->entry(c->ud, &row);
 }
 
+/* ---- the portfolio and a building: lots first, then entry_lot ----
+ *
+ * Reading every entry joined to its lot and allocation costs a lot seek
+ * and an allocation seek per entry.  Instead the lots in the filter are
+ * read once into memory (with their allocation's zone and recurrence), in
+ * id order, and then entry_lot (every entry column read here, in lot id
+ * order) is walked alone, each entry matched to its lot by a pointer that
+ * only moves forward: the same rows as the join, one snapshot (the read
+ * transaction of the operation). */
+
+struct hub_lot {
+    int64_t id, tenant_id, user_id, valid_from;
+    bool unlimited, recurring;
+    int zone; /* index into hub_lots.zones */
+};
+
+struct hub_lots {
+    struct hub_lot *v;
+    size_t n, cap;
+    char (*zones)[TIME_ZONE_NAME_MAX];
+    int zone_count, zone_cap;
+    struct eng_error *err;
+};
+
+/* The index of `zone` in L->zones (added when new), or -1 with L->err set. */
+static int
+hub_lots_zone(struct hub_lots *L, const char *zone)
+{
+    for (int i = 0; i < L->zone_count; i++) {
+        if (strcmp(L->zones[i], zone) == 0) {
+            return i;
+        }
+    }
+    if (strlen(zone) >= TIME_ZONE_NAME_MAX) {
+        eng_error_code(L->err, ENG_ESTORE, "storage_error", "a stored time zone is too long");
+        return -1;
+    }
+    if (L->zone_count == L->zone_cap) {
+        int cap = L->zone_cap ? 2 * L->zone_cap : 4;
+        char(*bigger)[TIME_ZONE_NAME_MAX] = realloc(L->zones, (size_t)cap * sizeof *bigger);
+        if (bigger == NULL) {
+            eng_error_set(L->err, ENG_ENOMEM, "out of memory");
+            return -1;
+        }
+        L->zones = bigger;
+        L->zone_cap = cap;
+    }
+    snprintf(L->zones[L->zone_count], TIME_ZONE_NAME_MAX, "%s", zone);
+    return L->zone_count++;
+}
+
+static int
+hub_lot_row(sqlite3_stmt *st, void *ctx)
+{
+    struct hub_lots *L = ctx;
+    if (L->n == L->cap) {
+        size_t cap = L->cap ? 2 * L->cap : 1024;
+        struct hub_lot *bigger = realloc(L->v, cap * sizeof *bigger);
+        if (bigger == NULL) {
+            return eng_error_set(L->err, ENG_ENOMEM, "out of memory");
+        }
+        L->v = bigger;
+        L->cap = cap;
+    }
+    int zone = hub_lots_zone(L, sq_col_text(st, 5));
+    if (zone < 0) {
+        return L->err->status;
+    }
+    L->v[L->n++] = (struct hub_lot){
+        .id = sq_col_int(st, 0),
+        .tenant_id = sq_col_int(st, 1),
+        .user_id = sq_col_int(st, 2),
+        .unlimited = sq_col_int(st, 3) != 0,
+        .valid_from = sq_col_int(st, 4),
+        .recurring = sq_col_int(st, 6) != 0,
+        .zone = zone,
+    };
+    return 0;
+}
+
+struct hub_walk {
+    struct hub_lots *lots;
+    size_t at; /* the first lot whose id may still match */
+    int64_t window_lo;
+    void *ud;
+    int (*cb)(void *ud, const struct hub_entry_row *row);
+};
+
+static int
+hub_walk_row(sqlite3_stmt *st, void *ctx)
+{
+    struct hub_walk *w = ctx;
+    int64_t lot_id = sq_col_int(st, 0);
+    const struct hub_lots *L = w->lots;
+    while (w->at < L->n && L->v[w->at].id < lot_id) {
+        w->at++;
+    }
+    if (w->at == L->n || L->v[w->at].id != lot_id) {
+        return 0; /* a lot outside the filter */
+    }
+    const struct hub_lot *l = &L->v[w->at];
+    int64_t effective_at = sq_col_int(st, 2);
+    /* A recurring lot's entries only when effective in the window or when
+     * the lot becomes valid in it (as the joined query's condition). */
+    if (l->recurring && effective_at < w->window_lo && l->valid_from < w->window_lo) {
+        return 0;
+    }
+    struct hub_entry_row row = {
+        .tenant_id = l->tenant_id,
+        .lot_user_id = l->user_id,
+        .booking_user_id = l->user_id == 0 ? sq_col_int(st, 4) : 0,
+        .zone = L->zones[l->zone],
+        .recurring = l->recurring,
+        .unlimited = l->unlimited,
+        .kind = sq_col_text(st, 1),
+        .effective_at = effective_at,
+        .amount = sq_col_int(st, 3),
+        .valid_from = l->valid_from,
+    };
+    return w->cb(w->ud, &row);
+}
+
+static int
+hub_entries_by_lots(struct store *s, const struct hub_filter *f,
+                    int (*cb)(void *ud, const struct hub_entry_row *row), void *ud,
+                    struct eng_error *err)
+{
+    /* Binds: ?1 unit, ?2 building (or NULL), ?3 scope (or NULL). */
+#define HUB_LOTS_HEAD                                                                       \
+    "SELECT l.id, l.tenant_id, l.user_id, l.unlimited, l.valid_from, a.zone,"                 \
+    " a.recurrence != 'none' FROM lot l NOT INDEXED CROSS JOIN allocation a WHERE"            \
+    " a.id = l.allocation_id AND l.unit = ?1 AND"
+    STORE_SQL(q_lots0, HUB_LOTS_HEAD " ?2 IS NULL AND" LOT_IN_SCOPE("?3") " ORDER BY l.id");
+    STORE_SQL(q_lots2, HUB_LOTS_HEAD " l.allocation_id IN (SELECT allocation_id FROM"
+                       " allocation_building WHERE building_id = ?2) AND" LOT_IN_SCOPE("?3")
+                       " ORDER BY l.id");
+    /* Binds: ?1 the window's end, ?2 whether to look up the booking's user
+     * (group_by=user; used for a shared lot's usage only). */
+    STORE_SQL(q_entries,
+              "SELECT e.lot_id, e.kind, e.effective_at, e.amount, CASE WHEN ?2 = 1 AND"
+              " e.booking_id IS NOT NULL THEN coalesce((SELECT b.user_id FROM booking b WHERE"
+              " b.id = e.booking_id), 0) ELSE 0 END FROM entry e INDEXED BY entry_lot WHERE"
+              " e.effective_at < ?1 ORDER BY e.lot_id");
+    struct hub_lots L = {.err = err};
+    sqlite3_stmt *st = sq_prep(s, f->building_id != 0 ? &q_lots2 : &q_lots0, err);
+    int rc = st == NULL ? err->status : 0;
+    if (rc == 0) {
+        sq_text(s, st, 1, f->unit);
+        if (f->building_id != 0) {
+            sq_int(s, st, 2, f->building_id);
+        }
+        if (f->scope != NULL) {
+            sq_text(s, st, 3, f->scope);
+        }
+        rc = each_row(s, st, "data hub lots", hub_lot_row, &L, err);
+    }
+    /* Few lots (a unit or a building with little in it): each one's entries
+     * by a search of entry_lot; else entry_lot from end to end.  Lots are
+     * never deleted, so the highest id counts them. */
+    STORE_SQL(q_lot_entries,
+              "SELECT e.lot_id, e.kind, e.effective_at, e.amount, CASE WHEN ?2 = 1 AND"
+              " e.booking_id IS NOT NULL THEN coalesce((SELECT b.user_id FROM booking b WHERE"
+              " b.id = e.booking_id), 0) ELSE 0 END FROM entry e INDEXED BY entry_lot WHERE"
+              " e.lot_id = ?3 AND e.effective_at < ?1");
+    STORE_SQL(q_lots_max, "SELECT max(id) FROM lot");
+    int64_t lots_max = 0;
+    if (rc == 0 && L.n > 0) {
+        rc = sq_scalar(s, &q_lots_max, 0, 0, &lots_max, err);
+    }
+    bool seek = (int64_t)L.n * 8 < lots_max;
+    struct hub_walk w = {.lots = &L, .window_lo = f->window_lo, .ud = ud, .cb = cb};
+    for (size_t i = 0; rc == 0 && i < (seek ? L.n : L.n > 0); i++) {
+        st = sq_prep(s, seek ? &q_lot_entries : &q_entries, err);
+        rc = st == NULL ? err->status : 0;
+        if (rc == 0) {
+            sq_int(s, st, 1, f->window_hi);
+            sq_int(s, st, 2, f->booking_users);
+            if (seek) {
+                sq_int(s, st, 3, L.v[i].id);
+            }
+            rc = each_row(s, st, "data hub entries", hub_walk_row, &w, err);
+        }
+    }
+    free(L.v);
+    free(L.zones);
+    return rc;
+}
+
 int
 store_hub_entries_each(struct store *s, const struct hub_filter *f,
                        int (*cb)(void *ud, const struct hub_entry_row *row), void *ud,
                        struct eng_error *err)
 {
-    /* By tenant the entry index (tenant_id, unit, effective_at) serves.  A
-     * once lot's entries are read from the beginning (the opening balance
-     * needs them); a recurring lot's only when effective in the window or
-     * when the lot becomes valid in it (adjusted or voided ahead). */
-#define HUB_ENTRY_HEAD                                                                      \
-    "SELECT l.tenant_id, l.user_id,"                                                          \
-    " CASE WHEN ?6 = 1 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN coalesce((SELECT"      \
-    " b.user_id FROM booking b WHERE b.id = e.booking_id), 0) ELSE 0 END,"                    \
-    " a.zone, a.recurrence != 'none', l.unlimited, e.kind, e.effective_at, e.amount,"         \
-    " l.valid_from"                                                                           \
-    " FROM entry e JOIN lot l ON l.id = e.lot_id JOIN allocation a ON a.id = l.allocation_id"
-#define HUB_ENTRY_TAIL                                                                      \
-    " e.effective_at < ?3 AND (a.recurrence = 'none' OR e.effective_at >= ?2 OR"              \
-    " l.valid_from >= ?2) AND" LOT_IN_SCOPE("?7")
-    STORE_SQL(q0, HUB_ENTRY_HEAD " WHERE ?4 IS NULL AND ?5 IS NULL AND e.unit = ?1 AND"
-                                 HUB_ENTRY_TAIL);
-    STORE_SQL(q1, HUB_ENTRY_HEAD " WHERE e.tenant_id = ?4 AND e.unit = ?1 AND"
-                                 " (?5 IS NULL OR" HUB_BY_BUILDING ") AND" HUB_ENTRY_TAIL);
-    STORE_SQL(q2, HUB_ENTRY_HEAD " WHERE ?4 IS NULL AND" HUB_BY_BUILDING " AND e.unit = ?1 AND"
-                                 HUB_ENTRY_TAIL);
-    struct store_sql *q[3] = {&q0, &q1, &q2};
+    if (f->tenant_id == 0) {
+        return hub_entries_by_lots(s, f, cb, ud, err);
+    }
+    /* One tenant: its lots (lot_tenant) and their entries (entry_lot).
+     * Entry tenant and unit are their lot's (a verified invariant), so the
+     * lot's are filtered.  A once lot's entries are read from the
+     * beginning (the opening balance needs them); a recurring lot's only
+     * when effective in the window or when the lot becomes valid in it
+     * (adjusted or voided ahead). */
+    STORE_SQL(q1, "SELECT l.tenant_id, l.user_id,"
+                  " CASE WHEN ?6 = 1 AND l.user_id = 0 AND e.booking_id IS NOT NULL THEN"
+                  " coalesce((SELECT b.user_id FROM booking b WHERE b.id = e.booking_id), 0)"
+                  " ELSE 0 END, a.zone, a.recurrence != 'none', l.unlimited, e.kind,"
+                  " e.effective_at, e.amount, l.valid_from"
+                  " FROM lot l INDEXED BY lot_tenant CROSS JOIN allocation a"
+                  " CROSS JOIN entry e INDEXED BY entry_lot WHERE a.id = l.allocation_id AND"
+                  " e.lot_id = l.id AND l.tenant_id = ?4 AND l.unit = ?1 AND (?5 IS NULL OR"
+                  HUB_BY_BUILDING ") AND e.effective_at < ?3 AND (a.recurrence = 'none' OR"
+                  " e.effective_at >= ?2 OR l.valid_from >= ?2) AND" LOT_IN_SCOPE("?7"));
+    struct store_sql *q[3] = {&q1, &q1, &q1};
     sqlite3_stmt *st = hub_prep(s, q, f, err);
     if (st == NULL) {
         return err->status;
@@ -158,10 +349,12 @@ store_hub_unlimited_each(struct store *s, const struct hub_filter *f,
 {
 #define HUB_UNL_HEAD                                                                        \
     "SELECT l.tenant_id, l.user_id, a.zone, a.recurrence != 'none', l.valid_from,"            \
-    " l.valid_until FROM lot l JOIN allocation a ON a.id = l.allocation_id WHERE"
+    " l.valid_until FROM lot l INDEXED BY lot_unlimited JOIN allocation a ON"                 \
+    " a.id = l.allocation_id WHERE"
 #define HUB_UNL_TAIL                                                                        \
     " l.unit = ?1 AND l.unlimited = 1 AND l.valid_until > ?2 AND l.valid_from < ?3 AND"      \
     LOT_IN_SCOPE("?6")
+    /* lot_unlimited holds only unlimited lots (a partial index). */
     STORE_SQL(q0, HUB_ALL(HUB_UNL_HEAD, HUB_UNL_TAIL));
     STORE_SQL(q1, HUB_TENANT(HUB_UNL_HEAD, HUB_UNL_TAIL));
     STORE_SQL(q2, HUB_BUILDING(HUB_UNL_HEAD, HUB_UNL_TAIL));
@@ -228,14 +421,16 @@ dash_ints(struct store *s, struct store_sql *q, const struct dash_filter *f, con
 }
 
 /* The lots' sums: allocated (grants and adjustments of lots whose validity
- * has begun), their usage, remaining (what limited lots valid now hold) and
- * how many unlimited lots are valid now; three shapes as for the Data Hub. */
+ * has begun) over every lot, and apart, over the lots open now only
+ * (lot_open_end), remaining (what limited lots valid now hold) and how many
+ * unlimited lots are valid now; three shapes as for the Data Hub. */
 #define DASH_LOT_SUMS                                                                        \
     "SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted"      \
-    " ELSE 0 END + l.adjusted), 0), coalesce(sum(l.used), 0),"                                \
-    " coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_until > ?4"         \
-    " THEN l.balance ELSE 0 END), 0),"                                                        \
-    " coalesce(sum(l.unlimited = 1 AND l.closed = 0 AND l.valid_until > ?4), 0) FROM lot l"
+    " ELSE 0 END + l.adjusted), 0) FROM lot l"
+#define DASH_LOT_NOW                                                                         \
+    "SELECT coalesce(sum(CASE WHEN l.unlimited = 0 THEN l.balance ELSE 0 END), 0),"           \
+    " coalesce(sum(l.unlimited = 1), 0) FROM lot l"
+#define DASH_LOT_OPEN " l.closed = 0 AND l.valid_until > ?4 AND"
 #define DASH_LOT_WHERE " l.unit = ?1 AND l.valid_from <= ?4 AND ?5 = ?5 AND" LOT_IN_SCOPE("?6")
 #define DASH_BY_BUILDING                                                                     \
     " l.allocation_id IN (SELECT allocation_id FROM allocation_building WHERE"                \
@@ -274,28 +469,50 @@ int
 store_dashboard(struct store *s, const struct dash_filter *f, struct dash_figures *out,
                 struct eng_error *err)
 {
-    STORE_SQL(q_lots0, DASH_LOT_SUMS " WHERE ?2 IS NULL AND ?3 IS NULL AND" DASH_LOT_WHERE);
+    /* The portfolio and a building read every lot (most of them count):
+     * a scan of the table is cheaper than an index and a seek per lot. */
+    STORE_SQL(q_lots0, DASH_LOT_SUMS " NOT INDEXED WHERE ?2 IS NULL AND ?3 IS NULL AND"
+                       DASH_LOT_WHERE);
     STORE_SQL(q_lots1, DASH_LOT_SUMS " WHERE l.tenant_id = ?2 AND (?3 IS NULL OR"
                        DASH_BY_BUILDING ") AND" DASH_LOT_WHERE);
-    STORE_SQL(q_lots2, DASH_LOT_SUMS " WHERE ?2 IS NULL AND" DASH_BY_BUILDING " AND"
-                       DASH_LOT_WHERE);
+    STORE_SQL(q_lots2, DASH_LOT_SUMS " NOT INDEXED WHERE ?2 IS NULL AND" DASH_BY_BUILDING
+                       " AND" DASH_LOT_WHERE);
+    STORE_SQL(q_now0, DASH_LOT_NOW " INDEXED BY lot_open_end WHERE" DASH_LOT_OPEN
+                      " ?2 IS NULL AND ?3 IS NULL AND" DASH_LOT_WHERE);
+    STORE_SQL(q_now1, DASH_LOT_NOW " INDEXED BY lot_tenant WHERE" DASH_LOT_OPEN
+                      " l.tenant_id = ?2 AND (?3 IS NULL OR" DASH_BY_BUILDING ") AND"
+                      DASH_LOT_WHERE);
+    STORE_SQL(q_now2, DASH_LOT_NOW " INDEXED BY lot_open_end WHERE" DASH_LOT_OPEN
+                      " ?2 IS NULL AND" DASH_BY_BUILDING " AND" DASH_LOT_WHERE);
     /* Used: credits paid for bookings (net of refunds), in the building
-     * booked when filtered by building, whichever lot paid. */
-    STORE_SQL(q_used, "SELECT coalesce(sum(b.credits - b.credits_refunded), 0)"
-                      " FROM booking b WHERE b.payment_method = 'credits' AND"
-                      " b.unit = ?1 AND (?2 IS NULL OR b.tenant_id = ?2) AND"
-                      " (?3 IS NULL OR b.building_id = ?3) AND ?4 = ?4 AND ?5 = ?5 AND"
-                      BOOKING_IN_SCOPE);
+     * booked when filtered by building, whichever lot paid; one shape per
+     * filter, so that a tenant's reads only its bookings (booking_tenant). */
+#define DASH_USED                                                                            \
+    "SELECT coalesce(sum(b.credits - b.credits_refunded), 0) FROM booking b WHERE"            \
+    " b.payment_method = 'credits' AND b.unit = ?1 AND ?4 = ?4 AND ?5 = ?5 AND"                \
+    BOOKING_IN_SCOPE " AND"
+    STORE_SQL(q_used0, DASH_USED " ?2 IS NULL AND ?3 IS NULL");
+    STORE_SQL(q_used1, DASH_USED " b.tenant_id = ?2 AND (?3 IS NULL OR b.building_id = ?3)");
+    STORE_SQL(q_used2, DASH_USED " ?2 IS NULL AND b.building_id = ?3");
     STORE_SQL(q_recent, "SELECT count(*), count(DISTINCT b.user_id)" DASH_BOOKINGS
                         " AND b.status = 'confirmed'");
     memset(out, 0, sizeof *out);
     struct store_sql *q_lots = f->tenant_id != 0     ? &q_lots1
                                : f->building_id != 0 ? &q_lots2
                                                      : &q_lots0;
-    int64_t sums[4] = {0}, recent[2] = {0};
-    int rc = dash_ints(s, q_lots, f, "dashboard lots", sums, 4, err);
+    struct store_sql *q_now = f->tenant_id != 0     ? &q_now1
+                              : f->building_id != 0 ? &q_now2
+                                                    : &q_now0;
+    int64_t sums[1] = {0}, now[2] = {0}, recent[2] = {0};
+    int rc = dash_ints(s, q_lots, f, "dashboard lots", sums, 1, err);
     if (rc == 0) {
-        rc = dash_ints(s, &q_used, f, "dashboard usage", &out->used, 1, err);
+        rc = dash_ints(s, q_now, f, "dashboard open lots", now, 2, err);
+    }
+    if (rc == 0) {
+        struct store_sql *q_used = f->tenant_id != 0     ? &q_used1
+                                   : f->building_id != 0 ? &q_used2
+                                                         : &q_used0;
+        rc = dash_ints(s, q_used, f, "dashboard usage", &out->used, 1, err);
     }
     if (rc == 0) {
         rc = dash_ints(s, &q_recent, f, "dashboard recent bookings", recent, 2, err);
@@ -304,8 +521,8 @@ store_dashboard(struct store *s, const struct dash_filter *f, struct dash_figure
         rc = dash_top(s, f, out, err);
     }
     out->allocated = sums[0];
-    out->remaining = sums[2];
-    out->unlimited_now = sums[3] > 0;
+    out->remaining = now[0];
+    out->unlimited_now = now[1] > 0;
     out->transactions = recent[0];
     out->active_users = recent[1];
     return rc;
@@ -353,27 +570,33 @@ store_credit_report_each(struct store *s, const struct credit_filter *f,
                          int (*cb)(void *ud, const struct credit_report_row *row), void *ud,
                          struct eng_error *err)
 {
+    /* Granted, used and remaining from the allocation's lots in one pass
+     * (the lots' columns, not their entries): a period lot's one grant is
+     * its `granted` (0 when unlimited), the adjustments are `adjusted`, the
+     * net usage `used` (verified invariants, and grants only on period
+     * lots), so the sums equal those of the grant, adjust, debit and
+     * refund entries.  Grouped by allocation in id order, no sort: a page
+     * reads only its allocations' lots. */
     /* streamed: an unpaged export has no row bound (PostgreSQL: a cursor) */
     STORE_SQL_STREAM(q,
-              "SELECT a.id, a.tenant_id, t.name, a.description, a.unit, a.recurrence,"
+              "SELECT a.id, a.tenant_id, (SELECT name FROM tenant WHERE id = a.tenant_id),"
+              " a.description, a.unit, a.recurrence,"
               " a.start_date, a.end_date, a.end_at, a.rollover, a.rollover_cap, a.pool,"
               " (SELECT json_group_array('bld_' || building_id) FROM allocation_building"
               "  WHERE allocation_id = a.id),"
               " (SELECT CASE WHEN count(amount) < count(*) THEN NULL ELSE sum(amount) END"
               "  FROM allocation_line WHERE allocation_id = a.id),"
-              " (SELECT coalesce(sum(e.amount), 0) FROM entry e JOIN lot l ON l.id = e.lot_id"
-              "  WHERE l.allocation_id = a.id AND e.kind IN ('grant', 'adjust') AND"
-              "  l.valid_from <= ?4),"
-              " (SELECT coalesce(-sum(e.amount), 0) FROM entry e JOIN lot l ON l.id = e.lot_id"
-              "  WHERE l.allocation_id = a.id AND e.kind IN ('debit', 'refund')),"
-              " (SELECT coalesce(sum(balance), 0) FROM lot WHERE allocation_id = a.id AND"
-              "  unlimited = 0 AND closed = 0 AND valid_from <= ?4 AND valid_until > ?4),"
+              " coalesce(sum(CASE WHEN l.valid_from <= ?4 THEN (CASE WHEN l.kind = 'period' AND"
+              "  l.unlimited = 0 THEN l.granted ELSE 0 END) + l.adjusted ELSE 0 END), 0),"
+              " coalesce(sum(l.used), 0),"
+              " coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_from <= ?4"
+              "  AND l.valid_until > ?4 THEN l.balance ELSE 0 END), 0),"
               " a.start_at"
-              " FROM allocation a JOIN tenant t ON t.id = a.tenant_id"
+              " FROM allocation a LEFT JOIN lot l ON l.allocation_id = a.id"
               " WHERE (?1 IS NULL OR a.tenant_id = ?1) AND (?2 IS NULL OR EXISTS (SELECT 1"
               " FROM allocation_building ab WHERE ab.allocation_id = a.id AND"
               " ab.building_id = ?2)) AND (?3 IS NULL OR a.unit = ?3) AND a.id > ?5"
-              " ORDER BY a.id LIMIT ?6");
+              " GROUP BY a.id ORDER BY a.id LIMIT ?6");
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {
         return err->status;

@@ -47,6 +47,10 @@ static const struct check checks[] = {
      " ON e.lot_id = l.id AND e.kind = 'grant' WHERE l.kind = 'period' GROUP BY l.id"
      " HAVING count(e.id) != 1 OR sum(e.amount) != (CASE WHEN l.unlimited = 1 THEN 0 ELSE"
      " l.granted END)"},
+    {"grants only on period lots",
+     "SELECT 'ent_' || e.id || ': a grant on lot_' || l.id || ', a ' || l.kind || ' lot'"
+     " FROM entry e JOIN lot l ON l.id = e.lot_id WHERE e.kind = 'grant' AND"
+     " l.kind != 'period'"},
     {"a rollover lot receives exactly what the previous period gave up",
      "SELECT 'lot_' || r.id || ': rollover_in ' || coalesce((SELECT sum(amount) FROM entry"
      " WHERE lot_id = r.id AND kind = 'rollover_in'), 0) || ' but rollover_out ' ||"

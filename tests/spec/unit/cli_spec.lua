@@ -116,7 +116,7 @@ describe("allot verify", function()
       -- One line per invariant with its count.
       local lines = 0
       for _ in out:gmatch("\nok%s+0  [^\n]+") do lines = lines + 1 end
-      assert.equal(16, lines, out)
+      assert.equal(17, lines, out)
       assert.truthy(out:find("\nok%s+0  lot balance equals the sum of its entries\n"), out)
     end
     assert.same(before, fingerprint(db))
@@ -133,7 +133,7 @@ describe("allot verify", function()
                            .. "balance 10005 but entries sum to 10000\n", 1, true), out)
     assert.truthy(out:find("\nFAIL%s+1  lot balance equals the sum of its entries\n"), out)
     assert.truthy(out:find("\nok%s+0  no limited lot below zero\n"), out)
-    assert.truthy(out:find("\n1 problem%(s%) in 1 of 16 invariants\n$"), out)
+    assert.truthy(out:find("\n1 problem%(s%) in 1 of 17 invariants\n$"), out)
   end)
 
   it("finds a booking that overlaps any earlier one on its resource, not only its neighbour",
