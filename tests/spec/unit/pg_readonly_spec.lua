@@ -44,7 +44,7 @@ describe("allot verify read-only on PostgreSQL", function()
                 .. " DROP AGGREGATE json_group_array(anyelement); DROP FUNCTION instr(text, text)")
     local out, err, code = verify(uri)
     assert.equal(0, code, out .. err)
-    assert.truthy(out:find("(read-only): 16 invariants", 1, true), out)
+    assert.truthy(out:find("%(read%-only%): %d+ invariants"), out)
     assert.truthy(out:find("ok        0  entries are immutable", 1, true), out)
     assert.truthy(out:find("ok: every invariant holds", 1, true), out)
     -- It says what else a read-only connection will miss, and creates nothing.
