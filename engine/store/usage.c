@@ -156,6 +156,24 @@ store_usage_get(struct store *s, int64_t user_id, const char *unit, const char *
     return store_booking_user_usage(s, user_id, from, to, unit, used, err);
 }
 
+/* Runs one of the counter statements, whose parameters are ?1 user,
+ * ?2 unit, ?3 zone, ?4 month and ?5 delta. */
+static int
+counter_exec(struct store *s, struct store_sql *q, int64_t user_id, const char *unit,
+             const char *zone, int key, int64_t delta, const char *what, struct eng_error *err)
+{
+    sqlite3_stmt *st = sq_prep(s, q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, user_id);
+    sq_text(s, st, 2, unit);
+    sq_text(s, st, 3, zone);
+    sq_int(s, st, 4, key);
+    sq_int(s, st, 5, delta);
+    return sq_exec(s, st, what, err);
+}
+
 /* Adds `delta` to one counter.  On SQLite (one writer) an existing row
  * is updated in place, which costs one search instead of the upsert's
  * two; PostgreSQL always upserts (another node may insert the row
@@ -170,32 +188,15 @@ counter_add(struct store *s, int64_t user_id, const char *unit, const char *zone
                  " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, unit, zone, month)"
                  " DO UPDATE SET used = usage_month.used + excluded.used");
     if (s->pg == NULL) {
-        sqlite3_stmt *st = sq_prep(s, &move, err);
-        if (st == NULL) {
-            return err->status;
-        }
-        sq_int(s, st, 1, user_id);
-        sq_text(s, st, 2, unit);
-        sq_text(s, st, 3, zone);
-        sq_int(s, st, 4, key);
-        sq_int(s, st, 5, delta);
-        if (sq_exec(s, st, "usage counter move", err) != 0) {
+        if (counter_exec(s, &move, user_id, unit, zone, key, delta, "usage counter move",
+                         err) != 0) {
             return err->status;
         }
         if (sq_changes(s) == 1) {
             return 0;
         }
     }
-    sqlite3_stmt *st = sq_prep(s, &q, err);
-    if (st == NULL) {
-        return err->status;
-    }
-    sq_int(s, st, 1, user_id);
-    sq_text(s, st, 2, unit);
-    sq_text(s, st, 3, zone);
-    sq_int(s, st, 4, key);
-    sq_int(s, st, 5, delta);
-    return sq_exec(s, st, "usage counter add", err);
+    return counter_exec(s, &q, user_id, unit, zone, key, delta, "usage counter add", err);
 }
 
 /* Adds `delta` to the user's counters in every listed zone (or in `only`
