@@ -23,6 +23,7 @@
 
 #include "amount.h"
 #include "check.h"
+#include "engine_calls.h"
 #include "engine.h"
 #include "ops.h"
 
@@ -32,24 +33,7 @@ static struct principal admin = {.role = ROLE_SUPER_ADMIN, .name = "test"};
 static json_t *
 must(const char *op, json_t *args)
 {
-    json_t *out = NULL;
-    bool created, replayed;
-    struct eng_error err = {0};
-    int rc = engine_exec(&eng, &admin, op, args, NULL, &out, &created, &replayed, &err);
-    json_decref(args);
-    if (rc != 0) {
-        fprintf(stderr, "test_plans: %s failed: %s\n", op, err.msg);
-        exit(1);
-    }
-    return out;
-}
-
-static char *
-id_of(json_t *obj)
-{
-    char *id = strdup(json_string_value(json_object_get(obj, "id")));
-    json_decref(obj);
-    return id;
+    return engine_must(&eng, &admin, "test_plans", op, args);
 }
 
 struct attempt {
