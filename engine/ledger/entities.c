@@ -23,7 +23,7 @@ struct ent {
 };
 
 /* Two tables: the entities themselves, and the facts derived from them
- * (eligibility verdicts, absent lots, period windows), which grow with
+ * (eligibility verdicts, lots, period windows), which grow with
  * users x resources and so fill up first; each starts afresh on its own,
  * so a stream of new (user, resource) pairs never evicts the entities. */
 struct table {
@@ -41,7 +41,7 @@ struct entity_cache {
 static struct table *
 table_of(struct entity_cache *c, enum entity_kind kind)
 {
-    return &c->t[kind == ENTITY_ELIG || kind == ENTITY_LOT_ABSENT || kind == ENTITY_WINDOW];
+    return &c->t[kind == ENTITY_ELIG || kind == ENTITY_LOT || kind == ENTITY_WINDOW];
 }
 
 void

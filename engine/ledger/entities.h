@@ -30,7 +30,7 @@
 #include <jansson.h>
 
 /* Entries kept at most, for the entities and (apart) for the facts derived
- * from them (verdicts, absent lots, windows: they grow with users x
+ * from them (verdicts, lots, windows: they grow with users x
  * resources); past that the part starts afresh (within the generation).
  * A user, tenant or resource costs about 1 KiB, an allocation about
  * 3.5 KiB, a fact about 100 bytes: at most ~30 MiB in the worst case, with
@@ -43,8 +43,10 @@ enum entity_kind {
     ENTITY_RESOURCE,
     ENTITY_ALLOC,
     ENTITY_ELIG,
-    ENTITY_LOT_ABSENT, /* n: no lot of (allocation, line, period, owner, kind) */
-    ENTITY_WINDOW      /* an allocation period's [from, until) */
+    ENTITY_LOT,        /* the lot of (allocation, line, period, owner, kind): n 1 when
+                          there is none, else obj (ledger.c) */
+    ENTITY_WINDOW,     /* an allocation period's [from, until) */
+    ENTITY_TENANT_ALLOCS /* obj: a tenant's allocations with unit and span (ledger.c) */
 };
 
 struct entity_key {

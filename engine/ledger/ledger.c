@@ -1133,47 +1133,127 @@ ledger_advance(struct ledger_ctx *lx)
 
 /* ---------- which lots may pay ---------- */
 
+/* A lot as a read snapshot keeps it for its portfolio generation: every
+ * column that cannot move without moving the generation (store/db.c's
+ * triggers: a lot's creation, closing, validity and limit, and its balance
+ * becoming or ceasing to be zero), so not the balance itself. */
+struct kept_lot {
+    struct entity_obj obj;
+    int64_t id, valid_from, valid_until, granted;
+    bool unlimited, closed, positive;
+};
+
+static void
+kept_lot_destroy(struct entity_obj *obj)
+{
+    free(obj);
+}
+
+/* The lot of the key on a read snapshot with the cache: its kept facts when
+ * an earlier request of the generation looked (lots are never deleted, and
+ * every creation moves the generation, so "no such lot" is kept too), else
+ * read and kept; then (*fresh) *balance is the balance just read. */
+static int
+lot_kept(struct ledger_ctx *lx, const struct entity_key *key, const struct alloc *a,
+         int line_idx, int64_t n, int64_t owner, const char *kind, struct kept_lot *out,
+         bool *found, int64_t *balance, bool *fresh)
+{
+    struct entity_value v;
+    *found = *fresh = false;
+    if (entity_cache_get(lx->cache, lx->cache_gen, key, &v)) {
+        if (v.obj != NULL) {
+            *out = *(const struct kept_lot *)v.obj;
+            *found = true;
+        }
+        entity_value_clear(&v);
+        return 0;
+    }
+    struct lot_row lot;
+    if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &lot, found,
+                       lx->err) != 0) {
+        return lx->err->status;
+    }
+    v = (struct entity_value){.n = !*found};
+    if (*found) {
+        *out = (struct kept_lot){
+            .id = lot.id, .valid_from = lot.valid_from, .valid_until = lot.valid_until,
+            .granted = lot.granted, .unlimited = lot.unlimited, .closed = lot.closed,
+            .positive = lot.balance > 0,
+        };
+        *balance = lot.balance;
+        *fresh = true;
+        struct kept_lot *k = malloc(sizeof *k);
+        if (k == NULL) {
+            return 0; /* not kept: the next request reads it again */
+        }
+        *k = *out;
+        entity_obj_init(&k->obj, kept_lot_destroy);
+        v.obj = &k->obj;
+    }
+    entity_cache_put(lx->cache, lx->cache_gen, key, &v);
+    return 0;
+}
+
 /* Adds the real lot matching the key, if open and valid at t, to cands. */
 static int
 add_existing(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_t n, int64_t owner,
              const char *kind, int64_t t, bool with_empty, struct cand_list *list,
              bool *found)
 {
-    struct lot_row lot;
-    /* Lots are created, never deleted, and every creation moves the
-     * generation: a read snapshot keeps "no such lot" (entities.h). */
-    bool cached = lx->cache != NULL && lx->cache_gen != 0;
-    const struct entity_key key = {
-        ENTITY_LOT_ABSENT,
-        {a->id, a->lines[line_idx].idx, n, owner, strcmp(kind, "rollover") == 0}};
-    struct entity_value v;
+    bool rollover = strcmp(kind, "rollover") == 0;
+    struct kept_lot lot;
+    int64_t balance = 0;
     *found = false;
-    bool known = cached && entity_cache_get(lx->cache, lx->cache_gen, &key, &v);
-    if (known && v.n != 0) {
-        return 0; /* absent */
+    if (lx->cache != NULL && lx->cache_gen != 0) {
+        const struct entity_key key = {ENTITY_LOT,
+                                       {a->id, a->lines[line_idx].idx, n, owner, rollover}};
+        bool fresh = false;
+        if (lot_kept(lx, &key, a, line_idx, n, owner, kind, &lot, found, &balance, &fresh) !=
+            0) {
+            return lx->err->status;
+        }
+        if (!*found || lot.closed || lot.valid_from > t || t >= lot.valid_until ||
+            !(with_empty || lot.unlimited || lot.positive)) {
+            return 0;
+        }
+        /* Only the balance moves within the generation: read from the
+         * snapshot (a booking plan's debits are re-checked by the writer). */
+        bool there = fresh;
+        if (!fresh && store_lot_balance(lx->store, lot.id, &balance, &there, lx->err) != 0) {
+            return lx->err->status;
+        }
+        if (!there) {
+            return eng_error_code(lx->err, ENG_ESTORE, "storage_error",
+                                  "lot_%lld is kept for this generation but missing",
+                                  (long long)lot.id);
+        }
+    } else {
+        struct lot_row row;
+        if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &row, found,
+                           lx->err) != 0) {
+            return lx->err->status;
+        }
+        if (!*found) {
+            return 0;
+        }
+        lot = (struct kept_lot){
+            .id = row.id, .valid_from = row.valid_from, .valid_until = row.valid_until,
+            .granted = row.granted, .unlimited = row.unlimited, .closed = row.closed,
+        };
+        balance = row.balance;
     }
-    if (store_lot_find(lx->store, a->id, a->lines[line_idx].idx, n, owner, kind, &lot, found,
-                       lx->err) != 0) {
-        return lx->err->status;
-    }
-    if (cached && !known) {
-        /* Present (0) is kept too, so that the next request does not
-         * look again for nothing. */
-        v = (struct entity_value){.n = !*found};
-        entity_cache_put(lx->cache, lx->cache_gen, &key, &v);
-    }
-    if (!*found || lot.closed || lot.valid_from > t || t >= lot.valid_until ||
-        !(with_empty || lot.unlimited || lot.balance > 0)) {
+    if (lot.closed || lot.valid_from > t || t >= lot.valid_until ||
+        !(with_empty || lot.unlimited || balance > 0)) {
         return 0;
     }
     struct cand c = {
         .lot_id = lot.id,
-        .balance = lot.balance,
+        .balance = balance,
         .unlimited = lot.unlimited,
         .valid_from = lot.valid_from,
         .valid_until = lot.valid_until,
         .granted = lot.granted,
-        .rollover = strcmp(kind, "rollover") == 0,
+        .rollover = rollover,
         .alloc_id = a->id,
         .line_idx = line_idx,
         .period_n = n,
@@ -1221,7 +1301,8 @@ add_line_lots(struct ledger_ctx *lx, const struct alloc *a, int line_idx, int64_
         c->alloc_seq = a->id;
         c->per_user = owner != 0;
         c->recurring = a->recurrence != PERIOD_NONE;
-        snprintf(c->scope, sizeof c->scope, "%s", a->lines[line_idx].scope);
+        _Static_assert(sizeof c->scope == sizeof a->lines[line_idx].scope, "scope buffers differ");
+        memcpy(c->scope, a->lines[line_idx].scope, sizeof c->scope);
     }
     return 0;
 }
@@ -1299,6 +1380,66 @@ cands_alloc(void *ud, int64_t id)
     return rc;
 }
 
+/* A tenant's allocations with what decides whether each is in force,
+ * kept for the generation. */
+struct kept_allocs {
+    struct entity_obj obj;
+    int count, cap;
+    struct allocation_span *items;
+};
+
+static void
+kept_allocs_destroy(struct entity_obj *obj)
+{
+    struct kept_allocs *k = (struct kept_allocs *)obj;
+    free(k->items);
+    free(k);
+}
+
+static int
+kept_allocs_add(void *ud, const struct allocation_span *a)
+{
+    struct kept_allocs *k = ud;
+    if (k->count == k->cap) {
+        int cap = k->cap != 0 ? k->cap * 2 : 8;
+        struct allocation_span *grown = realloc(k->items, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            return ENG_ENOMEM;
+        }
+        k->items = grown;
+        k->cap = cap;
+    }
+    k->items[k->count++] = *a;
+    return 0;
+}
+
+/* The tenant's allocations (lx->cache usable), with a reference for the
+ * caller (entity_obj_release). */
+static int
+kept_allocs_get(struct ledger_ctx *lx, int64_t tenant_id, struct kept_allocs **out)
+{
+    struct entity_value v;
+    if (kept_get(lx, ENTITY_TENANT_ALLOCS, tenant_id, &v)) {
+        *out = (struct kept_allocs *)v.obj; /* v's reference is the caller's */
+        return 0;
+    }
+    struct kept_allocs *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        return oom(lx);
+    }
+    entity_obj_init(&k->obj, kept_allocs_destroy);
+    int rc = store_allocations_of_tenant_each(lx->store, tenant_id, kept_allocs_add, k, lx->err);
+    if (rc != 0) {
+        entity_obj_release(&k->obj);
+        return rc == ENG_ENOMEM ? oom(lx) : rc;
+    }
+    entity_obj_retain(&k->obj);
+    v = (struct entity_value){.obj = &k->obj};
+    kept_put(lx, ENTITY_TENANT_ALLOCS, tenant_id, &v);
+    *out = k;
+    return 0;
+}
+
 int
 ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id, int64_t tenant_id,
                   json_t *user_ctx, json_t *tenant_ctx, json_t *resource_ctx, const char *unit,
@@ -1321,15 +1462,34 @@ ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t user_id
     const char *rid = json_string_value(json_object_get(resource_ctx, "id"));
     u.memo = cached && (resource_ctx == NULL ||
                         (rid != NULL && id_parse("res", rid, &u.resource_id) == 0));
-    return store_allocations_in_force_each(lx->store, tenant_id, unit, t, cands_alloc, &u,
-                                           lx->err);
+    if (!cached) {
+        return store_allocations_in_force_each(lx->store, tenant_id, unit, t, cands_alloc, &u,
+                                               lx->err);
+    }
+    /* On a read snapshot: the tenant's allocations as kept for the
+     * generation (every change to an allocation moves it), tested here as
+     * store_allocations_in_force_each tests them, in the same (id) order. */
+    struct kept_allocs *k = NULL;
+    if (kept_allocs_get(lx, tenant_id, &k) != 0) {
+        return lx->err->status;
+    }
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < k->count; i++) {
+        const struct allocation_span *sp = &k->items[i];
+        if (sp->start_at <= t && (sp->end_at == TIME_NEVER || sp->end_at > t) &&
+            strcmp(sp->unit, unit) == 0) {
+            rc = cands_alloc(&u, sp->id);
+        }
+    }
+    entity_obj_release(&k->obj);
+    return rc;
 }
 
 int
 cand_list_push(struct cand_list *list, const struct cand *c)
 {
     if (list->count == list->cap) {
-        int cap = list->cap ? list->cap * 2 : 16;
+        int cap = list->cap ? list->cap * 2 : 4; /* most bookings meet one or two */
         struct cand *grown = realloc(list->items, (size_t)cap * sizeof *grown);
         if (grown == NULL) {
             return ENG_ENOMEM;

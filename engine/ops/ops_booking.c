@@ -538,6 +538,15 @@ op_quote(struct op *op, json_t *args, json_t **out)
 static int
 order_lots(struct op *op, struct bk *b, int *order)
 {
+    /* The default order policy (policies/default/order.lua) returns a
+     * single lot as it is: not called for one lot (or none).  A policy of
+     * the building's own is always called, whatever it is given. */
+    if (b->cands.count <= 1 && strncmp(b->versions[POLICY_ORDER], "default:", 8) == 0) {
+        if (b->cands.count == 1) {
+            order[0] = 0;
+        }
+        return 0;
+    }
     json_t *lots = json_array();
     for (int i = 0; i < b->cands.count; i++) {
         const struct cand *c = &b->cands.items[i];
@@ -629,14 +638,25 @@ versions_text(const struct bk *b)
         return text;
     }
     char *text = malloc(len + 1);
+    if (text == NULL) {
+        return NULL;
+    }
     size_t at = 0;
-    for (int k = 0; text != NULL && k < POLICY_KIND_COUNT; k++) {
-        at += (size_t)snprintf(text + at, len + 1 - at, "%s\"%s\":\"%s\"", k == 0 ? "{" : ",",
-                               policy_kind_name((enum policy_kind)k), b->versions[k]);
+    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+        const char *name = policy_kind_name((enum policy_kind)k);
+        size_t nl = strlen(name), vl = strlen(b->versions[k]);
+        text[at++] = k == 0 ? '{' : ',';
+        text[at++] = '"';
+        memcpy(text + at, name, nl);
+        at += nl;
+        memcpy(text + at, "\":\"", 3);
+        at += 3;
+        memcpy(text + at, b->versions[k], vl);
+        at += vl;
+        text[at++] = '"';
     }
-    if (text != NULL) {
-        snprintf(text + at, len + 1 - at, "}");
-    }
+    text[at++] = '}';
+    text[at] = '\0';
     return text;
 }
 

@@ -277,6 +277,35 @@ store_allocations_in_force_each(struct store *s, int64_t tenant_id, const char *
 }
 
 int
+store_allocations_of_tenant_each(struct store *s, int64_t tenant_id,
+                                 int (*cb)(void *ud, const struct allocation_span *a), void *ud,
+                                 struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT id, unit, start_at, end_at FROM allocation WHERE tenant_id = ?1"
+                 " ORDER BY id");
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, tenant_id);
+    int rc;
+    while ((rc = sq_step(s, st, "allocations of a tenant", err)) == 1) {
+        struct allocation_span a = {.id = sq_col_int(st, 0),
+                                    .start_at = sq_col_int(st, 2),
+                                    .end_at = col_time(st, 3)};
+        rc = sq_col_copy(st, 1, a.unit, sizeof a.unit, "allocation unit", err);
+        if (rc == 0) {
+            rc = cb(ud, &a);
+        }
+        if (rc != 0) {
+            sq_reset(st);
+            return rc;
+        }
+    }
+    return rc;
+}
+
+int
 store_allocations_list(struct store *s, const struct allocation_filter *f,
                        int (*cb)(void *ud, int64_t id), void *ud, struct eng_error *err)
 {

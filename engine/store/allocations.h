@@ -86,6 +86,20 @@ ENG_MUST_CHECK int store_allocations_in_force_each(struct store *s, int64_t tena
                                                    int (*cb)(void *ud, int64_t id), void *ud,
                                                    struct eng_error *err);
 
+/* Every allocation of a tenant, in id order, with what decides whether it
+ * is in force (store_allocations_in_force_each's test, made by the caller):
+ * cb per allocation (the row is borrowed for the call; non-zero stops and
+ * is returned). */
+struct allocation_span {
+    int64_t id;
+    char unit[8];
+    int64_t start_at, end_at; /* end_at TIME_NEVER without an end */
+};
+ENG_MUST_CHECK int store_allocations_of_tenant_each(struct store *s, int64_t tenant_id,
+                                                    int (*cb)(void *ud,
+                                                              const struct allocation_span *a),
+                                                    void *ud, struct eng_error *err);
+
 /* A page of allocation ids: id > after, optional tenant (0: any), building
  * (0: any) and status ("active" | "scheduled" | "ended" at `now`; NULL:
  * any), in id order, at most `limit` rows (cb as above). */

@@ -280,3 +280,25 @@ store_lots_closing_each(struct store *s, int64_t until,
     sq_int(s, st, 1, until);
     return lots_loop(s, st, "closing lots", cb, ud, err);
 }
+
+int
+store_lot_balance(struct store *s, int64_t id, int64_t *balance, bool *found,
+                  struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT balance FROM lot WHERE id = ?");
+    *found = false;
+    *balance = 0;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, id);
+    int rc = sq_step(s, st, "lot balance", err);
+    if (rc <= 0) {
+        return rc;
+    }
+    *balance = sq_col_int(st, 0);
+    *found = true;
+    sq_reset(st);
+    return 0;
+}

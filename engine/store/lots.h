@@ -39,6 +39,10 @@ ENG_MUST_CHECK int store_lot_get(struct store *s, int64_t id, struct lot_row *ou
 ENG_MUST_CHECK int store_lot_find(struct store *s, int64_t allocation_id, int line_idx,
                                   int64_t period_n, int64_t user_id, const char *kind,
                                   struct lot_row *out, bool *found, struct eng_error *err);
+/* Only the balance of lot `id` (a read of what moves between portfolio
+ * generations: ledger.c keeps the rest of a lot per generation). */
+ENG_MUST_CHECK int store_lot_balance(struct store *s, int64_t id, int64_t *balance, bool *found,
+                                     struct eng_error *err);
 /* Moves the cached balance by `amount` for an entry of `kind` (debits and
  * refunds also move used, adjustments adjusted).  A balance the schema
  * refuses (below zero on a limited lot) is ENG_ESTORE. */

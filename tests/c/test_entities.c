@@ -49,6 +49,36 @@ quote_credits(void)
     return milli;
 }
 
+/* The credits a one-hour quote says are available (milli), or -1 when
+ * credits cannot pay. */
+static int64_t
+quote_available(void)
+{
+    json_t *q = must("quotes.create",
+                     json_pack("{s:s, s:s, s:s, s:s}", "resource_id", room, "user_id", user,
+                               "start", "2026-01-20T09:00:00Z", "end", "2026-01-20T10:00:00Z"));
+    json_t *available = json_object_get(json_object_get(q, "credits"), "available");
+    int64_t milli = -1;
+    struct eng_error err = {0};
+    if (available != NULL && amount_from_json(available, &milli, &err) != 0) {
+        milli = -2;
+    }
+    json_decref(q);
+    return milli;
+}
+
+/* Books hour h (UTC) of 2026-01-21 with credits. */
+static void
+book_hour(int h)
+{
+    char start[32], end[32];
+    snprintf(start, sizeof start, "2026-01-21T%02d:00:00Z", h);
+    snprintf(end, sizeof end, "2026-01-21T%02d:00:00Z", h + 1);
+    json_decref(must("bookings.create",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", room, "user_id", user,
+                               "start", start, "end", end, "payment_method", "credits")));
+}
+
 static void
 set_price(int per_hour)
 {
@@ -240,6 +270,38 @@ main(void)
         CHECK_INT(q[i].bad, 0);
     }
     CHECK_INT(quote_credits(), 3000);
+
+    /* A lot is kept for the generation but its balance is not: bookings
+     * that leave it above zero move no generation, and the next quote
+     * still sees each one's debit, with nothing loaded again. */
+    CHECK_INT(quote_available(), 10000);
+    book_hour(8);
+    CHECK_INT(quote_available(), 7000);
+    entity_cache_stats(eng.env->entities, &s0);
+    book_hour(9);
+    CHECK_INT(quote_available(), 4000);
+    entity_cache_stats(eng.env->entities, &s1);
+    CHECK_INT(s1.misses - s0.misses, 0);
+    /* A tenant's allocations are kept too: a new one pays from the next
+     * quote on (its lot still to be made), and once ended before the
+     * quoted hour (it has not begun) no longer does. */
+    char *second = id_of(must(
+        "allocations.create",
+        json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", ten,
+                  "building_ids", bld, "unit", "hour", "lines", "scope", "all", "amount", 5,
+                  "schedule", "start", "2026-01-10")));
+    CHECK_INT(quote_available(), 9000);
+    json_decref(must("allocations.end", json_pack("{s:s, s:s}", "id", second, "end",
+                                                  "2026-01-15")));
+    CHECK_INT(quote_available(), 4000);
+    free(second);
+    /* The last hour empties the lot (a generation move): no credits left. */
+    book_hour(10);
+    CHECK_INT(quote_available(), 1000);
+    set_price(1);
+    CHECK_INT(quote_available(), 1000);
+    book_hour(11);
+    CHECK_INT(quote_available(), -1);
 
     engine_close(&eng);
     free(bld);
