@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "json_flat.h"
 
 #define QUERY_PARAMS_MAX 32
 #define QUERY_NAME_BYTES_MAX 64
@@ -206,6 +207,12 @@ http_read_json(struct http_req *rq, json_t **out, struct eng_error *err)
     if (len == 0) {
         free(heap);
         *out = json_object();
+        return 0;
+    }
+    json_t *flat = json_flat_parse(buf, len); /* util/json_flat.h */
+    if (flat != NULL) {
+        free(heap);
+        *out = flat;
         return 0;
     }
     if (!json_depth_ok(buf, len, JSON_DEPTH_MAX)) {

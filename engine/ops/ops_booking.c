@@ -68,6 +68,16 @@ bk_free(struct bk *b)
     free(b->versions_text);
 }
 
+/* Answers are built member by member with our own ASCII keys (no UTF-8
+ * check of each key, no format string to parse as json_pack does), in the
+ * order API.md shows them.  set() takes v, also when it fails or o is NULL,
+ * so a chain of them leaks nothing; any failure makes the sum non-zero. */
+static int
+set(json_t *o, const char *key, json_t *v)
+{
+    return json_object_set_new_nocheck(o, key, v) != 0;
+}
+
 /* Fills b->resource, b->building and the building's payment settings from
  * the resource b->resource_id (kept for the generation on a read snapshot:
  * ledger/entities.h). */
@@ -452,28 +462,46 @@ credits_enough(const struct bk *b)
     return b->has_credits && b->pay_credits && (b->unlimited || b->available >= b->credits);
 }
 
+/* {amount, currency, before_discount}; NULL without memory. */
+static json_t *
+money_object(int64_t amount, const char *currency, int64_t before)
+{
+    json_t *m = json_object();
+    int bad = set(m, "amount", json_integer(amount)) + set(m, "currency", json_string(currency)) +
+              set(m, "before_discount", json_integer(before));
+    if (bad != 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
 static json_t *
 money_json(const struct bk *b)
 {
     if (!b->has_money) {
         return json_null();
     }
-    return json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)b->money, "currency", b->currency,
-                     "before_discount", (json_int_t)b->money_before);
+    return money_object(b->money, b->currency, b->money_before);
 }
 
 static json_t *
 methods_json(const struct bk *b)
 {
     json_t *m = json_array();
+    int bad = 0;
     if (credits_enough(b)) {
-        json_array_append_new(m, json_string("credits"));
+        bad += json_array_append_new(m, json_string_nocheck("credits")) != 0;
     }
     if (b->has_money && b->pay_invoice) {
-        json_array_append_new(m, json_string("invoice"));
+        bad += json_array_append_new(m, json_string_nocheck("invoice")) != 0;
     }
     if (b->has_money && b->pay_card) {
-        json_array_append_new(m, json_string("card"));
+        bad += json_array_append_new(m, json_string_nocheck("card")) != 0;
+    }
+    if (bad != 0) {
+        json_decref(m);
+        return NULL;
     }
     return m;
 }
@@ -489,17 +517,30 @@ op_quote(struct op *op, json_t *args, json_t **out)
     json_t *credits = json_null();
     /* A user without eligible credits sees only the money price. */
     if (b.has_credits && b.pay_credits && b.cands.count > 0) {
-        credits = json_pack("{s:o, s:s, s:o, s:o}", "amount", amount_to_json(b.credits), "unit",
-                            b.unit, "available",
-                            b.unlimited ? json_string("unlimited") : amount_to_json(b.available),
-                            "balance_after",
-                            !credits_enough(&b) ? json_null()
-                            : b.unlimited       ? json_string("unlimited")
-                                                : amount_to_json(b.available - b.credits));
+        credits = json_object();
+        /* b.unit is "hour" or "coin" (price checks it): ASCII. */
+        int bad = set(credits, "amount", amount_to_json(b.credits)) +
+                  set(credits, "unit", json_string_nocheck(b.unit)) +
+                  set(credits, "available", b.unlimited ? json_string_nocheck("unlimited")
+                                                        : amount_to_json(b.available)) +
+                  set(credits, "balance_after",
+                      !credits_enough(&b) ? json_null()
+                      : b.unlimited       ? json_string_nocheck("unlimited")
+                                          : amount_to_json(b.available - b.credits));
+        if (bad != 0) {
+            json_decref(credits);
+            credits = NULL;
+        }
     }
-    *out = credits == NULL ? NULL
-           : json_pack("{s:o, s:o, s:o}", "money", money_json(&b), "credits", credits,
-                       "payment_methods", methods_json(&b));
+    *out = credits == NULL ? NULL : json_object();
+    if (*out != NULL && set(*out, "money", money_json(&b)) + set(*out, "credits", credits) +
+                                set(*out, "payment_methods", methods_json(&b)) !=
+                            0) {
+        json_decref(*out);
+        *out = NULL;
+    } else if (*out == NULL) {
+        json_decref(credits);
+    }
     /* Beside the prices: why credits cannot pay, and whether the slot is
      * free (quote_info.c). */
     struct quote_credit_facts facts = {
@@ -607,8 +648,8 @@ versions_json(const struct bk *b)
 {
     json_t *versions = json_object();
     for (int k = 0; versions != NULL && k < POLICY_KIND_COUNT; k++) {
-        if (json_object_set_new(versions, policy_kind_name((enum policy_kind)k),
-                                json_string(b->versions[k])) != 0) {
+        if (json_object_set_new_nocheck(versions, policy_kind_name((enum policy_kind)k),
+                                        json_string(b->versions[k])) != 0) {
             json_decref(versions);
             versions = NULL;
         }
@@ -748,12 +789,24 @@ struct paid_ud {
     json_t *paid;
 };
 
+/* {lot_id, amount}: one lot's part of a booking's price. */
+static json_t *
+paid_part(int64_t lot_id, int64_t amount)
+{
+    json_t *part = json_object();
+    if (set(part, "lot_id", id_json("lot", lot_id)) + set(part, "amount", amount_to_json(amount)) !=
+        0) {
+        json_decref(part);
+        return NULL;
+    }
+    return part;
+}
+
 static int
 paid_add(void *ud, const struct booking_debit *d)
 {
     struct paid_ud *p = ud;
-    json_t *part = json_pack("{s:o, s:o}", "lot_id", id_json("lot", d->lot_id), "amount",
-                             amount_to_json(d->amount));
+    json_t *part = paid_part(d->lot_id, d->amount);
     if (part == NULL || json_array_append_new(p->paid, part) != 0) {
         return eng_error_set(p->op->err, ENG_ENOMEM, "out of memory");
     }
@@ -777,8 +830,13 @@ credits_json(struct op *op, const struct booking_row *row, json_t *paid, json_t 
         json_decref(p.paid);
         return rc;
     }
-    *out = json_pack("{s:o, s:s, s:o}", "amount", amount_to_json(row->credits), "unit",
-                     row->unit, "paid_from", p.paid);
+    *out = json_object();
+    if (set(*out, "amount", amount_to_json(row->credits)) + set(*out, "unit", json_string(row->unit)) +
+            set(*out, "paid_from", p.paid) !=
+        0) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 
@@ -790,9 +848,7 @@ booking_json_paid(struct op *op, const struct booking_row *row, json_t *paid, js
     json_t *money = json_null(), *credits = json_null();
     *out = NULL;
     if (row->has_money) {
-        money = json_pack("{s:I, s:s, s:I}", "amount", (json_int_t)row->money, "currency",
-                          row->currency, "before_discount",
-                          (json_int_t)row->money_before_discount);
+        money = money_object(row->money, row->currency, row->money_before_discount);
     }
     bool by_credits = strcmp(row->payment_method, "credits") == 0;
     if (!by_credits) {
@@ -802,27 +858,28 @@ booking_json_paid(struct op *op, const struct booking_row *row, json_t *paid, js
         json_decref(money);
         return op->err->status;
     }
-    json_t *b = money == NULL ? NULL
-                : json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:O, s:o,"
-                            " s:{s:o, s:I}, s:o, s:o}",
-                            "id", id_json("bkg", row->id), "resource_id",
-                            id_json("res", row->resource_id), "building_id",
-                            id_json("bld", row->building_id), "tenant_id",
-                            id_json("ten", row->tenant_id), "user_id",
-                            id_json("usr", row->user_id), "start", json_time(row->start_at),
-                            "end", json_time(row->end_at), "status", row->status,
-                            "payment_method", row->payment_method, "money", money, "credits",
-                            credits, "policy_versions", row->policy_versions, "created_at",
-                            json_time(row->created_at), "refund", "credits",
-                            amount_to_json(row->credits_refunded), "money",
-                            (json_int_t)row->money_refunded, "cancelled_at",
-                            row->cancelled ? json_time(row->cancelled_at) : json_null(),
-                            "cancel_reason",
-                            row->has_reason ? json_string(row->cancel_reason) : json_null());
-    if (b == NULL) {
-        if (money == NULL) {
-            json_decref(credits);
-        }
+    json_t *refund = json_object();
+    int bad = set(refund, "credits", amount_to_json(row->credits_refunded)) +
+              set(refund, "money", json_integer(row->money_refunded));
+    json_t *b = json_object();
+    /* status and payment_method are the engine's own words (the schema's
+     * CHECKs), so ASCII; the cancel reason is the client's text. */
+    bad += set(b, "id", id_json("bkg", row->id)) +
+           set(b, "resource_id", id_json("res", row->resource_id)) +
+           set(b, "building_id", id_json("bld", row->building_id)) +
+           set(b, "tenant_id", id_json("ten", row->tenant_id)) +
+           set(b, "user_id", id_json("usr", row->user_id)) +
+           set(b, "start", json_time(row->start_at)) + set(b, "end", json_time(row->end_at)) +
+           set(b, "status", json_string(row->status)) +
+           set(b, "payment_method", json_string(row->payment_method)) +
+           set(b, "money", money) + set(b, "credits", credits) +
+           set(b, "policy_versions", json_incref(row->policy_versions)) +
+           set(b, "created_at", json_time(row->created_at)) + set(b, "refund", refund) +
+           set(b, "cancelled_at", row->cancelled ? json_time(row->cancelled_at) : json_null()) +
+           set(b, "cancel_reason",
+               row->has_reason ? json_string(row->cancel_reason) : json_null());
+    if (bad != 0) {
+        json_decref(b);
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     *out = b;
@@ -940,10 +997,7 @@ written_json(struct op *op, const struct bk *b, int64_t id, bool by_credits, jso
     json_t *paid = by_credits ? json_array() : NULL;
     for (int k = 0; paid != NULL && k < b->cands.count; k++) {
         const struct cand *c = &b->cands.items[b->order[k]];
-        if (c->take > 0 &&
-            json_array_append_new(paid, json_pack("{s:o, s:o}", "lot_id",
-                                                  id_json("lot", c->lot_id), "amount",
-                                                  amount_to_json(c->take))) != 0) {
+        if (c->take > 0 && json_array_append_new(paid, paid_part(c->lot_id, c->take)) != 0) {
             json_decref(paid);
             paid = NULL;
         }

@@ -113,7 +113,12 @@ amount_to_json(int64_t milli)
         return json_integer(milli / 1000);
     }
     /* The double nearest to the decimal; jansson prints it with 17
-     * significant digits, which strtod reads back to the same double. */
+     * significant digits, which strtod reads back to the same double.
+     * Below 2^53 milli is exact as a double, and the division is rounded
+     * correctly as strtod is: the same double without the text. */
+    if (milli > -(INT64_C(1) << 53) && milli < (INT64_C(1) << 53)) {
+        return json_real((double)milli / 1000.0);
+    }
     char buf[32];
     amount_format(milli, buf, sizeof buf);
     return json_real(strtod(buf, NULL));

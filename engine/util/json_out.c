@@ -75,11 +75,62 @@ put_string(struct out *o, const char *s, size_t n)
  * reads back as a real), and the exponent loses its '+' and leading
  * zeros ("1e+20" -> "1e20", "1e-05" -> "1e-5").  false for NaN and the
  * infinities, which JSON cannot hold. */
+/* A signed integer in decimal, digit by digit (what "%lld" prints). */
+static void
+put_int(struct out *o, int64_t v)
+{
+    char text[24];
+    size_t at = sizeof text;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        text[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        text[--at] = '-';
+    }
+    put(o, text + at, sizeof text - at);
+}
+
+/* The real v when it is the double nearest to a decimal of three places
+ * or fewer, m / 1000 with 0 < |m| < 10^15 (every amount of util/amount.h):
+ * then "%.15g" prints that decimal exactly (its 15-digit rounding lands on
+ * it, the double being far closer to it than half a digit), without an
+ * exponent (|v| >= 0.001), trailing zeros dropped.  Written digit by digit
+ * with the same bytes as put_real's general path; false for any other
+ * value. */
+static bool
+put_real_milli(struct out *o, double v)
+{
+    if (!(v > -1e12 && v < 1e12)) {
+        return false;
+    }
+    double scaled = v * 1000.0;
+    int64_t m = (int64_t)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+    if (m == 0 || (double)m / 1000.0 != v) {
+        return false;
+    }
+    uint64_t u = m < 0 ? (uint64_t)(-m) : (uint64_t)m;
+    if (m < 0) {
+        put_char(o, '-');
+    }
+    put_int(o, (int64_t)(u / 1000));
+    unsigned frac = (unsigned)(u % 1000);
+    char digits[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                      (char)('0' + frac % 10)};
+    size_t n = frac == 0 ? 2 : frac % 100 == 0 ? 2 : frac % 10 == 0 ? 3 : 4;
+    put(o, digits, n); /* ".0" for a whole value: digits[1] is '0' */
+    return true;
+}
+
 static bool
 put_real(struct out *o, double v)
 {
     if (isnan(v) || isinf(v)) {
         return false;
+    }
+    if (put_real_milli(o, v)) {
+        return true;
     }
     char text[48];
     int n = snprintf(text, sizeof text - 3, "%.15g", v);
@@ -154,12 +205,9 @@ render(struct out *o, const json_t *v, int depth)
     case JSON_STRING:
         put_string(o, json_string_value(v), json_string_length(v));
         return true;
-    case JSON_INTEGER: {
-        char text[24];
-        int n = snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        put(o, text, (size_t)n);
+    case JSON_INTEGER:
+        put_int(o, (int64_t)json_integer_value(v));
         return true;
-    }
     case JSON_REAL:
         return put_real(o, json_real_value(v));
     case JSON_TRUE:

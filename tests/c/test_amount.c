@@ -72,6 +72,24 @@ test_json(void)
         free(text);
         json_decref(j);
     }
+    /* The real is the double strtod gives for the decimal text, small and
+     * large, both signs (amount_to_json divides instead of parsing). */
+    int same = 0, tried = 0;
+    for (int64_t m = 1; m < AMOUNT_MILLI_MAX; m = m * 3 + 7) {
+        for (int sign = -1; sign <= 1; sign += 2) {
+            int64_t v = sign * m;
+            if (v % 1000 == 0) {
+                continue;
+            }
+            char buf[32];
+            amount_format(v, buf, sizeof buf);
+            json_t *j = amount_to_json(v);
+            tried++;
+            same += json_is_real(j) && json_real_value(j) == strtod(buf, NULL);
+            json_decref(j);
+        }
+    }
+    CHECK_INT(same, tried);
     CHECK(1);
 }
 

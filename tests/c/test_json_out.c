@@ -122,6 +122,22 @@ main(void)
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         CHECK(same(json_real(reals[i])));
     }
+    /* Amounts (thousandths) take a path of their own (put_real_milli):
+     * every size of decimal, signs, trailing zeros, the edges of 10^12, and
+     * values near but not on a thousandth. */
+    const double edges[] = {0.001, -0.001, 0.01, 0.05, 0.999, 1.001, 1.01, 1.1, 10.0, -10.5,
+                            999999999999.0, -999999999999.999, 1e12, -1e12, 1e12 - 0.001,
+                            0.0015, 1.0005, 1e-3 * 0.5, 4503599627370.495};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        CHECK(same(json_real(edges[i])));
+    }
+    int amounts = 0;
+    for (int i = 0; i < 20000; i++) {
+        int64_t m = (int64_t)(next() % 1000000000000000u) >> (next() % 50);
+        double v = (double)(i % 2 ? -m : m) / 1000.0;
+        amounts += same(json_real(i % 3 == 2 ? nextafter(v, 1e300) : v));
+    }
+    CHECK_INT(amounts, 20000);
     CHECK(same(json_array()));
     CHECK(same(json_object()));
     /* What JSON cannot hold is refused, not rendered. */
