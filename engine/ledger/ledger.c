@@ -1507,3 +1507,61 @@ cand_list_free(struct cand_list *list)
     free(list->items);
     memset(list, 0, sizeof *list);
 }
+
+/* ---------- the default order, in C ----------
+ *
+ * policies/default/order.lua's keys, most significant first: limited
+ * before unlimited, a specific line (scope other than "all") before "all",
+ * per-user before shared, earliest valid_until (never last), recurring
+ * before once, lowest allocation_seq, rollover before period, and last the
+ * lot ids as strings, byte by byte ("lot_12" before "lot_3").  With
+ * distinct ids the order is total, so any sort gives the policy's one
+ * answer. */
+
+struct order_item {
+    const struct cand *c;
+    int index;
+    char id[32];
+};
+
+static int
+order_cmp(const void *pa, const void *pb)
+{
+    const struct order_item *a = pa, *b = pb;
+    const struct cand *x = a->c, *y = b->c;
+    int64_t kx[7] = {x->unlimited, strcmp(x->scope, "all") == 0, !x->per_user, x->valid_until,
+                     !x->recurring, x->alloc_seq, !x->rollover};
+    int64_t ky[7] = {y->unlimited, strcmp(y->scope, "all") == 0, !y->per_user, y->valid_until,
+                     !y->recurring, y->alloc_seq, !y->rollover};
+    for (int i = 0; i < 7; i++) {
+        if (kx[i] != ky[i]) {
+            return kx[i] < ky[i] ? -1 : 1;
+        }
+    }
+    return strcmp(a->id, b->id);
+}
+
+bool
+ledger_default_order(const struct cand *items, int count, int *order)
+{
+    enum { ORDER_FAST_MAX = 16 };
+    if (count > ORDER_FAST_MAX) {
+        return false;
+    }
+    struct order_item it[ORDER_FAST_MAX];
+    for (int i = 0; i < count; i++) {
+        it[i].c = &items[i];
+        it[i].index = i;
+        id_format("lot", items[i].lot_id, it[i].id, sizeof it[i].id);
+        for (int j = 0; j < i; j++) {
+            if (strcmp(it[i].id, it[j].id) == 0) {
+                return false; /* lots still to be made share an id */
+            }
+        }
+    }
+    qsort(it, (size_t)count, sizeof it[0], order_cmp);
+    for (int k = 0; k < count; k++) {
+        order[k] = it[k].index;
+    }
+    return true;
+}

@@ -190,6 +190,18 @@ int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t use
                       const char *unit, int64_t t, bool create, bool with_empty,
                       struct cand_list *list);
 
+/* The order policies/default/order.lua gives the lots items[0..count):
+ * order[k] is the index of the k-th lot to debit, the same permutation the
+ * policy returns, without a policy call.  false (order untouched) when two
+ * lots share an id (lots still to be created) or past 16 lots: then only
+ * the policy itself orders them.  It is that file's order only: the label
+ * of a set's order policy must be LEDGER_DEFAULT_ORDER_LABEL (the first 12
+ * hex digits of the shipped file's SHA-256; an operator's edited default
+ * has another, and is called), and tests/c/test_default_order.c fails when
+ * the shipped file changes without this. */
+#define LEDGER_DEFAULT_ORDER_LABEL "default:eee7a7b8d43f"
+bool ledger_default_order(const struct cand *items, int count, int *order);
+
 /* A resource and its building, as quotes and bookings see them. */
 struct ledger_resource {
     int64_t building_id;

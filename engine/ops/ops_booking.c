@@ -579,13 +579,12 @@ op_quote(struct op *op, json_t *args, json_t **out)
 static int
 order_lots(struct op *op, struct bk *b, int *order)
 {
-    /* The default order policy (policies/default/order.lua) returns a
-     * single lot as it is: not called for one lot (or none).  A policy of
-     * the building's own is always called, whatever it is given. */
-    if (b->cands.count <= 1 && strncmp(b->versions[POLICY_ORDER], "default:", 8) == 0) {
-        if (b->cands.count == 1) {
-            order[0] = 0;
-        }
+    /* The shipped default order policy (policies/default/order.lua, by its
+     * hash) is not called: its order is computed in C (ledger_default_order,
+     * the same permutation; tests/c/test_default_order.c compares them).
+     * Any other order policy is called. */
+    if (strcmp(b->versions[POLICY_ORDER], LEDGER_DEFAULT_ORDER_LABEL) == 0 &&
+        ledger_default_order(b->cands.items, b->cands.count, order)) {
         return 0;
     }
     json_t *lots = json_array();
@@ -944,10 +943,13 @@ book_check(struct op *op, struct bk *b, bool by_credits)
         return eng_error_code(op->err, ENG_ECONFLICT, "payment_method_not_accepted",
                               "payment by %s is not accepted for this resource", b->method);
     }
-    /* A failed check is an error, never a free slot. */
-    bool taken = true;
-    if (store_booking_slot_taken(op->store, b->resource_id, b->start, b->end, &taken,
-                                 op->err) != 0) {
+    /* A failed check is an error, never a free slot.  A plan does not look:
+     * the writer re-checks the slot in its own transaction before applying
+     * it (plan_holds), and a slot taken by then sends the booking to the
+     * full path, which refuses it there as it would have been here. */
+    bool taken = !b->planning;
+    if (!b->planning && store_booking_slot_taken(op->store, b->resource_id, b->start, b->end,
+                                                 &taken, op->err) != 0) {
         return op->err->status;
     }
     if (taken) {

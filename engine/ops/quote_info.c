@@ -197,14 +197,28 @@ quote_slot(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_
     if (s.list == NULL) {
         return oom(op);
     }
-    int rc = store_booking_overlaps(op->store, resource_id, start, end, QUOTE_CONFLICTS_MAX,
+    /* Most quoted slots are free: the slot check (no sort, one row at
+     * most) says so; the conflicts are listed only when it is taken.  A
+     * failed check is an error, never a free slot. */
+    bool taken = true;
+    int rc = store_booking_slot_taken(op->store, resource_id, start, end, &taken, op->err);
+    if (rc == 0 && taken) {
+        rc = store_booking_overlaps(op->store, resource_id, start, end, QUOTE_CONFLICTS_MAX,
                                     slot_add, &s, &count, op->err);
+    }
     if (rc != 0) {
         json_decref(s.list);
         return rc;
     }
-    *out = json_pack("{s:b, s:b, s:o, s:I}", "available", count == 0,
-                     "in_past", start < op->now, "conflicts", s.list, "conflict_count",
-                     (json_int_t)count);
+    /* Built member by member (our ASCII keys, in API.md's order). */
+    *out = json_object();
+    if (json_object_set_new_nocheck(*out, "available", json_boolean(count == 0)) +
+            json_object_set_new_nocheck(*out, "in_past", json_boolean(start < op->now)) +
+            json_object_set_new_nocheck(*out, "conflicts", s.list) +
+            json_object_set_new_nocheck(*out, "conflict_count", json_integer(count)) !=
+        0) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return *out != NULL ? 0 : oom(op);
 }
