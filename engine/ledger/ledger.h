@@ -197,7 +197,7 @@ int ledger_candidates(struct ledger_ctx *lx, struct policy_set *pol, int64_t use
  * the policy itself orders them.  It is that file's order only: the label
  * of a set's order policy must be LEDGER_DEFAULT_ORDER_LABEL (the first 12
  * hex digits of the shipped file's SHA-256; an operator's edited default
- * has another, and is called), and tests/c/test_default_order.c fails when
+ * has another, and is called), and tests/c/test_lot_order.c fails when
  * the shipped file changes without this. */
 #define LEDGER_DEFAULT_ORDER_LABEL "default:eee7a7b8d43f"
 bool ledger_default_order(const struct cand *items, int count, int *order);

@@ -581,7 +581,7 @@ order_lots(struct op *op, struct bk *b, int *order)
 {
     /* The shipped default order policy (policies/default/order.lua, by its
      * hash) is not called: its order is computed in C (ledger_default_order,
-     * the same permutation; tests/c/test_default_order.c compares them).
+     * the same permutation; tests/c/test_lot_order.c compares them).
      * Any other order policy is called. */
     if (strcmp(b->versions[POLICY_ORDER], LEDGER_DEFAULT_ORDER_LABEL) == 0 &&
         ledger_default_order(b->cands.items, b->cands.count, order)) {
