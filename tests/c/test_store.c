@@ -8,6 +8,7 @@
 #include "check.h"
 #include "internal.h"
 #include "portfolio.h"
+#include "usage.h"
 #include "verify.h"
 
 static char dir[64];
@@ -261,6 +262,159 @@ test_portfolio_and_pool(void)
     store_pool_close(pool);
 }
 
+/* Zones at the edges of the offsets (+14, -12, +13 with DST, +5:45, a
+ * zone that moved its clocks at midnight) and two ordinary ones. */
+static const char *const edge_zones[] = {"Pacific/Kiritimati", "Etc/GMT+12", "Pacific/Apia",
+                                         "Asia/Kathmandu", "America/Sao_Paulo",
+                                         "America/Havana", "Europe/Paris", "UTC"};
+#define EDGE_ZONES (int)(sizeof edge_zones / sizeof edge_zones[0])
+
+/* store_usage_month_everywhere (the writer's one-statement path for the
+ * usage counters) never names a month some zone disagrees with: every 5
+ * hours from 1970 to 2040, in zones at the edges of the offsets. */
+static void
+test_usage_month_everywhere(void)
+{
+    struct eng_error err = {0};
+    long claimed = 0, wrong = 0, failed = 0, edges = 0;
+    /* Zone by zone: the month cache of store_usage_month_key then hits. */
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        for (int64_t t = 0; t < 2208988800; t += 5 * 3600) {
+            int key = 0;
+            if (!store_usage_month_everywhere(t, &key)) {
+                edges += z == 0;
+                continue;
+            }
+            claimed += z == 0;
+            int zkey = 0;
+            if (store_usage_month_key(edge_zones[z], t, &zkey, &err) != 0) {
+                failed++;
+            } else if (zkey != key) {
+                wrong++;
+                if (wrong < 5) {
+                    printf("# %s at %lld: %d, not %d\n", edge_zones[z], (long long)t, zkey, key);
+                }
+            }
+        }
+    }
+    CHECK_INT(failed, 0);
+    CHECK_INT(wrong, 0);
+    /* Both paths are taken: ~32 hours of a month's ~730 are its edges. */
+    CHECK(claimed > 15 * edges && edges > 0);
+}
+
+/* The counters store_usage_add moves, through both paths (one statement
+ * for every zone, or zone by zone at a month's edges), are the ones each
+ * zone's month key names. */
+static void
+test_usage_add_paths(void)
+{
+    struct store *s = fresh("usage.db");
+    struct eng_error err = {0};
+    STORE_SQL(q_zone, "INSERT INTO usage_zone (zone) VALUES (?)");
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        sqlite3_stmt *st = sq_prep(s, &q_zone, &err);
+        CHECK(st != NULL);
+        sq_text(s, st, 1, edge_zones[z]);
+        CHECK_INT(sq_exec(s, st, "zone", &err), 0);
+    }
+    /* 2027-01-14 12:00Z (the middle: no counter yet, zones known; then an
+     * upsert, zones not known), 2027-01-31 20:00Z (February already east
+     * of +04, January west), 2027-02-01 06:00Z (February from UTC
+     * eastwards, January in the west), 2027-02-14 12:00Z (only the eastern
+     * zones have a February counter: the others are filled), 2027-01-20
+     * (every zone has its counter: one UPDATE). */
+    const int64_t at[] = {1799928000, 1799928000, 1801425600,
+                          1801461600, 1802606400, 1800403200};
+    const int64_t amount[] = {1000, 250, 4000, 20000, 300000, 5000000};
+    const int zones[] = {EDGE_ZONES, 0, EDGE_ZONES, EDGE_ZONES, EDGE_ZONES, EDGE_ZONES};
+    int64_t want[EDGE_ZONES][2] = {{0}};
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        CHECK_INT(store_usage_add(s, 7, "hour", at[i], zones[i], amount[i], &err), 0);
+        for (int z = 0; z < EDGE_ZONES; z++) {
+            int key = 0;
+            CHECK_INT(store_usage_month_key(edge_zones[z], at[i], &key, &err), 0);
+            want[z][key == 202702] += amount[i];
+        }
+    }
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    long wrong = 0;
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        for (int m = 0; m < 2; m++) {
+            int64_t used = -1;
+            CHECK_INT(store_usage_get(s, 7, "hour", edge_zones[z], m ? 202702 : 202701, &used,
+                                      &err), 0);
+            wrong += used != want[z][m];
+        }
+    }
+    CHECK_INT(wrong, 0);
+    CHECK_INT(want[0][1], 324000); /* Kiritimati: both edge instants in February */
+    CHECK_INT(want[1][0], 5025250); /* Etc/GMT+12: the edges in January */
+    STORE_SQL(q_rows, "SELECT count(*) FROM usage_month");
+    int64_t rows = 0;
+    CHECK_INT(sq_scalar(s, &q_rows, 0, 0, &rows, &err), 0);
+    CHECK_INT(rows, 2 * EDGE_ZONES); /* one per zone and month, no more */
+    store_close(s);
+}
+
+/* Migration 6 on a database from before it: the two indexes no query
+ * reads are dropped, nothing else moves. */
+static void
+test_migration_6(void)
+{
+    char db[128];
+    path_of("old6.db", db, sizeof db);
+    struct store *s = fresh("old6.db");
+    store_close(s);
+    /* The shape migration 5 left, by hand. */
+    sqlite3 *h = NULL;
+    CHECK_INT(sqlite3_open(db, &h), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(h,
+                           "CREATE INDEX booking_user ON booking(user_id, start_at);"
+                           "CREATE INDEX entry_tenant_time ON entry(tenant_id, unit, effective_at);"
+                           "INSERT INTO setting (key, value) VALUES ('kept', 'yes');"
+                           "DROP TABLE usage_month;"
+                           "CREATE TABLE usage_month (user_id INTEGER NOT NULL,"
+                           " unit TEXT NOT NULL, zone TEXT NOT NULL, month INTEGER NOT NULL,"
+                           " used INTEGER NOT NULL, PRIMARY KEY (user_id, unit, zone, month))"
+                           " STRICT, WITHOUT ROWID;"
+                           "INSERT INTO usage_month VALUES (3, 'hour', 'UTC', 202701, 1500),"
+                           " (3, 'hour', 'Europe/Paris', 202701, 1500);"
+                           "PRAGMA user_version = 5;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(h);
+    struct eng_error err = {0};
+    CHECK_INT(store_open(&s, db, STORE_WRITER, 100, 0, &err), 0);
+    int version = 0;
+    CHECK_INT(store_file_schema(s, &version, &err), 0);
+    CHECK_INT(version, 6);
+    STORE_SQL(q_gone, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_user',"
+                      " 'entry_tenant_time')");
+    STORE_SQL(q_kept, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_slot',"
+                      " 'booking_tenant', 'booking_created', 'booking_building', 'entry_lot',"
+                      " 'entry_booking', 'lot_unlimited') OR (SELECT value FROM setting WHERE"
+                      " key = 'kept') IS NULL");
+    int64_t n = -1;
+    CHECK_INT(sq_scalar(s, &q_gone, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 0);
+    CHECK_INT(sq_scalar(s, &q_kept, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 7);
+    /* The counters, kept, now keyed month before zone. */
+    STORE_SQL(q_usage, "SELECT sum(used) FROM usage_month WHERE user_id = 3 AND month = 202701");
+    STORE_SQL(q_key, "SELECT count(*) FROM sqlite_schema WHERE name = 'usage_month' AND"
+                     " sql LIKE '%PRIMARY KEY (user_id, unit, month, zone)%'");
+    CHECK_INT(sq_scalar(s, &q_usage, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 3000);
+    CHECK_INT(sq_scalar(s, &q_key, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 1);
+    int64_t used = 0;
+    CHECK_INT(store_usage_get(s, 3, "hour", "Europe/Paris", 202701, &used, &err), 0);
+    CHECK_INT(used, 1500);
+    store_close(s);
+}
+
 int
 main(void)
 {
@@ -273,6 +427,9 @@ main(void)
     test_nested_statement();
     test_errors_named();
     test_portfolio_and_pool();
+    test_usage_month_everywhere();
+    test_usage_add_paths();
+    test_migration_6();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
