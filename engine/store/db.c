@@ -240,12 +240,14 @@ static const char *const migration_6[] = {
     NULL,
 };
 
+static int event_key_partial(struct store *s, struct eng_error *err);
+
 static const char *const *const migrations[] = {migration_1, migration_2, migration_3,
                                                 migration_4, migration_5, migration_6};
 
 /* What a migration needs besides SQL, run after its statements (NULL: none). */
 static int (*const migration_fill[])(struct store *s, struct eng_error *err) = {
-    NULL, NULL, store_usage_rebuild, checks_as_comparisons, NULL, NULL};
+    NULL, NULL, store_usage_rebuild, checks_as_comparisons, NULL, event_key_partial};
 _Static_assert(sizeof migration_fill / sizeof migration_fill[0] ==
                    sizeof migrations / sizeof migrations[0],
                "one fill step (or NULL) per migration");
@@ -761,6 +763,49 @@ checks_as_comparisons(struct store *s, struct eng_error *err)
     snprintf(bump, sizeof bump, "PRAGMA schema_version = %lld; PRAGMA writable_schema = RESET;",
              (long long)version + 1);
     return exec_text(s, bump, "migration 4", err);
+}
+
+/* Migration 6's fill (SQLite; PostgreSQL drops the constraint and makes
+ * the same index in store_pg.c's pg_extra): entry.event_key's UNIQUE
+ * becomes a partial unique index, `WHERE event_key IS NOT NULL`.  Only
+ * grants, period ends and the like carry a key; a booking's debit has
+ * none, yet the constraint's index took a NULL entry for it: one more
+ * b-tree insert and one more page written to the WAL per booking.  Same
+ * rule (NULLs never conflicted).  SQLite changes a constraint only by
+ * rebuilding the table (lang_altertable.html, the twelve steps): the
+ * entries are copied whole, ids kept, into the table as migrations 1, 4
+ * and 5 left it but for the UNIQUE, and its indexes and triggers are made
+ * again.  Nothing refers to entry, and dropping it fires no trigger. */
+static int
+event_key_partial(struct store *s, struct eng_error *err)
+{
+    static const char *const rebuild =
+        "CREATE TABLE entry_new ("
+        "  id INTEGER PRIMARY KEY, lot_id INTEGER NOT NULL REFERENCES lot(id),"
+        "  kind TEXT NOT NULL CHECK (kind = 'grant' OR kind = 'debit' OR kind = 'refund' OR"
+        " kind = 'expire' OR kind = 'rollover_out' OR kind = 'rollover_in' OR"
+        " kind = 'adjust' OR kind = 'void'),"
+        "  amount INTEGER NOT NULL, effective_at INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+        "  booking_id INTEGER REFERENCES booking(id), tenant_id INTEGER NOT NULL,"
+        "  unit TEXT NOT NULL, event_key TEXT, policy_version TEXT, memo TEXT,"
+        "  actor TEXT) STRICT;"
+        "INSERT INTO entry_new (id, lot_id, kind, amount, effective_at, created_at, booking_id,"
+        "  tenant_id, unit, event_key, policy_version, memo, actor)"
+        "  SELECT id, lot_id, kind, amount, effective_at, created_at, booking_id, tenant_id,"
+        "  unit, event_key, policy_version, memo, actor FROM entry ORDER BY id;"
+        "DROP TABLE entry;"
+        "ALTER TABLE entry_new RENAME TO entry;"
+        "CREATE INDEX entry_lot ON entry(lot_id, effective_at, kind, amount, booking_id);"
+        "CREATE INDEX entry_booking ON entry(booking_id) WHERE booking_id IS NOT NULL;"
+        "CREATE UNIQUE INDEX entry_event_key ON entry(event_key) WHERE event_key IS NOT NULL;"
+        "CREATE TRIGGER entry_no_update BEFORE UPDATE ON entry"
+        "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;"
+        "CREATE TRIGGER entry_no_delete BEFORE DELETE ON entry"
+        "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;";
+    if (s->pg != NULL) {
+        return 0;
+    }
+    return exec_text(s, rebuild, "migration 6", err);
 }
 
 static int

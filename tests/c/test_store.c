@@ -8,6 +8,7 @@
 #include "check.h"
 #include "internal.h"
 #include "portfolio.h"
+#include "store_pg.h"
 #include "usage.h"
 #include "verify.h"
 
@@ -358,49 +359,119 @@ test_usage_add_paths(void)
     store_close(s);
 }
 
+/* A database as version `upto` of the schema left it: the migrations run
+ * one by one on a bare connection, fill steps included. */
+static void
+make_old(const char *db, int upto)
+{
+    struct store *s = calloc(1, sizeof *s);
+    struct eng_error err = {0};
+    CHECK(s != NULL);
+    CHECK_INT(sqlite3_open(db, &s->db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(s->db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; BEGIN",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    for (int v = 0; v < upto; v++) {
+        for (const char *const *step = store_migration(v); *step != NULL; step++) {
+            CHECK_INT(sqlite3_exec(s->db, *step, NULL, NULL, NULL), SQLITE_OK);
+        }
+        int (*fill)(struct store *, struct eng_error *) = store_migration_fill(v);
+        if (fill != NULL) {
+            CHECK_INT(fill(s, &err), 0);
+        }
+    }
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", upto);
+    CHECK_INT(sqlite3_exec(s->db, bump, NULL, NULL, NULL), SQLITE_OK);
+    store_close(s);
+}
+
 /* Migration 6 on a database from before it: the two indexes no query
- * reads are dropped, nothing else moves. */
+ * reads are dropped, the usage counters keyed month before zone, and
+ * entry.event_key's UNIQUE made a partial index (the table rebuilt, its
+ * rows, indexes, triggers and rule kept). */
 static void
 test_migration_6(void)
 {
     char db[128];
     path_of("old6.db", db, sizeof db);
-    struct store *s = fresh("old6.db");
-    store_close(s);
-    /* The shape migration 5 left, by hand. */
+    make_old(db, 5);
+    /* A few rows of version 5, by hand: a lot with three entries (two
+     * keyed), two usage counters. */
     sqlite3 *h = NULL;
     CHECK_INT(sqlite3_open(db, &h), SQLITE_OK);
     CHECK_INT(sqlite3_exec(h,
-                           "CREATE INDEX booking_user ON booking(user_id, start_at);"
-                           "CREATE INDEX entry_tenant_time ON entry(tenant_id, unit, effective_at);"
+                           "PRAGMA foreign_keys = ON;"
                            "INSERT INTO setting (key, value) VALUES ('kept', 'yes');"
-                           "DROP TABLE usage_month;"
-                           "CREATE TABLE usage_month (user_id INTEGER NOT NULL,"
-                           " unit TEXT NOT NULL, zone TEXT NOT NULL, month INTEGER NOT NULL,"
-                           " used INTEGER NOT NULL, PRIMARY KEY (user_id, unit, zone, month))"
-                           " STRICT, WITHOUT ROWID;"
+                           "INSERT INTO tenant VALUES (1, 'T', 0, 0);"
+                           "INSERT INTO allocation (id, tenant_id, description, unit,"
+                           " cross_building, targeting, pool, recurrence, zone, start_date,"
+                           " start_at, rollover, created_at, created_by) VALUES (1, 1, '',"
+                           " 'hour', 0, '{}', 'shared', 'monthly', 'UTC', '2027-01-01', 0, 0,"
+                           " 0, 'x');"
+                           "INSERT INTO lot (id, allocation_id, line_idx, period_n, user_id, kind,"
+                           " tenant_id, unit, valid_from, valid_until, granted, unlimited,"
+                           " balance, created_at) VALUES (1, 1, 0, 0, 0, 'period', 1, 'hour',"
+                           " 0, 100, 5000, 0, 4000, 0);"
+                           "INSERT INTO entry (id, lot_id, kind, amount, effective_at,"
+                           " created_at, tenant_id, unit, event_key) VALUES"
+                           " (7, 1, 'grant', 5000, 0, 0, 1, 'hour', 'grant:1'),"
+                           " (8, 1, 'adjust', -500, 0, 0, 1, 'hour', NULL),"
+                           " (9, 1, 'adjust', -500, 0, 0, 1, 'hour', 'adj:9');"
                            "INSERT INTO usage_month VALUES (3, 'hour', 'UTC', 202701, 1500),"
-                           " (3, 'hour', 'Europe/Paris', 202701, 1500);"
-                           "PRAGMA user_version = 5;",
+                           " (3, 'hour', 'Europe/Paris', 202701, 1500);",
                            NULL, NULL, NULL),
               SQLITE_OK);
     sqlite3_close(h);
     struct eng_error err = {0};
+    struct store *s = NULL;
     CHECK_INT(store_open(&s, db, STORE_WRITER, 100, 0, &err), 0);
     int version = 0;
     CHECK_INT(store_file_schema(s, &version, &err), 0);
     CHECK_INT(version, 6);
     STORE_SQL(q_gone, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_user',"
-                      " 'entry_tenant_time')");
+                      " 'entry_tenant_time', 'sqlite_autoindex_entry_1', 'entry_new')");
     STORE_SQL(q_kept, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_slot',"
                       " 'booking_tenant', 'booking_created', 'booking_building', 'entry_lot',"
-                      " 'entry_booking', 'lot_unlimited') OR (SELECT value FROM setting WHERE"
+                      " 'entry_booking', 'lot_unlimited', 'entry_event_key', 'entry_no_update',"
+                      " 'entry_no_delete') OR (SELECT value FROM setting WHERE"
                       " key = 'kept') IS NULL");
     int64_t n = -1;
     CHECK_INT(sq_scalar(s, &q_gone, 0, -1, &n, &err), 0);
     CHECK_INT(n, 0);
     CHECK_INT(sq_scalar(s, &q_kept, 0, -1, &n, &err), 0);
-    CHECK_INT(n, 7);
+    CHECK_INT(n, 10);
+    /* The entries, ids and all; the rules as before. */
+    STORE_SQL(q_entries, "SELECT sum(id * amount) || '/' || group_concat(coalesce(event_key,"
+                         " '-'), ',') FROM (SELECT * FROM entry ORDER BY id)");
+    sqlite3_stmt *st = sq_prep(s, &q_entries, &err);
+    CHECK(st != NULL && sq_step(s, st, "entries", &err) == 1);
+    CHECK_STR(sq_col_text(st, 0), "26500/grant:1,-,adj:9");
+    sq_reset(st);
+    const char *const refused[] = {
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit,"
+        " event_key) VALUES (1, 'adjust', 1, 0, 0, 1, 'hour', 'adj:9')", /* a key twice */
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit)"
+        " VALUES (1, 'bonus', 1, 0, 0, 1, 'hour')",                     /* the kind rule */
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit)"
+        " VALUES (2, 'adjust', 1, 0, 0, 1, 'hour')",                    /* no such lot */
+        "UPDATE entry SET amount = 0 WHERE id = 8",
+        "DELETE FROM entry WHERE id = 8",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECK(sqlite3_exec(s->db, refused[i], NULL, NULL, NULL) != SQLITE_OK);
+    }
+    /* Any number of entries without a key, as before. */
+    CHECK_INT(sqlite3_exec(s->db, "INSERT INTO entry (lot_id, kind, amount, effective_at,"
+                                  " created_at, tenant_id, unit) VALUES (1, 'adjust', 1, 0, 0,"
+                                  " 1, 'hour'), (1, 'adjust', -1, 0, 0, 1, 'hour')",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    STORE_SQL(q_check, "PRAGMA integrity_check");
+    st = sq_prep(s, &q_check, &err);
+    CHECK(st != NULL && sq_step(s, st, "integrity", &err) == 1);
+    CHECK_STR(sq_col_text(st, 0), "ok");
+    sq_reset(st);
     /* The counters, kept, now keyed month before zone. */
     STORE_SQL(q_usage, "SELECT sum(used) FROM usage_month WHERE user_id = 3 AND month = 202701");
     STORE_SQL(q_key, "SELECT count(*) FROM sqlite_schema WHERE name = 'usage_month' AND"
