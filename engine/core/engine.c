@@ -350,6 +350,9 @@ struct write_job {
     bool replayed, done;
     bool refusal_stored; /* rc is a refusal whose record awaits the commit */
     bool solo;           /* alone in its transaction: no savepoint of its own */
+    bool bare;           /* in a batch without a savepoint of its own (below) */
+    bool undo_needed;    /* bare, failed after writing: the batch runs again */
+    int64_t changes_before; /* store_changes_total as the bare job began */
     bool retry_advised;  /* failed meeting another writer: the batch runs again */
     int rc;
     struct write_job *next;
@@ -358,11 +361,21 @@ struct write_job {
 /* Undoes the job's writes: back to its savepoint, or, for a job alone in
  * its transaction (which then needs no savepoint), the whole transaction,
  * begun afresh for what the job still writes (a refusal kept for its key).
- * 0, or an error with the transaction gone. */
+ * A bare job has nothing to undo when it wrote nothing; when it did, it
+ * cannot undo alone: it is marked, and batch_run runs the batch again with
+ * a savepoint per job.  0, or an error with the transaction gone (or, for
+ * a bare job, to be rolled back). */
 static int
 job_undo(struct write_job *job)
 {
     struct store *s = job->op.store;
+    if (job->bare) {
+        if (store_changes_total(s) == job->changes_before) {
+            return 0;
+        }
+        job->undo_needed = true; /* the job's own error stays its answer */
+        return ENG_ESTORE;
+    }
     if (!job->solo) {
         return store_tx(s, STORE_ROLLBACK_TO, NULL);
     }
@@ -401,7 +414,8 @@ job_run(struct engine *eng, struct write_job *job)
     op->now = engine_now(eng);
     op_bind_ledger(op);
     unsigned long oom_before = eng_alloc_failures();
-    int rc = job->solo ? 0 : store_tx(op->store, STORE_SAVEPOINT, op->err);
+    job->changes_before = job->bare ? store_changes_total(op->store) : 0;
+    int rc = job->solo || job->bare ? 0 : store_tx(op->store, STORE_SAVEPOINT, op->err);
     if (rc != 0) {
         job->rc = rc;
         return;
@@ -456,7 +470,7 @@ job_run(struct engine *eng, struct write_job *job)
 release:
     json_decref(op->idem_response);
     op->idem_response = NULL;
-    if (!job->solo) {
+    if (!job->solo && !job->bare) {
         (void)store_tx(op->store, STORE_RELEASE, NULL);
     }
     job->rc = rc;
@@ -491,6 +505,7 @@ batch_reset(struct write_job *jobs)
         j->replayed = false;
         j->refusal_stored = false;
         j->retry_advised = false;
+        j->undo_needed = false;
         memset(&j->err, 0, sizeof j->err);
         if (j->op.install_set != NULL) {
             policy_set_release(j->op.install_set);
@@ -520,11 +535,24 @@ batch_backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
-/* Runs a batch of jobs in one transaction.  The caller holds write_mu. */
+/* Runs a batch of jobs in one transaction.  The caller holds write_mu.
+ *
+ * On SQLite the jobs of a batch first run bare, without a savepoint each
+ * (a SAVEPOINT and its RELEASE, and the copy of every page a job touches
+ * first kept to roll back to, cost a job more than its own writes): most
+ * jobs succeed, and a job that fails before writing anything (a refusal
+ * found by its checks: slot taken, credits short, a replay) has nothing to
+ * undo.  A job that fails after writing cannot be undone alone: the
+ * transaction is rolled back and the batch runs again from its first job,
+ * each job in its own savepoint as before (the retry PostgreSQL conflicts
+ * use: every job is computed afresh, nobody was answered yet).  On
+ * PostgreSQL a failed statement aborts the whole transaction, so its jobs
+ * keep their savepoints. */
 static void
 batch_run(struct engine *eng, struct write_job *jobs)
 {
     int tries_left = ENGINE_COMMIT_TRIES_MAX - 1;
+    bool savepoints = eng->shared;
     if (eng->shared && engine_now(eng) >= atomic_load(&eng->next_due)) {
         /* Due boundaries first, under the boundary lock, in a transaction
          * of their own: processed inside the batch, they would race
@@ -547,7 +575,16 @@ again:;
         /* A job alone in the transaction needs no savepoint: undoing it is
          * rolling the transaction back. */
         j->solo = j == tx_first && j->next == NULL;
+        j->bare = !j->solo && !savepoints;
         job_run(eng, j);
+        if (j->undo_needed && store_in_tx(eng->writer)) {
+            /* A bare job failed after writing: everything again, each job
+             * in its own savepoint this time. */
+            (void)store_tx(eng->writer, STORE_ROLLBACK, NULL);
+            batch_reset(jobs);
+            savepoints = true;
+            goto again;
+        }
         if (!store_in_tx(eng->writer)) {
             /* SQLite rolled the whole transaction back (an I/O error, a
              * full disk): nothing since tx_first is written, so none of

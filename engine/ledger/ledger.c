@@ -293,7 +293,7 @@ lot_untake(struct ledger_ctx *lx, int64_t lot_id, int64_t amount)
 
 int
 debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t effective_at,
-                 int64_t booking_id, const char *policy_version)
+                 int64_t booking_id, const char *policy_version, const struct entry_usage *usage)
 {
     struct entry_row e = {
         .lot_id = lot_id,
@@ -304,6 +304,7 @@ debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t 
         .booking_id = booking_id,
         .policy_version = policy_version,
         .actor = lx->actor,
+        .usage = usage,
     };
     int64_t entry_id = 0;
     return store_entry_insert(lx->store, &e, &entry_id, lx->err) != 0 ? lx->err->status : 0;

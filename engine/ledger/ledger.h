@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "allocations.h"
+#include "entries.h"
 #include "sets.h"
 #include "store.h"
 #include "timeutil.h"
@@ -136,12 +137,14 @@ int entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t 
  * debit entry (amount > 0 taken) without moving the lot again.  lot_untake
  * gives back a take whose entry was not posted (another take of the same
  * booking failed), so that the transaction holds no move without its
- * entry. */
+ * entry.  `usage` (may be NULL) is what the usage counters need of the
+ * booking and the lot, known to the caller (store/entries.h). */
 int lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, bool *taken,
              int64_t *balance);
 int lot_untake(struct ledger_ctx *lx, int64_t lot_id, int64_t amount);
 int debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t effective_at,
-                     int64_t booking_id, const char *policy_version);
+                     int64_t booking_id, const char *policy_version,
+                     const struct entry_usage *usage);
 /* entry_post that also tells the new entry's id (*entry_id). */
 int entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t amount,
                   int64_t effective_at, int64_t booking_id, const char *event_key,

@@ -50,6 +50,8 @@ struct bk {
     bool planning;
     bool usage_given; /* price with b->usage as it is (plan_reprice) */
     char *versions_text; /* versions_json as stored, made ahead; NULL: not yet */
+    int usage_zones; /* zones with usage counters, read by the writer's
+                        re-check (0: not read; store/entries.h) */
 };
 
 static void
@@ -772,8 +774,12 @@ post_takes(struct op *op, const struct bk *b, int64_t booking_id, bool taken)
         if (c->take <= 0) {
             continue;
         }
+        /* The usage counters' facts are the booking's and the lot's
+         * (owner 0: a shared lot), known here: not read again. */
+        struct entry_usage usage = {b->user_id, b->start, b->unit, c->owner == 0,
+                                    b->usage_zones};
         int rc = taken ? debit_post_taken(&op->lx, c->lot_id, c->take, b->start, booking_id,
-                                          b->versions[POLICY_PRICING])
+                                          b->versions[POLICY_PRICING], &usage)
                        : entry_post(&op->lx, c->lot_id, "debit", -c->take, b->start,
                                     booking_id, NULL, b->versions[POLICY_PRICING], NULL);
         if (rc != 0) {
@@ -1069,6 +1075,8 @@ struct book_plan {
     int64_t generation, now;
     int64_t written_id; /* the booking the writer wrote from this plan, whose
                            answer op_book_plan_finish builds; 0: none */
+    bool stale; /* repriced to another price: never applied (a batch run
+                   again must not find the new price beside the old takes) */
 };
 
 static void
@@ -1168,7 +1176,7 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
 {
     struct bk *b = &p->b;
     *holds = false;
-    if (op->now != p->now) {
+    if (op->now != p->now || p->stale) {
         return 0;
     }
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
@@ -1178,6 +1186,7 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     if (rc != 0 || now.generation != p->generation || now.taken) {
         return rc;
     }
+    b->usage_zones = now.zones;
     struct policy_set *pol = NULL;
     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     rc = policy_cache_get(op->env->policies, op->store, b->building_id, &pol, versions,
@@ -1199,6 +1208,7 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
         bool same = false;
         rc = plan_reprice(op, b, usage, &same);
         if (rc != 0 || !same) {
+            p->stale = true;
             return rc;
         }
     }
@@ -1276,6 +1286,9 @@ static int
 book_planned(struct op *op, struct book_plan *p, json_t **out, bool *applied)
 {
     bool holds = false;
+    /* A batch run again (a conflict on PostgreSQL, a job undone on SQLite)
+     * applies the plan afresh: nothing of an earlier attempt was kept. */
+    p->written_id = 0;
     int rc = plan_holds(op, p, &holds);
     if (rc == 0 && holds) {
         rc = take_planned(op, p, &holds);

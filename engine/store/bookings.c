@@ -203,7 +203,8 @@ store_booking_recheck(struct store *s, int64_t resource_id, int64_t start, int64
                  " AND month = ?7),"
                  " CASE WHEN EXISTS (SELECT 1 FROM booking INDEXED BY booking_slot"
                  " WHERE resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
-                 " AND start_at < ?2) THEN 1 ELSE 0 END");
+                 " AND start_at < ?2) THEN 1 ELSE 0 END,"
+                 " (SELECT count(*) FROM usage_zone)");
     memset(out, 0, sizeof *out);
     out->taken = true; /* until the check has run */
     sqlite3_stmt *st = sq_prep(s, &q, err);
@@ -232,6 +233,7 @@ store_booking_recheck(struct store *s, int64_t resource_id, int64_t start, int64
     out->usage_found = !sq_col_null(st, 1);
     out->usage = out->usage_found ? sq_col_int(st, 1) : 0;
     out->taken = sq_col_int(st, 2) != 0;
+    out->zones = (int)sq_col_int(st, 3);
     sq_reset(st);
     return 0;
 }

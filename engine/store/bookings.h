@@ -82,6 +82,7 @@ struct booking_recheck {
     bool usage_found;
     int64_t usage;
     bool taken;
+    int zones; /* zones with usage counters (store/usage.h) */
 };
 ENG_MUST_CHECK int store_booking_recheck(struct store *s, int64_t resource_id, int64_t start,
                                          int64_t end, int64_t user_id, const char *unit,

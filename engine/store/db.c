@@ -215,12 +215,39 @@ static const char *const migration_5[] = {
     NULL,
 };
 
+/* Migration 6 (issue 12, the writer's share of a booking; engine/README.md
+ * "Per-request costs").  Two indexes that no query reads go: each was one
+ * more b-tree insert per booking or entry and one more page written to the
+ * WAL at every commit.  booking_user served only the usage sum of a zone
+ * without counters (store_usage_get's fallback for a database edited by
+ * hand, which now reads the bookings in full); entry_tenant_time served
+ * none (the reports read entries through the covering entry_lot).
+ * EXPLAIN QUERY PLAN of every statement the test suite prepares (151)
+ * names neither.  And usage_month's key puts the month before the zone, so
+ * that a user's counters of one month in every zone are one range, moved
+ * by one UPDATE (store/usage.c); same columns, same rows. */
+static const char *const migration_6[] = {
+    "DROP INDEX IF EXISTS booking_user;",
+    "DROP INDEX IF EXISTS entry_tenant_time;",
+    "CREATE TABLE usage_month_new ("
+    "  user_id INTEGER NOT NULL, unit TEXT NOT NULL, zone TEXT NOT NULL,"
+    "  month INTEGER NOT NULL, used INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, unit, month, zone)) STRICT, WITHOUT ROWID;"
+    "INSERT INTO usage_month_new (user_id, unit, zone, month, used)"
+    "  SELECT user_id, unit, zone, month, used FROM usage_month;"
+    "DROP TABLE usage_month;"
+    "ALTER TABLE usage_month_new RENAME TO usage_month;",
+    NULL,
+};
+
+static int event_key_partial(struct store *s, struct eng_error *err);
+
 static const char *const *const migrations[] = {migration_1, migration_2, migration_3,
-                                                migration_4, migration_5};
+                                                migration_4, migration_5, migration_6};
 
 /* What a migration needs besides SQL, run after its statements (NULL: none). */
 static int (*const migration_fill[])(struct store *s, struct eng_error *err) = {
-    NULL, NULL, store_usage_rebuild, checks_as_comparisons, NULL};
+    NULL, NULL, store_usage_rebuild, checks_as_comparisons, NULL, event_key_partial};
 _Static_assert(sizeof migration_fill / sizeof migration_fill[0] ==
                    sizeof migrations / sizeof migrations[0],
                "one fill step (or NULL) per migration");
@@ -658,6 +685,12 @@ store_retry_advised(struct store *s)
     return s->pg != NULL && pg_retry_advised(s);
 }
 
+int64_t
+store_changes_total(struct store *s)
+{
+    return s->pg != NULL ? -1 : (int64_t)sqlite3_total_changes64(s->db);
+}
+
 bool
 store_in_tx(struct store *s)
 {
@@ -730,6 +763,49 @@ checks_as_comparisons(struct store *s, struct eng_error *err)
     snprintf(bump, sizeof bump, "PRAGMA schema_version = %lld; PRAGMA writable_schema = RESET;",
              (long long)version + 1);
     return exec_text(s, bump, "migration 4", err);
+}
+
+/* Migration 6's fill (SQLite; PostgreSQL drops the constraint and makes
+ * the same index in store_pg.c's pg_extra): entry.event_key's UNIQUE
+ * becomes a partial unique index, `WHERE event_key IS NOT NULL`.  Only
+ * grants, period ends and the like carry a key; a booking's debit has
+ * none, yet the constraint's index took a NULL entry for it: one more
+ * b-tree insert and one more page written to the WAL per booking.  Same
+ * rule (NULLs never conflicted).  SQLite changes a constraint only by
+ * rebuilding the table (lang_altertable.html, the twelve steps): the
+ * entries are copied whole, ids kept, into the table as migrations 1, 4
+ * and 5 left it but for the UNIQUE, and its indexes and triggers are made
+ * again.  Nothing refers to entry, and dropping it fires no trigger. */
+static int
+event_key_partial(struct store *s, struct eng_error *err)
+{
+    static const char *const rebuild =
+        "CREATE TABLE entry_new ("
+        "  id INTEGER PRIMARY KEY, lot_id INTEGER NOT NULL REFERENCES lot(id),"
+        "  kind TEXT NOT NULL CHECK (kind = 'grant' OR kind = 'debit' OR kind = 'refund' OR"
+        " kind = 'expire' OR kind = 'rollover_out' OR kind = 'rollover_in' OR"
+        " kind = 'adjust' OR kind = 'void'),"
+        "  amount INTEGER NOT NULL, effective_at INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+        "  booking_id INTEGER REFERENCES booking(id), tenant_id INTEGER NOT NULL,"
+        "  unit TEXT NOT NULL, event_key TEXT, policy_version TEXT, memo TEXT,"
+        "  actor TEXT) STRICT;"
+        "INSERT INTO entry_new (id, lot_id, kind, amount, effective_at, created_at, booking_id,"
+        "  tenant_id, unit, event_key, policy_version, memo, actor)"
+        "  SELECT id, lot_id, kind, amount, effective_at, created_at, booking_id, tenant_id,"
+        "  unit, event_key, policy_version, memo, actor FROM entry ORDER BY id;"
+        "DROP TABLE entry;"
+        "ALTER TABLE entry_new RENAME TO entry;"
+        "CREATE INDEX entry_lot ON entry(lot_id, effective_at, kind, amount, booking_id);"
+        "CREATE INDEX entry_booking ON entry(booking_id) WHERE booking_id IS NOT NULL;"
+        "CREATE UNIQUE INDEX entry_event_key ON entry(event_key) WHERE event_key IS NOT NULL;"
+        "CREATE TRIGGER entry_no_update BEFORE UPDATE ON entry"
+        "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;"
+        "CREATE TRIGGER entry_no_delete BEFORE DELETE ON entry"
+        "  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;";
+    if (s->pg != NULL) {
+        return 0;
+    }
+    return exec_text(s, rebuild, "migration 6", err);
 }
 
 static int

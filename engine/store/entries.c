@@ -49,6 +49,12 @@ store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
     *id = sq_last_id(s);
     if (e->booking_id != 0 && (strcmp(e->kind, "debit") == 0 || strcmp(e->kind, "refund") == 0)) {
         /* The usage counters move with the entry, in its transaction. */
+        if (e->usage != NULL) {
+            return e->usage->shared ? store_usage_add(s, e->usage->user_id, e->usage->unit,
+                                                      e->usage->start_at, e->usage->zones,
+                                                      -e->amount, err)
+                                    : 0;
+        }
         return store_usage_entry(s, e->lot_id, e->booking_id, e->amount, err);
     }
     return 0;

@@ -9,6 +9,19 @@
 #include "error.h"
 #include "store.h"
 
+/* What the usage counters need of a booking's debit or refund, when the
+ * caller already knows it (store/usage.h): the booking's user and start,
+ * the lot's unit, whether the lot is shared (user_id 0; a per-user lot is
+ * not counted), and how many zones have counters as read in this
+ * transaction (0: not known).  The caller vouches for it: `allot verify`
+ * recomputes the counters from the entries. */
+struct entry_usage {
+    int64_t user_id, start_at;
+    const char *unit;
+    bool shared;
+    int zones;
+};
+
 /* One entry.  Text fields are borrowed (NULL: SQL NULL); on reading they
  * stay valid only during the callback. */
 struct entry_row {
@@ -19,6 +32,9 @@ struct entry_row {
     int64_t effective_at, created_at;
     int64_t booking_id; /* 0: none */
     const char *event_key, *policy_version, *memo, *actor;
+    /* Writing only: a debit's or refund's usage facts (NULL: read from
+     * the lot and the booking, one more statement). */
+    const struct entry_usage *usage;
 };
 
 /* Appends an entry on lot `e->lot_id` (tenant and unit taken from the lot;

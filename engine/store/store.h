@@ -56,6 +56,11 @@ bool store_retry_advised(struct store *store);
 /* Whether a transaction is open (false after SQLite rolled one back on its
  * own, e.g. after an I/O error or a full disk). */
 bool store_in_tx(struct store *store);
+/* A count moved by every row this connection's statements insert, update
+ * or delete (those of triggers included; a statement that failed and was
+ * undone adds nothing): two equal readings mean nothing was written in
+ * between.  -1 on PostgreSQL, which keeps no such count. */
+int64_t store_changes_total(struct store *store);
 
 /* The reader pool: a few shared read-only connections, whatever the number
  * of threads asking.  acquire waits while every connection is in use. */

@@ -1149,6 +1149,12 @@ static const struct {
         "ALTER TABLE booking ADD CONSTRAINT booking_no_overlap EXCLUDE USING gist"
         " (resource_id WITH =, int8range(start_at, end_at) WITH &&)"
         " WHERE (status = 'confirmed')"},
+    /* entry.event_key: a partial unique index instead of the constraint's
+     * (db.c, event_key_partial: a debit's NULL key no longer takes an
+     * index entry). */
+    {6, "ALTER TABLE entry DROP CONSTRAINT IF EXISTS entry_event_key_key;"
+        "CREATE UNIQUE INDEX IF NOT EXISTS entry_event_key ON entry(event_key)"
+        " WHERE event_key IS NOT NULL"},
 };
 
 /* One SQLite trigger of the forms our migrations use, as a PostgreSQL row

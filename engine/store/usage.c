@@ -199,14 +199,94 @@ counter_add(struct store *s, int64_t user_id, const char *unit, const char *zone
     return counter_exec(s, &q, user_id, unit, zone, key, delta, "usage counter add", err);
 }
 
+/* How far from UTC's a zone's month may begin: since 1970 every zone's
+ * offset lies within -12 h .. +14 h, and a local midnight that a clock
+ * change skips moves the month's start by that gap (an hour, two at most)
+ * later still. */
+#define MONTH_EDGE_S (16 * 3600)
+
+bool
+store_usage_month_everywhere(int64_t t, int *key)
+{
+    if (t < MONTH_EDGE_S) {
+        return false; /* before 1970, local mean times reached further */
+    }
+    struct civil_date d = date_from_days(t / 86400);
+    struct civil_date first = {d.year, d.month, 1};
+    int64_t from = date_to_days(first) * 86400;
+    int64_t to = date_to_days(date_add_months(first, 1)) * 86400;
+    if (t < from + MONTH_EDGE_S || t >= to - MONTH_EDGE_S) {
+        return false;
+    }
+    *key = d.year * 100 + d.month;
+    return true;
+}
+
+/* Runs one of the all-zones statements: ?1 user, ?2 unit, ?3 month, ?4
+ * delta. */
+static int
+month_exec(struct store *s, struct store_sql *q, int64_t user_id, const char *unit, int key,
+           int64_t delta, const char *what, struct eng_error *err)
+{
+    sqlite3_stmt *st = sq_prep(s, q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, user_id);
+    sq_text(s, st, 2, unit);
+    sq_int(s, st, 3, key);
+    sq_int(s, st, 4, delta);
+    return sq_exec(s, st, what, err);
+}
+
+/* Adds `delta` to the user's month `key` in every listed zone, the month
+ * being the same in all of them.  On SQLite, when the caller knows how
+ * many zones are listed (`zones`, read in this transaction), one UPDATE
+ * of the range (user, unit, month) moves the existing counters (one
+ * search: the key puts the month before the zone); only when some zone
+ * has none yet are the missing ones inserted.  Else one upsert over the
+ * listed zones, which searches twice per zone (PostgreSQL always: another
+ * node may insert a row meanwhile). */
+static int
+month_add(struct store *s, int64_t user_id, const char *unit, int key, int zones,
+          int64_t delta, struct eng_error *err)
+{
+    STORE_SQL(q_move, "UPDATE usage_month SET used = used + ?4"
+                      " WHERE user_id = ?1 AND unit = ?2 AND month = ?3");
+    STORE_SQL(q_fill, "INSERT INTO usage_month (user_id, unit, zone, month, used)"
+                      " SELECT ?1, ?2, zone, ?3, ?4 FROM usage_zone WHERE true"
+                      " ON CONFLICT (user_id, unit, zone, month) DO NOTHING");
+    STORE_SQL(q_all, "INSERT INTO usage_month (user_id, unit, zone, month, used)"
+                     " SELECT ?1, ?2, zone, ?3, ?4 FROM usage_zone WHERE true"
+                     " ON CONFLICT (user_id, unit, zone, month)"
+                     " DO UPDATE SET used = usage_month.used + excluded.used");
+    if (s->pg != NULL || zones <= 0) {
+        return month_exec(s, &q_all, user_id, unit, key, delta, "usage counters add", err);
+    }
+    if (month_exec(s, &q_move, user_id, unit, key, delta, "usage counters move", err) != 0) {
+        return err->status;
+    }
+    if (sq_changes(s) == zones) {
+        return 0;
+    }
+    /* Every existing counter of the month was moved: the zones without
+     * one get a row holding delta. */
+    return month_exec(s, &q_fill, user_id, unit, key, delta, "usage counters fill", err);
+}
+
 /* Adds `delta` to the user's counters in every listed zone (or in `only`
- * when not NULL). */
+ * when not NULL).  When the month is the same in every zone (but within
+ * 16 hours of a UTC month's ends), month_add moves them all at once; else
+ * each zone's month is computed and its counter moved on its own. */
 static int
 counters_add(struct store *s, int64_t user_id, const char *unit, int64_t start,
-             const char *only, int64_t delta, struct eng_error *err)
+             const char *only, int zones, int64_t delta, struct eng_error *err)
 {
     STORE_SQL(q, "SELECT zone FROM usage_zone ORDER BY zone");
     int key = 0;
+    if (only == NULL && store_usage_month_everywhere(start, &key)) {
+        return month_add(s, user_id, unit, key, zones, delta, err);
+    }
     if (only != NULL) {
         if (store_usage_month_key(only, start, &key, err) != 0) {
             return err->status;
@@ -228,6 +308,13 @@ counters_add(struct store *s, int64_t user_id, const char *unit, int64_t start,
         }
     }
     return rc;
+}
+
+int
+store_usage_add(struct store *s, int64_t user_id, const char *unit, int64_t start, int zones,
+                int64_t delta, struct eng_error *err)
+{
+    return delta != 0 ? counters_add(s, user_id, unit, start, NULL, zones, delta, err) : 0;
 }
 
 int
@@ -256,7 +343,7 @@ store_usage_entry(struct store *s, int64_t lot_id, int64_t booking_id, int64_t a
     if (rc != 0) {
         return rc;
     }
-    return counters_add(s, user_id, unit, start, NULL, -amount, err);
+    return counters_add(s, user_id, unit, start, NULL, 0, -amount, err);
 }
 
 /* Each booking's net shared-lot usage per unit, in (user, unit, start)
@@ -288,7 +375,7 @@ zone_build(struct store *s, const char *zone, struct eng_error *err)
     while ((rc = sq_step(s, st, "usage source", err)) == 1) {
         char unit[8];
         if (sq_col_copy(st, 1, unit, sizeof unit, "entry unit", err) != 0 ||
-            counters_add(s, sq_col_int(st, 0), unit, sq_col_int(st, 2), zone,
+            counters_add(s, sq_col_int(st, 0), unit, sq_col_int(st, 2), zone, 0,
                          sq_col_int(st, 3), err) != 0) {
             sq_reset(st);
             return err->status;

@@ -26,6 +26,12 @@
 ENG_MUST_CHECK int store_usage_month_key(const char *zone, int64_t t, int *key,
                                          struct eng_error *err);
 
+/* Whether instant t lies in the same calendar month in every zone (true
+ * unless t is within 16 hours of its UTC month's ends, or before 1970),
+ * and that month's key: what store_usage_month_key answers for t in any
+ * zone then.  Arithmetic only, no zone rules read. */
+bool store_usage_month_everywhere(int64_t t, int *key);
+
 /* The user's usage of `unit` in month `key` of `zone`.  A zone without
  * counters (not listed; only a database edited by hand) is summed from the
  * entries instead, with the same result. */
@@ -37,6 +43,15 @@ ENG_MUST_CHECK int store_usage_get(struct store *s, int64_t user_id, const char 
  * `booking_id` (debit or refund): nothing for a per-user lot. */
 ENG_MUST_CHECK int store_usage_entry(struct store *s, int64_t lot_id, int64_t booking_id,
                                      int64_t amount, struct eng_error *err);
+
+/* Adds `delta` to the user's counters of `unit` for the month of `start`
+ * in every listed zone: what store_usage_entry does once it knows the
+ * booking (the caller of store_entry_insert may pass what it knows).
+ * `zones`: how many zones are listed, read in the same transaction (0:
+ * not known). */
+ENG_MUST_CHECK int store_usage_add(struct store *s, int64_t user_id, const char *unit,
+                                   int64_t start, int zones, int64_t delta,
+                                   struct eng_error *err);
 
 /* Lists `zone` (when it is not yet) and builds its counters from the
  * entries; a listed zone is left as it is. */

@@ -112,6 +112,59 @@ race_ordered(struct attempt *first, struct attempt *second)
     pthread_join(tb, NULL);
 }
 
+/* Waits until at least n plans were made since `before`. */
+static void
+plans_made(const struct ops_plan_stats *before, long n)
+{
+    struct ops_plan_stats now;
+    for (int i = 0; i < 20000; i++) {
+        ops_plan_stats(&now);
+        if (now.made - before->made >= n) {
+            return;
+        }
+        usleep(500);
+    }
+}
+
+/* Whether the write queue is empty (taken by the writer), or not. */
+static bool
+queue_empty(void)
+{
+    pthread_mutex_lock(&eng.queue_mu);
+    bool empty = eng.queue_head == NULL;
+    pthread_mutex_unlock(&eng.queue_mu);
+    return empty;
+}
+
+/* Runs `first` and `second` in one group-commit batch, in that order: a
+ * booking `lead`, in a batch of its own, holds the writer at write_mu
+ * while both are planned and queued behind it. */
+static void
+batch_of_two(struct attempt *lead, struct attempt *first, struct attempt *second)
+{
+    struct ops_plan_stats before;
+    ops_plan_stats(&before);
+    pthread_mutex_lock(&eng.write_mu);
+    pthread_t tl, ta, tb;
+    pthread_create(&tl, NULL, attempt_book, lead);
+    plans_made(&before, 1);
+    usleep(300000); /* queued and taken: the writer waits for write_mu */
+    CHECK(queue_empty());
+    pthread_create(&ta, NULL, attempt_book, first);
+    plans_made(&before, 2);
+    for (int i = 0; i < 20000 && queue_empty(); i++) {
+        usleep(500);
+    }
+    CHECK(!queue_empty());
+    pthread_create(&tb, NULL, attempt_book, second);
+    plans_made(&before, 3);
+    usleep(300000); /* queued behind `first` */
+    pthread_mutex_unlock(&eng.write_mu);
+    pthread_join(tl, NULL);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+}
+
 /* race2, where the first plan is applied and the second found stale. */
 static void
 race(struct attempt *a, struct attempt *b)
@@ -387,6 +440,107 @@ main(void)
     free(t3);
     free(dee);
     free(eve);
+
+    /* In one batch, jobs run without a savepoint each (SQLite).  Tenant 4
+     * as tenant 3: lot X (1 hour, room A), lot Y (2 hours).  `first` (Gus,
+     * room B, 1.5 hours from Y) and `second` (Fay, room A, 2 hours: X's
+     * and one of Y's) share a batch behind a booking of tenant 5: `first`
+     * applies; `second` takes X, finds Y short, gives X back and, computed
+     * afresh, is refused, having written: the batch runs again, each job
+     * in its savepoint, to the same answers (both plans once more). */
+    char *t4 = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "Four",
+                                                      "building_ids", bld)));
+    char *t5 = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "Five",
+                                                      "building_ids", bld)));
+    char *fay = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t4,
+                                                      "name", "Fay", "email", "fay@x.io")));
+    char *gus = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t4,
+                                                      "name", "Gus", "email", "gus@x.io")));
+    char *hal = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t5,
+                                                      "name", "Hal", "email", "hal@x.io")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:[s], s:i}], s:{s:s}}",
+                               "tenant_id", t4, "building_ids", bld, "unit", "hour", "lines",
+                               "scope", "resources", "resource_ids", rooms[0], "amount", 1,
+                               "schedule", "start", "2026-01-01")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", t4,
+                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
+                               "amount", 2, "schedule", "start", "2026-01-01")));
+    json_decref(must("allocations.create",
+                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", t5,
+                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
+                               "amount", 100, "schedule", "start", "2026-01-01")));
+    const char *const warm_users[] = {fay, hal};
+    for (int i = 0; i < 2; i++) {
+        warm = must("bookings.create",
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0], "user_id",
+                              warm_users[i], "start", "2026-01-26T09:00:00Z", "end",
+                              i ? "2026-01-26T09:30:00Z" : "2026-01-26T12:00:00Z",
+                              "payment_method", "credits"));
+        json_decref(must("bookings.cancel",
+                         json_pack("{s:O}", "id", json_object_get(warm, "id"))));
+        json_decref(warm);
+    }
+    struct attempt lead = {rooms[0], hal, "2026-01-17T07:00:00Z", "2026-01-17T08:00:00Z"};
+    struct attempt gus1 = {rooms[1], gus, "2026-01-17T09:00:00Z", "2026-01-17T10:30:00Z"};
+    struct attempt fay2 = {rooms[0], fay, "2026-01-17T09:00:00Z", "2026-01-17T11:00:00Z"};
+    ops_plan_stats(&s0);
+    batch_of_two(&lead, &gus1, &fay2);
+    ops_plan_stats(&s1);
+    CHECK_INT(lead.rc, 0);
+    CHECK_INT(gus1.rc, 0);
+    CHECK_INT(fay2.rc, ENG_ECONFLICT);
+    CHECK_STR(eng_error_code_of(&fay2.err), "insufficient_credits");
+    CHECK_INT(s1.applied - s0.applied, 3);     /* lead; first, twice */
+    CHECK_INT(s1.short_lots - s0.short_lots, 2); /* second, twice */
+    CHECK(verify_clean());
+    json_decref(lead.out);
+    json_decref(gus1.out);
+    json_decref(fay2.out);
+    /* X was given back whole, Y holds its half: 1.5 hours in room A. */
+    after = must("bookings.create",
+                 json_pack("{s:s, s:s, s:s, s:s, s:s}", "resource_id", rooms[0], "user_id", fay,
+                           "start", "2026-01-18T09:00:00Z", "end", "2026-01-18T10:30:00Z",
+                           "payment_method", "credits"));
+    paid[0] = '\0';
+    paid_from(after, paid, sizeof paid);
+    CHECK(strchr(paid, '+') != NULL);
+    json_decref(after);
+    /* A job refused before writing anything (its slot taken by the job
+     * before it in the batch) needs no second run.  Users of tenant 5 who
+     * have not booked this month (the validate policy above). */
+    char *t5u[3];
+    for (int i = 0; i < 3; i++) {
+        char name[8], mail[16];
+        snprintf(name, sizeof name, "U%d", i);
+        snprintf(mail, sizeof mail, "u%d@x.io", i);
+        t5u[i] = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", t5,
+                                                       "name", name, "email", mail)));
+    }
+    struct attempt lead2 = {rooms[0], t5u[0], "2026-01-19T07:00:00Z", "2026-01-19T08:00:00Z"};
+    struct attempt hal1 = {rooms[1], t5u[1], "2026-01-19T09:00:00Z", "2026-01-19T09:30:00Z"};
+    struct attempt hal2 = {rooms[1], t5u[2], "2026-01-19T09:00:00Z", "2026-01-19T09:30:00Z"};
+    ops_plan_stats(&s0);
+    batch_of_two(&lead2, &hal1, &hal2);
+    ops_plan_stats(&s1);
+    CHECK_INT(lead2.rc, 0);
+    CHECK_INT(hal1.rc, 0);
+    CHECK_INT(hal2.rc, ENG_ECONFLICT);
+    CHECK_STR(eng_error_code_of(&hal2.err), "slot_taken");
+    CHECK_INT(s1.applied - s0.applied, 2);
+    CHECK_INT(s1.recomputed - s0.recomputed, 1);
+    json_decref(lead2.out);
+    json_decref(hal1.out);
+    json_decref(hal2.out);
+    for (int i = 0; i < 3; i++) {
+        free(t5u[i]);
+    }
+    free(t4);
+    free(t5);
+    free(fay);
+    free(gus);
+    free(hal);
 
     CHECK(verify_clean());
     engine_close(&eng);

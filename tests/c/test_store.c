@@ -8,6 +8,8 @@
 #include "check.h"
 #include "internal.h"
 #include "portfolio.h"
+#include "store_pg.h"
+#include "usage.h"
 #include "verify.h"
 
 static char dir[64];
@@ -261,6 +263,229 @@ test_portfolio_and_pool(void)
     store_pool_close(pool);
 }
 
+/* Zones at the edges of the offsets (+14, -12, +13 with DST, +5:45, a
+ * zone that moved its clocks at midnight) and two ordinary ones. */
+static const char *const edge_zones[] = {"Pacific/Kiritimati", "Etc/GMT+12", "Pacific/Apia",
+                                         "Asia/Kathmandu", "America/Sao_Paulo",
+                                         "America/Havana", "Europe/Paris", "UTC"};
+#define EDGE_ZONES (int)(sizeof edge_zones / sizeof edge_zones[0])
+
+/* store_usage_month_everywhere (the writer's one-statement path for the
+ * usage counters) never names a month some zone disagrees with: every 5
+ * hours from 1970 to 2040, in zones at the edges of the offsets. */
+static void
+test_usage_month_everywhere(void)
+{
+    struct eng_error err = {0};
+    long claimed = 0, wrong = 0, failed = 0, edges = 0;
+    /* Zone by zone: the month cache of store_usage_month_key then hits. */
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        for (int64_t t = 0; t < 2208988800; t += 5 * 3600) {
+            int key = 0;
+            if (!store_usage_month_everywhere(t, &key)) {
+                edges += z == 0;
+                continue;
+            }
+            claimed += z == 0;
+            int zkey = 0;
+            if (store_usage_month_key(edge_zones[z], t, &zkey, &err) != 0) {
+                failed++;
+            } else if (zkey != key) {
+                wrong++;
+                if (wrong < 5) {
+                    printf("# %s at %lld: %d, not %d\n", edge_zones[z], (long long)t, zkey, key);
+                }
+            }
+        }
+    }
+    CHECK_INT(failed, 0);
+    CHECK_INT(wrong, 0);
+    /* Both paths are taken: ~32 hours of a month's ~730 are its edges. */
+    CHECK(claimed > 15 * edges && edges > 0);
+}
+
+/* The counters store_usage_add moves, through both paths (one statement
+ * for every zone, or zone by zone at a month's edges), are the ones each
+ * zone's month key names. */
+static void
+test_usage_add_paths(void)
+{
+    struct store *s = fresh("usage.db");
+    struct eng_error err = {0};
+    STORE_SQL(q_zone, "INSERT INTO usage_zone (zone) VALUES (?)");
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        sqlite3_stmt *st = sq_prep(s, &q_zone, &err);
+        CHECK(st != NULL);
+        sq_text(s, st, 1, edge_zones[z]);
+        CHECK_INT(sq_exec(s, st, "zone", &err), 0);
+    }
+    /* 2027-01-14 12:00Z (the middle: no counter yet, zones known; then an
+     * upsert, zones not known), 2027-01-31 20:00Z (February already east
+     * of +04, January west), 2027-02-01 06:00Z (February from UTC
+     * eastwards, January in the west), 2027-02-14 12:00Z (only the eastern
+     * zones have a February counter: the others are filled), 2027-01-20
+     * (every zone has its counter: one UPDATE). */
+    const int64_t at[] = {1799928000, 1799928000, 1801425600,
+                          1801461600, 1802606400, 1800403200};
+    const int64_t amount[] = {1000, 250, 4000, 20000, 300000, 5000000};
+    const int zones[] = {EDGE_ZONES, 0, EDGE_ZONES, EDGE_ZONES, EDGE_ZONES, EDGE_ZONES};
+    int64_t want[EDGE_ZONES][2] = {{0}};
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        CHECK_INT(store_usage_add(s, 7, "hour", at[i], zones[i], amount[i], &err), 0);
+        for (int z = 0; z < EDGE_ZONES; z++) {
+            int key = 0;
+            CHECK_INT(store_usage_month_key(edge_zones[z], at[i], &key, &err), 0);
+            want[z][key == 202702] += amount[i];
+        }
+    }
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    long wrong = 0;
+    for (int z = 0; z < EDGE_ZONES; z++) {
+        for (int m = 0; m < 2; m++) {
+            int64_t used = -1;
+            CHECK_INT(store_usage_get(s, 7, "hour", edge_zones[z], m ? 202702 : 202701, &used,
+                                      &err), 0);
+            wrong += used != want[z][m];
+        }
+    }
+    CHECK_INT(wrong, 0);
+    CHECK_INT(want[0][1], 324000); /* Kiritimati: both edge instants in February */
+    CHECK_INT(want[1][0], 5025250); /* Etc/GMT+12: the edges in January */
+    STORE_SQL(q_rows, "SELECT count(*) FROM usage_month");
+    int64_t rows = 0;
+    CHECK_INT(sq_scalar(s, &q_rows, 0, 0, &rows, &err), 0);
+    CHECK_INT(rows, 2 * EDGE_ZONES); /* one per zone and month, no more */
+    store_close(s);
+}
+
+/* A database as version `upto` of the schema left it: the migrations run
+ * one by one on a bare connection, fill steps included. */
+static void
+make_old(const char *db, int upto)
+{
+    struct store *s = calloc(1, sizeof *s);
+    struct eng_error err = {0};
+    CHECK(s != NULL);
+    CHECK_INT(sqlite3_open(db, &s->db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(s->db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; BEGIN",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    for (int v = 0; v < upto; v++) {
+        for (const char *const *step = store_migration(v); *step != NULL; step++) {
+            CHECK_INT(sqlite3_exec(s->db, *step, NULL, NULL, NULL), SQLITE_OK);
+        }
+        int (*fill)(struct store *, struct eng_error *) = store_migration_fill(v);
+        if (fill != NULL) {
+            CHECK_INT(fill(s, &err), 0);
+        }
+    }
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", upto);
+    CHECK_INT(sqlite3_exec(s->db, bump, NULL, NULL, NULL), SQLITE_OK);
+    store_close(s);
+}
+
+/* Migration 6 on a database from before it: the two indexes no query
+ * reads are dropped, the usage counters keyed month before zone, and
+ * entry.event_key's UNIQUE made a partial index (the table rebuilt, its
+ * rows, indexes, triggers and rule kept). */
+static void
+test_migration_6(void)
+{
+    char db[128];
+    path_of("old6.db", db, sizeof db);
+    make_old(db, 5);
+    /* A few rows of version 5, by hand: a lot with three entries (two
+     * keyed), two usage counters. */
+    sqlite3 *h = NULL;
+    CHECK_INT(sqlite3_open(db, &h), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(h,
+                           "PRAGMA foreign_keys = ON;"
+                           "INSERT INTO setting (key, value) VALUES ('kept', 'yes');"
+                           "INSERT INTO tenant VALUES (1, 'T', 0, 0);"
+                           "INSERT INTO allocation (id, tenant_id, description, unit,"
+                           " cross_building, targeting, pool, recurrence, zone, start_date,"
+                           " start_at, rollover, created_at, created_by) VALUES (1, 1, '',"
+                           " 'hour', 0, '{}', 'shared', 'monthly', 'UTC', '2027-01-01', 0, 0,"
+                           " 0, 'x');"
+                           "INSERT INTO lot (id, allocation_id, line_idx, period_n, user_id, kind,"
+                           " tenant_id, unit, valid_from, valid_until, granted, unlimited,"
+                           " balance, created_at) VALUES (1, 1, 0, 0, 0, 'period', 1, 'hour',"
+                           " 0, 100, 5000, 0, 4000, 0);"
+                           "INSERT INTO entry (id, lot_id, kind, amount, effective_at,"
+                           " created_at, tenant_id, unit, event_key) VALUES"
+                           " (7, 1, 'grant', 5000, 0, 0, 1, 'hour', 'grant:1'),"
+                           " (8, 1, 'adjust', -500, 0, 0, 1, 'hour', NULL),"
+                           " (9, 1, 'adjust', -500, 0, 0, 1, 'hour', 'adj:9');"
+                           "INSERT INTO usage_month VALUES (3, 'hour', 'UTC', 202701, 1500),"
+                           " (3, 'hour', 'Europe/Paris', 202701, 1500);",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(h);
+    struct eng_error err = {0};
+    struct store *s = NULL;
+    CHECK_INT(store_open(&s, db, STORE_WRITER, 100, 0, &err), 0);
+    int version = 0;
+    CHECK_INT(store_file_schema(s, &version, &err), 0);
+    CHECK_INT(version, 6);
+    STORE_SQL(q_gone, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_user',"
+                      " 'entry_tenant_time', 'sqlite_autoindex_entry_1', 'entry_new')");
+    STORE_SQL(q_kept, "SELECT count(*) FROM sqlite_schema WHERE name IN ('booking_slot',"
+                      " 'booking_tenant', 'booking_created', 'booking_building', 'entry_lot',"
+                      " 'entry_booking', 'lot_unlimited', 'entry_event_key', 'entry_no_update',"
+                      " 'entry_no_delete') OR (SELECT value FROM setting WHERE"
+                      " key = 'kept') IS NULL");
+    int64_t n = -1;
+    CHECK_INT(sq_scalar(s, &q_gone, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 0);
+    CHECK_INT(sq_scalar(s, &q_kept, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 10);
+    /* The entries, ids and all; the rules as before. */
+    STORE_SQL(q_entries, "SELECT sum(id * amount) || '/' || group_concat(coalesce(event_key,"
+                         " '-'), ',') FROM (SELECT * FROM entry ORDER BY id)");
+    sqlite3_stmt *st = sq_prep(s, &q_entries, &err);
+    CHECK(st != NULL && sq_step(s, st, "entries", &err) == 1);
+    CHECK_STR(sq_col_text(st, 0), "26500/grant:1,-,adj:9");
+    sq_reset(st);
+    const char *const refused[] = {
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit,"
+        " event_key) VALUES (1, 'adjust', 1, 0, 0, 1, 'hour', 'adj:9')", /* a key twice */
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit)"
+        " VALUES (1, 'bonus', 1, 0, 0, 1, 'hour')",                     /* the kind rule */
+        "INSERT INTO entry (lot_id, kind, amount, effective_at, created_at, tenant_id, unit)"
+        " VALUES (2, 'adjust', 1, 0, 0, 1, 'hour')",                    /* no such lot */
+        "UPDATE entry SET amount = 0 WHERE id = 8",
+        "DELETE FROM entry WHERE id = 8",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECK(sqlite3_exec(s->db, refused[i], NULL, NULL, NULL) != SQLITE_OK);
+    }
+    /* Any number of entries without a key, as before. */
+    CHECK_INT(sqlite3_exec(s->db, "INSERT INTO entry (lot_id, kind, amount, effective_at,"
+                                  " created_at, tenant_id, unit) VALUES (1, 'adjust', 1, 0, 0,"
+                                  " 1, 'hour'), (1, 'adjust', -1, 0, 0, 1, 'hour')",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    STORE_SQL(q_check, "PRAGMA integrity_check");
+    st = sq_prep(s, &q_check, &err);
+    CHECK(st != NULL && sq_step(s, st, "integrity", &err) == 1);
+    CHECK_STR(sq_col_text(st, 0), "ok");
+    sq_reset(st);
+    /* The counters, kept, now keyed month before zone. */
+    STORE_SQL(q_usage, "SELECT sum(used) FROM usage_month WHERE user_id = 3 AND month = 202701");
+    STORE_SQL(q_key, "SELECT count(*) FROM sqlite_schema WHERE name = 'usage_month' AND"
+                     " sql LIKE '%PRIMARY KEY (user_id, unit, month, zone)%'");
+    CHECK_INT(sq_scalar(s, &q_usage, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 3000);
+    CHECK_INT(sq_scalar(s, &q_key, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 1);
+    int64_t used = 0;
+    CHECK_INT(store_usage_get(s, 3, "hour", "Europe/Paris", 202701, &used, &err), 0);
+    CHECK_INT(used, 1500);
+    store_close(s);
+}
+
 int
 main(void)
 {
@@ -273,6 +498,9 @@ main(void)
     test_nested_statement();
     test_errors_named();
     test_portfolio_and_pool();
+    test_usage_month_everywhere();
+    test_usage_add_paths();
+    test_migration_6();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
