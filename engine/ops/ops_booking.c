@@ -41,10 +41,16 @@ struct bk {
     bool backdate; /* an operator books a start in the past on purpose */
     bool archived; /* the resource is archived: no new bookings */
     int *order; /* cands indexes in the order policy's order (plan_takes) */
-    /* What validate and pricing saw as user_usage_month, and its key. */
+    /* What validate and pricing saw as user_usage_month, and its key;
+     * usage_read false: no policy looked at it (ctx.user_usage_month is
+     * read lazily), so no answer depends on it. */
     int64_t usage;
     int usage_key;
     char usage_unit[8];
+    bool usage_read;
+    const char *usage_zone; /* the building's zone (b->building holds it) */
+    struct civil_time local_start; /* b->start in the building's zone ... */
+    bool local_known;              /* ... once computed */
     /* Computed on a read snapshot for the writer (op_book_plan): lots are
      * not created, only seen as they would be. */
     bool planning;
@@ -140,79 +146,142 @@ policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, 
 /* Credits (milli, net of refunds) the user has spent from shared lots in
  * the unit the resource is priced in, on meetings in the calendar month of
  * `lt` (the building's zone): what a per-user quota inside a tenant pool
- * needs (validate's ctx.user_usage_month).  One counter row (store/usage.c),
- * whatever the user's history. */
-static int
-user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civil_time *lt,
-                 int64_t *out)
+ * needs (validate's ctx.user_usage_month).  Here only its key is set; the
+ * counter itself (one row, store/usage.c, whatever the user's history) is
+ * read by usage_read, when a policy looks at the field. */
+static void
+usage_key_set(struct bk *b, const char *zone, const struct civil_time *lt)
 {
     json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
     const char *unit = json_string_value(json_object_get(credits, "unit"));
     unit = unit != NULL ? unit : "hour";
     /* Kept for the writer's re-check; a plan whose unit does not fit ("")
-     * is not applied. */
+     * is not applied when its policies read the usage. */
+    b->usage_unit[0] = '\0';
     if (strlen(unit) < sizeof b->usage_unit) {
         memcpy(b->usage_unit, unit, strlen(unit) + 1);
     }
     b->usage_key = lt->year * 100 + lt->month;
-    return store_usage_get(op->store, b->user_id, unit, zone, b->usage_key, out, op->err);
+    b->usage_zone = zone;
 }
 
-/* The context validate and pricing see: b->booking (kept for the order
- * policy) with the resource, user, building and the month's usage. */
+struct usage_reader {
+    struct op *op;
+    struct bk *b;
+};
+
+/* ctx.user_usage_month on first use (policy_lazy_fn): the counter, or
+ * b->usage as given (plan_reprice). */
 static int
-price_ctx(struct op *op, struct bk *b, json_t **ctx)
+usage_read(void *ud, int64_t *value, struct eng_error *err)
 {
-    struct civil_time lt;
-    int64_t usage = 0;
+    struct usage_reader *r = ud;
+    struct bk *b = r->b;
+    if (!b->usage_given) {
+        json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
+        const char *unit = json_string_value(json_object_get(credits, "unit"));
+        if (store_usage_get(r->op->store, b->user_id, unit != NULL ? unit : "hour",
+                            b->usage_zone, b->usage_key, &b->usage, err) != 0) {
+            return err->status;
+        }
+    }
+    *value = b->usage;
+    return 0;
+}
+
+/* The start in the building's zone (b->local_start), and the usage key. */
+static int
+booking_local(struct op *op, struct bk *b)
+{
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
-    *ctx = NULL;
-    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+    if (tz_local_time(zone, b->start, &b->local_start, op->err) != 0) {
         return op->err->status;
     }
-    if (b->usage_given) {
-        usage = b->usage;
-    } else if (user_usage_month(op, b, zone, &lt, &usage) != 0) {
+    usage_key_set(b, zone, &b->local_start);
+    b->local_known = true;
+    return 0;
+}
+
+/* b->booking, the booking part of the order policy's context (validate
+ * and pricing get the same fields without JSON: price_call). */
+static int
+order_booking_json(struct op *op, struct bk *b)
+{
+    if (!b->local_known && booking_local(op, b) != 0) {
         return op->err->status;
     }
+    const struct civil_time *lt = &b->local_start;
     b->booking = json_pack(
         "{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:I}", "start", (json_int_t)b->start,
         "end", (json_int_t)b->end, "minutes", (json_int_t)((b->end - b->start) / 60),
-        "local_start", "year", lt.year, "month", lt.month, "day", lt.day, "hour", lt.hour,
-        "minute", lt.minute, "wday", lt.wday, "discount_pm", (json_int_t)b->discount_pm);
+        "local_start", "year", lt->year, "month", lt->month, "day", lt->day, "hour", lt->hour,
+        "minute", lt->minute, "wday", lt->wday, "discount_pm", (json_int_t)b->discount_pm);
     if (b->booking != NULL && b->method != NULL &&
         json_object_set_new(b->booking, "payment_method", json_string(b->method)) != 0) {
         json_decref(b->booking);
         b->booking = NULL;
     }
-    b->usage = usage;
-    *ctx = b->booking == NULL ? NULL
-           : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
-                       b->resource, "user", b->user, "building", b->building, "now",
-                       (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
-    return *ctx != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    return b->booking != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+}
+
+/* Runs validate and pricing (one entry into the policy state) on the
+ * context they see: booking, resource, user, building, now and the lazy
+ * user_usage_month.  On a read snapshot that knows its portfolio
+ * generation, the resource, building and user are the same JSON for the
+ * same (id, generation) (ledger/entities.h), so the policy state keeps
+ * them converted, read-only (policy_host.h, policy_ctx_part). */
+static int
+price_call(struct op *op, struct bk *b, json_t **out)
+{
+    /* keep {0, 0} without a generation: nothing would tell one version of
+     * an entity from another (the writer's own transaction, say). */
+    int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
+    const struct civil_time *lt = &b->local_start;
+#define BK_INT(key, v) {.name = key, .is_integer = true, .integer = (v)}
+    const struct policy_ctx_part local_start[] = {
+        BK_INT("year", lt->year),     BK_INT("month", lt->month),   BK_INT("day", lt->day),
+        BK_INT("hour", lt->hour),     BK_INT("minute", lt->minute), BK_INT("wday", lt->wday),
+    };
+    const struct policy_ctx_part booking[] = {
+        BK_INT("start", b->start),
+        BK_INT("end", b->end),
+        BK_INT("minutes", (b->end - b->start) / 60),
+        {.name = "local_start", .fields = local_start, .count = 6},
+        BK_INT("discount_pm", b->discount_pm),
+        {.name = "payment_method", .string = b->method},
+    };
+#undef BK_INT
+    const struct policy_ctx_part parts[] = {
+        {.name = "booking", .fields = booking, .count = 6},
+        {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
+        {.name = "user", .value = b->user, .keep = {gen != 0 ? b->user_id : 0, gen}},
+        {.name = "building", .value = b->building, .keep = {gen != 0 ? b->building_id : 0, gen}},
+        {.name = "now", .is_integer = true, .integer = op->now},
+    };
+    struct usage_reader reader = {op, b};
+    struct policy_ctx ctx = {.parts = parts, .count = (int)(sizeof parts / sizeof parts[0]),
+                             .lazy_name = "user_usage_month", .lazy = usage_read,
+                             .lazy_ud = &reader};
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    int rc = policy_set_call_parts(b->pol, kinds, 2, &ctx, not_refused, NULL, out, op->err);
+    b->usage_read = ctx.lazy_read;
+    return rc;
 }
 
 /* Runs validate and pricing; fills the price fields of b. */
 static int
 price(struct op *op, struct bk *b)
 {
-    json_t *ctx = NULL;
-    if (price_ctx(op, b, &ctx) != 0) {
+    if (!b->local_known && booking_local(op, b) != 0) {
         return op->err->status;
     }
-    /* One entry into the policy state: ctx is converted once for both. */
-    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
     json_t *out[2] = {NULL, NULL};
-    int rc = policy_set_call_seq(b->pol, kinds, 2, ctx, not_refused, NULL, out, op->err) != 0
-                 ? op->err->status
-                 : refused(op, &out[0]);
+    int rc = price_call(op, b, out) != 0 ? op->err->status : refused(op, &out[0]);
     json_decref(out[0]);
     json_t *res = out[1];
     if (rc == 0) {
         rc = refused(op, &res);
     }
-    json_decref(ctx);
     if (rc != 0) {
         return rc;
     }
@@ -552,6 +621,10 @@ order_lots(struct op *op, struct bk *b, int *order)
             json_object_set_new(lot, "valid_until", json_integer(c->valid_until));
         }
         json_array_append_new(lots, lot);
+    }
+    if (b->booking == NULL && order_booking_json(op, b) != 0) {
+        json_decref(lots);
+        return op->err->status;
     }
     json_t *ctx = json_pack("{s:o, s:O, s:O}", "lots", lots, "booking", b->booking, "resource",
                             b->resource);
@@ -1032,7 +1105,7 @@ op_book_plan(struct op *op, json_t *args, void **out)
         /* A lot the booking would create: left to the writer. */
         rc = p->b.cands.items[i].take > 0 && p->b.cands.items[i].lot_id == 0 ? ENG_ECONFLICT : 0;
     }
-    if (rc == 0 && p->b.usage_unit[0] == '\0') {
+    if (rc == 0 && p->b.usage_read && p->b.usage_unit[0] == '\0') {
         rc = ENG_ECONFLICT;
     }
     if (rc == 0) {
@@ -1097,8 +1170,12 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     }
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
     struct booking_recheck now;
+    /* Without a policy that read the usage, the plan has no usage
+     * condition: the counter is not asked for (unit NULL matches no row)
+     * and nothing is priced again. */
     int rc = store_booking_recheck(op->store, b->resource_id, b->start, b->end, b->user_id,
-                                   b->usage_unit, zone, b->usage_key, &now, op->err);
+                                   b->usage_read ? b->usage_unit : NULL, zone, b->usage_key,
+                                   &now, op->err);
     if (rc != 0 || now.generation != p->generation || now.taken) {
         return rc;
     }
@@ -1114,12 +1191,12 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
         return 0;
     }
     int64_t usage = now.usage;
-    if (!now.usage_found &&
+    if (b->usage_read && !now.usage_found &&
         (rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
                               op->err)) != 0) {
         return rc;
     }
-    if (usage != b->usage) {
+    if (b->usage_read && usage != b->usage) {
         bool same = false;
         rc = plan_reprice(op, b, usage, &same);
         if (rc != 0 || !same) {
