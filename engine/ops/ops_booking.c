@@ -28,7 +28,7 @@ struct bk {
     int64_t resource_id, building_id, user_id, tenant_id;
     int64_t start, end, discount_pm;
     const char *method;
-    json_t *resource, *building, *user, *tenant, *booking;
+    json_t *resource, *building, *user, *tenant;
     struct policy_set *pol;
     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     bool has_money, has_credits;
@@ -65,7 +65,6 @@ bk_free(struct bk *b)
     json_decref(b->building);
     json_decref(b->user);
     json_decref(b->tenant);
-    json_decref(b->booking);
     if (b->pol != NULL) {
         policy_set_release(b->pol);
     }
@@ -202,26 +201,31 @@ booking_local(struct op *op, struct bk *b)
     return 0;
 }
 
-/* b->booking, the booking part of the order policy's context (validate
- * and pricing get the same fields without JSON: price_call). */
-static int
-order_booking_json(struct op *op, struct bk *b)
+/* The booking part of the policies' contexts (validate, pricing, order),
+ * from C values: no JSON.  Points into b; valid while b is. */
+struct booking_parts {
+    struct policy_ctx_part local_start[6];
+    struct policy_ctx_part booking[6];
+};
+
+#define BK_INT(key, v) {.name = key, .is_integer = true, .integer = (v)}
+
+static void
+booking_parts_make(const struct bk *b, struct booking_parts *bp)
 {
-    if (!b->local_known && booking_local(op, b) != 0) {
-        return op->err->status;
-    }
     const struct civil_time *lt = &b->local_start;
-    b->booking = json_pack(
-        "{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:I}", "start", (json_int_t)b->start,
-        "end", (json_int_t)b->end, "minutes", (json_int_t)((b->end - b->start) / 60),
-        "local_start", "year", lt->year, "month", lt->month, "day", lt->day, "hour", lt->hour,
-        "minute", lt->minute, "wday", lt->wday, "discount_pm", (json_int_t)b->discount_pm);
-    if (b->booking != NULL && b->method != NULL &&
-        json_object_set_new(b->booking, "payment_method", json_string(b->method)) != 0) {
-        json_decref(b->booking);
-        b->booking = NULL;
-    }
-    return b->booking != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    const struct booking_parts made = {
+        .local_start = {BK_INT("year", lt->year), BK_INT("month", lt->month),
+                        BK_INT("day", lt->day), BK_INT("hour", lt->hour),
+                        BK_INT("minute", lt->minute), BK_INT("wday", lt->wday)},
+        .booking = {BK_INT("start", b->start), BK_INT("end", b->end),
+                    BK_INT("minutes", (b->end - b->start) / 60),
+                    {.name = "local_start", .count = 6},
+                    BK_INT("discount_pm", b->discount_pm),
+                    {.name = "payment_method", .string = b->method}},
+    };
+    *bp = made;
+    bp->booking[3].fields = bp->local_start;
 }
 
 /* Runs validate and pricing (one entry into the policy state) on the
@@ -236,23 +240,10 @@ price_call(struct op *op, struct bk *b, json_t **out)
     /* keep {0, 0} without a generation: nothing would tell one version of
      * an entity from another (the writer's own transaction, say). */
     int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
-    const struct civil_time *lt = &b->local_start;
-#define BK_INT(key, v) {.name = key, .is_integer = true, .integer = (v)}
-    const struct policy_ctx_part local_start[] = {
-        BK_INT("year", lt->year),     BK_INT("month", lt->month),   BK_INT("day", lt->day),
-        BK_INT("hour", lt->hour),     BK_INT("minute", lt->minute), BK_INT("wday", lt->wday),
-    };
-    const struct policy_ctx_part booking[] = {
-        BK_INT("start", b->start),
-        BK_INT("end", b->end),
-        BK_INT("minutes", (b->end - b->start) / 60),
-        {.name = "local_start", .fields = local_start, .count = 6},
-        BK_INT("discount_pm", b->discount_pm),
-        {.name = "payment_method", .string = b->method},
-    };
-#undef BK_INT
+    struct booking_parts bp;
+    booking_parts_make(b, &bp);
     const struct policy_ctx_part parts[] = {
-        {.name = "booking", .fields = booking, .count = 6},
+        {.name = "booking", .fields = bp.booking, .count = 6},
         {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
         {.name = "user", .value = b->user, .keep = {gen != 0 ? b->user_id : 0, gen}},
         {.name = "building", .value = b->building, .keep = {gen != 0 ? b->building_id : 0, gen}},
@@ -603,34 +594,72 @@ op_quote(struct op *op, json_t *args, json_t **out)
     return 0;
 }
 
+/* One lot of the order policy's ctx.lots, from C values. */
+#define LOT_PARTS 11
+struct lot_parts {
+    char id[48], alloc_id[48];
+    struct policy_ctx_part f[LOT_PARTS];
+};
+
+static void
+lot_parts_make(const struct cand *c, struct lot_parts *lp)
+{
+    id_format("lot", c->lot_id, lp->id, sizeof lp->id);
+    id_format("alc", c->alloc_id, lp->alloc_id, sizeof lp->alloc_id);
+    const struct policy_ctx_part f[LOT_PARTS] = {
+        {.name = "id", .string = lp->id},
+        {.name = "scope", .string = c->scope},
+        {.name = "per_user", .value = c->per_user ? json_true() : json_false()},
+        BK_INT("valid_from", c->valid_from),
+        {.name = "recurring", .value = c->recurring ? json_true() : json_false()},
+        {.name = "rollover", .value = c->rollover ? json_true() : json_false()},
+        {.name = "allocation_id", .string = lp->alloc_id},
+        BK_INT("allocation_seq", c->alloc_seq),
+        {.name = "unlimited", .value = c->unlimited ? json_true() : json_false()},
+        BK_INT("balance", c->unlimited ? 0 : c->balance),
+        /* Absent (no is_integer) when the lot never expires. */
+        {.name = "valid_until", .is_integer = c->valid_until != TIME_NEVER,
+         .integer = c->valid_until},
+    };
+    memcpy(lp->f, f, sizeof f);
+}
+
 /* Orders b->cands by the order policy (validated to be a permutation). */
 static int
 order_lots(struct op *op, struct bk *b, int *order)
 {
-    json_t *lots = json_array();
-    for (int i = 0; i < b->cands.count; i++) {
-        const struct cand *c = &b->cands.items[i];
-        json_t *lot = json_pack("{s:o, s:s, s:b, s:I, s:b, s:b, s:o, s:I, s:b, s:I}", "id",
-                                id_json("lot", c->lot_id), "scope", c->scope, "per_user",
-                                c->per_user, "valid_from", (json_int_t)c->valid_from, "recurring",
-                                c->recurring, "rollover", c->rollover, "allocation_id",
-                                id_json("alc", c->alloc_id), "allocation_seq",
-                                (json_int_t)c->alloc_seq, "unlimited", c->unlimited, "balance",
-                                (json_int_t)(c->unlimited ? 0 : c->balance));
-        if (c->valid_until != TIME_NEVER) {
-            json_object_set_new(lot, "valid_until", json_integer(c->valid_until));
-        }
-        json_array_append_new(lots, lot);
+    /* The context as parts (policy_host.h): the lots and the booking from C
+     * values, the resource kept per Lua state like validate's and
+     * pricing's (price_call). */
+    if (!b->local_known && booking_local(op, b) != 0) {
+        return op->err->status; /* price() made it already, on every path */
     }
-    if (b->booking == NULL && order_booking_json(op, b) != 0) {
-        json_decref(lots);
-        return op->err->status;
+    int n = b->cands.count;
+    struct lot_parts *lp = calloc((size_t)n + 1, sizeof *lp);
+    struct policy_ctx_part *lots = calloc((size_t)n + 1, sizeof *lots);
+    if (lp == NULL || lots == NULL) {
+        free(lp);
+        free(lots);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    json_t *ctx = json_pack("{s:o, s:O, s:O}", "lots", lots, "booking", b->booking, "resource",
-                            b->resource);
+    for (int i = 0; i < n; i++) {
+        lot_parts_make(&b->cands.items[i], &lp[i]);
+        lots[i] = (struct policy_ctx_part){.fields = lp[i].f, .count = LOT_PARTS};
+    }
+    struct booking_parts bp;
+    booking_parts_make(b, &bp);
+    int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
+    const struct policy_ctx_part parts[] = {
+        {.name = "lots", .fields = lots, .count = n},
+        {.name = "booking", .fields = bp.booking, .count = 6},
+        {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 3};
     json_t *res = NULL;
-    int rc = policy_set_call(b->pol, POLICY_ORDER, ctx, &res, op->err);
-    json_decref(ctx);
+    static const enum policy_kind kind = POLICY_ORDER;
+    int rc = policy_set_call_parts(b->pol, &kind, 1, &ctx, NULL, NULL, &res, op->err);
+    free(lots);
+    free(lp);
     if (rc != 0) {
         return rc;
     }
@@ -1134,8 +1163,6 @@ plan_reprice(struct op *op, struct bk *b, int64_t usage, bool *same)
     struct bk was = *b;
     struct eng_error saved = *op->err;
     *same = false;
-    json_decref(b->booking);
-    b->booking = NULL;
     b->usage = usage;
     b->usage_given = true;
     int rc = price(op, b);

@@ -2566,7 +2566,7 @@ policy_push_part(lua_State *L, struct policy_state *set, const struct policy_ctx
         lua_pushnil(L);
         return;
     }
-    bool keep = (p->keep[0] != 0 || p->keep[1] != 0) &&
+    bool keep = (p->keep[0] != 0 || p->keep[1] != 0) && p->name != NULL &&
                 (json_is_object(p->value) || json_is_array(p->value)) &&
                 strlen(p->name) < POLICY_TEMPLATE_NAME_MAX;
     if (!keep) {
@@ -2613,11 +2613,14 @@ policy_push_fields_n(lua_State *L, struct policy_state *set, const struct policy
     if (depth > set->limits.convert_depth_max) {
         luaL_error(L, "ctx: nested deeper than %d levels", set->limits.convert_depth_max);
     }
-    lua_createtable(L, 0, count + extra);
+    bool list = count > 0 && fields[0].name == NULL;
+    lua_createtable(L, list ? count : 0, list ? 0 : count + extra);
     for (int i = 0; i < count; i++) {
         policy_push_part(L, set, &fields[i], depth);
         if (lua_isnil(L, -1)) {
-            lua_pop(L, 1); /* absent */
+            lua_pop(L, 1); /* absent (a hole in a list, as JSON null) */
+        } else if (fields[i].name == NULL) {
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
         } else {
             lua_setfield(L, -2, fields[i].name); /* a new table: raw */
         }

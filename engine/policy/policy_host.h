@@ -11,8 +11,10 @@
  * one.
  *
  * Inputs and outputs cross the boundary as jansson values: `ctx` is converted
- * to a fresh Lua table per call (per sequence: policy_set_call_seq), the
- * result back to JSON with raw accessors inside one protected call.  Lua
+ * to a fresh Lua table per call (per sequence: policy_set_call_seq), or
+ * built from parts (policy_set_call_parts: C values, JSON, and kept parts
+ * shared by calls as read-only tables), the result back to JSON with raw
+ * accessors inside one protected call.  Lua
  * integers become JSON integers, Lua floats JSON reals; NaN/inf, functions,
  * userdata, cycles, depth > convert_depth_max and strings > string_bytes_max
  * are refused as policy errors.
@@ -144,7 +146,9 @@ ENG_MUST_CHECK int policy_set_call_seq(struct policy_set *set, const enum policy
  * `string` (borrowed) when not NULL, else a table of the `count` parts
  * `fields` (borrowed; nested as deep as convert_depth_max) when not NULL,
  * else `value` (JSON, borrowed; NULL or JSON null: absent).  Fields and
- * integers cost no JSON at all.  A part whose `keep` is not {0, 0} is
+ * integers cost no JSON at all.  Fields whose first part has a NULL name
+ * make a list: part i is item i + 1 (all names NULL; an absent part is a
+ * hole, as a JSON null).  A part whose `keep` is not {0, 0} is
  * one the caller promises is the same JSON whenever (name, keep) is the
  * same (an entity id and the portfolio generation it was read at): each
  * state converts it once into read-only tables and hands the same tables to

@@ -1191,6 +1191,61 @@ test_call_parts(void)
     policy_set_release(set);
 }
 
+/* Parts built from C values: strings, nested fields, lists (with a hole),
+ * and a depth beyond convert_depth_max refused. */
+static void
+test_call_parts_values(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing("return { price = function(ctx)\n"
+                           "  return { n = #ctx.list, x = ctx.list[2].x, s = ctx.s,\n"
+                           "    hole = ctx.list[3] == nil, last = ctx.list[4].x,\n"
+                           "    inner = ctx.rec.inner.v } end }",
+                           &slow, &set, &err),
+              0);
+    const struct policy_ctx_part item_a[] = {{.name = "x", .is_integer = true, .integer = 1}};
+    const struct policy_ctx_part item_b[] = {{.name = "x", .string = "two"}};
+    const struct policy_ctx_part list[] = {
+        {.fields = item_a, .count = 1},
+        {.fields = item_b, .count = 1},
+        {.value = NULL},
+        {.fields = item_a, .count = 1},
+    };
+    const struct policy_ctx_part inner[] = {{.name = "v", .is_integer = true, .integer = 9}};
+    const struct policy_ctx_part rec[] = {{.name = "inner", .fields = inner, .count = 1}};
+    const struct policy_ctx_part parts[] = {
+        {.name = "list", .fields = list, .count = 4},
+        {.name = "s", .string = "hello"},
+        {.name = "rec", .fields = rec, .count = 1},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 3};
+    static const enum policy_kind kind = POLICY_PRICING;
+    json_t *out = NULL;
+    CHECK_INT(policy_set_call_parts(set, &kind, 1, &ctx, NULL, NULL, &out, &err), 0);
+    CHECK_INT(int_at(out, "n"), 4);
+    CHECK_STR(json_string_value(json_object_get(out, "x")), "two");
+    CHECK_STR(json_string_value(json_object_get(out, "s")), "hello");
+    CHECK(json_is_true(json_object_get(out, "hole")));
+    CHECK_INT(int_at(out, "last"), 1);
+    CHECK_INT(int_at(out, "inner"), 9);
+    json_decref(out);
+    policy_set_release(set);
+    /* Three levels of fields under ctx with a depth limit of 3: refused. */
+    struct policy_limits shallow = slow;
+    shallow.convert_depth_max = 3;
+    CHECK_INT(load_pricing("return { price = function(ctx) return {} end }", &shallow, &set,
+                           &err),
+              0);
+    const struct policy_ctx_part deep[] = {{.name = "rec", .fields = rec, .count = 1}};
+    const struct policy_ctx_part top[] = {{.name = "deep", .fields = deep, .count = 1}};
+    struct policy_ctx too_deep = {.parts = top, .count = 1};
+    CHECK_INT(policy_set_call_parts(set, &kind, 1, &too_deep, NULL, NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "nested deeper than 3 levels"));
+    policy_set_release(set);
+}
+
 static char *
 read_policy(const char *dir, const char *name, size_t *len)
 {
@@ -1276,6 +1331,7 @@ main(void)
     test_thread_copies();
     test_call_seq();
     test_call_parts();
+    test_call_parts_values();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();
