@@ -28,7 +28,7 @@ struct bk {
     int64_t resource_id, building_id, user_id, tenant_id;
     int64_t start, end, discount_pm;
     const char *method;
-    json_t *resource, *building, *user, *tenant, *booking;
+    json_t *resource, *building, *user, *tenant;
     struct policy_set *pol;
     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX];
     bool has_money, has_credits;
@@ -41,10 +41,16 @@ struct bk {
     bool backdate; /* an operator books a start in the past on purpose */
     bool archived; /* the resource is archived: no new bookings */
     int *order; /* cands indexes in the order policy's order (plan_takes) */
-    /* What validate and pricing saw as user_usage_month, and its key. */
+    /* What validate and pricing saw as user_usage_month, and its key;
+     * usage_read false: no policy looked at it (ctx.user_usage_month is
+     * read lazily), so no answer depends on it. */
     int64_t usage;
     int usage_key;
     char usage_unit[8];
+    bool usage_read;
+    const char *usage_zone; /* the building's zone (b->building holds it) */
+    struct civil_time local_start; /* b->start in the building's zone ... */
+    bool local_known;              /* ... once computed */
     /* Computed on a read snapshot for the writer (op_book_plan): lots are
      * not created, only seen as they would be. */
     bool planning;
@@ -61,7 +67,6 @@ bk_free(struct bk *b)
     json_decref(b->building);
     json_decref(b->user);
     json_decref(b->tenant);
-    json_decref(b->booking);
     if (b->pol != NULL) {
         policy_set_release(b->pol);
     }
@@ -152,79 +157,134 @@ policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, 
 /* Credits (milli, net of refunds) the user has spent from shared lots in
  * the unit the resource is priced in, on meetings in the calendar month of
  * `lt` (the building's zone): what a per-user quota inside a tenant pool
- * needs (validate's ctx.user_usage_month).  One counter row (store/usage.c),
- * whatever the user's history. */
-static int
-user_usage_month(struct op *op, struct bk *b, const char *zone, const struct civil_time *lt,
-                 int64_t *out)
+ * needs (validate's ctx.user_usage_month).  Here only its key is set; the
+ * counter itself (one row, store/usage.c, whatever the user's history) is
+ * read by usage_read, when a policy looks at the field. */
+static void
+usage_key_set(struct bk *b, const char *zone, const struct civil_time *lt)
 {
     json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
     const char *unit = json_string_value(json_object_get(credits, "unit"));
     unit = unit != NULL ? unit : "hour";
     /* Kept for the writer's re-check; a plan whose unit does not fit ("")
-     * is not applied. */
+     * is not applied when its policies read the usage. */
+    b->usage_unit[0] = '\0';
     if (strlen(unit) < sizeof b->usage_unit) {
         memcpy(b->usage_unit, unit, strlen(unit) + 1);
     }
     b->usage_key = lt->year * 100 + lt->month;
-    return store_usage_get(op->store, b->user_id, unit, zone, b->usage_key, out, op->err);
+    b->usage_zone = zone;
 }
 
-/* The context validate and pricing see: b->booking (kept for the order
- * policy) with the resource, user, building and the month's usage. */
+struct usage_reader {
+    struct op *op;
+    struct bk *b;
+};
+
+/* ctx.user_usage_month on first use (policy_lazy_fn): the counter, or
+ * b->usage as given (plan_reprice). */
 static int
-price_ctx(struct op *op, struct bk *b, json_t **ctx)
+usage_read(void *ud, int64_t *value, struct eng_error *err)
 {
-    struct civil_time lt;
-    int64_t usage = 0;
+    struct usage_reader *r = ud;
+    struct bk *b = r->b;
+    if (!b->usage_given) {
+        json_t *credits = json_object_get(json_object_get(b->resource, "pricing"), "credits");
+        const char *unit = json_string_value(json_object_get(credits, "unit"));
+        if (store_usage_get(r->op->store, b->user_id, unit != NULL ? unit : "hour",
+                            b->usage_zone, b->usage_key, &b->usage, err) != 0) {
+            return err->status;
+        }
+    }
+    *value = b->usage;
+    return 0;
+}
+
+/* The start in the building's zone (b->local_start), and the usage key. */
+static int
+booking_local(struct op *op, struct bk *b)
+{
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
-    *ctx = NULL;
-    if (tz_local_time(zone, b->start, &lt, op->err) != 0) {
+    if (tz_local_time(zone, b->start, &b->local_start, op->err) != 0) {
         return op->err->status;
     }
-    if (b->usage_given) {
-        usage = b->usage;
-    } else if (user_usage_month(op, b, zone, &lt, &usage) != 0) {
-        return op->err->status;
-    }
-    b->booking = json_pack(
-        "{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:I}", "start", (json_int_t)b->start,
-        "end", (json_int_t)b->end, "minutes", (json_int_t)((b->end - b->start) / 60),
-        "local_start", "year", lt.year, "month", lt.month, "day", lt.day, "hour", lt.hour,
-        "minute", lt.minute, "wday", lt.wday, "discount_pm", (json_int_t)b->discount_pm);
-    if (b->booking != NULL && b->method != NULL &&
-        json_object_set_new(b->booking, "payment_method", json_string(b->method)) != 0) {
-        json_decref(b->booking);
-        b->booking = NULL;
-    }
-    b->usage = usage;
-    *ctx = b->booking == NULL ? NULL
-           : json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "booking", b->booking, "resource",
-                       b->resource, "user", b->user, "building", b->building, "now",
-                       (json_int_t)op->now, "user_usage_month", (json_int_t)usage);
-    return *ctx != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    usage_key_set(b, zone, &b->local_start);
+    b->local_known = true;
+    return 0;
+}
+
+/* The booking part of the policies' contexts (validate, pricing, order),
+ * from C values: no JSON.  Points into b; valid while b is. */
+struct booking_parts {
+    struct policy_ctx_part local_start[6];
+    struct policy_ctx_part booking[6];
+};
+
+#define BK_INT(key, v) {.name = key, .is_integer = true, .integer = (v)}
+
+static void
+booking_parts_make(const struct bk *b, struct booking_parts *bp)
+{
+    const struct civil_time *lt = &b->local_start;
+    const struct booking_parts made = {
+        .local_start = {BK_INT("year", lt->year), BK_INT("month", lt->month),
+                        BK_INT("day", lt->day), BK_INT("hour", lt->hour),
+                        BK_INT("minute", lt->minute), BK_INT("wday", lt->wday)},
+        .booking = {BK_INT("start", b->start), BK_INT("end", b->end),
+                    BK_INT("minutes", (b->end - b->start) / 60),
+                    {.name = "local_start", .count = 6},
+                    BK_INT("discount_pm", b->discount_pm),
+                    {.name = "payment_method", .string = b->method}},
+    };
+    *bp = made;
+    bp->booking[3].fields = bp->local_start;
+}
+
+/* Runs validate and pricing (one entry into the policy state) on the
+ * context they see: booking, resource, user, building, now and the lazy
+ * user_usage_month.  On a read snapshot that knows its portfolio
+ * generation, the resource, building and user are the same JSON for the
+ * same (id, generation) (ledger/entities.h), so the policy state keeps
+ * them converted, read-only (policy_host.h, policy_ctx_part). */
+static int
+price_call(struct op *op, struct bk *b, json_t **out)
+{
+    /* keep {0, 0} without a generation: nothing would tell one version of
+     * an entity from another (the writer's own transaction, say). */
+    int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
+    struct booking_parts bp;
+    booking_parts_make(b, &bp);
+    const struct policy_ctx_part parts[] = {
+        {.name = "booking", .fields = bp.booking, .count = 6},
+        {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
+        {.name = "user", .value = b->user, .keep = {gen != 0 ? b->user_id : 0, gen}},
+        {.name = "building", .value = b->building, .keep = {gen != 0 ? b->building_id : 0, gen}},
+        {.name = "now", .is_integer = true, .integer = op->now},
+    };
+    struct usage_reader reader = {op, b};
+    struct policy_ctx ctx = {.parts = parts, .count = (int)(sizeof parts / sizeof parts[0]),
+                             .lazy_name = "user_usage_month", .lazy = usage_read,
+                             .lazy_ud = &reader};
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    int rc = policy_set_call_parts(b->pol, kinds, 2, &ctx, not_refused, NULL, out, op->err);
+    b->usage_read = ctx.lazy_read;
+    return rc;
 }
 
 /* Runs validate and pricing; fills the price fields of b. */
 static int
 price(struct op *op, struct bk *b)
 {
-    json_t *ctx = NULL;
-    if (price_ctx(op, b, &ctx) != 0) {
+    if (!b->local_known && booking_local(op, b) != 0) {
         return op->err->status;
     }
-    /* One entry into the policy state: ctx is converted once for both. */
-    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
     json_t *out[2] = {NULL, NULL};
-    int rc = policy_set_call_seq(b->pol, kinds, 2, ctx, not_refused, NULL, out, op->err) != 0
-                 ? op->err->status
-                 : refused(op, &out[0]);
+    int rc = price_call(op, b, out) != 0 ? op->err->status : refused(op, &out[0]);
     json_decref(out[0]);
     json_t *res = out[1];
     if (rc == 0) {
         rc = refused(op, &res);
     }
-    json_decref(ctx);
     if (rc != 0) {
         return rc;
     }
@@ -577,6 +637,36 @@ op_quote(struct op *op, json_t *args, json_t **out)
     return 0;
 }
 
+/* One lot of the order policy's ctx.lots, from C values. */
+#define LOT_PARTS 11
+struct lot_parts {
+    char id[48], alloc_id[48];
+    struct policy_ctx_part f[LOT_PARTS];
+};
+
+static void
+lot_parts_make(const struct cand *c, struct lot_parts *lp)
+{
+    id_format("lot", c->lot_id, lp->id, sizeof lp->id);
+    id_format("alc", c->alloc_id, lp->alloc_id, sizeof lp->alloc_id);
+    const struct policy_ctx_part f[LOT_PARTS] = {
+        {.name = "id", .string = lp->id},
+        {.name = "scope", .string = c->scope},
+        {.name = "per_user", .value = c->per_user ? json_true() : json_false()},
+        BK_INT("valid_from", c->valid_from),
+        {.name = "recurring", .value = c->recurring ? json_true() : json_false()},
+        {.name = "rollover", .value = c->rollover ? json_true() : json_false()},
+        {.name = "allocation_id", .string = lp->alloc_id},
+        BK_INT("allocation_seq", c->alloc_seq),
+        {.name = "unlimited", .value = c->unlimited ? json_true() : json_false()},
+        BK_INT("balance", c->unlimited ? 0 : c->balance),
+        /* Absent (no is_integer) when the lot never expires. */
+        {.name = "valid_until", .is_integer = c->valid_until != TIME_NEVER,
+         .integer = c->valid_until},
+    };
+    memcpy(lp->f, f, sizeof f);
+}
+
 /* Orders b->cands by the order policy (validated to be a permutation). */
 static int
 order_lots(struct op *op, struct bk *b, int *order)
@@ -589,26 +679,38 @@ order_lots(struct op *op, struct bk *b, int *order)
         ledger_default_order(b->cands.items, b->cands.count, order)) {
         return 0;
     }
-    json_t *lots = json_array();
-    for (int i = 0; i < b->cands.count; i++) {
-        const struct cand *c = &b->cands.items[i];
-        json_t *lot = json_pack("{s:o, s:s, s:b, s:I, s:b, s:b, s:o, s:I, s:b, s:I}", "id",
-                                id_json("lot", c->lot_id), "scope", c->scope, "per_user",
-                                c->per_user, "valid_from", (json_int_t)c->valid_from, "recurring",
-                                c->recurring, "rollover", c->rollover, "allocation_id",
-                                id_json("alc", c->alloc_id), "allocation_seq",
-                                (json_int_t)c->alloc_seq, "unlimited", c->unlimited, "balance",
-                                (json_int_t)(c->unlimited ? 0 : c->balance));
-        if (c->valid_until != TIME_NEVER) {
-            json_object_set_new(lot, "valid_until", json_integer(c->valid_until));
-        }
-        json_array_append_new(lots, lot);
+    /* The context as parts (policy_host.h): the lots and the booking from C
+     * values, the resource kept per Lua state like validate's and
+     * pricing's (price_call). */
+    if (!b->local_known && booking_local(op, b) != 0) {
+        return op->err->status; /* price() made it already, on every path */
     }
-    json_t *ctx = json_pack("{s:o, s:O, s:O}", "lots", lots, "booking", b->booking, "resource",
-                            b->resource);
+    int n = b->cands.count;
+    struct lot_parts *lp = calloc((size_t)n + 1, sizeof *lp);
+    struct policy_ctx_part *lots = calloc((size_t)n + 1, sizeof *lots);
+    if (lp == NULL || lots == NULL) {
+        free(lp);
+        free(lots);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        lot_parts_make(&b->cands.items[i], &lp[i]);
+        lots[i] = (struct policy_ctx_part){.fields = lp[i].f, .count = LOT_PARTS};
+    }
+    struct booking_parts bp;
+    booking_parts_make(b, &bp);
+    int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
+    const struct policy_ctx_part parts[] = {
+        {.name = "lots", .fields = lots, .count = n},
+        {.name = "booking", .fields = bp.booking, .count = 6},
+        {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 3};
     json_t *res = NULL;
-    int rc = policy_set_call(b->pol, POLICY_ORDER, ctx, &res, op->err);
-    json_decref(ctx);
+    static const enum policy_kind kind = POLICY_ORDER;
+    int rc = policy_set_call_parts(b->pol, &kind, 1, &ctx, NULL, NULL, &res, op->err);
+    free(lots);
+    free(lp);
     if (rc != 0) {
         return rc;
     }
@@ -1116,7 +1218,7 @@ op_book_plan(struct op *op, json_t *args, void **out)
         /* A lot the booking would create: left to the writer. */
         rc = p->b.cands.items[i].take > 0 && p->b.cands.items[i].lot_id == 0 ? ENG_ECONFLICT : 0;
     }
-    if (rc == 0 && p->b.usage_unit[0] == '\0') {
+    if (rc == 0 && p->b.usage_read && p->b.usage_unit[0] == '\0') {
         rc = ENG_ECONFLICT;
     }
     if (rc == 0) {
@@ -1145,8 +1247,6 @@ plan_reprice(struct op *op, struct bk *b, int64_t usage, bool *same)
     struct bk was = *b;
     struct eng_error saved = *op->err;
     *same = false;
-    json_decref(b->booking);
-    b->booking = NULL;
     b->usage = usage;
     b->usage_given = true;
     int rc = price(op, b);
@@ -1181,8 +1281,12 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
     }
     const char *zone = json_string_value(json_object_get(b->building, "timezone"));
     struct booking_recheck now;
+    /* Without a policy that read the usage, the plan has no usage
+     * condition: the counter is not asked for (unit NULL matches no row)
+     * and nothing is priced again. */
     int rc = store_booking_recheck(op->store, b->resource_id, b->start, b->end, b->user_id,
-                                   b->usage_unit, zone, b->usage_key, &now, op->err);
+                                   b->usage_read ? b->usage_unit : NULL, zone, b->usage_key,
+                                   &now, op->err);
     if (rc != 0 || now.generation != p->generation || now.taken) {
         return rc;
     }
@@ -1199,12 +1303,12 @@ plan_holds(struct op *op, struct book_plan *p, bool *holds)
         return 0;
     }
     int64_t usage = now.usage;
-    if (!now.usage_found &&
+    if (b->usage_read && !now.usage_found &&
         (rc = store_usage_get(op->store, b->user_id, b->usage_unit, zone, b->usage_key, &usage,
                               op->err)) != 0) {
         return rc;
     }
-    if (usage != b->usage) {
+    if (b->usage_read && usage != b->usage) {
         bool same = false;
         rc = plan_reprice(op, b, usage, &same);
         if (rc != 0 || !same) {

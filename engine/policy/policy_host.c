@@ -69,8 +69,21 @@
 #define POLICY_RENDER_BYTES_MAX 200
 #define POLICY_TRIP_MSG_MAX 256
 #define POLICY_ENV_KEY "allot.policy_env"
+#define POLICY_CTX_KEY "allot.policy_ctx"
+#define POLICY_TEMPLATE_NAME_MAX 16
 
 enum policy_trip { POLICY_TRIP_NONE = 0, POLICY_TRIP_INSTRUCTIONS, POLICY_TRIP_TIME };
+
+/* A kept ctx part (struct policy_ctx_part with a keep): the read-only
+ * tables it was converted to, held in the registry under `ref` (0: an
+ * empty slot; luaL_ref never gives 0). */
+struct policy_template {
+    int ref;
+    int64_t keep[2];
+    char name[POLICY_TEMPLATE_NAME_MAX];
+};
+
+struct policy_call;
 
 /* The budget of the current call (or load step).  Once `trip` is set it stays
  * set until the next policy_budget_begin, and the hook fires on every
@@ -111,6 +124,28 @@ struct policy_state {
     int64_t total_instructions_max, total_wall_ms_max;
     int fn_ref[POLICY_KIND_COUNT];
     char chunk[POLICY_KIND_COUNT][POLICY_CHUNK_NAME_MAX];
+    /* The call running (NULL between calls): what a lazy ctx field reads. */
+    struct policy_call *cur_call;
+    /* Kept ctx parts, direct-mapped by (name, keep): policy_push_part. */
+    struct policy_template templates[POLICY_TEMPLATES];
+};
+
+/* One call, or a sequence of calls on one context, shared with the
+ * protected body through a light userdata. */
+struct policy_call {
+    struct policy_state *set;
+    const enum policy_kind *kinds;
+    int count;
+    int current; /* the index of the call running (or that failed) */
+    const json_t *ctx;
+    struct policy_ctx *parts; /* instead of ctx: a ctx built from parts */
+    const void *ctx_table;    /* the Lua table of the call's ctx (identity only) */
+    bool lazy_done;           /* the lazy field was filled in (or is being) */
+    bool lazy_failed;         /* ... and its read failed: lazy_err */
+    struct eng_error lazy_err;
+    policy_next_fn next;
+    void *next_ud;
+    json_t **results; /* results[i] set once call i's result converted */
 };
 
 static const char *const policy_kind_names[] = {"pricing", "eligibility", "order",
@@ -811,6 +846,191 @@ static const luaL_Reg policy_allot_lib[] = {
 };
 
 /* ------------------------------------------------------------------------ */
+/* Read-only ctx tables and the lazy ctx field                              */
+
+/* A kept ctx part is converted once per state into read-only tables
+ * (policy_push_part), shared by every later call: each JSON container
+ * becomes an empty proxy table whose own metatable reads through to the
+ * real table (__index), refuses writes (__newindex: a proxy holds no key,
+ * so every assignment reaches it), and answers # and pairs from the real
+ * table.  Nested containers are stored in the real table as proxies too,
+ * so nothing reachable from a proxy is writable.  The metatable is locked
+ * (getmetatable gives "locked", setmetatable raises), so no policy ever
+ * holds the real table.  next, rawget and rawlen of the sandbox look
+ * through a proxy (policy_table_open), and so does the result converter,
+ * so a policy cannot tell a proxy from a plain table except by writing to
+ * it.  The address of policy_ro_tag keys the real table in a proxy's
+ * metatable; that of policy_ctx_tag marks the metatable of a ctx with a
+ * lazy field. */
+static const char policy_ro_tag = 'r';
+static const char policy_ctx_tag = 'c';
+
+static void policy_lazy_fill(lua_State *L, int t);
+
+/* [-0, +(0|1), -] the real table behind the proxy at idx, pushed (true), or
+ * nothing pushed (false: idx is no proxy).  Raw reads only; needs 2 slots. */
+static bool
+policy_ro_real(lua_State *L, int idx)
+{
+    if (lua_getmetatable(L, idx) == 0) {
+        return false;
+    }
+    if (lua_rawgetp(L, -1, &policy_ro_tag) != LUA_TTABLE) {
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_remove(L, -2);
+    return true;
+}
+
+/* [-0, +0, e] before a raw access to the table at idx (a stack index
+ * >= 1): a proxy is replaced by its real table, and a ctx with a lazy
+ * field gets the field filled in, so raw accesses see what indexing sees. */
+static void
+policy_table_open(lua_State *L, int idx)
+{
+    if (lua_getmetatable(L, idx) == 0) {
+        return;
+    }
+    if (lua_rawgetp(L, -1, &policy_ro_tag) == LUA_TTABLE) {
+        lua_replace(L, idx);
+        lua_pop(L, 1);
+        return;
+    }
+    bool is_ctx = lua_rawgetp(L, -2, &policy_ctx_tag) != LUA_TNIL;
+    lua_pop(L, 3);
+    if (is_ctx) {
+        policy_lazy_fill(L, idx);
+    }
+}
+
+/* __newindex of a proxy: luaL_error names the policy's line. */
+static int
+l_policy_ro_newindex(lua_State *L)
+{
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+    return luaL_error(L, "attempt to modify a read-only ctx table (field '%s')", key);
+}
+
+/* __len of a proxy: the real table's border, as # of a plain table. */
+static int
+l_policy_ro_len(lua_State *L)
+{
+    lua_settop(L, 1);
+    policy_table_open(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+/* The sandbox's next(t, k): Lua's, looking through proxies (and filling a
+ * lazy ctx field in first). */
+static int
+l_policy_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    policy_table_open(L, 1);
+    if (lua_next(L, 1) != 0) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of proxies and of a ctx with a lazy field: the sandbox's next
+ * over the table itself, so the real table never reaches the policy. */
+static int
+l_policy_ro_pairs(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushcfunction(L, l_policy_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* rawget and rawlen: the stock functions (upvalue 1) on the real table. */
+static int
+l_policy_rawget(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    policy_table_open(L, 1);
+    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+static int
+l_policy_rawlen(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        policy_table_open(L, 1);
+    }
+    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+/* [-1, +1, m] replaces the real table on top by a new proxy of it. */
+static void
+policy_freeze(lua_State *L)
+{
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 6);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -3);
+    lua_rawsetp(L, -2, &policy_ro_tag);
+    lua_pushcfunction(L, l_policy_ro_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, l_policy_ro_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, l_policy_ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_replace(L, -2);
+}
+
+/* [-0, +0, e] fills in the lazy field of the call's ctx (the table at t)
+ * once: reads it through the caller's function.  A failed read is kept
+ * for the caller (the call fails with it even if the policy catches the
+ * error raised here).  Another table (a ctx a policy kept from an earlier
+ * call) gets nothing. */
+static void
+policy_lazy_fill(lua_State *L, int t)
+{
+    struct policy_call *call = policy_from_state(L)->cur_call;
+    if (call == NULL || call->parts == NULL || call->lazy_done ||
+        lua_topointer(L, t) != call->ctx_table) {
+        return;
+    }
+    struct policy_ctx *pc = call->parts;
+    call->lazy_done = true;
+    pc->lazy_read = true;
+    int64_t value = 0;
+    if (pc->lazy(pc->lazy_ud, &value, &call->lazy_err) != 0) {
+        call->lazy_failed = true;
+        luaL_error(L, "ctx.%s could not be read", pc->lazy_name);
+    }
+    lua_pushstring(L, pc->lazy_name);
+    lua_pushinteger(L, (lua_Integer)value);
+    lua_rawset(L, t < 0 ? t - 2 : t);
+}
+
+/* __index of a ctx with a lazy field: the field, read on first use. */
+static int
+l_policy_ctx_index(lua_State *L)
+{
+    struct policy_call *call = policy_from_state(L)->cur_call;
+    if (call == NULL || call->parts == NULL || call->lazy_done ||
+        lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), call->parts->lazy_name) != 0) {
+        return 0;
+    }
+    lua_settop(L, 2);
+    policy_lazy_fill(L, 1);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The sandbox                                                              */
 
 /* One allow-listed library member: copied as is when wrapper is NULL, else
@@ -822,9 +1042,9 @@ struct policy_member {
 
 static const struct policy_member policy_base_members[] = {
     {"assert", NULL},   {"error", NULL},    {"getmetatable", NULL},
-    {"ipairs", NULL},   {"next", NULL},     {"pairs", NULL},
-    {"pcall", NULL},    {"rawequal", NULL}, {"rawget", NULL},
-    {"rawlen", NULL},   {"select", NULL},   {"setmetatable", l_policy_setmetatable},
+    {"ipairs", NULL},   {"next", l_policy_next}, {"pairs", NULL},
+    {"pcall", NULL},    {"rawequal", NULL}, {"rawget", l_policy_rawget},
+    {"rawlen", l_policy_rawlen},   {"select", NULL},   {"setmetatable", l_policy_setmetatable},
     {"tonumber", NULL}, {"tostring", NULL}, {"type", NULL},
     {"xpcall", l_policy_xpcall}, {"_VERSION", NULL}, {NULL, NULL},
 };
@@ -980,6 +1200,17 @@ l_policy_sandbox_open(lua_State *L)
     lua_pushliteral(L, "locked");
     lua_setfield(L, -2, "__metatable");
     lua_setfield(L, LUA_REGISTRYINDEX, POLICY_ENV_KEY);
+
+    lua_createtable(L, 0, 4); /* the metatable of a ctx with a lazy field */
+    lua_pushcfunction(L, l_policy_ctx_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_policy_ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, -2, &policy_ctx_tag);
+    lua_setfield(L, LUA_REGISTRYINDEX, POLICY_CTX_KEY);
     return 0;
 }
 
@@ -1005,12 +1236,12 @@ policy_panic(lua_State *L)
 /* JSON -> Lua (raises: runs inside the protected call)                     */
 
 static void policy_push_json(lua_State *L, const struct policy_limits *lim, const json_t *v,
-                             int depth);
+                             int depth, bool frozen);
 
 /* [-0, +1, m] a JSON object as a table with string keys. */
 static void
 policy_push_json_object(lua_State *L, const struct policy_limits *lim, const json_t *v,
-                        int depth)
+                        int depth, bool frozen)
 {
     size_t n = json_object_size(v);
     lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);
@@ -1026,7 +1257,7 @@ policy_push_json_object(lua_State *L, const struct policy_limits *lim, const jso
             luaL_error(L, "ctx: key longer than %d bytes", (int)lim->string_bytes_max);
         }
         lua_pushlstring(L, json_object_iter_key(it), key_len);
-        policy_push_json(L, lim, value, depth + 1);
+        policy_push_json(L, lim, value, depth + 1, frozen);
         lua_rawset(L, -3);
     }
 }
@@ -1035,7 +1266,7 @@ policy_push_json_object(lua_State *L, const struct policy_limits *lim, const jso
  * (nil), as Lua has no other way to say it. */
 static void
 policy_push_json_array(lua_State *L, const struct policy_limits *lim, const json_t *v,
-                       int depth)
+                       int depth, bool frozen)
 {
     size_t n = json_array_size(v);
     if (n > (size_t)INT_MAX) {
@@ -1045,18 +1276,20 @@ policy_push_json_array(lua_State *L, const struct policy_limits *lim, const json
     for (size_t i = 0; i < n; i++) {
         const json_t *item = json_array_get(v, i);
         if (!json_is_null(item)) {
-            policy_push_json(L, lim, item, depth + 1);
+            policy_push_json(L, lim, item, depth + 1, frozen);
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
     }
 }
 
-/* [-0, +1, m] pushes v; containers count one level each from depth 1.
- * The caller made room for the deepest value the depth limit admits (each
- * open container holds its table and a key on the stack), once per call
- * instead of once per value. */
+/* [-0, +1, m] pushes v; containers count one level each from depth 1, and
+ * become read-only proxies when frozen (policy_freeze).  The caller made
+ * room for the deepest value the depth limit admits (each open container
+ * holds its table and a key on the stack, and a proxy 3 more slots at the
+ * innermost level), once per call instead of once per value. */
 static void
-policy_push_json(lua_State *L, const struct policy_limits *lim, const json_t *v, int depth)
+policy_push_json(lua_State *L, const struct policy_limits *lim, const json_t *v, int depth,
+                 bool frozen)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -1065,9 +1298,12 @@ policy_push_json(lua_State *L, const struct policy_limits *lim, const json_t *v,
             luaL_error(L, "ctx: nested deeper than %d levels", lim->convert_depth_max);
         }
         if (json_is_object(v)) {
-            policy_push_json_object(L, lim, v, depth);
+            policy_push_json_object(L, lim, v, depth, frozen);
         } else {
-            policy_push_json_array(L, lim, v, depth);
+            policy_push_json_array(L, lim, v, depth, frozen);
+        }
+        if (frozen) {
+            policy_freeze(L);
         }
         break;
     case JSON_STRING:
@@ -1316,6 +1552,15 @@ policy_to_json(lua_State *L, struct policy_conv *cv, int idx, int depth)
         break;
     }
     case LUA_TTABLE:
+        if (!lua_checkstack(L, 3)) {
+            return policy_conv_fail(cv, "tables nested too deeply");
+        }
+        if (policy_ro_real(L, idx)) {
+            /* A read-only ctx table converts as the table it shows. */
+            v = policy_table_to_json(L, cv, lua_gettop(L), depth);
+            lua_pop(L, 1);
+            return v;
+        }
         return policy_table_to_json(L, cv, idx, depth);
     default:
         return policy_conv_fail(cv, "a %s", luaL_typename(L, idx));
@@ -2276,18 +2521,132 @@ policy_set_total_check(struct policy_set *pset, struct eng_error *err)
     return rc;
 }
 
-/* One call, or a sequence of calls on one context, shared with the
- * protected body through a light userdata. */
-struct policy_call {
-    struct policy_state *set;
-    const enum policy_kind *kinds;
-    int count;
-    int current; /* the index of the call running (or that failed) */
-    const json_t *ctx;
-    policy_next_fn next;
-    void *next_ud;
-    json_t **results; /* results[i] set once call i's result converted */
-};
+/* The template slot of a kept part: FNV-1a of the name, mixed with keep. */
+static size_t
+policy_template_slot(const struct policy_ctx_part *p)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (const char *c = p->name; *c != '\0'; c++) {
+        h = (h ^ (unsigned char)*c) * UINT64_C(1099511628211);
+    }
+    h ^= (uint64_t)p->keep[0] * UINT64_C(0x9E3779B97F4A7C15);
+    h = (h ^ (h >> 29)) * UINT64_C(0xBF58476D1CE4E5B9);
+    h ^= (uint64_t)p->keep[1] * UINT64_C(0xC2B2AE3D27D4EB4F);
+    h ^= h >> 32;
+    return (size_t)(h & (POLICY_TEMPLATES - 1));
+}
+
+/* [-0, +1, e] the value of one ctx part: a kept container from the state's
+ * templates (converted and kept on a miss, replacing whatever held the
+ * slot), anything else converted afresh. */
+static void policy_push_fields(lua_State *L, struct policy_state *set,
+                               const struct policy_ctx_part *fields, int count, int depth);
+
+static void
+policy_push_part(lua_State *L, struct policy_state *set, const struct policy_ctx_part *p,
+                 int depth)
+{
+    if (p->is_integer) {
+        lua_pushinteger(L, (lua_Integer)p->integer);
+        return;
+    }
+    if (p->string != NULL) {
+        size_t len = strlen(p->string);
+        if (len > set->limits.string_bytes_max) {
+            luaL_error(L, "ctx: string longer than %d bytes", (int)set->limits.string_bytes_max);
+        }
+        lua_pushlstring(L, p->string, len);
+        return;
+    }
+    if (p->fields != NULL) {
+        policy_push_fields(L, set, p->fields, p->count, depth + 1);
+        return;
+    }
+    if (p->value == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    bool keep = (p->keep[0] != 0 || p->keep[1] != 0) && p->name != NULL &&
+                (json_is_object(p->value) || json_is_array(p->value)) &&
+                strlen(p->name) < POLICY_TEMPLATE_NAME_MAX;
+    if (!keep) {
+        policy_push_json(L, &set->limits, p->value, depth + 1, false);
+        return;
+    }
+    struct policy_template *t = &set->templates[policy_template_slot(p)];
+    if (t->ref != 0 && t->keep[0] == p->keep[0] && t->keep[1] == p->keep[1] &&
+        strcmp(t->name, p->name) == 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        return;
+    }
+    policy_push_json(L, &set->limits, p->value, depth + 1, true);
+    lua_pushvalue(L, -1);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: the slot is left as it was */
+    if (t->ref != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    }
+    t->ref = ref;
+    t->keep[0] = p->keep[0];
+    t->keep[1] = p->keep[1];
+    snprintf(t->name, sizeof t->name, "%s", p->name);
+}
+
+/* Drops every kept part (after a memory error, so the policies get their
+ * whole memory back). */
+static void
+policy_templates_drop(struct policy_state *set)
+{
+    for (int i = 0; i < POLICY_TEMPLATES; i++) {
+        if (set->templates[i].ref != 0) {
+            luaL_unref(set->L, LUA_REGISTRYINDEX, set->templates[i].ref);
+            set->templates[i].ref = 0;
+        }
+    }
+}
+
+/* [-0, +1, e] a table of parts (at nesting depth `depth`, ctx being 1);
+ * `extra` more hash slots are made for fields added later. */
+static void
+policy_push_fields_n(lua_State *L, struct policy_state *set, const struct policy_ctx_part *fields,
+                     int count, int depth, int extra)
+{
+    if (depth > set->limits.convert_depth_max) {
+        luaL_error(L, "ctx: nested deeper than %d levels", set->limits.convert_depth_max);
+    }
+    bool list = count > 0 && fields[0].name == NULL;
+    lua_createtable(L, list ? count : 0, list ? 0 : count + extra);
+    for (int i = 0; i < count; i++) {
+        policy_push_part(L, set, &fields[i], depth);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1); /* absent (a hole in a list, as JSON null) */
+        } else if (fields[i].name == NULL) {
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        } else {
+            lua_setfield(L, -2, fields[i].name); /* a new table: raw */
+        }
+    }
+}
+
+static void
+policy_push_fields(lua_State *L, struct policy_state *set, const struct policy_ctx_part *fields,
+                   int count, int depth)
+{
+    policy_push_fields_n(L, set, fields, count, depth, 0);
+}
+
+/* [-0, +1, e] the ctx table built from the call's parts. */
+static void
+policy_push_parts(lua_State *L, struct policy_state *set, struct policy_call *call)
+{
+    const struct policy_ctx *pc = call->parts;
+    luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 8, "ctx nested too deeply");
+    policy_push_fields_n(L, set, pc->parts, pc->count, 1, pc->lazy_name != NULL ? 1 : 0);
+    if (pc->lazy_name != NULL) {
+        lua_getfield(L, LUA_REGISTRYINDEX, POLICY_CTX_KEY);
+        lua_setmetatable(L, -2);
+    }
+    call->ctx_table = lua_topointer(L, -1);
+}
 
 /* [-1, +0, e] the protected body: ctx -> Lua once, then each policy under
  * its own budget, its result -> JSON with raw accessors, and the caller's
@@ -2299,10 +2658,13 @@ l_policy_call(lua_State *L)
     struct policy_state *set = call->set;
     luaL_checkstack(L, 4, NULL);
     /* ctx is built fresh for every call (every sequence), so a policy that
-     * writes into it cannot leave anything behind for the next request. */
-    if (call->ctx != NULL) {
+     * writes into it cannot leave anything behind for the next request;
+     * the kept parts in it are read-only for the same reason. */
+    if (call->parts != NULL) {
+        policy_push_parts(L, set, call);
+    } else if (call->ctx != NULL) {
         luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 4, "ctx nested too deeply");
-        policy_push_json(L, &set->limits, call->ctx, 1);
+        policy_push_json(L, &set->limits, call->ctx, 1, false);
     } else {
         lua_pushnil(L);
     }
@@ -2350,11 +2712,19 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
     lua_pushcfunction(L, l_policy_call);
     lua_pushlightuserdata(L, call);
     policy_budget_begin(set);
+    set->cur_call = call;
     int status = lua_pcall(L, 1, 0, base + 1);
+    set->cur_call = NULL;
     policy_budget_end(set);
     int rc = 0;
     policy_total_charge(set);
-    if (status != LUA_OK && set->budget.trip != POLICY_TRIP_NONE &&
+    if (call->lazy_failed) {
+        /* The engine's own failure (storage): not the policy's, whatever
+         * the policy made of the error. */
+        *err = call->lazy_err;
+        rc = err->status != ENG_OK ? err->status
+                                   : eng_error_set(err, ENG_ESTORE, "a lazy ctx field failed");
+    } else if (status != LUA_OK && set->budget.trip != POLICY_TRIP_NONE &&
         policy_total_spent(set, set->budget.trip == POLICY_TRIP_INSTRUCTIONS &&
                                     set->budget.total_bounds_instructions,
                            set->budget.trip == POLICY_TRIP_TIME && set->budget.total_bounds_time,
@@ -2379,6 +2749,7 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
     /* The collector keeps pace with allocation by itself; after a memory
      * error a full collection gives the next call its whole budget back. */
     if (status == LUA_ERRMEM) {
+        policy_templates_drop(set);
         lua_gc(L, LUA_GCCOLLECT);
     }
     return rc;
@@ -2461,6 +2832,42 @@ policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int c
     struct policy_call call = {.kinds = kinds, .count = count, .ctx = ctx, .next = next,
                                .next_ud = ud, .results = results};
     return policy_set_run(set, &call, err);
+}
+
+int
+policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds, int count,
+                      struct policy_ctx *ctx, policy_next_fn next, void *ud, json_t **results,
+                      struct eng_error *err)
+{
+    ENG_ASSERT(set != NULL && kinds != NULL && results != NULL && count > 0 && ctx != NULL);
+    ENG_ASSERT(ctx->lazy_name == NULL || ctx->lazy != NULL);
+    ctx->lazy_read = false;
+    for (int i = 0; i < count; i++) {
+        results[i] = NULL;
+        if ((unsigned)kinds[i] >= POLICY_KIND_COUNT) {
+            return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kinds[i]);
+        }
+    }
+    /* A total budget is charged call by call (policy_set_call_seq): each
+     * call then gets a ctx of its own. */
+    bool apart = atomic_load_explicit(&set->pinned, memory_order_relaxed);
+    for (int i = 0; i < count; i++) {
+        struct policy_call call = {.kinds = kinds + i, .count = apart ? 1 : count - i,
+                                   .parts = ctx, .next = next, .next_ud = ud,
+                                   .results = results + i};
+        int rc = policy_set_run(set, &call, err);
+        if (rc != 0) {
+            for (int j = 0; j < i; j++) {
+                json_decref(results[j]);
+                results[j] = NULL;
+            }
+            return rc;
+        }
+        if (!apart || (i + 1 < count && next != NULL && !next(ud, kinds[i], results[i]))) {
+            break;
+        }
+    }
+    return 0;
 }
 
 uint64_t

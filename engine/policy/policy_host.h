@@ -11,8 +11,10 @@
  * one.
  *
  * Inputs and outputs cross the boundary as jansson values: `ctx` is converted
- * to a fresh Lua table per call (per sequence: policy_set_call_seq), the
- * result back to JSON with raw accessors inside one protected call.  Lua
+ * to a fresh Lua table per call (per sequence: policy_set_call_seq), or
+ * built from parts (policy_set_call_parts: C values, JSON, and kept parts
+ * shared by calls as read-only tables), the result back to JSON with raw
+ * accessors inside one protected call.  Lua
  * integers become JSON integers, Lua floats JSON reals; NaN/inf, functions,
  * userdata, cycles, depth > convert_depth_max and strings > string_bytes_max
  * are refused as policy errors.
@@ -138,6 +140,63 @@ typedef bool (*policy_next_fn)(void *ud, enum policy_kind kind, const json_t *re
 ENG_MUST_CHECK int policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds,
                                        int count, const json_t *ctx, policy_next_fn next,
                                        void *ud, json_t **results, struct eng_error *err);
+
+/* One field of a call's ctx built from parts (policy_set_call_parts):
+ * ctx[name] = the integer `integer` when is_integer, else the string
+ * `string` (borrowed) when not NULL, else a table of the `count` parts
+ * `fields` (borrowed; nested as deep as convert_depth_max) when not NULL,
+ * else `value` (JSON, borrowed; NULL or JSON null: absent).  Fields and
+ * integers cost no JSON at all.  Fields whose first part has a NULL name
+ * make a list: part i is item i + 1 (all names NULL; an absent part is a
+ * hole, as a JSON null).  A part whose `keep` is not {0, 0} is
+ * one the caller promises is the same JSON whenever (name, keep) is the
+ * same (an entity id and the portfolio generation it was read at): each
+ * state converts it once into read-only tables and hands the same tables to
+ * every later call (at most POLICY_TEMPLATES kept per state, replaced as
+ * they collide).  Reading them works as on plain tables (indexing, pairs,
+ * ipairs, next, #, rawget, rawlen); writing into them raises "attempt to
+ * modify a read-only ctx table".  Names of kept parts are at most 15
+ * bytes. */
+#define POLICY_TEMPLATES 256
+struct policy_ctx_part {
+    const char *name;
+    const json_t *value;
+    bool is_integer;
+    int64_t integer;
+    const char *string;
+    const struct policy_ctx_part *fields;
+    int count;
+    int64_t keep[2];
+};
+
+/* Reads the value of a lazy ctx field; 0 and *value, or a negative
+ * eng_status with details in *err (the call then fails with that error,
+ * whatever the policy did with it).  Runs inside the policy call, on the
+ * caller's thread. */
+typedef int (*policy_lazy_fn)(void *ud, int64_t *value, struct eng_error *err);
+
+/* The ctx of policy_set_call_parts: the parts, and at most one lazy integer
+ * field `lazy_name` whose value lazy(lazy_ud) is read only when a policy
+ * looks at it (indexes it, or walks ctx with pairs or next, or rawgets it),
+ * at most once per ctx.  lazy_read tells the caller afterwards whether it
+ * was read by any call of the sequence (when it was not, no answer depends
+ * on it).  ctx itself is a fresh table per sequence with a locked
+ * metatable; top-level writes work as on a plain table. */
+struct policy_ctx {
+    const struct policy_ctx_part *parts;
+    int count;
+    const char *lazy_name; /* NULL: no lazy field */
+    policy_lazy_fn lazy;
+    void *lazy_ud;
+    bool lazy_read; /* out */
+};
+
+/* policy_set_call_seq with a ctx built from parts (above) instead of one
+ * JSON object.  Same contract otherwise; a failure of the lazy read is
+ * returned as its own error (e.g. ENG_ESTORE), not as a policy error. */
+ENG_MUST_CHECK int policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds,
+                                         int count, struct policy_ctx *ctx, policy_next_fn next,
+                                         void *ud, json_t **results, struct eng_error *err);
 
 /* Gives the set a total budget that all its later calls share, for a
  * caller that owns the set alone and runs many calls on it (a simulation

@@ -40,9 +40,15 @@
 
 local M = {}
 
+-- Library functions as locals: a global is two table lookups (the
+-- sandbox's _ENV, then the read-only library table), a local one register.
+-- Policies run on every quote, so the default keeps its hot path lean:
+-- locals, no pcall where a plain check does, one table for the result.
 local milli_of = allot.milli
 local ceil_div = allot.ceil_div
 local floor_div = allot.floor_div
+local type, pcall, error = type, pcall, error
+local tointeger, math_type = math.tointeger, math.type
 
 local DEFAULT_INCREMENT_MINUTES = 15
 local CREDIT_CONFIG_MAX = 1000000000        -- credits per hour / per block / max
@@ -71,7 +77,7 @@ local function show(v)
 end
 
 local function whole(v, what, low, high)
-    local i = type(v) == "number" and math.tointeger(v) or nil
+    local i = type(v) == "number" and tointeger(v) or nil
     if i == nil then
         refuse(what .. " must be a whole number (got " .. show(v) .. ")")
     end
@@ -92,8 +98,11 @@ local function credit_milli(v, what)
     if v > CREDIT_CONFIG_MAX then
         refuse(what .. " must be at most " .. CREDIT_CONFIG_MAX)
     end
+    if math_type(v) == "integer" then
+        return v * 1000 -- what allot.milli gives for a whole number
+    end
     local ok, m = pcall(milli_of, v)
-    if not ok or math.type(m) ~= "integer" then
+    if not ok or math_type(m) ~= "integer" then
         refuse(what .. " must have at most 3 decimals (got " .. show(v) .. ")")
     end
     return m
@@ -366,11 +375,11 @@ local function compute(ctx)
     end
 
     local minutes = booking.minutes
-    if absent(minutes) and math.type(booking.start) == "integer"
-        and math.type(booking["end"]) == "integer" then
+    if absent(minutes) and math_type(booking.start) == "integer"
+        and math_type(booking["end"]) == "integer" then
         minutes = (booking["end"] - booking.start) // 60
     end
-    minutes = type(minutes) == "number" and math.tointeger(minutes) or nil
+    minutes = type(minutes) == "number" and tointeger(minutes) or nil
     if minutes == nil or minutes <= 0 then
         refuse("duration must be positive")
     end
@@ -381,17 +390,16 @@ local function compute(ctx)
         refuse("duration must be a multiple of " .. increment .. " minutes")
     end
 
-    local result = {}
+    local credits, unit, money, before
     if credits_cfg then
-        local unit = credits_cfg.unit
+        unit = credits_cfg.unit
         if absent(unit) then
             unit = "hour"
         end
         if unit ~= "hour" and unit ~= "coin" then
             refuse('pricing.credits.unit must be "hour" or "coin" (got ' .. show(unit) .. ")")
         end
-        result.credits = credit_price(credits_cfg, booking, minutes)
-        result.unit = unit
+        credits = credit_price(credits_cfg, booking, minutes)
     end
     if money_cfg and resource.credit_only ~= true then
         local rate = money_cfg.per_hour
@@ -401,11 +409,11 @@ local function compute(ctx)
         rate = whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
         local pm = booking.discount_pm
         pm = absent(pm) and 0 or whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
-        local before = floor_div(rate * minutes + 30, 60)
-        result.money_before_discount = before
-        result.money = before - part(before, pm)
+        before = floor_div(rate * minutes + 30, 60)
+        money = before - part(before, pm)
     end
-    return result
+    -- Absent (nil) fields are simply not in the result.
+    return { credits = credits, unit = unit, money = money, money_before_discount = before }
 end
 
 function M.price(ctx)

@@ -10,6 +10,7 @@
 local M = {}
 
 local DURATION_S_MAX = 7 * 24 * 3600 -- 10080 minutes
+local type = type -- a local: one register instead of a lookup through _ENV
 
 function M.validate(ctx)
     local booking = ctx.booking or {}

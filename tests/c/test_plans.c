@@ -325,9 +325,10 @@ main(void)
     json_decref(e);
     json_decref(read);
 
-    /* The same user twice: the second plan read the usage counter before
-     * the first booking moved it; validate and pricing run again in the
-     * writer with the new usage, give the same answer, and the plan holds. */
+    /* The same user twice, with the default policies, which never look at
+     * ctx.user_usage_month: the plans carry no usage condition, so the
+     * first booking moving the counter changes nothing for the second;
+     * both are applied and neither is priced again in the writer. */
     struct attempt f = {rooms[0], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
     struct attempt g = {rooms[1], u2, "2026-01-13T09:00:00Z", "2026-01-13T10:00:00Z"};
     ops_plan_stats(&s0);
@@ -336,7 +337,7 @@ main(void)
     CHECK_INT(f.rc, 0);
     CHECK_INT(g.rc, 0);
     CHECK_INT(s1.applied - s0.applied, 2);
-    CHECK_INT(s1.repriced - s0.repriced, 1);
+    CHECK_INT(s1.repriced - s0.repriced, 0);
     CHECK_INT(s1.recomputed - s0.recomputed, 0);
     json_t *af = json_object_get(json_object_get(f.out, "credits"), "balance_after");
     json_t *ag = json_object_get(json_object_get(g.out, "credits"), "balance_after");
@@ -347,6 +348,39 @@ main(void)
     json_decref(one);
     json_decref(f.out);
     json_decref(g.out);
+
+    /* A validate policy that reads the usage (and accepts anything): the
+     * second plan read the counter before the first booking moved it, so
+     * validate and pricing run again in the writer with the new usage,
+     * give the same answer, and the plan holds. */
+    json_decref(must("policies.put",
+                     json_pack("{s:s, s:s, s:s}", "building_id", bld, "kind", "validate",
+                               "source",
+                               "local M = {}\n"
+                               "function M.validate(ctx)\n"
+                               "  if ctx.user_usage_month > 10 ^ 12 then\n"
+                               "    return { error = 'never' }\n"
+                               "  end\n"
+                               "  return true\n"
+                               "end\n"
+                               "return M\n")));
+    f = (struct attempt){rooms[0], u2, "2026-01-20T09:00:00Z", "2026-01-20T09:30:00Z"};
+    g = (struct attempt){rooms[1], u2, "2026-01-20T09:00:00Z", "2026-01-20T09:30:00Z"};
+    ops_plan_stats(&s0);
+    race2(&f, &g);
+    ops_plan_stats(&s1);
+    CHECK_INT(f.rc, 0);
+    CHECK_INT(g.rc, 0);
+    CHECK_INT(s1.applied - s0.applied, 2);
+    CHECK_INT(s1.repriced - s0.repriced, 1);
+    CHECK_INT(s1.recomputed - s0.recomputed, 0);
+    /* Both cancelled (full refund by an admin): the lots keep what the
+     * cases below need. */
+    for (int i = 0; i < 2; i++) {
+        json_t *paid = i == 0 ? f.out : g.out;
+        json_decref(must("bookings.cancel", json_pack("{s:O}", "id", json_object_get(paid, "id"))));
+        json_decref(paid);
+    }
 
     /* A validate policy that reads the usage: one booking a month by
      * credits.  Both plans saw none; the second is refused once the first

@@ -1043,6 +1043,209 @@ test_call_seq(void)
     policy_set_release(set);
 }
 
+
+/* The lazy field of test_call_parts: counts its reads; fails when asked. */
+struct lazy_probe {
+    int reads;
+    int64_t value;
+    bool fail;
+};
+
+static int
+lazy_probe_read(void *ud, int64_t *value, struct eng_error *err)
+{
+    struct lazy_probe *p = ud;
+    p->reads++;
+    if (p->fail) {
+        return eng_error_set(err, ENG_ESTORE, "probe: disk on fire");
+    }
+    *value = p->value;
+    return 0;
+}
+
+/* Calls pricing with a ctx of one kept part `res` (keep {7, gen}), `n`,
+ * and the lazy field `usage`. */
+static int
+call_parts(struct policy_set *set, const json_t *res, int64_t gen, struct lazy_probe *probe,
+           json_t **out, bool *lazy_read, struct eng_error *err)
+{
+    const struct policy_ctx_part parts[] = {
+        {.name = "resource", .value = res, .keep = {7, gen}},
+        {.name = "n", .is_integer = true, .integer = 4},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 2, .lazy_name = "usage",
+                             .lazy = lazy_probe_read, .lazy_ud = probe};
+    static const enum policy_kind kind = POLICY_PRICING;
+    int rc = policy_set_call_parts(set, &kind, 1, &ctx, NULL, NULL, out, err);
+    *lazy_read = ctx.lazy_read;
+    return rc;
+}
+
+/* Kept ctx parts (read-only, shared by every call of a state) and the lazy
+ * field: reading works as on plain tables, writing raises and leaves
+ * nothing for the next call, and the lazy field is read only when looked
+ * at. */
+static void
+test_call_parts(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    /* ctx.mode picks what the policy does (a plain part of each call). */
+    CHECK_INT(load_pricing(
+                  "local M = {}\n"
+                  "function M.price(ctx)\n"
+                  "  local r = ctx.resource\n"
+                  "  local keys, n = {}, 0\n"
+                  "  for k in pairs(r) do keys[#keys + 1] = k end\n"
+                  "  table.sort(keys)\n"
+                  "  for _, t in ipairs(r.tags) do n = n + #t end\n"
+                  "  local first = next(r.tags)\n"
+                  "  local out = { keys = table.concat(keys, ','), tags = r.tags, len = #r.tags,\n"
+                  "    raw = rawget(r, 'name'), rawlen = rawlen(r.tags), chars = n,\n"
+                  "    first = first, per_hour = r.pricing.credits.per_hour,\n"
+                  "    mt = getmetatable(r), n = ctx.n }\n"
+                  "  if r.name == 'write' then r.name = 'changed' end\n"
+                  "  if r.name == 'deep' then r.pricing.credits.per_hour = 99 end\n"
+                  "  if r.name == 'sort' then table.sort(r.tags) end\n"
+                  "  if r.name == 'usage' then out.usage = ctx.usage; out.again = ctx.usage end\n"
+                  "  if r.name == 'walk' then for k, v in pairs(ctx) do out[k .. '_seen'] = true end end\n"
+                  "  if r.name == 'pcall' then out.ok = pcall(function() return ctx.usage end) end\n"
+                  "  return out\n"
+                  "end\n"
+                  "return M\n",
+                  &slow, &set, &err),
+              0);
+    json_t *res = json_pack("{s:s, s:[s, s], s:{s:{s:i}}}", "name", "room", "tags", "b", "a",
+                            "pricing", "credits", "per_hour", 2);
+    struct lazy_probe probe = {.value = 1234};
+    json_t *out = NULL;
+    bool read = true;
+    for (int round = 0; round < 2; round++) {
+        /* The second round takes the kept tables: the same answer. */
+        CHECK_INT(call_parts(set, res, 1, &probe, &out, &read, &err), 0);
+        CHECK_STR(json_string_value(json_object_get(out, "keys")), "name,pricing,tags");
+        CHECK_INT(int_at(out, "len"), 2);
+        CHECK_INT(int_at(out, "rawlen"), 2);
+        CHECK_INT(int_at(out, "chars"), 2);
+        CHECK_INT(int_at(out, "first"), 1);
+        CHECK_INT(int_at(out, "per_hour"), 2);
+        CHECK_INT(int_at(out, "n"), 4);
+        CHECK_STR(json_string_value(json_object_get(out, "raw")), "room");
+        CHECK_STR(json_string_value(json_object_get(out, "mt")), "locked");
+        /* A kept table in a result converts as the table it shows. */
+        CHECK_STR(json_string_value(json_array_get(json_object_get(out, "tags"), 1)), "a");
+        CHECK(!read);
+        json_decref(out);
+    }
+    CHECK_INT(probe.reads, 0);
+    /* Writes into kept tables raise, at any depth and through table.*. */
+    static const char *const writes[] = {"write", "deep", "sort"};
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        json_t *w = json_pack("{s:s, s:[s, s], s:{s:{s:i}}}", "name", writes[i], "tags", "b",
+                              "a", "pricing", "credits", "per_hour", 2);
+        for (int round = 0; round < 2; round++) {
+            CHECK_INT(call_parts(set, w, 1 + (int64_t)i + 1, &probe, &out, &read, &err),
+                      ENG_EPOLICY);
+            CHECK(has(err.msg, "attempt to modify a read-only ctx table"));
+        }
+        json_decref(w);
+    }
+    /* ... and the next call still sees the kept values as they were. */
+    CHECK_INT(call_parts(set, res, 1, &probe, &out, &read, &err), 0);
+    CHECK_INT(int_at(out, "per_hour"), 2);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(out, "tags"), 0)), "b");
+    json_decref(out);
+    /* The lazy field: read once, when indexed, and reported read. */
+    json_t *u = json_pack("{s:s, s:[], s:{s:{s:i}}}", "name", "usage", "tags", "pricing",
+                          "credits", "per_hour", 1);
+    CHECK_INT(call_parts(set, u, 9, &probe, &out, &read, &err), 0);
+    CHECK(read);
+    CHECK_INT(probe.reads, 1);
+    CHECK_INT(int_at(out, "usage"), 1234);
+    CHECK_INT(int_at(out, "again"), 1234);
+    json_decref(out);
+    /* Walking ctx shows it too (pairs reads it first). */
+    json_t *walk = json_pack("{s:s, s:[], s:{s:{s:i}}}", "name", "walk", "tags", "pricing",
+                             "credits", "per_hour", 1);
+    CHECK_INT(call_parts(set, walk, 10, &probe, &out, &read, &err), 0);
+    CHECK(read);
+    CHECK(json_is_true(json_object_get(out, "usage_seen")));
+    CHECK(json_is_true(json_object_get(out, "resource_seen")));
+    json_decref(out);
+    /* A failed read fails the call with its own error, even when the
+     * policy catches it. */
+    json_t *pc = json_pack("{s:s, s:[], s:{s:{s:i}}}", "name", "pcall", "tags", "pricing",
+                           "credits", "per_hour", 1);
+    probe.fail = true;
+    CHECK_INT(call_parts(set, pc, 11, &probe, &out, &read, &err), ENG_ESTORE);
+    CHECK(has(err.msg, "disk on fire"));
+    CHECK(out == NULL);
+    probe.fail = false;
+    CHECK_INT(call_parts(set, pc, 11, &probe, &out, &read, &err), 0);
+    CHECK(json_is_true(json_object_get(out, "ok")));
+    json_decref(out);
+    json_decref(pc);
+    json_decref(walk);
+    json_decref(u);
+    json_decref(res);
+    policy_set_release(set);
+}
+
+/* Parts built from C values: strings, nested fields, lists (with a hole),
+ * and a depth beyond convert_depth_max refused. */
+static void
+test_call_parts_values(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing("return { price = function(ctx)\n"
+                           "  return { n = #ctx.list, x = ctx.list[2].x, s = ctx.s,\n"
+                           "    hole = ctx.list[3] == nil, last = ctx.list[4].x,\n"
+                           "    inner = ctx.rec.inner.v } end }",
+                           &slow, &set, &err),
+              0);
+    const struct policy_ctx_part item_a[] = {{.name = "x", .is_integer = true, .integer = 1}};
+    const struct policy_ctx_part item_b[] = {{.name = "x", .string = "two"}};
+    const struct policy_ctx_part list[] = {
+        {.fields = item_a, .count = 1},
+        {.fields = item_b, .count = 1},
+        {.value = NULL},
+        {.fields = item_a, .count = 1},
+    };
+    const struct policy_ctx_part inner[] = {{.name = "v", .is_integer = true, .integer = 9}};
+    const struct policy_ctx_part rec[] = {{.name = "inner", .fields = inner, .count = 1}};
+    const struct policy_ctx_part parts[] = {
+        {.name = "list", .fields = list, .count = 4},
+        {.name = "s", .string = "hello"},
+        {.name = "rec", .fields = rec, .count = 1},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 3};
+    static const enum policy_kind kind = POLICY_PRICING;
+    json_t *out = NULL;
+    CHECK_INT(policy_set_call_parts(set, &kind, 1, &ctx, NULL, NULL, &out, &err), 0);
+    CHECK_INT(int_at(out, "n"), 4);
+    CHECK_STR(json_string_value(json_object_get(out, "x")), "two");
+    CHECK_STR(json_string_value(json_object_get(out, "s")), "hello");
+    CHECK(json_is_true(json_object_get(out, "hole")));
+    CHECK_INT(int_at(out, "last"), 1);
+    CHECK_INT(int_at(out, "inner"), 9);
+    json_decref(out);
+    policy_set_release(set);
+    /* Three levels of fields under ctx with a depth limit of 3: refused. */
+    struct policy_limits shallow = slow;
+    shallow.convert_depth_max = 3;
+    CHECK_INT(load_pricing("return { price = function(ctx) return {} end }", &shallow, &set,
+                           &err),
+              0);
+    const struct policy_ctx_part deep[] = {{.name = "rec", .fields = rec, .count = 1}};
+    const struct policy_ctx_part top[] = {{.name = "deep", .fields = deep, .count = 1}};
+    struct policy_ctx too_deep = {.parts = top, .count = 1};
+    CHECK_INT(policy_set_call_parts(set, &kind, 1, &too_deep, NULL, NULL, &out, &err),
+              ENG_EPOLICY);
+    CHECK(has(err.msg, "nested deeper than 3 levels"));
+    policy_set_release(set);
+}
+
 static char *
 read_policy(const char *dir, const char *name, size_t *len)
 {
@@ -1127,6 +1330,8 @@ main(void)
     test_normal_call();
     test_thread_copies();
     test_call_seq();
+    test_call_parts();
+    test_call_parts_values();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();
