@@ -476,6 +476,9 @@ main(int argc, char **argv)
         ticker_stop(&ticker);
     }
     http_server_stop(&srv);
+    char stats[512];
+    engine_stats_text(&eng, stats, sizeof stats);
+    fprintf(stderr, "allotd: since start: %s\n", stats);
     engine_auth_thread_done();
     engine_close(&eng);
     pidfile_release(o.pid_file, pid_fd);
