@@ -6,7 +6,6 @@
  * still set to their safe values, so that nothing changes if a request
  * ever fell through (security notes §2.3). */
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,38 +360,6 @@ connection_close(const struct mg_connection *cconn)
     }
 }
 
-/* Request workers run under SCHED_BATCH (Linux): a worker woken by its
- * socket, a reader handed over or its write committed then waits for the
- * running thread's time slice instead of preempting it.  With one worker
- * per connection, 64 connections on 2 cores used to preempt each other in
- * the middle of requests (so holding locks and connections longer), and
- * every worker the group-commit writer woke took the writer's core from
- * it before it had woken the rest and begun the next batch (issue 12,
- * engine/README.md "Per-request costs").  The writer and the other
- * threads keep the normal policy.  A batch thread is otherwise scheduled
- * like any other (same share of the CPU); changing to it needs no
- * privilege, and a refusal leaves the worker as it was. */
-#if defined(__linux__)
-#ifndef SCHED_BATCH
-#define SCHED_BATCH 3 /* <sched.h> declares it only with _GNU_SOURCE */
-#endif
-#endif
-
-static void *
-init_thread(const struct mg_context *ctx, int thread_type)
-{
-    (void)ctx;
-#if defined(__linux__)
-    if (thread_type == 1) { /* a worker (0: the master, 2: internal) */
-        struct sched_param sp = {.sched_priority = 0};
-        (void)sched_setscheduler(0, SCHED_BATCH, &sp);
-    }
-#else
-    (void)thread_type;
-#endif
-    return NULL;
-}
-
 /* civetweb's own diagnostics go to the server log. */
 static int
 log_message(const struct mg_connection *conn, const char *message)
@@ -471,7 +438,6 @@ http_server_start(struct http_server *srv, struct engine *eng, const struct http
     callbacks.log_message = log_message;
     callbacks.http_error = http_error;
     callbacks.connection_close = connection_close;
-    callbacks.init_thread = init_thread;
     char why[256] = "";
     unsigned code = 0;
     struct mg_init_data init = {&callbacks, srv, options};

@@ -161,7 +161,13 @@ describe("under concurrency", function()
     assert.is_true(tonumber(writes) >= 40 + 40, log) -- the rooms, the bookings
     assert.is_true(tonumber(batches) <= tonumber(writes), log)
     assert.equal(40, tonumber(plans), log)
-    assert.equal(0, tonumber(left), log)
+    if env.db:find("://", 1, true) then
+      -- PostgreSQL keeps 4 readers by default (each is a server process):
+      -- plans finding none free are still computed, by the writer.
+      assert.is_true(tonumber(left) <= 40, log)
+    else
+      assert.equal(0, tonumber(left), log)
+    end
     local fine, out = verify(env.db)
     assert.is_true(fine, out)
   end)
