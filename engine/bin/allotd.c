@@ -10,8 +10,11 @@
  * period ticker, then the "listening" line.  SIGTERM or SIGINT stops the
  * listener, waits for requests in flight (each acknowledged write has been
  * committed before its response was written), closes the engine and exits
- * 0.  SIGHUP rebuilds every building's policy set from the database and
- * the policy directory; a set that fails to load keeps the old one serving.
+ * 0, after one line of counters on stderr ("allotd: since start: ...":
+ * group-commit batches, the writer's busy time, booking plans and reader
+ * waits; engine_stats).  SIGHUP rebuilds every building's policy set from
+ * the database and the policy directory; a set that fails to load keeps
+ * the old one serving.
  *
  * The pid file (FILE.pid next to the database unless --pid-file says
  * otherwise) is taken first of all: allotd writes its process id there and
@@ -476,6 +479,9 @@ main(int argc, char **argv)
         ticker_stop(&ticker);
     }
     http_server_stop(&srv);
+    char stats[512];
+    engine_stats_text(&eng, stats, sizeof stats);
+    fprintf(stderr, "allotd: since start: %s\n", stats);
     engine_auth_thread_done();
     engine_close(&eng);
     pidfile_release(o.pid_file, pid_fd);

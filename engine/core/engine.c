@@ -5,7 +5,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <semaphore.h>
 #include <time.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "entities.h"
 #include "ledger.h"
@@ -25,6 +29,7 @@ extern const struct op_def ops_reports[];
 extern const struct op_def ops_policies[];
 
 static void engine_stop_writer(struct engine *eng);
+static int64_t mono_ns(void);
 
 /* How long opening and the clock setter wait for another node processing
  * period boundaries (others wait the busy timeout, then go on without). */
@@ -46,8 +51,13 @@ engine_config_default(struct engine_config *cfg)
     cfg->sqlite_busy_timeout_ms = 2000;
     cfg->list_rows_max = 500;
     cfg->create = true;
-    cfg->readers = 4;
-    cfg->reader_cache_kib = 16384;
+    cfg->readers = 0;    /* by backend: ENGINE_READERS_SQLITE or _PG */
+    cfg->reporters = 0;  /* by backend */
+    /* A request's reads touch a few dozen pages, and a reader's cache is
+     * dropped whenever another connection committed since its last
+     * transaction (WAL): the reports' connections keep the large caches. */
+    cfg->reader_cache_kib = 2048;
+    cfg->reporter_cache_kib = 16384;
     cfg->exporters = 2;
     cfg->exporter_cache_kib = 4096;
     cfg->writer_cache_kib = 65536;
@@ -67,7 +77,7 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     pthread_mutex_init(&eng->write_mu, NULL);
     pthread_mutex_init(&eng->queue_mu, NULL);
     pthread_cond_init(&eng->queue_cv, NULL);
-    pthread_cond_init(&eng->done_cv, NULL);
+    eng->st_since_ns = mono_ns();
     eng->env = calloc(1, sizeof *eng->env);
     if (eng->env == NULL) {
         engine_close(eng);
@@ -81,14 +91,26 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     eng->env->entities = entity_cache_open(); /* NULL: every read loads */
     eng->env->list_rows_max = cfg->list_rows_max;
     eng->env->policy_source_max = cfg->policy.source_bytes_max;
+    bool remote = strstr(cfg->db_path, "://") != NULL; /* a PostgreSQL URI */
+    bool share_reporters = remote && cfg->reporters <= 0;
     if (store_open(&eng->writer, cfg->db_path, cfg->create ? STORE_CREATE : STORE_WRITER,
                    cfg->sqlite_busy_timeout_ms, cfg->writer_cache_kib, err) != 0 ||
-        store_pool_open(&eng->readers, cfg->db_path, cfg->readers > 0 ? cfg->readers : 4,
+        store_pool_open(&eng->readers, cfg->db_path,
+                        cfg->readers > 0 ? cfg->readers
+                        : remote    ? ENGINE_READERS_PG
+                                    : ENGINE_READERS_SQLITE,
                         cfg->sqlite_busy_timeout_ms, cfg->reader_cache_kib, err) != 0 ||
+        (!share_reporters &&
+         store_pool_open(&eng->reporters, cfg->db_path,
+                         cfg->reporters > 0 ? cfg->reporters : ENGINE_REPORTERS_SQLITE,
+                         cfg->sqlite_busy_timeout_ms, cfg->reporter_cache_kib, err) != 0) ||
         store_pool_open(&eng->exporters, cfg->db_path, cfg->exporters > 0 ? cfg->exporters : 2,
                         cfg->sqlite_busy_timeout_ms, cfg->exporter_cache_kib, err) != 0) {
         engine_close(eng);
         return err->status;
+    }
+    if (share_reporters) {
+        eng->reporters = eng->readers;
     }
     atomic_store(&eng->next_due, INT64_MIN);
     eng->next_due_gen = -1;
@@ -124,6 +146,10 @@ engine_close(struct engine *eng)
     engine_stop_writer(eng);
     engine_auth_close(eng);
     policy_cache_close(&eng->policies);
+    if (eng->reporters != eng->readers) {
+        store_pool_close(eng->reporters);
+    }
+    eng->reporters = NULL;
     store_pool_close(eng->readers);
     eng->readers = NULL;
     store_pool_close(eng->exporters);
@@ -138,7 +164,6 @@ engine_close(struct engine *eng)
     pthread_mutex_destroy(&eng->write_mu);
     pthread_mutex_destroy(&eng->queue_mu);
     pthread_cond_destroy(&eng->queue_cv);
-    pthread_cond_destroy(&eng->done_cv);
 }
 
 int64_t
@@ -187,6 +212,17 @@ op_find(const char *name)
     return NULL;
 }
 
+
+/* Reads that build a large answer in memory (reports, a simulation, the
+ * whole ledger's verification) run on the reporters' connections, so that
+ * at most that many are being built at once (allotd's memory), and never
+ * keep a request's quote or booking plan waiting for a reader. */
+static bool
+op_builds_report(const struct op_def *def)
+{
+    return strncmp(def->name, "reports.", 8) == 0 || strcmp(def->name, "policies.simulate") == 0 ||
+           strcmp(def->name, "verify") == 0;
+}
 
 static void
 principal_label(const struct principal *who, char *buf, size_t len)
@@ -347,7 +383,8 @@ struct write_job {
     const char *idem_key;
     char who[64], hash[65];
     json_t *out;
-    bool replayed, done;
+    bool replayed;
+    sem_t done_sem; /* posted by the writer once the job's batch is over */
     bool refusal_stored; /* rc is a refusal whose record awaits the commit */
     bool solo;           /* alone in its transaction: no savepoint of its own */
     bool bare;           /* in a batch without a savepoint of its own (below) */
@@ -653,10 +690,71 @@ again:;
     note_next_due(eng, &probe);
 }
 
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+stats_note_batch(struct engine *eng, const struct write_job *batch, int64_t ns)
+{
+    uint64_t n = 0;
+    for (const struct write_job *j = batch; j != NULL; j = j->next) {
+        n++;
+    }
+    atomic_fetch_add_explicit(&eng->st_writes, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&eng->st_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&eng->st_writer_busy_ns, (uint64_t)(ns > 0 ? ns : 0),
+                              memory_order_relaxed);
+    if (n > atomic_load_explicit(&eng->st_batch_largest, memory_order_relaxed)) {
+        atomic_store_explicit(&eng->st_batch_largest, n, memory_order_relaxed);
+    }
+}
+
+void
+engine_stats(struct engine *eng, struct engine_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->writes = atomic_load(&eng->st_writes);
+    st->batches = atomic_load(&eng->st_batches);
+    st->batch_largest = atomic_load(&eng->st_batch_largest);
+    st->writer_busy_seconds = (double)atomic_load(&eng->st_writer_busy_ns) / 1e9;
+    st->seconds = (double)(mono_ns() - eng->st_since_ns) / 1e9;
+    st->plans = atomic_load(&eng->st_plans);
+    st->plans_no_reader = atomic_load(&eng->st_plans_no_reader);
+    if (eng->readers != NULL) {
+        store_pool_counts(eng->readers, &st->reader_acquires, &st->reader_waits);
+    }
+}
+
+void
+engine_stats_text(struct engine *eng, char *buf, size_t len)
+{
+    struct engine_stats st;
+    engine_stats(eng, &st);
+    struct ops_plan_stats ps;
+    ops_plan_stats(&ps);
+    snprintf(buf, len,
+             "%" PRIu64 " writes in %" PRIu64 " batches (%.1f a batch, largest %" PRIu64
+             "), writer busy %.2f of %.2f s; %" PRIu64 " plans, %" PRIu64
+             " left to the writer without a reader (made %ld, applied %ld, of which repriced "
+             "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64 " waited",
+             st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
+             st.batch_largest, st.writer_busy_seconds, st.seconds, st.plans, st.plans_no_reader,
+             ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
+             st.reader_waits);
+}
+
 static void *
 writer_main(void *arg)
 {
     struct engine *eng = arg;
+#ifdef __linux__
+    (void)prctl(PR_SET_NAME, "allot-writer", 0, 0, 0); /* for top -H, perf, /proc */
+#endif
     pthread_mutex_lock(&eng->queue_mu);
     for (;;) {
         while (eng->queue_head == NULL && !eng->writer_stop) {
@@ -680,14 +778,20 @@ writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&eng->queue_mu);
         pthread_mutex_lock(&eng->write_mu);
+        int64_t t0 = mono_ns();
         batch_run(eng, batch);
+        stats_note_batch(eng, batch, mono_ns() - t0);
         pthread_mutex_unlock(&eng->write_mu);
-        pthread_mutex_lock(&eng->queue_mu);
+        /* Each job's worker waits on its own semaphore: posting it wakes
+         * that worker alone, without the queue's lock (a broadcast on one
+         * condition variable woke every waiting worker, those of the next
+         * batch too, to fight for the lock the writer needs next).  The
+         * job lives on its worker's stack: its successor is read first. */
         for (struct write_job *j = batch, *next; j != NULL; j = next) {
             next = j->next;
-            j->done = true;
+            sem_post(&j->done_sem);
         }
-        pthread_cond_broadcast(&eng->done_cv);
+        pthread_mutex_lock(&eng->queue_mu);
     }
     pthread_mutex_unlock(&eng->queue_mu);
     return NULL;
@@ -743,8 +847,10 @@ plan_compute(struct engine *eng, const struct op_plan_def *def, const struct pri
     struct op op = {.env = eng->env, .who = who, .err = &err};
     /* Never wait for a reader (long reports may hold them all): without
      * one, the writer does the computing, as it always could. */
+    atomic_fetch_add_explicit(&eng->st_plans, 1, memory_order_relaxed);
     op.store = store_pool_try_acquire(eng->readers);
     if (op.store == NULL) {
+        atomic_fetch_add_explicit(&eng->st_plans_no_reader, 1, memory_order_relaxed);
         return NULL;
     }
     op.now = engine_now(eng);
@@ -801,6 +907,14 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         job.op.plan_answer_later = idem_key == NULL;
     }
     if (eng->writer_running) {
+        if (sem_init(&job.done_sem, 0, 0) != 0) {
+            if (job.op.plan != NULL) {
+                planner->plan_free(job.op.plan);
+            }
+            *out = NULL;
+            *replayed = false;
+            return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
         pthread_mutex_lock(&eng->queue_mu);
         if (eng->queue_tail != NULL) {
             eng->queue_tail->next = &job;
@@ -809,10 +923,11 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         }
         eng->queue_tail = &job;
         pthread_cond_signal(&eng->queue_cv);
-        while (!job.done) {
-            pthread_cond_wait(&eng->done_cv, &eng->queue_mu);
-        }
         pthread_mutex_unlock(&eng->queue_mu);
+        while (sem_wait(&job.done_sem) != 0) {
+            /* EINTR: a signal handler ran; the job is not done yet. */
+        }
+        sem_destroy(&job.done_sem);
     } else {
         pthread_mutex_lock(&eng->write_mu);
         batch_run(eng, &job);
@@ -1020,7 +1135,8 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
     if (def->write) {
         rc = exec_write(eng, def, &op, args, idem_key, out, replayed);
     } else {
-        rc = exec_read(eng, eng->readers, def, &op, args, out);
+        rc = exec_read(eng, op_builds_report(def) ? eng->reporters : eng->readers, def, &op, args,
+                       out);
     }
     *created = op.created;
     return rc;

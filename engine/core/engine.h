@@ -27,6 +27,13 @@ struct op_env;
 struct auth_cache;
 
 #define ENGINE_PATH_MAX 1024
+/* Default reader pools (engine_config.readers = 0): on SQLite as many as
+ * the concurrent requests a benchmark's 64 connections make, so that a
+ * read never waits for a connection (a wait is two context switches;
+ * scripts/README.md "HTTP"); on PostgreSQL each is a server process. */
+#define ENGINE_READERS_SQLITE 64
+#define ENGINE_READERS_PG 4
+#define ENGINE_REPORTERS_SQLITE 4
 
 struct engine_config {
     char db_path[ENGINE_PATH_MAX];
@@ -35,8 +42,16 @@ struct engine_config {
     int64_t fake_now;                   /* its start instant (0 = the real time) */
     bool create;                        /* create the database file when missing */
     int sqlite_busy_timeout_ms;
-    int readers;                        /* shared read connections */
-    int reader_cache_kib, writer_cache_kib;
+    /* Shared read connections for requests (quotes, booking plans, lists,
+     * authentication), opened as concurrent requests first need them;
+     * 0 = ENGINE_READERS_SQLITE on SQLite, ENGINE_READERS_PG on PostgreSQL. */
+    int readers;
+    /* Read connections for reports, simulations and verify, which build
+     * large answers in memory (so at most this many at once); 0 = 4 on
+     * SQLite, and on PostgreSQL these share the readers (each connection
+     * there is a server process). */
+    int reporters;
+    int reader_cache_kib, reporter_cache_kib, writer_cache_kib;
     int exporters;                      /* read connections for streamed reports */
     int exporter_cache_kib;
     int list_rows_max;
@@ -48,6 +63,7 @@ struct engine {
     struct engine_config cfg;
     struct store *writer;
     struct store_pool *readers;
+    struct store_pool *reporters; /* == readers when they share (PostgreSQL) */
     struct store_pool *exporters; /* streamed reports only: never pins `readers` */
     struct policy_cache policies;
     struct op_env *env; /* what every operation is handed */
@@ -69,11 +85,32 @@ struct engine {
     bool writer_running, writer_stop;
     pthread_t writer_thread;
     pthread_mutex_t queue_mu;
-    pthread_cond_t queue_cv, done_cv;
+    pthread_cond_t queue_cv;
     struct write_job *queue_head, *queue_tail;
     /* The authentication cache (auth.c), made on first use. */
     _Atomic(struct auth_cache *) auth_cache;
+    /* Counters for engine_stats (relaxed atomics; the writer's are written
+     * by the writer thread only). */
+    _Atomic uint64_t st_writes, st_batches, st_batch_largest, st_writer_busy_ns;
+    _Atomic uint64_t st_plans, st_plans_no_reader;
+    int64_t st_since_ns;
 };
+
+/* What the engine did since it opened, to tell where a load waits
+ * (allotd prints it at stop; scripts/bench/bench_http.sh shows it): writes
+ * through the group-commit queue and the batches they were committed in,
+ * the writer thread's busy time, booking plans computed on a reader or,
+ * finding none free, left whole to the writer, and the reader pool's
+ * acquisitions and how many of them had to wait. */
+struct engine_stats {
+    uint64_t writes, batches, batch_largest;
+    double seconds, writer_busy_seconds;
+    uint64_t plans, plans_no_reader;
+    uint64_t reader_acquires, reader_waits;
+};
+void engine_stats(struct engine *eng, struct engine_stats *st);
+/* The same as one line of text (no newline). */
+void engine_stats_text(struct engine *eng, char *buf, size_t len);
 
 void engine_config_default(struct engine_config *cfg);
 

@@ -45,7 +45,7 @@ add_problem(void *ud, int check, const char *what, const char *problem)
 int
 engine_verify(struct engine *eng, json_t *problems, struct eng_error *err)
 {
-    struct store *s = store_pool_acquire(eng->readers, err);
+    struct store *s = store_pool_acquire(eng->reporters, err);
     if (s == NULL) {
         return err->status;
     }
@@ -55,6 +55,6 @@ engine_verify(struct engine *eng, json_t *problems, struct eng_error *err)
         rc = store_verify(s, add_problem, &p, NULL, err);
         (void)store_tx(s, STORE_ROLLBACK, NULL);
     }
-    store_pool_release(eng->readers, s);
+    store_pool_release(eng->reporters, s);
     return rc;
 }

@@ -84,6 +84,11 @@ install_once(void)
 {
     json_get_alloc_funcs(&json_prev_malloc, &json_prev_free);
     json_set_alloc_funcs(json_counted_malloc, json_counted_free);
+    /* SQLite's allocation statistics (which nothing here reads) take one
+     * process-wide mutex around every sqlite3_malloc and sqlite3_free:
+     * with 64 requests reading at once it was the lock their threads
+     * slept on most (issue 12, engine/README.md "Per-request costs"). */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     static sqlite3_mem_methods wrapped;
     if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sqlite_prev) == SQLITE_OK) {
         wrapped = (sqlite3_mem_methods){sqlite_counted_malloc, sqlite_free,

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -949,11 +950,26 @@ store_readonly(const struct store *s)
 
 /* ---------- the reader pool ---------- */
 
+/* Connections are handed out last-freed first (the warmest), and to
+ * waiters first come, first served: a released connection goes straight to
+ * the oldest waiter, which its own semaphore wakes, so it neither fights
+ * for the lock again nor finds the connection taken by a thread that came
+ * later (with one condition variable, a woken waiter did both, and slept
+ * again: issue 12, scripts/README.md "HTTP"). */
+struct pool_waiter {
+    sem_t sem;
+    struct store *got;
+    struct pool_waiter *next;
+};
+
 struct store_pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int size, free_count;
+    int size, opened, free_count; /* opened: connections made, or being made */
     struct store **all, **free_list;
+    struct pool_waiter *wait_head, *wait_tail;
+    uint64_t acquires, waits; /* under mu */
+    char *path;
+    int busy_timeout_ms, cache_kib;
 };
 
 int
@@ -968,20 +984,23 @@ store_pool_open(struct store_pool **out, const char *path, int size, int busy_ti
     }
     p->all = calloc((size_t)size, sizeof *p->all);
     p->free_list = calloc((size_t)size, sizeof *p->free_list);
+    p->path = strdup(path);
+    p->size = size;
+    p->busy_timeout_ms = busy_timeout_ms;
+    p->cache_kib = cache_kib;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    if (p->all == NULL || p->free_list == NULL) {
+    if (p->all == NULL || p->free_list == NULL || p->path == NULL) {
         store_pool_close(p);
         return eng_error_set(err, ENG_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < size; i++) {
-        if (store_open(&p->all[i], path, STORE_READONLY, busy_timeout_ms, cache_kib, err) != 0) {
-            store_pool_close(p);
-            return err->status;
-        }
-        p->size++;
-        p->free_list[p->free_count++] = p->all[i];
+    /* One connection now, so that a database that cannot be read fails
+     * the open; the others when concurrent requests first need them. */
+    if (store_open(&p->all[0], path, STORE_READONLY, busy_timeout_ms, cache_kib, err) != 0) {
+        store_pool_close(p);
+        return err->status;
     }
+    p->opened = 1;
+    p->free_list[p->free_count++] = p->all[0];
     *out = p;
     return 0;
 }
@@ -992,27 +1011,84 @@ store_pool_close(struct store_pool *p)
     if (p == NULL) {
         return;
     }
-    for (int i = 0; i < p->size; i++) {
+    for (int i = 0; p->all != NULL && i < p->size; i++) {
         store_close(p->all[i]);
     }
     free(p->all);
     free(p->free_list);
+    free(p->path);
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p);
+}
+
+/* Called with p->mu held and a connection to spare (opened < size):
+ * makes one, outside the lock.  Returns it, or NULL (lock held again)
+ * when it cannot be opened now, which the caller treats as "none free". */
+static struct store *
+pool_grow(struct store_pool *p)
+{
+    p->opened++;
+    pthread_mutex_unlock(&p->mu);
+    struct eng_error ignored = {0};
+    struct store *s = NULL;
+    int rc = store_open(&s, p->path, STORE_READONLY, p->busy_timeout_ms, p->cache_kib, &ignored);
+    pthread_mutex_lock(&p->mu);
+    if (rc != 0) {
+        /* Out of descriptors or memory: serve with the connections there
+         * are (the first one was opened with the pool). */
+        p->opened--;
+        return NULL;
+    }
+    for (int i = 0; i < p->size; i++) {
+        if (p->all[i] == NULL) {
+            p->all[i] = s;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s;
 }
 
 struct store *
 store_pool_acquire(struct store_pool *p, struct eng_error *err)
 {
-    (void)err;
     pthread_mutex_lock(&p->mu);
-    while (p->free_count == 0) {
-        pthread_cond_wait(&p->cv, &p->mu);
+    p->acquires++;
+    if (p->free_count > 0) {
+        struct store *s = p->free_list[--p->free_count];
+        pthread_mutex_unlock(&p->mu);
+        return s;
     }
-    struct store *s = p->free_list[--p->free_count];
+    if (p->opened < p->size) {
+        struct store *s = pool_grow(p);
+        if (s != NULL) {
+            return s;
+        }
+        if (p->free_count > 0) {
+            s = p->free_list[--p->free_count];
+            pthread_mutex_unlock(&p->mu);
+            return s;
+        }
+    }
+    p->waits++;
+    struct pool_waiter w = {.got = NULL, .next = NULL};
+    if (sem_init(&w.sem, 0, 0) != 0) {
+        pthread_mutex_unlock(&p->mu);
+        eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        return NULL;
+    }
+    if (p->wait_tail != NULL) {
+        p->wait_tail->next = &w;
+    } else {
+        p->wait_head = &w;
+    }
+    p->wait_tail = &w;
     pthread_mutex_unlock(&p->mu);
-    return s;
+    while (sem_wait(&w.sem) != 0) {
+        /* EINTR: not handed a connection yet */
+    }
+    sem_destroy(&w.sem);
+    return w.got;
 }
 
 struct store *
@@ -1020,8 +1096,15 @@ store_pool_try_acquire(struct store_pool *p)
 {
     struct store *s = NULL;
     pthread_mutex_lock(&p->mu);
+    p->acquires++;
     if (p->free_count > 0) {
         s = p->free_list[--p->free_count];
+    } else if (p->opened < p->size && (s = pool_grow(p)) != NULL) {
+        return s;
+    } else if (p->free_count > 0) {
+        s = p->free_list[--p->free_count]; /* freed while pool_grow failed */
+    } else {
+        p->waits++;
     }
     pthread_mutex_unlock(&p->mu);
     return s;
@@ -1034,7 +1117,27 @@ store_pool_release(struct store_pool *p, struct store *s)
         return;
     }
     pthread_mutex_lock(&p->mu);
-    p->free_list[p->free_count++] = s;
-    pthread_cond_signal(&p->cv);
+    struct pool_waiter *w = p->wait_head;
+    if (w == NULL) {
+        p->free_list[p->free_count++] = s;
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    p->wait_head = w->next;
+    if (p->wait_head == NULL) {
+        p->wait_tail = NULL;
+    }
+    w->got = s;
+    pthread_mutex_unlock(&p->mu);
+    sem_post(&w->sem); /* w lives on the waiter's stack: not touched after */
+}
+
+void
+store_pool_counts(struct store_pool *p, uint64_t *acquires, uint64_t *waits)
+{
+    pthread_mutex_lock(&p->mu);
+    *acquires = p->acquires;
+    *waits = p->waits;
     pthread_mutex_unlock(&p->mu);
 }
+

@@ -62,8 +62,11 @@ bool store_in_tx(struct store *store);
  * between.  -1 on PostgreSQL, which keeps no such count. */
 int64_t store_changes_total(struct store *store);
 
-/* The reader pool: a few shared read-only connections, whatever the number
- * of threads asking.  acquire waits while every connection is in use. */
+/* The reader pool: at most `size` shared read-only connections, whatever
+ * the number of threads asking; one is opened with the pool, the others
+ * when concurrent requests first need them.  acquire waits while every
+ * connection is in use (first come, first served; NULL with err set only
+ * when the wait cannot be set up). */
 ENG_MUST_CHECK int store_pool_open(struct store_pool **out, const char *path, int size,
                                    int busy_timeout_ms, int cache_kib, struct eng_error *err);
 void store_pool_close(struct store_pool *pool);
@@ -71,6 +74,9 @@ struct store *store_pool_acquire(struct store_pool *pool, struct eng_error *err)
 /* A free connection, or NULL at once when every one is in use. */
 struct store *store_pool_try_acquire(struct store_pool *pool);
 void store_pool_release(struct store_pool *pool, struct store *store);
+/* Acquisitions so far (acquire and successful try_acquire) and how many of
+ * them waited for a connection (acquire) or found none (try_acquire). */
+void store_pool_counts(struct store_pool *pool, uint64_t *acquires, uint64_t *waits);
 
 /* Latest schema version this build knows, and the file's. */
 int store_schema_version(void);

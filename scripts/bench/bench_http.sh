@@ -6,7 +6,8 @@
 # the database must hold every acknowledged booking, and `allot verify` must
 # pass; otherwise the run prints FAILED and exits 1.
 #
-#   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--readers N]
+#   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N]
+#                 [--readers N]
 #
 #   (none)         one allotd on a SQLite file (synchronous=FULL)
 #   --pg           on a throwaway PostgreSQL cluster with fsync, full page
@@ -16,9 +17,14 @@
 #   --lb           haproxy in front even of one node (its own cost)
 #   --batch-max N  passed to allotd: writes per group-commit transaction
 #                  (1 = one transaction per booking)
-#   --tenants N    bookings spread over N tenants (each its own user and
-#                  allocation, so its own lot row); default 1: every
-#                  booking takes credits from one lot
+#   --tenants N    bookings spread over N tenants (each its own allocation,
+#                  so its own lot row); default 1: every booking takes
+#                  credits from one lot
+#   --users N      N users in all, dealt round-robin over the tenants,
+#                  the bookings taking them in turn (default: one user per
+#                  tenant).  The mix is --tenants 20 --users 1000;
+#                  without options one user books everything (thousands in
+#                  a month)
 #   --readers N    passed to allotd: pooled read connections per node
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
@@ -29,7 +35,7 @@ BUILD="${ALLOT_BUILD_DIR:-build}"
 DUR="${BENCH_SECONDS:-5}"
 CONNS="${BENCH_CONNS:-1 16 64}"
 THREADS="${BENCH_THREADS:-96}"
-PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 READERS=""
+PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --pg) PG=1 ;;
@@ -37,8 +43,9 @@ while [ $# -gt 0 ]; do
     --lb) LB=1 ;;
     --batch-max) BATCH=$2; shift ;;
     --tenants) TENANTS=$2; shift ;;
+    --users) USERS=$2; shift ;;
     --readers) READERS=$2; shift ;;
-    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--readers N]" >&2; exit 2 ;;
+    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -54,7 +61,13 @@ if [ "$PG" -eq 1 ]; then LABEL=PostgreSQL; else LABEL=SQLite; fi
 if [ "$NODES" -gt 1 ]; then LABEL="$LABEL, $NODES nodes"; else LABEL="$LABEL, 1 node"; fi
 [ "$LB" -eq 1 ] && LABEL="$LABEL, haproxy"
 [ -n "$BATCH" ] && LABEL="$LABEL, batch $BATCH"
+USERS=${USERS:-$TENANTS}
+if [ "$USERS" -lt "$TENANTS" ]; then
+    echo "bench: --users must be at least --tenants (every tenant has a user)" >&2
+    exit 2
+fi
 [ "$TENANTS" -gt 1 ] && LABEL="$LABEL, $TENANTS tenants"
+[ "$USERS" -gt "$TENANTS" ] && LABEL="$LABEL, $USERS users"
 [ -n "$READERS" ] && LABEL="$LABEL, $READERS readers"
 echo "bench: $LABEL; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -171,21 +184,31 @@ post() {
 }
 id_of() { sed 's/.*"id":"\([a-z]*_[0-9]*\)".*/\1/'; }
 B=$(post /v1/buildings '{"name":"Bench","timezone":"UTC","currency":"USD"}' | id_of)
-USERS=""
+TIDS=""
 for t in $(seq 1 "$TENANTS"); do
     T=$(post /v1/tenants "{\"name\":\"T$t\",\"building_ids\":[\"$B\"]}" | id_of)
-    U=$(post /v1/users "{\"tenant_id\":\"$T\",\"name\":\"U$t\",\"email\":\"u$t@x.io\"}" | id_of)
     post /v1/allocations "{\"tenant_id\":\"$T\",\"building_ids\":[\"$B\"],\"unit\":\"hour\",\"lines\":[{\"scope\":\"all\",\"amount\":1000000000}],\"schedule\":{\"start\":\"2027-01-01\"}}" >/dev/null
-    USERS="$USERS${USERS:+,}$U"
+    TIDS="$TIDS $T"
 done
-U=${USERS%%,*}
+# Users dealt round-robin over the tenants; each id checked, so a refused
+# creation stops the run here rather than as bad bookings later.
+UIDS=""
+u=1
+while [ "$u" -le "$USERS" ]; do
+    T=$(echo $TIDS | cut -d' ' -f$(( (u - 1) % TENANTS + 1 )))
+    U=$(post /v1/users "{\"tenant_id\":\"$T\",\"name\":\"U$u\",\"email\":\"u$u@x.io\"}" | id_of)
+    case "$U" in usr_*) ;; *) echo "bench: FAILED: creating user $u: $U" >&2; exit 1 ;; esac
+    UIDS="$UIDS${UIDS:+,}$U"
+    u=$(( u + 1 ))
+done
+U=${UIDS%%,*}
 ROOMS=""
 for i in $(seq 1 100); do
     R=$(post /v1/resources "{\"building_id\":\"$B\",\"name\":\"R$i\",\"pricing\":{\"money\":{\"per_hour\":5000},\"credits\":{\"per_hour\":1,\"increment_minutes\":30}}}" | id_of)
     ROOMS="$ROOMS${ROOMS:+,}$R"
 done
 ROOM=${ROOMS%%,*}
-export KEY ROOMS ROOM USER_ID="$U" USER_IDS="$USERS"
+export KEY ROOMS ROOM USER_ID="$U" USER_IDS="$UIDS"
 # One request of each by hand first: a benchmark of errors measures nothing.
 post /v1/quotes "{\"resource_id\":\"$ROOM\",\"user_id\":\"$U\",\"start\":\"2027-03-01T09:00:00Z\",\"end\":\"2027-03-01T10:30:00Z\"}" | grep -q '"payment_methods"' || {
     echo "bench: a quote failed:" >&2
@@ -258,6 +281,12 @@ fi
 for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 for p in $PIDS; do wait "$p" 2>/dev/null || true; done
 PIDS=""
+# What each allotd says at its stop: writes per group-commit batch, the
+# writer's busy time, plans computed outside the writer (and repriced in
+# it), reader waits (engine_stats, engine/README.md "Per-request costs").
+for f in "$DIR"/allotd.*.log; do
+    sed -n 's/^allotd: since start: /allotd: /p' "$f"
+done
 if ! "$BUILD/allot" verify --db "$DB" --policies policies; then
     fail "allot verify found problems"
 fi

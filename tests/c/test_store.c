@@ -1,8 +1,12 @@
 /* test_store.c - the storage layer on its own: opening modes, migrations,
  * the statement cache (nested use of one statement), checked steps and how
- * failures are named, the reader pool, and the portfolio getters. */
+ * failures are named, the reader pool (its waiters served in arrival
+ * order, each handed the connection released), and the portfolio getters. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -484,6 +488,112 @@ test_migration_6(void)
     CHECK_INT(store_usage_get(s, 3, "hour", "Europe/Paris", 202701, &used, &err), 0);
     CHECK_INT(used, 1500);
     store_close(s);
+/* A waiter of the pool: acquires (blocking), says what it got, and gives it
+ * back when told. */
+struct pool_waiter_arg {
+    struct store_pool *pool;
+    _Atomic(struct store *) got;
+    atomic_bool give_back;
+};
+
+static void *
+pool_waiter_main(void *p)
+{
+    struct pool_waiter_arg *a = p;
+    struct eng_error err = {0};
+    struct store *s = store_pool_acquire(a->pool, &err);
+    atomic_store(&a->got, s);
+    while (!atomic_load(&a->give_back)) {
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    store_pool_release(a->pool, s);
+    return NULL;
+}
+
+/* Waits up to 5 s for cond(arg); false on timeout. */
+static bool
+eventually(bool (*cond)(void *), void *arg)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (cond(arg)) {
+            return true;
+        }
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    return false;
+}
+
+static struct store_pool *waits_pool;
+static uint64_t waits_expected;
+
+static bool
+pool_waits_reached(void *unused)
+{
+    (void)unused;
+    uint64_t acquires, waits;
+    store_pool_counts(waits_pool, &acquires, &waits);
+    return waits >= waits_expected;
+}
+
+static bool
+waiter_served(void *p)
+{
+    return atomic_load(&((struct pool_waiter_arg *)p)->got) != NULL;
+}
+
+/* Issue 12: a released connection goes to the oldest waiter, the very
+ * connection released, and a later caller cannot take it first. */
+static void
+test_pool_waiters(void)
+{
+    char db[128];
+    path_of("portfolio.db", db, sizeof db);
+    struct eng_error err = {0};
+    struct store_pool *pool = NULL;
+    CHECK_INT(store_pool_open(&pool, db, 2, 100, 0, &err), 0);
+    /* The second connection is opened when first needed. */
+    struct store *r1 = store_pool_acquire(pool, &err);
+    struct store *r2 = store_pool_try_acquire(pool);
+    CHECK(r1 != NULL && r2 != NULL && r1 != r2);
+    CHECK(store_pool_try_acquire(pool) == NULL);
+    uint64_t acquires = 0, waits = 0;
+    store_pool_counts(pool, &acquires, &waits);
+    CHECK(acquires == 3 && waits == 1);
+    struct pool_waiter_arg w[3];
+    pthread_t t[3];
+    waits_pool = pool;
+    for (int i = 0; i < 3; i++) {
+        w[i].pool = pool;
+        atomic_store(&w[i].got, NULL);
+        atomic_store(&w[i].give_back, false);
+        CHECK_INT(pthread_create(&t[i], NULL, pool_waiter_main, &w[i]), 0);
+        waits_expected = 2 + (uint64_t)i; /* queued in this order */
+        CHECK(eventually(pool_waits_reached, NULL));
+    }
+    store_pool_release(pool, r2);
+    CHECK(eventually(waiter_served, &w[0]));
+    CHECK(atomic_load(&w[0].got) == r2);
+    /* Handed over, not freed: a newcomer finds none. */
+    CHECK(store_pool_try_acquire(pool) == NULL);
+    CHECK(atomic_load(&w[1].got) == NULL && atomic_load(&w[2].got) == NULL);
+    store_pool_release(pool, r1);
+    CHECK(eventually(waiter_served, &w[1]));
+    CHECK(atomic_load(&w[1].got) == r1);
+    CHECK(atomic_load(&w[2].got) == NULL);
+    atomic_store(&w[0].give_back, true); /* r2 goes to the last waiter */
+    CHECK(eventually(waiter_served, &w[2]));
+    CHECK(atomic_load(&w[2].got) == r2);
+    atomic_store(&w[1].give_back, true);
+    atomic_store(&w[2].give_back, true);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+    }
+    /* Both back: acquirable again without waiting. */
+    struct store *a = store_pool_try_acquire(pool), *b = store_pool_try_acquire(pool);
+    CHECK(a != NULL && b != NULL && a != b);
+    store_pool_release(pool, a);
+    store_pool_release(pool, b);
+    store_pool_close(pool);
 }
 
 int
@@ -501,6 +611,7 @@ main(void)
     test_usage_month_everywhere();
     test_usage_add_paths();
     test_migration_6();
+    test_pool_waiters();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) {

@@ -132,6 +132,46 @@ describe("under concurrency", function()
     assert.is_true(fine, out)
   end)
 
+  it("plans 40 concurrent bookings on readers, none left whole to the writer", function()
+    -- Issue 12: with 4 pooled readers, a booking whose plan found none free
+    -- was computed whole by the single writer thread.  The pool now opens
+    -- connections as concurrent requests need them (64 by default), hands
+    -- them to waiters in turn, and allotd says at its stop what happened.
+    env = H.start()
+    local w = env:world()
+    env:grant(w, 1000, { start = "2026-01-01" })
+    local bodies = {}
+    for i = 1, 40 do
+      local room = env:room(w.building, { room_name = "R" .. i })
+      bodies[i] = ('{"resource_id":"%s","user_id":"%s","start":"2026-01-10T08:00:00Z",'
+        .. '"end":"2026-01-10T09:00:00Z","payment_method":"credits"}'):format(room.id, w.user.id)
+    end
+    local results = race(env, bodies)
+    assert.equal(40, #results)
+    for _, r in ipairs(results) do assert.equal(201, r.code, r.body) end
+    assert.equal(960, env:available(w.user))
+    -- Stopped here (not by env:stop(), which removes the log with its dir).
+    sh(("kill -TERM %d"):format(env.pid))
+    local deadline = os.time() + 10
+    while H.alive(env.pid) and os.time() < deadline do sh("sleep 0.05") end
+    local log = env:server_log()
+    local writes, batches = log:match("since start: (%d+) writes in (%d+) batches")
+    local plans, left = log:match("; (%d+) plans, (%d+) left to the writer without a reader")
+    assert.truthy(writes and plans, log)
+    assert.is_true(tonumber(writes) >= 40 + 40, log) -- the rooms, the bookings
+    assert.is_true(tonumber(batches) <= tonumber(writes), log)
+    assert.equal(40, tonumber(plans), log)
+    if env.db:find("://", 1, true) then
+      -- PostgreSQL keeps 4 readers by default (each is a server process):
+      -- plans finding none free are still computed, by the writer.
+      assert.is_true(tonumber(left) <= 40, log)
+    else
+      assert.equal(0, tonumber(left), log)
+    end
+    local fine, out = verify(env.db)
+    assert.is_true(fine, out)
+  end)
+
   it("books once for 10 concurrent requests with the same Idempotency-Key", function()
     env = H.start()
     local w = env:world()
