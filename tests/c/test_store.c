@@ -488,6 +488,8 @@ test_migration_6(void)
     CHECK_INT(store_usage_get(s, 3, "hour", "Europe/Paris", 202701, &used, &err), 0);
     CHECK_INT(used, 1500);
     store_close(s);
+}
+
 /* A waiter of the pool: acquires (blocking), says what it got, and gives it
  * back when told. */
 struct pool_waiter_arg {
