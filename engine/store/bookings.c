@@ -165,10 +165,15 @@ store_booking_overlaps(struct store *s, int64_t resource_id, int64_t start, int6
                        int limit, int (*cb)(void *ud, const struct booking_overlap *o),
                        void *ud, int64_t *count, struct eng_error *err)
 {
-    /* The same index as the slot check: bookings ending after the start. */
+    /* The same index as the slot check, walked from the first booking
+     * ending after the start: confirmed bookings of a resource never
+     * overlap (the writer's slot check, PostgreSQL's exclusion constraint,
+     * `allot verify`), so in end order they are also in start order, and
+     * the first one starting at or after the end closes the list.  Later
+     * bookings of the resource are not read, however many there are. */
     STORE_SQL(q, "SELECT id, start_at, end_at FROM booking INDEXED BY booking_slot"
                  " WHERE resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
-                 " AND start_at < ?2 ORDER BY start_at, id");
+                 " ORDER BY end_at, id");
     *count = 0;
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {
@@ -179,6 +184,10 @@ store_booking_overlaps(struct store *s, int64_t resource_id, int64_t start, int6
     sq_int(s, st, 3, start);
     int rc;
     while ((rc = sq_step(s, st, "booking overlaps", err)) == 1) {
+        if (sq_col_int(st, 1) >= end) {
+            sq_reset(st);
+            return 0;
+        }
         if (*count < limit) {
             struct booking_overlap o = {sq_col_int(st, 0), sq_col_int(st, 1),
                                         sq_col_int(st, 2)};
@@ -201,9 +210,9 @@ store_booking_recheck(struct store *s, int64_t resource_id, int64_t start, int64
     STORE_SQL(q, "SELECT (SELECT n FROM portfolio_generation),"
                  " (SELECT used FROM usage_month WHERE user_id = ?4 AND unit = ?5 AND zone = ?6"
                  " AND month = ?7),"
-                 " CASE WHEN EXISTS (SELECT 1 FROM booking INDEXED BY booking_slot"
-                 " WHERE resource_id = ?1 AND status = 'confirmed' AND end_at > ?3"
-                 " AND start_at < ?2) THEN 1 ELSE 0 END,"
+                 " COALESCE((SELECT CASE WHEN start_at < ?2 THEN 1 ELSE 0 END"
+                 " FROM booking INDEXED BY booking_slot WHERE resource_id = ?1"
+                 " AND status = 'confirmed' AND end_at > ?3 ORDER BY end_at LIMIT 1), 0),"
                  " (SELECT count(*) FROM usage_zone)");
     memset(out, 0, sizeof *out);
     out->taken = true; /* until the check has run */
@@ -242,10 +251,15 @@ int
 store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start, int64_t end,
                          bool *taken, struct eng_error *err)
 {
-    /* By end time: only bookings ending after this one starts are looked
-     * at, which stays a handful as the history of a resource grows. */
-    STORE_SQL(q, "SELECT 1 FROM booking INDEXED BY booking_slot WHERE resource_id = ?1 AND"
-                 " status = 'confirmed' AND end_at > ?3 AND start_at < ?2 LIMIT 1");
+    /* By end time, one index entry: confirmed bookings of a resource never
+     * overlap, so the first one ending after this start is the only one
+     * that can overlap [start, end): it does when it starts before the
+     * end.  Earlier history and later bookings are not read (a slot check
+     * used to scan every booking ending after the start, so a quote for
+     * next week read all of the resource's bookings further ahead). */
+    STORE_SQL(q, "SELECT CASE WHEN start_at < ?2 THEN 1 ELSE 0 END FROM booking"
+                 " INDEXED BY booking_slot WHERE resource_id = ?1 AND status = 'confirmed'"
+                 " AND end_at > ?3 ORDER BY end_at LIMIT 1");
     *taken = true; /* until the check has run to its end */
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {
@@ -258,10 +272,10 @@ store_booking_slot_taken(struct store *s, int64_t resource_id, int64_t start, in
     if (rc < 0) {
         return rc;
     }
+    *taken = rc == 1 && sq_col_int(st, 0) != 0;
     if (rc == 1) {
         sq_reset(st);
     }
-    *taken = rc == 1;
     return 0;
 }
 
