@@ -39,16 +39,8 @@ cmp(const char *text)
     return compare(text, strlen(text));
 }
 
-static uint64_t seed = 0x2545f4914f6cdd1dull;
-
-static uint64_t
-next(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-}
+#define XORSHIFT_SEED 0x2545f4914f6cdd1dull
+#include "xorshift.h"
 
 int
 main(void)

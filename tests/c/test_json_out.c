@@ -34,16 +34,7 @@ same(json_t *v)
     return ok;
 }
 
-static uint64_t seed = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-next(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-}
+#include "xorshift.h"
 
 /* A random string: plain letters, escapes, control bytes, UTF-8. */
 static json_t *

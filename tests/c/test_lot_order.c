@@ -18,16 +18,7 @@
 #include "sets.h"
 #include "sha256.h"
 
-static uint64_t seed = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-next(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-}
+#include "xorshift.h"
 
 /* The order policy's context as ops_booking.c's order_lots builds it. */
 static json_t *
