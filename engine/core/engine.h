@@ -91,7 +91,7 @@ struct engine {
     _Atomic(struct auth_cache *) auth_cache;
     /* Counters for engine_stats (relaxed atomics; the writer's are written
      * by the writer thread only). */
-    _Atomic uint64_t st_writes, st_batches, st_batch_largest, st_writer_busy_ns;
+    _Atomic uint64_t st_writes, st_batches, st_batch_largest, st_writer_busy_ns, st_writer_cpu_ns;
     _Atomic uint64_t st_plans, st_plans_no_reader;
     int64_t st_since_ns;
 };
@@ -107,6 +107,8 @@ struct engine_stats {
     double seconds, writer_busy_seconds;
     uint64_t plans, plans_no_reader;
     uint64_t reader_acquires, reader_waits;
+    double writer_cpu_seconds;       /* the writer thread's CPU in batches */
+    uint64_t wal_writes, wal_calls;  /* WAL writes gathered into calls (walbuf) */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);
 /* The same as one line of text (no newline). */

@@ -1,6 +1,7 @@
 /* db.c - connections, versioned migrations, the statement cache, checked
  * steps, transactions and the reader pool. */
 #include "internal.h"
+#include "walbuf.h"
 
 #include <pthread.h>
 #include <semaphore.h>
@@ -878,7 +879,9 @@ store_open(struct store **out, const char *path, enum store_mode mode, int busy_
                 (s->readonly ? SQLITE_OPEN_READONLY
                              : SQLITE_OPEN_READWRITE |
                                    (mode == STORE_CREATE ? SQLITE_OPEN_CREATE : 0));
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    /* A connection that writes gathers its WAL writes (walbuf.c). */
+    if (sqlite3_open_v2(path, &s->db, flags, s->readonly ? NULL : walbuf_vfs_name()) !=
+        SQLITE_OK) {
         int rc = eng_error_code(err, ENG_ESTORE, "storage_unavailable",
                                 "cannot open database '%s': %s", path,
                                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -1141,3 +1144,9 @@ store_pool_counts(struct store_pool *p, uint64_t *acquires, uint64_t *waits)
     pthread_mutex_unlock(&p->mu);
 }
 
+
+void
+store_wal_writes(uint64_t *asked, uint64_t *made)
+{
+    walbuf_counts(asked, made);
+}

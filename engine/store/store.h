@@ -62,6 +62,10 @@ bool store_in_tx(struct store *store);
  * between.  -1 on PostgreSQL, which keeps no such count. */
 int64_t store_changes_total(struct store *store);
 
+/* WAL writes SQLite asked for and the system calls they were gathered
+ * into, process-wide (store/walbuf.c). */
+void store_wal_writes(uint64_t *asked, uint64_t *made);
+
 /* The reader pool: at most `size` shared read-only connections, whatever
  * the number of threads asking; one is opened with the pool, the others
  * when concurrent requests first need them.  acquire waits while every
