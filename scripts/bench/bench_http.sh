@@ -225,10 +225,24 @@ WHY=""
 fail() { echo "bench: FAILED: $*" >&2; FAILED=1; WHY="$WHY${WHY:+; }$*"; }
 # One load: prints its line, checks every answer, and echoes the count of
 # good answers into $GOOD.
+# CPU time in clock ticks: the allotd processes' (user + system), and the
+# whole machine's busy time (every CPU, wrk and the kernel included).
+allotd_ticks() {
+    for p in $PIDS; do cat "/proc/$p/stat" 2>/dev/null; done |
+        awk '{ sub(/^.*\) /, ""); n += $12 + $13 } END { print n + 0 }'
+}
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# Microseconds of CPU per request from a tick count and a request count.
+per_request_us() {
+    awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0) printf "%.0f", t / hz / n * 1e6; else print "?" }'
+}
 load() { # name connections script [env...]
     name=$1 c=$2 script=$3
     t=$(( c < 2 ? 1 : 2 ))
+    a0=$(allotd_ticks) m0=$(busy_ticks)
     out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --timeout 10s --latency -s "$script" "$URL" 2>&1)
+    a1=$(allotd_ticks) m1=$(busy_ticks)
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
@@ -237,6 +251,10 @@ load() { # name connections script [env...]
     sock=$(echo "$out" | awk '/^checked/ {print $7}')
     printf '%-16s %3s conn  %10s req/s  p50 %8s  p99 %8s  checked ok %s, bad %s, socket errors %s\n' \
         "$name" "$c" "$rps" "$p50" "$p99" "${GOOD:-?}" "${bad:-?}" "${sock:-?}"
+    # CPU per answered request, less noisy than requests/s on a shared
+    # machine: allotd's own, and the machine's (allotd, wrk, the kernel).
+    printf '%46s CPU per request: allotd %s us, machine %s us\n' "" \
+        "$(per_request_us $(( a1 - a0 )) "${GOOD:-0}")" "$(per_request_us $(( m1 - m0 )) "${GOOD:-0}")"
     BAD=$(( BAD + ${bad:-0} + ${sock:-0} ))
     if [ -z "$GOOD" ] || [ "$GOOD" -eq 0 ] || [ "${bad:-1}" -ne 0 ] || [ "${sock:-1}" -ne 0 ]; then
         fail "$name at $c connections: not every answer was right"
