@@ -1312,8 +1312,13 @@ written_text(struct op *op, const struct bk *b, int64_t id, bool by_credits)
     } else {
         JSON_BUF_LIT(t, "null");
     }
-    /* versions_json's members in kind order. */
-    for (int k = 0; k < POLICY_KIND_COUNT; k++) {
+    /* versions_json's members in kind order: the row's text when the plan
+     * made it (versions_text: the same bytes), else written here. */
+    if (b->versions_text != NULL) {
+        JSON_BUF_LIT(t, ",\"policy_versions\":");
+        json_buf_put(t, b->versions_text, strlen(b->versions_text));
+    }
+    for (int k = 0; b->versions_text == NULL && k < POLICY_KIND_COUNT; k++) {
         const char *name = policy_kind_name((enum policy_kind)k);
         if (k == 0) {
             JSON_BUF_LIT(t, ",\"policy_versions\":{\"");
@@ -1324,7 +1329,10 @@ written_text(struct op *op, const struct bk *b, int64_t id, bool by_credits)
         JSON_BUF_LIT(t, "\":");
         json_buf_string(t, b->versions[k]);
     }
-    JSON_BUF_LIT(t, "},\"created_at\":");
+    if (b->versions_text == NULL) {
+        JSON_BUF_LIT(t, "}");
+    }
+    JSON_BUF_LIT(t, ",\"created_at\":");
     json_buf_time(t, op->now);
     /* A new booking: nothing refunded, not cancelled. */
     JSON_BUF_LIT(t, ",\"refund\":{\"credits\":0,\"money\":0},\"cancelled_at\":null,"

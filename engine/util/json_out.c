@@ -295,7 +295,7 @@ json_buf_room(struct json_buf *b, size_t n)
 }
 
 void
-json_buf_put(struct json_buf *b, const char *s, size_t n)
+json_buf_put_grow(struct json_buf *b, const char *s, size_t n)
 {
     if (json_buf_room(b, n)) {
         memcpy(b->data + b->len, s, n);
@@ -306,13 +306,15 @@ json_buf_put(struct json_buf *b, const char *s, size_t n)
 void
 json_buf_string(struct json_buf *b, const char *s)
 {
-    size_t n = strlen(s);
-    bool plain = true; /* printable ASCII without '"' and '\\': copied as is */
-    bool ascii = true;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        ascii = ascii && c < 0x80;
-        plain = plain && c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    /* One pass: the length, and whether every byte is printable ASCII
+     * other than '"' and '\\' (copied as is), or any is not ASCII. */
+    size_t n = 0;
+    bool plain = true, ascii = true;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++) {
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            plain = false;
+            ascii = ascii && c < 0x80;
+        }
     }
     if (!ascii && !utf8_valid(s, n)) {
         b->failed = true; /* json_string() refuses it: the tree path fails too */

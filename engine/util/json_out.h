@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -51,8 +52,19 @@ void json_buf_init(struct json_buf *b, char *stack, size_t cap);
 void json_buf_free(struct json_buf *b);
 /* Empties the buffer (keeping its memory) and clears `failed`. */
 void json_buf_reset(struct json_buf *b);
-/* Appends n raw bytes (punctuation, keys written as literal text). */
-void json_buf_put(struct json_buf *b, const char *s, size_t n);
+/* Appends n raw bytes (punctuation, keys written as literal text).  Inline:
+ * an answer is mostly such pieces, a few bytes each. */
+void json_buf_put_grow(struct json_buf *b, const char *s, size_t n);
+static inline void
+json_buf_put(struct json_buf *b, const char *s, size_t n)
+{
+    if (n < b->cap - b->len && !b->failed) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    } else {
+        json_buf_put_grow(b, s, n);
+    }
+}
 /* Appends a string literal's bytes ("" lit: anything but a literal, whose
  * sizeof would not be its length, does not compile). */
 #define JSON_BUF_LIT(b, lit) json_buf_put((b), "" lit, sizeof(lit) - 1)
