@@ -6,8 +6,8 @@
  * Two engines on two real SQLite files, each with its group-commit writer
  * thread, are set up alike and then handed the same random requests: quotes
  * and bookings of random rooms (credit prices with fractions, money prices
- * or none, credit-only rooms), users of tenants with one lot, two lots or
- * none, random payment methods and discounts, slots often taken, some with
+ * or none, credit-only rooms), users of tenants with one lot, two lots,
+ * an unlimited lot or none, random payment methods and discounts, slots often taken, some with
  * an Idempotency-Key that is then used again.  Engine `tree` answers with
  * engine_exec and json_out; engine `text` with engine_exec_text.  Both must
  * give the same status, the same error code, the same created/replayed
@@ -28,8 +28,8 @@
 #include "xorshift.h"
 
 #define ROOMS 6
-#define USERS 4
-#define ROUNDS 400
+#define USERS 5
+#define ROUNDS 600
 
 static struct engine tree_eng, text_eng;
 static struct principal admin = {.role = ROLE_SUPER_ADMIN, .name = "test"};
@@ -96,7 +96,7 @@ run_text(const char *op, json_t *args, const char *key, struct answer *a)
 
 static long compared, texts, successes, refusals, replays;
 /* What the answers held, so that the test shows it reached each case. */
-static long two_lots, fractions, reasons, conflicts, in_past, with_money;
+static long two_lots, fractions, reasons, conflicts, in_past, with_money, unlimited;
 
 static void
 count_cases(const char *body)
@@ -114,6 +114,7 @@ count_cases(const char *body)
     conflicts += strstr(body, "\"conflicts\":[{") != NULL;
     in_past += strstr(body, "\"in_past\":true") != NULL;
     with_money += strstr(body, "\"money\":{") != NULL;
+    unlimited += strstr(body, "\"unlimited\"") != NULL;
 }
 
 /* Runs op on both engines and compares what each answers. */
@@ -240,15 +241,18 @@ main(void)
         rooms[i] = setup(room_args(bld, i), "resources.create");
     }
     /* Tenant 0: one lot with thousandths; tenant 1: two lots (paid from
-     * both); tenant 2: none (credits_unavailable_reason). */
+     * both); tenant 2: none (credits_unavailable_reason); tenant 3: an
+     * unlimited lot ("unlimited" balances). */
     char *users[USERS];
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         char name[16];
         snprintf(name, sizeof name, "T%d", t);
         char *ten = setup(json_pack("{s:s, s:[s]}", "name", name, "building_ids", bld),
                           "tenants.create");
         for (int k = 0; k < (t == 1 ? 2 : 1) && t != 2; k++) {
-            json_t *amount = json_real(t == 0 ? 40.375 : k == 0 ? 0.125 : 30.5);
+            json_t *amount = t == 3   ? json_string("unlimited")
+                             : t == 0 ? json_real(40.375)
+                                      : json_real(k == 0 ? 0.125 : 30.5);
             free(setup(json_pack("{s:s, s:[s], s:s, s:[{s:s, s:o}], s:{s:s}}", "tenant_id", ten,
                                  "building_ids", bld, "unit", "hour", "lines", "scope", "all",
                                  "amount", amount, "schedule", "start", "2026-01-01"),
@@ -258,7 +262,7 @@ main(void)
             char uname[16], mail[32];
             snprintf(uname, sizeof uname, "U%d%d", t, u);
             snprintf(mail, sizeof mail, "u%d%d@x.io", t, u);
-            int at = t == 0 ? 0 : t == 1 ? 1 + u : 3;
+            int at = t == 0 ? 0 : t == 1 ? 1 + u : t + 1;
             users[at] = setup(json_pack("{s:s, s:s, s:s}", "tenant_id", ten, "name", uname,
                                         "email", mail),
                               "users.create");
@@ -303,12 +307,13 @@ main(void)
            "%ld refused\n",
            compared, successes, texts, replays, refusals);
     printf("test_answers: paid from two lots %ld, with fractions %ld, with a money price %ld, "
-           "credits_unavailable_reason %ld, conflicts %ld, in_past %ld\n",
-           two_lots, fractions, with_money, reasons, conflicts, in_past);
+           "credits_unavailable_reason %ld, conflicts %ld, in_past %ld, unlimited %ld\n",
+           two_lots, fractions, with_money, reasons, conflicts, in_past, unlimited);
     /* The random requests reached every kind of answer. */
     CHECK(successes > ROUNDS && refusals > 20 && replays > 20);
-    CHECK(two_lots > 0 && fractions > 20 && with_money > 20 && reasons > 20 && conflicts > 20 &&
-          in_past > 5);
+    CHECK(two_lots > 0 && fractions > 20 && with_money > 20 && reasons > 20 && conflicts > 10 &&
+          in_past > 5 &&
+          unlimited > 5);
 
     engine_close(&tree_eng);
     engine_close(&text_eng);
