@@ -227,7 +227,21 @@ op_builds_report(const struct op_def *def)
 static void
 principal_label(const struct principal *who, char *buf, size_t len)
 {
-    if (who->key_id != 0) {
+    if (who->key_id > 0 && len >= 24) {
+        /* "key:<id>" digit by digit (every write asks; snprintf costs
+         * ~700 instructions). */
+        char digits[20];
+        int k = 0;
+        for (uint64_t v = (uint64_t)who->key_id; v > 0; v /= 10) {
+            digits[k++] = (char)('0' + v % 10);
+        }
+        memcpy(buf, "key:", 4);
+        size_t n = 4;
+        while (k > 0) {
+            buf[n++] = digits[--k];
+        }
+        buf[n] = '\0';
+    } else if (who->key_id != 0) {
         snprintf(buf, len, "key:%" PRId64, who->key_id);
     } else {
         snprintf(buf, len, "%s", who->name[0] ? who->name : "console");
@@ -271,6 +285,19 @@ idem_lookup(struct op *op, const char *who, const char *key, const char *hash, j
         return eng_error_code(op->err, ENG_ECONFLICT, "idempotency_conflict",
                               "this Idempotency-Key was used with a different request");
     }
+    if (row.status >= 0 && op->text != NULL && row.response != NULL) {
+        /* A caller taking text gets the stored answer as it was stored:
+         * the compact text json_out renders of it (idem_store), so the
+         * same bytes as parsing and rendering it again, without either. */
+        json_buf_put(op->text, row.response, strlen(row.response));
+        free(row.response);
+        if (op->text->failed) {
+            return eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+        }
+        op->text_given = true;
+        op->created = row.status == IDEM_CREATED;
+        return IDEM_REPLAY_RESULT;
+    }
     json_t *stored = json_from_text(row.response);
     free(row.response);
     if (stored == NULL) {
@@ -291,6 +318,16 @@ idem_lookup(struct op *op, const char *who, const char *key, const char *hash, j
 static int
 idem_store(struct op *op, const char *who, const char *key, const char *hash, json_t *out)
 {
+    /* An answer given as text is stored as it is: json_to_text of its
+     * tree would be the same bytes (json_out.h). */
+    if (op->idem_response == NULL && out == NULL && op->text_given) {
+        const char *given = json_buf_cstr(op->text);
+        if (given == NULL) {
+            return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
+        return store_idem_put(op->store, who, key, hash,
+                              op->created ? IDEM_CREATED : IDEM_DONE, given, op->now, op->err);
+    }
     /* An op whose result holds a secret names what a replay answers. */
     char *text = json_to_text(op->idem_response != NULL ? op->idem_response : out);
     if (text == NULL) {
@@ -374,6 +411,14 @@ boundaries_may_be_due(struct engine *eng, struct op *op)
     return store_generation_get(op->store, &gen, &ignored) != 0 || gen != eng->next_due_gen;
 }
 
+/* Whether op answered in op->text (engine_exec_text), and the text is
+ * whole: a failed text is an answer that could not be built. */
+static bool
+answered_in_text(const struct op *op)
+{
+    return op->text != NULL && op->text_given && !op->text->failed;
+}
+
 /* One queued write. */
 struct write_job {
     const struct op_def *def;
@@ -451,6 +496,11 @@ job_run(struct engine *eng, struct write_job *job)
     op->now = engine_now(eng);
     op_bind_ledger(op);
     unsigned long oom_before = eng_alloc_failures();
+    if (op->text != NULL) {
+        /* A batch run again answers afresh. */
+        json_buf_reset(op->text);
+        op->text_given = false;
+    }
     job->changes_before = job->bare ? store_changes_total(op->store) : 0;
     int rc = job->solo || job->bare ? 0 : store_tx(op->store, STORE_SAVEPOINT, op->err);
     if (rc != 0) {
@@ -475,7 +525,7 @@ job_run(struct engine *eng, struct write_job *job)
     if (rc == 0) {
         rc = job->def->fn(op, job->args, &job->out);
         refused = rc != 0 && idem_keeps_refusal(op->err);
-        if (rc == 0 && job->out == NULL) {
+        if (rc == 0 && job->out == NULL && !answered_in_text(op)) {
             /* A result that could not be built (out of memory): the write
              * must not commit without an answer to give. */
             rc = eng_error_code(op->err, ENG_ENOMEM, "overloaded", "out of memory; try again");
@@ -496,6 +546,7 @@ job_run(struct engine *eng, struct write_job *job)
         int undone = job_undo(job);
         json_decref(job->out);
         job->out = NULL;
+        op->text_given = false;
         if (op->install_set != NULL) {
             policy_set_release(op->install_set);
             op->install_set = NULL;
@@ -967,6 +1018,9 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
             if (rc == 0 && eng_alloc_failures() != oom_before) {
                 rc = eng_error_code(&job.err, ENG_ENOMEM, "overloaded", "out of memory; try again");
             }
+            if (rc == 0 && job.out == NULL && !answered_in_text(&job.op)) {
+                rc = eng_error_code(&job.err, ENG_ENOMEM, "overloaded", "out of memory; try again");
+            }
             if (rc != 0) {
                 job.rc = rc;
                 json_decref(job.out);
@@ -977,6 +1031,7 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
     }
     *op->err = job.err;
     op->created = job.op.created;
+    op->text_given = job.rc == 0 && answered_in_text(&job.op);
     *out = job.out;
     *replayed = job.replayed;
     return job.rc;
@@ -1125,7 +1180,7 @@ exec_read(struct engine *eng, struct store_pool *pool, const struct op_def *def,
         if (eng_alloc_failures() != oom_before) {
             rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
         }
-        if (rc == 0 && *out == NULL) {
+        if (rc == 0 && *out == NULL && !answered_in_text(op)) {
             rc = eng_error_code(err, ENG_ENOMEM, "overloaded", "out of memory; try again");
         }
         json_decref(op->idem_response); /* reads store no response */
@@ -1144,6 +1199,14 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
             const char *idem_key, json_t **out, bool *created, bool *replayed,
             struct eng_error *err)
 {
+    return engine_exec_text(eng, who, name, args, idem_key, NULL, out, created, replayed, err);
+}
+
+int
+engine_exec_text(struct engine *eng, const struct principal *who, const char *name,
+                 json_t *args, const char *idem_key, struct json_buf *text, json_t **out,
+                 bool *created, bool *replayed, struct eng_error *err)
+{
     const struct op_def *def = op_find(name);
     *out = NULL;
     *replayed = false;
@@ -1154,7 +1217,10 @@ engine_exec(struct engine *eng, const struct principal *who, const char *name, j
     if (eng->shared && eng->cfg.fake_clock && engine_clock_refresh(eng, err) != 0) {
         return err->status; /* the shared clock must be the one used */
     }
-    struct op op = {.env = eng->env, .who = who, .err = err};
+    struct op op = {.env = eng->env, .who = who, .err = err, .text = text};
+    if (text != NULL) {
+        json_buf_reset(text);
+    }
     int rc;
     if (def->write) {
         rc = exec_write(eng, def, &op, args, idem_key, out, replayed);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "json_out.h"
 #include "policy_host.h"
 #include "row_sink.h"
 #include "sets.h"
@@ -150,6 +151,19 @@ ENG_MUST_CHECK int engine_set_clock(struct engine *eng, int64_t now, struct eng_
 ENG_MUST_CHECK int engine_exec(struct engine *eng, const struct principal *who, const char *op,
                                json_t *args, const char *idem_key, json_t **out,
                                bool *created, bool *replayed, struct eng_error *err);
+
+/* engine_exec for a caller that sends the answer on as JSON text (the
+ * HTTP face): `text` is an initialised buffer (json_buf_init; the caller
+ * frees it).  On success either *out is a tree, as engine_exec gives, or
+ * *out is NULL and `text` holds the answer's compact JSON text: the bytes
+ * json_out renders of the tree engine_exec would give, written without
+ * building it (quotes.create, bookings.create; ops.h), or, for an
+ * idempotent replay, the stored answer's text as it was stored.  On
+ * failure *out is NULL and `text` is to be ignored. */
+ENG_MUST_CHECK int engine_exec_text(struct engine *eng, const struct principal *who,
+                                    const char *op, json_t *args, const char *idem_key,
+                                    struct json_buf *text, json_t **out, bool *created,
+                                    bool *replayed, struct eng_error *err);
 
 /* Runs read operation `op` like engine_exec, handing `sink` to it: a report
  * that streams (reports.usage and reports.credits without `limit`) calls

@@ -458,6 +458,10 @@ send_csv(struct http_req *rq, const struct route *r, const json_t *out)
     return rc;
 }
 
+/* Text answers up to this size stay on the stack (a booking's is ~700
+ * bytes); http_send's own stack buffer comes on top (response.c). */
+#define ROUTE_TEXT_STACK_BYTES 4096
+
 static int
 route_exec(struct http_req *rq, const struct route *r, const struct route_params *params)
 {
@@ -478,10 +482,23 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
     json_t *out = NULL;
     bool created = false;
     bool replayed = false;
-    int rc = engine_exec(rq->srv->eng, &rq->who, r->op, args, idem, &out, &created, &replayed,
-                         &err);
+    /* Quotes and bookings answer as text, written straight into this
+     * buffer (engine_exec_text); other operations as trees, rendered by
+     * http_send_json.  Either way the response leaves in one write. */
+    char small[ROUTE_TEXT_STACK_BYTES];
+    struct json_buf text;
+    json_buf_init(&text, small, sizeof small);
+    int rc = engine_exec_text(rq->srv->eng, &rq->who, r->op, args, idem, &text, &out, &created,
+                              &replayed, &err);
     json_decref(args);
     const char *replay_header = replayed ? "Idempotent-Replayed: true\r\n" : NULL;
+    if (rc == 0 && out == NULL) {
+        rc = http_send(rq, created ? 201 : 200, "application/json", text.data, text.len,
+                       replay_header);
+        json_buf_free(&text);
+        return rc;
+    }
+    json_buf_free(&text);
     if (rc != 0 && replayed) {
         /* A stored refusal: the same status and body as the first time.
          * Only engine statuses are stored, so error.h's table applies. */

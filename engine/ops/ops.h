@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "json_out.h"
 #include "ledger.h"
 #include "row_sink.h"
 #include "sets.h"
@@ -57,6 +58,14 @@ struct op {
      * answer to op_plan_def.finish, run after the commit on the caller's
      * thread. */
     bool plan_answer_later;
+    /* Set by engine_exec_text: the caller takes the answer as JSON text.
+     * An op that can answer so (quotes.create, bookings.create) writes
+     * into it the bytes json_out would render of its tree, sets text_given
+     * and leaves *out NULL; any other op answers a tree as always.  A
+     * failed text (text->failed) is the op's ENG_ENOMEM.  NULL: a tree is
+     * wanted (the Lua module, the REPL, the CLI). */
+    struct json_buf *text;
+    bool text_given;
 };
 
 /* Fills op->lx from the op's own fields (after store/now/who/err are set). */

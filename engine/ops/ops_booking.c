@@ -568,35 +568,157 @@ methods_json(const struct bk *b)
     return m;
 }
 
-static int
-op_quote(struct op *op, json_t *args, json_t **out)
+/* ---------- answers as text ----------
+ *
+ * For a caller that sends the answer on as JSON text (engine_exec_text:
+ * the HTTP face), a quote's and a new booking's answers are written
+ * straight into op->text, member by member, as the bytes json_out renders
+ * of the tree the functions beside them build (same members, same order,
+ * amounts as amount_to_json's values render): no tree is built, rendered
+ * and freed.  tests/c/test_answers.c runs the same requests through both
+ * and compares the bytes. */
+
+/* money_object's text, or null. */
+static void
+money_text(struct json_buf *t, bool has, int64_t amount, const char *currency, int64_t before)
 {
-    struct bk b = {0};
-    if (prepare(op, args, &b, false) != 0) {
-        bk_free(&b);
-        return op->err->status;
+    if (!has) {
+        JSON_BUF_LIT(t, "null");
+        return;
     }
+    JSON_BUF_LIT(t, "{\"amount\":");
+    json_buf_int(t, amount);
+    JSON_BUF_LIT(t, ",\"currency\":");
+    json_buf_string(t, currency);
+    JSON_BUF_LIT(t, ",\"before_discount\":");
+    json_buf_int(t, before);
+    JSON_BUF_LIT(t, "}");
+}
+
+/* methods_json's text. */
+static void
+methods_text(struct json_buf *t, const struct bk *b)
+{
+    const bool on[3] = {credits_enough(b), b->has_money && b->pay_invoice,
+                        b->has_money && b->pay_card};
+    static const char *const names[3] = {"\"credits\"", "\"invoice\"", "\"card\""};
+    bool first = true;
+    JSON_BUF_LIT(t, "[");
+    for (int i = 0; i < 3; i++) {
+        if (on[i]) {
+            if (!first) {
+                JSON_BUF_LIT(t, ",");
+            }
+            first = false;
+            json_buf_put(t, names[i], strlen(names[i]));
+        }
+    }
+    JSON_BUF_LIT(t, "]");
+}
+
+/* "unlimited", or the amount. */
+static void
+balance_text(struct json_buf *t, bool unlimited, int64_t milli)
+{
+    if (unlimited) {
+        JSON_BUF_LIT(t, "\"unlimited\"");
+    } else {
+        json_buf_amount(t, milli);
+    }
+}
+
+/* What quote_credits_reason is told about the quote b. */
+static void
+quote_facts(const struct bk *b, struct quote_credit_facts *f)
+{
+    *f = (struct quote_credit_facts){
+        .pol = b->pol, .user_id = b->user_id, .tenant_id = b->tenant_id, .user = b->user,
+        .tenant = b->tenant, .resource = b->resource, .building = b->building,
+        .priced_in_credits = b->has_credits, .building_accepts = b->pay_credits,
+        .unit = b->unit, .start = b->start, .credits = b->credits,
+        .candidates = b->cands.count, .available = b->available, .unlimited = b->unlimited,
+    };
+}
+
+/* The quote b's answer as quote_tree builds it, written into op->text. */
+static int
+quote_text(struct op *op, struct bk *b)
+{
+    struct json_buf *t = op->text;
+    JSON_BUF_LIT(t, "{\"money\":");
+    money_text(t, b->has_money, b->money, b->currency, b->money_before);
+    JSON_BUF_LIT(t, ",\"credits\":");
+    if (b->has_credits && b->pay_credits && b->cands.count > 0) {
+        JSON_BUF_LIT(t, "{\"amount\":");
+        json_buf_amount(t, b->credits);
+        JSON_BUF_LIT(t, ",\"unit\":");
+        json_buf_string(t, b->unit);
+        JSON_BUF_LIT(t, ",\"available\":");
+        balance_text(t, b->unlimited, b->available);
+        JSON_BUF_LIT(t, ",\"balance_after\":");
+        if (!credits_enough(b)) {
+            JSON_BUF_LIT(t, "null");
+        } else {
+            balance_text(t, b->unlimited, b->available - b->credits);
+        }
+        JSON_BUF_LIT(t, "}");
+    } else {
+        JSON_BUF_LIT(t, "null");
+    }
+    JSON_BUF_LIT(t, ",\"payment_methods\":");
+    methods_text(t, b);
+    struct quote_credit_facts facts;
+    quote_facts(b, &facts);
+    json_t *why = NULL;
+    int rc = quote_credits_reason(op, &facts, &why);
+    if (rc != 0) {
+        return rc;
+    }
+    JSON_BUF_LIT(t, ",\"credits_unavailable_reason\":");
+    if (why != NULL) {
+        json_buf_value(t, why);
+        json_decref(why);
+    } else {
+        JSON_BUF_LIT(t, "null");
+    }
+    JSON_BUF_LIT(t, ",\"slot\":");
+    rc = quote_slot_text(op, b->resource_id, b->start, b->end, t);
+    if (rc != 0) {
+        return rc;
+    }
+    JSON_BUF_LIT(t, "}");
+    if (t->failed) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    op->text_given = true;
+    return 0;
+}
+
+/* The quote b's answer as a tree. */
+static int
+quote_tree(struct op *op, struct bk *b, json_t **out)
+{
     json_t *credits = json_null();
     /* A user without eligible credits sees only the money price. */
-    if (b.has_credits && b.pay_credits && b.cands.count > 0) {
+    if (b->has_credits && b->pay_credits && b->cands.count > 0) {
         credits = json_object();
         /* b.unit is "hour" or "coin" (price checks it): ASCII. */
-        int bad = set(credits, "amount", amount_to_json(b.credits)) +
-                  set(credits, "unit", json_string_nocheck(b.unit)) +
-                  set(credits, "available", b.unlimited ? json_string_nocheck("unlimited")
-                                                        : amount_to_json(b.available)) +
+        int bad = set(credits, "amount", amount_to_json(b->credits)) +
+                  set(credits, "unit", json_string_nocheck(b->unit)) +
+                  set(credits, "available", b->unlimited ? json_string_nocheck("unlimited")
+                                                         : amount_to_json(b->available)) +
                   set(credits, "balance_after",
-                      !credits_enough(&b) ? json_null()
-                      : b.unlimited       ? json_string_nocheck("unlimited")
-                                          : amount_to_json(b.available - b.credits));
+                      !credits_enough(b) ? json_null()
+                      : b->unlimited     ? json_string_nocheck("unlimited")
+                                         : amount_to_json(b->available - b->credits));
         if (bad != 0) {
             json_decref(credits);
             credits = NULL;
         }
     }
     *out = credits == NULL ? NULL : json_object();
-    if (*out != NULL && set(*out, "money", money_json(&b)) + set(*out, "credits", credits) +
-                                set(*out, "payment_methods", methods_json(&b)) !=
+    if (*out != NULL && set(*out, "money", money_json(b)) + set(*out, "credits", credits) +
+                                set(*out, "payment_methods", methods_json(b)) !=
                             0) {
         json_decref(*out);
         *out = NULL;
@@ -605,18 +727,13 @@ op_quote(struct op *op, json_t *args, json_t **out)
     }
     /* Beside the prices: why credits cannot pay, and whether the slot is
      * free (quote_info.c). */
-    struct quote_credit_facts facts = {
-        .pol = b.pol, .user_id = b.user_id, .tenant_id = b.tenant_id, .user = b.user,
-        .tenant = b.tenant, .resource = b.resource, .building = b.building,
-        .priced_in_credits = b.has_credits, .building_accepts = b.pay_credits,
-        .unit = b.unit, .start = b.start, .credits = b.credits,
-        .candidates = b.cands.count, .available = b.available, .unlimited = b.unlimited,
-    };
+    struct quote_credit_facts facts;
+    quote_facts(b, &facts);
     json_t *why = NULL, *slot = NULL;
     int rc = *out == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
                           : quote_credits_reason(op, &facts, &why);
     if (rc == 0) {
-        rc = quote_slot(op, b.resource_id, b.start, b.end, &slot);
+        rc = quote_slot(op, b->resource_id, b->start, b->end, &slot);
     }
     if (rc == 0 && json_object_set_new(*out, "credits_unavailable_reason",
                                        why != NULL ? why : json_null()) != 0) {
@@ -628,13 +745,25 @@ op_quote(struct op *op, json_t *args, json_t **out)
     if (rc == 0 && json_object_set_new(*out, "slot", slot) != 0) {
         rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    bk_free(&b);
     if (rc != 0) {
         json_decref(*out);
         *out = NULL;
         return rc;
     }
     return 0;
+}
+
+static int
+op_quote(struct op *op, json_t *args, json_t **out)
+{
+    struct bk b = {0};
+    if (prepare(op, args, &b, false) != 0) {
+        bk_free(&b);
+        return op->err->status;
+    }
+    int rc = op->text != NULL ? quote_text(op, &b) : quote_tree(op, &b, out);
+    bk_free(&b);
+    return rc;
 }
 
 /* One lot of the order policy's ctx.lots, from C values. */
@@ -1131,6 +1260,101 @@ written_json(struct op *op, const struct bk *b, int64_t id, bool by_credits, jso
     return rc;
 }
 
+/* The booking b just written as `id`, as written_json builds it, written
+ * into op->text. */
+static int
+written_text(struct op *op, const struct bk *b, int64_t id, bool by_credits)
+{
+    struct json_buf *t = op->text;
+    JSON_BUF_LIT(t, "{\"id\":");
+    json_buf_id(t, "bkg", id);
+    JSON_BUF_LIT(t, ",\"resource_id\":");
+    json_buf_id(t, "res", b->resource_id);
+    JSON_BUF_LIT(t, ",\"building_id\":");
+    json_buf_id(t, "bld", b->building_id);
+    JSON_BUF_LIT(t, ",\"tenant_id\":");
+    json_buf_id(t, "ten", b->tenant_id);
+    JSON_BUF_LIT(t, ",\"user_id\":");
+    json_buf_id(t, "usr", b->user_id);
+    JSON_BUF_LIT(t, ",\"start\":");
+    json_buf_time(t, b->start);
+    JSON_BUF_LIT(t, ",\"end\":");
+    json_buf_time(t, b->end);
+    JSON_BUF_LIT(t, ",\"status\":\"confirmed\",\"payment_method\":");
+    json_buf_string(t, b->method);
+    JSON_BUF_LIT(t, ",\"money\":");
+    money_text(t, b->has_money, b->money, b->currency, b->money_before);
+    JSON_BUF_LIT(t, ",\"credits\":");
+    if (by_credits) {
+        JSON_BUF_LIT(t, "{\"amount\":");
+        json_buf_amount(t, b->credits);
+        JSON_BUF_LIT(t, ",\"unit\":");
+        json_buf_string(t, b->unit);
+        JSON_BUF_LIT(t, ",\"paid_from\":[");
+        bool first = true;
+        for (int k = 0; k < b->cands.count; k++) {
+            const struct cand *c = &b->cands.items[b->order[k]];
+            if (c->take > 0) {
+                if (!first) {
+                    JSON_BUF_LIT(t, ",");
+                }
+                first = false;
+                JSON_BUF_LIT(t, "{\"lot_id\":");
+                json_buf_id(t, "lot", c->lot_id);
+                JSON_BUF_LIT(t, ",\"amount\":");
+                json_buf_amount(t, c->take);
+                JSON_BUF_LIT(t, "}");
+            }
+        }
+        JSON_BUF_LIT(t, "],\"balance_after\":");
+        balance_text(t, b->unlimited, b->available - b->credits);
+        JSON_BUF_LIT(t, "}");
+    } else {
+        JSON_BUF_LIT(t, "null");
+    }
+    /* versions_json's members in kind order: the row's text when the plan
+     * made it (versions_text: the same bytes), else written here. */
+    if (b->versions_text != NULL) {
+        JSON_BUF_LIT(t, ",\"policy_versions\":");
+        json_buf_put(t, b->versions_text, strlen(b->versions_text));
+    }
+    for (int k = 0; b->versions_text == NULL && k < POLICY_KIND_COUNT; k++) {
+        const char *name = policy_kind_name((enum policy_kind)k);
+        if (k == 0) {
+            JSON_BUF_LIT(t, ",\"policy_versions\":{\"");
+        } else {
+            JSON_BUF_LIT(t, ",\"");
+        }
+        json_buf_put(t, name, strlen(name));
+        JSON_BUF_LIT(t, "\":");
+        json_buf_string(t, b->versions[k]);
+    }
+    if (b->versions_text == NULL) {
+        JSON_BUF_LIT(t, "}");
+    }
+    JSON_BUF_LIT(t, ",\"created_at\":");
+    json_buf_time(t, op->now);
+    /* A new booking: nothing refunded, not cancelled. */
+    JSON_BUF_LIT(t, ",\"refund\":{\"credits\":0,\"money\":0},\"cancelled_at\":null,"
+                    "\"cancel_reason\":null}");
+    if (t->failed) {
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    op->text_given = true;
+    return 0;
+}
+
+/* The answer of the booking b just written as `id`: as text when the
+ * caller takes text (op->text), else as a tree in *out. */
+static int
+written_answer(struct op *op, const struct bk *b, int64_t id, bool by_credits, json_t **out)
+{
+    if (op->text != NULL) {
+        return written_text(op, b, id, by_credits);
+    }
+    return written_json(op, b, id, by_credits, out);
+}
+
 /* Writes the booking b decided (row, debits; `taken` as for post_takes)
  * and builds its answer. */
 static int
@@ -1142,7 +1366,7 @@ book_write(struct op *op, struct bk *b, bool by_credits, bool taken, json_t **ou
         rc = post_takes(op, b, id, taken);
     }
     if (rc == 0) {
-        rc = written_json(op, b, id, by_credits, out);
+        rc = written_answer(op, b, id, by_credits, out);
     }
     if (rc == 0) {
         op->created = true;
@@ -1411,9 +1635,15 @@ book_planned(struct op *op, struct book_plan *p, json_t **out, bool *applied)
     if (rc == 0 && p->by_credits) {
         rc = post_takes(op, &p->b, p->written_id, true);
     }
-    *out = rc == 0 ? json_object() : NULL;
-    if (rc == 0 && *out == NULL) {
-        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    if (op->text != NULL) {
+        /* The answer will be there, in the caller's text (the engine
+         * counts it given once op_book_plan_finish has written it). */
+        op->text_given = rc == 0;
+    } else {
+        *out = rc == 0 ? json_object() : NULL;
+        if (rc == 0 && *out == NULL) {
+            rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+        }
     }
     if (rc == 0) {
         op->created = true;
@@ -1432,8 +1662,12 @@ op_book_plan_finish(void *plan, struct op *op, json_t **out)
     if (p->written_id == 0) {
         return 0; /* not written from the plan: *out is the op's own */
     }
-    json_t *answer = NULL;
     op->now = p->now; /* the writer's instant too (plan_holds) */
+    if (op->text != NULL) {
+        json_buf_reset(op->text);
+        return written_text(op, &p->b, p->written_id, p->by_credits);
+    }
+    json_t *answer = NULL;
     int rc = written_json(op, &p->b, p->written_id, p->by_credits, &answer);
     if (rc == 0) {
         json_decref(*out);

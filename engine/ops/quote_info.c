@@ -188,33 +188,89 @@ slot_add(void *ud, const struct booking_overlap *o)
     return 0;
 }
 
-int
-quote_slot(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_t **out)
+/* The conflicts of the slot (a new array in *list, NULL when the slot is
+ * free) and how many there are. */
+static int
+slot_conflicts(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_t **list,
+               int64_t *count)
 {
-    struct slot_ud s = {op, json_array()};
-    int64_t count = 0;
-    *out = NULL;
-    if (s.list == NULL) {
-        return oom(op);
-    }
+    struct slot_ud s = {op, NULL};
+    *count = 0;
+    *list = NULL;
     /* Most quoted slots are free: the slot check (no sort, one row at
      * most) says so; the conflicts are listed only when it is taken.  A
      * failed check is an error, never a free slot. */
     bool taken = true;
     int rc = store_booking_slot_taken(op->store, resource_id, start, end, &taken, op->err);
     if (rc == 0 && taken) {
+        s.list = json_array();
+        rc = s.list != NULL ? 0 : oom(op);
+    }
+    if (rc == 0 && taken) {
         rc = store_booking_overlaps(op->store, resource_id, start, end, QUOTE_CONFLICTS_MAX,
-                                    slot_add, &s, &count, op->err);
+                                    slot_add, &s, count, op->err);
     }
     if (rc != 0) {
         json_decref(s.list);
         return rc;
     }
+    *list = s.list;
+    return 0;
+}
+
+int
+quote_slot_text(struct op *op, int64_t resource_id, int64_t start, int64_t end,
+                struct json_buf *t)
+{
+    json_t *list = NULL;
+    int64_t count = 0;
+    int rc = slot_conflicts(op, resource_id, start, end, &list, &count);
+    if (rc != 0) {
+        return rc;
+    }
+    /* The members quote_slot sets, in its order. */
+    JSON_BUF_LIT(t, "{\"available\":");
+    if (count == 0) {
+        JSON_BUF_LIT(t, "true");
+    } else {
+        JSON_BUF_LIT(t, "false");
+    }
+    if (start < op->now) {
+        JSON_BUF_LIT(t, ",\"in_past\":true,\"conflicts\":");
+    } else {
+        JSON_BUF_LIT(t, ",\"in_past\":false,\"conflicts\":");
+    }
+    if (list != NULL) {
+        json_buf_value(t, list);
+        json_decref(list);
+    } else {
+        JSON_BUF_LIT(t, "[]");
+    }
+    JSON_BUF_LIT(t, ",\"conflict_count\":");
+    json_buf_int(t, count);
+    JSON_BUF_LIT(t, "}");
+    return t->failed ? oom(op) : 0;
+}
+
+int
+quote_slot(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_t **out)
+{
+    json_t *list = NULL;
+    int64_t count = 0;
+    *out = NULL;
+    int rc = slot_conflicts(op, resource_id, start, end, &list, &count);
+    if (rc != 0) {
+        return rc;
+    }
+    list = list != NULL ? list : json_array();
+    if (list == NULL) {
+        return oom(op);
+    }
     /* Built member by member (our ASCII keys, in API.md's order). */
     *out = json_object();
     if (json_object_set_new_nocheck(*out, "available", json_boolean(count == 0)) +
             json_object_set_new_nocheck(*out, "in_past", json_boolean(start < op->now)) +
-            json_object_set_new_nocheck(*out, "conflicts", s.list) +
+            json_object_set_new_nocheck(*out, "conflicts", list) +
             json_object_set_new_nocheck(*out, "conflict_count", json_integer(count)) !=
         0) {
         json_decref(*out);

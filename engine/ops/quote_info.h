@@ -39,5 +39,10 @@ int quote_credits_reason(struct op *op, const struct quote_credit_facts *f, json
  * "booking_id"?}], "conflict_count"}; a booking's id only when the
  * principal reaches it.  0 or an error (op->err). */
 int quote_slot(struct op *op, int64_t resource_id, int64_t start, int64_t end, json_t **out);
+/* The same, appended to t as the text json_out renders of quote_slot's
+ * tree (the conflicts listed only when the slot is taken).  0 or an error
+ * (op->err; a failed t is ENG_ENOMEM). */
+int quote_slot_text(struct op *op, int64_t resource_id, int64_t start, int64_t end,
+                    struct json_buf *t);
 
 #endif

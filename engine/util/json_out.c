@@ -6,7 +6,12 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "amount.h"
+#include "timeutil.h"
+#include "values.h"
 
 struct out {
     char *buf;
@@ -231,4 +236,210 @@ json_out(const json_t *v, char *buf, size_t size)
         return 0;
     }
     return o.len;
+}
+
+/* ---- json_buf ---- */
+
+void
+json_buf_init(struct json_buf *b, char *stack, size_t cap)
+{
+    b->data = stack;
+    b->len = 0;
+    b->cap = stack != NULL ? cap : 0;
+    b->heap = NULL;
+    b->failed = false;
+}
+
+void
+json_buf_free(struct json_buf *b)
+{
+    free(b->heap);
+    b->heap = NULL;
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void
+json_buf_reset(struct json_buf *b)
+{
+    b->len = 0;
+    b->failed = false;
+}
+
+/* Room for n more bytes (and a NUL after them); false, with the buffer
+ * failed, when there is no memory. */
+static bool
+json_buf_room(struct json_buf *b, size_t n)
+{
+    if (b->failed) {
+        return false;
+    }
+    if (n < b->cap - b->len) {
+        return true;
+    }
+    size_t want = b->cap * 2 > 256 ? b->cap * 2 : 256;
+    if (want <= b->len + n) {
+        want = b->len + n + 1;
+    }
+    char *grown = realloc(b->heap, want);
+    if (grown == NULL) {
+        b->failed = true;
+        return false;
+    }
+    if (b->heap == NULL && b->len > 0) {
+        memcpy(grown, b->data, b->len); /* out of the caller's stack array */
+    }
+    b->heap = b->data = grown;
+    b->cap = want;
+    return true;
+}
+
+void
+json_buf_put_grow(struct json_buf *b, const char *s, size_t n)
+{
+    if (json_buf_room(b, n)) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    }
+}
+
+void
+json_buf_string(struct json_buf *b, const char *s)
+{
+    /* One pass: the length, and whether every byte is printable ASCII
+     * other than '"' and '\\' (copied as is), or any is not ASCII. */
+    size_t n = 0;
+    bool plain = true, ascii = true;
+    for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++) {
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            plain = false;
+            ascii = ascii && c < 0x80;
+        }
+    }
+    if (!ascii && !utf8_valid(s, n)) {
+        b->failed = true; /* json_string() refuses it: the tree path fails too */
+        return;
+    }
+    if (plain) {
+        if (json_buf_room(b, n + 2)) {
+            b->data[b->len] = '"';
+            memcpy(b->data + b->len + 1, s, n);
+            b->data[b->len + 1 + n] = '"';
+            b->len += n + 2;
+        }
+        return;
+    }
+    /* Escapes: at most 6 bytes a byte, plus the quotes. */
+    if (n > (SIZE_MAX - 2) / 6 || !json_buf_room(b, n * 6 + 2)) {
+        b->failed = true;
+        return;
+    }
+    struct out o = {b->data + b->len, b->cap - b->len, 0};
+    put_string(&o, s, n);
+    b->len += o.len;
+}
+
+void
+json_buf_int(struct json_buf *b, int64_t v)
+{
+    if (json_buf_room(b, 24)) {
+        struct out o = {b->data + b->len, b->cap - b->len, 0};
+        put_int(&o, v);
+        b->len += o.len;
+    }
+}
+
+void
+json_buf_amount(struct json_buf *b, int64_t milli)
+{
+    if (milli % 1000 == 0) {
+        json_buf_int(b, milli / 1000);
+        return;
+    }
+    /* Below 10^15 thousandths, amount_to_json's real is the double nearest
+     * to the decimal, which json_out writes as that decimal, trailing
+     * zeros dropped (put_real_milli): written here from the integer. */
+    if (milli > -INT64_C(1000000000000000) && milli < INT64_C(1000000000000000)) {
+        if (json_buf_room(b, 28)) {
+            struct out o = {b->data + b->len, b->cap - b->len, 0};
+            uint64_t u = milli < 0 ? (uint64_t)(-milli) : (uint64_t)milli;
+            if (milli < 0) {
+                put_char(&o, '-');
+            }
+            put_int(&o, (int64_t)(u / 1000));
+            unsigned frac = (unsigned)(u % 1000);
+            char digits[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                              (char)('0' + frac % 10)};
+            put(&o, digits, frac % 100 == 0 ? 2 : frac % 10 == 0 ? 3 : 4);
+            b->len += o.len;
+        }
+        return;
+    }
+    json_t *v = amount_to_json(milli); /* beyond every real amount: as the tree does */
+    json_buf_value(b, v);
+    json_decref(v);
+}
+
+void
+json_buf_time(struct json_buf *b, int64_t t)
+{
+    if (t == TIME_NEVER) {
+        JSON_BUF_LIT(b, "null");
+        return;
+    }
+    char text[32];
+    time_format_rfc3339(t, text, sizeof text);
+    size_t n = strlen(text);
+    if (json_buf_room(b, n + 2)) {
+        b->data[b->len] = '"';
+        memcpy(b->data + b->len + 1, text, n);
+        b->data[b->len + 1 + n] = '"';
+        b->len += n + 2;
+    }
+}
+
+void
+json_buf_id(struct json_buf *b, const char *prefix, int64_t id)
+{
+    char text[48];
+    id_format(prefix, id, text, sizeof text);
+    size_t n = strlen(text);
+    if (json_buf_room(b, n + 2)) {
+        b->data[b->len] = '"';
+        memcpy(b->data + b->len + 1, text, n);
+        b->data[b->len + 1 + n] = '"';
+        b->len += n + 2;
+    }
+}
+
+void
+json_buf_value(struct json_buf *b, const json_t *v)
+{
+    if (b->failed) {
+        return;
+    }
+    size_t room = b->cap - b->len;
+    size_t need = json_out(v, b->data + b->len, room);
+    if (need == 0) {
+        b->failed = true; /* NULL, or a value json_out refuses */
+        return;
+    }
+    if (need > room) {
+        /* Rendered again into room enough for all of it. */
+        if (!json_buf_room(b, need) || json_out(v, b->data + b->len, need) != need) {
+            b->failed = true;
+            return;
+        }
+    }
+    b->len += need;
+}
+
+const char *
+json_buf_cstr(struct json_buf *b)
+{
+    if (!json_buf_room(b, 0)) {
+        return NULL;
+    }
+    b->data[b->len] = '\0'; /* json_buf_room leaves room for it */
+    return b->data;
 }

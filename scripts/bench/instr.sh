@@ -109,7 +109,7 @@ report() { # dump-number label
         total=$(( total + ${t:-0} ))
         if grep -q 'writer_main' "$f"; then writer=$(( writer + ${t:-0} )); fi
         e=$(callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null |
-            awk '/[:]engine_exec /{gsub(",", "", $1); print $1; exit}')
+            awk '/[:]engine_exec(_text)? /{gsub(",", "", $1); print $1; exit}')
         engine=$(( engine + ${e:-0} ))
     done
     mallocs=$(lua5.4 scripts/bench/instr_calls.lua malloc "$DIR"/cg.out."$1"-*)

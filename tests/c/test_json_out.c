@@ -2,15 +2,22 @@
  * renders with the flags of every HTTP answer (JSON_COMPACT |
  * JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)): chosen values (escapes,
  * UTF-8, integer and real edges) and 3,000 random trees, including a
- * buffer too small for the text. */
+ * buffer too small for the text.  And json_buf (answers written as text)
+ * writes what json_out renders of the value the tree path builds: amounts
+ * as amount_to_json, instants as json_time, ids as id_json, strings as
+ * json_string (refusing what it refuses), from a buffer that starts small
+ * on the stack and grows. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "amount.h"
 #include "check.h"
 #include "json_out.h"
+#include "timeutil.h"
+#include "values.h"
 
 #define FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
 
@@ -95,6 +102,100 @@ random_value(int depth)
     }
 }
 
+/* Whether json_buf's writer agrees with json_out of the tree value v
+ * (taken; NULL: the tree path refuses, so the writer must fail too). */
+static int
+buf_same(json_t *v, struct json_buf *b)
+{
+    int ok;
+    if (v == NULL) {
+        ok = b->failed;
+    } else {
+        char want[512];
+        size_t need = json_out(v, want, sizeof want);
+        ok = !b->failed && need > 0 && need <= sizeof want && need == b->len &&
+             memcmp(b->data, want, need) == 0;
+        if (!ok) {
+            printf("# want %.*s\n# got  %.*s\n", (int)need, want, (int)b->len, b->data);
+        }
+    }
+    json_decref(v);
+    json_buf_reset(b);
+    return ok;
+}
+
+static void
+buf_checks(void)
+{
+    char stack[8];
+    struct json_buf b;
+    json_buf_init(&b, stack, sizeof stack);
+    int amounts = 0;
+    const int64_t edges[] = {0, 1, -1, 999, 1000, -1000, 1500, 10, 100, 120, 1001, 999999999999999,
+                             -999999999999999, INT64_C(1000000000000000),
+                             INT64_C(1000000000000001), (INT64_C(1) << 53) + 1, INT64_MAX,
+                             INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        json_buf_amount(&b, edges[i]);
+        amounts += buf_same(amount_to_json(edges[i]), &b);
+    }
+    for (int i = 0; i < 20000; i++) {
+        int64_t m = (int64_t)(next() >> (next() % 63));
+        m = i % 2 ? -m : m;
+        json_buf_amount(&b, m);
+        amounts += buf_same(amount_to_json(m), &b);
+    }
+    CHECK_INT(amounts, (int)(sizeof edges / sizeof edges[0]) + 20000);
+    int strings = 0;
+    for (int i = 0; i < 3000; i++) {
+        json_t *r = random_string();
+        /* A C string: up to an embedded NUL, and sometimes cut inside a
+         * UTF-8 character (json_string refuses that, so must the writer). */
+        char text[256];
+        size_t n = strlen(json_string_value(r));
+        n = i % 5 == 0 && n > 0 ? n - 1 : n;
+        memcpy(text, json_string_value(r), n);
+        text[n] = '\0';
+        json_decref(r);
+        json_buf_string(&b, text);
+        strings += buf_same(json_string(text), &b);
+    }
+    CHECK_INT(strings, 3000);
+    const int64_t times[] = {0, 1767225600, -62135596800, 253402300799, TIME_NEVER, 1};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        json_buf_time(&b, times[i]);
+        CHECK(buf_same(json_time(times[i]), &b));
+    }
+    json_buf_id(&b, "bkg", 1234567);
+    CHECK(buf_same(id_json("bkg", 1234567), &b));
+    /* A text that grows from the stack onto the heap keeps every byte. */
+    json_t *list = json_array();
+    JSON_BUF_LIT(&b, "[");
+    for (int i = 0; i < 300; i++) {
+        if (i > 0) {
+            JSON_BUF_LIT(&b, ",");
+        }
+        json_t *v = random_value(0);
+        json_buf_value(&b, v);
+        json_array_append_new(list, v);
+    }
+    JSON_BUF_LIT(&b, "]");
+    CHECK(b.heap != NULL);
+    char *want = json_dumps(list, FLAGS);
+    const char *got = json_buf_cstr(&b);
+    CHECK(want != NULL && got != NULL && strcmp(got, want) == 0);
+    free(want);
+    json_decref(list);
+    /* A failure sticks until the buffer is reset. */
+    json_buf_reset(&b);
+    json_buf_string(&b, "\xff");
+    JSON_BUF_LIT(&b, "x");
+    CHECK(b.failed && json_buf_cstr(&b) == NULL);
+    json_buf_reset(&b);
+    CHECK(!b.failed && b.len == 0);
+    json_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -140,5 +241,6 @@ main(void)
         agreed += same(random_value(0));
     }
     CHECK_INT(agreed, 3000);
+    buf_checks();
     return check_exit();
 }
