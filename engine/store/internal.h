@@ -53,7 +53,29 @@ struct store {
     bool tx_open;               /* a BEGIN of ours is not yet committed or rolled back */
     struct store_stmt **by_id;  /* indexed by store_sql.id */
     int by_id_len;
+    /* store/generation.c: the portfolio generation as this (SQLite, writing)
+     * connection last read it, and what tells whether it still holds: the
+     * changes to portfolio_generation made on this connection (counted by
+     * its update hook; no other code may set one on a writing connection),
+     * the pager's data version (moved by every commit, ours or another
+     * connection's), and the transaction it was read in. */
+    struct {
+        bool hooked, known;
+        int64_t value;
+        uint64_t bumps, bumps_at;
+        unsigned version_at;
+        uint64_t tx, serial; /* tx: the serial of the transaction it was read in,
+                                0 once committed; serial: this connection's
+                                BEGINs */
+    } gen;
 };
+
+/* store/generation.c, for store_tx: `kept` is what
+ * store_generation_commit_begin said before a COMMIT; `ok` whether the
+ * statement succeeded.  A generation known before our commit stays known
+ * after it; a rollback forgets it. */
+bool store_generation_commit_begin(struct store *s);
+void store_generation_tx_done(struct store *s, enum store_tx what, bool ok, bool kept);
 
 /* Nested copies of one statement allowed at once. */
 #define STORE_NEST_MAX 8

@@ -167,8 +167,18 @@ store_lot_take(struct store *s, int64_t id, int64_t amount, bool *taken, int64_t
 {
     /* Not UPDATE ... RETURNING: SQLite buffers returned rows in a
      * temporary b-tree built for each run, which costs more than reading
-     * the one column again. */
-    STORE_SQL(q, "UPDATE lot SET balance = balance - ?1, used = used + ?1"
+     * the one column again.  OR FAIL (SQLite): a statement that may fail
+     * after writing part of what it writes (here through the lot's
+     * generation trigger) runs in a statement journal, a copy of every
+     * page it changes kept to undo it alone (~1,000 instructions a page,
+     * with its allocations); OR FAIL needs none.  This one row cannot be
+     * half-written (its CHECK is tested before the row is), and a failure
+     * is a storage error that rolls back the whole job.  PostgreSQL has no
+     * such clause. */
+    STORE_SQL_PG(q,
+                 "UPDATE OR FAIL lot SET balance = balance - ?1, used = used + ?1"
+                 " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)",
+                 "UPDATE lot SET balance = balance - ?1, used = used + ?1"
                  " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)");
     STORE_SQL(after, "SELECT balance FROM lot WHERE id = ?");
     *taken = false;
