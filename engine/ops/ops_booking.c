@@ -1363,7 +1363,11 @@ take_planned(struct op *op, struct book_plan *p, bool *held)
             continue;
         }
         int64_t after = 0;
-        rc = lot_take(&op->lx, c->lot_id, c->take, &taken, &after);
+        /* The balance the plan saw: when the lot still holds exactly that
+         * (no other booking took from it since), the debit proves the
+         * balance after it without a read. */
+        rc = lot_take(&op->lx, c->lot_id, c->take, c->unlimited ? -1 : c->balance, &taken,
+                      &after);
         if (rc != 0 || !taken) {
             break;
         }

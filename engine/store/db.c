@@ -663,20 +663,20 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
         }
         return rc;
     }
-    /* The generation known to this connection (store/generation.c) lives
+    /* What this connection knows without reading (store/known.c) lives
      * through our own commit and no rollback. */
-    bool gen_kept = what == STORE_COMMIT && store_generation_commit_begin(s);
+    bool gen_kept = what == STORE_COMMIT && store_known_commit_begin(s);
     if (what == STORE_ROLLBACK && sqlite3_get_autocommit(s->db)) {
-        store_generation_tx_done(s, what, true, false);
+        store_known_tx_done(s, what, true, false);
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     }
     sqlite3_stmt *st = sq_prep(s, q, err);
     if (st == NULL) {
-        store_generation_tx_done(s, what, false, false);
+        store_known_tx_done(s, what, false, false);
         return err->status;
     }
     int rc = sq_exec(s, st, q->text, err);
-    store_generation_tx_done(s, what, rc == 0, gen_kept);
+    store_known_tx_done(s, what, rc == 0, gen_kept);
     if (opening && rc == 0) {
         s->tx_open = true;
     }

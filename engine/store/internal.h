@@ -45,6 +45,9 @@ struct store_stmt {
 
 struct store_pg; /* the PostgreSQL driver's connection (store_pg.c) */
 
+/* Lot balances a writing connection remembers (store/known.c). */
+#define STORE_LOTS_KNOWN 16
+
 struct store {
     sqlite3 *db;          /* NULL on PostgreSQL */
     struct store_pg *pg;  /* non-NULL on PostgreSQL */
@@ -53,29 +56,41 @@ struct store {
     bool tx_open;               /* a BEGIN of ours is not yet committed or rolled back */
     struct store_stmt **by_id;  /* indexed by store_sql.id */
     int by_id_len;
-    /* store/generation.c: the portfolio generation as this (SQLite, writing)
-     * connection last read it, and what tells whether it still holds: the
-     * changes to portfolio_generation made on this connection (counted by
-     * its update hook; no other code may set one on a writing connection),
-     * the pager's data version (moved by every commit, ours or another
-     * connection's), and the transaction it was read in. */
+    /* store/known.c: what this (SQLite, writing) connection knows of the
+     * database without a statement, and what tells whether it still
+     * holds: the changes made on this connection (counted by its update
+     * hook; no other code may set one on a writing connection), the
+     * pager's data version (moved by every commit, ours or another
+     * connection's), and the transaction the facts were learnt in. */
     struct {
-        bool hooked, known;
-        int64_t value;
-        uint64_t bumps, bumps_at;
-        unsigned version_at;
-        uint64_t tx, serial; /* tx: the serial of the transaction it was read in,
-                                0 once committed; serial: this connection's
-                                BEGINs */
-    } gen;
+        bool hooked, open;     /* open: an epoch of facts began (below) */
+        unsigned version_at;   /* the data version the facts hold at */
+        uint64_t tx, serial;   /* tx: the transaction they were learnt in, 0
+                                  once committed; serial: our BEGINs */
+        bool gen_known;        /* the portfolio generation (generation.c) */
+        int64_t gen;
+        uint64_t bumps, bumps_at; /* changes to portfolio_generation */
+        int64_t taking;        /* the lot whose own debit is running */
+        struct {
+            int64_t id, balance; /* id 0: none */
+        } lots[STORE_LOTS_KNOWN]; /* balances left by this connection's debits */
+    } known;
 };
 
-/* store/generation.c, for store_tx: `kept` is what
- * store_generation_commit_begin said before a COMMIT; `ok` whether the
- * statement succeeded.  A generation known before our commit stays known
- * after it; a rollback forgets it. */
-bool store_generation_commit_begin(struct store *s);
-void store_generation_tx_done(struct store *s, enum store_tx what, bool ok, bool kept);
+/* store/known.c, for store_tx: `kept` is what store_known_commit_begin
+ * said before a COMMIT; `ok` whether the statement succeeded.  What was
+ * known before our commit stays known after it; a rollback forgets it. */
+bool store_known_commit_begin(struct store *s);
+void store_known_tx_done(struct store *s, enum store_tx what, bool ok, bool kept);
+/* For generation.c and lots.c: whether the facts of the open epoch still
+ * hold; starting to note a fact (a new epoch when they do not; false:
+ * nothing may be noted). */
+bool store_known_holds(struct store *s);
+bool store_known_note_begin(struct store *s);
+/* A lot's balance as this connection's own last debit of it left it
+ * (true), or noted (lots.c). */
+bool store_known_lot(struct store *s, int64_t id, int64_t *balance);
+void store_known_lot_note(struct store *s, int64_t id, int64_t balance);
 
 /* Nested copies of one statement allowed at once. */
 #define STORE_NEST_MAX 8

@@ -602,13 +602,21 @@ test_generation_known(void)
     CHECK_INT(store_generation_now(s, &g, &err), 0);
     int64_t before = g, balance = -1;
     bool taken = false;
-    CHECK_INT(store_lot_take(s, 1, 3000, &taken, &balance, &err), 0);
+    CHECK_INT(store_lot_take(s, 1, 3000, -1, &taken, &balance, &err), 0);
     CHECK(taken && balance == 2000);
     CHECK(store_generation_known(s, &g) && g == before); /* still holding some */
-    CHECK_INT(store_lot_take(s, 1, 2500, &taken, &balance, &err), 0);
+    /* A balance expected that the lot no longer holds: the debit on the
+     * condition of enough, and the balance read (not derived from the
+     * expectation). */
+    CHECK_INT(store_lot_take(s, 1, 500, 4000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 1500);
+    CHECK_INT(store_lot_take(s, 1, 2500, 1500, &taken, &balance, &err), 0);
     CHECK(!taken);
+    CHECK_INT(store_lot_take(s, 1, 1000, 2500, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 500);
     CHECK(store_generation_known(s, &g) && g == before);
-    CHECK_INT(store_lot_take(s, 1, 2000, &taken, &balance, &err), 0);
+    /* The balance expected, held: proven by the debit. */
+    CHECK_INT(store_lot_take(s, 1, 500, 500, &taken, &balance, &err), 0);
     CHECK(taken && balance == 0);
     CHECK(!store_generation_known(s, &g));
     CHECK_INT(store_generation_now(s, &g, &err), 0);
@@ -617,6 +625,54 @@ test_generation_known(void)
     CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
     gen_agrees(s, reader, true, "in tx");
     CHECK_INT(store_tx(s, STORE_ROLLBACK, &err), 0);
+    STORE_SQL(q_lot, "SELECT balance * 1000000 + used FROM lot WHERE id = 1");
+    int64_t lot = -1;
+    CHECK_INT(sq_scalar(reader, &q_lot, 0, -1, &lot, &err), 0);
+    CHECK_INT(lot, 5000); /* balance 0, used 5000 */
+    /* The balance a debit left, remembered by the writer between its own
+     * commits, whatever the caller expects; forgotten when this connection
+     * moves the lot otherwise, when another connection commits, and on a
+     * rollback.  Every balance the debits give is the row's. */
+    STORE_SQL(q_lot2, "SELECT balance FROM lot WHERE id = 2");
+    CHECK_INT(sqlite3_exec(s->db,
+                           "INSERT INTO lot (id, allocation_id, line_idx, period_n, user_id, kind,"
+                           " tenant_id, unit, valid_from, valid_until, granted, unlimited,"
+                           " balance, created_at) VALUES (2, 1, 1, 0, 0, 'period', 2, 'hour',"
+                           " 0, 100, 10000, 0, 10000, 0);",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 9000);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0); /* stale */
+    CHECK(taken && balance == 8000);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    int64_t kb = -1;
+    CHECK(store_known_lot(s, 2, &kb) && kb == 8000);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 7000);
+    CHECK_INT(store_lot_move(s, 2, "adjust", -500, &err), 0); /* another statement */
+    CHECK(!store_known_lot(s, 2, &kb));
+    CHECK_INT(store_lot_take(s, 2, 1000, 7000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 5500);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(sqlite3_exec(other->db, "UPDATE lot SET balance = balance - 100 WHERE id = 2",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(!store_known_lot(s, 2, &kb)); /* another connection committed */
+    CHECK_INT(store_lot_take(s, 2, 1000, 5500, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 4400);
+    CHECK(store_known_lot(s, 2, &kb) && kb == 4400);
+    CHECK_INT(store_tx(s, STORE_ROLLBACK, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(!store_known_lot(s, 2, &kb)); /* rolled back */
+    CHECK_INT(store_lot_take(s, 2, 1000, 4400, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 4400);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(sq_scalar(reader, &q_lot2, 0, -1, &lot, &err), 0);
+    CHECK_INT(lot, 4400);
     /* A plan's debit entry, the lot's tenant and unit given: written as
      * given; on a lot that does not exist, refused, nothing written. */
     struct entry_usage usage = {.user_id = 3, .start_at = 50, .unit = "hour", .shared = false,
