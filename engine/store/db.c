@@ -440,6 +440,17 @@ sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v)
 }
 
 void
+sq_text_static(struct store *s, sqlite3_stmt *st, int idx, const char *v)
+{
+    int rc = SQ_IS_PG(st)  ? pg_bind_rc(pg_bind_text(st, idx, v))
+             : v != NULL ? sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(st, idx);
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+void
 sq_null(struct store *s, sqlite3_stmt *st, int idx)
 {
     int rc = SQ_IS_PG(st) ? pg_bind_rc(pg_bind_text(st, idx, NULL)) : sqlite3_bind_null(st, idx);

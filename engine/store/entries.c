@@ -36,10 +36,10 @@ store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
     }
     if (known) {
         sq_int(s, st, 11, e->usage->tenant_id);
-        sq_text(s, st, 12, e->usage->unit);
+        sq_text_static(s, st, 12, e->usage->unit);
     }
     sq_int(s, st, 1, e->lot_id);
-    sq_text(s, st, 2, e->kind);
+    sq_text_static(s, st, 2, e->kind);
     sq_int(s, st, 3, e->amount);
     sq_int(s, st, 4, e->effective_at);
     sq_int(s, st, 5, e->created_at);
@@ -48,10 +48,10 @@ store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
     } else {
         sq_null(s, st, 6);
     }
-    sq_text(s, st, 7, e->event_key);
-    sq_text(s, st, 8, e->policy_version);
-    sq_text(s, st, 9, e->memo);
-    sq_text(s, st, 10, e->actor);
+    sq_text_static(s, st, 7, e->event_key);
+    sq_text_static(s, st, 8, e->policy_version);
+    sq_text_static(s, st, 9, e->memo);
+    sq_text_static(s, st, 10, e->actor);
     int rc = sq_exec(s, st, "entry insert", err);
     if (rc != 0) {
         return rc;

@@ -102,6 +102,11 @@ sqlite3_stmt *sq_prep(struct store *s, struct store_sql *q, struct eng_error *er
 /* Binds; a failure is remembered and reported by the next sq_step. */
 void sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v);
 void sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v); /* NULL binds NULL */
+/* sq_text without SQLite's copy of the text (a malloc, a copy and a free
+ * per bind): the caller keeps `v` unchanged until the statement is done
+ * with it (run to its end, or reset).  For the writer's per-booking
+ * statements. */
+void sq_text_static(struct store *s, sqlite3_stmt *st, int idx, const char *v);
 void sq_null(struct store *s, sqlite3_stmt *st, int idx);
 /* 1 with a row, 0 when done (the statement is reset), or ENG_ESTORE with
  * *err set (reset too).  `what` names the query in the server log. */

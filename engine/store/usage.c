@@ -234,7 +234,7 @@ month_exec(struct store *s, struct store_sql *q, int64_t user_id, const char *un
         return err->status;
     }
     sq_int(s, st, 1, user_id);
-    sq_text(s, st, 2, unit);
+    sq_text_static(s, st, 2, unit);
     sq_int(s, st, 3, key);
     sq_int(s, st, 4, delta);
     return sq_exec(s, st, what, err);
