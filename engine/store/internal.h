@@ -46,7 +46,7 @@ struct store_stmt {
 struct store_pg; /* the PostgreSQL driver's connection (store_pg.c) */
 
 /* Lot balances a writing connection remembers (store/known.c). */
-#define STORE_LOTS_KNOWN 16
+#define STORE_KNOWN_LOTS_MAX 16
 
 struct store {
     sqlite3 *db;          /* NULL on PostgreSQL */
@@ -73,7 +73,7 @@ struct store {
         int64_t taking;        /* the lot whose own debit is running */
         struct {
             int64_t id, balance; /* id 0: none */
-        } lots[STORE_LOTS_KNOWN]; /* balances left by this connection's debits */
+        } lots[STORE_KNOWN_LOTS_MAX]; /* balances left by this connection's debits */
     } known;
 };
 

@@ -31,7 +31,7 @@ known_hook(void *ud, int op, const char *db, const char *table, sqlite3_int64 ro
     if (strcmp(table, "portfolio_generation") == 0) {
         s->known.bumps++;
     } else if (strcmp(table, "lot") == 0 && rowid != s->known.taking) {
-        size_t i = (size_t)((uint64_t)rowid % STORE_LOTS_KNOWN);
+        size_t i = (size_t)((uint64_t)rowid % STORE_KNOWN_LOTS_MAX);
         if (s->known.lots[i].id == rowid) {
             s->known.lots[i].id = 0;
         }
@@ -79,7 +79,7 @@ store_known_note_begin(struct store *s)
 bool
 store_known_lot(struct store *s, int64_t id, int64_t *balance)
 {
-    size_t i = (size_t)((uint64_t)id % STORE_LOTS_KNOWN);
+    size_t i = (size_t)((uint64_t)id % STORE_KNOWN_LOTS_MAX);
     if (id <= 0 || s->known.lots[i].id != id || !store_known_holds(s)) {
         return false;
     }
@@ -91,7 +91,7 @@ void
 store_known_lot_note(struct store *s, int64_t id, int64_t balance)
 {
     if (id > 0 && store_known_note_begin(s)) {
-        size_t i = (size_t)((uint64_t)id % STORE_LOTS_KNOWN);
+        size_t i = (size_t)((uint64_t)id % STORE_KNOWN_LOTS_MAX);
         s->known.lots[i].id = id;
         s->known.lots[i].balance = balance;
     }
