@@ -277,10 +277,11 @@ entry_post_id(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t a
 }
 
 int
-lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, bool *taken, int64_t *balance)
+lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t expect, bool *taken,
+         int64_t *balance)
 {
     ENG_ASSERT(amount > 0);
-    return store_lot_take(lx->store, lot_id, amount, taken, balance, lx->err) != 0
+    return store_lot_take(lx->store, lot_id, amount, expect, taken, balance, lx->err) != 0
                ? lx->err->status
                : 0;
 }

@@ -133,13 +133,14 @@ int entry_post(struct ledger_ctx *lx, int64_t lot_id, const char *kind, int64_t 
 /* A booking's debit in two steps, for a booking computed ahead (a plan):
  * lot_take moves the lot first, on the condition that it is open and still
  * holds `amount` (or is unlimited), in one statement (*taken false: nothing
- * written; *balance: the lot's after); debit_post_taken then appends the
+ * written; *balance: the lot's after; `expect`, the balance the caller saw
+ * or -1, spares reading it: store/lots.h); debit_post_taken then appends the
  * debit entry (amount > 0 taken) without moving the lot again.  lot_untake
  * gives back a take whose entry was not posted (another take of the same
  * booking failed), so that the transaction holds no move without its
  * entry.  `usage` (may be NULL) is what the usage counters need of the
  * booking and the lot, known to the caller (store/entries.h). */
-int lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, bool *taken,
+int lot_take(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t expect, bool *taken,
              int64_t *balance);
 int lot_untake(struct ledger_ctx *lx, int64_t lot_id, int64_t amount);
 int debit_post_taken(struct ledger_ctx *lx, int64_t lot_id, int64_t amount, int64_t effective_at,

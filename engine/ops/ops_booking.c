@@ -1006,9 +1006,11 @@ post_takes(struct op *op, const struct bk *b, int64_t booking_id, bool taken)
             continue;
         }
         /* The usage counters' facts are the booking's and the lot's
-         * (owner 0: a shared lot), known here: not read again. */
+         * (owner 0: a shared lot), known here: not read again; so are the
+         * lot's tenant and unit (a candidate is a lot of the booking's
+         * tenant in the booking's unit), written with the entry. */
         struct entry_usage usage = {b->user_id, b->start, b->unit, c->owner == 0,
-                                    b->usage_zones};
+                                    b->usage_zones, b->tenant_id};
         int rc = taken ? debit_post_taken(&op->lx, c->lot_id, c->take, b->start, booking_id,
                                           b->versions[POLICY_PRICING], &usage)
                        : entry_post(&op->lx, c->lot_id, "debit", -c->take, b->start,
@@ -1585,7 +1587,11 @@ take_planned(struct op *op, struct book_plan *p, bool *held)
             continue;
         }
         int64_t after = 0;
-        rc = lot_take(&op->lx, c->lot_id, c->take, &taken, &after);
+        /* The balance the plan saw: when the lot still holds exactly that
+         * (no other booking took from it since), the debit proves the
+         * balance after it without a read. */
+        rc = lot_take(&op->lx, c->lot_id, c->take, c->unlimited ? -1 : c->balance, &taken,
+                      &after);
         if (rc != 0 || !taken) {
             break;
         }

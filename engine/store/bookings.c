@@ -224,8 +224,8 @@ store_booking_recheck(struct store *s, int64_t resource_id, int64_t start, int64
     sq_int(s, st, 2, end);
     sq_int(s, st, 3, start);
     sq_int(s, st, 4, user_id);
-    sq_text(s, st, 5, unit);
-    sq_text(s, st, 6, zone);
+    sq_text_static(s, st, 5, unit);
+    sq_text_static(s, st, 6, zone);
     sq_int(s, st, 7, month);
     int rc = sq_step(s, st, "booking recheck", err);
     if (rc < 0) {
@@ -298,8 +298,8 @@ store_booking_insert(struct store *s, const struct booking_new *b, int64_t *id,
     sq_int(s, st, 4, b->user_id);
     sq_int(s, st, 5, b->start_at);
     sq_int(s, st, 6, b->end_at);
-    sq_text(s, st, 7, b->payment_method);
-    sq_text(s, st, 8, b->unit);
+    sq_text_static(s, st, 7, b->payment_method);
+    sq_text_static(s, st, 8, b->unit);
     if (b->has_credits) {
         sq_int(s, st, 9, b->credits);
     }
@@ -307,11 +307,11 @@ store_booking_insert(struct store *s, const struct booking_new *b, int64_t *id,
         sq_int(s, st, 10, b->money);
         sq_int(s, st, 11, b->money_before_discount);
     }
-    sq_text(s, st, 12, b->currency);
+    sq_text_static(s, st, 12, b->currency);
     sq_int(s, st, 13, b->discount_pm);
-    sq_text(s, st, 14, b->policy_versions);
+    sq_text_static(s, st, 14, b->policy_versions);
     sq_int(s, st, 15, b->created_at);
-    sq_text(s, st, 16, b->created_by);
+    sq_text_static(s, st, 16, b->created_by);
     int rc = sq_exec(s, st, "booking insert", err);
     if (rc == 0) {
         *id = sq_last_id(s);

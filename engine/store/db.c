@@ -441,6 +441,17 @@ sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v)
 }
 
 void
+sq_text_static(struct store *s, sqlite3_stmt *st, int idx, const char *v)
+{
+    int rc = SQ_IS_PG(st)  ? pg_bind_rc(pg_bind_text(st, idx, v))
+             : v != NULL ? sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(st, idx);
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) {
+        s->bind_rc = rc;
+    }
+}
+
+void
 sq_null(struct store *s, sqlite3_stmt *st, int idx)
 {
     int rc = SQ_IS_PG(st) ? pg_bind_rc(pg_bind_text(st, idx, NULL)) : sqlite3_bind_null(st, idx);
@@ -664,14 +675,20 @@ store_tx(struct store *s, enum store_tx what, struct eng_error *err)
         }
         return rc;
     }
+    /* What this connection knows without reading (store/known.c) lives
+     * through our own commit and no rollback. */
+    bool gen_kept = what == STORE_COMMIT && store_known_commit_begin(s);
     if (what == STORE_ROLLBACK && sqlite3_get_autocommit(s->db)) {
+        store_known_tx_done(s, what, true, false);
         return 0; /* SQLite already rolled back (e.g. after an I/O error) */
     }
     sqlite3_stmt *st = sq_prep(s, q, err);
     if (st == NULL) {
+        store_known_tx_done(s, what, false, false);
         return err->status;
     }
     int rc = sq_exec(s, st, q->text, err);
+    store_known_tx_done(s, what, rc == 0, gen_kept);
     if (opening && rc == 0) {
         s->tx_open = true;
     }

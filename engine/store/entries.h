@@ -20,6 +20,11 @@ struct entry_usage {
     const char *unit;
     bool shared;
     int zones;
+    /* The lot's tenant (0: not known).  With it, `unit` is also the lot's
+     * unit, and the entry is written with both as given instead of
+     * reading the lot (the lot's existence is still checked: its foreign
+     * key); `allot verify` checks that every entry has its lot's. */
+    int64_t tenant_id;
 };
 
 /* One entry.  Text fields are borrowed (NULL: SQL NULL); on reading they
@@ -37,9 +42,10 @@ struct entry_row {
     const struct entry_usage *usage;
 };
 
-/* Appends an entry on lot `e->lot_id` (tenant and unit taken from the lot;
- * e->id, allocation_id, tenant_id and unit are ignored) and sets *id.  A
- * missing lot is ENG_ESTORE (a programmer error upstream, never written). */
+/* Appends an entry on lot `e->lot_id` (tenant and unit taken from the lot,
+ * or from e->usage when it names them; e->id, allocation_id, tenant_id and
+ * unit are ignored) and sets *id.  A missing lot is ENG_ESTORE (a
+ * programmer error upstream, never written). */
 ENG_MUST_CHECK int store_entry_insert(struct store *s, const struct entry_row *e, int64_t *id,
                                       struct eng_error *err);
 

@@ -45,6 +45,9 @@ struct store_stmt {
 
 struct store_pg; /* the PostgreSQL driver's connection (store_pg.c) */
 
+/* Lot balances a writing connection remembers (store/known.c). */
+#define STORE_KNOWN_LOTS_MAX 16
+
 struct store {
     sqlite3 *db;          /* NULL on PostgreSQL */
     struct store_pg *pg;  /* non-NULL on PostgreSQL */
@@ -53,7 +56,41 @@ struct store {
     bool tx_open;               /* a BEGIN of ours is not yet committed or rolled back */
     struct store_stmt **by_id;  /* indexed by store_sql.id */
     int by_id_len;
+    /* store/known.c: what this (SQLite, writing) connection knows of the
+     * database without a statement, and what tells whether it still
+     * holds: the changes made on this connection (counted by its update
+     * hook; no other code may set one on a writing connection), the
+     * pager's data version (moved by every commit, ours or another
+     * connection's), and the transaction the facts were learnt in. */
+    struct {
+        bool hooked, open;     /* open: an epoch of facts began (below) */
+        unsigned version_at;   /* the data version the facts hold at */
+        uint64_t tx, serial;   /* tx: the transaction they were learnt in, 0
+                                  once committed; serial: our BEGINs */
+        bool gen_known;        /* the portfolio generation (generation.c) */
+        int64_t gen;
+        uint64_t bumps, bumps_at; /* changes to portfolio_generation */
+        int64_t taking;        /* the lot whose own debit is running */
+        struct {
+            int64_t id, balance; /* id 0: none */
+        } lots[STORE_KNOWN_LOTS_MAX]; /* balances left by this connection's debits */
+    } known;
 };
+
+/* store/known.c, for store_tx: `kept` is what store_known_commit_begin
+ * said before a COMMIT; `ok` whether the statement succeeded.  What was
+ * known before our commit stays known after it; a rollback forgets it. */
+bool store_known_commit_begin(struct store *s);
+void store_known_tx_done(struct store *s, enum store_tx what, bool ok, bool kept);
+/* For generation.c and lots.c: whether the facts of the open epoch still
+ * hold; starting to note a fact (a new epoch when they do not; false:
+ * nothing may be noted). */
+bool store_known_holds(struct store *s);
+bool store_known_note_begin(struct store *s);
+/* A lot's balance as this connection's own last debit of it left it
+ * (true), or noted (lots.c). */
+bool store_known_lot(struct store *s, int64_t id, int64_t *balance);
+void store_known_lot_note(struct store *s, int64_t id, int64_t balance);
 
 /* Nested copies of one statement allowed at once. */
 #define STORE_NEST_MAX 8
@@ -65,6 +102,11 @@ sqlite3_stmt *sq_prep(struct store *s, struct store_sql *q, struct eng_error *er
 /* Binds; a failure is remembered and reported by the next sq_step. */
 void sq_int(struct store *s, sqlite3_stmt *st, int idx, int64_t v);
 void sq_text(struct store *s, sqlite3_stmt *st, int idx, const char *v); /* NULL binds NULL */
+/* sq_text without SQLite's copy of the text (a malloc, a copy and a free
+ * per bind): the caller keeps `v` unchanged until the statement is done
+ * with it (run to its end, or reset).  For the writer's per-booking
+ * statements. */
+void sq_text_static(struct store *s, sqlite3_stmt *st, int idx, const char *v);
 void sq_null(struct store *s, sqlite3_stmt *st, int idx);
 /* 1 with a row, 0 when done (the statement is reset), or ENG_ESTORE with
  * *err set (reset too).  `what` names the query in the server log. */

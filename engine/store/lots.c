@@ -162,28 +162,87 @@ store_lot_move(struct store *s, int64_t id, const char *kind, int64_t amount,
 }
 
 int
-store_lot_take(struct store *s, int64_t id, int64_t amount, bool *taken, int64_t *balance,
-               struct eng_error *err)
+store_lot_take(struct store *s, int64_t id, int64_t amount, int64_t expect, bool *taken,
+               int64_t *balance, struct eng_error *err)
 {
-    /* Not UPDATE ... RETURNING: SQLite buffers returned rows in a
-     * temporary b-tree built for each run, which costs more than reading
-     * the one column again. */
-    STORE_SQL(q, "UPDATE lot SET balance = balance - ?1, used = used + ?1"
-                 " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)");
+    /* OR FAIL (SQLite): a statement that may fail after writing part of
+     * what it writes (here through the lot's generation trigger) runs in a
+     * statement journal, a copy of every page it changes kept to undo it
+     * alone (~1,000 instructions a page, with its allocations); OR FAIL
+     * needs none.  This one row cannot be half-written (its CHECK is
+     * tested before the row is), and a failure is a storage error that
+     * rolls back the whole job.
+     *
+     * The balance it leaves: when the lot is expected to hold a balance
+     * (the one this connection's last debit of it left, store/known.c, or
+     * else the caller's `expect`), the debit is first made on that
+     * condition, and its success proves the balance after (expected -
+     * amount) without reading it.  Else
+     * (or when the lot holds another balance now) the debit on the
+     * condition that the lot holds enough, and the balance read after it:
+     * not UPDATE ... RETURNING, which SQLite buffers in a temporary b-tree
+     * built for each run; nor a function of ours noting the new balance in
+     * the UPDATE, which makes SQLite keep a statement journal (a function
+     * may fail).  PostgreSQL returns the balance (one round trip). */
+    STORE_SQL_PG(q,
+                 "UPDATE OR FAIL lot SET balance = balance - ?1, used = used + ?1"
+                 " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)",
+                 "UPDATE lot SET balance = balance - ?1, used = used + ?1"
+                 " WHERE id = ?2 AND closed = 0 AND (unlimited = 1 OR balance >= ?1)"
+                 " RETURNING balance");
+    STORE_SQL(q_exact, "UPDATE OR FAIL lot SET balance = ?3 - ?1, used = used + ?1"
+                       " WHERE id = ?2 AND closed = 0 AND balance = ?3");
     STORE_SQL(after, "SELECT balance FROM lot WHERE id = ?");
     *taken = false;
     *balance = 0;
-    sqlite3_stmt *st = sq_prep(s, &q, err);
+    sqlite3_stmt *st = NULL;
+    int64_t known = 0;
+    if (s->pg == NULL && store_known_lot(s, id, &known)) {
+        expect = known;
+    }
+    s->known.taking = id; /* its own change: not one that makes it unknown */
+    if (s->pg == NULL && expect >= amount) {
+        st = sq_prep(s, &q_exact, err);
+        if (st == NULL) {
+            s->known.taking = 0;
+            return err->status;
+        }
+        sq_int(s, st, 1, amount);
+        sq_int(s, st, 2, id);
+        sq_int(s, st, 3, expect);
+        int rc = sq_exec(s, st, "lot take", err);
+        if (rc != 0 || sq_changes(s) == 1) {
+            s->known.taking = 0;
+            if (rc == 0) {
+                *balance = expect - amount;
+                *taken = true;
+                store_known_lot_note(s, id, *balance);
+            }
+            return rc;
+        }
+    }
+    st = sq_prep(s, &q, err);
     if (st == NULL) {
+        s->known.taking = 0;
         return err->status;
     }
     sq_int(s, st, 1, amount);
     sq_int(s, st, 2, id);
-    if (sq_exec(s, st, "lot take", err) != 0) {
-        return err->status;
+    if (s->pg != NULL) {
+        s->known.taking = 0;
+        int rc = sq_step(s, st, "lot take", err);
+        if (rc <= 0) {
+            return rc; /* 0: the lot does not hold it (or is closed, or gone) */
+        }
+        *balance = sq_col_int(st, 0);
+        *taken = true;
+        sq_reset(st);
+        return 0;
     }
-    if (sq_changes(s) != 1) {
-        return 0; /* the lot does not hold it (or is closed, or gone) */
+    int rc = sq_exec(s, st, "lot take", err);
+    s->known.taking = 0;
+    if (rc != 0 || sq_changes(s) != 1) {
+        return rc; /* 0: the lot does not hold it (or is closed, or gone) */
     }
     bool found = false;
     if (sq_lookup(s, &after, id, "lot balance", balance, &found, err) != 0) {
@@ -194,6 +253,7 @@ store_lot_take(struct store *s, int64_t id, int64_t amount, bool *taken, int64_t
                               (long long)id);
     }
     *taken = true;
+    store_known_lot_note(s, id, *balance);
     return 0;
 }
 

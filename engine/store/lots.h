@@ -51,10 +51,12 @@ ENG_MUST_CHECK int store_lot_move(struct store *s, int64_t id, const char *kind,
 /* A debit's move made on a condition, in one statement: takes `amount`
  * (> 0) from the lot's balance (and adds it to used) only when the lot is
  * open and still holds it, or is unlimited.  *taken false: nothing
- * written.  *balance is the lot's balance after the debit.  The entry that
- * explains the move must follow in the same transaction (ledger.c). */
-ENG_MUST_CHECK int store_lot_take(struct store *s, int64_t id, int64_t amount, bool *taken,
-                                  int64_t *balance, struct eng_error *err);
+ * written.  *balance is the lot's balance after the debit.  `expect`: the
+ * balance the caller saw (-1: none), which spares reading the balance
+ * after when the lot still holds exactly that.  The entry that explains
+ * the move must follow in the same transaction (ledger.c). */
+ENG_MUST_CHECK int store_lot_take(struct store *s, int64_t id, int64_t amount, int64_t expect,
+                                  bool *taken, int64_t *balance, struct eng_error *err);
 /* Marks the lot closed (its end processed, or voided). */
 ENG_MUST_CHECK int store_lot_close(struct store *s, int64_t id, struct eng_error *err);
 

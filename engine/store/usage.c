@@ -182,7 +182,8 @@ static int
 counter_add(struct store *s, int64_t user_id, const char *unit, const char *zone, int key,
             int64_t delta, struct eng_error *err)
 {
-    STORE_SQL(move, "UPDATE usage_month SET used = used + ?5"
+    /* SQLite only; OR FAIL as in month_add. */
+    STORE_SQL(move, "UPDATE OR FAIL usage_month SET used = used + ?5"
                     " WHERE user_id = ?1 AND unit = ?2 AND zone = ?3 AND month = ?4");
     STORE_SQL(q, "INSERT INTO usage_month (user_id, unit, zone, month, used)"
                  " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, unit, zone, month)"
@@ -233,7 +234,7 @@ month_exec(struct store *s, struct store_sql *q, int64_t user_id, const char *un
         return err->status;
     }
     sq_int(s, st, 1, user_id);
-    sq_text(s, st, 2, unit);
+    sq_text_static(s, st, 2, unit);
     sq_int(s, st, 3, key);
     sq_int(s, st, 4, delta);
     return sq_exec(s, st, what, err);
@@ -251,7 +252,9 @@ static int
 month_add(struct store *s, int64_t user_id, const char *unit, int key, int zones,
           int64_t delta, struct eng_error *err)
 {
-    STORE_SQL(q_move, "UPDATE usage_month SET used = used + ?4"
+    /* SQLite only.  OR FAIL: no statement journal (store_lot_take); a
+     * failure is a storage error and the job is rolled back whole. */
+    STORE_SQL(q_move, "UPDATE OR FAIL usage_month SET used = used + ?4"
                       " WHERE user_id = ?1 AND unit = ?2 AND month = ?3");
     STORE_SQL(q_fill, "INSERT INTO usage_month (user_id, unit, zone, month, used)"
                       " SELECT ?1, ?2, zone, ?3, ?4 FROM usage_zone WHERE true"

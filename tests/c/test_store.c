@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "entries.h"
+#include "generation.h"
+#include "lots.h"
 #include "internal.h"
 #include "portfolio.h"
 #include "store_pg.h"
@@ -490,6 +493,212 @@ test_migration_6(void)
     store_close(s);
 }
 
+/* The generation as the writer knows it (store_generation_known) against
+ * the row itself, read on a connection of its own, at every step. */
+static void
+gen_agrees(struct store *s, struct store *other, bool want_known, const char *what)
+{
+    struct eng_error err = {0};
+    int64_t known = -1, now = -1, row = -2;
+    bool is_known = store_generation_known(s, &known);
+    if (is_known != want_known) {
+        printf("# %s: known %d, expected %d\n", what, is_known, want_known);
+    }
+    CHECK(is_known == want_known);
+    CHECK_INT(store_generation_now(s, &now, &err), 0);
+    CHECK_INT(store_generation_get(other, &row, &err), 0);
+    if (is_known) {
+        CHECK_INT(known, now);
+    }
+    /* other reads the last commit; s sees its own transaction's changes,
+     * which the callers below commit or roll back before comparing. */
+    if (!store_in_tx(s) || strcmp(what, "in tx") != 0) {
+        return;
+    }
+    CHECK_INT(now, row);
+}
+
+/* store_generation_known: the writer's generation between its own commits
+ * without a statement, and every way it may stop being true: a change of
+ * this connection (a trigger's included), a rollback (whole or to a
+ * savepoint) of changes made after it was read, a commit by another
+ * connection (another process), a failed commit. */
+static void
+test_generation_known(void)
+{
+    struct store *s = fresh("gen.db");
+    char db[128];
+    path_of("gen.db", db, sizeof db);
+    struct store *other = NULL, *reader = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(store_open(&other, db, STORE_WRITER, 100, 0, &err), 0);
+    CHECK_INT(store_open(&reader, db, STORE_READONLY, 100, 0, &err), 0);
+    int64_t g0 = -1, g = -1;
+    CHECK_INT(store_generation_get(reader, &g0, &err), 0);
+    /* Outside a transaction nothing is known (another process may commit
+     * at any time), nor before a first read. */
+    CHECK(!store_generation_known(s, &g));
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(!store_generation_known(s, &g));
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    CHECK_INT(g, g0);
+    CHECK(store_generation_known(s, &g) && g == g0);
+    /* A change through a trigger: read again. */
+    CHECK_INT(sqlite3_exec(s->db, "INSERT INTO building (id, name, timezone, currency,"
+                                  " pay_credits, pay_invoice, pay_card, created_at) VALUES"
+                                  " (1, 'B', 'UTC', 'EUR', 1, 0, 0, 0)",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK(!store_generation_known(s, &g));
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    CHECK_INT(g, g0 + 1);
+    CHECK(store_generation_known(s, &g) && g == g0 + 1);
+    /* Through our commit, into the next transaction, and out of it. */
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK(!store_generation_known(s, &g)); /* no transaction */
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(store_generation_known(s, &g) && g == g0 + 1);
+    gen_agrees(s, reader, true, "in tx");
+    /* A change read, then rolled back: forgotten. */
+    CHECK_INT(sqlite3_exec(s->db, "INSERT INTO tenant VALUES (1, 'T', 0, 0)", NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    CHECK_INT(g, g0 + 2);
+    CHECK_INT(store_tx(s, STORE_ROLLBACK, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    gen_agrees(s, reader, false, "in tx");
+    CHECK(store_generation_known(s, &g) && g == g0 + 1);
+    /* The same, rolled back to a savepoint. */
+    CHECK_INT(store_tx(s, STORE_SAVEPOINT, &err), 0);
+    CHECK_INT(sqlite3_exec(s->db, "INSERT INTO tenant VALUES (1, 'T', 0, 0)", NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    CHECK_INT(g, g0 + 2);
+    CHECK_INT(store_tx(s, STORE_ROLLBACK_TO, &err), 0);
+    CHECK_INT(store_tx(s, STORE_RELEASE, &err), 0);
+    gen_agrees(s, reader, false, "in tx");
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    /* Another connection commits a change: the next transaction reads. */
+    CHECK_INT(sqlite3_exec(other->db, "INSERT INTO tenant VALUES (2, 'U', 0, 0)", NULL, NULL,
+                           NULL),
+              SQLITE_OK);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    gen_agrees(s, reader, false, "in tx");
+    CHECK(store_generation_known(s, &g) && g == g0 + 2);
+    /* A lot becoming empty moves the generation by its trigger, inside
+     * store_lot_take's statement. */
+    CHECK_INT(sqlite3_exec(s->db,
+                           "INSERT INTO allocation (id, tenant_id, description, unit,"
+                           " cross_building, targeting, pool, recurrence, zone, start_date,"
+                           " start_at, rollover, created_at, created_by) VALUES (1, 2, '',"
+                           " 'hour', 0, '{}', 'shared', 'monthly', 'UTC', '2027-01-01', 0, 0,"
+                           " 0, 'x');"
+                           "INSERT INTO lot (id, allocation_id, line_idx, period_n, user_id, kind,"
+                           " tenant_id, unit, valid_from, valid_until, granted, unlimited,"
+                           " balance, created_at) VALUES (1, 1, 0, 0, 0, 'period', 2, 'hour',"
+                           " 0, 100, 5000, 0, 5000, 0);",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    int64_t before = g, balance = -1;
+    bool taken = false;
+    CHECK_INT(store_lot_take(s, 1, 3000, -1, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 2000);
+    CHECK(store_generation_known(s, &g) && g == before); /* still holding some */
+    /* A balance expected that the lot no longer holds: the debit on the
+     * condition of enough, and the balance read (not derived from the
+     * expectation). */
+    CHECK_INT(store_lot_take(s, 1, 500, 4000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 1500);
+    CHECK_INT(store_lot_take(s, 1, 2500, 1500, &taken, &balance, &err), 0);
+    CHECK(!taken);
+    CHECK_INT(store_lot_take(s, 1, 1000, 2500, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 500);
+    CHECK(store_generation_known(s, &g) && g == before);
+    /* The balance expected, held: proven by the debit. */
+    CHECK_INT(store_lot_take(s, 1, 500, 500, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 0);
+    CHECK(!store_generation_known(s, &g));
+    CHECK_INT(store_generation_now(s, &g, &err), 0);
+    CHECK_INT(g, before + 1);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    gen_agrees(s, reader, true, "in tx");
+    CHECK_INT(store_tx(s, STORE_ROLLBACK, &err), 0);
+    STORE_SQL(q_lot, "SELECT balance * 1000000 + used FROM lot WHERE id = 1");
+    int64_t lot = -1;
+    CHECK_INT(sq_scalar(reader, &q_lot, 0, -1, &lot, &err), 0);
+    CHECK_INT(lot, 5000); /* balance 0, used 5000 */
+    /* The balance a debit left, remembered by the writer between its own
+     * commits, whatever the caller expects; forgotten when this connection
+     * moves the lot otherwise, when another connection commits, and on a
+     * rollback.  Every balance the debits give is the row's. */
+    STORE_SQL(q_lot2, "SELECT balance FROM lot WHERE id = 2");
+    CHECK_INT(sqlite3_exec(s->db,
+                           "INSERT INTO lot (id, allocation_id, line_idx, period_n, user_id, kind,"
+                           " tenant_id, unit, valid_from, valid_until, granted, unlimited,"
+                           " balance, created_at) VALUES (2, 1, 1, 0, 0, 'period', 2, 'hour',"
+                           " 0, 100, 10000, 0, 10000, 0);",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 9000);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0); /* stale */
+    CHECK(taken && balance == 8000);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    int64_t kb = -1;
+    CHECK(store_known_lot(s, 2, &kb) && kb == 8000);
+    CHECK_INT(store_lot_take(s, 2, 1000, 10000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 7000);
+    CHECK_INT(store_lot_move(s, 2, "adjust", -500, &err), 0); /* another statement */
+    CHECK(!store_known_lot(s, 2, &kb));
+    CHECK_INT(store_lot_take(s, 2, 1000, 7000, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 5500);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(sqlite3_exec(other->db, "UPDATE lot SET balance = balance - 100 WHERE id = 2",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(!store_known_lot(s, 2, &kb)); /* another connection committed */
+    CHECK_INT(store_lot_take(s, 2, 1000, 5500, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 4400);
+    CHECK(store_known_lot(s, 2, &kb) && kb == 4400);
+    CHECK_INT(store_tx(s, STORE_ROLLBACK, &err), 0);
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK(!store_known_lot(s, 2, &kb)); /* rolled back */
+    CHECK_INT(store_lot_take(s, 2, 1000, 4400, &taken, &balance, &err), 0);
+    CHECK(taken && balance == 4400);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    CHECK_INT(sq_scalar(reader, &q_lot2, 0, -1, &lot, &err), 0);
+    CHECK_INT(lot, 4400);
+    /* A plan's debit entry, the lot's tenant and unit given: written as
+     * given; on a lot that does not exist, refused, nothing written. */
+    struct entry_usage usage = {.user_id = 3, .start_at = 50, .unit = "hour", .shared = false,
+                                .tenant_id = 2};
+    struct entry_row e = {.lot_id = 1, .kind = "debit", .amount = -500, .effective_at = 50,
+                          .created_at = 60, .booking_id = 0, .usage = &usage};
+    int64_t id = 0, n = -1;
+    CHECK_INT(store_tx(s, STORE_BEGIN_IMMEDIATE, &err), 0);
+    CHECK_INT(store_entry_insert(s, &e, &id, &err), 0);
+    CHECK(id > 0);
+    e.lot_id = 99;
+    struct eng_error refused = {0};
+    CHECK_INT(store_entry_insert(s, &e, &id, &refused), ENG_ESTORE);
+    CHECK_INT(store_tx(s, STORE_COMMIT, &err), 0);
+    STORE_SQL(q_entries, "SELECT count(*) FROM entry WHERE lot_id = 1 AND tenant_id = 2 AND"
+                         " unit = 'hour' AND amount = -500");
+    STORE_SQL(q_all, "SELECT count(*) FROM entry");
+    CHECK_INT(sq_scalar(reader, &q_entries, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 1);
+    CHECK_INT(sq_scalar(reader, &q_all, 0, -1, &n, &err), 0);
+    CHECK_INT(n, 1);
+    store_close(reader);
+    store_close(other);
+    store_close(s);
+}
+
 /* A waiter of the pool: acquires (blocking), says what it got, and gives it
  * back when told. */
 struct pool_waiter_arg {
@@ -613,6 +822,7 @@ main(void)
     test_usage_month_everywhere();
     test_usage_add_paths();
     test_migration_6();
+    test_generation_known();
     test_pool_waiters();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
