@@ -40,6 +40,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "blockcache.h"
+
 /* The count hook runs every this many VM instructions. */
 #define POLICY_HOOK_INSTRUCTIONS 1000
 /* Pattern mode: the backtracking matcher is O(n^(k+1)) for k lazy or greedy
@@ -261,6 +263,35 @@ policy_alloc_watch(struct policy_state *set, size_t grow_bytes)
     }
 }
 
+/* The blocks behind policy_alloc: small ones through this thread's block
+ * cache (util/blockcache.h; a state runs on one thread at a time, and a
+ * block may come back on another: the cache allows both), larger ones
+ * from realloc.  Returns NULL, ptr untouched, when there is no memory.
+ * Only the blocks change: the accounting stays in Lua's sizes. */
+static void *
+policy_block_resize(void *ptr, size_t nsize)
+{
+    if (!blockcache_on()) {
+        return realloc(ptr, nsize);
+    }
+    if (ptr == NULL) {
+        return blockcache_malloc(nsize);
+    }
+    size_t have = blockcache_size(ptr);
+    if (nsize <= BLOCKCACHE_BLOCK_BYTES_MAX && have <= BLOCKCACHE_BLOCK_BYTES_MAX) {
+        if (blockcache_class_bytes(nsize) == have) {
+            return ptr; /* the same size class: nothing wasted either way */
+        }
+        void *moved = blockcache_malloc(nsize);
+        if (moved != NULL) {
+            memcpy(moved, ptr, have < nsize ? have : nsize);
+            blockcache_free(ptr);
+        }
+        return moved;
+    }
+    return realloc(ptr, nsize);
+}
+
 static void *
 policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -268,14 +299,14 @@ policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     /* When ptr is NULL, osize is the type of the object being created. */
     size_t old_bytes = ptr != NULL ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        blockcache_free(ptr);
         set->memory_bytes_used -= old_bytes;
         return NULL;
     }
     if (nsize <= old_bytes) {
         /* Lua assumes a shrink never fails: keep the old block if realloc
          * refuses, and account in Lua's view of the size either way. */
-        void *shrunk = realloc(ptr, nsize);
+        void *shrunk = policy_block_resize(ptr, nsize);
         set->memory_bytes_used -= old_bytes - nsize;
         return shrunk != NULL ? shrunk : ptr;
     }
@@ -287,7 +318,7 @@ policy_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (grow_bytes > set->limits.memory_bytes_max - set->memory_bytes_used) {
         return NULL;
     }
-    void *grown = realloc(ptr, nsize);
+    void *grown = policy_block_resize(ptr, nsize);
     if (grown == NULL) {
         set->malloc_failed = true;
         return NULL;
