@@ -29,7 +29,7 @@ end
 assert(port and key and count and (kind == "setup" or (#rooms > 0 and #users > 0)),
   "usage: see the header")
 
-local conn
+local conn, reconnects = nil, 0
 local function connect()
   conn = assert(socket.connect("127.0.0.1", port))
   conn:setoption("tcp-nodelay", true)
@@ -51,6 +51,7 @@ local function send(path, body)
   conn:send(req)
   local line, why = conn:receive("*l")
   if not line and why == "closed" then
+    reconnects = reconnects + 1
     conn:close()
     connect()
     conn:send(req)
@@ -133,4 +134,9 @@ for i = 1, count do
   end
 end
 conn:close()
+if reconnects > 0 then
+  -- Each costs the server a new connection inside the measured phase.
+  io.stderr:write(("instr: %s: %d connections closed by the server while idle, opened again\n")
+    :format(kind, reconnects))
+end
 print(("checked %d %s"):format(count, kind))
