@@ -31,6 +31,9 @@ struct table {
     int max;     /* entries at most (ENTITY_CACHE_ENTRIES_MAX or _FACTS_MAX) */
     size_t mask; /* slots - 1: 2 * max slots */
     struct ent *slots;
+    /* The slots filled, in order (`used` of them): a fresh start clears
+     * those alone, however sparse a large table is. */
+    uint32_t *filled;
 };
 
 struct entity_cache {
@@ -89,11 +92,14 @@ entity_cache_open(void)
     for (int i = 0; i < 2; i++) {
         c->t[i].mask = 2 * (size_t)c->t[i].max - 1;
         c->t[i].slots = calloc(c->t[i].mask + 1, sizeof *c->t[i].slots);
+        c->t[i].filled = calloc((size_t)c->t[i].max, sizeof *c->t[i].filled);
     }
-    if (c->t[0].slots == NULL || c->t[1].slots == NULL ||
-        pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->t[0].slots);
-        free(c->t[1].slots);
+    if (c->t[0].slots == NULL || c->t[1].slots == NULL || c->t[0].filled == NULL ||
+        c->t[1].filled == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
+        for (int i = 0; i < 2; i++) {
+            free(c->t[i].slots);
+            free(c->t[i].filled);
+        }
         free(c);
         return NULL;
     }
@@ -105,12 +111,10 @@ entity_cache_open(void)
 static void
 table_reset(struct entity_cache *c, struct table *t)
 {
-    for (size_t i = 0; i <= t->mask && t->used > 0; i++) {
-        if (t->slots[i].key.kind != 0) {
-            entity_value_clear(&t->slots[i].v);
-            memset(&t->slots[i], 0, sizeof t->slots[i]);
-            t->used--;
-        }
+    for (int k = 0; k < t->used; k++) {
+        struct ent *e = &t->slots[t->filled[k]];
+        entity_value_clear(&e->v);
+        memset(e, 0, sizeof *e);
     }
     t->used = 0;
     atomic_fetch_add_explicit(&c->resets, 1, memory_order_relaxed);
@@ -125,6 +129,7 @@ entity_cache_close(struct entity_cache *c)
     for (int i = 0; i < 2; i++) {
         table_reset(c, &c->t[i]);
         free(c->t[i].slots);
+        free(c->t[i].filled);
     }
     pthread_rwlock_destroy(&c->lock);
     free(c);
@@ -211,7 +216,7 @@ entity_cache_put(struct entity_cache *c, int64_t gen, const struct entity_key *k
     if (gen == c->gen) {
         struct ent *e = slot_find(t, key);
         if (e->key.kind == 0) {
-            t->used++;
+            t->filled[t->used++] = (uint32_t)(e - t->slots);
         }
         /* A kept value of the same generation is the same value (another
          * request loaded it meanwhile): either one serves. */
