@@ -1,8 +1,8 @@
 /* entities.c - a cache of values keyed by (kind, integers) and tagged with
  * the portfolio generation they were loaded at (see entities.h).
  *
- * Open-addressing tables (linear probing) of ENTITY_CACHE_SLOTS slots,
- * never more than half full; each entry serves only its own generation.
+ * Open-addressing tables (linear probing) of twice as many slots as
+ * their bound of entries, so never more than half full; each entry serves only its own generation.
  * Lookups take the read lock; filling and emptying the write lock.
  * Entries are never removed one by one (a full table or a newer
  * generation starts afresh), so probing stays short and needs no
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTITY_CACHE_SLOTS (2 * ENTITY_CACHE_ENTRIES_MAX)
-_Static_assert((ENTITY_CACHE_SLOTS & (ENTITY_CACHE_SLOTS - 1)) == 0, "a power of two");
+_Static_assert((ENTITY_CACHE_ENTRIES_MAX & (ENTITY_CACHE_ENTRIES_MAX - 1)) == 0, "a power of two");
+_Static_assert((ENTITY_CACHE_FACTS_MAX & (ENTITY_CACHE_FACTS_MAX - 1)) == 0, "a power of two");
 
 struct ent {
     struct entity_key key; /* kind 0: an empty slot */
@@ -28,7 +28,12 @@ struct ent {
  * so a stream of new (user, resource) pairs never evicts the entities. */
 struct table {
     int used;
+    int max;     /* entries at most (ENTITY_CACHE_ENTRIES_MAX or _FACTS_MAX) */
+    size_t mask; /* slots - 1: 2 * max slots */
     struct ent *slots;
+    /* The slots filled, in order (`used` of them): a fresh start clears
+     * those alone, however sparse a large table is. */
+    uint32_t *filled;
 };
 
 struct entity_cache {
@@ -82,12 +87,19 @@ entity_cache_open(void)
     if (c == NULL) {
         return NULL;
     }
-    c->t[0].slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->t[0].slots);
-    c->t[1].slots = calloc(ENTITY_CACHE_SLOTS, sizeof *c->t[1].slots);
-    if (c->t[0].slots == NULL || c->t[1].slots == NULL ||
-        pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->t[0].slots);
-        free(c->t[1].slots);
+    c->t[0].max = ENTITY_CACHE_ENTRIES_MAX;
+    c->t[1].max = ENTITY_CACHE_FACTS_MAX;
+    for (int i = 0; i < 2; i++) {
+        c->t[i].mask = 2 * (size_t)c->t[i].max - 1;
+        c->t[i].slots = calloc(c->t[i].mask + 1, sizeof *c->t[i].slots);
+        c->t[i].filled = calloc((size_t)c->t[i].max, sizeof *c->t[i].filled);
+    }
+    if (c->t[0].slots == NULL || c->t[1].slots == NULL || c->t[0].filled == NULL ||
+        c->t[1].filled == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
+        for (int i = 0; i < 2; i++) {
+            free(c->t[i].slots);
+            free(c->t[i].filled);
+        }
         free(c);
         return NULL;
     }
@@ -99,12 +111,10 @@ entity_cache_open(void)
 static void
 table_reset(struct entity_cache *c, struct table *t)
 {
-    for (int i = 0; i < ENTITY_CACHE_SLOTS && t->used > 0; i++) {
-        if (t->slots[i].key.kind != 0) {
-            entity_value_clear(&t->slots[i].v);
-            memset(&t->slots[i], 0, sizeof t->slots[i]);
-            t->used--;
-        }
+    for (int k = 0; k < t->used; k++) {
+        struct ent *e = &t->slots[t->filled[k]];
+        entity_value_clear(&e->v);
+        memset(e, 0, sizeof *e);
     }
     t->used = 0;
     atomic_fetch_add_explicit(&c->resets, 1, memory_order_relaxed);
@@ -119,6 +129,7 @@ entity_cache_close(struct entity_cache *c)
     for (int i = 0; i < 2; i++) {
         table_reset(c, &c->t[i]);
         free(c->t[i].slots);
+        free(c->t[i].filled);
     }
     pthread_rwlock_destroy(&c->lock);
     free(c);
@@ -142,7 +153,7 @@ key_equal(const struct entity_key *a, const struct entity_key *b)
 }
 
 static size_t
-key_slot(const struct entity_key *key)
+key_slot(const struct entity_key *key, size_t mask)
 {
     uint64_t h = (uint64_t)key->kind * 0x9e3779b97f4a7c15u;
     for (int i = 0; i < 5; i++) {
@@ -150,7 +161,7 @@ key_slot(const struct entity_key *key)
         h *= 0xff51afd7ed558ccdu;
         h ^= h >> 32;
     }
-    return (size_t)h & (ENTITY_CACHE_SLOTS - 1);
+    return (size_t)h & mask;
 }
 
 /* The slot holding the key, or the empty slot where it would go.  The
@@ -158,7 +169,7 @@ key_slot(const struct entity_key *key)
 static struct ent *
 slot_find(struct table *t, const struct entity_key *key)
 {
-    for (size_t i = key_slot(key);; i = (i + 1) & (ENTITY_CACHE_SLOTS - 1)) {
+    for (size_t i = key_slot(key, t->mask);; i = (i + 1) & t->mask) {
         struct ent *e = &t->slots[i];
         if (e->key.kind == 0 || key_equal(&e->key, key)) {
             return e;
@@ -199,13 +210,13 @@ entity_cache_put(struct entity_cache *c, int64_t gen, const struct entity_key *k
         table_reset(c, &c->t[1]);
         c->gen = gen;
     }
-    if (gen == c->gen && t->used >= ENTITY_CACHE_ENTRIES_MAX) {
+    if (gen == c->gen && t->used >= t->max) {
         table_reset(c, t);
     }
     if (gen == c->gen) {
         struct ent *e = slot_find(t, key);
         if (e->key.kind == 0) {
-            t->used++;
+            t->filled[t->used++] = (uint32_t)(e - t->slots);
         }
         /* A kept value of the same generation is the same value (another
          * request loaded it meanwhile): either one serves. */

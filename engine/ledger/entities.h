@@ -30,12 +30,16 @@
 #include <jansson.h>
 
 /* Entries kept at most, for the entities and (apart) for the facts derived
- * from them (verdicts, lots, windows: they grow with users x
- * resources); past that the part starts afresh (within the generation).
- * A user, tenant or resource costs about 1 KiB, an allocation about
- * 3.5 KiB, a fact about 100 bytes: at most ~30 MiB in the worst case, with
- * 2 x 1.5 MiB of slots from the start. */
+ * from them (verdicts, lots, windows: they grow with users x resources);
+ * past that the part starts afresh (within the generation).  A user,
+ * tenant or resource costs about 1 KiB, an allocation about 3.5 KiB: at
+ * most ~30 MiB of entities.  Facts are ~100 bytes each (a verdict is an
+ * integer): 32,768 of them hold 1,000 users x 30 resources (the issue's
+ * mix) in ~3 MiB, plus the slots (96 bytes each, twice as many as
+ * entries: 1.5 MiB for the entities, 6 MiB for the facts, reserved from
+ * the start and touched as they fill). */
 #define ENTITY_CACHE_ENTRIES_MAX 8192
+#define ENTITY_CACHE_FACTS_MAX 32768
 
 enum entity_kind {
     ENTITY_USER = 1,

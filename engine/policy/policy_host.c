@@ -78,12 +78,26 @@ enum policy_trip { POLICY_TRIP_NONE = 0, POLICY_TRIP_INSTRUCTIONS, POLICY_TRIP_T
 
 /* A kept ctx part (struct policy_ctx_part with a keep): the read-only
  * tables it was converted to, held in the registry under `ref` (0: an
- * empty slot; luaL_ref never gives 0). */
+ * empty slot; luaL_ref never gives 0), with the bytes the conversion
+ * allocated and when it was last used (the state's template tick). */
 struct policy_template {
     int ref;
     int64_t keep[2];
+    uint64_t used;
+    size_t bytes;
     char name[POLICY_TEMPLATE_NAME_MAX];
 };
+/* The kept parts of a state: POLICY_TEMPLATES slots in sets of
+ * POLICY_TEMPLATE_WAYS, the least recently used of a set replaced; all of
+ * them together hold at most memory_bytes_max / POLICY_TEMPLATE_SHARE
+ * bytes (as the conversions allocated them), so kept tables never take
+ * more than an eighth of what a policy may use. */
+#define POLICY_TEMPLATE_WAYS 8
+#define POLICY_TEMPLATE_SHARE 8
+_Static_assert(POLICY_TEMPLATES % POLICY_TEMPLATE_WAYS == 0, "whole sets");
+_Static_assert(((POLICY_TEMPLATES / POLICY_TEMPLATE_WAYS) &
+                (POLICY_TEMPLATES / POLICY_TEMPLATE_WAYS - 1)) == 0,
+               "a power of two of sets");
 
 struct policy_call;
 
@@ -128,8 +142,11 @@ struct policy_state {
     char chunk[POLICY_KIND_COUNT][POLICY_CHUNK_NAME_MAX];
     /* The call running (NULL between calls): what a lazy ctx field reads. */
     struct policy_call *cur_call;
-    /* Kept ctx parts, direct-mapped by (name, keep): policy_push_part. */
+    /* Kept ctx parts, set-associative by (name, keep): policy_push_part. */
     struct policy_template templates[POLICY_TEMPLATES];
+    uint64_t template_tick;
+    size_t template_bytes; /* the sum of the kept templates' bytes */
+    struct policy_kept_stats kept_stats;
 };
 
 /* One call, or a sequence of calls on one context, shared with the
@@ -145,6 +162,12 @@ struct policy_call {
     bool lazy_done;           /* the lazy field was filled in (or is being) */
     bool lazy_failed;         /* ... and its read failed: lazy_err */
     struct eng_error lazy_err;
+    /* Kept parts of ctx (top level, index < 32) not in the state's
+     * templates: converted when first read (policy_part_fill), else never.
+     * part_failed: a conversion of one raised (part_failed_index). */
+    uint32_t parts_pending;
+    bool part_failed;
+    int part_failed_index;
     policy_next_fn next;
     void *next_ud;
     json_t **results; /* results[i] set once call i's result converted */
@@ -1020,17 +1043,65 @@ policy_freeze(lua_State *L)
     lua_replace(L, -2);
 }
 
-/* [-0, +0, e] fills in the lazy field of the call's ctx (the table at t)
- * once: reads it through the caller's function.  A failed read is kept
- * for the caller (the call fails with it even if the policy catches the
- * error raised here).  Another table (a ctx a policy kept from an earlier
- * call) gets nothing. */
+static void policy_push_kept(lua_State *L, struct policy_state *set,
+                             const struct policy_ctx_part *p, int depth);
+static void policy_usage_fill(lua_State *L, struct policy_call *call, int t);
+
+/* The pending kept part of the call named `name` (-1: none). */
+static int
+policy_part_pending(const struct policy_call *call, const char *name)
+{
+    for (uint32_t bits = call->parts_pending; bits != 0; bits &= bits - 1) {
+        int i = __builtin_ctz(bits);
+        if (strcmp(call->parts->parts[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* [-0, +0, e] converts pending kept part i of the call into the ctx table
+ * at t (and keeps it in the state's templates).  A conversion that raises
+ * is remembered: the call fails even if the policy catches the error. */
+static void
+policy_part_fill(lua_State *L, struct policy_call *call, int t, int i)
+{
+    struct policy_state *set = call->set;
+    const struct policy_ctx_part *p = &call->parts->parts[i];
+    t = lua_absindex(L, t);
+    call->parts_pending &= ~(UINT32_C(1) << i);
+    call->part_failed = true;
+    call->part_failed_index = i;
+    luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 8, "ctx nested too deeply");
+    lua_pushstring(L, p->name);
+    policy_push_kept(L, set, p, 1);
+    lua_rawset(L, t);
+    call->part_failed = false;
+}
+
+/* [-0, +0, e] fills in what the call's ctx (the table at t) still lacks:
+ * every pending kept part, and the lazy field once (read through the
+ * caller's function).  A failed read is kept for the caller (the call
+ * fails with it even if the policy catches the error raised here).
+ * Another table (a ctx a policy kept from an earlier call) gets nothing. */
 static void
 policy_lazy_fill(lua_State *L, int t)
 {
     struct policy_call *call = policy_from_state(L)->cur_call;
-    if (call == NULL || call->parts == NULL || call->lazy_done ||
-        lua_topointer(L, t) != call->ctx_table) {
+    if (call == NULL || call->parts == NULL || lua_topointer(L, t) != call->ctx_table) {
+        return;
+    }
+    while (call->parts_pending != 0) {
+        policy_part_fill(L, call, t, __builtin_ctz(call->parts_pending));
+    }
+    policy_usage_fill(L, call, t);
+}
+
+/* [-0, +0, e] the lazy field of policy_lazy_fill alone. */
+static void
+policy_usage_fill(lua_State *L, struct policy_call *call, int t)
+{
+    if (call->lazy_done || call->parts->lazy_name == NULL) {
         return;
     }
     struct policy_ctx *pc = call->parts;
@@ -1046,19 +1117,51 @@ policy_lazy_fill(lua_State *L, int t)
     lua_rawset(L, t < 0 ? t - 2 : t);
 }
 
-/* __index of a ctx with a lazy field: the field, read on first use. */
+/* __index of a ctx with a lazy field or pending kept parts: the field,
+ * read (or converted) on first use. */
 static int
 l_policy_ctx_index(lua_State *L)
 {
     struct policy_call *call = policy_from_state(L)->cur_call;
-    if (call == NULL || call->parts == NULL || call->lazy_done ||
-        lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), call->parts->lazy_name) != 0) {
+    if (call == NULL || call->parts == NULL || lua_type(L, 2) != LUA_TSTRING ||
+        lua_topointer(L, 1) != call->ctx_table) {
         return 0;
     }
     lua_settop(L, 2);
-    policy_lazy_fill(L, 1);
+    const char *key = lua_tostring(L, 2);
+    int i = call->parts_pending != 0 ? policy_part_pending(call, key) : -1;
+    if (i >= 0) {
+        policy_part_fill(L, call, 1, i);
+    } else if (!call->lazy_done && call->parts->lazy_name != NULL &&
+               strcmp(key, call->parts->lazy_name) == 0) {
+        policy_usage_fill(L, call, 1);
+    } else {
+        return 0;
+    }
     lua_rawget(L, 1);
     return 1;
+}
+
+/* __newindex of such a ctx (a key it does not hold): a pending part or
+ * the lazy field assigned by the policy is the policy's from then on
+ * (nil included), never filled in over it. */
+static int
+l_policy_ctx_newindex(lua_State *L)
+{
+    struct policy_call *call = policy_from_state(L)->cur_call;
+    lua_settop(L, 3);
+    if (call != NULL && call->parts != NULL && lua_type(L, 2) == LUA_TSTRING &&
+        lua_topointer(L, 1) == call->ctx_table) {
+        const char *key = lua_tostring(L, 2);
+        int i = call->parts_pending != 0 ? policy_part_pending(call, key) : -1;
+        if (i >= 0) {
+            call->parts_pending &= ~(UINT32_C(1) << i);
+        } else if (call->parts->lazy_name != NULL && strcmp(key, call->parts->lazy_name) == 0) {
+            call->lazy_done = true;
+        }
+    }
+    lua_rawset(L, 1);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1232,9 +1335,11 @@ l_policy_sandbox_open(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_setfield(L, LUA_REGISTRYINDEX, POLICY_ENV_KEY);
 
-    lua_createtable(L, 0, 4); /* the metatable of a ctx with a lazy field */
+    lua_createtable(L, 0, 5); /* the metatable of a ctx with lazy fields */
     lua_pushcfunction(L, l_policy_ctx_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_policy_ctx_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, l_policy_ro_pairs);
     lua_setfield(L, -2, "__pairs");
     lua_pushliteral(L, "locked");
@@ -2552,9 +2657,10 @@ policy_set_total_check(struct policy_set *pset, struct eng_error *err)
     return rc;
 }
 
-/* The template slot of a kept part: FNV-1a of the name, mixed with keep. */
+/* The first slot of a kept part's set: FNV-1a of the name, mixed with
+ * keep. */
 static size_t
-policy_template_slot(const struct policy_ctx_part *p)
+policy_template_set(const struct policy_ctx_part *p)
 {
     uint64_t h = UINT64_C(1469598103934665603);
     for (const char *c = p->name; *c != '\0'; c++) {
@@ -2564,12 +2670,85 @@ policy_template_slot(const struct policy_ctx_part *p)
     h = (h ^ (h >> 29)) * UINT64_C(0xBF58476D1CE4E5B9);
     h ^= (uint64_t)p->keep[1] * UINT64_C(0xC2B2AE3D27D4EB4F);
     h ^= h >> 32;
-    return (size_t)(h & (POLICY_TEMPLATES - 1));
+    return (size_t)(h & (POLICY_TEMPLATES / POLICY_TEMPLATE_WAYS - 1)) * POLICY_TEMPLATE_WAYS;
+}
+
+/* Whether a kept part's value may be kept: a container with a name that
+ * fits a template. */
+static bool
+policy_part_keepable(const struct policy_ctx_part *p)
+{
+    return !p->is_integer && p->string == NULL && p->fields == NULL && p->value != NULL &&
+           (p->keep[0] != 0 || p->keep[1] != 0) && p->name != NULL &&
+           (json_is_object(p->value) || json_is_array(p->value)) &&
+           strlen(p->name) < POLICY_TEMPLATE_NAME_MAX;
+}
+
+/* The template holding a keepable part, or NULL. */
+static struct policy_template *
+policy_template_find(struct policy_state *set, const struct policy_ctx_part *p)
+{
+    struct policy_template *t = &set->templates[policy_template_set(p)];
+    for (int w = 0; w < POLICY_TEMPLATE_WAYS; w++) {
+        if (t[w].ref != 0 && t[w].keep[0] == p->keep[0] && t[w].keep[1] == p->keep[1] &&
+            strcmp(t[w].name, p->name) == 0) {
+            t[w].used = ++set->template_tick;
+            return &t[w];
+        }
+    }
+    return NULL;
+}
+
+/* [-0, +1, e] a keepable part's tables: the kept ones, or converted (and
+ * kept, replacing the least recently used of its set, when that keeps
+ * the templates within their share of memory). */
+static void
+policy_push_kept(lua_State *L, struct policy_state *set, const struct policy_ctx_part *p,
+                 int depth)
+{
+    struct policy_template *t = policy_template_find(set, p);
+    if (t != NULL) {
+        set->kept_stats.hits++;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        return;
+    }
+    size_t before = set->memory_bytes_used;
+    policy_push_json(L, &set->limits, p->value, depth + 1, true);
+    set->kept_stats.conversions++;
+    /* What the conversion allocated (a collection step during it may free
+     * some: an estimate, never below 0). */
+    size_t bytes = set->memory_bytes_used > before ? set->memory_bytes_used - before : 0;
+    struct policy_template *victim = &set->templates[policy_template_set(p)];
+    for (int w = 1; w < POLICY_TEMPLATE_WAYS && victim->ref != 0; w++) {
+        struct policy_template *c = &set->templates[policy_template_set(p) + (size_t)w];
+        if (c->ref == 0 || c->used < victim->used) {
+            victim = c;
+        }
+    }
+    size_t share = set->limits.memory_bytes_max / POLICY_TEMPLATE_SHARE;
+    size_t kept = set->template_bytes - (victim->ref != 0 ? victim->bytes : 0);
+    if (bytes > share || kept > share - bytes) {
+        set->kept_stats.not_kept++;
+        return; /* used by this call only */
+    }
+    lua_pushvalue(L, -1);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: the slot is left as it was */
+    if (victim->ref != 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, victim->ref);
+        set->kept_stats.replaced++;
+    }
+    set->template_bytes = kept + bytes;
+    victim->ref = ref;
+    victim->keep[0] = p->keep[0];
+    victim->keep[1] = p->keep[1];
+    victim->used = ++set->template_tick;
+    victim->bytes = bytes;
+    snprintf(victim->name, sizeof victim->name, "%s", p->name);
 }
 
 /* [-0, +1, e] the value of one ctx part: a kept container from the state's
- * templates (converted and kept on a miss, replacing whatever held the
- * slot), anything else converted afresh. */
+ * templates (converted and kept on a miss: policy_push_kept), anything
+ * else converted afresh. */
 static void policy_push_fields(lua_State *L, struct policy_state *set,
                                const struct policy_ctx_part *fields, int count, int depth);
 
@@ -2597,29 +2776,11 @@ policy_push_part(lua_State *L, struct policy_state *set, const struct policy_ctx
         lua_pushnil(L);
         return;
     }
-    bool keep = (p->keep[0] != 0 || p->keep[1] != 0) && p->name != NULL &&
-                (json_is_object(p->value) || json_is_array(p->value)) &&
-                strlen(p->name) < POLICY_TEMPLATE_NAME_MAX;
-    if (!keep) {
+    if (!policy_part_keepable(p)) {
         policy_push_json(L, &set->limits, p->value, depth + 1, false);
         return;
     }
-    struct policy_template *t = &set->templates[policy_template_slot(p)];
-    if (t->ref != 0 && t->keep[0] == p->keep[0] && t->keep[1] == p->keep[1] &&
-        strcmp(t->name, p->name) == 0) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-        return;
-    }
-    policy_push_json(L, &set->limits, p->value, depth + 1, true);
-    lua_pushvalue(L, -1);
-    int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: the slot is left as it was */
-    if (t->ref != 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    }
-    t->ref = ref;
-    t->keep[0] = p->keep[0];
-    t->keep[1] = p->keep[1];
-    snprintf(t->name, sizeof t->name, "%s", p->name);
+    policy_push_kept(L, set, p, depth);
 }
 
 /* Drops every kept part (after a memory error, so the policies get their
@@ -2633,13 +2794,17 @@ policy_templates_drop(struct policy_state *set)
             set->templates[i].ref = 0;
         }
     }
+    set->template_bytes = 0;
 }
 
 /* [-0, +1, e] a table of parts (at nesting depth `depth`, ctx being 1);
- * `extra` more hash slots are made for fields added later. */
+ * `extra` more hash slots are made for fields added later.  With `call`
+ * (ctx itself), a kept part not among the state's templates is left out
+ * and marked pending in call->parts_pending: converted if a policy reads
+ * it (l_policy_ctx_index, policy_lazy_fill), else never. */
 static void
 policy_push_fields_n(lua_State *L, struct policy_state *set, const struct policy_ctx_part *fields,
-                     int count, int depth, int extra)
+                     int count, int depth, int extra, struct policy_call *call)
 {
     if (depth > set->limits.convert_depth_max) {
         luaL_error(L, "ctx: nested deeper than %d levels", set->limits.convert_depth_max);
@@ -2647,7 +2812,18 @@ policy_push_fields_n(lua_State *L, struct policy_state *set, const struct policy
     bool list = count > 0 && fields[0].name == NULL;
     lua_createtable(L, list ? count : 0, list ? 0 : count + extra);
     for (int i = 0; i < count; i++) {
-        policy_push_part(L, set, &fields[i], depth);
+        if (call != NULL && i < 32 && policy_part_keepable(&fields[i])) {
+            struct policy_template *t = policy_template_find(set, &fields[i]);
+            if (t == NULL) {
+                call->parts_pending |= UINT32_C(1) << i;
+                set->kept_stats.deferred++;
+                continue;
+            }
+            set->kept_stats.hits++;
+            lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        } else {
+            policy_push_part(L, set, &fields[i], depth);
+        }
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1); /* absent (a hole in a list, as JSON null) */
         } else if (fields[i].name == NULL) {
@@ -2662,7 +2838,7 @@ static void
 policy_push_fields(lua_State *L, struct policy_state *set, const struct policy_ctx_part *fields,
                    int count, int depth)
 {
-    policy_push_fields_n(L, set, fields, count, depth, 0);
+    policy_push_fields_n(L, set, fields, count, depth, 0, NULL);
 }
 
 /* [-0, +1, e] the ctx table built from the call's parts. */
@@ -2671,8 +2847,9 @@ policy_push_parts(lua_State *L, struct policy_state *set, struct policy_call *ca
 {
     const struct policy_ctx *pc = call->parts;
     luaL_checkstack(L, 2 * (set->limits.convert_depth_max + 2) + 8, "ctx nested too deeply");
-    policy_push_fields_n(L, set, pc->parts, pc->count, 1, pc->lazy_name != NULL ? 1 : 0);
-    if (pc->lazy_name != NULL) {
+    call->parts_pending = 0;
+    policy_push_fields_n(L, set, pc->parts, pc->count, 1, pc->lazy_name != NULL ? 1 : 0, call);
+    if (pc->lazy_name != NULL || call->parts_pending != 0) {
         lua_getfield(L, LUA_REGISTRYINDEX, POLICY_CTX_KEY);
         lua_setmetatable(L, -2);
     }
@@ -2755,6 +2932,13 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
         *err = call->lazy_err;
         rc = err->status != ENG_OK ? err->status
                                    : eng_error_set(err, ENG_ESTORE, "a lazy ctx field failed");
+    } else if (call->part_failed && status == LUA_OK) {
+        /* A kept part's conversion raised (too deep, too long, out of
+         * memory) and the policy caught it: the call fails as it would
+         * have with the part converted up front. */
+        rc = eng_error_set(err, set->malloc_failed ? ENG_ENOMEM : ENG_EPOLICY,
+                           "%s: ctx.%s could not be converted", set->chunk[call->kinds[call->current]],
+                           call->parts->parts[call->part_failed_index].name);
     } else if (status != LUA_OK && set->budget.trip != POLICY_TRIP_NONE &&
         policy_total_spent(set, set->budget.trip == POLICY_TRIP_INSTRUCTIONS &&
                                     set->budget.total_bounds_instructions,
@@ -2779,7 +2963,7 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
     lua_settop(L, base);
     /* The collector keeps pace with allocation by itself; after a memory
      * error a full collection gives the next call its whole budget back. */
-    if (status == LUA_ERRMEM) {
+    if (status == LUA_ERRMEM || call->part_failed) {
         policy_templates_drop(set);
         lua_gc(L, LUA_GCCOLLECT);
     }
@@ -2899,6 +3083,20 @@ policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds, int
         }
     }
     return 0;
+}
+
+void
+policy_set_kept_stats(struct policy_set *set, struct policy_kept_stats *st)
+{
+    ENG_ASSERT(set != NULL && st != NULL);
+    pthread_mutex_lock(&set->mutex);
+    *st = set->primary->kept_stats;
+    st->kept = 0;
+    for (int i = 0; i < POLICY_TEMPLATES; i++) {
+        st->kept += set->primary->templates[i].ref != 0;
+    }
+    st->bytes = set->primary->template_bytes;
+    pthread_mutex_unlock(&set->mutex);
 }
 
 uint64_t

@@ -152,12 +152,16 @@ ENG_MUST_CHECK int policy_set_call_seq(struct policy_set *set, const enum policy
  * one the caller promises is the same JSON whenever (name, keep) is the
  * same (an entity id and the portfolio generation it was read at): each
  * state converts it once into read-only tables and hands the same tables to
- * every later call (at most POLICY_TEMPLATES kept per state, replaced as
- * they collide).  Reading them works as on plain tables (indexing, pairs,
+ * every later call (at most POLICY_TEMPLATES kept per state, 8-way
+ * set-associative, the least recently used of a set replaced, and within
+ * an eighth of memory_bytes_max).  A kept part of ctx itself (not nested
+ * in fields) that the state does not hold yet is converted only when a
+ * policy reads it (indexing, pairs, next, rawget): one no policy reads
+ * costs nothing.  Reading them works as on plain tables (indexing, pairs,
  * ipairs, next, #, rawget, rawlen); writing into them raises "attempt to
  * modify a read-only ctx table".  Names of kept parts are at most 15
  * bytes. */
-#define POLICY_TEMPLATES 256
+#define POLICY_TEMPLATES 2048
 struct policy_ctx_part {
     const char *name;
     const json_t *value;
@@ -218,6 +222,19 @@ ENG_MUST_CHECK int policy_set_total_check(struct policy_set *set, struct eng_err
 /* A number naming the set among every set this process has loaded (never
  * reused, never 0): what a set answers is a function of this number and
  * the context, so callers may key kept answers by it.  Thread-safe. */
+/* What the kept ctx parts of the set's primary state did since it was
+ * built (tests, metrics): parts served kept (hits), left out of a ctx
+ * until read (deferred), converted (conversions: deferred ones read, and
+ * nested ones not kept), converted but not kept for want of room in the
+ * templates' share of memory (not_kept), kept in place of another
+ * (replaced); and now: templates held (kept) and their bytes. */
+struct policy_kept_stats {
+    long hits, deferred, conversions, not_kept, replaced;
+    long kept;
+    size_t bytes;
+};
+void policy_set_kept_stats(struct policy_set *set, struct policy_kept_stats *st);
+
 uint64_t policy_set_serial(const struct policy_set *set);
 
 /* Copies of sets alive in the process, over all threads (for tests and

@@ -146,9 +146,33 @@ test_container(void)
     got = (struct entity_value){.obj = obj};
     entity_value_clear(&got);
     CHECK_INT(destroyed, 1);
+    /* The issue's mix: 1,000 users x 20 resources of verdicts, and a lot
+     * fact per user, all kept at once (no fresh start) and all found. */
+    struct entity_cache_stats st0, st1;
+    entity_cache_stats(c, &st0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int u = 0; u < 1000; u++) {
+            for (int r = 0; r < 21; r++) {
+                struct entity_key ki = {r < 20 ? ENTITY_ELIG : ENTITY_LOT, {100 + u, r, 7}};
+                if (pass == 0) {
+                    v = (struct entity_value){.n = u * 100 + r};
+                    entity_cache_put(c, 6, &ki, &v);
+                } else {
+                    CHECK(entity_cache_get(c, 6, &ki, &got));
+                    CHECK_INT(got.n, u * 100 + r);
+                    entity_value_clear(&got);
+                }
+            }
+        }
+    }
+    entity_cache_stats(c, &st1);
+    CHECK_INT(st1.resets, st0.resets);
+    CHECK_INT(st1.hits - st0.hits, 21000);
+    CHECK(entity_cache_get(c, 6, &k2, &got));
+    entity_value_clear(&got);
     /* Derived facts (verdicts) past their bound start afresh on their own:
      * the entities stay. */
-    for (int i = 0; i < ENTITY_CACHE_ENTRIES_MAX + 10; i++) {
+    for (int i = 0; i < ENTITY_CACHE_FACTS_MAX + 10; i++) {
         struct entity_key ki = {ENTITY_ELIG, {1, i}};
         v = (struct entity_value){.n = 1};
         entity_cache_put(c, 6, &ki, &v);

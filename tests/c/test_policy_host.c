@@ -1191,6 +1191,196 @@ test_call_parts(void)
     policy_set_release(set);
 }
 
+/* Calls pricing with ctx {mode, resource (keep {1, gen}), user (keep {uid,
+ * gen})}. */
+static int
+call_lazy(struct policy_set *set, const char *mode, const json_t *res, const json_t *user,
+          int64_t uid, int64_t gen, json_t **out, struct eng_error *err)
+{
+    const struct policy_ctx_part parts[] = {
+        {.name = "mode", .string = mode},
+        {.name = "resource", .value = res, .keep = {1, gen}},
+        {.name = "user", .value = user, .keep = {uid, gen}},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 3};
+    static const enum policy_kind kind = POLICY_PRICING;
+    return policy_set_call_parts(set, &kind, 1, &ctx, NULL, NULL, out, err);
+}
+
+/* A kept part of ctx that no policy reads is never converted, one read is
+ * converted once (and kept) whichever way it is read, and one the policy
+ * assigns stays the policy's. */
+static void
+test_kept_parts_lazy(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing(
+                  "local M = {}\n"
+                  "function M.price(ctx)\n"
+                  "  local m, out = ctx.mode, { per_hour = ctx.resource.per_hour }\n"
+                  "  if m == 'read' then out.email = ctx.user.email; out.again = ctx.user.email end\n"
+                  "  if m == 'walk' then for k, v in pairs(ctx) do out[k .. '_seen'] = true end\n"
+                  "    out.email = ctx.user.email end\n"
+                  "  if m == 'next' then local k = next(ctx); out.email = rawget(ctx, 'user').email end\n"
+                  "  if m == 'nil' then ctx.user = nil; out.gone = ctx.user == nil;\n"
+                  "    for k in pairs(ctx) do out[k .. '_seen'] = true end end\n"
+                  "  if m == 'own' then ctx.user = { email = 'mine' }; out.email = ctx.user.email end\n"
+                  "  if m == 'caught' then out.ok = pcall(function() return ctx.user end) end\n"
+                  "  if m == 'result' then return ctx.user end\n"
+                  "  return out\n"
+                  "end\n"
+                  "return M\n",
+                  &slow, &set, &err),
+              0);
+    json_t *res = json_pack("{s:i, s:[s]}", "per_hour", 3, "tags", "x");
+    struct policy_kept_stats st;
+    json_t *out = NULL;
+    /* 50 users the policy never looks at: only the resource is converted. */
+    for (int u = 1; u <= 50; u++) {
+        json_t *user = json_pack("{s:s, s:[s]}", "email", "u@x.io", "roles", "member");
+        CHECK_INT(call_lazy(set, "plain", res, user, 100 + u, 1, &out, &err), 0);
+        CHECK_INT(int_at(out, "per_hour"), 3);
+        json_decref(out);
+        json_decref(user);
+    }
+    policy_set_kept_stats(set, &st);
+    CHECK_INT(st.conversions, 1);
+    CHECK_INT(st.deferred, 51); /* the 50 users and the resource's first time */
+    CHECK_INT(st.hits, 49);
+    CHECK_INT(st.kept, 1);
+    /* Read twice in a call: converted once, kept, a hit the next time. */
+    json_t *user = json_pack("{s:s, s:[s]}", "email", "a@x.io", "roles", "member");
+    for (int round = 0; round < 2; round++) {
+        CHECK_INT(call_lazy(set, "read", res, user, 7, 1, &out, &err), 0);
+        CHECK_STR(json_string_value(json_object_get(out, "email")), "a@x.io");
+        CHECK_STR(json_string_value(json_object_get(out, "again")), "a@x.io");
+        json_decref(out);
+    }
+    policy_set_kept_stats(set, &st);
+    CHECK_INT(st.conversions, 2);
+    CHECK_INT(st.kept, 2);
+    /* pairs, next and rawget see a part not read before. */
+    static const char *const walks[] = {"walk", "next"};
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_INT(call_lazy(set, walks[i], res, user, 8 + (int64_t)i, 1, &out, &err), 0);
+        CHECK_STR(json_string_value(json_object_get(out, "email")), "a@x.io");
+        json_decref(out);
+    }
+    CHECK_INT(call_lazy(set, "walk", res, user, 20, 1, &out, &err), 0);
+    CHECK(json_is_true(json_object_get(out, "user_seen")));
+    CHECK(json_is_true(json_object_get(out, "resource_seen")));
+    CHECK(json_is_true(json_object_get(out, "mode_seen")));
+    json_decref(out);
+    /* Assigned by the policy (nil or a table of its own): never filled in
+     * over it, not even by pairs. */
+    CHECK_INT(call_lazy(set, "nil", res, user, 21, 1, &out, &err), 0);
+    CHECK(json_is_true(json_object_get(out, "gone")));
+    CHECK(json_object_get(out, "user_seen") == NULL);
+    json_decref(out);
+    CHECK_INT(call_lazy(set, "own", res, user, 22, 1, &out, &err), 0);
+    CHECK_STR(json_string_value(json_object_get(out, "email")), "mine");
+    json_decref(out);
+    /* A kept part read last call is there for the next, read-only. */
+    CHECK_INT(call_lazy(set, "result", res, user, 7, 1, &out, &err), 0);
+    CHECK_STR(json_string_value(json_object_get(out, "email")), "a@x.io");
+    json_decref(out);
+    json_decref(user);
+    /* A part whose conversion fails (nested too deep) fails the call even
+     * when read inside a pcall the policy catches. */
+    json_t *deep = json_pack("{s:{s:{s:{s:{s:{s:{s:{s:{s:{s:{s:i}}}}}}}}}}}", "a", "b", "c", "d",
+                             "e", "f", "g", "h", "i", "j", "k", 1);
+    struct policy_limits shallow = slow;
+    shallow.convert_depth_max = 4;
+    policy_set_release(set);
+    CHECK_INT(load_pricing("return { price = function(ctx)\n"
+                           "  return { ok = pcall(function() return ctx.user end) } end }",
+                           &shallow, &set, &err),
+              0);
+    CHECK_INT(call_lazy(set, "caught", res, deep, 30, 1, &out, &err), ENG_EPOLICY);
+    CHECK(has(err.msg, "ctx.user could not be converted"));
+    CHECK(out == NULL);
+    /* ... and unread, it costs nothing and fails nothing. */
+    policy_set_release(set);
+    CHECK_INT(load_pricing("return { price = function(ctx) return { n = 1 } end }", &shallow,
+                           &set, &err),
+              0);
+    CHECK_INT(call_lazy(set, "plain", res, deep, 30, 1, &out, &err), 0);
+    CHECK_INT(int_at(out, "n"), 1);
+    json_decref(out);
+    json_decref(deep);
+    json_decref(res);
+    policy_set_release(set);
+}
+
+/* The kept parts of a state hold many entities (set-associative, not
+ * direct-mapped: 600 users over 256 sets of 8 stay) and never more than
+ * their share of memory_bytes_max. */
+static void
+test_kept_parts_capacity(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing("return { price = function(ctx)\n"
+                           "  return { email = ctx.user.email } end }",
+                           &slow, &set, &err),
+              0);
+    json_t *res = json_pack("{s:i}", "per_hour", 3);
+    enum { USERS = 600 };
+    json_t *users[USERS];
+    for (int u = 0; u < USERS; u++) {
+        char email[32];
+        snprintf(email, sizeof email, "u%d@x.io", u);
+        users[u] = json_pack("{s:s}", "email", email);
+    }
+    json_t *out = NULL;
+    struct policy_kept_stats st0, st;
+    for (int pass = 0; pass < 2; pass++) {
+        policy_set_kept_stats(set, &st0);
+        for (int u = 0; u < USERS; u++) {
+            CHECK_INT(call_lazy(set, "plain", res, users[u], 1000 + u, 5, &out, &err), 0);
+            CHECK_STR(json_string_value(json_object_get(out, "email")),
+                      json_string_value(json_object_get(users[u], "email")));
+            json_decref(out);
+        }
+    }
+    policy_set_kept_stats(set, &st);
+    /* The second pass: at least 90 % of the users found kept (a
+     * direct-mapped table of 256 would keep at most 256 of them). */
+    printf("# kept parts: second pass %ld conversions, %ld kept, %ld replaced, %zu bytes\n",
+           st.conversions - st0.conversions, st.kept, st.replaced, st.bytes);
+    CHECK(st.conversions - st0.conversions <= USERS / 10);
+    CHECK(st.kept > 500 && st.kept <= POLICY_TEMPLATES);
+    CHECK_INT(st.not_kept, 0);
+    policy_set_release(set);
+    /* A small state (256 KiB): the kept parts stay within an eighth of it,
+     * and every answer is still right. */
+    struct policy_limits small = slow;
+    small.memory_bytes_max = 256 * 1024;
+    CHECK_INT(load_pricing("return { price = function(ctx)\n"
+                           "  return { email = ctx.user.email } end }",
+                           &small, &set, &err),
+              0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int u = 0; u < USERS; u++) {
+            CHECK_INT(call_lazy(set, "plain", res, users[u], 1000 + u, 5, &out, &err), 0);
+            CHECK_STR(json_string_value(json_object_get(out, "email")),
+                      json_string_value(json_object_get(users[u], "email")));
+            json_decref(out);
+        }
+    }
+    policy_set_kept_stats(set, &st);
+    CHECK(st.bytes <= small.memory_bytes_max / 8);
+    CHECK(st.bytes > 0);
+    CHECK(st.not_kept > 0);
+    CHECK(st.kept < USERS);
+    for (int u = 0; u < USERS; u++) {
+        json_decref(users[u]);
+    }
+    json_decref(res);
+    policy_set_release(set);
+}
+
 /* Parts built from C values: strings, nested fields, lists (with a hole),
  * and a depth beyond convert_depth_max refused. */
 static void
@@ -1332,6 +1522,8 @@ main(void)
     test_call_seq();
     test_call_parts();
     test_call_parts_values();
+    test_kept_parts_lazy();
+    test_kept_parts_capacity();
     test_number_subtypes();
     test_ctx_limits();
     test_infinite_loops();
