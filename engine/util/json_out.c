@@ -380,15 +380,10 @@ json_buf_amount(struct json_buf *b, int64_t milli)
     json_decref(v);
 }
 
-void
-json_buf_time(struct json_buf *b, int64_t t)
+/* Appends `text` in quotes: ASCII that needs no escape (instants, ids). */
+static void
+buf_quoted_ascii(struct json_buf *b, const char *text)
 {
-    if (t == TIME_NEVER) {
-        JSON_BUF_LIT(b, "null");
-        return;
-    }
-    char text[32];
-    time_format_rfc3339(t, text, sizeof text);
     size_t n = strlen(text);
     if (json_buf_room(b, n + 2)) {
         b->data[b->len] = '"';
@@ -399,17 +394,23 @@ json_buf_time(struct json_buf *b, int64_t t)
 }
 
 void
+json_buf_time(struct json_buf *b, int64_t t)
+{
+    if (t == TIME_NEVER) {
+        JSON_BUF_LIT(b, "null");
+        return;
+    }
+    char text[32];
+    time_format_rfc3339(t, text, sizeof text);
+    buf_quoted_ascii(b, text);
+}
+
+void
 json_buf_id(struct json_buf *b, const char *prefix, int64_t id)
 {
     char text[48];
     id_format(prefix, id, text, sizeof text);
-    size_t n = strlen(text);
-    if (json_buf_room(b, n + 2)) {
-        b->data[b->len] = '"';
-        memcpy(b->data + b->len + 1, text, n);
-        b->data[b->len + 1 + n] = '"';
-        b->len += n + 2;
-    }
+    buf_quoted_ascii(b, text);
 }
 
 void
