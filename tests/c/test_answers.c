@@ -195,10 +195,13 @@ room_args(const char *bld, int i)
     int64_t money = (int64_t)(next() % 4);
     if (i == 0 || next() % 5 != 0) {
         json_t *rate = json_loads(rates[next() % 6], JSON_DECODE_ANY, NULL);
+        /* Drawn one by one: the order of a call's arguments is unspecified
+         * (gcc and clang differ), and every compiler must draw the same. */
+        int increment = increments[next() % 4];
+        const char *unit = next() % 3 ? "hour" : "coin";
         json_object_set_new(pricing, "credits",
-                            json_pack("{s:s, s:o, s:i}", "unit", next() % 3 ? "hour" : "coin",
-                                      "per_hour", rate, "increment_minutes",
-                                      increments[next() % 4]));
+                            json_pack("{s:s, s:o, s:i}", "unit", unit, "per_hour", rate,
+                                      "increment_minutes", increment));
     }
     if (money != 0) {
         json_object_set_new(pricing, "money",
