@@ -112,6 +112,15 @@ engine_open(struct engine *eng, const struct engine_config *cfg, struct eng_erro
     if (share_reporters) {
         eng->reporters = eng->readers;
     }
+    if (cfg->compute_slots > 0) {
+        if (cfg->compute_slots > ENGINE_COMPUTE_SLOTS_MAX ||
+            gate_init(&eng->gate, cfg->compute_slots) != 0) {
+            engine_close(eng);
+            return eng_error_set(err, ENG_EINVAL, "compute slots must be from 1 to %d",
+                                 ENGINE_COMPUTE_SLOTS_MAX);
+        }
+        eng->gated = true;
+    }
     atomic_store(&eng->next_due, INT64_MIN);
     eng->next_due_gen = -1;
     eng->shared = store_shared(eng->writer);
@@ -161,6 +170,10 @@ engine_close(struct engine *eng)
     }
     free(eng->env);
     eng->env = NULL;
+    if (eng->gated) {
+        gate_destroy(&eng->gate);
+        eng->gated = false;
+    }
     pthread_mutex_destroy(&eng->write_mu);
     pthread_mutex_destroy(&eng->queue_mu);
     pthread_cond_destroy(&eng->queue_cv);
@@ -805,6 +818,10 @@ engine_stats(struct engine *eng, struct engine_stats *st)
     if (eng->readers != NULL) {
         store_pool_counts(eng->readers, &st->reader_acquires, &st->reader_waits);
     }
+    st->compute_slots = eng->gated ? eng->gate.slots : 0;
+    if (eng->gated) {
+        gate_counts(&eng->gate, &st->slot_entries, &st->slot_waits);
+    }
 }
 
 void
@@ -819,12 +836,13 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              "), writer busy %.2f of %.2f s (CPU %.2f s); WAL writes %" PRIu64 " in %" PRIu64
              " calls; %" PRIu64 " plans, %" PRIu64
              " left to the writer without a reader (made %ld, applied %ld, of which repriced "
-             "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64 " waited",
+             "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64
+             " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64 " waited",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
              ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
-             st.reader_waits);
+             st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits);
 }
 
 static void *
@@ -958,6 +976,43 @@ plan_compute(struct engine *eng, const struct op_plan_def *def, const struct pri
     return plan;
 }
 
+/* Compute slots (engine/README.md).  The slot this thread holds, and how
+ * deeply engine_exec_text is nested on it: only the outermost call takes
+ * one. */
+static _Thread_local struct gate *slot_held;
+static _Thread_local int slot_depth;
+
+/* Reports, simulations and verify run long on their own connections: they
+ * take no slot, so they never hold quotes and bookings in line. */
+static void
+slot_take(struct engine *eng, bool report)
+{
+    if (slot_depth++ == 0 && eng->gated && !report) {
+        gate_enter(&eng->gate);
+        slot_held = &eng->gate;
+    }
+}
+
+/* Gives the slot back before the thread waits for something other than a
+ * CPU (the writer's commit): held there, it would keep a computing request
+ * in line and the writer's batches small. */
+static void
+slot_give_back(void)
+{
+    if (slot_held != NULL) {
+        gate_leave(slot_held);
+        slot_held = NULL;
+    }
+}
+
+static void
+slot_done(void)
+{
+    if (--slot_depth == 0) {
+        slot_give_back();
+    }
+}
+
 static int
 exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *args,
            const char *idem_key, json_t **out, bool *replayed)
@@ -992,6 +1047,7 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
         job.op.plan = plan_compute(eng, planner, op->who, args);
         job.op.plan_answer_later = idem_key == NULL;
     }
+    slot_give_back();
     if (eng->writer_running) {
         if (sem_init(&job.done_sem, 0, 0) != 0) {
             if (job.op.plan != NULL) {
@@ -1233,12 +1289,14 @@ engine_exec_text(struct engine *eng, const struct principal *who, const char *na
         json_buf_reset(text);
     }
     int rc;
+    bool report = op_builds_report(def);
+    slot_take(eng, report);
     if (def->write) {
         rc = exec_write(eng, def, &op, args, idem_key, out, replayed);
     } else {
-        rc = exec_read(eng, op_builds_report(def) ? eng->reporters : eng->readers, def, &op, args,
-                       out);
+        rc = exec_read(eng, report ? eng->reporters : eng->readers, def, &op, args, out);
     }
+    slot_done();
     *created = op.created;
     return rc;
 }

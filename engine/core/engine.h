@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "gate.h"
 #include "json_out.h"
 #include "policy_host.h"
 #include "row_sink.h"
@@ -57,8 +58,14 @@ struct engine_config {
     int exporter_cache_kib;
     int list_rows_max;
     int batch_max; /* jobs per group-commit transaction, 1..ENGINE_BATCH_MAX (0 = the max) */
+    /* Requests computing at once (engine/README.md, "Compute slots"): the
+     * others wait in line, in the order they came; reports and writes
+     * waiting for the writer hold none.  0 = no limit (the CLI, the Lua
+     * module); allotd gives the number of CPUs + 1 unless told. */
+    int compute_slots;
     struct policy_limits policy;
 };
+#define ENGINE_COMPUTE_SLOTS_MAX 1024
 
 struct engine {
     struct engine_config cfg;
@@ -95,6 +102,9 @@ struct engine {
     _Atomic uint64_t st_writes, st_batches, st_batch_largest, st_writer_busy_ns, st_writer_cpu_ns;
     _Atomic uint64_t st_plans, st_plans_no_reader;
     int64_t st_since_ns;
+    /* Compute slots (cfg.compute_slots > 0). */
+    bool gated;
+    struct gate gate;
 };
 
 /* What the engine did since it opened, to tell where a load waits
@@ -110,6 +120,8 @@ struct engine_stats {
     uint64_t reader_acquires, reader_waits;
     double writer_cpu_seconds;       /* the writer thread's CPU in batches */
     uint64_t wal_writes, wal_calls;  /* WAL writes gathered into calls (walbuf) */
+    int compute_slots;               /* 0: no limit */
+    uint64_t slot_entries, slot_waits; /* requests that took a slot, and waited for it */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);
 /* The same as one line of text (no newline). */

@@ -7,7 +7,7 @@
 # pass; otherwise the run prints FAILED and exits 1.
 #
 #   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N]
-#                 [--readers N]
+#                 [--readers N] [--compute-slots N]
 #
 #   (none)         one allotd on a SQLite file (synchronous=FULL)
 #   --pg           on a throwaway PostgreSQL cluster with fsync, full page
@@ -26,6 +26,8 @@
 #                  without options one user books everything (thousands in
 #                  a month)
 #   --readers N    passed to allotd: pooled read connections per node
+#   --compute-slots N  passed to allotd: requests computing at once
+#                  (0 = no limit; allotd's default is the CPUs + 1)
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
 # makes its table from them); BENCH_KEEP=1 keeps the logs.
@@ -35,7 +37,7 @@ BUILD="${ALLOT_BUILD_DIR:-build}"
 DUR="${BENCH_SECONDS:-5}"
 CONNS="${BENCH_CONNS:-1 16 64}"
 THREADS="${BENCH_THREADS:-96}"
-PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS=""
+PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS="" SLOTS=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --pg) PG=1 ;;
@@ -45,7 +47,8 @@ while [ $# -gt 0 ]; do
     --tenants) TENANTS=$2; shift ;;
     --users) USERS=$2; shift ;;
     --readers) READERS=$2; shift ;;
-    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N]" >&2; exit 2 ;;
+    --compute-slots) SLOTS=$2; shift ;;
+    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N] [--compute-slots N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -118,7 +121,7 @@ while [ "$i" -le "$NODES" ]; do
     [ "$LB" -eq 1 ] && np=$(( PORT + i ))
     "$BUILD/allotd" --db "$DB" --listen "127.0.0.1:$np" --policies policies \
         --threads "$THREADS" ${BATCH:+--batch-max "$BATCH"} ${READERS:+--readers "$READERS"} \
-        --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
+        ${SLOTS:+--compute-slots "$SLOTS"} --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
     PIDS="$PIDS $!"
     # Up to 60 s: 96 workers and the first connections on a loaded machine.
     for _ in $(seq 1 600); do
