@@ -7,8 +7,9 @@
  *   history_cost prep DB N [ROOMS]
  *       a fresh database: one user, ROOMS rooms (72), a large shared
  *       allocation, and N credit bookings of that user in January 2026
- *       made through the engine like any other: booking n is room
- *       n % ROOMS at the (HIST_ROW0 + n / ROOMS)-th half hour of the month.
+ *       made through the engine like any other, CLOCK_STEP_S apart: booking
+ *       n is room n % ROOMS at the (HIST_ROW0 + n / ROOMS)-th half hour of
+ *       the month.
  *       72 rooms hold 101,376 bookings; DB.count keeps N and ROOMS.
  *   history_cost run DB M
  *       one quote in each room, 2 warm-up bookings, then M more.
@@ -40,11 +41,17 @@
  * 00:00 on the 31st, all before 08:00 on the 31st (store/usage.c
  * MONTH_EDGE_S). */
 #define HIST_ROW0 32
+/* The clock: the history is booked from December 2nd, one booking every
+ * CLOCK_STEP_S seconds (100,000 by December 14th), each at its own
+ * instant as real bookings are; the run goes on from where it ended. */
+#define CLOCK0 (JAN_2026 - 30 * 86400)
+#define CLOCK_STEP_S 10
 #define MEASURE_ROW0 1440
 #define ROWS_END 1456
 
 static struct engine eng;
 static int n_rooms = ROOMS_DEFAULT;
+static int64_t clock_now = CLOCK0;
 static struct principal admin = {.role = ROLE_SUPER_ADMIN, .name = "bench"};
 
 /* Runs an op that must succeed (args consumed); a failure ends the run. */
@@ -100,6 +107,12 @@ book(const char *user, char *const rooms[], long n, bool measure)
                 measure ? "measured" : "history", n, n_rooms);
         exit(1);
     }
+    struct eng_error err = {0};
+    clock_now += CLOCK_STEP_S;
+    if (engine_set_clock(&eng, clock_now, &err) != 0) {
+        fprintf(stderr, "history_cost: clock: %s\n", err.msg);
+        exit(1);
+    }
     json_decref(must("bookings.create",
                      slot_args(user, rooms, (int)(n % n_rooms), row, "credits")));
 }
@@ -136,7 +149,8 @@ main(int argc, char **argv)
     snprintf(cfg.db_path, sizeof cfg.db_path, "%s", argv[2]);
     snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s/policies", ALLOT_SOURCE_DIR);
     cfg.fake_clock = true;
-    cfg.fake_now = JAN_2026 - 86400;
+    clock_now = CLOCK0 + history * CLOCK_STEP_S;
+    cfg.fake_now = clock_now;
     cfg.create = prep;
     struct eng_error err = {0};
     if (engine_open(&eng, &cfg, &err) != 0 || engine_start_writer(&eng, &err) != 0) {
