@@ -819,6 +819,10 @@ engine_stats(struct engine *eng, struct engine_stats *st)
         store_pool_counts(eng->readers, &st->reader_acquires, &st->reader_waits);
     }
     st->compute_slots = eng->gated ? eng->gate.slots : 0;
+    st->checkpoints = atomic_load(&eng->st_ckpts);
+    st->checkpoint_frames = atomic_load(&eng->st_ckpt_frames);
+    st->checkpoint_truncates = atomic_load(&eng->st_ckpt_truncates);
+    st->checkpoint_held_seconds = (double)atomic_load(&eng->st_ckpt_held_ns) / 1e9;
     if (eng->gated) {
         gate_counts(&eng->gate, &st->slot_entries, &st->slot_waits);
     }
@@ -837,12 +841,15 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              " calls; %" PRIu64 " plans, %" PRIu64
              " left to the writer without a reader (made %ld, applied %ld, of which repriced "
              "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64
-             " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64 " waited",
+             " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64
+             " waited; checkpoints off the writer %" PRIu64 " (%" PRIu64
+             " frames, writer held %.3f s, %" PRIu64 " emptying)",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
              ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
-             st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits);
+             st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits, st.checkpoints,
+             st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates);
 }
 
 static void *
@@ -901,6 +908,143 @@ writer_main(void *arg)
     return NULL;
 }
 
+/* ---- checkpoints off the writer (engine/README.md) ---------------------- */
+
+/* After every commit of the writer's connection (in the committing
+ * thread): past the threshold, wakes the checkpointer once. */
+static void
+ckpt_note(void *ud, int frames)
+{
+    struct engine *eng = ud;
+    atomic_store_explicit(&eng->wal_frames, frames, memory_order_relaxed);
+    int threshold =
+        eng->cfg.checkpoint_frames > 0 ? eng->cfg.checkpoint_frames : ENGINE_CHECKPOINT_FRAMES;
+    if (frames >= threshold && !atomic_exchange(&eng->ckpt_asked, true)) {
+        pthread_mutex_lock(&eng->ckpt_mu);
+        pthread_cond_signal(&eng->ckpt_cv);
+        pthread_mutex_unlock(&eng->ckpt_mu);
+    }
+}
+
+/* One round: the bulk copied beside the writer (PASSIVE), then the rest
+ * (what it committed meanwhile) with the writer held between batches
+ * (RESTART: it also waits out the readers of older snapshots, ~100 µs), so
+ * the copy is whole and the writer's next transaction starts the WAL over
+ * instead of appending to it; a WAL that grew past the backstop anyway is
+ * cut back to nothing. */
+static void
+ckpt_round(struct engine *eng)
+{
+    struct eng_error err = {0};
+    int frames = 0, copied = 0;
+    if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, &frames, &copied, &err) !=
+        0) {
+        fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
+        return; /* the next commit asks again; the data is safe in the WAL */
+    }
+    int threshold =
+        eng->cfg.checkpoint_frames > 0 ? eng->cfg.checkpoint_frames : ENGINE_CHECKPOINT_FRAMES;
+    bool backstop = frames >= threshold * ENGINE_CHECKPOINT_BACKSTOP;
+    pthread_mutex_lock(&eng->write_mu);
+    int64_t t0 = mono_ns();
+    int rc = store_checkpoint(eng->ckpt_store,
+                              backstop ? STORE_CHECKPOINT_TRUNCATE : STORE_CHECKPOINT_RESTART,
+                              &frames, &copied, &err);
+    atomic_fetch_add_explicit(&eng->st_ckpt_held_ns, (uint64_t)(mono_ns() - t0),
+                              memory_order_relaxed);
+    pthread_mutex_unlock(&eng->write_mu);
+    if (rc != 0) {
+        fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
+        return;
+    }
+    atomic_fetch_add_explicit(&eng->st_ckpts, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&eng->st_ckpt_frames, (uint64_t)copied, memory_order_relaxed);
+    if (backstop) {
+        atomic_fetch_add_explicit(&eng->st_ckpt_truncates, 1, memory_order_relaxed);
+    }
+}
+
+static void *
+ckpt_main(void *arg)
+{
+    struct engine *eng = arg;
+    (void)prctl(PR_SET_NAME, "allot-ckpt", 0, 0, 0);
+    pthread_mutex_lock(&eng->ckpt_mu);
+    while (!eng->ckpt_stop) {
+        if (!atomic_load(&eng->ckpt_asked)) {
+            pthread_cond_wait(&eng->ckpt_cv, &eng->ckpt_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&eng->ckpt_mu);
+        ckpt_round(eng);
+        /* Cleared after the round: commits made during it, with the WAL not
+         * yet started over, do not ask for another at once. */
+        atomic_store(&eng->ckpt_asked, false);
+        pthread_mutex_lock(&eng->ckpt_mu);
+    }
+    pthread_mutex_unlock(&eng->ckpt_mu);
+    return NULL;
+}
+
+/* On SQLite: the checkpointer's own connection and thread, and the
+ * writer's connection no longer checkpointing in its commits.  Without
+ * them (PostgreSQL, or a failure here) SQLite's own checkpoints stay. */
+static void
+ckpt_start(struct engine *eng)
+{
+    if (eng->shared) {
+        return; /* PostgreSQL: no WAL of ours */
+    }
+    struct eng_error err = {0};
+    if (store_open(&eng->ckpt_store, eng->cfg.db_path, STORE_WRITER,
+                   eng->cfg.sqlite_busy_timeout_ms, 256, &err) != 0) {
+        fprintf(stderr, "allot: checkpoints stay in the commits: %s\n", err.msg);
+        return;
+    }
+    pthread_mutex_init(&eng->ckpt_mu, NULL);
+    pthread_cond_init(&eng->ckpt_cv, NULL);
+    eng->ckpt_stop = false;
+    atomic_store(&eng->ckpt_asked, false);
+    if (pthread_create(&eng->ckpt_thread, NULL, ckpt_main, eng) != 0) {
+        fprintf(stderr, "allot: checkpoints stay in the commits: no thread\n");
+        pthread_mutex_destroy(&eng->ckpt_mu);
+        pthread_cond_destroy(&eng->ckpt_cv);
+        store_close(eng->ckpt_store);
+        eng->ckpt_store = NULL;
+        return;
+    }
+    eng->ckpt_running = true;
+    pthread_mutex_lock(&eng->write_mu);
+    int rc = store_wal_hook(eng->writer, ckpt_note, eng);
+    pthread_mutex_unlock(&eng->write_mu);
+    if (rc != 0) {
+        fprintf(stderr, "allot: checkpoints stay in the commits\n");
+    }
+}
+
+static void
+ckpt_stop(struct engine *eng)
+{
+    if (!eng->ckpt_running) {
+        return;
+    }
+    pthread_mutex_lock(&eng->write_mu);
+    if (store_wal_hook(eng->writer, NULL, NULL) != 0) {
+        fprintf(stderr, "allot: SQLite's own checkpoints could not be turned back on\n");
+    }
+    pthread_mutex_unlock(&eng->write_mu);
+    pthread_mutex_lock(&eng->ckpt_mu);
+    eng->ckpt_stop = true;
+    pthread_cond_signal(&eng->ckpt_cv);
+    pthread_mutex_unlock(&eng->ckpt_mu);
+    pthread_join(eng->ckpt_thread, NULL);
+    eng->ckpt_running = false;
+    pthread_mutex_destroy(&eng->ckpt_mu);
+    pthread_cond_destroy(&eng->ckpt_cv);
+    store_close(eng->ckpt_store);
+    eng->ckpt_store = NULL;
+}
+
 int
 engine_start_writer(struct engine *eng, struct eng_error *err)
 {
@@ -912,6 +1056,7 @@ engine_start_writer(struct engine *eng, struct eng_error *err)
         return eng_error_set(err, ENG_ENOMEM, "cannot start the writer thread");
     }
     eng->writer_running = true;
+    ckpt_start(eng);
     return 0;
 }
 
@@ -927,6 +1072,7 @@ engine_stop_writer(struct engine *eng)
     pthread_mutex_unlock(&eng->queue_mu);
     pthread_join(eng->writer_thread, NULL);
     eng->writer_running = false;
+    ckpt_stop(eng);
 }
 
 static const struct op_plan_def *

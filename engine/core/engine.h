@@ -63,8 +63,15 @@ struct engine_config {
      * waiting for the writer hold none.  0 = no limit (the CLI, the Lua
      * module); allotd gives the number of CPUs + 1 unless told. */
     int compute_slots;
+    /* WAL frames that start a checkpoint on the checkpointer's connection
+     * (engine/README.md, "Checkpoints off the writer"); 0 =
+     * ENGINE_CHECKPOINT_FRAMES.  Only with the writer thread, on SQLite. */
+    int checkpoint_frames;
     struct policy_limits policy;
 };
+#define ENGINE_CHECKPOINT_FRAMES 4000
+/* A WAL this many times the threshold is emptied with the writer held. */
+#define ENGINE_CHECKPOINT_BACKSTOP 8
 #define ENGINE_COMPUTE_SLOTS_MAX 1024
 
 struct engine {
@@ -105,6 +112,15 @@ struct engine {
     /* Compute slots (cfg.compute_slots > 0). */
     bool gated;
     struct gate gate;
+    /* The checkpointer thread and its connection (SQLite, writer running). */
+    struct store *ckpt_store;
+    bool ckpt_running, ckpt_stop;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    _Atomic bool ckpt_asked;
+    _Atomic int wal_frames; /* after the last commit */
+    _Atomic uint64_t st_ckpts, st_ckpt_frames, st_ckpt_held_ns, st_ckpt_truncates;
 };
 
 /* What the engine did since it opened, to tell where a load waits
@@ -121,6 +137,8 @@ struct engine_stats {
     double writer_cpu_seconds;       /* the writer thread's CPU in batches */
     uint64_t wal_writes, wal_calls;  /* WAL writes gathered into calls (walbuf) */
     int compute_slots;               /* 0: no limit */
+    uint64_t checkpoints, checkpoint_frames, checkpoint_truncates; /* off the writer */
+    double checkpoint_held_seconds;  /* the writer held up for their last part */
     uint64_t slot_entries, slot_waits; /* requests that took a slot, and waited for it */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);

@@ -1167,3 +1167,73 @@ store_wal_writes(uint64_t *asked, uint64_t *made)
 {
     walbuf_counts(asked, made);
 }
+
+/* SQLite's WAL hook, after a commit of this connection. */
+static int
+wal_hook_note(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct store *s = arg;
+    s->wal_note(s->wal_note_ud, frames);
+    return SQLITE_OK;
+}
+
+int
+store_wal_hook(struct store *s, void (*note)(void *ud, int frames), void *ud)
+{
+    if (s->db == NULL) {
+        return 0;
+    }
+    s->wal_note = note;
+    s->wal_note_ud = ud;
+    if (note == NULL) {
+        /* SQLite's own checkpoints again, at its default threshold. */
+        return sqlite3_wal_autocheckpoint(s->db, 1000) == SQLITE_OK ? 0 : ENG_ESTORE;
+    }
+    /* Replaces the hook sqlite3_wal_autocheckpoint installs: from now on no
+     * commit of this connection checkpoints. */
+    sqlite3_wal_hook(s->db, wal_hook_note, s);
+    return 0;
+}
+
+/* The checkpoint's busy handler: SQLite's own sleeps 1 ms and more at a
+ * time, far longer than the readers it waits for. */
+#define CHECKPOINT_WAIT_STEP_NS 50000
+#define CHECKPOINT_WAIT_STEPS 2000
+static int
+checkpoint_busy(void *arg, int count)
+{
+    (void)arg;
+    if (count >= CHECKPOINT_WAIT_STEPS) {
+        return 0;
+    }
+    struct timespec ts = {0, CHECKPOINT_WAIT_STEP_NS};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+int
+store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int *frames, int *copied,
+                 struct eng_error *err)
+{
+    *frames = 0;
+    *copied = 0;
+    if (s->db == NULL) {
+        return 0;
+    }
+    sqlite3_busy_handler(s->db, checkpoint_busy, NULL);
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+                                       mode == STORE_CHECKPOINT_TRUNCATE  ? SQLITE_CHECKPOINT_TRUNCATE
+                                       : mode == STORE_CHECKPOINT_RESTART ? SQLITE_CHECKPOINT_RESTART
+                                                                          : SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        return eng_error_code(err, ENG_ESTORE, "storage_error", "checkpoint: %s",
+                              sqlite3_errmsg(s->db));
+    }
+    *frames = log > 0 ? log : 0;
+    *copied = done > 0 ? done : 0;
+    return 0;
+}

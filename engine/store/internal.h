@@ -75,6 +75,9 @@ struct store {
             int64_t id, balance; /* id 0: none */
         } lots[STORE_KNOWN_LOTS_MAX]; /* balances left by this connection's debits */
     } known;
+    /* store_wal_hook: told the WAL's size after each commit. */
+    void (*wal_note)(void *ud, int frames);
+    void *wal_note_ud;
 };
 
 /* store/known.c, for store_tx: `kept` is what store_known_commit_begin

@@ -66,6 +66,32 @@ int64_t store_changes_total(struct store *store);
  * into, process-wide (store/walbuf.c). */
 void store_wal_writes(uint64_t *asked, uint64_t *made);
 
+/* Checkpoints outside the commits (engine/README.md, "Checkpoints off the
+ * writer").  On a SQLite connection that writes: SQLite no longer copies
+ * the WAL into the database file inside the commit that crosses its
+ * threshold; instead `note` is called after each of this connection's
+ * commits with the frames now in the WAL, and another connection copies
+ * them with store_checkpoint.  `note` NULL: SQLite's own checkpoints
+ * again.  PostgreSQL: nothing to do (0, never called). */
+ENG_MUST_CHECK int store_wal_hook(struct store *store, void (*note)(void *ud, int frames),
+                                  void *ud);
+enum store_checkpoint_mode {
+    STORE_CHECKPOINT_PASSIVE,  /* as far as readers allow, waiting for nobody */
+    STORE_CHECKPOINT_RESTART,  /* waits for the writer and for readers of older
+                                  snapshots, copies everything, and waits until
+                                  the next write can start the WAL over */
+    STORE_CHECKPOINT_TRUNCATE  /* RESTART, and the WAL file cut to nothing */
+};
+/* Copies the WAL's frames into the database file and syncs it; *frames:
+ * the WAL's frames, *copied: how many of them the file now holds (equal:
+ * the next write starts the WAL over).  Waiting is in steps of 50 µs, at
+ * most 100 ms (readers' transactions are short); not being able to finish
+ * for a reader or the writer is no error.  It replaces the connection's
+ * busy handler: give it a connection of its own.  PostgreSQL: 0, with
+ * both 0. */
+ENG_MUST_CHECK int store_checkpoint(struct store *store, enum store_checkpoint_mode mode,
+                                    int *frames, int *copied, struct eng_error *err);
+
 /* The reader pool: at most `size` shared read-only connections, whatever
  * the number of threads asking; one is opened with the pool, the others
  * when concurrent requests first need them.  acquire waits while every
