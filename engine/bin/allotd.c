@@ -3,6 +3,7 @@
  *   allotd [--db FILE] [--listen ADDR:PORT] [--policies DIR] [--web DIR]
  *          [--threads N] [--policy-wall-ms N] [--fake-clock [--now RFC3339]] [--demo]
  *          [--pid-file FILE] [--batch-max N] [--readers N] [--compute-slots N]
+ *          [--checkpoint-frames N]
  *   allotd --routes       prints the route table as JSON and exits
  *
  * Order: options, signals blocked (so every thread inherits the mask and
@@ -75,9 +76,14 @@ usage(FILE *f)
                "              [--compute-slots N]   (requests computing at once; 0 = no "
                "limit;\n"
                "                                    default: the number of CPUs + 1)\n"
+               "              [--checkpoint-frames N] (WAL frames that start a checkpoint "
+               "off the\n"
+               "                                    writer, default %d; 0 = inside the "
+               "commits)\n"
                "       allotd --routes   (the route table as JSON)\n"
                "the pid file (default: the database's path + .pid) is locked while allotd "
-               "runs;\n`allot policies reload --db FILE` finds the server through it\n");
+               "runs;\n`allot policies reload --db FILE` finds the server through it\n",
+            ENGINE_CHECKPOINT_FRAMES);
 }
 
 static int
@@ -106,7 +112,7 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
     static const char *const with_value[] = {"--db", "--policies", "--listen", "--web",
                                              "--threads", "--now", "--policy-wall-ms",
                                              "--pid-file", "--batch-max", "--readers",
-                                             "--compute-slots", NULL};
+                                             "--compute-slots", "--checkpoint-frames", NULL};
     bool known = false;
     for (int k = 0; with_value[k] != NULL; k++) {
         known = known || strcmp(f, with_value[k]) == 0;
@@ -174,6 +180,18 @@ parse_flag(struct options *o, int argc, char **argv, int *i)
             return -1;
         }
         o->eng.compute_slots = (int)n;
+        return 0;
+    } else if (strcmp(f, "--checkpoint-frames") == 0) {
+        /* engine/README.md, "Checkpoints off the writer"; 0 leaves them to
+         * SQLite, inside the commit that crosses 1,000 frames. */
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end != '\0' || n < 0 || n > ENGINE_CHECKPOINT_FRAMES_MAX) {
+            fprintf(stderr, "allotd: --checkpoint-frames must be from 0 to %d\n",
+                    ENGINE_CHECKPOINT_FRAMES_MAX);
+            return -1;
+        }
+        o->eng.checkpoint_frames = n == 0 ? -1 : (int)n;
         return 0;
     } else if (strcmp(f, "--policy-wall-ms") == 0) {
         /* The policy wall-clock backstop (the instruction budget is the

@@ -992,8 +992,8 @@ ckpt_main(void *arg)
 static void
 ckpt_start(struct engine *eng)
 {
-    if (eng->shared) {
-        return; /* PostgreSQL: no WAL of ours */
+    if (eng->shared || eng->cfg.checkpoint_frames < 0) {
+        return; /* PostgreSQL: no WAL of ours; or told to leave them to SQLite */
     }
     struct eng_error err = {0};
     if (store_open(&eng->ckpt_store, eng->cfg.db_path, STORE_WRITER,

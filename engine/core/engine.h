@@ -65,11 +65,13 @@ struct engine_config {
     int compute_slots;
     /* WAL frames that start a checkpoint on the checkpointer's connection
      * (engine/README.md, "Checkpoints off the writer"); 0 =
-     * ENGINE_CHECKPOINT_FRAMES.  Only with the writer thread, on SQLite. */
+     * ENGINE_CHECKPOINT_FRAMES; < 0: no checkpointer, SQLite checkpoints
+     * inside the commits.  Only with the writer thread, on SQLite. */
     int checkpoint_frames;
     struct policy_limits policy;
 };
 #define ENGINE_CHECKPOINT_FRAMES 4000
+#define ENGINE_CHECKPOINT_FRAMES_MAX 1000000
 /* A WAL this many times the threshold is emptied with the writer held. */
 #define ENGINE_CHECKPOINT_BACKSTOP 8
 #define ENGINE_COMPUTE_SLOTS_MAX 1024

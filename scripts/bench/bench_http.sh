@@ -7,7 +7,7 @@
 # pass; otherwise the run prints FAILED and exits 1.
 #
 #   bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N]
-#                 [--readers N] [--compute-slots N]
+#                 [--readers N] [--compute-slots N] [--checkpoint-frames N]
 #
 #   (none)         one allotd on a SQLite file (synchronous=FULL)
 #   --pg           on a throwaway PostgreSQL cluster with fsync, full page
@@ -28,6 +28,8 @@
 #   --readers N    passed to allotd: pooled read connections per node
 #   --compute-slots N  passed to allotd: requests computing at once
 #                  (0 = no limit; allotd's default is the CPUs + 1)
+#   --checkpoint-frames N  passed to allotd: WAL frames that start a
+#                  checkpoint off the writer (0 = inside the commits)
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
 # makes its table from them); BENCH_KEEP=1 keeps the logs.
@@ -37,7 +39,7 @@ BUILD="${ALLOT_BUILD_DIR:-build}"
 DUR="${BENCH_SECONDS:-5}"
 CONNS="${BENCH_CONNS:-1 16 64}"
 THREADS="${BENCH_THREADS:-96}"
-PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS="" SLOTS=""
+PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS="" SLOTS="" CKPT=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --pg) PG=1 ;;
@@ -48,7 +50,8 @@ while [ $# -gt 0 ]; do
     --users) USERS=$2; shift ;;
     --readers) READERS=$2; shift ;;
     --compute-slots) SLOTS=$2; shift ;;
-    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N] [--compute-slots N]" >&2; exit 2 ;;
+    --checkpoint-frames) CKPT=$2; shift ;;
+    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N] [--compute-slots N] [--checkpoint-frames N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -121,7 +124,7 @@ while [ "$i" -le "$NODES" ]; do
     [ "$LB" -eq 1 ] && np=$(( PORT + i ))
     "$BUILD/allotd" --db "$DB" --listen "127.0.0.1:$np" --policies policies \
         --threads "$THREADS" ${BATCH:+--batch-max "$BATCH"} ${READERS:+--readers "$READERS"} \
-        ${SLOTS:+--compute-slots "$SLOTS"} --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
+        ${SLOTS:+--compute-slots "$SLOTS"} ${CKPT:+--checkpoint-frames "$CKPT"} --fake-clock --now 2027-01-01T00:00:00Z > "$DIR/allotd.$i.log" 2>&1 &
     PIDS="$PIDS $!"
     # Up to 60 s: 96 workers and the first connections on a loaded machine.
     for _ in $(seq 1 600); do
