@@ -450,73 +450,53 @@ local function part(amount, pm)
     return (amount // PERCENT_PM) * pm + (amount % PERCENT_PM) * pm // PERCENT_PM
 end
 
--- The price, or nil and the refusal.
-local function compute(ctx)
-    local resource = ctx.resource or EMPTY
-    local booking = ctx.booking or EMPTY
-    local why
-    local pricing = resource.pricing
-    if type(pricing) ~= "table" then
-        pricing, why = object(pricing, "pricing")
-        if why then
-            return nil, why
-        end
-        pricing = EMPTY
-    end
-    local money_cfg = pricing.money
-    if type(money_cfg) ~= "table" then
-        money_cfg, why = object(money_cfg, "pricing.money")
-        if why then
-            return nil, why
-        end
-    end
-    local credits_cfg = pricing.credits
-    if type(credits_cfg) ~= "table" then
-        credits_cfg, why = object(credits_cfg, "pricing.credits")
-        if why then
-            return nil, why
-        end
-    end
-
-    -- The increment: the credits', else the top level's, else the default.
+-- The increment in minutes: the credits', else the top level's, else the
+-- default; or nil and the refusal.
+local function increment_of(pricing, credits_cfg)
     local increment = credits_cfg and credits_cfg.increment_minutes
-    if math_type(increment) ~= "integer" or increment < 1 or increment > MINUTES_PER_DAY then
-        local where = "pricing.credits.increment_minutes"
-        if absent(increment) then
-            increment, where = pricing.increment_minutes, "pricing.increment_minutes"
-        end
-        if absent(increment) then
-            increment = DEFAULT_INCREMENT_MINUTES
-        else
-            increment, why = whole(increment, where, 1, MINUTES_PER_DAY)
-            if why then
-                return nil, why
-            end
-        end
+    local where = "pricing.credits.increment_minutes"
+    if absent(increment) then
+        increment, where = pricing.increment_minutes, "pricing.increment_minutes"
     end
+    if absent(increment) then
+        return DEFAULT_INCREMENT_MINUTES
+    end
+    return whole(increment, where, 1, MINUTES_PER_DAY)
+end
 
+-- booking.minutes when it is not an integer: from start and end when
+-- absent, 90.0 as 90, else nil.
+local function minutes_of(booking)
     local minutes = booking.minutes
-    if math_type(minutes) ~= "integer" then
-        if absent(minutes) and math_type(booking.start) == "integer"
-            and math_type(booking["end"]) == "integer" then
-            minutes = (booking["end"] - booking.start) // 60
-        end
-        minutes = type(minutes) == "number" and tointeger(minutes) or nil
-        if minutes == nil then
-            return nil, "duration must be positive"
-        end
+    if absent(minutes) and math_type(booking.start) == "integer"
+        and math_type(booking["end"]) == "integer" then
+        minutes = (booking["end"] - booking.start) // 60
     end
-    if minutes <= 0 then
-        return nil, "duration must be positive"
-    end
-    if minutes > MINUTES_MAX then
-        return nil, "duration is too long to price"
-    end
-    if minutes % increment ~= 0 then
-        return nil, "duration must be a multiple of " .. increment .. " minutes"
-    end
+    return type(minutes) == "number" and tointeger(minutes) or nil
+end
 
-    local credits, unit, money, before
+-- pricing.money.per_hour when it is not an integer in range: as an
+-- integer, or nil and the refusal.
+local function money_rate(rate)
+    if type(rate) == "number" and rate < 0 then
+        return nil, "pricing.money.per_hour must not be negative"
+    end
+    return whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
+end
+
+-- booking.discount_pm when it is not an integer in range: 0 when absent,
+-- else as an integer, or nil and the refusal.
+local function discount_of(pm)
+    if absent(pm) then
+        return 0
+    end
+    return whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
+end
+
+-- The price of `minutes` (checked) under the credit and money
+-- configurations, or nil and the refusal.
+local function amounts(credits_cfg, money_cfg, resource, booking, minutes)
+    local credits, unit, money, before, why
     if credits_cfg then
         unit = credits_cfg.unit
         if unit ~= "hour" and unit ~= "coin" then
@@ -532,25 +512,17 @@ local function compute(ctx)
         end
     end
     if money_cfg and resource.credit_only ~= true then
-        local rate = money_cfg.per_hour
+        local rate, pm = money_cfg.per_hour, booking.discount_pm
         if math_type(rate) ~= "integer" or rate < 0 or rate > MONEY_PER_HOUR_MAX then
-            if type(rate) == "number" and rate < 0 then
-                return nil, "pricing.money.per_hour must not be negative"
-            end
-            rate, why = whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
+            rate, why = money_rate(rate)
             if why then
                 return nil, why
             end
         end
-        local pm = booking.discount_pm
         if math_type(pm) ~= "integer" or pm < 0 or pm > PERCENT_PM then
-            if absent(pm) then
-                pm = 0
-            else
-                pm, why = whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
-                if why then
-                    return nil, why
-                end
+            pm, why = discount_of(pm)
+            if why then
+                return nil, why
             end
         end
         before = (rate * minutes + 30) // 60
@@ -561,9 +533,57 @@ local function compute(ctx)
 end
 
 function M.price(ctx)
-    local result, refusal = compute(ctx)
-    if refusal then
-        return { error = refusal }
+    local resource = ctx.resource or EMPTY
+    local booking = ctx.booking or EMPTY
+    local why
+    local pricing = resource.pricing
+    if type(pricing) ~= "table" then
+        pricing, why = object(pricing, "pricing")
+        if why then
+            return { error = why }
+        end
+        pricing = EMPTY
+    end
+    local money_cfg = pricing.money
+    if type(money_cfg) ~= "table" then
+        money_cfg, why = object(money_cfg, "pricing.money")
+        if why then
+            return { error = why }
+        end
+    end
+    local credits_cfg = pricing.credits
+    if type(credits_cfg) ~= "table" then
+        credits_cfg, why = object(credits_cfg, "pricing.credits")
+        if why then
+            return { error = why }
+        end
+    end
+
+    local increment = credits_cfg and credits_cfg.increment_minutes
+    if math_type(increment) ~= "integer" or increment < 1 or increment > MINUTES_PER_DAY then
+        increment, why = increment_of(pricing, credits_cfg)
+        if why then
+            return { error = why }
+        end
+    end
+    local minutes = booking.minutes
+    if math_type(minutes) ~= "integer" then
+        minutes = minutes_of(booking)
+    end
+    if minutes == nil or minutes <= 0 then
+        return { error = "duration must be positive" }
+    end
+    if minutes > MINUTES_MAX then
+        return { error = "duration is too long to price" }
+    end
+    if minutes % increment ~= 0 then
+        return { error = "duration must be a multiple of " .. increment .. " minutes" }
+    end
+
+    local result
+    result, why = amounts(credits_cfg, money_cfg, resource, booking, minutes)
+    if why then
+        return { error = why }
     end
     return result
 end
