@@ -111,46 +111,50 @@ load_resource(struct op *op, struct bk *b)
     return 0;
 }
 
-/* A policy result that refuses with {error = "..."}: a 400 (and *res is
- * released). */
+/* What price() reads of validate's and pricing's results, picked straight
+ * from the Lua stack (policy_set_call_parts_pick): no JSON per quote. */
+enum { PICK_ERROR, PICK_MONEY, PICK_BEFORE, PICK_CREDITS, PICK_UNIT, PICK_COUNT };
+static const char *const price_picks[PICK_COUNT] = {"error", "money", "money_before_discount",
+                                                    "credits", "unit"};
+
+/* A policy result that refuses with {error = "..."}: a 400. */
 static int
-refused(struct op *op, json_t **res)
+refused(struct op *op, const struct policy_pick *res)
 {
-    json_t *msg = json_is_object(*res) ? json_object_get(*res, "error") : NULL;
-    if (msg != NULL) {
-        int rc = op_invalid(op, "", "%s",
-                            json_is_string(msg) ? json_string_value(msg) : "refused by policy");
-        json_decref(*res);
-        *res = NULL;
-        return rc;
+    const struct policy_pick_field *msg = &res->fields[PICK_ERROR];
+    if (res->shape == POLICY_PICK_OBJECT && msg->type != POLICY_PICK_ABSENT) {
+        return op_invalid(op, "", "%s",
+                          msg->type == POLICY_PICK_STRING ? msg->text : "refused by policy");
     }
     return 0;
 }
 
 /* Between validate and pricing: a refusal stops the sequence. */
 static bool
-not_refused(void *ud, enum policy_kind kind, const json_t *result)
+not_refused(void *ud, enum policy_kind kind, const struct policy_pick *result)
 {
     (void)ud;
     (void)kind;
-    return !(json_is_object(result) && json_object_get(result, "error") != NULL);
+    return !(result->shape == POLICY_PICK_OBJECT &&
+             result->fields[PICK_ERROR].type != POLICY_PICK_ABSENT);
 }
 
 static int
-policy_int(struct op *op, json_t *res, const char *key, int64_t max, bool *has, int64_t *out)
+policy_int(struct op *op, const struct policy_pick *res, int field, int64_t max, bool *has,
+           int64_t *out)
 {
-    json_t *v = json_object_get(res, key);
-    *has = v != NULL && !json_is_null(v);
+    const struct policy_pick_field *v = &res->fields[field];
+    *has = v->type != POLICY_PICK_ABSENT;
     if (!*has) {
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+    if (v->type != POLICY_PICK_INTEGER || v->integer < 0 || v->integer > max) {
         return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
                               "the pricing policy returned an invalid '%s' (an integer from 0 "
                               "to %lld is required)",
-                              key, (long long)max);
+                              price_picks[field], (long long)max);
     }
-    *out = (int64_t)json_integer_value(v);
+    *out = v->integer;
     return 0;
 }
 
@@ -247,7 +251,7 @@ booking_parts_make(const struct bk *b, struct booking_parts *bp)
  * same (id, generation) (ledger/entities.h), so the policy state keeps
  * them converted, read-only (policy_host.h, policy_ctx_part). */
 static int
-price_call(struct op *op, struct bk *b, json_t **out)
+price_call(struct op *op, struct bk *b, struct policy_pick out[2])
 {
     /* keep {0, 0} without a generation: nothing would tell one version of
      * an entity from another (the writer's own transaction, say). */
@@ -266,7 +270,12 @@ price_call(struct op *op, struct bk *b, json_t **out)
                              .lazy_name = "user_usage_month", .lazy = usage_read,
                              .lazy_ud = &reader};
     static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
-    int rc = policy_set_call_parts(b->pol, kinds, 2, &ctx, not_refused, NULL, out, op->err);
+    for (int i = 0; i < 2; i++) {
+        out[i].names = price_picks;
+        out[i].count = PICK_COUNT;
+        out[i].shape = POLICY_PICK_NULL; /* a call not made */
+    }
+    int rc = policy_set_call_parts_pick(b->pol, kinds, 2, &ctx, not_refused, NULL, out, op->err);
     b->usage_read = ctx.lazy_read;
     return rc;
 }
@@ -278,28 +287,21 @@ price(struct op *op, struct bk *b)
     if (!b->local_known && booking_local(op, b) != 0) {
         return op->err->status;
     }
-    json_t *out[2] = {NULL, NULL};
+    struct policy_pick out[2];
     int rc = price_call(op, b, out) != 0 ? op->err->status : refused(op, &out[0]);
-    json_decref(out[0]);
-    json_t *res = out[1];
+    const struct policy_pick *res = &out[1];
     if (rc == 0) {
-        rc = refused(op, &res);
+        rc = refused(op, res);
     }
     if (rc != 0) {
         return rc;
     }
     bool has_before = false;
-    if (json_is_array(res) && json_array_size(res) == 0) {
-        /* An empty Lua table crosses as []: no price of either kind. */
-        json_decref(res);
-        res = json_object();
-    }
-    if (!json_is_object(res) ||
-        policy_int(op, res, "money", INT64_C(1) << 50, &b->has_money, &b->money) ||
-        policy_int(op, res, "money_before_discount", INT64_C(1) << 50, &has_before,
-                   &b->money_before) ||
-        policy_int(op, res, "credits", AMOUNT_MILLI_MAX, &b->has_credits, &b->credits)) {
-        json_decref(res);
+    /* An empty Lua table (JSON []) is no price of either kind. */
+    if ((res->shape != POLICY_PICK_OBJECT && res->shape != POLICY_PICK_EMPTY) ||
+        policy_int(op, res, PICK_MONEY, INT64_C(1) << 50, &b->has_money, &b->money) ||
+        policy_int(op, res, PICK_BEFORE, INT64_C(1) << 50, &has_before, &b->money_before) ||
+        policy_int(op, res, PICK_CREDITS, AMOUNT_MILLI_MAX, &b->has_credits, &b->credits)) {
         return op->err->status != ENG_OK
                    ? op->err->status
                    : eng_error_code(op->err, ENG_EPOLICY, "policy_error",
@@ -308,16 +310,15 @@ price(struct op *op, struct bk *b)
     if (!has_before) {
         b->money_before = b->money;
     }
-    const char *unit = json_string_value(json_object_get(res, "unit"));
-    if (b->has_credits && (unit == NULL || (strcmp(unit, "hour") != 0 &&
-                                            strcmp(unit, "coin") != 0))) {
-        json_decref(res);
+    const struct policy_pick_field *unit = &res->fields[PICK_UNIT];
+    if (b->has_credits && (unit->type != POLICY_PICK_STRING ||
+                           (strcmp(unit->text, "hour") != 0 && strcmp(unit->text, "coin") != 0))) {
         return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
                               "the pricing policy must name the unit (hour or coin)");
     }
     /* Checked above to be hour or coin whenever it is used. */
-    snprintf(b->unit, sizeof b->unit, "%s", b->has_credits ? unit : "");
-    json_decref(res);
+    snprintf(b->unit, sizeof b->unit, "%.*s", (int)sizeof b->unit - 1,
+             b->has_credits ? unit->text : "");
     if (json_is_true(json_object_get(b->resource, "credit_only"))) {
         b->has_money = false;
     }

@@ -171,6 +171,10 @@ struct policy_call {
     policy_next_fn next;
     void *next_ud;
     json_t **results; /* results[i] set once call i's result converted */
+    /* Instead of results (policy_set_call_parts_pick): each result read
+     * into picks[i], and pick_next instead of next. */
+    struct policy_pick *picks;
+    policy_pick_next_fn pick_next;
 };
 
 static const char *const policy_kind_names[] = {"pricing", "eligibility", "order",
@@ -1714,6 +1718,155 @@ policy_conv_init(struct policy_conv *cv, const struct policy_limits *limits)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Results read without JSON (policy_set_call_parts_pick)                   */
+
+/* A picked result must read exactly as its JSON conversion would, so the
+ * direct reader takes only what it can vouch for: nil, a boolean, an
+ * integer, a finite float, an ASCII string, or a table without metatable
+ * whose keys are ASCII strings and whose values are all of those but
+ * tables.  Everything else (nested tables, proxies, lists, non-ASCII text,
+ * NaN, functions, anything too long) goes through policy_to_json, which
+ * converts it or fails with its usual message, and the fields are then
+ * read from the JSON. */
+
+/* Whether text converts unchanged: at most max bytes, all ASCII (NUL
+ * included, as jansson takes it), so json_stringn's UTF-8 check passes. */
+static bool
+policy_pick_ascii(const char *s, size_t len, size_t max)
+{
+    if (len > max) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* f->text from a string of len bytes, as policy_pick_field says. */
+static void
+policy_pick_text(struct policy_pick_field *f, const char *s, size_t len)
+{
+    size_t n = strnlen(s, len < POLICY_PICK_TEXT_MAX - 1 ? len : POLICY_PICK_TEXT_MAX - 1);
+    memcpy(f->text, s, n);
+    f->text[n] = '\0';
+    f->type = POLICY_PICK_STRING;
+}
+
+/* [-0, +0, -] the scalar at idx into f (NULL: a field nobody picked, only
+ * checked), or false when only the JSON conversion can tell. */
+static bool
+policy_pick_scalar(lua_State *L, const struct policy_limits *lim, int idx,
+                   struct policy_pick_field *f)
+{
+    struct policy_pick_field unused;
+    f = f != NULL ? f : &unused;
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+        f->type = POLICY_PICK_VALUE;
+        return true;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            f->type = POLICY_PICK_INTEGER;
+            f->integer = (int64_t)lua_tointeger(L, idx);
+            return true;
+        }
+        f->type = POLICY_PICK_VALUE;
+        return isfinite((double)lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t len = 0;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (!policy_pick_ascii(s, len, lim->string_bytes_max)) {
+            return false;
+        }
+        if (f != &unused) {
+            policy_pick_text(f, s, len);
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* [-0, +0, -] the result at idx (absolute) into *pk, or false when it is
+ * not one the direct reader vouches for (above). */
+static bool
+policy_pick_direct(lua_State *L, const struct policy_limits *lim, int idx, struct policy_pick *pk)
+{
+    for (int i = 0; i < pk->count; i++) {
+        pk->fields[i].type = POLICY_PICK_ABSENT;
+    }
+    pk->shape = POLICY_PICK_OTHER;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        pk->shape = POLICY_PICK_NULL;
+        return true;
+    case LUA_TTABLE:
+        break;
+    default:
+        return policy_pick_scalar(L, lim, idx, NULL);
+    }
+    if (lim->convert_depth_max < 1 || !lua_checkstack(L, 3)) {
+        return false;
+    }
+    if (lua_getmetatable(L, idx)) {
+        lua_pop(L, 1); /* a proxy or a ctx: converted as the table it shows */
+        return false;
+    }
+    bool any = false;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        size_t key_len = 0;
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &key_len) : NULL;
+        if (key == NULL || !policy_pick_ascii(key, key_len, lim->string_bytes_max)) {
+            lua_pop(L, 2);
+            return false;
+        }
+        struct policy_pick_field *f = NULL;
+        for (int i = 0; i < pk->count && f == NULL; i++) {
+            /* By length: a key with a NUL inside is not the name before it. */
+            if (strlen(pk->names[i]) == key_len && memcmp(pk->names[i], key, key_len) == 0) {
+                f = &pk->fields[i];
+            }
+        }
+        if (!policy_pick_scalar(L, lim, -1, f)) {
+            lua_pop(L, 2);
+            return false;
+        }
+        lua_pop(L, 1);
+        any = true;
+    }
+    pk->shape = any ? POLICY_PICK_OBJECT : POLICY_PICK_EMPTY;
+    return true;
+}
+
+/* The picks of a converted result (JSON, borrowed): what the caller would
+ * have read of it with json_object_get. */
+static void
+policy_pick_json(const json_t *v, struct policy_pick *pk)
+{
+    pk->shape = json_is_null(v)                                ? POLICY_PICK_NULL
+                : json_is_object(v)                            ? POLICY_PICK_OBJECT
+                : json_is_array(v) && json_array_size(v) == 0 ? POLICY_PICK_EMPTY
+                                                               : POLICY_PICK_OTHER;
+    for (int i = 0; i < pk->count; i++) {
+        struct policy_pick_field *f = &pk->fields[i];
+        /* json_object_get gives NULL for a non-object. */
+        const json_t *field = json_object_get(v, pk->names[i]);
+        f->type = field == NULL ? POLICY_PICK_ABSENT : POLICY_PICK_VALUE;
+        if (json_is_integer(field)) {
+            f->type = POLICY_PICK_INTEGER;
+            f->integer = (int64_t)json_integer_value(field);
+        } else if (json_is_string(field)) {
+            policy_pick_text(f, json_string_value(field), json_string_length(field));
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Examples: deep equality and rendering (raw accessors only)               */
 
 static bool policy_deep_equal(lua_State *L, int a, int b, int depth, int depth_max);
@@ -2856,6 +3009,43 @@ policy_push_parts(lua_State *L, struct policy_state *set, struct policy_call *ca
     call->ctx_table = lua_topointer(L, -1);
 }
 
+/* [-0, +0, e] takes call i's result (on top): converted to JSON into
+ * call->results[i], or read into call->picks[i] (directly when it can be,
+ * else from its conversion); raises when it does not convert.  Returns
+ * whether the next call of the sequence runs. */
+static bool
+policy_take_result(lua_State *L, struct policy_call *call, int i)
+{
+    struct policy_state *set = call->set;
+    struct policy_pick *pick = call->picks != NULL ? &call->picks[i] : NULL;
+    json_t *result = NULL;
+    if (pick == NULL || !policy_pick_direct(L, &set->limits, lua_gettop(L), pick)) {
+        struct policy_conv cv;
+        policy_conv_init(&cv, &set->limits);
+        /* The converter never raises and frees its partial tree itself, so
+         * a failure leaves nothing to clean up; raising happens only after. */
+        result = policy_to_json(L, &cv, lua_gettop(L), 1);
+        if (result == NULL) {
+            lua_pushstring(L, cv.msg);
+            lua_error(L);
+        }
+        if (pick != NULL) {
+            policy_pick_json(result, pick);
+            json_decref(result);
+            result = NULL;
+        } else {
+            call->results[i] = result;
+        }
+    }
+    if (i + 1 >= call->count) {
+        return false;
+    }
+    if (pick != NULL) {
+        return call->pick_next == NULL || call->pick_next(call->next_ud, call->kinds[i], pick);
+    }
+    return call->next == NULL || call->next(call->next_ud, call->kinds[i], result);
+}
+
 /* [-1, +0, e] the protected body: ctx -> Lua once, then each policy under
  * its own budget, its result -> JSON with raw accessors, and the caller's
  * verdict on whether the next call runs. */
@@ -2886,19 +3076,9 @@ l_policy_call(lua_State *L)
         lua_pushvalue(L, ctx);
         lua_call(L, 1, 1);
         policy_budget_settle(L, set);
-        struct policy_conv cv;
-        policy_conv_init(&cv, &set->limits);
-        /* The converter never raises and frees its partial tree itself, so a
-         * failure leaves nothing to clean up; raising happens only after. */
-        json_t *result = policy_to_json(L, &cv, lua_gettop(L), 1);
-        if (result == NULL) {
-            lua_pushstring(L, cv.msg);
-            return lua_error(L);
-        }
-        call->results[i] = result;
+        bool go_on = policy_take_result(L, call, i);
         lua_settop(L, ctx);
-        if (i + 1 < call->count && call->next != NULL &&
-            !call->next(call->next_ud, call->kinds[i], result)) {
+        if (!go_on) {
             break;
         }
     }
@@ -2954,7 +3134,7 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
                                                                           : ENG_EPOLICY;
         rc = eng_error_set(err, code, "%s", text);
     }
-    if (rc != 0) {
+    if (rc != 0 && call->results != NULL) {
         for (int i = 0; i < call->count; i++) {
             json_decref(call->results[i]);
             call->results[i] = NULL;
@@ -3049,16 +3229,20 @@ policy_set_call_seq(struct policy_set *set, const enum policy_kind *kinds, int c
     return policy_set_run(set, &call, err);
 }
 
-int
-policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds, int count,
-                      struct policy_ctx *ctx, policy_next_fn next, void *ud, json_t **results,
-                      struct eng_error *err)
+/* policy_set_call_parts and its picked form: `proto` holds next or
+ * pick_next, next_ud, and results or picks (for the whole sequence). */
+static int
+policy_set_call_parts_run(struct policy_set *set, const enum policy_kind *kinds, int count,
+                          struct policy_ctx *ctx, const struct policy_call *proto,
+                          struct eng_error *err)
 {
-    ENG_ASSERT(set != NULL && kinds != NULL && results != NULL && count > 0 && ctx != NULL);
+    ENG_ASSERT(set != NULL && kinds != NULL && count > 0 && ctx != NULL);
     ENG_ASSERT(ctx->lazy_name == NULL || ctx->lazy != NULL);
     ctx->lazy_read = false;
     for (int i = 0; i < count; i++) {
-        results[i] = NULL;
+        if (proto->results != NULL) {
+            proto->results[i] = NULL;
+        }
         if ((unsigned)kinds[i] >= POLICY_KIND_COUNT) {
             return eng_error_set(err, ENG_EINVAL, "unknown policy kind %d", (int)kinds[i]);
         }
@@ -3067,22 +3251,57 @@ policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds, int
      * call then gets a ctx of its own. */
     bool apart = atomic_load_explicit(&set->pinned, memory_order_relaxed);
     for (int i = 0; i < count; i++) {
-        struct policy_call call = {.kinds = kinds + i, .count = apart ? 1 : count - i,
-                                   .parts = ctx, .next = next, .next_ud = ud,
-                                   .results = results + i};
+        struct policy_call call = *proto;
+        call.kinds = kinds + i;
+        call.count = apart ? 1 : count - i;
+        call.parts = ctx;
+        call.results = proto->results != NULL ? proto->results + i : NULL;
+        call.picks = proto->picks != NULL ? proto->picks + i : NULL;
         int rc = policy_set_run(set, &call, err);
         if (rc != 0) {
-            for (int j = 0; j < i; j++) {
-                json_decref(results[j]);
-                results[j] = NULL;
+            for (int j = 0; j < i && proto->results != NULL; j++) {
+                json_decref(proto->results[j]);
+                proto->results[j] = NULL;
             }
             return rc;
         }
-        if (!apart || (i + 1 < count && next != NULL && !next(ud, kinds[i], results[i]))) {
+        if (!apart || i + 1 >= count) {
+            break;
+        }
+        bool go_on = proto->picks != NULL
+                         ? proto->pick_next == NULL ||
+                               proto->pick_next(proto->next_ud, kinds[i], &proto->picks[i])
+                         : proto->next == NULL ||
+                               proto->next(proto->next_ud, kinds[i], proto->results[i]);
+        if (!go_on) {
             break;
         }
     }
     return 0;
+}
+
+int
+policy_set_call_parts(struct policy_set *set, const enum policy_kind *kinds, int count,
+                      struct policy_ctx *ctx, policy_next_fn next, void *ud, json_t **results,
+                      struct eng_error *err)
+{
+    ENG_ASSERT(results != NULL);
+    const struct policy_call proto = {.next = next, .next_ud = ud, .results = results};
+    return policy_set_call_parts_run(set, kinds, count, ctx, &proto, err);
+}
+
+int
+policy_set_call_parts_pick(struct policy_set *set, const enum policy_kind *kinds, int count,
+                           struct policy_ctx *ctx, policy_pick_next_fn next, void *ud,
+                           struct policy_pick *picks, struct eng_error *err)
+{
+    ENG_ASSERT(picks != NULL);
+    for (int i = 0; i < count; i++) {
+        ENG_ASSERT(picks[i].count >= 0 && picks[i].count <= POLICY_PICK_FIELDS_MAX);
+        ENG_ASSERT(picks[i].count == 0 || picks[i].names != NULL);
+    }
+    const struct policy_call proto = {.pick_next = next, .next_ud = ud, .picks = picks};
+    return policy_set_call_parts_run(set, kinds, count, ctx, &proto, err);
 }
 
 void

@@ -202,6 +202,62 @@ ENG_MUST_CHECK int policy_set_call_parts(struct policy_set *set, const enum poli
                                          int count, struct policy_ctx *ctx, policy_next_fn next,
                                          void *ud, json_t **results, struct eng_error *err);
 
+/* A result read without JSON (policy_set_call_parts_pick): its shape, as
+ * the JSON conversion would have made it, and a few top-level fields the
+ * caller names.  A caller that only looks at some fields of a flat result
+ * (validate's verdict, pricing's amounts) gets them straight from the Lua
+ * stack: no jansson object is built, filled and freed per call.  Every
+ * result that would convert is picked exactly as if it had been converted
+ * and the fields then read from the JSON (json_object_get); one that would
+ * not fails with the same error. */
+#define POLICY_PICK_FIELDS_MAX 6
+#define POLICY_PICK_TEXT_MAX ENG_MSG_MAX
+
+enum policy_pick_shape {
+    POLICY_PICK_NULL = 0, /* nil (JSON null) */
+    POLICY_PICK_OBJECT,   /* a table with string keys (a JSON object) */
+    POLICY_PICK_EMPTY,    /* an empty table (JSON [], as the conversion makes it) */
+    POLICY_PICK_OTHER,    /* a list, a boolean, a number, a string */
+};
+
+enum policy_pick_type {
+    POLICY_PICK_ABSENT = 0, /* no such key (or not an object) */
+    POLICY_PICK_INTEGER,    /* a Lua integer (a JSON integer): .integer */
+    POLICY_PICK_STRING,     /* a string: .text */
+    POLICY_PICK_VALUE,      /* anything else: a float (even 2.0), a boolean, a table */
+};
+
+struct policy_pick_field {
+    enum policy_pick_type type;
+    int64_t integer;
+    /* A string up to its first NUL, cut to POLICY_PICK_TEXT_MAX - 1 bytes:
+     * what "%s" of the JSON string into an eng_error message keeps. */
+    char text[POLICY_PICK_TEXT_MAX];
+};
+
+struct policy_pick {
+    const char *const *names; /* in: top-level keys to read (borrowed) */
+    int count;                /* in: at most POLICY_PICK_FIELDS_MAX */
+    enum policy_pick_shape shape;                          /* out */
+    struct policy_pick_field fields[POLICY_PICK_FIELDS_MAX]; /* out: fields[i] is names[i] */
+};
+
+/* Decides, between two calls of a picked sequence, whether the next one
+ * runs (after the call of `kind` answered `result`, borrowed).  Must not
+ * raise or call policies. */
+typedef bool (*policy_pick_next_fn)(void *ud, enum policy_kind kind,
+                                    const struct policy_pick *result);
+
+/* policy_set_call_parts with each result read into picks[i] (its names and
+ * count set by the caller) instead of returned as JSON: picks[i].shape and
+ * fields are set for every call made; calls not made leave theirs as they
+ * were.  Same contract, same errors otherwise. */
+ENG_MUST_CHECK int policy_set_call_parts_pick(struct policy_set *set,
+                                              const enum policy_kind *kinds, int count,
+                                              struct policy_ctx *ctx, policy_pick_next_fn next,
+                                              void *ud, struct policy_pick *picks,
+                                              struct eng_error *err);
+
 /* Gives the set a total budget that all its later calls share, for a
  * caller that owns the set alone and runs many calls on it (a simulation
  * builds a fresh set): each call runs under the smaller of its own budget

@@ -40,15 +40,21 @@
 
 local M = {}
 
--- Library functions as locals: a global is two table lookups (the
--- sandbox's _ENV, then the read-only library table), a local one register.
--- Policies run on every quote, so the default keeps its hot path lean:
--- locals, no pcall where a plain check does, one table for the result.
+-- Policies run on every quote, under the sandbox's count hook, which makes
+-- every VM instruction cost some 25 machine instructions more; so the
+-- default keeps its common path short:
+-- * A refusal is returned, never raised: each check returns nil and the
+--   message, and price() turns it into { error = message }.  No pcall, no
+--   error object.
+-- * Library functions are locals: a global is two table lookups (the
+--   sandbox's _ENV, then the read-only library table), a local one register.
+-- * The usual shape of a value (an integer in range, a table) is tested
+--   inline; the helper that tells every other case apart, and words the
+--   refusal, runs only when that test fails.
 local milli_of = allot.milli
-local ceil_div = allot.ceil_div
-local floor_div = allot.floor_div
-local type, pcall, error = type, pcall, error
+local type, pcall, next, ipairs, pairs, tostring = type, pcall, next, ipairs, pairs, tostring
 local tointeger, math_type = math.tointeger, math.type
+local byte, sub = string.byte, string.sub
 
 local DEFAULT_INCREMENT_MINUTES = 15
 local CREDIT_CONFIG_MAX = 1000000000        -- credits per hour / per block / max
@@ -56,11 +62,7 @@ local MONEY_PER_HOUR_MAX = 1000000000000    -- minor units per hour
 local MINUTES_MAX = 527040                  -- 366 days: nothing longer is priced
 local PERCENT_PM = 100000                   -- 100 % in thousandths of a percent
 local MINUTES_PER_DAY = 1440
-
--- A refusal travels as a table error and becomes { error = message }.
-local function refuse(message)
-    error({ refusal = message }, 0)
-end
+local EMPTY = {} -- stands for an absent object; never written
 
 -- JSON null may reach a policy as nil or as a light userdata sentinel.
 local function absent(v)
@@ -69,122 +71,147 @@ end
 
 local function show(v)
     if type(v) == "string" then
-        return '"' .. string.sub(v, 1, 40) .. '"'
+        return '"' .. sub(v, 1, 40) .. '"'
     elseif type(v) == "number" then
         return tostring(v)
     end
     return type(v)
 end
 
+-- v as an integer in [low, high] (2.0 counts as 2), or nil and the refusal.
 local function whole(v, what, low, high)
     local i = type(v) == "number" and tointeger(v) or nil
     if i == nil then
-        refuse(what .. " must be a whole number (got " .. show(v) .. ")")
+        return nil, what .. " must be a whole number (got " .. show(v) .. ")"
     end
     if i < low or i > high then
-        refuse(what .. " must be from " .. low .. " to " .. high .. " (got " .. i .. ")")
+        return nil, what .. " must be from " .. low .. " to " .. high .. " (got " .. i .. ")"
     end
     return i
 end
 
--- A credit amount from the configuration (decimal, <= 3 decimals) -> milli.
+-- A credit amount from the configuration (decimal, <= 3 decimals) in milli,
+-- or nil and the refusal.
 local function credit_milli(v, what)
     if type(v) ~= "number" or v ~= v then
-        refuse(what .. " must be a number (got " .. show(v) .. ")")
+        return nil, what .. " must be a number (got " .. show(v) .. ")"
     end
     if v < 0 then
-        refuse(what .. " must not be negative")
+        return nil, what .. " must not be negative"
     end
     if v > CREDIT_CONFIG_MAX then
-        refuse(what .. " must be at most " .. CREDIT_CONFIG_MAX)
+        return nil, what .. " must be at most " .. CREDIT_CONFIG_MAX
     end
     if math_type(v) == "integer" then
         return v * 1000 -- what allot.milli gives for a whole number
     end
     local ok, m = pcall(milli_of, v)
     if not ok or math_type(m) ~= "integer" then
-        refuse(what .. " must have at most 3 decimals (got " .. show(v) .. ")")
+        return nil, what .. " must have at most 3 decimals (got " .. show(v) .. ")"
     end
     return m
 end
 
+-- v as a table, nil when absent, or nil and the refusal.
 local function object(v, what)
     if absent(v) then
         return nil
     end
     if type(v) ~= "table" then
-        refuse(what .. " must be an object or null")
+        return nil, what .. " must be an object or null"
     end
     return v
 end
 
+-- v as a list (keys exactly 1..n), or nil and the refusal.
 local function list(v, what)
     if type(v) ~= "table" then
-        refuse(what .. " must be a list")
+        return nil, what .. " must be a list"
     end
     local n = 0
     for _ in pairs(v) do
         n = n + 1
     end
     if n ~= #v then
-        refuse(what .. " must be a list")
+        return nil, what .. " must be a list"
     end
     return v
 end
 
--- "HH:MM" -> minute of the day; "24:00" is the end of the day.
+-- "HH:MM" -> minute of the day ("24:00" is the end of the day), or nil and
+-- the refusal.
 local function clock_minutes(v, what)
     local function bad()
-        refuse(what .. ' must be a time "HH:MM" (got ' .. show(v) .. ")")
+        return nil, what .. ' must be a time "HH:MM" (got ' .. show(v) .. ")"
     end
-    if type(v) ~= "string" or #v ~= 5 or string.byte(v, 3) ~= 58 then
-        bad()
+    if type(v) ~= "string" or #v ~= 5 or byte(v, 3) ~= 58 then
+        return bad()
     end
     local digits = {}
     for _, pos in ipairs({ 1, 2, 4, 5 }) do
-        local d = string.byte(v, pos) - 48
+        local d = byte(v, pos) - 48
         if d < 0 or d > 9 then
-            bad()
+            return bad()
         end
         digits[#digits + 1] = d
     end
     local hour = digits[1] * 10 + digits[2]
     local minute = digits[3] * 10 + digits[4]
     if minute > 59 or hour > 24 or (hour == 24 and minute ~= 0) then
-        bad()
+        return bad()
     end
     return hour * 60 + minute
 end
 
+-- The peak windows, checked, or nil and the refusal.
 local function parse_peak(peak)
+    local entries, why = list(peak, "pricing.credits.peak")
+    if why then
+        return nil, why
+    end
     local windows = {}
-    for i, w in ipairs(list(peak, "pricing.credits.peak")) do
+    for i, w in ipairs(entries) do
         local where = "pricing.credits.peak[" .. i .. "]"
         if type(w) ~= "table" then
-            refuse(where .. " must be an object")
+            return nil, where .. " must be an object"
         end
-        local days = {}
+        local days, day_list = {}, nil
         if absent(w.days) then
             for d = 1, 7 do
                 days[d] = true
             end
         else
-            for j, d in ipairs(list(w.days, where .. ".days")) do
-                days[whole(d, where .. ".days[" .. j .. "]", 1, 7)] = true
+            day_list, why = list(w.days, where .. ".days")
+            if why then
+                return nil, why
+            end
+            for j, d in ipairs(day_list) do
+                local day
+                day, why = whole(d, where .. ".days[" .. j .. "]", 1, 7)
+                if why then
+                    return nil, why
+                end
+                days[day] = true
             end
         end
-        local from = clock_minutes(w.from, where .. ".from")
-        local to = clock_minutes(w.to, where .. ".to")
-        if from >= to then
-            refuse(where .. ": from must be before to "
-                .. "(split a window that crosses midnight in two)")
+        local from, to, rate
+        from, why = clock_minutes(w.from, where .. ".from")
+        if why then
+            return nil, why
         end
-        windows[i] = {
-            days = days,
-            from = from,
-            to = to,
-            rate = credit_milli(w.per_hour, where .. ".per_hour"),
-        }
+        to, why = clock_minutes(w.to, where .. ".to")
+        if why then
+            return nil, why
+        end
+        if from >= to then
+            return nil, where .. ": from must be before to "
+                .. "(split a window that crosses midnight in two)"
+        end
+        rate, why = credit_milli(w.per_hour, where .. ".per_hour")
+        if why then
+            return nil, why
+        end
+        windows[i] = { days = days, from = from, to = to, rate = rate }
     end
     return windows
 end
@@ -223,15 +250,27 @@ local function day_cost(windows, wday, a, b, base)
 end
 
 -- Milli-minutes of a fixed-rate booking with peak windows, walking local
--- days from local_start (local time assumed to advance linearly).
+-- days from local_start (local time assumed to advance linearly); or nil
+-- and the refusal.
 local function peak_cost(windows, base, booking, minutes)
     local ls = booking.local_start
     if type(ls) ~= "table" then
-        refuse("peak pricing needs booking.local_start")
+        return nil, "peak pricing needs booking.local_start"
     end
-    local wday = whole(ls.wday, "booking.local_start.wday", 1, 7)
-    local at = whole(ls.hour, "booking.local_start.hour", 0, 23) * 60
-        + whole(ls.minute, "booking.local_start.minute", 0, 59)
+    local wday, hour, minute, why
+    wday, why = whole(ls.wday, "booking.local_start.wday", 1, 7)
+    if why then
+        return nil, why
+    end
+    hour, why = whole(ls.hour, "booking.local_start.hour", 0, 23)
+    if why then
+        return nil, why
+    end
+    minute, why = whole(ls.minute, "booking.local_start.minute", 0, 59)
+    if why then
+        return nil, why
+    end
+    local at = hour * 60 + minute
     local left = minutes
     local total = 0
     while left > 0 do
@@ -244,20 +283,31 @@ local function peak_cost(windows, base, booking, minutes)
     return total
 end
 
+-- Milli-credits of the block model, or nil and the refusal.
 local function block_price(cfg, minutes)
+    local entries, why = list(cfg.blocks, "pricing.credits.blocks")
+    if why then
+        return nil, why
+    end
     local blocks = {}
-    for i, b in ipairs(list(cfg.blocks, "pricing.credits.blocks")) do
+    for i, b in ipairs(entries) do
         local where = "pricing.credits.blocks[" .. i .. "]"
         if type(b) ~= "table" then
-            refuse(where .. " must be an object")
+            return nil, where .. " must be an object"
         end
-        blocks[i] = {
-            minutes = whole(b.minutes, where .. ".minutes", 1, MINUTES_MAX),
-            price = credit_milli(b.price, where .. ".price"),
-        }
+        local length, price
+        length, why = whole(b.minutes, where .. ".minutes", 1, MINUTES_MAX)
+        if why then
+            return nil, why
+        end
+        price, why = credit_milli(b.price, where .. ".price")
+        if why then
+            return nil, why
+        end
+        blocks[i] = { minutes = length, price = price }
     end
     if #blocks == 0 then
-        refuse("pricing.credits.blocks must hold at least one block")
+        return nil, "pricing.credits.blocks must hold at least one block"
     end
     -- The cheapest block lasting at least d minutes (nil when none does).
     local function cover(d)
@@ -282,29 +332,39 @@ local function block_price(cfg, minutes)
     return total
 end
 
+-- Milli-minutes of the tiered model, or nil and the refusal.
 local function tiered_cost(cfg, minutes)
-    local tiers = list(cfg.tiers, "pricing.credits.tiers")
+    local tiers, why = list(cfg.tiers, "pricing.credits.tiers")
+    if why then
+        return nil, why
+    end
     if #tiers == 0 then
-        refuse("pricing.credits.tiers must hold at least one tier")
+        return nil, "pricing.credits.tiers must hold at least one tier"
     end
     local total = 0
     local done = 0
     for i, t in ipairs(tiers) do
         local where = "pricing.credits.tiers[" .. i .. "]"
         if type(t) ~= "table" then
-            refuse(where .. " must be an object")
+            return nil, where .. " must be an object"
         end
-        local rate = credit_milli(t.per_hour, where .. ".per_hour")
-        local upto
+        local rate, upto
+        rate, why = credit_milli(t.per_hour, where .. ".per_hour")
+        if why then
+            return nil, why
+        end
         if i < #tiers then
-            upto = whole(t.up_to_minutes, where .. ".up_to_minutes", 1, MINUTES_MAX)
+            upto, why = whole(t.up_to_minutes, where .. ".up_to_minutes", 1, MINUTES_MAX)
+            if why then
+                return nil, why
+            end
             if upto <= done then
-                refuse(where .. ".up_to_minutes must be greater than the previous tier's ("
-                    .. done .. ")")
+                return nil, where .. ".up_to_minutes must be greater than the previous tier's ("
+                    .. done .. ")"
             end
         elseif not absent(t.up_to_minutes) then
-            refuse(where .. " is the last tier: it takes all remaining minutes "
-                .. "and must not have up_to_minutes")
+            return nil, where .. " is the last tier: it takes all remaining minutes "
+                .. "and must not have up_to_minutes"
         else
             upto = MINUTES_MAX
         end
@@ -315,116 +375,217 @@ local function tiered_cost(cfg, minutes)
     return total
 end
 
--- Credits in milli, or nil when the resource has no credit price.
+-- ceil(a / b) for a >= 0, b > 0 (allot.ceil_div's result, without the call).
+local function ceil_div(a, b)
+    return -(-a // b)
+end
+
+-- Milli-credits (the resource has a credit price), or nil and the refusal.
 local function credit_price(cfg, booking, minutes)
     local model = cfg.model
-    if absent(model) then
+    if model == nil then -- the common case first: absent() tells the rest
+        model = "fixed"
+    elseif absent(model) then
         model = "fixed"
     end
     local peak = cfg.peak
-    local has_peak = not absent(peak) and not (type(peak) == "table" and next(peak) == nil)
+    local has_peak = peak ~= nil and not absent(peak)
+        and not (type(peak) == "table" and next(peak) == nil)
     if has_peak and model ~= "fixed" then
-        refuse("pricing.credits.peak is only supported with the fixed model")
+        return nil, "pricing.credits.peak is only supported with the fixed model"
     end
-    local credits
+    local credits, why
     if model == "fixed" then
-        if absent(cfg.per_hour) then
-            refuse("pricing.credits.per_hour is required for the fixed model")
-        end
-        local rate = credit_milli(cfg.per_hour, "pricing.credits.per_hour")
-        local cost
-        if has_peak then
-            cost = peak_cost(parse_peak(peak), rate, booking, minutes)
+        local rate = cfg.per_hour
+        if math_type(rate) == "integer" and rate >= 0 and rate <= CREDIT_CONFIG_MAX then
+            rate = rate * 1000 -- credit_milli's answer, without the call
+        elseif absent(rate) then
+            return nil, "pricing.credits.per_hour is required for the fixed model"
         else
-            cost = rate * minutes
+            rate, why = credit_milli(rate, "pricing.credits.per_hour")
+            if why then
+                return nil, why
+            end
+        end
+        local cost = rate * minutes
+        if has_peak then
+            local windows
+            windows, why = parse_peak(peak)
+            if why then
+                return nil, why
+            end
+            cost, why = peak_cost(windows, rate, booking, minutes)
+            if why then
+                return nil, why
+            end
         end
         credits = ceil_div(cost, 60)
     elseif model == "block" then
-        credits = block_price(cfg, minutes)
+        credits, why = block_price(cfg, minutes)
     elseif model == "tiered" then
-        credits = ceil_div(tiered_cost(cfg, minutes), 60)
+        credits, why = tiered_cost(cfg, minutes)
+        credits = credits and ceil_div(credits, 60)
     else
-        refuse('pricing.credits.model must be "fixed", "block" or "tiered" (got '
-            .. show(model) .. ")")
+        return nil, 'pricing.credits.model must be "fixed", "block" or "tiered" (got '
+            .. show(model) .. ")"
     end
-    if not absent(cfg.max) then
-        credits = math.min(credits, credit_milli(cfg.max, "pricing.credits.max"))
+    if why then
+        return nil, why
+    end
+    local cap = cfg.max
+    if cap ~= nil and not absent(cap) then
+        cap, why = credit_milli(cap, "pricing.credits.max")
+        if why then
+            return nil, why
+        end
+        if cap < credits then
+            credits = cap
+        end
     end
     return credits
 end
 
--- floor(amount * pm / 100000) without overflow.
+-- floor(amount * pm / 100000) without overflow (amount, pm >= 0).
 local function part(amount, pm)
-    return (amount // PERCENT_PM) * pm + floor_div((amount % PERCENT_PM) * pm, PERCENT_PM)
+    return (amount // PERCENT_PM) * pm + (amount % PERCENT_PM) * pm // PERCENT_PM
 end
 
-local function compute(ctx)
-    local resource = ctx.resource or {}
-    local booking = ctx.booking or {}
-    local pricing = object(resource.pricing, "pricing") or {}
-    local money_cfg = object(pricing.money, "pricing.money")
-    local credits_cfg = object(pricing.credits, "pricing.credits")
-
-    local increment = DEFAULT_INCREMENT_MINUTES
-    if credits_cfg and not absent(credits_cfg.increment_minutes) then
-        increment = whole(credits_cfg.increment_minutes, "pricing.credits.increment_minutes",
-            1, MINUTES_PER_DAY)
-    elseif not absent(pricing.increment_minutes) then
-        increment = whole(pricing.increment_minutes, "pricing.increment_minutes",
-            1, MINUTES_PER_DAY)
+-- The increment in minutes: the credits', else the top level's, else the
+-- default; or nil and the refusal.
+local function increment_of(pricing, credits_cfg)
+    local increment = credits_cfg and credits_cfg.increment_minutes
+    local where = "pricing.credits.increment_minutes"
+    if absent(increment) then
+        increment, where = pricing.increment_minutes, "pricing.increment_minutes"
     end
+    if absent(increment) then
+        return DEFAULT_INCREMENT_MINUTES
+    end
+    return whole(increment, where, 1, MINUTES_PER_DAY)
+end
 
+-- booking.minutes when it is not an integer: from start and end when
+-- absent, 90.0 as 90, else nil.
+local function minutes_of(booking)
     local minutes = booking.minutes
     if absent(minutes) and math_type(booking.start) == "integer"
         and math_type(booking["end"]) == "integer" then
         minutes = (booking["end"] - booking.start) // 60
     end
-    minutes = type(minutes) == "number" and tointeger(minutes) or nil
-    if minutes == nil or minutes <= 0 then
-        refuse("duration must be positive")
-    end
-    if minutes > MINUTES_MAX then
-        refuse("duration is too long to price")
-    end
-    if minutes % increment ~= 0 then
-        refuse("duration must be a multiple of " .. increment .. " minutes")
-    end
+    return type(minutes) == "number" and tointeger(minutes) or nil
+end
 
-    local credits, unit, money, before
+-- pricing.money.per_hour when it is not an integer in range: as an
+-- integer, or nil and the refusal.
+local function money_rate(rate)
+    if type(rate) == "number" and rate < 0 then
+        return nil, "pricing.money.per_hour must not be negative"
+    end
+    return whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
+end
+
+-- booking.discount_pm when it is not an integer in range: 0 when absent,
+-- else as an integer, or nil and the refusal.
+local function discount_of(pm)
+    if absent(pm) then
+        return 0
+    end
+    return whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
+end
+
+-- The price of `minutes` (checked) under the credit and money
+-- configurations, or nil and the refusal.
+local function amounts(credits_cfg, money_cfg, resource, booking, minutes)
+    local credits, unit, money, before, why
     if credits_cfg then
         unit = credits_cfg.unit
-        if absent(unit) then
+        if unit ~= "hour" and unit ~= "coin" then
+            if not absent(unit) then
+                return nil, 'pricing.credits.unit must be "hour" or "coin" (got '
+                    .. show(unit) .. ")"
+            end
             unit = "hour"
         end
-        if unit ~= "hour" and unit ~= "coin" then
-            refuse('pricing.credits.unit must be "hour" or "coin" (got ' .. show(unit) .. ")")
+        credits, why = credit_price(credits_cfg, booking, minutes)
+        if why then
+            return nil, why
         end
-        credits = credit_price(credits_cfg, booking, minutes)
     end
     if money_cfg and resource.credit_only ~= true then
-        local rate = money_cfg.per_hour
-        if type(rate) == "number" and rate < 0 then
-            refuse("pricing.money.per_hour must not be negative")
+        local rate, pm = money_cfg.per_hour, booking.discount_pm
+        if math_type(rate) ~= "integer" or rate < 0 or rate > MONEY_PER_HOUR_MAX then
+            rate, why = money_rate(rate)
+            if why then
+                return nil, why
+            end
         end
-        rate = whole(rate, "pricing.money.per_hour", 0, MONEY_PER_HOUR_MAX)
-        local pm = booking.discount_pm
-        pm = absent(pm) and 0 or whole(pm, "discount (thousandths of a percent)", 0, PERCENT_PM)
-        before = floor_div(rate * minutes + 30, 60)
-        money = before - part(before, pm)
+        if math_type(pm) ~= "integer" or pm < 0 or pm > PERCENT_PM then
+            pm, why = discount_of(pm)
+            if why then
+                return nil, why
+            end
+        end
+        before = (rate * minutes + 30) // 60
+        money = pm == 0 and before or before - part(before, pm)
     end
     -- Absent (nil) fields are simply not in the result.
     return { credits = credits, unit = unit, money = money, money_before_discount = before }
 end
 
 function M.price(ctx)
-    local ok, result = pcall(compute, ctx)
-    if ok then
-        return result
+    local resource = ctx.resource or EMPTY
+    local booking = ctx.booking or EMPTY
+    local why
+    local pricing = resource.pricing
+    if type(pricing) ~= "table" then
+        pricing, why = object(pricing, "pricing")
+        if why then
+            return { error = why }
+        end
+        pricing = EMPTY
     end
-    if type(result) == "table" and type(result.refusal) == "string" then
-        return { error = result.refusal }
+    local money_cfg = pricing.money
+    if type(money_cfg) ~= "table" then
+        money_cfg, why = object(money_cfg, "pricing.money")
+        if why then
+            return { error = why }
+        end
     end
-    error(result, 0)
+    local credits_cfg = pricing.credits
+    if type(credits_cfg) ~= "table" then
+        credits_cfg, why = object(credits_cfg, "pricing.credits")
+        if why then
+            return { error = why }
+        end
+    end
+
+    local increment = credits_cfg and credits_cfg.increment_minutes
+    if math_type(increment) ~= "integer" or increment < 1 or increment > MINUTES_PER_DAY then
+        increment, why = increment_of(pricing, credits_cfg)
+        if why then
+            return { error = why }
+        end
+    end
+    local minutes = booking.minutes
+    if math_type(minutes) ~= "integer" then
+        minutes = minutes_of(booking)
+    end
+    if minutes == nil or minutes <= 0 then
+        return { error = "duration must be positive" }
+    end
+    if minutes > MINUTES_MAX then
+        return { error = "duration is too long to price" }
+    end
+    if minutes % increment ~= 0 then
+        return { error = "duration must be a multiple of " .. increment .. " minutes" }
+    end
+
+    local result
+    result, why = amounts(credits_cfg, money_cfg, resource, booking, minutes)
+    if why then
+        return { error = why }
+    end
+    return result
 end
 
 -- Self-checks run by the engine at load time.  2026-01-14 is a Wednesday.

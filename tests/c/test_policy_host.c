@@ -633,6 +633,211 @@ test_bad_results(void)
     }
 }
 
+/* Results read without JSON (policy_set_call_parts_pick).  The pick of a
+ * result must be what reading the same names of its JSON conversion with
+ * json_object_get gives (a string as "%s" of it into an error message
+ * keeps it), and a result that does not convert must fail alike. */
+static const char *const pick_names[POLICY_PICK_FIELDS_MAX] = {
+    "error", "money", "money_before_discount", "credits", "unit", "ok"};
+
+static bool
+pick_matches_json(const struct policy_pick *p, const json_t *j)
+{
+    enum policy_pick_shape shape = json_is_null(j)     ? POLICY_PICK_NULL
+                                   : json_is_object(j) ? POLICY_PICK_OBJECT
+                                   : json_is_array(j) && json_array_size(j) == 0
+                                       ? POLICY_PICK_EMPTY
+                                       : POLICY_PICK_OTHER;
+    bool same = p->shape == shape;
+    for (int i = 0; i < p->count; i++) {
+        const struct policy_pick_field *f = &p->fields[i];
+        const json_t *v = json_object_get(j, p->names[i]);
+        char want[ENG_MSG_MAX];
+        if (v == NULL) {
+            same = same && f->type == POLICY_PICK_ABSENT;
+        } else if (json_is_integer(v)) {
+            same = same && f->type == POLICY_PICK_INTEGER &&
+                   f->integer == (int64_t)json_integer_value(v);
+        } else if (json_is_string(v)) {
+            snprintf(want, sizeof want, "%s", json_string_value(v));
+            same = same && f->type == POLICY_PICK_STRING && strcmp(f->text, want) == 0;
+        } else {
+            same = same && f->type == POLICY_PICK_VALUE;
+        }
+    }
+    return same;
+}
+
+/* The results price() meets, ordinary and odd: ctx.mode picks one. */
+static const char *const pick_cases[] = {
+    "nil",
+    "true",
+    "false",
+    "42",
+    "2.5",
+    "'text'",
+    "'caf\\xc3\\xa9'",
+    "{}",
+    "{ credits = 1000, unit = 'hour', money = 5000, money_before_discount = 5000 }",
+    "{ credits = 2.0, unit = 'hour' }",
+    "{ credits = -5, money = math.maxinteger, unit = 7 }",
+    "{ credits = 1000, unit = 'hour', extra = { nested = { deep = true } } }",
+    "{ credits = 1000, unit = 'hour', note = 'x', flag = false, rate = 0.5 }",
+    "{ error = 'no' }",
+    "{ error = false }",
+    "{ error = { why = 'x' } }",
+    "{ error = 'r\\xc3\\xa9serv\\xc3\\xa9' }",
+    "{ error = ('e'):rep(600) }",
+    "{ error = 'a\\0b' }",
+    "{ unit = 'hour\\0x', credits = 1 }",
+    "{ ['money\\0'] = 5, ['cr\\xc3\\xa9dits'] = 1 }",
+    "setmetatable({ credits = 5 }, { __index = function() return 1 end })",
+    "ctx.resource",
+    "{ resource = ctx.resource }",
+    "{ 1, 2, 3 }",
+    "{ tags = { 'a', 'b' } }",
+    "{ 1, x = 2 }",
+    "{ [1.5] = 1 }",
+    "{ credits = function() end }",
+    "{ [('k'):rep(5000)] = 1 }",
+    "{ unit = ('u'):rep(5000) }",
+    "{ credits = 1/0 }",
+    "{ money = 0/0 }",
+    "{ ['\\xff'] = 1 }",
+    "{ unit = '\\xff' }",
+    "'\\xff'",
+    "0/0",
+    "function() end",
+};
+#define PICK_CASES ((int)(sizeof pick_cases / sizeof pick_cases[0]))
+
+/* Calls pricing on ctx {mode, resource (kept)}: as JSON into *json, or
+ * picked into *pick (json NULL). */
+static int
+call_mode(struct policy_set *set, int mode, json_t **json, struct policy_pick *pick,
+          struct eng_error *err)
+{
+    json_t *res = json_loads("{\"credits\": 7, \"unit\": \"coin\", \"tags\": [\"a\"]}", 0, NULL);
+    const struct policy_ctx_part parts[] = {
+        {.name = "mode", .is_integer = true, .integer = mode},
+        {.name = "resource", .value = res, .keep = {7, 1}},
+    };
+    struct policy_ctx ctx = {.parts = parts, .count = 2};
+    static const enum policy_kind kind = POLICY_PRICING;
+    int rc = json != NULL ? policy_set_call_parts(set, &kind, 1, &ctx, NULL, NULL, json, err)
+                          : policy_set_call_parts_pick(set, &kind, 1, &ctx, NULL, NULL, pick, err);
+    json_decref(res);
+    return rc;
+}
+
+static void
+test_result_picks(void)
+{
+    char src[4096];
+    size_t len = (size_t)snprintf(src, sizeof src, "local C = {\n");
+    for (int i = 0; i < PICK_CASES; i++) {
+        len += (size_t)snprintf(src + len, sizeof src - len,
+                                "  function(ctx) return %s end,\n", pick_cases[i]);
+    }
+    snprintf(src + len, sizeof src - len,
+             "}\nreturn { price = function(ctx) return C[ctx.mode](ctx) end }\n");
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing(src, &slow, &set, &err), 0);
+    int converted = 0, failed = 0;
+    struct policy_pick pick = {.names = pick_names, .count = POLICY_PICK_FIELDS_MAX};
+    for (int mode = 1; mode <= PICK_CASES; mode++) {
+        json_t *json = NULL;
+        struct eng_error json_err = {0}, pick_err = {0};
+        int json_rc = call_mode(set, mode, &json, NULL, &json_err);
+        int pick_rc = call_mode(set, mode, NULL, &pick, &pick_err);
+        bool alike = json_rc == pick_rc && strcmp(json_err.msg, pick_err.msg) == 0 &&
+                     (json_rc != 0 || pick_matches_json(&pick, json));
+        if (!alike) {
+            printf("# case %s: json %d '%s', pick %d '%s'\n", pick_cases[mode - 1], json_rc,
+                   json_err.msg, pick_rc, pick_err.msg);
+        }
+        CHECK(alike);
+        converted += json_rc == 0;
+        failed += json_rc != 0;
+        json_decref(json);
+    }
+    /* Both kinds of case are there (the list is not all errors). */
+    CHECK(converted >= 20 && failed >= 10);
+
+    /* A few picks spelled out. */
+    CHECK_INT(call_mode(set, 10, NULL, &pick, &err), 0); /* credits = 2.0 */
+    CHECK_INT(pick.shape, POLICY_PICK_OBJECT);
+    CHECK_INT(pick.fields[3].type, POLICY_PICK_VALUE);
+    CHECK_STR(pick.fields[4].text, "hour");
+    CHECK_INT(call_mode(set, 18, NULL, &pick, &err), 0); /* a 600-byte error */
+    CHECK_INT(strlen(pick.fields[0].text), ENG_MSG_MAX - 1);
+    CHECK_INT(call_mode(set, 20, NULL, &pick, &err), 0); /* unit 'hour\0x' */
+    CHECK_STR(pick.fields[4].text, "hour");
+    CHECK_INT(pick.fields[3].integer, 1);
+    CHECK_INT(call_mode(set, 21, NULL, &pick, &err), 0); /* 'money\0' is not money */
+    CHECK_INT(pick.fields[1].type, POLICY_PICK_ABSENT);
+    CHECK_INT(call_mode(set, 23, NULL, &pick, &err), 0); /* the kept proxy, as its table */
+    CHECK_INT(pick.shape, POLICY_PICK_OBJECT);
+    CHECK_INT(pick.fields[3].integer, 7);
+    CHECK_STR(pick.fields[4].text, "coin");
+    CHECK_INT(call_mode(set, 8, NULL, &pick, &err), 0);
+    CHECK_INT(pick.shape, POLICY_PICK_EMPTY);
+    policy_set_release(set);
+}
+
+/* validate then pricing, picked: pick_next sees validate's pick and can
+ * stop the sequence; also on a set with a total budget (calls apart). */
+struct pick_stop {
+    int seen;
+    bool go_on;
+};
+
+static bool
+pick_stop_next(void *ud, enum policy_kind kind, const struct policy_pick *result)
+{
+    struct pick_stop *s = ud;
+    s->seen++;
+    return kind == POLICY_VALIDATE && result->shape == POLICY_PICK_OBJECT &&
+           result->fields[5].type == POLICY_PICK_STRING &&
+           strcmp(result->fields[5].text, "abab") == 0 && s->go_on;
+}
+
+static void
+test_result_picks_seq(void)
+{
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing("return { price = function(ctx) return { credits = ctx.n } end }",
+                           &slow, &set, &err),
+              0);
+    static const enum policy_kind kinds[2] = {POLICY_VALIDATE, POLICY_PRICING};
+    const struct policy_ctx_part parts[] = {{.name = "n", .is_integer = true, .integer = 9}};
+    for (int pinned = 0; pinned < 2; pinned++) {
+        if (pinned) {
+            policy_set_total_budget(set, 100000000, "t_instructions", 0, "t_wall");
+        }
+        for (int go_on = 0; go_on < 2; go_on++) {
+            struct policy_pick picks[2] = {{.names = pick_names, .count = 6},
+                                           {.names = pick_names, .count = 6}};
+            picks[1].shape = POLICY_PICK_OTHER; /* left as it is when not called */
+            struct policy_ctx ctx = {.parts = parts, .count = 1};
+            struct pick_stop stop = {0, go_on == 1};
+            CHECK_INT(policy_set_call_parts_pick(set, kinds, 2, &ctx, pick_stop_next, &stop,
+                                                 picks, &err),
+                      0);
+            CHECK_INT(stop.seen, 1);
+            CHECK_INT(picks[0].shape, POLICY_PICK_OBJECT);
+            CHECK_INT(picks[1].shape, go_on ? POLICY_PICK_OBJECT : POLICY_PICK_OTHER);
+            if (go_on) {
+                CHECK_INT(picks[1].fields[3].type, POLICY_PICK_INTEGER);
+                CHECK_INT(picks[1].fields[3].integer, 9);
+            }
+        }
+    }
+    policy_set_release(set);
+}
+
 static void
 test_errors(void)
 {
@@ -1535,6 +1740,8 @@ main(void)
     test_patterns();
     test_table_functions();
     test_bad_results();
+    test_result_picks();
+    test_result_picks_seq();
     test_errors();
     test_examples();
     test_overrides();
