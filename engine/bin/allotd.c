@@ -75,7 +75,7 @@ usage(FILE *f)
                "              [--demo] [--pid-file FILE] [--batch-max N] [--readers N]\n"
                "              [--compute-slots N]   (requests computing at once; 0 = no "
                "limit;\n"
-               "                                    default: the number of CPUs + 1)\n"
+               "                                    default: 4 per CPU)\n"
                "              [--checkpoint-frames N] (WAL frames that start a checkpoint "
                "off the\n"
                "                                    writer, default %d; 0 = inside the "
@@ -219,11 +219,13 @@ static int
 parse_options(struct options *o, int argc, char **argv)
 {
     engine_config_default(&o->eng);
-    /* As many computing as there are CPUs, and one more to have the next
-     * request ready when one stops to write its answer (scripts/README.md
-     * measured 2, 3 and 4 on 2 CPUs). */
+    /* Four per CPU: few enough that the threads computing are a short
+     * round for the scheduler, enough that a CPU never idles while a slot
+     * holder waits for a lock or a reader (scripts/README.md measured 3, 8
+     * and 16 on 2 CPUs: 3 made every request wait and halved the quotes). */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o->eng.compute_slots = cpus >= 1 && cpus < ENGINE_COMPUTE_SLOTS_MAX ? (int)cpus + 1 : 2;
+    o->eng.compute_slots =
+        cpus >= 1 && cpus <= ENGINE_COMPUTE_SLOTS_MAX / 4 ? (int)cpus * 4 : 8;
     http_config_default(&o->http);
     snprintf(o->eng.policies_dir, sizeof o->eng.policies_dir, "./policies");
     snprintf(o->http.web_dir, sizeof o->http.web_dir, "./web");

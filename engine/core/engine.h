@@ -61,7 +61,7 @@ struct engine_config {
     /* Requests computing at once (engine/README.md, "Compute slots"): the
      * others wait in line, in the order they came; reports and writes
      * waiting for the writer hold none.  0 = no limit (the CLI, the Lua
-     * module); allotd gives the number of CPUs + 1 unless told. */
+     * module); allotd gives 4 per CPU unless told. */
     int compute_slots;
     /* WAL frames that start a checkpoint on the checkpointer's connection
      * (engine/README.md, "Checkpoints off the writer"); 0 =

@@ -27,7 +27,7 @@
 #                  a month)
 #   --readers N    passed to allotd: pooled read connections per node
 #   --compute-slots N  passed to allotd: requests computing at once
-#                  (0 = no limit; allotd's default is the CPUs + 1)
+#                  (0 = no limit; allotd's default is 4 per CPU)
 #   --checkpoint-frames N  passed to allotd: WAL frames that start a
 #                  checkpoint off the writer (0 = inside the commits)
 #
