@@ -70,7 +70,7 @@ struct engine_config {
     int checkpoint_frames;
     struct policy_limits policy;
 };
-#define ENGINE_CHECKPOINT_FRAMES 4000
+#define ENGINE_CHECKPOINT_FRAMES 1000
 #define ENGINE_CHECKPOINT_FRAMES_MAX 1000000
 /* A WAL this many times the threshold is emptied with the writer held. */
 #define ENGINE_CHECKPOINT_BACKSTOP 8
