@@ -6,6 +6,7 @@
  * authorizes and runs every operation, and its answer (or error) is sent
  * back as it is.  The few routes that are not operations (health, the API
  * description, the test clock) have their own small handlers here. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,16 +252,33 @@ route_match(const char *pattern, const char *path, struct route_params *p)
 
 /* The route for the request, or NULL with the methods the path does allow
  * (for 405) written into `allow` (empty: no such path). */
+/* Each pattern's literal start, up to its first parameter: a path that
+ * does not begin with it cannot match, which one strncmp tells for most of
+ * the table (walking every pattern segment by segment cost a quote ~7,000
+ * instructions). */
+static size_t route_literal[ROUTES_COUNT];
+static pthread_once_t route_literal_once = PTHREAD_ONCE_INIT;
+
+static void
+route_literal_init(void)
+{
+    for (size_t i = 0; i < ROUTES_COUNT; i++) {
+        route_literal[i] = strcspn(routes[i].pattern, "{");
+    }
+}
+
 static const struct route *
 route_find(const struct http_req *rq, struct route_params *p, char *allow, size_t cap)
 {
     allow[0] = '\0';
+    pthread_once(&route_literal_once, route_literal_init);
     for (size_t i = 0; i < ROUTES_COUNT; i++) {
         const struct route *r = &routes[i];
         if ((r->flags & ROUTE_FAKE_CLOCK) != 0 && !rq->srv->cfg.fake_clock) {
             continue; /* without --fake-clock the route does not exist */
         }
-        if (!route_match(r->pattern, rq->path, p)) {
+        if (strncmp(rq->path, r->pattern, route_literal[i]) != 0 ||
+            !route_match(r->pattern, rq->path, p)) {
             continue;
         }
         const char *method = rq->ri->request_method;
