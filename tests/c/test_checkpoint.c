@@ -106,14 +106,8 @@ booker(void *arg)
 static void
 open_engine(const char *dir, bool writer)
 {
-    const char *policies = getenv("ALLOT_POLICIES");
     struct engine_config cfg;
-    engine_config_default(&cfg);
-    snprintf(cfg.db_path, sizeof cfg.db_path, "%s/ckpt.db", dir);
-    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s",
-             policies != NULL ? policies : ALLOT_SOURCE_DIR "/policies");
-    cfg.fake_clock = true;
-    cfg.fake_now = 1767225600; /* 2026-01-01T00:00:00Z */
+    engine_test_config(&cfg, dir, "ckpt.db");
     cfg.checkpoint_frames = THRESHOLD;
     struct eng_error err = {0};
     CHECK_INT(engine_open(&eng, &cfg, &err), 0);
@@ -141,14 +135,8 @@ main(void)
                                        "name", "Room", "pricing", "credits", "unit", "hour",
                                        "per_hour", 1, "increment_minutes", 30)));
     }
-    char *ten = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "One",
-                                                       "building_ids", bld)));
-    user = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", ten, "name",
-                                                "Ada", "email", "ada@x.io")));
-    json_decref(must("allocations.create",
-                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", ten,
-                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
-                               "amount", 100000, "schedule", "start", "2026-01-01")));
+    char *ten;
+    engine_test_tenant(&eng, &admin, "test_checkpoint", bld, 100000, &ten, &user);
 
     pthread_t q[QUOTERS], b[BOOKERS];
     for (int i = 0; i < QUOTERS; i++) {

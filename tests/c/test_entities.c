@@ -218,19 +218,13 @@ main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_container();
 
-    const char *policies = getenv("ALLOT_POLICIES");
     char dir[] = "/tmp/allot-entities-XXXXXX";
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 2;
     }
     struct engine_config cfg;
-    engine_config_default(&cfg);
-    snprintf(cfg.db_path, sizeof cfg.db_path, "%s/entities.db", dir);
-    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s",
-             policies != NULL ? policies : ALLOT_SOURCE_DIR "/policies");
-    cfg.fake_clock = true;
-    cfg.fake_now = 1767225600; /* 2026-01-01T00:00:00Z */
+    engine_test_config(&cfg, dir, "entities.db");
     struct eng_error err = {0};
     CHECK_INT(engine_open(&eng, &cfg, &err), 0);
     CHECK_INT(engine_start_writer(&eng, &err), 0);

@@ -262,14 +262,8 @@ test_engine_writer_wait(void)
 static void
 test_engine(const char *dir)
 {
-    const char *policies = getenv("ALLOT_POLICIES");
     struct engine_config cfg;
-    engine_config_default(&cfg);
-    snprintf(cfg.db_path, sizeof cfg.db_path, "%s/gate.db", dir);
-    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s",
-             policies != NULL ? policies : ALLOT_SOURCE_DIR "/policies");
-    cfg.fake_clock = true;
-    cfg.fake_now = 1767225600; /* 2026-01-01T00:00:00Z */
+    engine_test_config(&cfg, dir, "gate.db");
     struct eng_error err = {0};
     cfg.compute_slots = ENGINE_COMPUTE_SLOTS_MAX + 1;
     CHECK(engine_open(&eng, &cfg, &err) != 0);
@@ -284,14 +278,8 @@ test_engine(const char *dir)
                       json_pack("{s:s, s:s, s:{s:{s:s, s:i, s:i}}}", "building_id", bld, "name",
                                 "A", "pricing", "credits", "unit", "hour", "per_hour", 1,
                                 "increment_minutes", 30)));
-    char *ten = id_of(must("tenants.create", json_pack("{s:s, s:[s]}", "name", "One",
-                                                       "building_ids", bld)));
-    user = id_of(must("users.create", json_pack("{s:s, s:s, s:s}", "tenant_id", ten, "name",
-                                                "Ada", "email", "ada@x.io")));
-    json_decref(must("allocations.create",
-                     json_pack("{s:s, s:[s], s:s, s:[{s:s, s:i}], s:{s:s}}", "tenant_id", ten,
-                               "building_ids", bld, "unit", "hour", "lines", "scope", "all",
-                               "amount", 100, "schedule", "start", "2026-01-01")));
+    char *ten;
+    engine_test_tenant(&eng, &admin, "test_gate", bld, 100, &ten, &user);
     /* One booking first, so the lot exists and the others plan (a lot a
      * plan would create is left to the writer). */
     struct call first = {.op = "bookings.create", .args = slot_args(27, true)};

@@ -207,19 +207,13 @@ int
 main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const char *policies = getenv("ALLOT_POLICIES");
     char dir[] = "/tmp/allot-plans-XXXXXX";
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 2;
     }
     struct engine_config cfg;
-    engine_config_default(&cfg);
-    snprintf(cfg.db_path, sizeof cfg.db_path, "%s/plans.db", dir);
-    snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s",
-             policies != NULL ? policies : ALLOT_SOURCE_DIR "/policies");
-    cfg.fake_clock = true;
-    cfg.fake_now = 1767225600; /* 2026-01-01T00:00:00Z */
+    engine_test_config(&cfg, dir, "plans.db");
     struct eng_error err = {0};
     CHECK_INT(engine_open(&eng, &cfg, &err), 0);
     CHECK_INT(engine_start_writer(&eng, &err), 0);
