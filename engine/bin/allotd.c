@@ -12,8 +12,9 @@
  * listener, waits for requests in flight (each acknowledged write has been
  * committed before its response was written), closes the engine and exits
  * 0, after one line of counters on stderr ("allotd: since start: ...":
- * group-commit batches, the writer's busy time, booking plans and reader
- * waits; engine_stats).  SIGHUP rebuilds every building's policy set from
+ * group-commit batches, the writer's busy time, booking plans, reader
+ * waits, compute slots taken and waited for, checkpoints off the writer;
+ * engine_stats).  SIGHUP rebuilds every building's policy set from
  * the database and the policy directory; a set that fails to load keeps
  * the old one serving.
  *
