@@ -13,7 +13,8 @@
  * committed before its response was written), closes the engine and exits
  * 0, after one line of counters on stderr ("allotd: since start: ...":
  * group-commit batches, the writer's busy time, booking plans, reader
- * waits, compute slots taken and waited for, checkpoints off the writer;
+ * waits, compute slots taken and waited for, checkpoints off the writer,
+ * policy copies alive, peak resident memory;
  * engine_stats).  SIGHUP rebuilds every building's policy set from
  * the database and the policy directory; a set that fails to load keeps
  * the old one serving.
@@ -521,7 +522,7 @@ main(int argc, char **argv)
         ticker_stop(&ticker);
     }
     http_server_stop(&srv);
-    char stats[512];
+    char stats[768];
     engine_stats_text(&eng, stats, sizeof stats);
     fprintf(stderr, "allotd: since start: %s\n", stats);
     engine_auth_thread_done();

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <semaphore.h>
 #include <time.h>
+
+#include <sys/resource.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -155,6 +157,8 @@ engine_close(struct engine *eng)
     engine_stop_writer(eng);
     engine_auth_close(eng);
     policy_cache_close(&eng->policies);
+    /* The idle holders' copies of this engine's sets (retired just now). */
+    policy_copies_flush();
     if (eng->reporters != eng->readers) {
         store_pool_close(eng->reporters);
     }
@@ -828,6 +832,17 @@ engine_stats(struct engine *eng, struct engine_stats *st)
     }
 }
 
+/* The process's peak resident set so far, in MiB (0 when unknown). */
+static long
+peak_rss_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0;
+    }
+    return ru.ru_maxrss / 1024; /* KiB on Linux */
+}
+
 void
 engine_stats_text(struct engine *eng, char *buf, size_t len)
 {
@@ -843,13 +858,15 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64
              " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64
              " waited; checkpoints off the writer %" PRIu64 " (%" PRIu64
-             " frames, writer held %.3f s, %" PRIu64 " emptying)",
+             " frames, writer held %.3f s, %" PRIu64 " emptying); policy copies %d; "
+             "peak resident %ld MiB",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
              ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
              st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits, st.checkpoints,
-             st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates);
+             st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates,
+             policy_copies_live(), peak_rss_mib());
 }
 
 static void *

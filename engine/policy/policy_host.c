@@ -1,7 +1,7 @@
 /* policy_host.c - sandboxed Lua 5.4 states that run building policies.
  *
  * Layout of one policy state (STYLE 2.8); a set has a primary state and
- * per-thread copies of it (see "Sets" below):
+ * copies of it in pooled holders (see "Sets" below):
  *
  *   struct policy_state  --extra space-->  lua_State (lua_newstate + capped allocator)
  *     registry "allot.policy_env"   metatable of every chunk's _ENV:
@@ -2467,9 +2467,9 @@ policy_state_load(struct policy_state **out, const struct policy_source *chosen[
 }
 
 /* ------------------------------------------------------------------------ */
-/* Sets: a checked primary state, and per-thread copies                     */
+/* Sets: a checked primary state, and copies in pooled holders              */
 
-/* A thread keeps copies of at most this many sets (LRU), and the process
+/* A holder keeps copies of at most this many sets (LRU), and the process
  * at most POLICY_COPIES_MAX copies in all: past either bound a call waits
  * for the primary state instead, so memory stays bounded whatever the
  * number of worker threads (each copy is capped at memory_bytes_max). */
@@ -2479,7 +2479,7 @@ policy_state_load(struct policy_state **out, const struct policy_source *chosen[
 struct policy_set {
     atomic_int refs;
     uint64_t serial; /* policy_set_serial: never reused in the process */
-    atomic_bool retired; /* no longer served: threads drop their copies */
+    atomic_bool retired; /* no longer served: holders drop their copies */
     atomic_bool pinned;  /* a total budget: every call runs on the primary */
     pthread_mutex_t mutex; /* held by every call while it is inside primary */
     struct policy_state *primary;
@@ -2494,16 +2494,23 @@ struct policy_thread_copy {
     uint64_t used;          /* LRU tick */
 };
 
+/* A holder of copies, taken by one call at a time from a process-wide
+ * stack (last in, first out) and given back when the call returns.  The
+ * holder a call gets is the one the last call gave back, so its states are
+ * the ones still in the CPU's caches: a few holders serve every thread,
+ * where a holder per thread (64 workers at 64 connections) made each call
+ * start on a cold state.  The stack only grows to the number of calls that
+ * ever overlapped. */
 struct policy_thread {
     struct policy_thread_copy copy[POLICY_THREAD_COPIES];
     uint64_t tick;
+    struct policy_thread *next; /* on the idle stack */
 };
 
 static atomic_int policy_copies_count;
 static atomic_uint_least64_t policy_set_serials;
-static pthread_key_t policy_thread_key;
-static pthread_once_t policy_thread_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct policy_thread *policy_thread_cur;
+static pthread_mutex_t policy_holders_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct policy_thread *policy_holders_idle;
 
 static void
 policy_copy_drop(struct policy_thread_copy *c)
@@ -2516,44 +2523,51 @@ policy_copy_drop(struct policy_thread_copy *c)
     *c = (struct policy_thread_copy){0};
 }
 
-/* Thread exit: the thread's copies go with it. */
-static void
-policy_thread_free(void *p)
-{
-    struct policy_thread *t = p;
-    for (int i = 0; t != NULL && i < POLICY_THREAD_COPIES; i++) {
-        if (t->copy[i].set != NULL) {
-            policy_copy_drop(&t->copy[i]);
-        }
-    }
-    free(t);
-    policy_thread_cur = NULL;
-}
-
-static void
-policy_thread_key_init(void)
-{
-    (void)pthread_key_create(&policy_thread_key, policy_thread_free);
-}
-
-/* The calling thread's copies (made on first use; NULL without memory). */
+/* The holder the last call gave back, or a new one (NULL without memory). */
 static struct policy_thread *
 policy_thread_get(void)
 {
-    if (policy_thread_cur != NULL) {
-        return policy_thread_cur;
+    pthread_mutex_lock(&policy_holders_mu);
+    struct policy_thread *t = policy_holders_idle;
+    if (t != NULL) {
+        policy_holders_idle = t->next;
     }
-    pthread_once(&policy_thread_once, policy_thread_key_init);
-    struct policy_thread *t = calloc(1, sizeof *t);
-    if (t == NULL || pthread_setspecific(policy_thread_key, t) != 0) {
-        free(t);
-        return NULL;
-    }
-    policy_thread_cur = t;
-    return t;
+    pthread_mutex_unlock(&policy_holders_mu);
+    return t != NULL ? t : calloc(1, sizeof *t);
 }
 
-/* The thread's copy of `set`, dropping on the way the copies of sets no
+static void
+policy_thread_put(struct policy_thread *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&policy_holders_mu);
+    t->next = policy_holders_idle;
+    policy_holders_idle = t;
+    pthread_mutex_unlock(&policy_holders_mu);
+}
+
+void
+policy_copies_flush(void)
+{
+    pthread_mutex_lock(&policy_holders_mu);
+    struct policy_thread *t = policy_holders_idle;
+    policy_holders_idle = NULL;
+    pthread_mutex_unlock(&policy_holders_mu);
+    while (t != NULL) {
+        struct policy_thread *next = t->next;
+        for (int i = 0; i < POLICY_THREAD_COPIES; i++) {
+            if (t->copy[i].set != NULL) {
+                policy_copy_drop(&t->copy[i]);
+            }
+        }
+        free(t);
+        t = next;
+    }
+}
+
+/* The holder's copy of `set`, dropping on the way the copies of sets no
  * longer served (except `set` itself, which a request may still hold). */
 static struct policy_state *
 policy_thread_find(struct policy_thread *t, struct policy_set *set)
@@ -2573,7 +2587,7 @@ policy_thread_find(struct policy_thread *t, struct policy_set *set)
     return found;
 }
 
-/* Makes the thread a copy of `set` (NULL when a bound is reached or the
+/* Makes the holder a copy of `set` (NULL when a bound is reached or the
  * copy cannot be built: the caller then waits for the primary). */
 static struct policy_state *
 policy_thread_copy_make(struct policy_thread *t, struct policy_set *set)
@@ -3150,12 +3164,13 @@ policy_state_call(struct policy_state *set, struct policy_call *call, struct eng
     return rc;
 }
 
-/* Runs `call` on a state of the set.  The thread's own copy when it has
- * one; else the primary when it is free; else a new copy for this thread
- * (no waiting), within the bounds; else wait for the primary.  A copy is
- * built from the very sources the primary was, so every state of a set
- * answers alike.  Locks are taken and released outside the protected
- * call, so no Lua error (longjmp) can ever cross one. */
+/* Runs `call` on a state of the set.  The copy in the holder this call
+ * takes when it has one; else the primary when it is free; else a new copy
+ * in the holder (no waiting), within the bounds; else wait for the
+ * primary.  A copy is built from the very sources the primary was, so
+ * every state of a set answers alike.  Locks are taken and released
+ * outside the protected call, so no Lua error (longjmp) can ever cross
+ * one. */
 static int
 policy_set_run(struct policy_set *set, struct policy_call *call, struct eng_error *err)
 {
@@ -3167,6 +3182,7 @@ policy_set_run(struct policy_set *set, struct policy_call *call, struct eng_erro
     }
     if (own == NULL) {
         if (pthread_mutex_trylock(&set->mutex) == 0) {
+            policy_thread_put(t);
             int rc = policy_state_call(set->primary, call, err);
             pthread_mutex_unlock(&set->mutex);
             return rc;
@@ -3174,8 +3190,11 @@ policy_set_run(struct policy_set *set, struct policy_call *call, struct eng_erro
         own = t != NULL ? policy_thread_copy_make(t, set) : NULL;
     }
     if (own != NULL) {
-        return policy_state_call(own, call, err);
+        int rc = policy_state_call(own, call, err);
+        policy_thread_put(t);
+        return rc;
     }
+    policy_thread_put(t);
     pthread_mutex_lock(&set->mutex);
     int rc = policy_state_call(set->primary, call, err);
     pthread_mutex_unlock(&set->mutex);

@@ -105,18 +105,21 @@ ENG_MUST_CHECK int policy_set_load(struct policy_set **out,
 void policy_set_retain(struct policy_set *set);
 void policy_set_release(struct policy_set *set);
 
-/* Marks the set as no longer served (a newer set replaced it): each thread
- * drops its copy at its next policy call, so retired versions do not hold
- * memory once no request uses them.  Calls on it still work.  Thread-safe. */
+/* Marks the set as no longer served (a newer set replaced it): a holder of
+ * copies drops its copy at the next policy call it serves, so retired
+ * versions do not hold memory once no request uses them.  Calls on it
+ * still work.  Thread-safe. */
 void policy_set_retire(struct policy_set *set);
 
 /* Calls the kind's function with `ctx` (borrowed) and returns its result as
  * a new JSON value in *result (owned by the caller; JSON null when the
  * function returned nil).  Any thread may call: a set has a primary state
  * (one thread at a time, under the set's mutex) and, for a thread that
- * finds it busy, a copy of its own built from the same sources, made once
- * and kept for the thread's later calls (at most 8 sets per thread and 256
- * copies per process; past those bounds the call waits for the primary).
+ * finds it busy, a copy built from the same sources, made once and kept in
+ * a holder of copies.  A call takes the holder the last call gave back
+ * (a process-wide stack), so a few warm states serve every thread (at most
+ * 8 sets per holder and 256 copies per process; past those bounds the call
+ * waits for the primary).
  * A set with a total budget (policy_set_total_budget) runs every call on
  * its primary.  On a runtime error, exhausted budget, deadline, memory cap or an
  * unconvertible result returns ENG_EPOLICY with a message that names the
@@ -293,9 +296,14 @@ void policy_set_kept_stats(struct policy_set *set, struct policy_kept_stats *st)
 
 uint64_t policy_set_serial(const struct policy_set *set);
 
-/* Copies of sets alive in the process, over all threads (for tests and
+/* Copies of sets alive in the process, over all holders (for tests and
  * metrics).  Thread-safe. */
 int policy_copies_live(void);
+
+/* Drops every copy in the holders no call is using, and the holders
+ * (engine close, tests).  Thread-safe: a call running meanwhile keeps its
+ * holder and gives it back afterwards. */
+void policy_copies_flush(void);
 
 /* Bytes currently allocated by the set's primary state (for tests and
  * metrics). */
