@@ -134,8 +134,9 @@ if [ "$CLIENTS" -gt 0 ]; then
     # several jobs queued and commits them together (group commit), as
     # under load.
     # In the mix mode, first a warm-up from CLIENTS connections at once,
-    # each dealing every user once, so that every worker thread's policy
-    # state (one per thread) has met them all, as in a long run.
+    # each dealing every user once, so that every policy state (one per
+    # call that overlapped, in pooled holders) has met them all, as in a
+    # long run.
     if [ "$MIX" = 1 ]; then
         PIDS=""
         i=0

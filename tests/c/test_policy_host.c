@@ -7,6 +7,7 @@
  * when they are there. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1186,6 +1187,97 @@ test_thread_copies(void)
     policy_set_release(set);
 }
 
+/* Copies number the calls that overlapped, not the threads that called:
+ * while one call keeps the primary busy, eight threads calling one after
+ * the other all find it busy, and all run on the one copy the first of
+ * them built (each takes the holder the last gave back).  A copy per
+ * thread, as before the holders, made eight. */
+struct spin_arg {
+    struct policy_set *set;
+    long spin;
+    atomic_bool done;
+    int failures;
+};
+
+static void *
+spin_thread_main(void *p)
+{
+    struct spin_arg *arg = p;
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "{\"n\": 1, \"spin\": %ld}", arg->spin);
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    if (call_json(arg->set, POLICY_PRICING, ctx, &out, &err) != 0 ||
+        int_at(out, "credits") != 2) {
+        printf("# spin: %s\n", err.msg);
+        arg->failures++;
+    }
+    json_decref(out);
+    atomic_store(&arg->done, true);
+    return NULL;
+}
+
+static void *
+one_call_main(void *p)
+{
+    struct copy_arg *arg = p;
+    json_t *out = NULL;
+    struct eng_error err = {0};
+    if (call_json(arg->set, POLICY_PRICING, "{\"n\": 5}", &out, &err) != 0 ||
+        int_at(out, "credits") != 10) {
+        arg->failures++;
+    }
+    json_decref(out);
+    return NULL;
+}
+
+static void
+test_copies_follow_overlap(void)
+{
+    static const char spin_src[] =
+        "return { price = function(ctx)\n"
+        "  local x = 0\n"
+        "  for i = 1, ctx.spin or 0 do x = x + i % 7 end\n"
+        "  return { credits = ctx.n * 2, work = x } end }";
+    struct policy_limits lim = slow;
+    lim.instructions_max = 2000000000;
+    struct policy_set *set = NULL;
+    struct eng_error err = {0};
+    CHECK_INT(load_pricing(spin_src, &lim, &set, &err), 0);
+    /* The spin must outlast the eight calls: longer on each try, until it
+     * does (a fast machine), so the check below always means something. */
+    bool held = false;
+    for (int attempt = 0; attempt < 5 && !held; attempt++) {
+        policy_copies_flush();
+        CHECK_INT(policy_copies_live(), 0);
+        struct spin_arg spin = {.set = set, .spin = 4000000L << attempt};
+        atomic_init(&spin.done, false);
+        pthread_t spinner;
+        CHECK_INT(pthread_create(&spinner, NULL, spin_thread_main, &spin), 0);
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL); /* the spinner is inside the primary by now */
+        int live = -1;
+        for (int i = 0; i < 8; i++) {
+            struct copy_arg arg = {set, 0, 0, 0};
+            pthread_t t;
+            CHECK_INT(pthread_create(&t, NULL, one_call_main, &arg), 0);
+            pthread_join(t, NULL);
+            CHECK_INT(arg.failures, 0);
+        }
+        live = policy_copies_live();
+        held = !atomic_load(&spin.done);
+        pthread_join(spinner, NULL);
+        CHECK_INT(spin.failures, 0);
+        if (held) {
+            CHECK_INT(live, 1);
+        }
+    }
+    CHECK(held);
+    policy_copies_flush();
+    CHECK_INT(policy_copies_live(), 0);
+    policy_set_release(set);
+}
+
 /* A sequence: one context for validate then pricing, in one entry. */
 static bool
 stop_on_error(void *ud, enum policy_kind kind, const json_t *result)
@@ -1728,6 +1820,7 @@ main(void)
     test_kinds_and_limits();
     test_normal_call();
     test_thread_copies();
+    test_copies_follow_overlap();
     test_call_seq();
     test_call_parts();
     test_call_parts_values();
