@@ -190,9 +190,10 @@ end
 
 -- Stops the server (SIGTERM, then waits; SIGKILL after 15 s) and returns
 -- whether it exited by itself.  The bound is generous on purpose: specs
--- check that allotd stops by itself, and on a machine loaded by other
--- test processes a clean stop (requests in flight, the writer's last
--- batch, closing the store) has been seen to take more than 5 s.
+-- check that allotd stops by itself (requests in flight, the writer's
+-- last batch, closing the store), and on a machine loaded by other test
+-- processes a stop has been seen to miss a 5 s bound once and pass on
+-- re-run.
 function Client:stop()
   local env = self.env
   if not env.pid then return true end
