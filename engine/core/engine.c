@@ -32,6 +32,7 @@ extern const struct op_def ops_policies[];
 
 static void engine_stop_writer(struct engine *eng);
 static int64_t mono_ns(void);
+static void ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets);
 
 /* How long opening and the clock setter wait for another node processing
  * period boundaries (others wait the busy timeout, then go on without). */
@@ -827,6 +828,7 @@ engine_stats(struct engine *eng, struct engine_stats *st)
     st->checkpoint_frames = atomic_load(&eng->st_ckpt_frames);
     st->checkpoint_truncates = atomic_load(&eng->st_ckpt_truncates);
     st->checkpoint_held_seconds = (double)atomic_load(&eng->st_ckpt_held_ns) / 1e9;
+    st->checkpoint_stalls = atomic_load(&eng->st_ckpt_stalls);
     if (eng->gated) {
         gate_counts(&eng->gate, &st->slot_entries, &st->slot_waits);
     }
@@ -858,15 +860,15 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64
              " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64
              " waited; checkpoints off the writer %" PRIu64 " (%" PRIu64
-             " frames, writer held %.3f s, %" PRIu64 " emptying); policy copies %d; "
-             "peak resident %ld MiB",
+             " frames, writer held %.3f s, %" PRIu64 " emptying, %" PRIu64
+             " stalls); policy copies %d; peak resident %ld MiB",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
              ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
              st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits, st.checkpoints,
              st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates,
-             policy_copies_live(), peak_rss_mib());
+             st.checkpoint_stalls, policy_copies_live(), peak_rss_mib());
 }
 
 static void *
@@ -902,6 +904,8 @@ writer_main(void *arg)
         int64_t t0 = mono_ns(), c0 = thread_cpu_ns();
         batch_run(eng, batch);
         stats_note_batch(eng, batch, mono_ns() - t0, thread_cpu_ns() - c0);
+        int wal_frames = atomic_load_explicit(&eng->wal_frames, memory_order_relaxed);
+        uint64_t resets = atomic_load(&eng->ckpt_resets);
         pthread_mutex_unlock(&eng->write_mu);
         /* Each job's worker waits on its own semaphore: posting it wakes
          * that worker alone, without the queue's lock (a broadcast on one
@@ -919,6 +923,7 @@ writer_main(void *arg)
             next = j->next;
             sem_post(&j->done_sem);
         }
+        ckpt_backstop_wait(eng, wal_frames, resets);
         pthread_mutex_lock(&eng->queue_mu);
     }
     pthread_mutex_unlock(&eng->queue_mu);
@@ -927,6 +932,19 @@ writer_main(void *arg)
 
 /* ---- checkpoints off the writer (engine/README.md) ---------------------- */
 
+static int
+ckpt_threshold(const struct engine *eng)
+{
+    return eng->cfg.checkpoint_frames > 0 ? eng->cfg.checkpoint_frames
+                                          : ENGINE_CHECKPOINT_FRAMES;
+}
+
+static int
+ckpt_backstop_frames(const struct engine *eng)
+{
+    return ckpt_threshold(eng) * ENGINE_CHECKPOINT_BACKSTOP;
+}
+
 /* After every commit of the writer's connection (in the committing
  * thread): past the threshold, wakes the checkpointer once. */
 static void
@@ -934,13 +952,20 @@ ckpt_note(void *ud, int frames)
 {
     struct engine *eng = ud;
     atomic_store_explicit(&eng->wal_frames, frames, memory_order_relaxed);
-    int threshold =
-        eng->cfg.checkpoint_frames > 0 ? eng->cfg.checkpoint_frames : ENGINE_CHECKPOINT_FRAMES;
-    if (frames >= threshold && !atomic_exchange(&eng->ckpt_asked, true)) {
+    if (frames >= ckpt_threshold(eng) && !atomic_exchange(&eng->ckpt_asked, true)) {
         pthread_mutex_lock(&eng->ckpt_mu);
         pthread_cond_signal(&eng->ckpt_cv);
         pthread_mutex_unlock(&eng->ckpt_mu);
     }
+}
+
+/* A writer waiting at the backstop (ckpt_backstop_wait) goes on. */
+static void
+ckpt_round_over(struct engine *eng)
+{
+    pthread_mutex_lock(&eng->ckpt_mu);
+    pthread_cond_broadcast(&eng->ckpt_done_cv);
+    pthread_mutex_unlock(&eng->ckpt_mu);
 }
 
 /* One round: the bulk copied beside the writer (PASSIVE), then the rest
@@ -954,22 +979,32 @@ ckpt_round(struct engine *eng)
 {
     struct eng_error err = {0};
     int frames = 0, copied = 0;
-    if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, &frames, &copied, &err) !=
-        0) {
+    if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, &frames, &copied, NULL,
+                         &err) != 0) {
         fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
-        return; /* the next commit asks again; the data is safe in the WAL */
+        /* The next commit asks again; the data is safe in the WAL.  A
+         * writer waiting at the backstop goes on meanwhile. */
+        pthread_mutex_lock(&eng->write_mu);
+        atomic_fetch_add(&eng->ckpt_resets, 1);
+        pthread_mutex_unlock(&eng->write_mu);
+        ckpt_round_over(eng);
+        return;
     }
-    int threshold =
-        eng->cfg.checkpoint_frames > 0 ? eng->cfg.checkpoint_frames : ENGINE_CHECKPOINT_FRAMES;
-    bool backstop = frames >= threshold * ENGINE_CHECKPOINT_BACKSTOP;
+    bool backstop = frames >= ckpt_backstop_frames(eng);
+    bool whole = false;
     pthread_mutex_lock(&eng->write_mu);
     int64_t t0 = mono_ns();
     int rc = store_checkpoint(eng->ckpt_store,
                               backstop ? STORE_CHECKPOINT_TRUNCATE : STORE_CHECKPOINT_RESTART,
-                              &frames, &copied, &err);
+                              &frames, &copied, &whole, &err);
     atomic_fetch_add_explicit(&eng->st_ckpt_held_ns, (uint64_t)(mono_ns() - t0),
                               memory_order_relaxed);
+    if (rc == 0 && whole) {
+        atomic_store_explicit(&eng->wal_frames, 0, memory_order_relaxed);
+    }
+    atomic_fetch_add(&eng->ckpt_resets, 1);
     pthread_mutex_unlock(&eng->write_mu);
+    ckpt_round_over(eng);
     if (rc != 0) {
         fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
         return;
@@ -979,6 +1014,41 @@ ckpt_round(struct engine *eng)
     if (backstop) {
         atomic_fetch_add_explicit(&eng->st_ckpt_truncates, 1, memory_order_relaxed);
     }
+}
+
+/* In the writer thread between two batches: a WAL the last batch left at
+ * the backstop (wal_frames, read with the count of second steps `resets`
+ * while holding write_mu) takes no more frames until a checkpoint round
+ * has tried to start it over since that commit.  Readers that hold a
+ * snapshot for long (or a checkpointer starved of CPU) would otherwise let
+ * the WAL file grow by every batch; this bounds it to the backstop and one
+ * batch.  The wait ends after ENGINE_CHECKPOINT_STALL_MS anyway: the WAL
+ * is only longer, nothing is lost. */
+static void
+ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
+{
+    if (wal_frames < ckpt_backstop_frames(eng)) {
+        return; /* also without a checkpointer: wal_frames stays 0 */
+    }
+    atomic_fetch_add_explicit(&eng->st_ckpt_stalls, 1, memory_order_relaxed);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ENGINE_CHECKPOINT_STALL_MS / 1000;
+    until.tv_nsec += (long)(ENGINE_CHECKPOINT_STALL_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&eng->ckpt_mu);
+    if (!atomic_exchange(&eng->ckpt_asked, true)) {
+        pthread_cond_signal(&eng->ckpt_cv);
+    }
+    while (atomic_load(&eng->ckpt_resets) == resets) {
+        if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&eng->ckpt_mu);
 }
 
 static void *
@@ -995,8 +1065,12 @@ ckpt_main(void *arg)
         pthread_mutex_unlock(&eng->ckpt_mu);
         ckpt_round(eng);
         /* Cleared after the round: commits made during it, with the WAL not
-         * yet started over, do not ask for another at once. */
+         * yet started over, do not ask for another at once, unless the
+         * WAL is at the backstop (the writer waits for the next round). */
         atomic_store(&eng->ckpt_asked, false);
+        if (atomic_load(&eng->wal_frames) >= ckpt_backstop_frames(eng)) {
+            atomic_store(&eng->ckpt_asked, true);
+        }
         pthread_mutex_lock(&eng->ckpt_mu);
     }
     pthread_mutex_unlock(&eng->ckpt_mu);
@@ -1020,12 +1094,18 @@ ckpt_start(struct engine *eng)
     }
     pthread_mutex_init(&eng->ckpt_mu, NULL);
     pthread_cond_init(&eng->ckpt_cv, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&eng->ckpt_done_cv, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     eng->ckpt_stop = false;
     atomic_store(&eng->ckpt_asked, false);
     if (pthread_create(&eng->ckpt_thread, NULL, ckpt_main, eng) != 0) {
         fprintf(stderr, "allot: checkpoints stay in the commits: no thread\n");
         pthread_mutex_destroy(&eng->ckpt_mu);
         pthread_cond_destroy(&eng->ckpt_cv);
+        pthread_cond_destroy(&eng->ckpt_done_cv);
         store_close(eng->ckpt_store);
         eng->ckpt_store = NULL;
         return;
@@ -1049,6 +1129,7 @@ ckpt_stop(struct engine *eng)
     if (store_wal_hook(eng->writer, NULL, NULL) != 0) {
         fprintf(stderr, "allot: SQLite's own checkpoints could not be turned back on\n");
     }
+    atomic_store(&eng->wal_frames, 0);
     pthread_mutex_unlock(&eng->write_mu);
     pthread_mutex_lock(&eng->ckpt_mu);
     eng->ckpt_stop = true;
@@ -1058,6 +1139,7 @@ ckpt_stop(struct engine *eng)
     eng->ckpt_running = false;
     pthread_mutex_destroy(&eng->ckpt_mu);
     pthread_cond_destroy(&eng->ckpt_cv);
+    pthread_cond_destroy(&eng->ckpt_done_cv);
     store_close(eng->ckpt_store);
     eng->ckpt_store = NULL;
 }

@@ -72,8 +72,12 @@ struct engine_config {
 };
 #define ENGINE_CHECKPOINT_FRAMES 1000
 #define ENGINE_CHECKPOINT_FRAMES_MAX 1000000
-/* A WAL this many times the threshold is emptied with the writer held. */
+/* A WAL this many times the threshold is emptied with the writer held, and
+ * the writer starts no batch on it until a checkpoint has tried to (at most
+ * ENGINE_CHECKPOINT_STALL_MS): the WAL file stays within this and one
+ * batch's frames. */
 #define ENGINE_CHECKPOINT_BACKSTOP 8
+#define ENGINE_CHECKPOINT_STALL_MS 2000
 #define ENGINE_COMPUTE_SLOTS_MAX 1024
 
 struct engine {
@@ -120,9 +124,12 @@ struct engine {
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
+    pthread_cond_t ckpt_done_cv; /* a round's second step is over (ckpt_resets moved) */
     _Atomic bool ckpt_asked;
-    _Atomic int wal_frames; /* after the last commit */
+    _Atomic int wal_frames; /* after the last commit; 0 once a checkpoint restarted it */
+    _Atomic uint64_t ckpt_resets; /* second steps tried, counted holding write_mu */
     _Atomic uint64_t st_ckpts, st_ckpt_frames, st_ckpt_held_ns, st_ckpt_truncates;
+    _Atomic uint64_t st_ckpt_stalls;
 };
 
 /* What the engine did since it opened, to tell where a load waits
@@ -141,6 +148,7 @@ struct engine_stats {
     int compute_slots;               /* 0: no limit */
     uint64_t checkpoints, checkpoint_frames, checkpoint_truncates; /* off the writer */
     double checkpoint_held_seconds;  /* the writer held up for their last part */
+    uint64_t checkpoint_stalls;      /* batches that waited for a WAL at the backstop */
     uint64_t slot_entries, slot_waits; /* requests that took a slot, and waited for it */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);

@@ -1215,10 +1215,13 @@ checkpoint_busy(void *arg, int count)
 
 int
 store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int *frames, int *copied,
-                 struct eng_error *err)
+                 bool *whole, struct eng_error *err)
 {
     *frames = 0;
     *copied = 0;
+    if (whole != NULL) {
+        *whole = false;
+    }
     if (s->db == NULL) {
         return 0;
     }
@@ -1235,5 +1238,8 @@ store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int *frames, 
     }
     *frames = log > 0 ? log : 0;
     *copied = done > 0 ? done : 0;
+    if (whole != NULL) {
+        *whole = rc == SQLITE_OK && mode != STORE_CHECKPOINT_PASSIVE;
+    }
     return 0;
 }
