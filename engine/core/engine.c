@@ -968,6 +968,27 @@ ckpt_round_over(struct engine *eng)
     pthread_mutex_unlock(&eng->ckpt_mu);
 }
 
+/* Tests only (cfg.checkpoint_test_delay_ms): a checkpointer as late as it
+ * can be, starting a round only once the WAL is at the backstop (or 5 s
+ * on, or at stop), and then that many ms later still. */
+static void
+ckpt_test_late(struct engine *eng)
+{
+    struct timespec ms = {0, 1000000L};
+    for (int i = 0; i < 5000 && atomic_load(&eng->wal_frames) < ckpt_backstop_frames(eng); i++) {
+        pthread_mutex_lock(&eng->ckpt_mu);
+        bool stop = eng->ckpt_stop;
+        pthread_mutex_unlock(&eng->ckpt_mu);
+        if (stop) {
+            return;
+        }
+        nanosleep(&ms, NULL);
+    }
+    struct timespec late = {eng->cfg.checkpoint_test_delay_ms / 1000,
+                            (long)(eng->cfg.checkpoint_test_delay_ms % 1000) * 1000000L};
+    nanosleep(&late, NULL);
+}
+
 /* One round: the bulk copied beside the writer (PASSIVE), then the rest
  * (what it committed meanwhile) with the writer held between batches
  * (RESTART: it also waits out the readers of older snapshots, ~100 µs), so
@@ -979,6 +1000,9 @@ ckpt_round(struct engine *eng)
 {
     struct eng_error err = {0};
     int frames = 0, copied = 0;
+    if (eng->cfg.checkpoint_test_delay_ms > 0) {
+        ckpt_test_late(eng);
+    }
     if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, &frames, &copied, NULL,
                          &err) != 0) {
         fprintf(stderr, "allot: checkpoint: %s\n", err.msg);

@@ -68,6 +68,10 @@ struct engine_config {
      * ENGINE_CHECKPOINT_FRAMES; < 0: no checkpointer, SQLite checkpoints
      * inside the commits.  Only with the writer thread, on SQLite. */
     int checkpoint_frames;
+    /* Tests only (tests/c/test_checkpoint.c): > 0, the checkpointer starts
+     * each round only once the WAL is at the backstop, and this many ms
+     * later still, as one late for its CPU might. */
+    int checkpoint_test_delay_ms;
     struct policy_limits policy;
 };
 #define ENGINE_CHECKPOINT_FRAMES 1000
