@@ -522,7 +522,7 @@ main(int argc, char **argv)
         ticker_stop(&ticker);
     }
     http_server_stop(&srv);
-    char stats[768];
+    char stats[1024];
     engine_stats_text(&eng, stats, sizeof stats);
     fprintf(stderr, "allotd: since start: %s\n", stats);
     engine_auth_thread_done();

@@ -829,6 +829,8 @@ engine_stats(struct engine *eng, struct engine_stats *st)
     st->checkpoint_truncates = atomic_load(&eng->st_ckpt_truncates);
     st->checkpoint_held_seconds = (double)atomic_load(&eng->st_ckpt_held_ns) / 1e9;
     st->checkpoint_stalls = atomic_load(&eng->st_ckpt_stalls);
+    st->checkpoint_blocked = atomic_load(&eng->st_ckpt_blocked);
+    st->checkpoint_skipped = atomic_load(&eng->st_ckpt_skipped);
     if (eng->gated) {
         gate_counts(&eng->gate, &st->slot_entries, &st->slot_waits);
     }
@@ -860,15 +862,17 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              "%ld, recomputed %ld); readers acquired %" PRIu64 " times, %" PRIu64
              " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64
              " waited; checkpoints off the writer %" PRIu64 " (%" PRIu64
-             " frames, writer held %.3f s, %" PRIu64 " emptying, %" PRIu64
-             " stalls); policy copies %d; peak resident %ld MiB",
+             " frames, writer held %.3f s, %" PRIu64 " emptying, %" PRIu64 " stalls, %" PRIu64
+             " blocked by a reader, %" PRIu64 " left for one); policy copies %d; "
+             "peak resident %ld MiB",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
              ps.made, ps.applied, ps.repriced, ps.recomputed, st.reader_acquires,
              st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits, st.checkpoints,
              st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates,
-             st.checkpoint_stalls, policy_copies_live(), peak_rss_mib());
+             st.checkpoint_stalls, st.checkpoint_blocked, st.checkpoint_skipped,
+             policy_copies_live(), peak_rss_mib());
 }
 
 static void *
@@ -959,13 +963,38 @@ ckpt_note(void *ud, int frames)
     }
 }
 
-/* A writer waiting at the backstop (ckpt_backstop_wait) goes on. */
+/* After a round that did not start the WAL over, the next one waits 2 ms
+ * rather than spin.  The second step waits for readers at most 10 ms: it
+ * runs only when the first found no reader behind the WAL's end, so it
+ * waits for those that began since (a quote's read lasts ~50 µs). */
+#define CKPT_RETRY_NS 2000000L
+#define CKPT_WAIT_US 10000
+
+/* The WAL started over (or a round failed for an error, which waiting
+ * would not mend): a writer waiting at the backstop goes on.  Call
+ * holding write_mu. */
+static void
+ckpt_progress(struct engine *eng)
+{
+    atomic_fetch_add(&eng->ckpt_resets, 1);
+}
+
+/* Wakes a writer waiting at the backstop (ckpt_backstop_wait) to look. */
 static void
 ckpt_round_over(struct engine *eng)
 {
     pthread_mutex_lock(&eng->ckpt_mu);
     pthread_cond_broadcast(&eng->ckpt_done_cv);
     pthread_mutex_unlock(&eng->ckpt_mu);
+}
+
+static bool
+ckpt_stopping(struct engine *eng)
+{
+    pthread_mutex_lock(&eng->ckpt_mu);
+    bool stop = eng->ckpt_stop;
+    pthread_mutex_unlock(&eng->ckpt_mu);
+    return stop;
 }
 
 /* Tests only (cfg.checkpoint_test_delay_ms): a checkpointer as late as it
@@ -976,10 +1005,7 @@ ckpt_test_late(struct engine *eng)
 {
     struct timespec ms = {0, 1000000L};
     for (int i = 0; i < 5000 && atomic_load(&eng->wal_frames) < ckpt_backstop_frames(eng); i++) {
-        pthread_mutex_lock(&eng->ckpt_mu);
-        bool stop = eng->ckpt_stop;
-        pthread_mutex_unlock(&eng->ckpt_mu);
-        if (stop) {
+        if (ckpt_stopping(eng)) {
             return;
         }
         nanosleep(&ms, NULL);
@@ -989,13 +1015,18 @@ ckpt_test_late(struct engine *eng)
     nanosleep(&late, NULL);
 }
 
-/* One round: the bulk copied beside the writer (PASSIVE), then the rest
- * (what it committed meanwhile) with the writer held between batches
- * (RESTART: it also waits out the readers of older snapshots, ~100 µs), so
- * the copy is whole and the writer's next transaction starts the WAL over
- * instead of appending to it; a WAL that grew past the backstop anyway is
- * cut back to nothing. */
-static void
+/* One round: the bulk copied beside the writer (PASSIVE); then, if no
+ * reader kept that copy short, the rest (what the writer committed
+ * meanwhile) with the writer held between batches (RESTART: it also waits
+ * for the readers that began since, at most CKPT_WAIT_US), so the copy is
+ * whole and the writer's next transaction starts the WAL over instead of
+ * appending to it; a WAL that grew past the backstop is cut back to
+ * nothing.  A reader behind the WAL's end (a report's snapshot, for
+ * seconds) is not waited for with the writer held: that held every batch
+ * up for as long as the report read (370 ms a round, measured).  The
+ * round is tried again 2 ms on, and the WAL grows meanwhile, as SQLite's
+ * own would.  Returns whether the WAL was started over. */
+static bool
 ckpt_round(struct engine *eng)
 {
     struct eng_error err = {0};
@@ -1003,16 +1034,22 @@ ckpt_round(struct engine *eng)
     if (eng->cfg.checkpoint_test_delay_ms > 0) {
         ckpt_test_late(eng);
     }
-    if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, &frames, &copied, NULL,
+    if (store_checkpoint(eng->ckpt_store, STORE_CHECKPOINT_PASSIVE, 0, &frames, &copied, NULL,
                          &err) != 0) {
         fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
-        /* The next commit asks again; the data is safe in the WAL.  A
-         * writer waiting at the backstop goes on meanwhile. */
+        /* The next commit asks again; the data is safe in the WAL. */
         pthread_mutex_lock(&eng->write_mu);
-        atomic_fetch_add(&eng->ckpt_resets, 1);
+        ckpt_progress(eng);
         pthread_mutex_unlock(&eng->write_mu);
         ckpt_round_over(eng);
-        return;
+        return false;
+    }
+    if (frames == 0) {
+        return false; /* the writer has just started the WAL over itself */
+    }
+    if (copied < frames) {
+        atomic_fetch_add_explicit(&eng->st_ckpt_skipped, 1, memory_order_relaxed);
+        return false;
     }
     bool backstop = frames >= ckpt_backstop_frames(eng);
     bool whole = false;
@@ -1020,34 +1057,42 @@ ckpt_round(struct engine *eng)
     int64_t t0 = mono_ns();
     int rc = store_checkpoint(eng->ckpt_store,
                               backstop ? STORE_CHECKPOINT_TRUNCATE : STORE_CHECKPOINT_RESTART,
-                              &frames, &copied, &whole, &err);
+                              CKPT_WAIT_US, &frames, &copied, &whole, &err);
     atomic_fetch_add_explicit(&eng->st_ckpt_held_ns, (uint64_t)(mono_ns() - t0),
                               memory_order_relaxed);
-    if (rc == 0 && whole) {
-        atomic_store_explicit(&eng->wal_frames, 0, memory_order_relaxed);
+    if (rc != 0 || whole) {
+        if (whole) {
+            atomic_store_explicit(&eng->wal_frames, 0, memory_order_relaxed);
+        }
+        ckpt_progress(eng);
     }
-    atomic_fetch_add(&eng->ckpt_resets, 1);
     pthread_mutex_unlock(&eng->write_mu);
     ckpt_round_over(eng);
     if (rc != 0) {
         fprintf(stderr, "allot: checkpoint: %s\n", err.msg);
-        return;
+        return false;
+    }
+    if (!whole) {
+        atomic_fetch_add_explicit(&eng->st_ckpt_blocked, 1, memory_order_relaxed);
+        return false;
     }
     atomic_fetch_add_explicit(&eng->st_ckpts, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&eng->st_ckpt_frames, (uint64_t)copied, memory_order_relaxed);
     if (backstop) {
         atomic_fetch_add_explicit(&eng->st_ckpt_truncates, 1, memory_order_relaxed);
     }
+    return true;
 }
 
 /* In the writer thread between two batches: a WAL the last batch left at
- * the backstop (wal_frames, read with the count of second steps `resets`
- * while holding write_mu) takes no more frames until a checkpoint round
- * has tried to start it over since that commit.  Readers that hold a
- * snapshot for long (or a checkpointer starved of CPU) would otherwise let
- * the WAL file grow by every batch; this bounds it to the backstop and one
- * batch.  The wait ends after ENGINE_CHECKPOINT_STALL_MS anyway: the WAL
- * is only longer, nothing is lost. */
+ * the backstop (wal_frames, read with the count of restarts `resets` while
+ * holding write_mu) takes no more frames until a checkpoint has started it
+ * over since that commit, for at most ENGINE_CHECKPOINT_STALL_MS.  A
+ * checkpointer late for its CPU, or a reader holding an old snapshot,
+ * would otherwise let the WAL file grow by every batch; this bounds it to
+ * the backstop and one batch, or one batch per stall while a reader holds
+ * the WAL for longer.  Nothing is lost by going on after the stall: the
+ * WAL is only longer. */
 static void
 ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
 {
@@ -1087,12 +1132,18 @@ ckpt_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&eng->ckpt_mu);
-        ckpt_round(eng);
+        bool restarted = ckpt_round(eng);
         /* Cleared after the round: commits made during it, with the WAL not
-         * yet started over, do not ask for another at once, unless the
-         * WAL is at the backstop (the writer waits for the next round). */
+         * yet started over, do not ask for another at once.  A round that
+         * did not start it over is tried again, a little later, while the
+         * WAL is past the threshold (the writer may be waiting at the
+         * backstop, and asks no more). */
         atomic_store(&eng->ckpt_asked, false);
-        if (atomic_load(&eng->wal_frames) >= ckpt_backstop_frames(eng)) {
+        if (!restarted && atomic_load(&eng->wal_frames) >= ckpt_threshold(eng)) {
+            struct timespec pause = {0, CKPT_RETRY_NS};
+            if (!ckpt_stopping(eng)) {
+                nanosleep(&pause, NULL);
+            }
             atomic_store(&eng->ckpt_asked, true);
         }
         pthread_mutex_lock(&eng->ckpt_mu);

@@ -77,11 +77,11 @@ struct engine_config {
 #define ENGINE_CHECKPOINT_FRAMES 1000
 #define ENGINE_CHECKPOINT_FRAMES_MAX 1000000
 /* A WAL this many times the threshold is emptied with the writer held, and
- * the writer starts no batch on it until a checkpoint has tried to (at most
- * ENGINE_CHECKPOINT_STALL_MS): the WAL file stays within this and one
- * batch's frames. */
+ * the writer starts no batch on it until a checkpoint has started it over
+ * (at most ENGINE_CHECKPOINT_STALL_MS a batch): the WAL file stays within
+ * this and one batch's frames, but for a reader holding it longer. */
 #define ENGINE_CHECKPOINT_BACKSTOP 8
-#define ENGINE_CHECKPOINT_STALL_MS 2000
+#define ENGINE_CHECKPOINT_STALL_MS 1000
 #define ENGINE_COMPUTE_SLOTS_MAX 1024
 
 struct engine {
@@ -131,9 +131,9 @@ struct engine {
     pthread_cond_t ckpt_done_cv; /* a round's second step is over (ckpt_resets moved) */
     _Atomic bool ckpt_asked;
     _Atomic int wal_frames; /* after the last commit; 0 once a checkpoint restarted it */
-    _Atomic uint64_t ckpt_resets; /* second steps tried, counted holding write_mu */
+    _Atomic uint64_t ckpt_resets; /* WAL restarts (and failed rounds), counted holding write_mu */
     _Atomic uint64_t st_ckpts, st_ckpt_frames, st_ckpt_held_ns, st_ckpt_truncates;
-    _Atomic uint64_t st_ckpt_stalls;
+    _Atomic uint64_t st_ckpt_stalls, st_ckpt_blocked, st_ckpt_skipped;
 };
 
 /* What the engine did since it opened, to tell where a load waits
@@ -153,6 +153,8 @@ struct engine_stats {
     uint64_t checkpoints, checkpoint_frames, checkpoint_truncates; /* off the writer */
     double checkpoint_held_seconds;  /* the writer held up for their last part */
     uint64_t checkpoint_stalls;      /* batches that waited for a WAL at the backstop */
+    uint64_t checkpoint_blocked;     /* second steps that could not wait out a reader */
+    uint64_t checkpoint_skipped;     /* rounds with a reader behind the WAL's end: writer not held */
     uint64_t slot_entries, slot_waits; /* requests that took a slot, and waited for it */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);

@@ -1198,14 +1198,22 @@ store_wal_hook(struct store *s, void (*note)(void *ud, int frames), void *ud)
 }
 
 /* The checkpoint's busy handler: SQLite's own sleeps 1 ms and more at a
- * time, far longer than the readers it waits for. */
+ * time, far longer than the readers it waits for.  Steps of 50 µs, until
+ * the wait's end by the clock. */
 #define CHECKPOINT_WAIT_STEP_NS 50000
-#define CHECKPOINT_WAIT_STEPS 2000
+struct checkpoint_wait {
+    int64_t since, max_ns;
+};
 static int
 checkpoint_busy(void *arg, int count)
 {
-    (void)arg;
-    if (count >= CHECKPOINT_WAIT_STEPS) {
+    struct checkpoint_wait *w = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t t = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    if (count == 0) {
+        w->since = t;
+    } else if (t - w->since >= w->max_ns) {
         return 0;
     }
     struct timespec ts = {0, CHECKPOINT_WAIT_STEP_NS};
@@ -1214,8 +1222,8 @@ checkpoint_busy(void *arg, int count)
 }
 
 int
-store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int *frames, int *copied,
-                 bool *whole, struct eng_error *err)
+store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int wait_us, int *frames,
+                 int *copied, bool *whole, struct eng_error *err)
 {
     *frames = 0;
     *copied = 0;
@@ -1225,13 +1233,15 @@ store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int *frames, 
     if (s->db == NULL) {
         return 0;
     }
-    sqlite3_busy_handler(s->db, checkpoint_busy, NULL);
+    struct checkpoint_wait wait = {0, (int64_t)(wait_us > 0 ? wait_us : 0) * 1000};
+    sqlite3_busy_handler(s->db, checkpoint_busy, &wait);
     int log = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
                                        mode == STORE_CHECKPOINT_TRUNCATE  ? SQLITE_CHECKPOINT_TRUNCATE
                                        : mode == STORE_CHECKPOINT_RESTART ? SQLITE_CHECKPOINT_RESTART
                                                                           : SQLITE_CHECKPOINT_PASSIVE,
                                        &log, &done);
+    sqlite3_busy_handler(s->db, NULL, NULL); /* `wait` goes out of scope */
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         return eng_error_code(err, ENG_ESTORE, "storage_error", "checkpoint: %s",
                               sqlite3_errmsg(s->db));

@@ -85,13 +85,12 @@ enum store_checkpoint_mode {
 /* Copies the WAL's frames into the database file and syncs it; *frames:
  * the WAL's frames, *copied: how many of them the file now holds.  *whole
  * (may be NULL): RESTART or TRUNCATE finished, so the next write starts
- * the WAL over.  Waiting is in steps of 50 µs, at
- * most 100 ms (readers' transactions are short); not being able to finish
- * for a reader or the writer is no error.  It replaces the connection's
- * busy handler: give it a connection of its own.  PostgreSQL: 0, with
- * both 0. */
+ * the WAL over.  They wait for the writer and for readers in steps of
+ * 50 µs, at most wait_us; not being able to finish for a reader or the
+ * writer is no error.  It replaces the connection's busy handler: give it
+ * a connection of its own.  PostgreSQL: 0, with both 0. */
 ENG_MUST_CHECK int store_checkpoint(struct store *store, enum store_checkpoint_mode mode,
-                                    int *frames, int *copied, bool *whole,
+                                    int wait_us, int *frames, int *copied, bool *whole,
                                     struct eng_error *err);
 
 /* The reader pool: at most `size` shared read-only connections, whatever
