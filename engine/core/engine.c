@@ -831,6 +831,7 @@ engine_stats(struct engine *eng, struct engine_stats *st)
     st->checkpoint_stalls = atomic_load(&eng->st_ckpt_stalls);
     st->checkpoint_blocked = atomic_load(&eng->st_ckpt_blocked);
     st->checkpoint_skipped = atomic_load(&eng->st_ckpt_skipped);
+    st->checkpoint_unstalled = atomic_load(&eng->st_ckpt_unstalled);
     if (eng->gated) {
         gate_counts(&eng->gate, &st->slot_entries, &st->slot_waits);
     }
@@ -863,8 +864,8 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              " waited; compute slots %d: taken %" PRIu64 " times, %" PRIu64
              " waited; checkpoints off the writer %" PRIu64 " (%" PRIu64
              " frames, writer held %.3f s, %" PRIu64 " emptying, %" PRIu64 " stalls, %" PRIu64
-             " blocked by a reader, %" PRIu64 " left for one); policy copies %d; "
-             "peak resident %ld MiB",
+             " blocked by a reader, %" PRIu64 " left for one, %" PRIu64
+             " writes not stalled for one); policy copies %d; peak resident %ld MiB",
              st.writes, st.batches, st.batches > 0 ? (double)st.writes / (double)st.batches : 0.0,
              st.batch_largest, st.writer_busy_seconds, st.seconds, st.writer_cpu_seconds,
              st.wal_writes, st.wal_calls, st.plans, st.plans_no_reader,
@@ -872,7 +873,7 @@ engine_stats_text(struct engine *eng, char *buf, size_t len)
              st.reader_waits, st.compute_slots, st.slot_entries, st.slot_waits, st.checkpoints,
              st.checkpoint_frames, st.checkpoint_held_seconds, st.checkpoint_truncates,
              st.checkpoint_stalls, st.checkpoint_blocked, st.checkpoint_skipped,
-             policy_copies_live(), peak_rss_mib());
+             st.checkpoint_unstalled, policy_copies_live(), peak_rss_mib());
 }
 
 static void *
@@ -1049,8 +1050,16 @@ ckpt_round(struct engine *eng)
     }
     if (copied < frames) {
         atomic_fetch_add_explicit(&eng->st_ckpt_skipped, 1, memory_order_relaxed);
+        /* Readers that come and go move the copy on from round to round;
+         * one that stays keeps it where its snapshot ends. */
+        if (atomic_load(&eng->ckpt_left_since) == 0 || copied != eng->ckpt_left_at) {
+            eng->ckpt_left_at = copied;
+            atomic_store(&eng->ckpt_left_since, mono_ns());
+        }
+        ckpt_round_over(eng); /* a writer at the backstop looks again */
         return false;
     }
+    atomic_store(&eng->ckpt_left_since, 0); /* no reader behind the WAL's end now */
     bool backstop = frames >= ckpt_backstop_frames(eng);
     bool whole = false;
     pthread_mutex_lock(&eng->write_mu);
@@ -1063,6 +1072,7 @@ ckpt_round(struct engine *eng)
     if (rc != 0 || whole) {
         if (whole) {
             atomic_store_explicit(&eng->wal_frames, 0, memory_order_relaxed);
+            atomic_store(&eng->ckpt_left_since, 0);
         }
         ckpt_progress(eng);
     }
@@ -1084,20 +1094,34 @@ ckpt_round(struct engine *eng)
     return true;
 }
 
+/* Rounds have been left for a reader, the copy stuck where its snapshot
+ * ends, for ENGINE_CHECKPOINT_LONG_READER_MS: a report reads.  Waiting for it at the backstop would hold every booking
+ * up while it lasts; the WAL grows instead, as SQLite's own would, and the
+ * first round after it cuts it back. */
+static bool
+ckpt_long_reader(struct engine *eng)
+{
+    int64_t left = atomic_load(&eng->ckpt_left_since);
+    return left != 0 && mono_ns() - left >= (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000;
+}
+
 /* In the writer thread between two batches: a WAL the last batch left at
  * the backstop (wal_frames, read with the count of restarts `resets` while
  * holding write_mu) takes no more frames until a checkpoint has started it
  * over since that commit, for at most ENGINE_CHECKPOINT_STALL_MS.  A
- * checkpointer late for its CPU, or a reader holding an old snapshot,
- * would otherwise let the WAL file grow by every batch; this bounds it to
- * the backstop and one batch, or one batch per stall while a reader holds
- * the WAL for longer.  Nothing is lost by going on after the stall: the
- * WAL is only longer. */
+ * checkpointer late for its CPU would otherwise let the WAL file grow by
+ * every batch; this bounds it to the backstop and one batch.  A long
+ * reader (ckpt_long_reader) ends the wait, and so does the time limit:
+ * nothing is lost by going on, the WAL is only longer. */
 static void
 ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
 {
     if (wal_frames < ckpt_backstop_frames(eng)) {
         return; /* also without a checkpointer: wal_frames stays 0 */
+    }
+    if (ckpt_long_reader(eng)) {
+        atomic_fetch_add_explicit(&eng->st_ckpt_unstalled, 1, memory_order_relaxed);
+        return;
     }
     atomic_fetch_add_explicit(&eng->st_ckpt_stalls, 1, memory_order_relaxed);
     struct timespec until;
@@ -1112,7 +1136,7 @@ ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
     if (!atomic_exchange(&eng->ckpt_asked, true)) {
         pthread_cond_signal(&eng->ckpt_cv);
     }
-    while (atomic_load(&eng->ckpt_resets) == resets) {
+    while (atomic_load(&eng->ckpt_resets) == resets && !ckpt_long_reader(eng)) {
         if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &until) == ETIMEDOUT) {
             break;
         }
@@ -1176,6 +1200,7 @@ ckpt_start(struct engine *eng)
     pthread_condattr_destroy(&monotonic);
     eng->ckpt_stop = false;
     atomic_store(&eng->ckpt_asked, false);
+    atomic_store(&eng->ckpt_left_since, 0);
     if (pthread_create(&eng->ckpt_thread, NULL, ckpt_main, eng) != 0) {
         fprintf(stderr, "allot: checkpoints stay in the commits: no thread\n");
         pthread_mutex_destroy(&eng->ckpt_mu);

@@ -82,6 +82,10 @@ struct engine_config {
  * this and one batch's frames, but for a reader holding it longer. */
 #define ENGINE_CHECKPOINT_BACKSTOP 8
 #define ENGINE_CHECKPOINT_STALL_MS 1000
+/* Rounds left for a reader, the copy stuck at one frame, this long: one
+ * reader holds one snapshot (a report), and the writer no longer waits at
+ * the backstop until a round starts the WAL over. */
+#define ENGINE_CHECKPOINT_LONG_READER_MS 100
 #define ENGINE_COMPUTE_SLOTS_MAX 1024
 
 struct engine {
@@ -133,7 +137,11 @@ struct engine {
     _Atomic int wal_frames; /* after the last commit; 0 once a checkpoint restarted it */
     _Atomic uint64_t ckpt_resets; /* WAL restarts (and failed rounds), counted holding write_mu */
     _Atomic uint64_t st_ckpts, st_ckpt_frames, st_ckpt_held_ns, st_ckpt_truncates;
-    _Atomic uint64_t st_ckpt_stalls, st_ckpt_blocked, st_ckpt_skipped;
+    _Atomic uint64_t st_ckpt_stalls, st_ckpt_blocked, st_ckpt_skipped, st_ckpt_unstalled;
+    /* Rounds left for a reader, the copy stuck at ckpt_left_at frames, since
+     * (mono ns; 0: none).  ckpt_left_at: the checkpointer thread's only. */
+    _Atomic int64_t ckpt_left_since;
+    int ckpt_left_at;
 };
 
 /* What the engine did since it opened, to tell where a load waits
@@ -155,6 +163,7 @@ struct engine_stats {
     uint64_t checkpoint_stalls;      /* batches that waited for a WAL at the backstop */
     uint64_t checkpoint_blocked;     /* second steps that could not wait out a reader */
     uint64_t checkpoint_skipped;     /* rounds with a reader behind the WAL's end: writer not held */
+    uint64_t checkpoint_unstalled;   /* backstop waits not made: a reader holds the WAL for long */
     uint64_t slot_entries, slot_waits; /* requests that took a slot, and waited for it */
 };
 void engine_stats(struct engine *eng, struct engine_stats *st);
