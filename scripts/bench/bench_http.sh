@@ -30,6 +30,10 @@
 #                  (0 = no limit; allotd's default is 4 per CPU)
 #   --checkpoint-frames N  passed to allotd: WAL frames that start a
 #                  checkpoint off the writer (0 = inside the commits)
+#   --long-read S  SQLite: during each bookings load, from 1 s in, another
+#                  process holds one read snapshot for S seconds, as a long
+#                  report does (engine/README.md, "Checkpoints off the
+#                  writer")
 #
 # BENCH_SUMMARY=FILE appends one line of figures to FILE (bench_pg.sh
 # makes its table from them); BENCH_KEEP=1 keeps the logs.
@@ -39,7 +43,7 @@ BUILD="${ALLOT_BUILD_DIR:-build}"
 DUR="${BENCH_SECONDS:-5}"
 CONNS="${BENCH_CONNS:-1 16 64}"
 THREADS="${BENCH_THREADS:-96}"
-PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS="" SLOTS="" CKPT=""
+PG=0 NODES=1 LB=0 BATCH="" TENANTS=1 USERS="" READERS="" SLOTS="" CKPT="" LONG_READ=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --pg) PG=1 ;;
@@ -51,7 +55,8 @@ while [ $# -gt 0 ]; do
     --readers) READERS=$2; shift ;;
     --compute-slots) SLOTS=$2; shift ;;
     --checkpoint-frames) CKPT=$2; shift ;;
-    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N] [--compute-slots N] [--checkpoint-frames N]" >&2; exit 2 ;;
+    --long-read) LONG_READ=$2; shift ;;
+    *) echo "usage: bench_http.sh [--pg] [--nodes N] [--lb] [--batch-max N] [--tenants N] [--users N] [--readers N] [--compute-slots N] [--checkpoint-frames N] [--long-read S]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -285,7 +290,17 @@ for c in $CONNS; do
     printf '%46s quotes/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
     SUMMARY="$SUMMARY	quotes $c $LAST_RPS $LAST_P99 $(ratio "$LAST_RPS" "$HEALTH")"
     export BASE_DAY=$day
+    HOLDER=""
+    if [ -n "$LONG_READ" ] && [ "$PG" -eq 0 ]; then
+        (sleep 1; { echo "BEGIN; SELECT count(*) FROM booking;"; sleep "$LONG_READ"; echo "COMMIT;"; } |
+            sqlite3 -readonly "$DB" >/dev/null) &
+        HOLDER=$!
+    fi
     load "credit bookings" "$c" scripts/bench/booking.lua
+    if [ -n "$HOLDER" ]; then
+        wait "$HOLDER" || fail "the long reader failed"
+        printf '%46s (a reader held one snapshot for %s s of it)\n' "" "$LONG_READ"
+    fi
     printf '%46s bookings/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
     SUMMARY="$SUMMARY	bookings $c $LAST_RPS $LAST_P99 $(ratio "$LAST_RPS" "$HEALTH")"
     BOOKED=$(( BOOKED + ${GOOD:-0} ))
