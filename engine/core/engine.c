@@ -964,11 +964,15 @@ ckpt_note(void *ud, int frames)
     }
 }
 
-/* After a round that did not start the WAL over, the next one waits 2 ms
- * rather than spin.  The second step waits for readers at most 10 ms: it
- * runs only when the first found no reader behind the WAL's end, so it
- * waits for those that began since (a quote's read lasts ~50 µs). */
+/* After a round that did not start the WAL over, the next one waits 2 ms,
+ * twice that after each further one, at most 100 ms: readers that come and
+ * go are soon past, and one that stays (a report, or a shell left in a
+ * transaction) costs a round a tenth of a second.  The second step waits
+ * for readers at most 10 ms: it runs only when the first found no reader
+ * behind the WAL's end, so it waits for those that began since (a quote's
+ * read lasts ~50 µs). */
 #define CKPT_RETRY_NS 2000000L
+#define CKPT_RETRY_MAX_NS 100000000L
 #define CKPT_WAIT_US 10000
 
 /* The WAL started over (or a round failed for an error, which waiting
@@ -1025,8 +1029,8 @@ ckpt_test_late(struct engine *eng)
  * nothing.  A reader behind the WAL's end (a report's snapshot, for
  * seconds) is not waited for with the writer held: that held every batch
  * up for as long as the report read (370 ms a round, measured).  The
- * round is tried again 2 ms on, and the WAL grows meanwhile, as SQLite's
- * own would.  Returns whether the WAL was started over. */
+ * round is tried again soon (CKPT_RETRY_NS), and the WAL grows meanwhile,
+ * as SQLite's own would.  Returns whether the WAL was started over. */
 static bool
 ckpt_round(struct engine *eng)
 {
@@ -1062,6 +1066,7 @@ ckpt_round(struct engine *eng)
     atomic_store(&eng->ckpt_left_since, 0); /* no reader behind the WAL's end now */
     bool backstop = frames >= ckpt_backstop_frames(eng);
     bool whole = false;
+    int first_copied = copied; /* a TRUNCATE reports 0 of 0 after it */
     pthread_mutex_lock(&eng->write_mu);
     int64_t t0 = mono_ns();
     int rc = store_checkpoint(eng->ckpt_store,
@@ -1087,7 +1092,9 @@ ckpt_round(struct engine *eng)
         return false;
     }
     atomic_fetch_add_explicit(&eng->st_ckpts, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&eng->st_ckpt_frames, (uint64_t)copied, memory_order_relaxed);
+    atomic_fetch_add_explicit(&eng->st_ckpt_frames,
+                              (uint64_t)(copied > first_copied ? copied : first_copied),
+                              memory_order_relaxed);
     if (backstop) {
         atomic_fetch_add_explicit(&eng->st_ckpt_truncates, 1, memory_order_relaxed);
     }
@@ -1095,9 +1102,10 @@ ckpt_round(struct engine *eng)
 }
 
 /* Rounds have been left for a reader, the copy stuck where its snapshot
- * ends, for ENGINE_CHECKPOINT_LONG_READER_MS: a report reads.  Waiting for it at the backstop would hold every booking
- * up while it lasts; the WAL grows instead, as SQLite's own would, and the
- * first round after it cuts it back. */
+ * ends, for ENGINE_CHECKPOINT_LONG_READER_MS: a report reads.  Waiting for
+ * it at the backstop would hold every booking up while it lasts; the WAL
+ * grows instead, as SQLite's own would, and the first round after it cuts
+ * it back. */
 static bool
 ckpt_long_reader(struct engine *eng)
 {
@@ -1124,20 +1132,21 @@ ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
         return;
     }
     atomic_fetch_add_explicit(&eng->st_ckpt_stalls, 1, memory_order_relaxed);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ENGINE_CHECKPOINT_STALL_MS / 1000;
-    until.tv_nsec += (long)(ENGINE_CHECKPOINT_STALL_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t until = mono_ns() + (int64_t)ENGINE_CHECKPOINT_STALL_MS * 1000000;
     pthread_mutex_lock(&eng->ckpt_mu);
     if (!atomic_exchange(&eng->ckpt_asked, true)) {
         pthread_cond_signal(&eng->ckpt_cv);
     }
     while (atomic_load(&eng->ckpt_resets) == resets && !ckpt_long_reader(eng)) {
-        if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &until) == ETIMEDOUT) {
+        /* Awake at the limit, or when the rounds left for a reader turn
+         * it into a long one (no round need come to say so). */
+        int64_t at = until, left = atomic_load(&eng->ckpt_left_since);
+        if (left != 0 && left + (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000 < at) {
+            at = left + (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000;
+        }
+        struct timespec ts = {(time_t)(at / 1000000000), (long)(at % 1000000000)};
+        if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &ts) == ETIMEDOUT &&
+            mono_ns() >= until) {
             break;
         }
     }
@@ -1149,6 +1158,7 @@ ckpt_main(void *arg)
 {
     struct engine *eng = arg;
     (void)prctl(PR_SET_NAME, "allot-ckpt", 0, 0, 0);
+    long retry_ns = CKPT_RETRY_NS;
     pthread_mutex_lock(&eng->ckpt_mu);
     while (!eng->ckpt_stop) {
         if (!atomic_load(&eng->ckpt_asked)) {
@@ -1164,11 +1174,14 @@ ckpt_main(void *arg)
          * backstop, and asks no more). */
         atomic_store(&eng->ckpt_asked, false);
         if (!restarted && atomic_load(&eng->wal_frames) >= ckpt_threshold(eng)) {
-            struct timespec pause = {0, CKPT_RETRY_NS};
+            struct timespec pause = {0, retry_ns};
             if (!ckpt_stopping(eng)) {
                 nanosleep(&pause, NULL);
             }
+            retry_ns = retry_ns * 2 < CKPT_RETRY_MAX_NS ? retry_ns * 2 : CKPT_RETRY_MAX_NS;
             atomic_store(&eng->ckpt_asked, true);
+        } else {
+            retry_ns = CKPT_RETRY_NS;
         }
         pthread_mutex_lock(&eng->ckpt_mu);
     }
