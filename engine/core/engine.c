@@ -1056,10 +1056,12 @@ ckpt_round(struct engine *eng)
         atomic_fetch_add_explicit(&eng->st_ckpt_skipped, 1, memory_order_relaxed);
         /* Readers that come and go move the copy on from round to round;
          * one that stays keeps it where its snapshot ends. */
+        int64_t now = mono_ns();
         if (atomic_load(&eng->ckpt_left_since) == 0 || copied != eng->ckpt_left_at) {
             eng->ckpt_left_at = copied;
-            atomic_store(&eng->ckpt_left_since, mono_ns());
+            atomic_store(&eng->ckpt_left_since, now);
         }
+        atomic_store(&eng->ckpt_left_seen, now);
         ckpt_round_over(eng); /* a writer at the backstop looks again */
         return false;
     }
@@ -1109,8 +1111,10 @@ ckpt_round(struct engine *eng)
 static bool
 ckpt_long_reader(struct engine *eng)
 {
-    int64_t left = atomic_load(&eng->ckpt_left_since);
-    return left != 0 && mono_ns() - left >= (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000;
+    /* As the rounds saw it: a checkpointer that made no round meanwhile
+     * (late, or backing off) has seen nothing stay. */
+    int64_t since = atomic_load(&eng->ckpt_left_since), seen = atomic_load(&eng->ckpt_left_seen);
+    return since != 0 && seen - since >= (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000;
 }
 
 /* In the writer thread between two batches: a WAL the last batch left at
@@ -1137,16 +1141,10 @@ ckpt_backstop_wait(struct engine *eng, int wal_frames, uint64_t resets)
     if (!atomic_exchange(&eng->ckpt_asked, true)) {
         pthread_cond_signal(&eng->ckpt_cv);
     }
+    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
     while (atomic_load(&eng->ckpt_resets) == resets && !ckpt_long_reader(eng)) {
-        /* Awake at the limit, or when the rounds left for a reader turn
-         * it into a long one (no round need come to say so). */
-        int64_t at = until, left = atomic_load(&eng->ckpt_left_since);
-        if (left != 0 && left + (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000 < at) {
-            at = left + (int64_t)ENGINE_CHECKPOINT_LONG_READER_MS * 1000000;
-        }
-        struct timespec ts = {(time_t)(at / 1000000000), (long)(at % 1000000000)};
-        if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &ts) == ETIMEDOUT &&
-            mono_ns() >= until) {
+        /* Each round wakes it to look again (ckpt_round_over). */
+        if (pthread_cond_timedwait(&eng->ckpt_done_cv, &eng->ckpt_mu, &ts) == ETIMEDOUT) {
             break;
         }
     }
@@ -1214,6 +1212,7 @@ ckpt_start(struct engine *eng)
     eng->ckpt_stop = false;
     atomic_store(&eng->ckpt_asked, false);
     atomic_store(&eng->ckpt_left_since, 0);
+    atomic_store(&eng->ckpt_left_seen, 0);
     if (pthread_create(&eng->ckpt_thread, NULL, ckpt_main, eng) != 0) {
         fprintf(stderr, "allot: checkpoints stay in the commits: no thread\n");
         pthread_mutex_destroy(&eng->ckpt_mu);

@@ -140,7 +140,7 @@ struct engine {
     _Atomic uint64_t st_ckpt_stalls, st_ckpt_blocked, st_ckpt_skipped, st_ckpt_unstalled;
     /* Rounds left for a reader, the copy stuck at ckpt_left_at frames, since
      * (mono ns; 0: none).  ckpt_left_at: the checkpointer thread's only. */
-    _Atomic int64_t ckpt_left_since;
+    _Atomic int64_t ckpt_left_since, ckpt_left_seen; /* ..., and the last round that saw it */
     int ckpt_left_at;
 };
 
