@@ -1421,6 +1421,7 @@ exec_write(struct engine *eng, const struct op_def *def, struct op *op, json_t *
             eng->queue_head = &job;
         }
         eng->queue_tail = &job;
+        eng->jobs_queued++;
         pthread_cond_signal(&eng->queue_cv);
         pthread_mutex_unlock(&eng->queue_mu);
         while (sem_wait(&job.done_sem) != 0) {

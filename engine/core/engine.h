@@ -116,6 +116,7 @@ struct engine {
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv;
     struct write_job *queue_head, *queue_tail;
+    uint64_t jobs_queued; /* ever, under queue_mu (tests wait on it) */
     /* The authentication cache (auth.c), made on first use. */
     _Atomic(struct auth_cache *) auth_cache;
     /* Counters for engine_stats (relaxed atomics; the writer's are written

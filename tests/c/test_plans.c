@@ -80,6 +80,26 @@ race2(struct attempt *a, struct attempt *b)
     pthread_join(tb, NULL);
 }
 
+/* Jobs ever queued for the writer. */
+static uint64_t
+jobs_queued(void)
+{
+    pthread_mutex_lock(&eng.queue_mu);
+    uint64_t n = eng.jobs_queued;
+    pthread_mutex_unlock(&eng.queue_mu);
+    return n;
+}
+
+/* Waits (at most 10 s) until n jobs were queued since `before`. */
+static void
+queued_since(uint64_t before, uint64_t n)
+{
+    for (int i = 0; i < 20000 && jobs_queued() - before < n; i++) {
+        usleep(500);
+    }
+    CHECK(jobs_queued() - before >= n);
+}
+
 /* Two plans made on one snapshot, `first` queued (and so applied) before
  * `second`. */
 static void
@@ -87,6 +107,7 @@ race_ordered(struct attempt *first, struct attempt *second)
 {
     struct ops_plan_stats before, now;
     ops_plan_stats(&before);
+    uint64_t queued = jobs_queued();
     pthread_mutex_lock(&eng.write_mu);
     pthread_t ta, tb;
     pthread_create(&ta, NULL, attempt_book, first);
@@ -97,7 +118,7 @@ race_ordered(struct attempt *first, struct attempt *second)
         }
         usleep(500);
     }
-    usleep(300000); /* its job queued: microseconds after its plan */
+    queued_since(queued, 1); /* its job queued: microseconds after its plan */
     pthread_create(&tb, NULL, attempt_book, second);
     for (int i = 0; i < 20000; i++) {
         ops_plan_stats(&now);
@@ -144,11 +165,16 @@ batch_of_two(struct attempt *lead, struct attempt *first, struct attempt *second
 {
     struct ops_plan_stats before;
     ops_plan_stats(&before);
+    uint64_t queued = jobs_queued();
     pthread_mutex_lock(&eng.write_mu);
     pthread_t tl, ta, tb;
     pthread_create(&tl, NULL, attempt_book, lead);
     plans_made(&before, 1);
-    usleep(300000); /* queued and taken: the writer waits for write_mu */
+    queued_since(queued, 1);
+    /* and taken: the writer waits for write_mu */
+    for (int i = 0; i < 20000 && !queue_empty(); i++) {
+        usleep(500);
+    }
     CHECK(queue_empty());
     pthread_create(&ta, NULL, attempt_book, first);
     plans_made(&before, 2);
@@ -158,7 +184,7 @@ batch_of_two(struct attempt *lead, struct attempt *first, struct attempt *second
     CHECK(!queue_empty());
     pthread_create(&tb, NULL, attempt_book, second);
     plans_made(&before, 3);
-    usleep(300000); /* queued behind `first` */
+    queued_since(queued, 3); /* queued behind `first` */
     pthread_mutex_unlock(&eng.write_mu);
     pthread_join(tl, NULL);
     pthread_join(ta, NULL);

@@ -16,6 +16,12 @@ local M = {}
 
 M.null = cjson.null
 M.NOW = "2026-01-01T00:00:00Z"
+-- Time allowances multiply by this in the sanitizer build (its binaries
+-- run 2-10 times slower on a loaded CI machine): a contract such as
+-- "within a second" is checked at its word in the normal build, and the
+-- sanitizer build checks the same paths for memory and undefined-behaviour
+-- errors without failing for the instrumentation's own slowness.
+M.SLOW = (os.getenv("ALLOT_ASAN_RUNTIME") or "") ~= "" and 5 or 1
 
 local BUILD = os.getenv("ALLOT_BUILD_DIR") or "build"
 local SOURCE = os.getenv("ALLOT_SOURCE_DIR") or "."

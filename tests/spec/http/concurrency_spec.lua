@@ -152,9 +152,14 @@ describe("under concurrency", function()
     assert.equal(960, env:available(w.user))
     -- Stopped here (not by env:stop(), which removes the log with its dir).
     sh(("kill -TERM %d"):format(env.pid))
-    local deadline = os.time() + 10
-    while H.alive(env.pid) and os.time() < deadline do sh("sleep 0.05") end
+    -- Waits for the stats line, not a fixed time (a stop once took over
+    -- 5 s on a loaded machine).
+    local deadline = os.time() + 30
     local log = env:server_log()
+    while not log:find("since start: ", 1, true) and os.time() < deadline do
+      sh("sleep 0.05")
+      log = env:server_log()
+    end
     local writes, batches = log:match("since start: (%d+) writes in (%d+) batches")
     local plans, left = log:match("; (%d+) plans, (%d+) left to the writer without a reader")
     assert.truthy(writes and plans, log)
