@@ -310,6 +310,9 @@ local function term_start(dir)
     assert(sh(("tmux -S %s -f /dev/null new-session -d -s repl -x 200 -y 50 %s"):format(
         q(self.sock), q(cmd))))
     self:wait("help for a guide")
+    -- and the first prompt: Term:run counts prompts before typing, and one
+    -- not drawn yet would be taken for the command's own.
+    self:wait("allot> ")
     return self
 end
 
