@@ -293,6 +293,7 @@ HEALTH=$LAST_RPS
 day=0
 for c in $CONNS; do
     load quotes "$c" scripts/bench/quote.lua
+    QUOTES=$LAST_RPS
     printf '%46s quotes/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
     SUMMARY="$SUMMARY	quotes $c $LAST_RPS $LAST_P99 $(ratio "$LAST_RPS" "$HEALTH")"
     export BASE_DAY=$day
@@ -307,7 +308,8 @@ for c in $CONNS; do
         wait "$HOLDER" || fail "the long reader failed"
         printf '%46s (a reader held one snapshot for %s s of it)\n' "" "$LONG_READ"
     fi
-    printf '%46s bookings/health %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")"
+    printf '%46s bookings/health %s, bookings/quotes %s\n' "" "$(ratio "$LAST_RPS" "$HEALTH")" \
+        "$(ratio "$LAST_RPS" "$QUOTES")"
     SUMMARY="$SUMMARY	bookings $c $LAST_RPS $LAST_P99 $(ratio "$LAST_RPS" "$HEALTH")"
     BOOKED=$(( BOOKED + ${GOOD:-0} ))
     BOOK_CONNS=$(( BOOK_CONNS + c ))
