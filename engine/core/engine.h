@@ -74,7 +74,7 @@ struct engine_config {
     int checkpoint_test_delay_ms;
     struct policy_limits policy;
 };
-#define ENGINE_CHECKPOINT_FRAMES 1000
+#define ENGINE_CHECKPOINT_FRAMES 4000
 #define ENGINE_CHECKPOINT_FRAMES_MAX 1000000
 /* A WAL this many times the threshold is emptied with the writer held, and
  * the writer starts no batch on it until a checkpoint has started it over
