@@ -139,6 +139,7 @@ struct engine {
     _Atomic uint64_t ckpt_resets; /* WAL restarts (and failed rounds), counted holding write_mu */
     _Atomic uint64_t st_ckpts, st_ckpt_frames, st_ckpt_held_ns, st_ckpt_truncates;
     _Atomic uint64_t st_ckpt_stalls, st_ckpt_blocked, st_ckpt_skipped, st_ckpt_unstalled;
+    _Atomic uint64_t st_ckpt_held_frames, st_ckpt_synced_beside;
     /* Rounds left for a reader, the copy stuck at ckpt_left_at frames, since
      * (mono ns; 0: none).  ckpt_left_at: the checkpointer thread's only. */
     _Atomic int64_t ckpt_left_since, ckpt_left_seen; /* ..., and the last round that saw it */
@@ -161,6 +162,8 @@ struct engine_stats {
     int compute_slots;               /* 0: no limit */
     uint64_t checkpoints, checkpoint_frames, checkpoint_truncates; /* off the writer */
     double checkpoint_held_seconds;  /* the writer held up for their last part */
+    uint64_t checkpoint_held_frames; /* frames that last part copied */
+    uint64_t checkpoint_synced_beside; /* database-file syncs beside the writer, before it */
     uint64_t checkpoint_stalls;      /* batches that waited for a WAL at the backstop */
     uint64_t checkpoint_blocked;     /* second steps that could not wait out a reader */
     uint64_t checkpoint_skipped;     /* rounds with a reader behind the WAL's end: writer not held */

@@ -1253,3 +1253,21 @@ store_checkpoint(struct store *s, enum store_checkpoint_mode mode, int wait_us, 
     }
     return 0;
 }
+
+int
+store_sync_file(struct store *s, struct eng_error *err)
+{
+    sqlite3_file *file = NULL;
+    if (s->db == NULL) {
+        return 0;
+    }
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+        file == NULL || file->pMethods == NULL) {
+        return eng_error_code(err, ENG_ESTORE, "storage_error", "sync: no database file");
+    }
+    int rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) {
+        return eng_error_code(err, ENG_ESTORE, "storage_error", "sync: %s", sqlite3_errstr(rc));
+    }
+    return 0;
+}

@@ -82,7 +82,8 @@ enum store_checkpoint_mode {
                                   the next write can start the WAL over */
     STORE_CHECKPOINT_TRUNCATE  /* RESTART, and the WAL file cut to nothing */
 };
-/* Copies the WAL's frames into the database file and syncs it; *frames:
+/* Copies the WAL's frames into the database file, and syncs it when the
+ * copy reached the WAL's end (SQLite's rule; see store_sync_file); *frames:
  * the WAL's frames, *copied: how many of them the file now holds.  *whole
  * (may be NULL): RESTART or TRUNCATE finished, so the next write starts
  * the WAL over.  They wait for the writer and for readers in steps of
@@ -92,6 +93,13 @@ enum store_checkpoint_mode {
 ENG_MUST_CHECK int store_checkpoint(struct store *store, enum store_checkpoint_mode mode,
                                     int wait_us, int *frames, int *copied, bool *whole,
                                     struct eng_error *err);
+
+/* Syncs the database file to disk.  A PASSIVE copy that the writer
+ * outran (it committed while the copy ran) leaves what it wrote unsynced,
+ * and the RESTART that finishes the round then syncs all of it with the
+ * writer held; syncing after the PASSIVE copy, beside the writer, leaves
+ * that RESTART the last few batches' pages.  PostgreSQL: 0. */
+ENG_MUST_CHECK int store_sync_file(struct store *store, struct eng_error *err);
 
 /* The reader pool: at most `size` shared read-only connections, whatever
  * the number of threads asking; one is opened with the pool, the others
