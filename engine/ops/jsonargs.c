@@ -294,6 +294,17 @@ args_page(struct op *op, json_t *args, struct page *page)
 {
     int64_t limit = 0;
     int max = op->env->list_rows_max;
+    json_t *v = args != NULL ? json_object_get(args, "limit") : NULL;
+    /* More rows than a page may hold is the limit list_rows_max reached
+     * (PRODUCT.md §9: limit_exceeded, naming it), not a malformed value. */
+    if (json_is_integer(v) && json_integer_value(v) > max) {
+        eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
+                       "'limit' asks for more than the limit of %d rows a page; page on with"
+                       " next_cursor",
+                       max);
+        eng_error_field(op->err, "list_rows_max");
+        return ENG_ELIMIT;
+    }
     if (args_int(op, args, "limit", 1, max, 100, &limit) != 0) {
         return ENG_EINVAL;
     }

@@ -85,8 +85,11 @@ op_key_create(struct op *op, json_t *args, json_t **out)
         rc = op_invalid(op, uid != 0 ? "user_id" : "tenant_id",
                         "'tenant_id' and 'user_id' apply to tenant roles only");
     }
-    if (rc == 0 && !role_is_admin(role) && json_array_size(bids) > 0) {
-        rc = op_invalid(op, "building_ids", "'building_ids' limits admin roles only");
+    /* PRODUCT.md §8: only a manager or viewer key is limited to buildings.
+     * A super_admin limited so would still mint keys and revoke others
+     * (the key routes are the whole portfolio's): refused. */
+    if (rc == 0 && role != ROLE_MANAGER && role != ROLE_VIEWER && json_array_size(bids) > 0) {
+        rc = op_invalid(op, "building_ids", "'building_ids' limits manager and viewer keys only");
     }
     size_t bi;
     json_t *bv;

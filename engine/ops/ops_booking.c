@@ -2035,16 +2035,24 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
         args_bound(op, args, "to", zone, true, &f.to)) {
         return op->err->status;
     }
-    if (op->who->role == ROLE_TENANT_ADMIN) {
+    /* A tenant principal's bookings are its tenant's (a tenant_user's, its
+     * own): a filter naming another tenant or user matches none of them,
+     * as it would match none for an unknown id (an empty page, never the
+     * caller's own rows under another's name). */
+    bool none = false;
+    if (op->who->role == ROLE_TENANT_ADMIN || op->who->role == ROLE_TENANT_USER) {
+        none = f.tenant_id != 0 && f.tenant_id != op->who->tenant_id;
         f.tenant_id = op->who->tenant_id;
-    } else if (op->who->role == ROLE_TENANT_USER) {
-        f.tenant_id = op->who->tenant_id;
+    }
+    if (op->who->role == ROLE_TENANT_USER) {
+        none = none || (f.user_id != 0 && f.user_id != op->who->user_id);
         f.user_id = op->who->user_id;
     }
     struct list_ud l = {.op = op};
     pager_init(&l.pg, &page);
-    int rc = store_bookings_list(op->store, &f, page.after, page.limit + 1, list_row, &l,
-                                 op->err);
+    int rc = none ? 0
+                  : store_bookings_list(op->store, &f, page.after, page.limit + 1, list_row, &l,
+                                        op->err);
     return pager_finish(&l.pg, op, rc, out);
 }
 

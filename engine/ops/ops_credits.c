@@ -164,8 +164,10 @@ check_lines(struct op *op, json_t *lines, bool hours)
         json_array_foreach(list, k, item) {
             int64_t rid;
             bool found = false;
+            /* A resource outside the key's scope is an unknown reference
+             * (engine/README.md, "Access"), as for an unknown id. */
             if (by_res && id_parse("res", json_string_value(item), &rid) == 0 &&
-                store_exists(op->store, STORE_RESOURCE, rid, &found, op->err) != 0) {
+                op_check_reaches(op, OP_OBJ_RESOURCE, rid, &found) != 0) {
                 json_decref(list);
                 return op->err->status;
             }
@@ -618,7 +620,13 @@ op_allocation_get_id(struct op *op, int64_t id, bool with_lots, json_t **out)
     }
     if (with_lots) {
         json_t *lots = json_array();
-        struct lot_filter f = {.allocation_id = id, .user_id = -1, .from_min = INT64_MIN};
+        /* A tenant_user sees its own balance (PRODUCT.md §8): the shared
+         * pool's lots and its own, not its colleagues' per-user lots. */
+        struct lot_filter f = {
+            .allocation_id = id,
+            .user_id = op->who->role == ROLE_TENANT_USER ? op->who->user_id : -1,
+            .from_min = INT64_MIN,
+        };
         int rc = lots == NULL ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
                               : lots_of(op, &f, lots);
         if (rc != 0) {
@@ -687,7 +695,11 @@ op_allocation_list(struct op *op, json_t *args, json_t **out)
         strcmp(status, "scheduled") != 0) {
         return op_invalid(op, "status", "'status' must be active, scheduled or ended");
     }
+    /* A tenant principal's allocations are its tenant's: a filter naming
+     * another tenant matches none (an empty page, as for an unknown id). */
+    bool none = false;
     if (!op_is_admin(op)) {
+        none = tid != 0 && tid != op->who->tenant_id;
         tid = op->who->tenant_id;
     }
     struct allocation_filter f = {
@@ -701,7 +713,7 @@ op_allocation_list(struct op *op, json_t *args, json_t **out)
     struct pager pg;
     pager_init(&pg, &page);
     struct list_ud u = {op, &pg};
-    int rc = store_allocations_list(op->store, &f, allocation_page_row, &u, op->err);
+    int rc = none ? 0 : store_allocations_list(op->store, &f, allocation_page_row, &u, op->err);
     return pager_finish(&pg, op, rc, out);
 }
 
@@ -1417,6 +1429,9 @@ op_entries(struct op *op, json_t *args, json_t **out)
     }
     bool sees = true;
     if (!op_is_admin(op)) {
+        /* Another tenant named by a tenant_admin: out of scope, 404 like
+         * an admin key's (never its own entries under another's name). */
+        sees = tid == 0 || tid == op->who->tenant_id;
         tid = op->who->tenant_id;
     } else if (tid != 0 && op_check_sees_tenant(op, tid, &sees) != 0) {
         return op->err->status;

@@ -1140,6 +1140,22 @@ usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool
         report_page(op, args, page, paged)) {
         return op->err->status;
     }
+    /* Filters name objects: a user or resource outside the scope is not
+     * found, like an unknown id (as the tenant and building above). */
+    bool reaches = true;
+    if (r->user_id != 0 && op_check_reaches(op, OP_OBJ_USER, r->user_id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "user");
+    }
+    if (r->resource_id != 0 &&
+        op_check_reaches(op, OP_OBJ_RESOURCE, r->resource_id, &reaches) != 0) {
+        return op->err->status;
+    }
+    if (!reaches) {
+        return op_not_found(op, "resource");
+    }
     if (tenant_user) {
         r->user_id = op->who->user_id;
     }

@@ -815,9 +815,10 @@ describe("authorization matrix (generated from the route table)", function()
             end
           end
         elseif status ~= 404 then
-          -- A filter outside the scope: 404, or a list of reached rows only.
+          -- A filter outside the scope: 404, or a list of reached rows
+          -- that match it (none of the caller's own under another's name).
           if check(bad, label, "2xx", status, res, text) then
-            check_rows(bad, label, p, L.rows(res))
+            check_rows(bad, label, p, L.rows(res), param, ob and ob.id)
           end
         else
           stats.cells = stats.cells + 1

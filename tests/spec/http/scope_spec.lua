@@ -80,6 +80,77 @@ describe("scope by owners", function()
     return n
   end
 
+  describe("A5: keys, filters and references that reached past the scope (review)", function()
+    it("refuses building_ids on any key but a manager's or viewer's", function()
+      for _, role in ipairs { "super_admin" } do
+        local status, err = env:post("/v1/keys", { role = role, building_ids = { o.b1.id } })
+        assert.equal(400, status, role)
+        assert.equal("building_ids", err.error.details.field)
+      end
+      local status = env:post("/v1/keys", { role = "tenant_admin", tenant_id = o.t3.id,
+                                             building_ids = { o.b1.id } })
+      assert.equal(400, status)
+    end)
+
+    it("shows a tenant user the pool's lots and its own, not a colleague's", function()
+      local mate = env:must(201, "POST", "/v1/users", { tenant_id = o.t3.id, name = "Mia" })
+      local per = env:must(201, "POST", "/v1/allocations", {
+        tenant_id = o.t3.id, building_ids = { o.b1.id }, description = "each",
+        unit = "hour", lines = { { scope = "all", amount = 3 } }, targeting = { type = "all" },
+        pool = "per_user", schedule = { start = "2026-01-01" } })
+      local owners = {}
+      for _, l in ipairs(env:must(200, "GET", "/v1/allocations/" .. per.id).lots) do
+        owners[l.user_id] = true
+      end
+      assert.is_true(owners[mate.id] and owners[o.u3.id] and true or false)
+      local seen = o.tuser:must(200, "GET", "/v1/allocations/" .. per.id)
+      assert.is_true(#seen.lots >= 1)
+      for _, l in ipairs(seen.lots) do
+        assert.equal(o.u3.id, l.user_id)
+      end
+    end)
+
+    it("answers a filter naming another tenant or user with none of the caller's rows", function()
+      local function rows(c, path)
+        local status, body = c:get(path)
+        if status == 404 then return {} end
+        assert.equal(200, status, path)
+        return body.data
+      end
+      for _, c in ipairs { o.tadmin, o.tuser } do
+        assert.equal(0, #rows(c, "/v1/bookings?tenant_id=" .. o.t.id))
+        assert.equal(0, #rows(c, "/v1/allocations?tenant_id=" .. o.t.id))
+        assert.equal(0, #rows(c, "/v1/reports/usage?user_id=" .. o.u.id))
+        assert.equal(0, #rows(c, "/v1/bookings?user_id=" .. o.u.id))
+      end
+      assert.equal(404, (o.tadmin:get("/v1/entries?tenant_id=" .. o.t.id)))
+      assert.equal(404, (o.tuser:get("/v1/reports/usage?user_id=" .. o.u.id)))
+      -- Their own filters still work.
+      assert.is_true(#rows(o.tadmin, "/v1/allocations?tenant_id=" .. o.t3.id) >= 1)
+    end)
+
+    it("reads a resource outside the key's scope in an allocation's lines as unknown", function()
+      local before = #env:must(200, "GET", "/v1/allocations?tenant_id=" .. o.t.id .. "&limit=500").data
+      local status, err = o.manager:post("/v1/allocations", {
+        tenant_id = o.t.id, building_ids = { o.b1.id }, description = "reach",
+        unit = "hour", lines = { { scope = "resources", resource_ids = { o.r2.id }, amount = 1 } },
+        targeting = { type = "all" }, pool = "shared", schedule = { start = "2026-01-01" } })
+      assert.equal(400, status)
+      assert.equal("lines.resource_ids", err.error.details.field)
+      assert.equal(before, #env:must(200, "GET", "/v1/allocations?tenant_id=" .. o.t.id .. "&limit=500").data)
+    end)
+
+    it("names the page limit when a list asks for more rows than a page holds", function()
+      local status, err = env:get("/v1/bookings?limit=501")
+      assert.equal(413, status) -- as every limit_exceeded here (API.md: 400 or 413)
+      assert.equal("limit_exceeded", err.error.code)
+      assert.equal("list_rows_max", err.error.details.limit)
+      status, err = env:get("/v1/bookings?limit=0")
+      assert.equal(400, status)
+      assert.equal("invalid_request", err.error.code)
+    end)
+  end)
+
   describe("A1: adjustments through a building-scoped manager", function()
     it("answer 404 for a lot of an allocation outside the scope, writing nothing", function()
       for _, lot in ipairs { o.lot2, o.lot12 } do
