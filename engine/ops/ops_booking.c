@@ -307,8 +307,24 @@ price(struct op *op, struct bk *b)
                    : eng_error_code(op->err, ENG_EPOLICY, "policy_error",
                                     "the pricing policy must return a table");
     }
+    /* policies/README.md §7: unknown keys fail closed, as a wrong type
+     * does (a misspelt field must not silently price nothing). */
+    for (int i = 0; i < 2; i++) {
+        if (out[i].shape == POLICY_PICK_OBJECT && out[i].unknown[0] != '\0' &&
+            (i == 1 || strcmp(out[i].unknown, "error") != 0)) {
+            return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                                  "the %s policy returned an unknown key '%s'",
+                                  i == 0 ? "validate" : "pricing", out[i].unknown);
+        }
+    }
     if (!has_before) {
         b->money_before = b->money;
+    }
+    if (b->has_money && b->money_before < b->money) {
+        return eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                              "the pricing policy returned money_before_discount (%lld) below "
+                              "money (%lld): a discount never raises a price",
+                              (long long)b->money_before, (long long)b->money);
     }
     const struct policy_pick_field *unit = &res->fields[PICK_UNIT];
     if (b->has_credits && (unit->type != POLICY_PICK_STRING ||
@@ -1835,6 +1851,18 @@ refund_decide(struct op *op, const struct booking_row *row, int64_t *r_credits,
     }
     if (rc != 0) {
         return rc;
+    }
+    /* Only credits and money (policies/README.md §7: unknown keys fail
+     * closed). */
+    const char *key;
+    json_t *value;
+    json_object_foreach(res, key, value) {
+        if (strcmp(key, "credits") != 0 && strcmp(key, "money") != 0) {
+            rc = eng_error_code(op->err, ENG_EPOLICY, "policy_error",
+                                "the refund policy returned an unknown key '%.40s'", key);
+            json_decref(res);
+            return rc;
+        }
     }
     json_t *c = json_object_get(res, "credits"), *m = json_object_get(res, "money");
     *r_credits = json_is_integer(c) ? (int64_t)json_integer_value(c) : -1;

@@ -1800,6 +1800,7 @@ policy_pick_direct(lua_State *L, const struct policy_limits *lim, int idx, struc
         pk->fields[i].type = POLICY_PICK_ABSENT;
     }
     pk->shape = POLICY_PICK_OTHER;
+    pk->unknown[0] = '\0';
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         pk->shape = POLICY_PICK_NULL;
@@ -1832,6 +1833,10 @@ policy_pick_direct(lua_State *L, const struct policy_limits *lim, int idx, struc
                 f = &pk->fields[i];
             }
         }
+        if (f == NULL && pk->unknown[0] == '\0') {
+            snprintf(pk->unknown, sizeof pk->unknown, "%.*s",
+                     (int)(key_len < sizeof pk->unknown ? key_len : sizeof pk->unknown - 1), key);
+        }
         if (!policy_pick_scalar(L, lim, -1, f)) {
             lua_pop(L, 2);
             return false;
@@ -1852,6 +1857,20 @@ policy_pick_json(const json_t *v, struct policy_pick *pk)
                 : json_is_object(v)                            ? POLICY_PICK_OBJECT
                 : json_is_array(v) && json_array_size(v) == 0 ? POLICY_PICK_EMPTY
                                                                : POLICY_PICK_OTHER;
+    pk->unknown[0] = '\0';
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)v, key, value) {
+        bool named = false;
+        for (int i = 0; i < pk->count && !named; i++) {
+            named = strcmp(pk->names[i], key) == 0;
+        }
+        if (!named) {
+            snprintf(pk->unknown, sizeof pk->unknown, "%.40s", key);
+            break;
+        }
+    }
+    (void)value;
     for (int i = 0; i < pk->count; i++) {
         struct policy_pick_field *f = &pk->fields[i];
         /* json_object_get gives NULL for a non-object. */

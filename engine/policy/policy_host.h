@@ -243,6 +243,7 @@ struct policy_pick {
     int count;                /* in: at most POLICY_PICK_FIELDS_MAX */
     enum policy_pick_shape shape;                          /* out */
     struct policy_pick_field fields[POLICY_PICK_FIELDS_MAX]; /* out: fields[i] is names[i] */
+    char unknown[41]; /* out: a top-level key of an object result not among names ("": none) */
 };
 
 /* Decides, between two calls of a picked sequence, whether the next one

@@ -56,6 +56,20 @@ policy_price_read(const json_t *res, struct policy_price *out, const char **refu
         return eng_error_code(err, ENG_EPOLICY, "policy_error",
                               "the pricing policy must return a table");
     }
+    static const char *const known[] = {"money", "money_before_discount", "credits", "unit"};
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)res, key, value) {
+        bool named = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !named; i++) {
+            named = strcmp(known[i], key) == 0;
+        }
+        if (!named) {
+            return eng_error_code(err, ENG_EPOLICY, "policy_error",
+                                  "the pricing policy returned an unknown key '%.40s'", key);
+        }
+    }
+    (void)value;
     bool has_before = false;
     if (price_int(res, "money", POLICY_PRICE_MONEY_MAX, &out->has_money, &out->money, err) ||
         price_int(res, "money_before_discount", POLICY_PRICE_MONEY_MAX, &has_before,
@@ -65,6 +79,12 @@ policy_price_read(const json_t *res, struct policy_price *out, const char **refu
     }
     if (!has_before) {
         out->money_before = out->money;
+    }
+    if (out->has_money && out->money_before < out->money) {
+        return eng_error_code(err, ENG_EPOLICY, "policy_error",
+                              "the pricing policy returned money_before_discount (%lld) below "
+                              "money (%lld): a discount never raises a price",
+                              (long long)out->money_before, (long long)out->money);
     }
     if (out->has_credits) {
         const char *unit = json_string_value(json_object_get(res, "unit"));

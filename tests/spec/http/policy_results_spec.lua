@@ -16,15 +16,21 @@ local MAX_MILLI = "1000000000000000"
 -- quote's credits (or nil: no credit price), or {status, message} where
 -- message is the whole message or, with `suffix`, its end.
 local PRICING = {
+  { "{ credits = 1500, unit = 'hour', money = 7000, money_before_discount = 9000 }", 1.5 },
+  -- Unknown keys fail closed (policies/README.md §7), flat or converted.
   { "{ credits = 1500, unit = 'hour', money = 7000, money_before_discount = 9000, note = 'x' }",
-    1.5 },
-  { "{ credits = 1500, unit = 'hour', extra = { a = { b = 1 } } }", 1.5 },
-  { "{ credits = 1500, unit = 'hour', tags = ctx.resource.tags }", 1.5 },
+    { 503, "the pricing policy returned an unknown key 'note'" } },
+  { "{ credits = 1500, unit = 'hour', extra = { a = { b = 1 } } }",
+    { 503, "the pricing policy returned an unknown key 'extra'" } },
+  { "{ credits = 1500, unit = 'hour', tags = ctx.resource.tags }",
+    { 503, "the pricing policy returned an unknown key 'tags'" } },
+  { "{ credits = 1500, unit = 'hour', money = 9000, money_before_discount = 3000 }",
+    { 503, "a discount never raises a price", suffix = true } },
   { "setmetatable({ credits = 1500, unit = 'hour' }, { __index = function() return 1 end })",
     1.5 },
   { "{ credits = 1500, unit = 'hour\\0x' }", 1.5 },
   { "{}", nil },
-  { "ctx.resource", nil },
+  { "ctx.resource", { 503, "the pricing policy returned an unknown key '", prefix = true } },
   { "{ credits = 2.0, unit = 'hour' }", { 503, "the pricing policy returned an invalid "
     .. "'credits' (an integer from 0 to " .. MAX_MILLI .. " is required)" } },
   { "{ credits = -1, unit = 'hour' }", { 503, "the pricing policy returned an invalid "
@@ -53,12 +59,14 @@ local PRICING = {
 }
 
 local VALIDATE = {
-  { "{ ok = true, note = 'x', n = 2.5 }", 1.5 },
+  { "{ ok = true, note = 'x', n = 2.5 }",
+    { 503, "the validate policy returned an unknown key '", prefix = true } },
   { "setmetatable({}, { __index = function() return 'x' end })", 1.5 },
   { "{ error = 'nope' }", { 400, "nope" } },
   { "{ error = { x = 1 } }", { 400, "refused by policy" } },
   { "{ error = 7 }", { 400, "refused by policy" } },
-  { "{ nested = { error = 'not at the top' } }", 1.5 },
+  { "{ nested = { error = 'not at the top' } }",
+    { 503, "the validate policy returned an unknown key 'nested'" } },
   { "{ f = function() end }",
     { 503, "policy returned a function at result.f", suffix = true } },
 }
@@ -103,6 +111,8 @@ describe("odd validate and pricing results", function()
       local msg = body.error.message
       if want.suffix then
         assert.equal(want[2], msg:sub(-#want[2]), case[1])
+      elseif want.prefix then
+        assert.equal(want[2], msg:sub(1, #want[2]), case[1])
       else
         assert.equal(want[2], msg, case[1])
       end
@@ -123,8 +133,9 @@ describe("odd validate and pricing results", function()
   end)
 
   it("books with a flat result and with one the engine had to convert", function()
-    for i, result in ipairs({ "{ credits = 1500, unit = 'hour', note = 'x' }",
-                              "{ credits = 1500, unit = 'hour', extra = { a = { 1 } } }" }) do
+    for i, result in ipairs({ "{ credits = 1500, unit = 'hour' }",
+                              "setmetatable({ credits = 1500, unit = 'hour' },"
+                                .. " { __index = function() return 1 end })" }) do
       env:must(200, "PUT", base .. "pricing", source("pricing", result), LUA)
       local day = ("2026-01-%02d"):format(11 + i)
       local b = env:must(201, "POST", "/v1/bookings", { resource_id = w.room.id,
@@ -133,5 +144,32 @@ describe("odd validate and pricing results", function()
       assert.equal(1.5, b.credits.amount)
       env:must(200, "DELETE", base .. "pricing")
     end
+  end)
+
+  it("writes nothing when pricing or refund returns an unknown key", function()
+    local function count()
+      return #env:must(200, "GET", "/v1/bookings?limit=500").data
+    end
+    env:must(200, "PUT", base .. "pricing",
+             source("pricing", "{ credits = 1500, unit = 'hour', bonus = 1 }"), LUA)
+    local before = count()
+    local status, body = env:request("POST", "/v1/bookings", { resource_id = w.room.id,
+      user_id = w.user.id, start = "2026-01-20T09:00:00Z", ["end"] = "2026-01-20T10:30:00Z",
+      payment_method = "credits" })
+    assert.equal(503, status)
+    assert.equal("policy_error", body.error.code)
+    assert.equal(before, count())
+    env:must(200, "DELETE", base .. "pricing")
+    local b = env:must(201, "POST", "/v1/bookings", { resource_id = w.room.id,
+      user_id = w.user.id, start = "2026-01-21T09:00:00Z", ["end"] = "2026-01-21T10:00:00Z",
+      payment_method = "credits" })
+    env:must(200, "PUT", base .. "refund", "local M = {}\nfunction M.refund(ctx)\n"
+      .. "  return { credits = ctx.booking.credits, money = 0, extra = true }\nend\nreturn M\n",
+      LUA)
+    status, body = env:request("POST", "/v1/bookings/" .. b.id .. "/cancel", {})
+    assert.equal(503, status)
+    assert.equal("the refund policy returned an unknown key 'extra'", body.error.message)
+    assert.equal("confirmed", env:must(200, "GET", "/v1/bookings/" .. b.id).status)
+    env:must(200, "DELETE", base .. "refund")
   end)
 end)
