@@ -437,8 +437,10 @@ op_policies_rollback(struct op *op, json_t *args, json_t **out)
 }
 
 /* The reload of every building: each set is built from this read snapshot
- * and installed unless a committed change installed a set since the reload
- * began (its set is newer than this snapshot: it stays). */
+ * and installed unless a committed change installed a set for that building
+ * since the reload began (its set is newer than this snapshot: it stays).
+ * Every building in the database is rebuilt, those created after start-up
+ * included, and each reads its policy files afresh. */
 struct reload {
     struct op *op;
     uint64_t epoch;

@@ -933,10 +933,14 @@ op_dashboard(struct op *op, json_t *args, json_t **out)
     if (top == NULL) {
         return op_oom(op);
     }
+    /* As in the Data Hub (granted_json): a figure an unlimited lot touches
+     * is "unlimited" (allocated once one has begun, remaining while one is
+     * valid), others stay exact; used is always a number. */
     json_t *result = json_pack("{s:s, s:o, s:o, s:o, s:b, s:I, s:I, s:o}", "unit", unit,
-                               "allocated", amount_to_json(d.allocated), "used",
-                               amount_to_json(d.used), "remaining", amount_to_json(d.remaining),
-                               "unlimited", d.unlimited_now, "transactions_30d",
+                               "allocated", granted_json(d.unlimited_begun, d.allocated),
+                               "used", amount_to_json(d.used), "remaining",
+                               granted_json(d.unlimited_now, d.remaining), "unlimited",
+                               d.unlimited_now, "transactions_30d",
                                (json_int_t)d.transactions, "active_users_30d",
                                (json_int_t)d.active_users, "top_tenant", top);
     json_t *rows = result != NULL && wants_csv(&r) ? dash_table(result) : NULL;
@@ -1019,6 +1023,8 @@ credit_row(void *ud, const struct credit_report_row *c)
     int64_t now = rr->op->now;
     int64_t end_at = c->has_end ? c->end_at : TIME_NEVER;
     const char *status = end_at <= now ? "ended" : c->start_at > now ? "scheduled" : "active";
+    /* granted and remaining follow the Data Hub's rule (granted_json):
+     * "unlimited" once an unlimited lot has begun / while one is valid. */
     json_t *row = json_pack(
         "{s:o, s:o, s:s, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:o, s:o,"
         " s:o, s:o}",
@@ -1030,8 +1036,9 @@ credit_row(void *ud, const struct credit_report_row *c)
         c->end_date != NULL ? json_string(c->end_date) : json_null(), "expires_at",
         json_time(end_at), "rollover", (int)c->rollover, "rollover_cap",
         c->has_rollover_cap ? amount_to_json(c->rollover_cap) : json_null(), "pool", c->pool,
-        "status", status, "granted", amount_to_json(c->granted), "used",
-        amount_to_json(c->used), "remaining", amount_to_json(c->remaining), "building_ids",
+        "status", status, "granted", granted_json(c->granted_unlimited, c->granted), "used",
+        amount_to_json(c->used), "remaining", granted_json(c->remaining_unlimited, c->remaining),
+        "building_ids",
         json_from_text(c->building_ids_json));
     if (row == NULL) {
         return op_oom(rr->op);

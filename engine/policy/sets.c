@@ -236,14 +236,15 @@ slot_install(struct policy_cache *pc, int64_t building_id, struct policy_set *se
         s = slot_find(pc, building_id, true);
     }
     struct policy_set *old = NULL;
+    pc->installs++;
     if (s != NULL) {
         old = s->set;
         s->building_id = building_id + 1;
         s->set = set;
         memcpy(s->versions, versions, sizeof s->versions);
+        s->epoch = pc->installs;
         policy_set_retain(set);
     }
-    pc->installs++;
     return old;
 }
 
@@ -275,7 +276,11 @@ policy_cache_install_since(struct policy_cache *pc, int64_t building_id, struct 
                            char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX], uint64_t epoch)
 {
     pthread_mutex_lock(&pc->mu);
-    bool fresh = pc->installs == epoch;
+    /* Only this building's own history counts: the installs a reload makes
+     * for the buildings before this one move the global count too, and must
+     * not stop it from installing the rest. */
+    const struct policy_slot *s = slot_find(pc, building_id, false);
+    bool fresh = s != NULL ? s->epoch <= epoch : pc->dropped_epoch <= epoch;
     struct policy_set *old = fresh ? slot_install(pc, building_id, set, versions) : NULL;
     pthread_mutex_unlock(&pc->mu);
     if (old != NULL) {
@@ -302,6 +307,9 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
         return 0;
     }
     int64_t synced_gen = pc->synced_gen;
+    /* Taken before the sources are read: a reload that began later may
+     * replace what is built here, one that began earlier may not. */
+    uint64_t epoch = pc->installs;
     pthread_mutex_unlock(&pc->mu);
     /* After a sync, the snapshot's policy generation decides whether what
      * is built here may be cached (see policy_cache_sync).  Read before the
@@ -351,6 +359,7 @@ policy_cache_get(struct policy_cache *pc, struct store *store, int64_t building_
         s->building_id = building_id + 1;
         s->set = fresh;
         memcpy(s->versions, labels, sizeof labels);
+        s->epoch = epoch;
         policy_set_retain(fresh);
     }
     if (versions != NULL) {
@@ -472,6 +481,15 @@ policy_cache_sync(struct policy_cache *pc, struct store *store, int64_t gen, int
             s->building_id = -1; /* a tombstone, as policy_cache_invalidate leaves */
             n++;
         }
+    }
+    if (gen > pc->synced_gen || n > 0) {
+        /* Another process changed policies: a reload whose snapshot began
+         * before may be older than a change made to a building that has no
+         * set cached (never used, or dropped above), so it installs none
+         * for such a building (policy_cache_install_since).  Skipping one
+         * is always safe: its next use builds it from current sources. */
+        pc->installs++;
+        pc->dropped_epoch = pc->installs;
     }
     if (gen > pc->synced_gen) {
         pc->synced_gen = gen;

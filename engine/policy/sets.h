@@ -25,6 +25,10 @@ struct policy_slot {
     int64_t building_id; /* + 1; 0 never used, -1 freed */
     struct policy_set *set;
     char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX]; /* "default:1a2b" / "v3:1a2b" */
+    /* How new the set is, in policy_cache_epoch terms: the count of installs
+     * once it was installed, or before its sources were read when a cache
+     * miss built it.  A reload compares it with its own epoch. */
+    uint64_t epoch;
 };
 
 struct policy_cache {
@@ -32,7 +36,9 @@ struct policy_cache {
     struct policy_limits limits;
     pthread_mutex_t mu;
     struct policy_slot *slots; /* POLICY_CACHE_SLOTS, open addressing */
-    uint64_t installs;         /* installs so far (under mu): see policy_cache_epoch */
+    uint64_t installs;         /* installs and syncs of changes so far (under mu): see
+                                  policy_cache_epoch */
+    uint64_t dropped_epoch;    /* `installs` at the last sync of a change (under mu) */
     int64_t synced_gen;        /* the policy generation of the last sync (under mu) */
     struct policy_source defaults[POLICY_KIND_COUNT];
     char *default_text[POLICY_KIND_COUNT];
@@ -75,14 +81,20 @@ ENG_MUST_CHECK int policy_cache_build(struct policy_cache *pc, struct store *sto
 void policy_cache_install(struct policy_cache *pc, int64_t building_id, struct policy_set *set,
                           char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX]);
 
-/* A count of the installs so far.  A caller that builds sets from a read
- * snapshot (a reload) takes it before its snapshot starts and installs with
+/* A count of the installs (and of the syncs of other processes' changes,
+ * policy_cache_sync) so far.  A caller that builds sets from a read snapshot
+ * (a reload) takes it before its snapshot starts and installs with
  * policy_cache_install_since: a set built from a snapshot older than a
  * committed change must not replace the set that change installed. */
 uint64_t policy_cache_epoch(struct policy_cache *pc);
 
-/* Like policy_cache_install, but only when nothing was installed since
- * `epoch` (policy_cache_epoch); returns whether it installed. */
+/* Like policy_cache_install, but only when the building's serving set is
+ * not newer than `epoch` (policy_cache_epoch): no committed change (nor a
+ * reload) installed one for it since, and, when it has none cached, no sync
+ * followed another process's change since (that building's next use builds
+ * its set from current sources instead).  Installs for other buildings, the
+ * caller's own included, do not matter: a reload installs every building in
+ * turn.  Returns whether it installed. */
 bool policy_cache_install_since(struct policy_cache *pc, int64_t building_id,
                                 struct policy_set *set,
                                 char versions[POLICY_KIND_COUNT][POLICY_LABEL_MAX],

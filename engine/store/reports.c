@@ -421,12 +421,13 @@ dash_ints(struct store *s, struct store_sql *q, const struct dash_filter *f, con
 }
 
 /* The lots' sums: allocated (grants and adjustments of lots whose validity
- * has begun) over every lot, and apart, over the lots open now only
- * (lot_open_end), remaining (what limited lots valid now hold) and how many
- * unlimited lots are valid now; three shapes as for the Data Hub. */
+ * has begun) and whether an unlimited one is among them, over every lot;
+ * apart, over the lots open now only (lot_open_end), remaining (what
+ * limited lots valid now hold) and how many unlimited lots are valid now;
+ * three shapes as for the Data Hub. */
 #define DASH_LOT_SUMS                                                                        \
     "SELECT coalesce(sum(CASE WHEN l.kind = 'period' AND l.unlimited = 0 THEN l.granted"      \
-    " ELSE 0 END + l.adjusted), 0) FROM lot l"
+    " ELSE 0 END + l.adjusted), 0), coalesce(max(l.unlimited), 0) FROM lot l"
 #define DASH_LOT_NOW                                                                         \
     "SELECT coalesce(sum(CASE WHEN l.unlimited = 0 THEN l.balance ELSE 0 END), 0),"           \
     " coalesce(sum(l.unlimited = 1), 0) FROM lot l"
@@ -503,8 +504,8 @@ store_dashboard(struct store *s, const struct dash_filter *f, struct dash_figure
     struct store_sql *q_now = f->tenant_id != 0     ? &q_now1
                               : f->building_id != 0 ? &q_now2
                                                     : &q_now0;
-    int64_t sums[1] = {0}, now[2] = {0}, recent[2] = {0};
-    int rc = dash_ints(s, q_lots, f, "dashboard lots", sums, 1, err);
+    int64_t sums[2] = {0}, now[2] = {0}, recent[2] = {0};
+    int rc = dash_ints(s, q_lots, f, "dashboard lots", sums, 2, err);
     if (rc == 0) {
         rc = dash_ints(s, q_now, f, "dashboard open lots", now, 2, err);
     }
@@ -521,6 +522,7 @@ store_dashboard(struct store *s, const struct dash_filter *f, struct dash_figure
         rc = dash_top(s, f, out, err);
     }
     out->allocated = sums[0];
+    out->unlimited_begun = sums[1] != 0;
     out->remaining = now[0];
     out->unlimited_now = now[1] > 0;
     out->transactions = recent[0];
@@ -561,6 +563,8 @@ credit_row(sqlite3_stmt *st, void *ctx)
         .used = sq_col_int(st, 15),
         .remaining = sq_col_int(st, 16),
         .start_at = sq_col_int(st, 17),
+        .granted_unlimited = sq_col_int(st, 18) != 0,
+        .remaining_unlimited = sq_col_int(st, 19) != 0,
     };
     return c->cb(c->ud, &row);
 }
@@ -575,8 +579,10 @@ store_credit_report_each(struct store *s, const struct credit_filter *f,
      * its `granted` (0 when unlimited), the adjustments are `adjusted`, the
      * net usage `used` (verified invariants, and grants only on period
      * lots), so the sums equal those of the grant, adjust, debit and
-     * refund entries.  Grouped by allocation in id order, no sort: a page
-     * reads only its allocations' lots. */
+     * refund entries.  Apart, whether an unlimited lot has begun (granted
+     * is then "unlimited") and whether one is valid now (remaining is).
+     * Grouped by allocation in id order, no sort: a page reads only its
+     * allocations' lots. */
     /* streamed: an unpaged export has no row bound (PostgreSQL: a cursor) */
     STORE_SQL_STREAM(q,
               "SELECT a.id, a.tenant_id, (SELECT name FROM tenant WHERE id = a.tenant_id),"
@@ -591,7 +597,10 @@ store_credit_report_each(struct store *s, const struct credit_filter *f,
               " coalesce(sum(l.used), 0),"
               " coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_from <= ?4"
               "  AND l.valid_until > ?4 THEN l.balance ELSE 0 END), 0),"
-              " a.start_at"
+              " a.start_at,"
+              " coalesce(max(CASE WHEN l.valid_from <= ?4 THEN l.unlimited ELSE 0 END), 0),"
+              " coalesce(max(CASE WHEN l.unlimited = 1 AND l.closed = 0 AND l.valid_from <= ?4"
+              "  AND l.valid_until > ?4 THEN 1 ELSE 0 END), 0)"
               " FROM allocation a LEFT JOIN lot l ON l.allocation_id = a.id"
               " WHERE (?1 IS NULL OR a.tenant_id = ?1) AND (?2 IS NULL OR EXISTS (SELECT 1"
               " FROM allocation_building ab WHERE ab.allocation_id = a.id AND"

@@ -79,8 +79,9 @@ struct dash_filter {
 
 struct dash_figures {
     int64_t allocated;     /* grants and adjustments of lots whose validity began */
+    bool unlimited_begun;  /* among them an unlimited lot (allocated is "unlimited") */
     int64_t remaining;     /* balance of limited lots valid now */
-    bool unlimited_now;    /* an unlimited lot is valid now */
+    bool unlimited_now;    /* an unlimited lot is valid now (remaining is "unlimited") */
     int64_t used;          /* credits paid for bookings, net of refunds */
     int64_t transactions;  /* confirmed credit bookings created since `since` */
     int64_t active_users;  /* their distinct users */
@@ -117,7 +118,9 @@ struct credit_report_row {
     bool has_amount; /* false: some line is unlimited */
     int64_t amount;  /* the sum of the lines' amounts */
     const char *building_ids_json; /* JSON array of "bld_N" (borrowed) */
-    int64_t granted, used, remaining;
+    int64_t granted, used, remaining; /* granted, remaining: limited lots'; used: all */
+    bool granted_unlimited;   /* an unlimited lot's validity has begun */
+    bool remaining_unlimited; /* an unlimited lot is valid now */
 };
 ENG_MUST_CHECK int store_credit_report_each(struct store *s, const struct credit_filter *f,
                                             int (*cb)(void *ud,

@@ -279,6 +279,40 @@ describe("HTTP endpoints", function()
     end
   end)
 
+  it("reports show \"unlimited\" where an unlimited grant touches a figure", function()
+    -- PRODUCT.md §3 "Unlimited", §7: as in the Data Hub, in JSON and CSV,
+    -- streamed or paged; used stays a number (usage is still recorded).
+    local x = env:world({ timezone = "UTC", building_name = "Unl", tenant_name = "Unltd" })
+    local unl = env:grant(x, "unlimited", { start = "2026-01-01" })
+    assert.equal(201, (env:book(x, "2026-01-05T09:00:00Z", "2026-01-05T11:00:00Z")))
+    local lim = env:grant(x, 4, { start = "2026-01-01" })
+    local q = "tenant_id=" .. x.tenant.id
+    local function by_id(rows)
+      local out = {}
+      for _, r in ipairs(rows) do out[r.allocation_id] = r end
+      return out
+    end
+    local function figures(r) return { r.granted, r.used, r.remaining } end
+    for _, path in ipairs { "/v1/reports/credits?" .. q, "/v1/reports/credits?limit=5&" .. q } do
+      local rows = by_id(env:must(200, "GET", path).data)
+      assert.same({ "unlimited", 2, "unlimited" }, figures(rows[unl.id]), path)
+      assert.same({ 4, 0, 4 }, figures(rows[lim.id]), path)
+    end
+    local s, text = env:get("/v1/reports/credits?format=csv&" .. q)
+    assert.equal(200, s)
+    assert.truthy(text:find("\n" .. unl.id .. ",", 1, true), text)
+    assert.truthy(text:find("unlimited,2,unlimited\r\n", 1, true), text)
+    local d = env:must(200, "GET", "/v1/reports/dashboard?unit=hour&" .. q)
+    assert.same({ "unlimited", 2, "unlimited" }, { d.allocated, d.used, d.remaining })
+    s, text = env:get("/v1/reports/dashboard?unit=hour&format=csv&" .. q)
+    assert.equal(200, s)
+    assert.truthy(text:find("\r\nhour,unlimited,2,unlimited,", 1, true), text)
+    -- A tenant without an unlimited grant keeps exact numbers.
+    d = env:must(200, "GET", "/v1/reports/dashboard?unit=hour&tenant_id=" .. w.tenant.id)
+    assert.equal("number", type(d.allocated))
+    assert.equal("number", type(d.remaining))
+  end)
+
   it("PUT /v1/clock moves the fake clock", function()
     assert.same({ now = "2026-01-02T00:00:00Z" }, env:clock("2026-01-02T00:00:00Z"))
     local status, body = env:put("/v1/clock", { now = "yesterday" })

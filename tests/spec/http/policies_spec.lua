@@ -156,6 +156,64 @@ touch %s/done
 end)
 
 describe("policy files", function()
+  -- Buildings created while allotd runs: a reload (HTTP or SIGHUP) serves
+  -- the files written for them afterwards, whatever their place in the
+  -- reload's walk (it once installed the first building only), and a file
+  -- already there when a building is created serves at once, as at
+  -- start-up (sets are built on first use, from the files of that moment).
+  it("reload files of buildings created after start-up; an existing file serves at once", function()
+    local dir = H.policies({})
+    local env = H.start { policies = dir }
+    finally(function() env:stop() end)
+    local first = env:world()
+    local w = env:world { building_name = "Annex", tenant_name = "Beta", user_name = "Bo" }
+    env:grant(w, 100, { start = "2026-01-01" })
+    local function quote(world)
+      return env:must(200, "POST", "/v1/quotes", { resource_id = world.room.id,
+        user_id = world.user.id, start = "2026-01-10T09:00:00Z",
+        ["end"] = "2026-01-10T11:00:00Z" }).credits.amount
+    end
+    local function label(world)
+      return env:must(200, "GET", "/v1/buildings/" .. world.building.id .. "/policies")
+               .policies.pricing.label
+    end
+    local function write(bid, text)
+      os.execute(("mkdir -p %s/buildings/%s"):format(dir, bid))
+      local f = assert(io.open(("%s/buildings/%s/pricing.lua"):format(dir, bid), "w"))
+      f:write(text)
+      f:close()
+    end
+    assert.equal(2, quote(w))
+    assert.truthy(label(w):find("^default:"))
+    write(w.building.id, PREMIUM)
+    local r = env:must(200, "POST", "/v1/policies/reload")
+    assert.equal(2, r.reloaded)
+    assert.same({}, r.failed)
+    assert.truthy(label(w):find("^file:"), label(w))
+    assert.equal(6, quote(w))
+    assert.truthy(label(first):find("^default:"))
+    -- SIGHUP goes through the same reload.
+    write(w.building.id, (PREMIUM:gsub("3000", "4000")))
+    local build = os.getenv("ALLOT_BUILD_DIR") or "build"
+    assert(os.execute(("%s/allot policies reload --pid %d > /dev/null"):format(build, env.pid)))
+    for _ = 1, 100 do
+      if env:server_log():find("SIGHUP: 2 building", 1, true) then break end
+      os.execute("sleep 0.05")
+    end
+    assert.equal(8, quote(w))
+    -- A file written before its building exists.
+    local next_id = "bld_" .. (tonumber(w.building.id:match("%d+$")) + 1)
+    write(next_id, PREMIUM)
+    local late = env:world { building_name = "Late", tenant_name = "Gamma", user_name = "Cy" }
+    assert.equal(next_id, late.building.id)
+    env:grant(late, 100, { start = "2026-01-01" })
+    assert.truthy(label(late):find("^file:"), label(late))
+    assert.equal(6, quote(late))
+    env:must(200, "POST", "/v1/policies/reload")
+    assert.equal(6, quote(late))
+    assert.equal(8, quote(w))
+  end)
+
   it("reload from the policy directory on SIGHUP, keeping the old set when a file is bad", function()
     local dir = H.policies({})
     local env = H.start { policies = dir }

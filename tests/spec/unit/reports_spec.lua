@@ -188,6 +188,74 @@ describe("reports", function()
     assert.equal("2", recs[1].credits)
   end)
 
+  it("show Unlimited granted and remaining where an unlimited grant touches them", function()
+    -- PRODUCT.md §3 "Unlimited" and §7: the credit report and the dashboard
+    -- follow the Data Hub; used stays a number, and figures no unlimited
+    -- grant touches stay exact.
+    db = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db, { timezone = "UTC" })
+    local room = F.room(db, w.building)
+    local unl = F.grant(db, w, "unlimited", { start = "2026-01-01", ["end"] = "2026-01-31" })
+    F.ok(F.book(db, w, room, "2026-01-05T09:00:00Z", "2026-01-05T11:00:00Z"))
+    -- Granted after that booking, so that the unlimited lot paid for it.
+    local lim = F.grant(db, w, 10, { start = "2026-01-01", recurrence = "monthly" })
+    local ahead = F.grant(db, w, "unlimited", { start = "2026-03-01" })
+    F.ok(F.book(db, w, room, "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z"))
+    local other = F.world(db, { timezone = "UTC", building_name = "Annex", tenant_name = "Beta" })
+    F.grant(db, other, 5, { start = "2026-01-01" })
+    assert(db:set_clock("2026-01-10T00:00:00Z"))
+
+    local function credit_rows(args)
+      local rows = {}
+      for _, r in ipairs(F.ok(db:call("reports.credits", args)).data) do rows[r.allocation_id] = r end
+      return rows
+    end
+    local function figures(r) return { r.granted, r.used, r.remaining } end
+    local rows = credit_rows({ tenant_id = w.tenant.id })
+    assert.same({ "unlimited", 2, "unlimited" }, figures(rows[unl.id]))
+    assert.same({ 10, 1, 9 }, figures(rows[lim.id]))
+    -- Not begun yet: nothing granted, nothing left, whatever its amount.
+    assert.equal("unlimited", rows[ahead.id].amount)
+    assert.same({ 0, 0, 0 }, figures(rows[ahead.id]))
+    -- The CSV says the same, as the Data Hub's CSV does.
+    local _, recs = csv_records(F.ok(db:call("reports.credits", { tenant_id = w.tenant.id,
+                                                                  format = "csv" })).csv)
+    local by_id = {}
+    for _, r in ipairs(recs) do by_id[r.allocation_id] = r end
+    assert.same({ "unlimited", "2", "unlimited" }, figures(by_id[unl.id]))
+    assert.same({ "10", "1", "9" }, figures(by_id[lim.id]))
+    assert.same({ "0", "0", "0" }, figures(by_id[ahead.id]))
+    -- A paged report reads the same rows.
+    local page = F.ok(db:call("reports.credits", { tenant_id = w.tenant.id, limit = 1 })).data
+    assert.same({ "unlimited", 2, "unlimited" }, figures(page[1]))
+
+    -- The dashboard: the tenant's and the portfolio's totals are touched
+    -- by the unlimited grant; the other tenant's stay exact.
+    local function dash(args)
+      local d = F.ok(db:call("reports.dashboard", args))
+      return { d.allocated, d.used, d.remaining }
+    end
+    assert.same({ "unlimited", 3, "unlimited" }, dash({ tenant_id = w.tenant.id }))
+    assert.same({ "unlimited", 3, "unlimited" }, dash({}))
+    assert.same({ 5, 0, 5 }, dash({ tenant_id = other.tenant.id }))
+    assert.same({ 0, 0, 0 }, dash({ unit = "coin" }))
+    _, recs = csv_records(F.ok(db:call("reports.dashboard", { format = "csv" })).csv)
+    assert.same({ "unlimited", "3", "unlimited" }, { recs[1].allocated, recs[1].used,
+                                                     recs[1].remaining })
+    _, recs = csv_records(F.ok(db:call("reports.dashboard", { tenant_id = other.tenant.id,
+                                                              format = "csv" })).csv)
+    assert.same({ "5", "0", "5" }, { recs[1].allocated, recs[1].used, recs[1].remaining })
+
+    -- Once the unlimited lot's validity is over, it was still granted, but
+    -- nothing unlimited remains: January's 10 expired, February's 10 are left.
+    assert(db:set_clock("2026-02-10T00:00:00Z"))
+    rows = credit_rows({ tenant_id = w.tenant.id })
+    assert.same({ "unlimited", 2, 0 }, figures(rows[unl.id]))
+    assert.same({ 20, 1, 10 }, figures(rows[lim.id]))
+    assert.same({ "unlimited", 3, 10 }, dash({ tenant_id = w.tenant.id }))
+    assert.is_false(F.ok(db:call("reports.dashboard", { tenant_id = w.tenant.id })).unlimited)
+  end)
+
   it("lets a tenant admin see only their company, and a tenant user only their usage", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db)
@@ -389,10 +457,21 @@ describe("reports", function()
         coalesce((SELECT sum(credits - credits_refunded) FROM booking
                   WHERE payment_method = 'credits' AND unit = 'hour' AND %d = %d), 0) AS used,
         coalesce(sum(CASE WHEN l.unlimited = 0 AND l.closed = 0 AND l.valid_until > %d THEN l.balance END), 0) AS remaining
-      FROM lot l WHERE l.unit = 'hour' AND l.valid_from <= %d]]):format(nowt, nowt, nowt, nowt, nowt))[1]
-    assert.near(lots.allocated / 1000, d.allocated, 1e-9)
+        , coalesce(max(l.unlimited), 0) AS unl_begun,
+        coalesce(max(CASE WHEN l.closed = 0 AND l.valid_until > %d THEN l.unlimited END), 0) AS unl_now
+      FROM lot l WHERE l.unit = 'hour' AND l.valid_from <= %d]]):format(nowt, nowt, nowt, nowt,
+                                                                         nowt, nowt))[1]
+    -- A figure an unlimited lot touches is "unlimited" (as in the Data Hub).
+    local function figure(unl, milli, got, what)
+      if unl ~= 0 then
+        assert.equal("unlimited", got, what)
+      else
+        assert.near(milli / 1000, got, 1e-9, what)
+      end
+    end
+    figure(lots.unl_begun, lots.allocated, d.allocated, "allocated")
     assert.near(lots.used / 1000, d.used, 1e-9)
-    assert.near(lots.remaining / 1000, d.remaining, 1e-9)
+    figure(lots.unl_now, lots.remaining, d.remaining, "remaining")
     local tx = sql(dbfile, ([[SELECT count(*) AS n, count(DISTINCT user_id) AS u FROM booking
       WHERE payment_method = 'credits' AND unit = 'hour' AND status = 'confirmed'
       AND created_at > %d AND created_at <= %d]]):format(nowt - 30 * 86400, nowt))[1]
@@ -408,14 +487,28 @@ describe("reports", function()
     for _, u in ipairs(usage) do total = total + (u.credits or 0) end
     assert.near(raw.c / 1000, total, 1e-6)
 
-    -- Credit management rows: one per allocation, granted/used/remaining from lots.
+    -- Credit management rows: one per allocation; granted (lots begun),
+    -- used and remaining (lots valid now) against their entries.
     local credits = F.ok(db:call("reports.credits", {})).data
     for _, row in ipairs(credits) do
       local id = tonumber(row.allocation_id:match("%d+"))
       local raw_row = sql(dbfile, ([[SELECT
         coalesce((SELECT -sum(e.amount) FROM entry e JOIN lot l ON l.id = e.lot_id
-                  WHERE l.allocation_id = %d AND e.kind IN ('debit','refund')), 0) AS used]]):format(id))[1]
+                  WHERE l.allocation_id = %d AND e.kind IN ('debit','refund')), 0) AS used,
+        coalesce((SELECT sum(e.amount) FROM entry e JOIN lot l ON l.id = e.lot_id
+                  WHERE l.allocation_id = %d AND l.unlimited = 0 AND l.valid_from <= %d
+                  AND e.kind IN ('grant','adjust','void')), 0) AS granted,
+        coalesce((SELECT sum(e.amount) FROM entry e JOIN lot l ON l.id = e.lot_id
+                  WHERE l.allocation_id = %d AND l.unlimited = 0 AND l.closed = 0
+                  AND l.valid_from <= %d AND l.valid_until > %d), 0) AS remaining,
+        (SELECT count(*) FROM lot WHERE allocation_id = %d AND unlimited = 1
+         AND valid_from <= %d) AS unl_begun,
+        (SELECT count(*) FROM lot WHERE allocation_id = %d AND unlimited = 1 AND closed = 0
+         AND valid_from <= %d AND valid_until > %d) AS unl_now]]):format(
+        id, id, nowt, id, nowt, nowt, id, nowt, id, nowt, nowt))[1]
       assert.near(raw_row.used / 1000, row.used, 1e-9)
+      figure(raw_row.unl_begun, raw_row.granted, row.granted, row.allocation_id .. " granted")
+      figure(raw_row.unl_now, raw_row.remaining, row.remaining, row.allocation_id .. " remaining")
     end
   end)
 end)

@@ -81,11 +81,12 @@ export async function render(page, ctx, params) {
   function loadTiles() {
     withLoading(tiles, () => get('/v1/reports/dashboard', { unit: state.unit, ...filterQuery() }), (d) => {
       const u = d.unit || state.unit;
-      const unl = d.unlimited ? 'plus unlimited grants' : null;
+      // A figure an unlimited grant touches is the string "unlimited"
+      // (fmtAmount shows "Unlimited"), as in the Data Hub.
       tiles.append(
-        tile('Credits allocated', fmtAmount(d.allocated), unl || unitName(u, 2), { key: 'allocated' }),
+        tile('Credits allocated', fmtAmount(d.allocated), d.allocated === 'unlimited' ? `${unitName(u, 2)}, includes unlimited grants` : unitName(u, 2), { key: 'allocated' }),
         tile('Credits used', fmtAmount(d.used), `${unitName(u, 2)}, net of refunds`, { key: 'used' }),
-        tile('Credits remaining', fmtAmount(d.remaining), unl ? `${unitName(u, 2)} ${unl}` : `${unitName(u, 2)} available now`, { key: 'remaining' }),
+        tile('Credits remaining', fmtAmount(d.remaining), `${unitName(u, 2)} available now`, { key: 'remaining' }),
         tile('Transactions', fmtAmount(d.transactions_30d), 'credit bookings, last 30 days', { key: 'transactions' }),
         tile('Active users', fmtAmount(d.active_users_30d), 'booked with credits, last 30 days', { key: 'active_users' }),
         tile('Top tenant', d.top_tenant ? d.top_tenant.name : '—',
@@ -209,11 +210,11 @@ function creditsPanel(panel, bmap, filterQuery, ctx, reload) {
         h('span', { class: 'sub block' }, r.end ? `ends ${fmtDate(r.end)}` : 'no end date')) },
       { key: 'expires', label: 'Expires', value: (r) => r.expiry.sort, render: (r) => h('span', { class: 'nowrap', 'data-expires': r.expiry.day || 'never' },
         r.expiry.text, r.expiry.sub ? h('span', { class: 'sub block' }, r.expiry.sub) : null) },
-      { key: 'granted', label: 'Granted', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.granted) },
+      { key: 'granted', label: 'Granted', num: true, value: (r) => r.granted },
       { key: 'used', label: 'Used', num: true, render: (r) => h('span', {}, fmtAmount(r.used),
         r.ahead ? h('span', { class: 'sub block', title: 'Booked ahead from credits of a period that has not begun' }, `${fmtAmount(r.ahead)} ahead`) : null) },
       { key: 'expired', label: 'Expired', num: true, title: 'Expired unused', render: (r) => h('span', { 'data-expired': String(r.expired) }, fmtAmount(r.expired)) },
-      { key: 'remaining', label: 'Left', title: 'Remaining', num: true, value: (r) => (r.amount === 'unlimited' ? 'unlimited' : r.remaining) },
+      { key: 'remaining', label: 'Left', title: 'Remaining', num: true, value: (r) => r.remaining },
       { key: 'status', label: 'Status', render: (r) => statusBadge(r.status) },
       ctx.canAssign ? { key: 'act', label: 'Actions', sortable: false, render: (r) => (r.status === 'active' || r.status === 'upcoming' || r.status === 'scheduled'
         ? h('span', { class: 'button-row' },
