@@ -743,11 +743,18 @@ rollover_carry(struct ledger_ctx *lx, const struct alloc *a, const struct closin
         return lx->err->status;
     }
     snprintf(version, version_size, "%s", versions[POLICY_ROLLOVER]);
+    /* The cap is on the carried total of the allocation's lots of the
+     * ending period (PRODUCT.md §3), every line together: `line` is the
+     * allocation's amount per period over its limited lines. */
+    int64_t amount = 0;
+    for (int i = 0; i < a->line_count; i++) {
+        amount += a->lines[i].unlimited ? 0 : a->lines[i].amount;
+    }
     json_t *cap = a->rollover_cap >= 0 ? json_integer(a->rollover_cap) : json_null();
     json_t *ctx = json_pack("{s:{s:o, s:s, s:{s:b, s:o}}, s:{s:I}, s:I, s:I, s:I}", "allocation",
                             "id", id_json("alc", a->id), "recurrence",
                             period_kind_name(a->recurrence), "rollover", "enabled", a->rollover,
-                            "cap", cap, "line", "amount", (json_int_t)a->lines[g->line_idx].amount,
+                            "cap", cap, "line", "amount", (json_int_t)amount,
                             "unused", (json_int_t)unused, "period_start", (json_int_t)pfrom,
                             "period_end", (json_int_t)T);
     json_t *res = NULL;
@@ -802,8 +809,13 @@ carry_in(struct ledger_ctx *lx, const struct alloc *a, const struct closing *g, 
     return entry_post(lx, new_lot, "rollover_in", carry, T, 0, key, version, NULL);
 }
 
-/* Carries part of a group's unused balance into a rollover lot of the next
- * period (by the rollover policy) and expires the rest, at instant T. */
+/* Carries part of a group's unused balance (one owner's lots of one
+ * allocation ending at T, every line: PRODUCT.md §3's cap is on the
+ * carried total) into rollover lots of the next period, by the rollover
+ * policy, and expires the rest.  The carry is taken line by line in the
+ * allocation's order, carried credit before the period's own within a
+ * line; each line gives what it carries to a rollover lot of that line,
+ * so the carried credit keeps its line's scope. */
 static int
 close_group(struct ledger_ctx *lx, struct closing *g, int count, int64_t T)
 {
@@ -825,30 +837,48 @@ close_group(struct ledger_ctx *lx, struct closing *g, int count, int64_t T)
     if (rc == 0 && next_exists) {
         rc = rollover_carry(lx, &a, &g[0], unused, T, &carry, version, sizeof version);
     }
-    if (rc == 0 && carry > 0) {
-        rc = carry_in(lx, &a, &g[0], carry, nfrom, nuntil, T, version);
+    /* Each lot's share of the carry, then each line's rollover lot. */
+    int64_t *outs = calloc((size_t)count, sizeof *outs);
+    if (rc == 0 && outs == NULL) {
+        rc = oom(lx);
     }
-    /* Take the carry from the group's lots in order (carried credit first),
-     * then expire whatever is left: nothing disappears silently. */
     int64_t to_carry = carry;
+    for (int i = 0; rc == 0 && i < count; i++) {
+        int64_t bal = g[i].unlimited ? 0 : g[i].balance;
+        outs[i] = bal < to_carry ? bal : to_carry;
+        to_carry -= outs[i];
+    }
+    for (int i = 0; rc == 0 && i < count;) {
+        int j = i;
+        int64_t line_carry = 0;
+        for (; j < count && g[j].line_idx == g[i].line_idx; j++) {
+            line_carry += outs[j];
+        }
+        if (line_carry > 0) {
+            rc = carry_in(lx, &a, &g[i], line_carry, nfrom, nuntil, T, version);
+        }
+        i = j;
+    }
+    /* Then the outs and the expiries: nothing disappears silently.  An
+     * expiry the rollover policy decided records its version too. */
+    const char *expire_version = version[0] != '\0' ? version : NULL;
     for (int i = 0; rc == 0 && i < count; i++) {
         char key[64];
         int64_t bal = g[i].unlimited ? 0 : g[i].balance;
-        int64_t out = bal < to_carry ? bal : to_carry;
-        if (out > 0) {
+        if (outs[i] > 0) {
             snprintf(key, sizeof key, "rollover_out:%lld", (long long)g[i].lot_id);
-            rc = entry_post(lx, g[i].lot_id, "rollover_out", -out, T, 0, key, version, NULL);
-            to_carry -= out;
-            bal -= out;
+            rc = entry_post(lx, g[i].lot_id, "rollover_out", -outs[i], T, 0, key, version, NULL);
+            bal -= outs[i];
         }
         if (rc == 0 && bal > 0) {
             snprintf(key, sizeof key, "expire:%lld", (long long)g[i].lot_id);
-            rc = entry_post(lx, g[i].lot_id, "expire", -bal, T, 0, key, NULL, NULL);
+            rc = entry_post(lx, g[i].lot_id, "expire", -bal, T, 0, key, expire_version, NULL);
         }
         if (rc == 0) {
             rc = store_lot_close(lx->store, g[i].lot_id, lx->err);
         }
     }
+    free(outs);
     alloc_free(&a);
     return rc;
 }
@@ -944,8 +974,7 @@ close_at(struct ledger_ctx *lx, int64_t T)
         size_t j = i + 1;
         struct closing *rows = c.rows;
         while (j < c.count && rows[j].alloc_id == rows[i].alloc_id &&
-               rows[j].line_idx == rows[i].line_idx && rows[j].owner == rows[i].owner &&
-               rows[j].period_n == rows[i].period_n) {
+               rows[j].owner == rows[i].owner && rows[j].period_n == rows[i].period_n) {
             j++;
         }
         /* Each group in its own savepoint: a failing rollover policy leaves

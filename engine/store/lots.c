@@ -331,7 +331,7 @@ store_lots_closing_each(struct store *s, int64_t until,
                         struct eng_error *err)
 {
     STORE_SQL(q, "SELECT " LOT_COLS LOT_FROM " WHERE l.closed = 0 AND l.valid_until = ?"
-                 " ORDER BY l.allocation_id, l.line_idx, l.user_id, l.period_n, l.kind DESC,"
+                 " ORDER BY l.allocation_id, l.user_id, l.period_n, l.line_idx, l.kind DESC,"
                  " l.id");
     sqlite3_stmt *st = sq_prep(s, &q, err);
     if (st == NULL) {

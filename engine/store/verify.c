@@ -62,10 +62,14 @@ static const struct check checks[] = {
      " entry e JOIN lot p ON p.id = e.lot_id WHERE e.kind = 'rollover_out' AND"
      " p.allocation_id = r.allocation_id AND p.line_idx = r.line_idx AND p.user_id ="
      " r.user_id AND p.period_n = r.period_n - 1), 0)"},
+    /* The cap is on the carried total of an owner's lots of the
+     * allocation (PRODUCT.md §3), every line together. */
     {"a rollover never exceeds its cap",
-     "SELECT 'lot_' || r.id || ': carried ' || r.granted || ' above the cap ' ||"
-     " a.rollover_cap FROM lot r JOIN allocation a ON a.id = r.allocation_id"
-     " WHERE r.kind = 'rollover' AND a.rollover_cap IS NOT NULL AND r.granted > a.rollover_cap"},
+     "SELECT 'alc_' || r.allocation_id || ' period ' || r.period_n || ' owner ' || r.user_id ||"
+     " ': carried ' || sum(r.granted) || ' above the cap ' || max(a.rollover_cap) FROM lot r"
+     " JOIN allocation a ON a.id = r.allocation_id WHERE r.kind = 'rollover' AND"
+     " a.rollover_cap IS NOT NULL GROUP BY r.allocation_id, r.period_n, r.user_id"
+     " HAVING sum(r.granted) > max(a.rollover_cap)"},
     {"a credit booking's debits equal its price",
      "SELECT 'bkg_' || b.id || ': price ' || b.credits || ' but debits ' ||"
      " coalesce(d.s, 0) FROM booking b LEFT JOIN (SELECT booking_id, -sum(amount) AS s"

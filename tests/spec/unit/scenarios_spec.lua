@@ -1,6 +1,7 @@
 -- The reference scenarios of PRODUCT.md §10, driven through the Lua module
 -- against a real SQLite file, with `allot verify` after each.
 local F = require "fixture"
+local D = require "db_shell"
 
 describe("reference scenario", function()
   local db
@@ -39,6 +40,51 @@ describe("reference scenario", function()
     local expired = F.entries(db, { tenant_id = w.tenant.id, kind = "expire" })
     assert.equal(-5, out[1].amount)
     assert.equal(-2, expired[1].amount)
+  end)
+
+  -- PRODUCT.md §3: "a cap on the carried total: carried = min(unused balance
+  -- of the ending period's lots, cap)" -- every line of the allocation
+  -- together, taken line by line in the allocation's order; each line's
+  -- share lands in a rollover lot of that line (its scope kept).
+  it("S2 with several lines: the cap is on the allocation's carried total", function()
+    local dir
+    db, dir = F.open("2026-01-01T08:00:00Z")
+    local w = F.world(db)
+    local room = F.room(db, w.building)
+    local other = F.room(db, w.building)
+    F.grant(db, w, 6, { start = "2026-01-01", recurrence = "monthly",
+                        rollover = { enabled = true, cap = 3 } },
+            { lines = { { scope = "all", amount = 6 },
+                        { scope = "resources", resource_ids = { other.id }, amount = 4 } } })
+    -- 5 of the all-resources line's 6 spent on `room` (the other line does
+    -- not cover it): 1 + 4 unused, 3 carried (1 from the first line, 2 from
+    -- the second), 2 expire.
+    F.ok(F.book(db, w, room, "2026-01-12T09:00:00Z", "2026-01-12T14:00:00Z"))
+    assert(db:set_clock("2026-02-02T00:00:00Z"))
+    local ins = F.entries(db, { tenant_id = w.tenant.id, kind = "rollover_in" })
+    local carried = {}
+    for _, e in ipairs(ins) do carried[#carried + 1] = e.amount end
+    table.sort(carried)
+    assert.same({ 1, 2 }, carried)
+    local expired = 0
+    for _, e in ipairs(F.entries(db, { tenant_id = w.tenant.id, kind = "expire" })) do
+      expired = expired + e.amount
+    end
+    assert.equal(-2, expired)
+    assert.equal(6 + 4 + 3, F.available(db, w.user))
+    F.verified(db)
+    -- Nothing used in February: 10 + 3 unused, only 3 go on.
+    assert(db:set_clock("2026-03-02T00:00:00Z"))
+    assert.equal(6 + 4 + 3, F.available(db, w.user))
+    F.verified(db)
+    -- verify checks the total: one line's rollover lot raised past it.
+    D.exec(F.db_file(dir), "UPDATE lot SET granted = granted + 1000 WHERE kind = 'rollover'"
+      .. " AND line_idx = 0 AND period_n = (SELECT min(period_n) FROM lot WHERE kind = 'rollover')")
+    local ok, problems = db:verify()
+    assert.is_false(ok)
+    assert.truthy(table.concat(problems, "\n"):find("a rollover never exceeds its cap", 1, true))
+    db:close()
+    db = nil
   end)
 
   it("S3 no partial payment: credits are refused, the card pays", function()
