@@ -786,13 +786,18 @@ allocation_end_on(struct op *op, int64_t id, const char *end, struct civil_date 
     } else {
         rc = tz_local_midnight(a.zone, date_add_days(d, 1), &end_at, op->err);
     }
-    /* A period that has begun runs to its natural end. */
+    /* A period that has begun runs to its natural end.  A once allocation
+     * has one lot, valid "until its end date (or forever)", and "a once lot
+     * with an end date expires at that date" (PRODUCT.md §3): its lot ends
+     * with it (an end already past: at once, the next second, which the
+     * period-end processing then closes). */
+    bool once = a.recurrence == PERIOD_NONE;
     int64_t n = 0;
     bool in = false;
     if (rc == 0 && end_at < op->now) {
-        end_at = op->now;
+        end_at = once ? op->now + 1 : op->now;
     }
-    if (rc == 0) {
+    if (rc == 0 && !once) {
         rc = alloc_period_at(&op->lx, &a, end_at - 1, &n, &in);
     }
     if (rc == 0 && in) {
@@ -805,6 +810,9 @@ allocation_end_on(struct op *op, int64_t id, const char *end, struct civil_date 
     }
     if (rc == 0) {
         rc = store_allocation_set_end(op->store, id, end, end_at, op->err);
+    }
+    if (rc == 0 && once) {
+        rc = store_lots_end_before(op->store, id, end_at, op->err);
     }
     alloc_free(&a);
     if (rc == 0) {

@@ -270,6 +270,22 @@ store_lot_close(struct store *s, int64_t id, struct eng_error *err)
 }
 
 int
+store_lots_end_before(struct store *s, int64_t allocation_id, int64_t until,
+                      struct eng_error *err)
+{
+    STORE_SQL(q, "UPDATE lot SET valid_until = ? WHERE allocation_id = ? AND closed = 0"
+                 " AND valid_until > ?");
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, until);
+    sq_int(s, st, 2, allocation_id);
+    sq_int(s, st, 3, until);
+    return sq_exec(s, st, "lot end", err);
+}
+
+int
 store_lot_next_end(struct store *s, int64_t after, int64_t *t, struct eng_error *err)
 {
     STORE_SQL(q, "SELECT min(valid_until) FROM lot WHERE closed = 0 AND valid_until > ?");

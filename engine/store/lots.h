@@ -59,6 +59,10 @@ ENG_MUST_CHECK int store_lot_take(struct store *s, int64_t id, int64_t amount, i
                                   bool *taken, int64_t *balance, struct eng_error *err);
 /* Marks the lot closed (its end processed, or voided). */
 ENG_MUST_CHECK int store_lot_close(struct store *s, int64_t id, struct eng_error *err);
+/* Open lots of the allocation valid past `until` are valid until then (a
+ * once allocation given an end: PRODUCT.md §3). */
+ENG_MUST_CHECK int store_lots_end_before(struct store *s, int64_t allocation_id, int64_t until,
+                                         struct eng_error *err);
 
 /* The earliest end of an open lot after `after` (TIME_NEVER: none). */
 ENG_MUST_CHECK int store_lot_next_end(struct store *s, int64_t after, int64_t *t,

@@ -162,6 +162,33 @@ describe("the ledger", function()
     assert.equal(0, F.available(db, w.user))
   end)
 
+  -- PRODUCT.md §3: "A once lot with an end date expires at that date", also
+  -- when the end is given after the lot began (its lot ends with it).
+  it("expires a once allocation's lot at the end it is given later", function()
+    db = F.open("2026-04-02T00:00:00Z")
+    local w = F.world(db, { timezone = "Europe/Warsaw" })
+    local room = F.room(db, w.building)
+    local a = F.grant(db, w, 5, { start = "2026-03-01" })
+    local kept = F.ok(F.book(db, w, room, "2026-07-20T09:00:00Z", "2026-07-20T10:00:00Z"))
+    assert.equal(4, F.available(db, w.user))
+    local ended = F.ok(db:end_allocation { id = a.id, ["end"] = "2026-06-30" })
+    assert.equal("2026-06-30", ended.schedule["end"])
+    assert.equal("2026-06-30T22:00:00Z", ended.lots[1].valid_until)
+    assert.equal(4, F.available(db, w.user))
+    assert(db:set_clock("2026-07-01T00:00:00Z"))
+    assert.equal(0, F.available(db, w.user))
+    local expired = F.entries(db, { tenant_id = w.tenant.id, kind = "expire" })
+    assert.equal(1, #expired)
+    assert.equal(-4, expired[1].amount)
+    assert.equal("confirmed", F.ok(db:booking { id = kept.id }).status) -- paid, never un-paid
+    -- An end already past: the lot ends at once.
+    local b = F.grant(db, w, 3, { start = "2026-05-01" })
+    assert.equal(3, F.available(db, w.user))
+    F.ok(db:end_allocation { id = b.id, ["end"] = "2026-06-15" })
+    assert(db:set_clock("2026-07-01T00:00:02Z"))
+    assert.equal(0, F.available(db, w.user))
+  end)
+
   it("answers a retried request once, and refuses a key reused for another request", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db)
