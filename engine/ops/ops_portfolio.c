@@ -5,7 +5,6 @@
  * were created, so the two can never disagree about what is valid.  Every
  * storage step is checked: a storage error fails the request (503), it
  * never reads as "not found" or "not visible". */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,8 +145,7 @@ building_check(struct op *op, json_t *b)
     if (args_string(op, b, "currency", true, 3, &s) != 0) {
         return ENG_EINVAL;
     }
-    if (strlen(s) != 3 || !isupper((unsigned char)s[0]) || !isupper((unsigned char)s[1]) ||
-        !isupper((unsigned char)s[2])) {
+    if (!currency_valid(s)) {
         return op_invalid(op, "currency", "'currency' must be an ISO 4217 code such as USD");
     }
     json_t *pay = json_object_get(b, "payment");

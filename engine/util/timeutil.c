@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <unicode/ucal.h>
+#include <unicode/ucurr.h>
 #include <unicode/ustring.h>
 
 #define SECS_PER_DAY 86400
@@ -666,6 +667,27 @@ tz_valid(const char *zone)
     UChar id[TIME_ZONE_NAME_MAX];
 
     return zone != NULL && tz_name_to_uchars(zone, id) && tz_known(id);
+}
+
+bool
+currency_valid(const char *code)
+{
+    /* Three capital letters that ICU's currency data knows as an ISO 4217
+     * code, current or historic (ICU is here for the zones already). */
+    if (code == NULL || strlen(code) != 3) {
+        return false;
+    }
+    UChar iso[4];
+    for (int i = 0; i < 3; i++) {
+        if (code[i] < 'A' || code[i] > 'Z') {
+            return false;
+        }
+        iso[i] = (UChar)code[i];
+    }
+    iso[3] = 0;
+    UErrorCode st = U_ZERO_ERROR;
+    UBool known = ucurr_isAvailable(iso, U_DATE_MIN, U_DATE_MAX, &st);
+    return U_SUCCESS(st) && known;
 }
 
 int

@@ -51,6 +51,8 @@ const char *period_kind_name(enum period_kind kind);
 /* True when `zone` is a known IANA zone id (e.g. "Europe/Paris", "UTC").
  * Unknown or empty names and ICU's fallback "Etc/Unknown" are false. */
 bool tz_valid(const char *zone);
+/* True for an ISO 4217 currency code (three capitals ICU knows). */
+bool currency_valid(const char *code);
 
 /* The UTC instant of local midnight starting `date` in `zone`.  When midnight
  * does not exist (a DST gap at 00:00), the first instant of that day.

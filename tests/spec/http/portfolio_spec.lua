@@ -29,6 +29,21 @@ describe("portfolio", function()
     return env:must(201, "POST", "/v1/tenants", { name = name, building_ids = ids })
   end
 
+  it("takes an ISO 4217 currency only (PRODUCT.md §3), on create and edit", function()
+    for _, code in ipairs { "ZZZ", "ABC", "QQQ", "usd", "US", "USDX" } do
+      local status, res = env:post("/v1/buildings",
+                                   { name = "Cur " .. code, timezone = "UTC", currency = code })
+      assert.equal(400, status, code)
+      assert.equal("currency", res.error.details.field, code)
+    end
+    local yen = env:must(201, "POST", "/v1/buildings",
+                         { name = "Yen", timezone = "Asia/Tokyo", currency = "JPY" })
+    local status = env:patch("/v1/buildings/" .. yen.id, { currency = "ZZZ" })
+    assert.equal(400, status)
+    assert.equal("JPY", env:must(200, "GET", "/v1/buildings/" .. yen.id).currency)
+    env:must(200, "PATCH", "/v1/buildings/" .. yen.id, { currency = "CHF" })
+  end)
+
   describe("a manager limited to some buildings", function()
     local m
     setup(function()
