@@ -620,7 +620,12 @@ route_policy_put(struct http_req *rq, const struct route *r, const struct route_
     json_t *source = json_stringn(buf, len);
     free(buf);
     if (source == NULL) {
-        invalid(&err, "source", "the policy source must be UTF-8 text without NUL bytes");
+        /* A rejected upload (API.md: 422 policy_error), like one that does
+         * not compile: a binary chunk ("\27Lua...") is never loaded. */
+        eng_error_code(&err, ENG_EREJECTED, "policy_error",
+                       "the policy source must be Lua text (UTF-8, no NUL bytes): binary "
+                       "chunks are refused");
+        eng_error_field(&err, "source");
         return http_send_eng_error(rq, &err);
     }
     json_t *args = json_pack("{s:o}", "source", source);

@@ -52,6 +52,12 @@ describe("policies over HTTP", function()
   it("refuses the wrong content type, an unknown kind, and tenant keys", function()
     assert.equal(415, (env:put(base .. "/pricing", PREMIUM, { ["Content-Type"] = "application/json" })))
     assert.equal(400, (env:put(base .. "/gold", PREMIUM, LUA)))
+    -- A binary chunk is a rejected upload (API.md: 422 policy_error).
+    local label = env:must(200, "GET", base)
+    local status, res = env:put(base .. "/pricing", "\27Lua\84\0\25\147\13\10\26\10", LUA)
+    assert.equal(422, status)
+    assert.equal("policy_error", res.error.code)
+    assert.same(label, env:must(200, "GET", base))
     local tenant_key = env:must(201, "POST", "/v1/keys", { role = "tenant_admin",
                                                           tenant_id = w.tenant.id }).key
     local t = env:as(tenant_key)
