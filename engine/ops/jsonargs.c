@@ -216,7 +216,15 @@ args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool 
     json_t *v = args ? json_object_get(args, key) : NULL;
     struct civil_date d;
     if (json_is_string(v) && date_parse(json_string_value(v), &d, NULL) == 0) {
-        return tz_local_midnight(zone, upper ? date_add_days(d, 1) : d, out, op->err);
+        if (upper && d.year == 9999 && d.month == 12 && d.day == 31) {
+            *out = INT64_MAX; /* to the last day there is: no upper bound */
+            return 0;
+        }
+        if (tz_local_midnight(zone, upper ? date_add_days(d, 1) : d, out, op->err) != 0) {
+            eng_error_field(op->err, key);
+            return op->err->status;
+        }
+        return 0;
     }
     if (args_time(op, args, key, false, out) != 0) {
         return op_invalid(op, key, "'%s' must be a date YYYY-MM-DD or an RFC 3339 time", key);

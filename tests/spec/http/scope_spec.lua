@@ -149,6 +149,15 @@ describe("scope by owners", function()
       assert.equal(400, status)
       assert.equal("invalid_request", err.error.code)
     end)
+
+    it("takes the last date there is as an upper bound, and names a bad bound", function()
+      local all = env:must(200, "GET", "/v1/bookings?limit=500").data
+      assert.equal(#all, #env:must(200, "GET", "/v1/bookings?limit=500&to=9999-12-31").data)
+      env:must(200, "GET", "/v1/reports/usage?to=9999-12-31")
+      local status, err = env:get("/v1/bookings?from=2026-02-30")
+      assert.equal(400, status)
+      assert.equal("from", err.error.details.field)
+    end)
   end)
 
   describe("A1: adjustments through a building-scoped manager", function()
