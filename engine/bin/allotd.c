@@ -293,6 +293,30 @@ pidfile_take(const char *path)
     return fd;
 }
 
+/* Locks the database file itself for the life of the process (flock, which
+ * SQLite's own fcntl locks do not see), so that a second allotd on the same
+ * file is refused even when the two were given different pid files.  The
+ * descriptor is never closed before the process ends: closing a descriptor
+ * of the file would drop the fcntl locks SQLite holds on it.  A database
+ * URI (many nodes share it) takes no lock.  0, or -1 with the reason. */
+static int
+dbfile_lock(const char *path)
+{
+    if (strstr(path, "://") != NULL || strcmp(path, ":memory:") == 0) {
+        return 0;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return 0; /* SQLite will say why it cannot open it */
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "allotd: another allotd already serves the database %s\n", path);
+        close(fd); /* before SQLite opened it: no lock of ours to drop */
+        return -1;
+    }
+    return 0;
+}
+
 /* Removes the pid file at a clean stop, while still holding its lock, so
  * no reader takes the file of a server that has gone for a live one. */
 static void
@@ -489,6 +513,10 @@ main(int argc, char **argv)
 
     int pid_fd = pidfile_take(o.pid_file);
     if (pid_fd < 0) {
+        return 1;
+    }
+    if (dbfile_lock(o.eng.db_path) != 0) {
+        pidfile_release(o.pid_file, pid_fd);
         return 1;
     }
     struct eng_error err = {0};

@@ -22,7 +22,7 @@
  * lines is one history entry.  Tables are fitted to the terminal's width.
  * With piped input there are no prompts and no banner, so scripts work;
  * tables fit $COLUMNS when it is set; the exit status is that of exit(n),
- * else 1 if any input raised an error.
+ * else 1 if any input raised an error or printed an operation's refusal.
  *
  * This file owns the terminal, the signals and the read-eval loop.  The Lua
  * half (repl.lua: the remote handle, the printer, completion candidates,
@@ -263,8 +263,15 @@ run_input(struct repl *r)
         report_error(r);
     } else if (results > 0) {
         lua_insert(L, base + 1);
-        if (lua_pcall(L, results, 0, 0) != LUA_OK) {
+        if (lua_pcall(L, results, 1, 0) != LUA_OK) {
             report_error(r);
+        } else {
+            /* show() answers true for an operation's refusal it printed:
+             * a failed line, like a raised error. */
+            if (lua_toboolean(L, -1)) {
+                r->failures++;
+            }
+            lua_pop(L, 1);
         }
     }
     fflush(stdout);

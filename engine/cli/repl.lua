@@ -20,14 +20,17 @@ local HTTP_TIMEOUT_S = 60
 -- completion and help() use the list.  db:call accepts any name, so a new
 -- operation works here without a change.
 local KNOWN_OPS = {
-    "me", "keys.create", "verify",
+    "me", "keys.create", "keys.revoke", "verify",
     "buildings.create", "buildings.get", "buildings.list", "buildings.patch",
     "resources.create", "resources.get", "resources.list", "resources.patch",
+    "resources.archive",
     "tenants.create", "tenants.get", "tenants.list", "tenants.patch",
     "users.create", "users.get", "users.list", "users.patch",
     "allocations.create", "allocations.get", "allocations.list", "allocations.end",
+    "allocations.patch",
     "wallet", "adjustments.create", "entries.list",
     "quotes.create", "bookings.create", "bookings.get", "bookings.list", "bookings.cancel",
+    "bookings.refund_preview",
     "reports.datahub", "reports.dashboard", "reports.credits", "reports.usage",
     "policies.get", "policies.put", "policies.delete", "policies.history",
     "policies.rollback", "policies.simulate", "policies.reload",
@@ -751,13 +754,14 @@ function M.format(v)
 end
 
 -- Prints what a command returned.  An operation's answer (result, status,
--- replayed) shows the result alone; its failure (nil, error) one error line.
+-- replayed) shows the result alone; its failure (nil, error) one error line,
+-- and returns true: piped input then exits 1, as for a raised error.
 function M.show(...)
     local n = select("#", ...)
     local first, second, third = ...
     if n >= 2 and first == nil and is_error(second) then
         print(M.format(second))
-        return
+        return true
     end
     if n == 3 and type(first) == "table" and math.type(second) == "integer" and
         type(third) == "boolean" then

@@ -78,6 +78,19 @@ describe("allotd's pid file", function()
     assert.equal(200, (env:get("/v1/health")))
   end)
 
+  it("refuses a second server on the same file even with a pid file of its own", function()
+    if H.PG then pending("many nodes share a PostgreSQL database") return end
+    local other = H.tmpdir()
+    local out, err, code = run(("%s/allotd --db %s --listen 127.0.0.1:0 --policies %s"
+      .. " --pid-file %s"):format(BUILD, q(env.db), q(POLICIES), q(other .. "/x.pid")))
+    assert.equal(1, code, err)
+    assert.equal("", out)
+    assert.truthy(err:find("another allotd already serves the database", 1, true), err)
+    assert.equal(200, (env:get("/v1/health")))
+    assert.equal(tostring(env.pid) .. "\n", read_file(pidf))
+    sh("rm -rf " .. q(other))
+  end)
+
   it("lets allot policies reload --db signal that server", function()
     local out, err, code = run(("%s/allot policies reload --db %s%s")
       :format(BUILD, q(env.db), pid_flag))

@@ -148,8 +148,11 @@ error("boom")
         assert.equal(1, code)
     end)
 
-    it("prints a failed operation as one error line", function()
-        local out = piped(dir, db_flags(dir), SEED .. [[
+    it("prints a failed operation as one error line, and exits 1 for it", function()
+        local ok_out, _, ok_code = piped(dir, db_flags(dir), SEED .. "db:me()\n")
+        assert.truthy(#ok_out > 0)
+        assert.equal(0, ok_code)
+        local out, _, code = piped(dir, db_flags(dir), SEED .. [[
 db:book{resource_id = "res_1", user_id = "usr_1", start = "2026-01-05T09:00:00Z",
         ["end"] = "2026-01-05T20:00:00Z", payment_method = "credits"}
 db:call("buildings.get", {id = "bld_99"})
@@ -158,6 +161,7 @@ db:call("no.such.op")
         assert.truthy(out:find("\nerror 409 insufficient_credits: [^\n]+\n"), out)
         assert.truthy(out:find("\nerror 404 not_found: [^\n]+\n"), out)
         assert.truthy(out:find("error 404 not_found: no operation 'no.such.op'", 1, true), out)
+        assert.equal(1, code)
     end)
 
     it("refuses a line over 4 KiB and an input ending inside a statement", function()
@@ -269,6 +273,17 @@ db:xyzzy_qwerty()
         -- A global of the user's own named help is theirs.
         out = piped(dir, db_flags(dir), "help = 41 + 1\nhelp\n")
         assert.equal("42\n", out)
+    end)
+
+    it("lists every operation the server routes in help() (and so for Tab)", function()
+        local out = piped(dir, db_flags(dir), "help()\n")
+        local routes = io.popen(BUILD .. "/allotd --routes"):read("a")
+        local n = 0
+        for op in routes:gmatch('"op": "([%w_.]+)"') do
+            n = n + 1
+            assert.truthy(out:find(op, 1, true), op .. " is missing from help()")
+        end
+        assert.is_true(n > 30)
     end)
 
     it("lists in help() only what works in the mode it runs in", function()
@@ -561,7 +576,7 @@ describe_attached("allot repl attached to allotd", function()
             .. "\nlocal r, e = db:call(\"buildings.get\", {id = \"bld_9\"})"
             .. " return e.status, e.code\n")
         assert.equal("", err)
-        assert.equal(0, code)
+        assert.equal(1, code) -- the refused book{} printed its error line
         assert.truthy(out:find("bld_1\nten_1\nusr_1\nres_1\nalc_1\n", 1, true), out)
         assert.truthy(out:find("credits%.amount%s+6 h\n"), out)
         assert.truthy(out:find("\n  lot_1%s+alc_1%s+10 h%s+10 h"), out)
