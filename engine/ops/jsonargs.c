@@ -203,6 +203,12 @@ args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *
     }
     struct eng_error e = {0};
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out, &e) != 0) {
+        /* A fraction of a second parses but is refused on its own terms:
+         * times are whole seconds (a ".000" fraction is accepted). */
+        if (strstr(e.msg, "sub-second") != NULL) {
+            return op_invalid(op, key, "'%s' has a fraction of a second; times are whole "
+                              "seconds (e.g. 2026-01-15T10:00:00Z)", key);
+        }
         return op_invalid(op, key, "'%s' must be an RFC 3339 time such as "
                           "2026-01-15T10:00:00Z", key);
     }

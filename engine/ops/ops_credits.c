@@ -463,12 +463,12 @@ check_open_lots(struct op *op, int64_t id)
                        (long long)per_period, lines, (long long)owners, ALLOC_OPEN_LOTS_MAX);
     } else if (cost > ALLOC_OPEN_LOTS_MAX) {
         eng_error_code(op->err, ENG_ELIMIT, "limit_exceeded",
-                       "this allocation would create %lld lots now (%lld periods already begun "
-                       "x %lld lots, %lld of them already over, which count twice); one request "
-                       "creates at most %d, so at most %lld of its periods may have begun: "
-                       "start it later",
+                       "this allocation would open %lld lots now (%lld periods already begun "
+                       "x %lld lots), %lld counting twice the %lld periods already over (each "
+                       "is opened and closed); one request does at most %d, so at most %lld of "
+                       "its periods may have begun: start it later",
                        (long long)lots, (long long)periods, (long long)per_period,
-                       (long long)over, ALLOC_OPEN_LOTS_MAX,
+                       (long long)cost, (long long)over, ALLOC_OPEN_LOTS_MAX,
                        (long long)((ALLOC_OPEN_LOTS_MAX / per_period + 1) / 2));
     } else {
         return 0;

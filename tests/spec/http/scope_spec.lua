@@ -157,6 +157,15 @@ describe("scope by owners", function()
       local status, err = env:get("/v1/bookings?from=2026-02-30")
       assert.equal(400, status)
       assert.equal("from", err.error.details.field)
+      -- Times are whole seconds: a zero fraction passes, another is named.
+      local q = { resource_id = o.r1.id, user_id = o.u.id, start = "2026-03-02T09:00:00.000Z",
+                  ["end"] = "2026-03-02T10:00:00Z" }
+      env:must(200, "POST", "/v1/quotes", q)
+      q.start = "2026-03-02T09:00:00.500Z"
+      status, err = env:post("/v1/quotes", q)
+      assert.equal(400, status)
+      assert.equal("start", err.error.details.field)
+      assert.truthy(err.error.message:find("fraction of a second", 1, true))
     end)
   end)
 
