@@ -2107,10 +2107,22 @@ sim_instant(struct op *op, json_t *args, const char *key, const char *zone, int6
     return args_time(op, args, key, true, out);
 }
 
-struct sim_totals {
+/* Credits in one unit (0 hour, 1 coin): hours and coins never add up. */
+struct sim_unit_totals {
     int64_t charged, candidate, refunded, candidate_refund;
+};
+
+struct sim_totals {
+    int64_t charged, candidate, refunded, candidate_refund; /* every unit (kept as it was) */
+    struct sim_unit_totals unit[2];
     int count, refused, errors;
 };
+
+static struct sim_unit_totals *
+sim_unit(struct sim_totals *t, const char *unit)
+{
+    return &t->unit[unit != NULL && strcmp(unit, "coin") == 0 ? 1 : 0];
+}
 
 /* A storage or memory failure, or a spent budget, stops the whole
  * simulation; anything else (a refusal, a failing candidate) is a finding
@@ -2149,6 +2161,8 @@ sim_refund(struct op *op, const struct booking_row *r, struct bk *b, struct poli
         json_object_set_new(row, "candidate_refund", amount_to_json(would));
         t->refunded += r->credits_refunded;
         t->candidate_refund += would;
+        sim_unit(t, r->unit)->refunded += r->credits_refunded;
+        sim_unit(t, r->unit)->candidate_refund += would;
     } else if (!sim_fatal(op)) {
         json_object_set_new(row, "error", json_string(op->err->msg));
         t->errors++;
@@ -2165,15 +2179,20 @@ sim_price(struct op *op, const struct booking_row *r, struct bk *b, json_t *row,
           struct sim_totals *t)
 {
     bool by_credits = strcmp(r->payment_method, "credits") == 0;
+    /* What was charged counts whatever the candidate does with it. */
+    if (by_credits) {
+        t->charged += r->credits;
+        sim_unit(t, r->unit)->charged += r->credits;
+    }
     if (price(op, b) == 0) {
         json_object_set_new(row, "candidate",
                             json_pack("{s:o, s:o}", "credits",
                                       b->has_credits ? amount_to_json(b->credits) : json_null(),
                                       "money", b->has_money ? json_integer(b->money)
                                                             : json_null()));
-        if (by_credits) {
-            t->charged += r->credits;
-            t->candidate += b->has_credits ? b->credits : 0;
+        if (by_credits && b->has_credits) {
+            t->candidate += b->credits;
+            sim_unit(t, b->unit)->candidate += b->credits;
         }
         return 0;
     }
@@ -2321,12 +2340,30 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         return rc;
     }
     const struct sim_totals *t = &s.t;
-    *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:i, s:i}, s:o}", "building_id",
+    json_t *by_unit = json_object();
+    static const char *const units[2] = {"hour", "coin"};
+    for (int u = 0; by_unit != NULL && u < 2; u++) {
+        const struct sim_unit_totals *ut = &t->unit[u];
+        json_t *one = json_pack("{s:o, s:o, s:o, s:o}", "charged_credits",
+                                amount_to_json(ut->charged), "candidate_credits",
+                                amount_to_json(ut->candidate), "refunded_credits",
+                                amount_to_json(ut->refunded), "candidate_refund_credits",
+                                amount_to_json(ut->candidate_refund));
+        if (one == NULL || json_object_set_new(by_unit, units[u], one) != 0) {
+            json_decref(by_unit);
+            by_unit = NULL;
+        }
+    }
+    if (by_unit == NULL) {
+        json_decref(s.rows);
+        return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:i, s:i, s:o}, s:o}", "building_id",
                      id_json("bld", bid), "kind", kind_s, "totals", "bookings", t->count,
                      "charged_credits", amount_to_json(t->charged), "candidate_credits",
                      amount_to_json(t->candidate), "refunded_credits", amount_to_json(t->refunded),
                      "candidate_refund_credits", amount_to_json(t->candidate_refund), "refused",
-                     t->refused, "errors", t->errors, "bookings", s.rows);
+                     t->refused, "errors", t->errors, "by_unit", by_unit, "bookings", s.rows);
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 

@@ -110,4 +110,25 @@ describe("policy versions", function()
     assert.equal(before, #F.entries(db, {}))
     assert.equal(2, quote(db, w, room).credits.amount)
   end)
+
+  it("keeps hours and coins apart in a simulation's totals", function()
+    F.ok(F.book(db, w, room, "2026-01-10T09:00:00Z", "2026-01-10T11:00:00Z"))
+    F.ok(F.book(db, w, room, "2026-01-11T09:00:00Z", "2026-01-11T10:00:00Z"))
+    local coins = F.room(db, w.building, { name = "Coin room", unit = "coin", per_hour = 4 })
+    F.grant(db, w, 50, { start = "2026-01-01" }, { unit = "coin" })
+    F.ok(F.book(db, w, coins, "2026-01-12T09:00:00Z", "2026-01-12T10:00:00Z"))
+    local sim = F.ok(db:call("policies.simulate", { building_id = w.building.id, kind = "pricing",
+      source = PREMIUM, from = "2026-01-01", to = "2026-02-01" }))
+    local hour, coin = sim.totals.by_unit.hour, sim.totals.by_unit.coin
+    assert.equal(3, hour.charged_credits)
+    assert.equal(4, coin.charged_credits)
+    assert.equal(hour.charged_credits + coin.charged_credits, sim.totals.charged_credits)
+    -- A candidate that prices nothing: what was charged still counts.
+    local failing = "local M = {}\nfunction M.price(ctx) error('no') end\nreturn M\n"
+    sim = F.ok(db:call("policies.simulate", { building_id = w.building.id, kind = "pricing",
+      source = failing, from = "2026-01-01", to = "2026-02-01" }))
+    assert.equal(3, sim.totals.by_unit.hour.charged_credits)
+    assert.equal(4, sim.totals.by_unit.coin.charged_credits)
+    assert.equal(0, sim.totals.by_unit.hour.candidate_credits)
+  end)
 end)
