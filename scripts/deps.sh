@@ -10,7 +10,7 @@
 # Safe to run again: it only installs what is missing.
 set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates
-liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev libreadline-dev
+liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 libcivetweb-dev libjansson-dev libicu-dev tzdata libreadline-dev
 lua-busted lua-socket lua-cjson tmux wrk curl valgrind
 postgresql libpq-dev
 clang libclang-rt-14-dev

@@ -2,22 +2,20 @@
  *
  * Two halves.  Civil date arithmetic (days, months, periods, parsing and
  * formatting) is plain integer arithmetic on the proleptic Gregorian
- * calendar, so it is exact and needs no library.  Zone conversions ask ICU
- * only for UTC offsets and transition instants; the civil fields are then
- * computed by the integer half, which keeps the two halves consistent and
- * keeps ICU's Julian/Gregorian cutover (1582) out of our results.
+ * calendar, so it is exact and needs no library.  Zone conversions ask the
+ * system's tz database (tzif.c) only for UTC offsets and the spans between
+ * transitions; the civil fields are then computed by the integer half.
  *
- * ICU calendars are costly to open (the zone rules are loaded from ICU's
- * data), and zone lookups sit on request paths, so each thread keeps a few
- * open calendars keyed by zone name (see tz_cache below). */
+ * Zone lookups sit on request paths, so each thread keeps a few zones with
+ * the span of their last offset (see tz_cache below). */
 #include "timeutil.h"
 
-#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
-#include <unicode/ucal.h>
 #include <unicode/ucurr.h>
-#include <unicode/ustring.h>
+
+#include "tzif.h"
 
 #define SECS_PER_DAY 86400
 #define DAYS_PER_400Y 146097 /* 400 * 365 + 97 leap days */
@@ -459,76 +457,35 @@ month_format(struct civil_date d, char *buf, size_t buf_len)
     }
 }
 
-/* ---- ICU zone access ---------------------------------------------------- */
+/* ---- zones --------------------------------------------------------------- */
 
-/* Per-thread cache of open calendars, least recently used evicted.  A
- * server mostly sees a handful of building zones, so a few slots cover it;
- * a UCalendar is not thread-safe, hence per thread rather than shared. */
+/* Per-thread slots of zones in use, least recently used replaced, each with
+ * the span of its last offset: requests ask about nearby instants of a few
+ * zones, so a name comparison and two integer ones answer most calls.  The
+ * zones themselves are shared and never freed (tzif.c). */
 #define TZ_CACHE_SLOTS 4
 
 struct tz_slot {
     char zone[TIME_ZONE_NAME_MAX]; /* "" when the slot is empty */
-    UCalendar *cal;
+    const struct tzif_zone *tz;
     uint64_t used; /* cache tick of the last use */
-    /* The offset in force over [span_from, span_until): between two of the
-     * zone's transitions, for tz_local_time (span_from > span_until: none
-     * known yet). */
+    /* The offset in force over [span_from, span_until) (from > until: none
+     * kept yet). */
     int64_t span_from, span_until, span_offset_s;
 };
 
 struct tz_cache {
     struct tz_slot slots[TZ_CACHE_SLOTS];
     uint64_t tick;
-    bool registered; /* the thread-exit destructor knows about us */
 };
 
 static _Thread_local struct tz_cache tz_cache;
-static pthread_once_t tz_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tz_key;
-static bool tz_key_ok;
-
-/* Runs at thread exit, while the exiting thread's storage is still alive,
- * so worker threads do not leak their calendars.  (The main thread's stay
- * open until the process ends, which is harmless.) */
-static void
-tz_cache_release(void *p)
-{
-    struct tz_cache *cache = p;
-    for (int i = 0; i < TZ_CACHE_SLOTS; i++) {
-        if (cache->slots[i].cal != NULL) {
-            ucal_close(cache->slots[i].cal);
-            cache->slots[i].cal = NULL;
-        }
-        cache->slots[i].zone[0] = '\0';
-    }
-}
-
-static void
-tz_key_create(void)
-{
-    tz_key_ok = pthread_key_create(&tz_key, tz_cache_release) == 0;
-}
-
-static struct tz_cache *
-tz_cache_get(void)
-{
-    if (!tz_cache.registered) {
-        /* Without a key the cache still works; only the thread-exit cleanup
-         * is lost. */
-        pthread_once(&tz_key_once, tz_key_create);
-        if (tz_key_ok) {
-            pthread_setspecific(tz_key, &tz_cache);
-        }
-        tz_cache.registered = true;
-    }
-    return &tz_cache;
-}
 
 /* Zone ids are short ASCII names ("America/Port-au-Prince", "Etc/GMT+5");
- * anything else is refused before ICU sees it, which also lets us widen
- * bytes to UTF-16 one for one. */
+ * anything else is refused before a file name is made of it ('.' is not
+ * allowed, so no name climbs out of the zone directory). */
 static bool
-tz_name_to_uchars(const char *zone, UChar *buf)
+tz_name_ok(const char *zone)
 {
     size_t n = 0;
 
@@ -539,141 +496,72 @@ tz_name_to_uchars(const char *zone, UChar *buf)
         if (!ok || n + 1 >= TIME_ZONE_NAME_MAX) {
             return false;
         }
-        buf[n] = (UChar)c;
     }
-    buf[n] = 0;
-    return n > 0;
+    return n > 0 && zone[0] != '/';
 }
 
-/* True when ICU knows `id` as a system zone.  ucal_open would silently
- * fall back to "Etc/Unknown" (= UTC) for a bad name, so this check must
- * come first.  Custom ids such as "GMT+05:00" are not system ids. */
-static bool
-tz_known(const UChar *id)
-{
-    static const UChar unknown[] = {'E', 't', 'c', '/', 'U', 'n', 'k', 'n', 'o', 'w', 'n', 0};
-    UChar canon[TIME_ZONE_NAME_MAX];
-    UBool is_system = 0;
-    UErrorCode st = U_ZERO_ERROR;
-    int32_t len = ucal_getCanonicalTimeZoneID(id, -1, canon, TIME_ZONE_NAME_MAX, &is_system, &st);
-
-    if (U_FAILURE(st) || !is_system || len <= 0 || len >= TIME_ZONE_NAME_MAX) {
-        return false;
-    }
-    return u_strcmp(id, unknown) != 0 && u_strcmp(canon, unknown) != 0;
-}
-
-/* Opens a calendar for a validated zone into the least recently used slot. */
-static struct tz_slot *
-tz_cache_load(struct tz_cache *cache, const char *zone, const UChar *id)
-{
-    struct tz_slot *slot = &cache->slots[0];
-    UErrorCode st = U_ZERO_ERROR;
-
-    for (int i = 1; i < TZ_CACHE_SLOTS && slot->cal != NULL; i++) {
-        if (cache->slots[i].cal == NULL || cache->slots[i].used < slot->used) {
-            slot = &cache->slots[i];
-        }
-    }
-    if (slot->cal != NULL) {
-        ucal_close(slot->cal);
-    }
-    slot->zone[0] = '\0';
-    slot->cal = ucal_open(id, -1, "en_US_POSIX", UCAL_GREGORIAN, &st);
-    if (U_FAILURE(st)) {
-        if (slot->cal != NULL) {
-            ucal_close(slot->cal);
-        }
-        slot->cal = NULL;
-        return NULL;
-    }
-    snprintf(slot->zone, sizeof slot->zone, "%s", zone);
-    slot->span_from = 1;
-    slot->span_until = 0;
-    return slot;
-}
-
-static int tz_slot_get(const char *zone, struct tz_slot **out, struct eng_error *err);
-
-/* The calendar for `zone`, from the cache or freshly opened.  The calendar
- * belongs to the cache: callers use it for this call only. */
-static int
-tz_calendar(const char *zone, UCalendar **out, struct eng_error *err)
-{
-    struct tz_slot *slot = NULL;
-    int rc = tz_slot_get(zone, &slot, err);
-    *out = rc == 0 ? slot->cal : NULL;
-    return rc;
-}
-
-/* The cache slot of `zone` (its calendar and offset span). */
+/* The cache slot of `zone`, found or loaded. */
 static int
 tz_slot_get(const char *zone, struct tz_slot **out, struct eng_error *err)
 {
-    struct tz_cache *cache = tz_cache_get();
+    struct tz_cache *cache = &tz_cache;
     struct tz_slot *slot = NULL;
-    UChar id[TIME_ZONE_NAME_MAX];
 
     if (zone == NULL) {
         return eng_error_set(err, ENG_EINVAL, "missing time zone: %s", TZ_EXPECTED);
     }
     for (int i = 0; i < TZ_CACHE_SLOTS && slot == NULL; i++) {
-        if (cache->slots[i].cal != NULL && strcmp(cache->slots[i].zone, zone) == 0) {
+        if (cache->slots[i].tz != NULL && strcmp(cache->slots[i].zone, zone) == 0) {
             slot = &cache->slots[i];
         }
     }
     if (slot == NULL) {
-        if (!tz_name_to_uchars(zone, id)) {
+        if (!tz_name_ok(zone)) {
             return eng_error_set(err, ENG_EINVAL, "invalid time zone name: %s", TZ_EXPECTED);
         }
-        if (!tz_known(id)) {
+        const struct tzif_zone *tz = tzif_find(zone);
+        if (tz == NULL) {
             return eng_error_set(err, ENG_EINVAL, "unknown time zone \"%s\": %s", zone,
                                  TZ_EXPECTED);
         }
-        slot = tz_cache_load(cache, zone, id);
-        if (slot == NULL) {
-            return eng_error_set(err, ENG_EINVAL, "time zone \"%s\" could not be loaded", zone);
+        slot = &cache->slots[0];
+        for (int i = 1; i < TZ_CACHE_SLOTS && slot->tz != NULL; i++) {
+            if (cache->slots[i].tz == NULL || cache->slots[i].used < slot->used) {
+                slot = &cache->slots[i];
+            }
         }
+        snprintf(slot->zone, sizeof slot->zone, "%s", zone);
+        slot->tz = tz;
+        slot->span_from = 1;
+        slot->span_until = 0;
     }
     slot->used = ++cache->tick;
     *out = slot;
     return 0;
 }
 
-/* ICU works in double milliseconds; every value we exchange is a whole
- * number of them, so the conversions are exact. */
+/* The offset in force at t, from the slot's span when t is inside it. */
 static int64_t
-udate_to_secs(UDate ms)
+tz_slot_offset(struct tz_slot *slot, int64_t t)
 {
-    return floor_div((int64_t)ms, 1000);
-}
-
-/* UTC offset in seconds in force at instant t. */
-static bool
-tz_offset_at(UCalendar *cal, int64_t t, int64_t *offset_s)
-{
-    UErrorCode st = U_ZERO_ERROR;
-
-    ucal_setMillis(cal, (UDate)t * 1000.0, &st);
-    int32_t raw_ms = ucal_get(cal, UCAL_ZONE_OFFSET, &st);
-    int32_t dst_ms = ucal_get(cal, UCAL_DST_OFFSET, &st);
-    *offset_s = floor_div((int64_t)raw_ms + dst_ms, 1000);
-    return U_SUCCESS(st);
+    if (slot->span_from <= t && t < slot->span_until) {
+        return slot->span_offset_s;
+    }
+    slot->span_offset_s = tzif_offset(slot->tz, t, &slot->span_from, &slot->span_until);
+    return slot->span_offset_s;
 }
 
 bool
 tz_valid(const char *zone)
 {
-    UChar id[TIME_ZONE_NAME_MAX];
-
-    return zone != NULL && tz_name_to_uchars(zone, id) && tz_known(id);
+    return zone != NULL && tz_name_ok(zone) && tzif_find(zone) != NULL;
 }
 
 bool
 currency_valid(const char *code)
 {
     /* Three capital letters that ICU's currency data knows as an ISO 4217
-     * code, current or historic (ICU is here for the zones already). */
+     * code, current or historic. */
     if (code == NULL || strlen(code) != 3) {
         return false;
     }
@@ -693,105 +581,51 @@ currency_valid(const char *code)
 int
 tz_local_midnight(const char *zone, struct civil_date date, int64_t *out, struct eng_error *err)
 {
-    UCalendar *cal;
-    UErrorCode st = U_ZERO_ERROR;
-    int32_t raw_ms, dst_ms;
-    int64_t offset_s, actual_s;
-    UDate transition;
+    struct tz_slot *slot;
 
-    int rc = tz_calendar(zone, &cal, err);
+    int rc = tz_slot_get(zone, &slot, err);
     if (rc != 0) {
         return rc;
     }
     if (!date_valid(date)) {
         return eng_error_set(err, ENG_EINVAL, "expected a real date in years 0001..9999");
     }
-    /* Local midnight as if it were UTC; ICU maps a local time to the offset
-     * that applies.  FORMER picks the first of two midnights when clocks go
-     * back over 00:00 (America/Havana in November).  We do not use
-     * ucal_setDateTime with UCAL_WALLTIME_NEXT_VALID: with that attribute
-     * ICU resolves a repeated midnight to the later occurrence. */
+    /* The first instant whose local time is at or after local midnight L.
+     * Walk the zone's spans from two days before L (every offset is within
+     * +-26 h): inside a span local time runs on with UTC, so the span
+     * reaches L at L - offset, or has passed it at its start when clocks
+     * jumped over L (a gap: America/Sao_Paulo until 2019 sprang forward at
+     * 00:00; the day then begins at the jump).  When clocks go back over
+     * midnight (America/Havana in November) the first midnight is the one
+     * found, as the walk goes forward. */
     int64_t local = date_to_days(date) * SECS_PER_DAY;
-    ucal_setMillis(cal, (UDate)local * 1000.0, &st);
-    ucal_getTimeZoneOffsetFromLocal(cal, UCAL_TZ_LOCAL_FORMER, UCAL_TZ_LOCAL_FORMER, &raw_ms,
-                                    &dst_ms, &st);
-    if (U_FAILURE(st)) {
-        return eng_error_set(err, ENG_EINVAL, "time zone \"%s\" has no offset there", zone);
-    }
-    offset_s = floor_div((int64_t)raw_ms + dst_ms, 1000);
-    int64_t t = local - offset_s;
-    if (!tz_offset_at(cal, t, &actual_s)) {
-        return eng_error_set(err, ENG_EINVAL, "time zone \"%s\" has no offset there", zone);
-    }
-    if (actual_s != offset_s) {
-        /* Midnight fell in a gap (clocks sprang forward over 00:00,
-         * America/Sao_Paulo until 2019): t lies after the jump, and the day
-         * begins at the jump itself, the transition at or before t. */
-        if (!ucal_getTimeZoneTransitionDate(cal, UCAL_TZ_TRANSITION_PREVIOUS_INCLUSIVE,
-                                            &transition, &st) ||
-            U_FAILURE(st)) {
-            return eng_error_set(err, ENG_EINVAL, "time zone \"%s\" has no offset there", zone);
+    int64_t t = local - 2 * SECS_PER_DAY;
+    for (int i = 0; i < 64; i++) {
+        int64_t from, until;
+        int64_t off = tzif_offset(slot->tz, t, &from, &until);
+        int64_t at = local - off;
+        if (at < until) {
+            *out = at > t ? at : t;
+            return 0;
         }
-        t = udate_to_secs(transition);
+        t = until;
     }
-    *out = t;
-    return 0;
-}
-
-/* The offset in force at t, from the slot's span when t is inside it;
- * else from ICU, and the span around t (the zone's transitions before and
- * after it) kept for the next call: quotes and bookings ask about nearby
- * instants of a few zones, and two ucal_get calls cost ~5,000
- * instructions against a comparison. */
-static bool
-tz_slot_offset(struct tz_slot *slot, int64_t t, int64_t *offset_s)
-{
-    if (slot->span_from <= t && t < slot->span_until) {
-        *offset_s = slot->span_offset_s;
-        return true;
-    }
-    if (!tz_offset_at(slot->cal, t, offset_s)) {
-        return false;
-    }
-    UErrorCode st = U_ZERO_ERROR;
-    UDate prev = 0, next = 0;
-    /* Relative to the calendar's time, which tz_offset_at just set to t. */
-    UBool has_prev =
-        ucal_getTimeZoneTransitionDate(slot->cal, UCAL_TZ_TRANSITION_PREVIOUS_INCLUSIVE, &prev,
-                                       &st);
-    UBool has_next =
-        ucal_getTimeZoneTransitionDate(slot->cal, UCAL_TZ_TRANSITION_NEXT, &next, &st);
-    if (U_FAILURE(st)) {
-        slot->span_from = 1;
-        slot->span_until = 0; /* nothing kept: the offset above still holds */
-        return true;
-    }
-    /* Whole seconds inside the transitions (they fall on whole seconds). */
-    int64_t from = has_prev ? -floor_div((int64_t)-prev, 1000) : INT64_MIN;
-    int64_t until = has_next ? floor_div((int64_t)next, 1000) : INT64_MAX;
-    bool inside = from <= t && t < until;
-    slot->span_from = inside ? from : 1;
-    slot->span_until = inside ? until : 0;
-    slot->span_offset_s = *offset_s;
-    return true;
+    return eng_error_set(err, ENG_EINVAL, "time zone \"%s\" has no offset there", zone);
 }
 
 int
 tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_error *err)
 {
     struct tz_slot *slot;
-    int64_t offset_s;
 
     int rc = tz_slot_get(zone, &slot, err);
     if (rc != 0) {
         return rc;
     }
-    if (t < TIME_MIN_S || t > TIME_MAX_S || !tz_slot_offset(slot, t, &offset_s)) {
+    if (t < TIME_MIN_S || t > TIME_MAX_S) {
         return eng_error_set(err, ENG_EINVAL, "time is outside years 0001..9999");
     }
-    /* The civil fields come from our own arithmetic, not ICU's calendar
-     * fields, so they agree with date_* everywhere (ICU would switch to the
-     * Julian calendar before 1582). */
+    int64_t offset_s = tz_slot_offset(slot, t);
     int64_t local = t + offset_s;
     int64_t days = floor_div(local, SECS_PER_DAY);
     int secs = (int)(local - days * SECS_PER_DAY);

@@ -1,9 +1,11 @@
 /* timeutil.h - instants, civil dates, time zones and credit periods.
  *
  * An instant is int64 seconds since the Unix epoch (UTC).  Civil dates are
- * proleptic Gregorian.  Zone conversions go through ICU's C calendar API
- * (ucal_*), never hand-parsed zone files.  Every function is pure given the
- * tz database, thread-safe, and never allocates on the caller's behalf.
+ * proleptic Gregorian.  Zone conversions read the system's tz database
+ * (tzif.h: Debian's tzdata, kept current by the distribution; ICU 72's own
+ * copy stopped at 2022e, before Mexico dropped DST and Kazakhstan moved to
+ * one zone).  Every function is pure given the tz database, thread-safe,
+ * and never allocates on the caller's behalf.
  *
  * Periods ("weekly", "monthly", "quarterly", "yearly") are calendar periods
  * in a building's zone: weeks start Monday 00:00 local, months on the 1st,
@@ -48,8 +50,10 @@ int period_kind_parse(const char *s, enum period_kind *out, struct eng_error *er
 /* The recurrence name of a kind ("none", "weekly", ...); static string. */
 const char *period_kind_name(enum period_kind kind);
 
-/* True when `zone` is a known IANA zone id (e.g. "Europe/Paris", "UTC").
- * Unknown or empty names and ICU's fallback "Etc/Unknown" are false. */
+/* True when `zone` is a zone or link the system's tz database lists (e.g.
+ * "Europe/Paris", "UTC", "US/Eastern").  Unknown or empty names, the
+ * database's other trees ("posix/...", "right/...") and "Etc/Unknown" are
+ * false. */
 bool tz_valid(const char *zone);
 /* True for an ISO 4217 currency code (three capitals ICU knows). */
 bool currency_valid(const char *code);

@@ -1,12 +1,17 @@
 /* test_timeutil.c - civil date arithmetic, periods, parsing and formatting,
- * and zone conversions through ICU, including the DST days that make a
- * "day" 23, 23.5, 24.5 or 25 hours long. */
+ * and zone conversions through the system's tz database (tzif.c),
+ * including the DST days that make a "day" 23, 23.5, 24.5 or 25 hours
+ * long, checked against glibc's own reading of the same files. */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "timeutil.h"
+#include "tzif.h"
 
 /* A compact date literal for the checks below. */
 static struct civil_date
@@ -610,6 +615,252 @@ test_tz_threads(void)
     CHECK_INT(bad, 0);
 }
 
+
+/* Rules changed after ICU 72's own copy of the database (2022e), which the
+ * engine read before: Mexico has kept standard time all year since
+ * 2022-10-30, Kazakhstan has been on +05 everywhere since 2024-03-01. */
+static void
+test_tz_recent_rules(void)
+{
+    struct civil_time ct;
+    struct eng_error err;
+
+    /* 2027-07-01 in Mexico City: -06:00 (with DST it was -05:00). */
+    CHECK_INT(midnight("America/Mexico_City", 2027, 7, 1), 1814421600);
+    CHECK_INT(tz_local_time("America/Mexico_City", 1814421600, &ct, &err), 0);
+    CHECK_INT(ct.offset_min, -360);
+    CHECK_INT(ct.hour, 0);
+    /* 2027-03-01 in Almaty: +05:00, so midnight is 19:00Z the day before. */
+    CHECK_INT(midnight("Asia/Almaty", 2027, 3, 1), 1803841200);
+    CHECK_INT(tz_local_time("Asia/Almaty", 1803841200 + 3600, &ct, &err), 0);
+    CHECK_INT(ct.offset_min, 300);
+    CHECK_INT(ct.hour, 1);
+    /* Before the change the old offsets hold: Almaty +06 in 2023, Mexico
+     * City's DST in July 2021 (-05). */
+    CHECK_INT(tz_local_time("Asia/Almaty", 1688212800, &ct, &err), 0); /* 2023-07-01T12Z */
+    CHECK_INT(ct.offset_min, 360);
+    CHECK_INT(tz_local_time("America/Mexico_City", 1625140800, &ct, &err), 0);
+    CHECK_INT(ct.offset_min, -300);
+}
+
+/* The zone names: the database's zones and links, nothing else. */
+static void
+test_tz_names(void)
+{
+    CHECK(tz_valid("US/Eastern"));      /* a link */
+    CHECK(tz_valid("Etc/UTC"));
+    CHECK(tz_valid("America/Argentina/Buenos_Aires"));
+    CHECK(tz_valid("America/Mexico_City"));
+    CHECK(!tz_valid("posix/Europe/Paris"));
+    CHECK(!tz_valid("right/Europe/Paris"));
+    CHECK(!tz_valid("localtime"));
+    CHECK(!tz_valid("posixrules"));
+    CHECK(!tz_valid("tzdata.zi"));
+    CHECK(!tz_valid("zone.tab"));
+    CHECK(!tz_valid("Europe"));         /* a directory */
+    CHECK(!tz_valid("/etc/localtime"));
+    CHECK(!tz_valid("Europe/../../../etc/passwd"));
+    CHECK(!tz_valid("Europe//Paris"));
+    CHECK(tzif_find("Europe/..") == NULL);
+}
+
+/* glibc's offset at t in `zone` (TZ=":zone" or a POSIX rule). */
+static long
+libc_offset(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    return localtime_r(&tt, &tm) != NULL ? tm.tm_gmtoff : -999999;
+}
+
+/* Every zone the database lists, against glibc's localtime over 1850..2150
+ * (a few hundred instants a zone, through the table and into the footer's
+ * rule).  Two readers of the same files must agree to the second. */
+static void
+test_tz_against_libc(void)
+{
+    FILE *f = fopen("/usr/share/zoneinfo/tzdata.zi", "r");
+    char line[512];
+    int zones = 0, bad = 0;
+    const char *old_tz = getenv("TZ");
+    char *saved = old_tz != NULL ? strdup(old_tz) : NULL;
+
+    CHECK(f != NULL);
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char kind = 0, a[128] = "", b[128] = "";
+        if (sscanf(line, "%c %127s %127s", &kind, a, b) < 2 || (kind != 'Z' && kind != 'L')) {
+            continue;
+        }
+        const char *name = kind == 'Z' ? a : b;
+        char tz[160];
+        snprintf(tz, sizeof tz, ":%s", name);
+        setenv("TZ", tz, 1);
+        tzset();
+        zones++;
+        if (!tz_valid(name)) {
+            if (bad++ < 5) {
+                printf("# %s: listed but refused\n", name);
+            }
+            continue;
+        }
+        /* 1850-01-01 .. 2150-01-01 in steps of 37 days and 5 hours, 7 min. */
+        for (int64_t t = -3786825600LL; t < 5680281600LL; t += 37 * 86400 + 5 * 3600 + 420) {
+            struct civil_time ct;
+            struct eng_error err;
+            long want = libc_offset(t);
+            if (tz_local_time(name, t, &ct, &err) != 0 ||
+                (long)ct.offset_min != want / 60) {
+                if (bad++ < 5) {
+                    printf("# %s at %lld: %d min, glibc %ld s\n", name, (long long)t,
+                           ct.offset_min, want);
+                }
+                break;
+            }
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (saved != NULL) {
+        setenv("TZ", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+    CHECK(zones > 400);
+    CHECK_INT(bad, 0);
+}
+
+/* POSIX rules alone (a footer's grammar: J, zero-based and M dates,
+ * negative and >24 h times, quoted names, southern summers, DST all year),
+ * against glibc given the same string as TZ, hour by hour through
+ * 2024..2026, and the spans must hold their offsets. */
+static void
+test_tz_rules(void)
+{
+    static const char *const rules[] = {
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+        "EST5EDT,M3.2.0,M11.1.0",
+        "<-03>3<-02>,M3.5.0/-2,M10.5.0/-1",
+        "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0",
+        "IST-2IDT,M3.4.4/26,M10.5.0",
+        "<-04>4<-03>,M9.1.6/24,M4.1.6/24",
+        "NZST-12NZDT,M9.5.0,M4.1.0/3",
+        "AAA3BBB,J60/1,J300",
+        "AAA3BBB,59/1,299",
+        "<+0530>-5:30",
+        "UTC0",
+        "XXX-13:45YYY-14:45,M9.5.0/2:45,M4.1.0/3:45",
+    };
+    static const char *const bad_rules[] = {
+        "", "C-1", "CET", "CET-1CEST,M3.5.0", "CET-1CEST,M13.5.0,M10.5.0",
+        "CET-1CEST,M3.6.0,M10.5.0", "CET-1CEST,M3.5.7,M10.5.0", "CET-1CEST,J0,J300",
+        "CET-1CEST,366,1", "<+1>-1", "CET-25", "CET-1CEST,M3.5.0/168,M10.5.0", "CET-1x",
+    };
+    const char *old_tz = getenv("TZ");
+    char *saved = old_tz != NULL ? strdup(old_tz) : NULL;
+    int bad = 0;
+
+    for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+        struct tzif_zone *z = tzif_zone_from_rule(rules[r]);
+        CHECK(z != NULL);
+        if (z == NULL) {
+            continue;
+        }
+        setenv("TZ", rules[r], 1);
+        tzset();
+        for (int64_t t = 1704067200; t < 1798761600 && bad < 5; t += 3600 - 1) {
+            int64_t from, until;
+            int64_t off = tzif_offset(z, t, &from, &until);
+            if (off != libc_offset(t) || from > t || until <= t ||
+                (from > INT64_MIN && tzif_offset(z, from, &(int64_t){0}, &(int64_t){0}) != off) ||
+                (until < INT64_MAX &&
+                 tzif_offset(z, until - 1, &(int64_t){0}, &(int64_t){0}) != off)) {
+                printf("# %s at %lld: %lld [%lld, %lld), glibc %ld\n", rules[r], (long long)t,
+                       (long long)off, (long long)from, (long long)until, libc_offset(t));
+                bad++;
+            }
+        }
+        tzif_zone_free(z);
+    }
+    /* DST all year (RFC 8536 3.3.1): it ends at 25:00 on 31 December and
+     * starts again at once.  glibc reads the 25 h otherwise; the RFC is
+     * the reference here. */
+    struct tzif_zone *always = tzif_zone_from_rule("EST5EDT,0/0,J365/25");
+    CHECK(always != NULL);
+    for (int64_t t = 1704067200; always != NULL && t < 1798761600; t += 3600 * 7 - 1) {
+        int64_t from, until;
+        if (tzif_offset(always, t, &from, &until) != -4 * 3600) {
+            bad++;
+        }
+    }
+    tzif_zone_free(always);
+    for (size_t r = 0; r < sizeof bad_rules / sizeof bad_rules[0]; r++) {
+        struct tzif_zone *z = tzif_zone_from_rule(bad_rules[r]);
+        if (z != NULL) {
+            printf("# accepted a bad rule: \"%s\"\n", bad_rules[r]);
+            bad++;
+            tzif_zone_free(z);
+        }
+    }
+    if (saved != NULL) {
+        setenv("TZ", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+    CHECK_INT(bad, 0);
+}
+
+/* Every prefix and a byte flipped at every position of real zone files:
+ * the reader refuses or accepts, never reads past the bytes (the sanitizer
+ * build runs this too), and whatever it accepts answers offsets. */
+static void
+test_tzif_damaged(void)
+{
+    static const char *const files[] = {"Europe/Paris", "America/Mexico_City", "Etc/GMT+5",
+                                        "Australia/Lord_Howe"};
+    int accepted_whole = 0;
+
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", files[k]);
+        FILE *f = fopen(path, "rb");
+        unsigned char buf[8192];
+        size_t len = f != NULL ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f != NULL) {
+            fclose(f);
+        }
+        CHECK(len > 44 && len < sizeof buf);
+        struct tzif_zone *whole = tzif_zone_from_bytes(buf, len);
+        accepted_whole += whole != NULL;
+        tzif_zone_free(whole);
+        for (size_t n = 0; n < len; n++) {
+            unsigned char *copy = malloc(n ? n : 1); /* exact size: ASan sees overreads */
+            memcpy(copy, buf, n);
+            struct tzif_zone *z = tzif_zone_from_bytes(copy, n);
+            tzif_zone_free(z);
+            free(copy);
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned char *copy = malloc(len);
+            memcpy(copy, buf, len);
+            copy[i] ^= (unsigned char)(0x5a + i);
+            struct tzif_zone *z = tzif_zone_from_bytes(copy, len);
+            if (z != NULL) {
+                int64_t from, until;
+                (void)tzif_offset(z, 1768471200, &from, &until);
+                (void)tzif_offset(z, 9000000000LL, &from, &until);
+            }
+            tzif_zone_free(z);
+            free(copy);
+        }
+    }
+    CHECK_INT(accepted_whole, 4);
+}
+
 int
 main(void)
 {
@@ -626,5 +877,10 @@ main(void)
     test_tz_local_time();
     test_tz_cache_churn();
     test_tz_threads();
+    test_tz_recent_rules();
+    test_tz_names();
+    test_tz_against_libc();
+    test_tz_rules();
+    test_tzif_damaged();
     return check_exit();
 }
