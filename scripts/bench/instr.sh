@@ -35,7 +35,7 @@ cd "$(dirname "$0")/../.."
 sh scripts/deps.sh
 BUILD="${ALLOT_BUILD_DIR:-build}"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j2 --target allotd >/dev/null
+cmake --build "$BUILD" -j2 --target allotd allot >/dev/null
 WARM="${INSTR_WARMUP:-20}"
 N="${INSTR_REQUESTS:-200}"
 DIR=$(mktemp -d)
