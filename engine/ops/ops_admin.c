@@ -193,6 +193,20 @@ op_me(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     const struct principal *p = op->who;
+    /* The name the key was given (POST /v1/keys "name"), not the actor
+     * label "key:<id>" that entries record. */
+    char name[128];
+    bool found = false;
+    snprintf(name, sizeof name, "%s", p->name);
+    if (p->key_id != 0) {
+        int rc = store_key_name(op->store, p->key_id, name, sizeof name, &found, op->err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (!found) {
+            snprintf(name, sizeof name, "%s", p->name);
+        }
+    }
     json_t *bids = json_array();
     for (int i = 0; bids != NULL && i < p->building_count; i++) {
         if (json_array_append_new(bids, id_json("bld", p->building_ids[i])) != 0) {
@@ -204,7 +218,7 @@ op_me(struct op *op, json_t *args, json_t **out)
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
     *out = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "now", json_time(op->now), "id",
-                     p->key_id ? id_json("key", p->key_id) : json_null(), "name", p->name, "role",
+                     p->key_id ? id_json("key", p->key_id) : json_null(), "name", name, "role",
                      role_name(p->role), "tenant_id",
                      p->tenant_id ? id_json("ten", p->tenant_id) : json_null(), "user_id",
                      p->user_id ? id_json("usr", p->user_id) : json_null(), "building_ids", bids);

@@ -88,3 +88,27 @@ store_key_revoke(struct store *s, int64_t id, int64_t now, bool *found, struct e
     *found = rc == 0 && sq_changes(s) > 0;
     return rc;
 }
+
+int
+store_key_name(struct store *s, int64_t id, char *buf, size_t len, bool *found,
+               struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT name FROM api_key WHERE id = ?");
+    *found = false;
+    if (len > 0) {
+        buf[0] = '\0';
+    }
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, id);
+    int rc = sq_step(s, st, "api key name", err);
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = sq_col_copy(st, 0, buf, len, "key name", err);
+    sq_reset(st);
+    *found = rc == 0;
+    return rc;
+}

@@ -27,6 +27,11 @@ struct key_row {
 ENG_MUST_CHECK int store_key_by_hash(struct store *s, const char *hash, struct key_row *out,
                                      bool *found, struct eng_error *err);
 
+/* The name key `id` was given (at most 60 bytes; the role when none was
+ * given) into buf: *found false when there is no such key. */
+ENG_MUST_CHECK int store_key_name(struct store *s, int64_t id, char *buf, size_t len,
+                                  bool *found, struct eng_error *err);
+
 /* A new key as stored (the key itself never is, only its hash). */
 struct key_new {
     const char *name, *role;

@@ -93,6 +93,13 @@ describe("HTTP endpoints", function()
     assert.equal("tenant_user", me.role)
     assert.equal(w.user.id, me.user_id)
     assert.equal(w.tenant.id, me.tenant_id)
+    assert.equal(k.id, me.id)
+    assert.equal("tenant_user", me.name)        -- no name given: the role
+    local named = env:must(201, "POST", "/v1/keys",
+                           { role = "viewer", name = "Front desk, 2nd floor" })
+    me = env:as(named.key):must(200, "GET", "/v1/me")
+    assert.equal("Front desk, 2nd floor", me.name)
+    assert.equal(named.id, me.id)
   end)
 
   it("buildings: create, get, list, patch", function()
