@@ -664,6 +664,26 @@ test_tz_names(void)
     CHECK(tzif_find("Europe/..") == NULL);
 }
 
+/* glibc's TZ around the comparisons below, put back afterwards. */
+static char *
+tz_env_save(void)
+{
+    const char *old_tz = getenv("TZ");
+    return old_tz != NULL ? strdup(old_tz) : NULL;
+}
+
+static void
+tz_env_restore(char *saved)
+{
+    if (saved != NULL) {
+        setenv("TZ", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+}
+
 /* glibc's offset at t in `zone` (TZ=":zone" or a POSIX rule). */
 static long
 libc_offset(int64_t t)
@@ -682,8 +702,7 @@ test_tz_against_libc(void)
     FILE *f = fopen("/usr/share/zoneinfo/tzdata.zi", "r");
     char line[512];
     int zones = 0, bad = 0;
-    const char *old_tz = getenv("TZ");
-    char *saved = old_tz != NULL ? strdup(old_tz) : NULL;
+    char *saved = tz_env_save();
 
     CHECK(f != NULL);
     while (f != NULL && fgets(line, sizeof line, f) != NULL) {
@@ -721,13 +740,7 @@ test_tz_against_libc(void)
     if (f != NULL) {
         fclose(f);
     }
-    if (saved != NULL) {
-        setenv("TZ", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("TZ");
-    }
-    tzset();
+    tz_env_restore(saved);
     CHECK(zones > 400);
     CHECK_INT(bad, 0);
 }
@@ -758,8 +771,7 @@ test_tz_rules(void)
         "CET-1CEST,M3.6.0,M10.5.0", "CET-1CEST,M3.5.7,M10.5.0", "CET-1CEST,J0,J300",
         "CET-1CEST,366,1", "<+1>-1", "CET-25", "CET-1CEST,M3.5.0/168,M10.5.0", "CET-1x",
     };
-    const char *old_tz = getenv("TZ");
-    char *saved = old_tz != NULL ? strdup(old_tz) : NULL;
+    char *saved = tz_env_save();
     int bad = 0;
 
     for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
@@ -804,13 +816,7 @@ test_tz_rules(void)
             tzif_zone_free(z);
         }
     }
-    if (saved != NULL) {
-        setenv("TZ", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("TZ");
-    }
-    tzset();
+    tz_env_restore(saved);
     CHECK_INT(bad, 0);
 }
 
