@@ -21,6 +21,7 @@
 #include "csv.h"
 #include "engine.h"
 #include "http_internal.h"
+#include "json_out.h"
 
 #define EXPORT_CHUNK_BYTES (64 * 1024)
 #define EXPORT_HEAD_BYTES_MAX 512
@@ -160,7 +161,7 @@ export_row(void *ud, const json_t *row)
         }
         csv_end_row(&x->text);
     } else {
-        char *text = json_dumps(row, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        char *text = json_out_text(row);
         if (text == NULL) {
             return -1;
         }

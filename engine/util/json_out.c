@@ -107,11 +107,16 @@ put_int(struct out *o, int64_t v)
 static bool
 put_real_milli(struct out *o, double v)
 {
-    if (!(v > -1e12 && v < 1e12)) {
+    if (!(v > -JSON_OUT_MILLI_EXACT && v < JSON_OUT_MILLI_EXACT)) {
         return false;
     }
     double scaled = v * 1000.0;
     int64_t m = (int64_t)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+    /* Past ~4.5 * 10^12 the product may be a unit off the thousandths v
+     * was made from: the neighbours are tried too. */
+    if ((double)m / 1000.0 != v) {
+        m = (double)(m - 1) / 1000.0 == v ? m - 1 : (double)(m + 1) / 1000.0 == v ? m + 1 : 0;
+    }
     if (m == 0 || (double)m / 1000.0 != v) {
         return false;
     }
@@ -356,10 +361,12 @@ json_buf_amount(struct json_buf *b, int64_t milli)
         json_buf_int(b, milli / 1000);
         return;
     }
-    /* Below 10^15 thousandths, amount_to_json's real is the double nearest
-     * to the decimal, which json_out writes as that decimal, trailing
-     * zeros dropped (put_real_milli): written here from the integer. */
-    if (milli > -INT64_C(1000000000000000) && milli < INT64_C(1000000000000000)) {
+    /* Below 2^43 * 1000 thousandths, amount_to_json's real is the double
+     * nearest to the decimal, which json_out writes as that decimal,
+     * trailing zeros dropped (put_real_milli): written here from the
+     * integer. */
+    if (milli > -(int64_t)(JSON_OUT_MILLI_EXACT * 1000) &&
+        milli < (int64_t)(JSON_OUT_MILLI_EXACT * 1000)) {
         if (json_buf_room(b, 28)) {
             struct out o = {b->data + b->len, b->cap - b->len, 0};
             uint64_t u = milli < 0 ? (uint64_t)(-milli) : (uint64_t)milli;
@@ -443,4 +450,26 @@ json_buf_cstr(struct json_buf *b)
     }
     b->data[b->len] = '\0'; /* json_buf_room leaves room for it */
     return b->data;
+}
+
+char *
+json_out_text(const json_t *v)
+{
+    char small[512];
+    size_t need = json_out(v, small, sizeof small);
+    if (need == 0) {
+        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    }
+    char *text = malloc(need + 1);
+    if (text == NULL) {
+        return NULL;
+    }
+    if (need <= sizeof small) {
+        memcpy(text, small, need);
+    } else if (json_out(v, text, need) != need) {
+        free(text);
+        return NULL;
+    }
+    text[need] = '\0';
+    return text;
 }

@@ -6,7 +6,13 @@
  * of every string through a callback (~110 instructions a character, most
  * of a booking answer's rendering), where this copies runs of plain bytes
  * at once.  Strings held by jansson are valid UTF-8 already.
- * tests/c/test_json_out.c compares the two on many values. */
+ * tests/c/test_json_out.c compares the two on many values.
+ *
+ * One difference, on purpose: a real that is the double nearest to a
+ * decimal of at most 3 fractional digits (an amount, amount_to_json) below
+ * JSON_OUT_MILLI_EXACT is written as that decimal, where 15 significant
+ * digits would round a total past 10^12 (1999999999999.999 would read
+ * 2000000000000.0). */
 #ifndef ENG_JSON_OUT_H
 #define ENG_JSON_OUT_H
 
@@ -17,6 +23,11 @@
 
 #include <jansson.h>
 
+/* Amounts below this (2^43, ~8.8 * 10^12: where doubles are still less
+ * than a thousandth apart, so each decimal has a double of its own) are
+ * written exactly. */
+#define JSON_OUT_MILLI_EXACT 8796093022208.0
+
 /* Nesting deeper than this is not rendered (returns 0). */
 #define JSON_OUT_DEPTH_MAX 2048
 
@@ -26,6 +37,10 @@
  * real, too deep a nesting).  No NUL is written.  Thread-safe (v is only
  * read). */
 size_t json_out(const json_t *v, char *buf, size_t size);
+
+/* json_out's text of v as a NUL-terminated string from malloc (jansson's,
+ * with 15 digits, for a value json_out refuses); NULL when out of memory. */
+char *json_out_text(const json_t *v);
 
 /* ---- answers written straight as text ----
  *

@@ -75,7 +75,14 @@ random_value(int depth)
         if (next() % 2 == 0) {
             return json_real(reals[next() % (sizeof reals / sizeof reals[0])]);
         }
-        return json_real((double)(int64_t)next() / (double)(1 + next() % 100000));
+        /* Not in [10^12, 9 * 10^12): there json_out writes a real that is
+         * an amount's double exactly, where jansson rounds to 15 digits
+         * (test_amounts_past_1e12 checks that band). */
+        double r;
+        do {
+            r = (double)(int64_t)next() / (double)(1 + next() % 100000);
+        } while (fabs(r) >= 1e12 && fabs(r) < JSON_OUT_MILLI_EXACT);
+        return json_real(r);
     }
     case 2: return random_string();
     case 3: return next() % 3 == 0 ? json_null() : json_boolean(next() % 2);
@@ -196,9 +203,52 @@ buf_checks(void)
     json_buf_free(&b);
 }
 
+/* Totals past 10^12 (sums of amounts): written as their exact decimal, as
+ * json_buf_amount writes them, and read back to the same double; jansson's
+ * 15 digits would round them (1999999999999.999 -> 2000000000000.0). */
+static void
+test_amounts_past_1e12(void)
+{
+    char got[64], want[64];
+    size_t n = json_out(json_real(1999999999999.999), got, sizeof got);
+    CHECK(n > 0 && n < sizeof got);
+    got[n < sizeof got ? n : 0] = '\0';
+    CHECK_STR(got, "1999999999999.999");
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        int64_t m = (int64_t)(1000000000000000u + next() % 7796093022208000u);
+        if (i % 2) {
+            m = -m;
+        }
+        json_t *v = amount_to_json(m);
+        n = json_out(v, got, sizeof got);
+        got[n < sizeof got ? n : 0] = '\0';
+        amount_format(m, want, sizeof want);
+        if (strchr(want, '.') == NULL) {
+            strcat(want, ".0"); /* a whole amount is a json integer: not here */
+        }
+        struct json_buf b;
+        char stack[64];
+        json_buf_init(&b, stack, sizeof stack);
+        json_buf_amount(&b, m);
+        bool whole = m % 1000 == 0;
+        if (whole ? json_integer_value(v) != m / 1000
+                  : (strcmp(got, want) != 0 || strtod(got, NULL) != json_real_value(v) ||
+                     b.len != n || memcmp(b.data, got, n) != 0)) {
+            if (bad++ < 3) {
+                printf("# %lld: got %s, want %s\n", (long long)m, got, want);
+            }
+        }
+        json_buf_free(&b);
+        json_decref(v);
+    }
+    CHECK_INT(bad, 0);
+}
+
 int
 main(void)
 {
+    test_amounts_past_1e12();
     CHECK(same(json_pack("{s:s, s:i, s:f, s:b, s:n, s:[], s:{}}", "id", "bkg_1", "n", 42,
                          "amount", 1.5, "ok", 1, "none", "list", "obj")));
     CHECK(same(json_string("quote \" backslash \\ slash / tab \t nl \n cr \r bs \b ff \f")));
@@ -219,7 +269,7 @@ main(void)
      * values near but not on a thousandth. */
     const double edges[] = {0.001, -0.001, 0.01, 0.05, 0.999, 1.001, 1.01, 1.1, 10.0, -10.5,
                             999999999999.0, -999999999999.999, 1e12, -1e12, 1e12 - 0.001,
-                            0.0015, 1.0005, 1e-3 * 0.5, 4503599627370.495};
+                            0.0015, 1.0005, 1e-3 * 0.5, 9e12, -9e12, 9.5e12, 8796093022208.0};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
         CHECK(same(json_real(edges[i])));
     }
