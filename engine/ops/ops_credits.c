@@ -781,7 +781,15 @@ allocation_end_on(struct op *op, int64_t id, const char *end, struct civil_date 
     }
     int rc = 0;
     int64_t end_at = 0;
-    if (date_cmp(d, a.start_date) < 0) {
+    if (a.end_at <= op->now) {
+        /* Ended: its last period closed; an end pushed back would open
+         * periods after it and rewrite months already reported. */
+        rc = eng_error_code(op->err, ENG_ECONFLICT, "allocation_ended",
+                            "the allocation has ended; it can no longer change");
+    } else if (a.has_end && date_cmp(d, a.end_date) > 0) {
+        rc = op_invalid(op, "end", "the end can be brought forward, not pushed back: create "
+                                   "another allocation to grant beyond it");
+    } else if (date_cmp(d, a.start_date) < 0) {
         rc = op_invalid(op, "end", "'end' is before the allocation's start");
     } else {
         rc = tz_local_midnight(a.zone, date_add_days(d, 1), &end_at, op->err);
@@ -972,14 +980,24 @@ adjust_created_lots(struct op *op, const struct alloc *a, json_t *lines, const b
         if (!unlimited) {
             (void)amount_from_json(amount, &milli, NULL);
         }
-        int64_t diff = milli - l->granted;
+        /* From what the lot holds for its line now: its grant and what
+         * earlier edits added (admin adjustments stay as they are). */
+        int64_t edited = 0;
+        rc = store_lot_edit_adjusted(op->store, l->id, &edited, op->err);
+        if (rc != 0) {
+            break;
+        }
+        int64_t diff = milli - (l->granted + edited);
         if (unlimited != l->unlimited || l->balance + diff < 0) {
             rc = eng_error_code(op->err, ENG_ECONFLICT, "credits_in_use",
                                 "line %d: the lot of a period not yet begun (lot_%lld) has "
                                 "already paid for bookings beyond the new amount",
                                 l->line_idx + 1, (long long)l->id);
         } else if (diff != 0) {
-            rc = entry_post(&op->lx, l->id, "adjust", diff, op->now, 0, NULL, NULL, memo);
+            char key[64];
+            snprintf(key, sizeof key, "alloc_edit:%lld:%lld", (long long)l->id,
+                     (long long)version);
+            rc = entry_post(&op->lx, l->id, "adjust", diff, op->now, 0, key, NULL, memo);
         }
     }
     free(v.rows);

@@ -358,6 +358,27 @@ store_lots_closing_each(struct store *s, int64_t until,
 }
 
 int
+store_lot_edit_adjusted(struct store *s, int64_t id, int64_t *sum, struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT coalesce(sum(amount), 0) FROM entry WHERE lot_id = ? AND kind = 'adjust'"
+                 " AND (event_key LIKE 'alloc_edit:%' OR (event_key IS NULL AND"
+                 " memo LIKE 'allocation edited (version %)'))");
+    *sum = 0;
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    sq_int(s, st, 1, id);
+    int rc = sq_step(s, st, "lot edit adjustments", err);
+    if (rc <= 0) {
+        return rc;
+    }
+    *sum = sq_col_int(st, 0);
+    sq_reset(st);
+    return 0;
+}
+
+int
 store_lot_balance(struct store *s, int64_t id, int64_t *balance, bool *found,
                   struct eng_error *err)
 {

@@ -43,6 +43,12 @@ ENG_MUST_CHECK int store_lot_find(struct store *s, int64_t allocation_id, int li
  * generations: ledger.c keeps the rest of a lot per generation). */
 ENG_MUST_CHECK int store_lot_balance(struct store *s, int64_t id, int64_t *balance, bool *found,
                                      struct eng_error *err);
+/* What allocation edits have added to lot `id` so far (their adjust
+ * entries, keyed "alloc_edit:<lot>:<version>"; before that key, by their
+ * memo "allocation edited (version N)"), so that the next edit moves the
+ * lot to the line's new amount from where the last one left it. */
+ENG_MUST_CHECK int store_lot_edit_adjusted(struct store *s, int64_t id, int64_t *sum,
+                                           struct eng_error *err);
 /* Moves the cached balance by `amount` for an entry of `kind` (debits and
  * refunds also move used, adjustments adjusted).  A balance the schema
  * refuses (below zero on a limited lot) is ENG_ESTORE. */

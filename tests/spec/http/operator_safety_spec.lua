@@ -361,6 +361,37 @@ describe("operator safety", function()
       assert.equal(1, lots_by_from(a)["2026-03-31T22:00:00Z"].balance)
       -- March has begun: untouched.
       assert.equal(6, lots_by_from(a)["2026-02-28T23:00:00Z"].balance)
+      -- Edits add up from where the last one left the lot (not from its
+      -- first grant): 3 -> 5 -> 2 -> 7 leaves April holding the amount of
+      -- the day, less its 2 booked hours; raising it never fails.
+      for _, amount in ipairs({ 5, 2, 7 }) do
+        env:must(200, "PATCH", "/v1/allocations/" .. a.id,
+                 { lines = { { scope = "all", amount = amount } } })
+        assert.equal(amount - 2, lots_by_from(a)["2026-03-31T22:00:00Z"].balance)
+      end
+    end)
+
+    it("POST .../end brings an end forward only; an ended allocation stays ended", function()
+      -- Ended in January (the clock is in March by now): no end pushed back
+      -- may reopen its weeks and rewrite months already reported.
+      local gone = env:grant(p, 2, { start = "2026-01-05", ["end"] = "2026-01-18",
+                                     recurrence = "weekly" })
+      local status, res = env:post("/v1/allocations/" .. gone.id .. "/end",
+                                   { ["end"] = "2026-12-31" })
+      assert.equal(409, status, H.encode(res))
+      assert.equal("allocation_ended", res.error.code)
+      local still = env:must(200, "GET", "/v1/allocations/" .. gone.id)
+      assert.equal("2026-01-18", still.schedule["end"])
+      assert.equal(2, #still.lots)
+      -- Active with an end: brought forward yes, pushed back no.
+      local b = env:grant(p, 2, { start = "2026-01-01", ["end"] = "2026-10-31",
+                                  recurrence = "monthly" })
+      status, res = env:post("/v1/allocations/" .. b.id .. "/end", { ["end"] = "2026-11-30" })
+      assert.equal(400, status, H.encode(res))
+      assert.equal("end", res.error.details.field)
+      local r = env:must(200, "POST", "/v1/allocations/" .. b.id .. "/end",
+                         { ["end"] = "2026-09-30" })
+      assert.equal("2026-09-30", r.schedule["end"])
     end)
 
     it("sets or brings the end forward, never back", function()
