@@ -468,9 +468,15 @@ send_csv(struct http_req *rq, const struct route *r, const json_t *out)
         return http_send_eng_error(rq, &err);
     }
     const char *name = strchr(r->op, '.') != NULL ? strchr(r->op, '.') + 1 : r->op;
-    char extra[128];
-    snprintf(extra, sizeof extra, "Content-Disposition: attachment; filename=\"%s.csv\"\r\n",
-             name);
+    /* A page (`limit`): its cursor in X-Next-Cursor, the header absent on
+     * the last page.  Cursors are short ASCII ("c_1234"). */
+    const char *cursor = json_string_value(json_object_get(out, "next_cursor"));
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "Content-Disposition: attachment; filename=\"%s.csv\"\r\n%s%s%s", name,
+             cursor != NULL && strlen(cursor) < 64 ? "X-Next-Cursor: " : "",
+             cursor != NULL && strlen(cursor) < 64 ? cursor : "",
+             cursor != NULL && strlen(cursor) < 64 ? "\r\n" : "");
     int rc = http_send(rq, 200, "text/csv; charset=utf-8", text, strlen(text), extra);
     free(text);
     return rc;

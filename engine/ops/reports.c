@@ -132,6 +132,10 @@ report_finish(struct op *op, const struct rargs *r, json_t *result, json_t *rows
         *out = result;
         return result != NULL ? 0 : op_oom(op);
     }
+    /* A page of a CSV report (`limit`) carries its cursor, which the faces
+     * send beside the text (HTTP: the X-Next-Cursor header), so that a
+     * page is never taken for the whole report. */
+    json_t *cursor = json_incref(json_object_get(result, "next_cursor"));
     json_decref(result);
     json_t *cols = json_array();
     for (int k = 0; cols != NULL && columns[k] != NULL; k++) {
@@ -143,9 +147,16 @@ report_finish(struct op *op, const struct rargs *r, json_t *result, json_t *rows
     if (cols == NULL || rows == NULL) {
         json_decref(cols);
         json_decref(rows);
+        json_decref(cursor);
         return op_oom(op);
     }
     *out = json_pack("{s:o, s:o}", "columns", cols, "rows", rows);
+    if (*out != NULL && cursor != NULL && json_object_set_new(*out, "next_cursor", cursor) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    } else if (*out == NULL) {
+        json_decref(cursor);
+    }
     return *out != NULL ? 0 : op_oom(op);
 }
 

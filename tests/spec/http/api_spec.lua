@@ -309,6 +309,23 @@ describe("HTTP endpoints", function()
     assert.equal(200, s)
     assert.truthy(text:find("\n" .. unl.id .. ",", 1, true), text)
     assert.truthy(text:find("unlimited,2,unlimited\r\n", 1, true), text)
+    -- A CSV page (`limit`) says there is more in X-Next-Cursor, and the
+    -- pages together are the whole report, each row once.
+    local seen, cursor, pages = {}, nil, 0
+    repeat
+      local h
+      s, text, h = env:get("/v1/reports/credits?format=csv&limit=1&" .. q
+                           .. (cursor and "&cursor=" .. cursor or ""))
+      assert.equal(200, s)
+      for id in text:gmatch("\n(alc_%d+),") do
+        assert.is_nil(seen[id], id)
+        seen[id] = true
+      end
+      cursor = h["x-next-cursor"]
+      pages = pages + 1
+    until cursor == nil or pages > 10
+    assert.is_nil(cursor)
+    assert.truthy(seen[unl.id] and seen[lim.id])
     local d = env:must(200, "GET", "/v1/reports/dashboard?unit=hour&" .. q)
     assert.same({ "unlimited", 2, "unlimited" }, { d.allocated, d.used, d.remaining })
     s, text = env:get("/v1/reports/dashboard?unit=hour&format=csv&" .. q)
