@@ -216,6 +216,15 @@ args_time(struct op *op, json_t *args, const char *key, bool required, int64_t *
 }
 
 int
+args_range_check(struct op *op, int64_t from, int64_t to)
+{
+    if (from != INT64_MIN && to != INT64_MAX && to < from) {
+        return op_invalid(op, "to", "'to' is before 'from'");
+    }
+    return 0;
+}
+
+int
 args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool upper,
            int64_t *out)
 {

@@ -132,6 +132,8 @@ int args_time(struct op *op, json_t *args, const char *key, bool required, int64
  * included). */
 int args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool upper,
                int64_t *out);
+/* 400 on `to` when a range ends before it begins (both bounds given). */
+int args_range_check(struct op *op, int64_t from, int64_t to);
 /* The zone to read date bounds in: the building's when one is given, else
  * UTC (an unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX
  * bytes); 0 or a storage error. */

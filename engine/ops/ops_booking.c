@@ -2060,7 +2060,7 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     if (args_bound(op, args, "from", zone, false, &f.from) ||
-        args_bound(op, args, "to", zone, true, &f.to)) {
+        args_bound(op, args, "to", zone, true, &f.to) || args_range_check(op, f.from, f.to)) {
         return op->err->status;
     }
     /* A tenant principal's bookings are its tenant's (a tenant_user's, its

@@ -1447,8 +1447,18 @@ op_entries(struct op *op, json_t *args, json_t **out)
         args_id(op, args, "booking_id", "bkg", false, &bkg) ||
         args_string(op, args, "kind", false, 20, &kind) || args_page(op, args, &page) ||
         args_bound(op, args, "from", "UTC", false, &from) ||
-        args_bound(op, args, "to", "UTC", true, &to)) {
+        args_bound(op, args, "to", "UTC", true, &to) || args_range_check(op, from, to)) {
         return op->err->status;
+    }
+    static const char *const kinds[] = {"grant",      "debit",  "refund", "expire",
+                                        "rollover_out", "rollover_in", "adjust", "void", NULL};
+    bool known = kind == NULL;
+    for (int k = 0; !known && kinds[k] != NULL; k++) {
+        known = strcmp(kind, kinds[k]) == 0;
+    }
+    if (!known) {
+        return op_invalid(op, "kind", "'kind' must be grant, debit, refund, expire, "
+                                      "rollover_out, rollover_in, adjust or void");
     }
     if (op->who->role == ROLE_TENANT_USER) {
         return op_forbidden(op, "read the ledger");

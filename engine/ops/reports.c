@@ -1155,7 +1155,7 @@ usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool
         args_id(op, args, "resource_id", "res", false, &r->resource_id) ||
         args_bound(op, args, "from", zone, false, &r->from_t) ||
         args_bound(op, args, "to", zone, true, &r->to_t) ||
-        report_page(op, args, page, paged)) {
+        args_range_check(op, r->from_t, r->to_t) || report_page(op, args, page, paged)) {
         return op->err->status;
     }
     /* Filters name objects: a user or resource outside the scope is not

@@ -35,6 +35,18 @@ describe("HTTP errors", function()
   end)
 
   describe("400 invalid_request", function()
+    it("for a filter value no row can have, or a range that ends before it begins", function()
+      local e = expect(400, "invalid_request", env:get("/v1/entries?kind=bogus"))
+      assert.equal("kind", e.details.field)
+      assert.equal(200, (env:get("/v1/entries?kind=grant")))
+      for _, path in ipairs { "/v1/entries", "/v1/bookings", "/v1/reports/usage" } do
+        e = expect(400, "invalid_request", env:get(path .. "?from=2026-03-01&to=2026-02-01"))
+        assert.equal("to", e.details.field, path)
+        -- One day (to inclusive) is a range, not an error.
+        assert.equal(200, (env:get(path .. "?from=2026-03-01&to=2026-03-01")), path)
+      end
+    end)
+
     it("for an unknown field, naming it", function()
       local e = expect(400, "invalid_request", env:post("/v1/buildings", {
         name = "X", timezone = "UTC", currency = "EUR", colour = "red" }))
