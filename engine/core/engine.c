@@ -281,8 +281,12 @@ idem_refusal_read(struct op *op, int status, const json_t *stored)
         return eng_error_code(op->err, ENG_ESTORE, "storage_error",
                               "a stored idempotent refusal is damaged");
     }
+    const char *details = json_string_value(json_object_get(stored, "details"));
     eng_error_code(op->err, (enum eng_status)status, code, "%s", msg);
     eng_error_field(op->err, field);
+    if (details != NULL && details[0] != '\0') {
+        eng_error_details(op->err, "%s", details);
+    }
     return 0;
 }
 
@@ -376,8 +380,8 @@ static int
 idem_store_refusal(struct op *op, const char *who, const char *key, const char *hash,
                    const struct eng_error *refusal)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s}", "code", eng_error_code_of(refusal), "message",
-                          refusal->msg, "field", refusal->field);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "code", eng_error_code_of(refusal), "message",
+                          refusal->msg, "field", refusal->field, "details", refusal->details);
     char *text = j != NULL ? json_to_text(j) : NULL;
     json_decref(j);
     if (text == NULL) {

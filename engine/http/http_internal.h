@@ -95,6 +95,9 @@ int http_send_error(struct http_req *rq, int status, const char *code, const cha
 /* The same with extra header lines (an Allow list for a 405). */
 int http_send_error_with(struct http_req *rq, int status, const char *code, const char *field,
                          const char *message, const char *extra_headers);
+/* The same with more members of `details` (an engine error's details text). */
+int http_send_error_details(struct http_req *rq, int status, const char *code, const char *field,
+                            const char *message, const char *more, const char *extra_headers);
 /* The same for an engine error: status and code from error.h's table. */
 int http_send_eng_error(struct http_req *rq, const struct eng_error *err);
 

@@ -187,7 +187,22 @@ int
 http_send_error_with(struct http_req *rq, int status, const char *code, const char *field,
                      const char *message, const char *extra_headers)
 {
-    json_t *details = json_object();
+    return http_send_error_details(rq, status, code, field, message, NULL, extra_headers);
+}
+
+int
+http_send_error_details(struct http_req *rq, int status, const char *code, const char *field,
+                        const char *message, const char *more, const char *extra_headers)
+{
+    json_t *details = NULL;
+    if (more != NULL && more[0] != '\0') {
+        char text[sizeof ((struct eng_error *)0)->details + 2];
+        snprintf(text, sizeof text, "{%s}", more);
+        details = json_loads(text, 0, NULL);
+    }
+    if (details == NULL) {
+        details = json_object();
+    }
     if (field != NULL && field[0] != '\0') {
         /* A limit's name is its field: API.md calls it details.limit. */
         json_object_set_new(details, strcmp(code, "limit_exceeded") == 0 ? "limit" : "field",
@@ -217,5 +232,6 @@ http_send_error_with(struct http_req *rq, int status, const char *code, const ch
 int
 http_send_eng_error(struct http_req *rq, const struct eng_error *err)
 {
-    return http_send_error(rq, status_of(err), eng_error_code_of(err), err->field, err->msg);
+    return http_send_error_details(rq, status_of(err), eng_error_code_of(err), err->field, err->msg,
+                              err->details, NULL);
 }

@@ -526,8 +526,8 @@ route_exec(struct http_req *rq, const struct route *r, const struct route_params
     if (rc != 0 && replayed) {
         /* A stored refusal: the same status and body as the first time.
          * Only engine statuses are stored, so error.h's table applies. */
-        return http_send_error_with(rq, eng_error_http_status(&err), eng_error_code_of(&err),
-                                    err.field, err.msg, replay_header);
+        return http_send_error_details(rq, eng_error_http_status(&err), eng_error_code_of(&err),
+                                       err.field, err.msg, err.details, replay_header);
     }
     if (rc != 0) {
         return http_send_eng_error(rq, &err);

@@ -1216,9 +1216,14 @@ book_check(struct op *op, struct bk *b, bool by_credits)
         char need[32], have[32];
         amount_format(b->credits, need, sizeof need);
         amount_format(b->available, have, sizeof have);
-        return eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
-                              "this booking costs %s %s credits; %s are available", need,
-                              b->unit, have);
+        eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
+                       "this booking costs %s %s credits; %s are available", need, b->unit,
+                       have);
+        /* The figures the quote gives too (its details): no client need
+         * read them out of the sentence. */
+        eng_error_details(op->err, "\"needed\":%s,\"available\":%s,\"unit\":\"%s\"", need,
+                          have, b->unit);
+        return op->err->status;
     }
     return 0;
 }

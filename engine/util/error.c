@@ -28,6 +28,7 @@ error_vset(struct eng_error *err, enum eng_status status, const char *code, cons
 {
     err->status = status;
     err->field[0] = '\0';
+    err->details[0] = '\0';
     if (code != NULL) {
         snprintf(err->code, sizeof err->code, "%s", code);
     } else {
@@ -76,6 +77,20 @@ eng_error_field(struct eng_error *err, const char *field)
 {
     if (err != NULL && field != NULL) {
         snprintf(err->field, sizeof err->field, "%s", field);
+    }
+}
+
+void
+eng_error_details(struct eng_error *err, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(err->details, sizeof err->details, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= sizeof err->details) {
+            err->details[0] = '\0';
+        }
     }
 }
 

@@ -33,6 +33,10 @@ struct eng_error {
     char code[ENG_CODE_MAX]; /* snake_case client-facing code; "" = derive from status */
     char msg[ENG_MSG_MAX];   /* always NUL-terminated */
     char field[64];          /* the request field concerned, "" when none */
+    /* More members of the API's `details` object, as JSON text without its
+     * braces ("\"needed\":9.5,\"unit\":\"hour\""), "" when none; set with
+     * eng_error_details after the error itself. */
+    char details[160];
 };
 
 #if defined(__GNUC__)
@@ -60,6 +64,8 @@ int eng_error_recode(struct eng_error *err, enum eng_status status, const char *
 
 /* Records which request field an (already set) error concerns. */
 void eng_error_field(struct eng_error *err, const char *field);
+/* Sets err->details (printf-style; truncated text is dropped whole). */
+void eng_error_details(struct eng_error *err, const char *fmt, ...) ENG_PRINTF(2, 3);
 
 /* The client-facing code of an error: err->code if set, else the default for
  * its status ("invalid_request", "not_found", ...). */

@@ -182,10 +182,21 @@ describe("HTTP errors", function()
   end)
 
   describe("409", function()
-    it("insufficient_credits, writing nothing", function()
-      expect(409, "insufficient_credits",
-             env:book(w, "2026-01-15T09:00:00Z", "2026-01-15T13:00:00Z"))
+    it("insufficient_credits, writing nothing, with the figures in details", function()
+      local e = expect(409, "insufficient_credits",
+                       env:book(w, "2026-01-15T09:00:00Z", "2026-01-15T13:00:00Z"))
+      assert.same({ needed = 4, available = 2, unit = "hour" }, e.details)
       assert.equal(2, env:available(w.user))
+      -- A stored refusal replays with them too.
+      local key = { ["Idempotency-Key"] = "short-1" }
+      e = expect(409, "insufficient_credits",
+                 env:book(w, "2026-01-15T09:00:00Z", "2026-01-15T12:30:00Z", nil, key))
+      assert.same({ needed = 3.5, available = 2, unit = "hour" }, e.details)
+      local status, body, headers = env:book(w, "2026-01-15T09:00:00Z", "2026-01-15T12:30:00Z",
+                                             nil, key)
+      e = expect(409, "insufficient_credits", status, body, headers)
+      assert.equal("true", headers["idempotent-replayed"])
+      assert.same({ needed = 3.5, available = 2, unit = "hour" }, e.details)
     end)
 
     it("slot_taken", function()
