@@ -538,7 +538,10 @@ prepare(struct op *op, json_t *args, struct bk *b, bool booking)
 static bool
 credits_enough(const struct bk *b)
 {
-    return b->has_credits && b->pay_credits && (b->unlimited || b->available >= b->credits);
+    /* Some eligible lot, even for a price of 0: credits are offered to a
+     * user who has them (PRODUCT.md §4, S12), never to one who has none. */
+    return b->has_credits && b->pay_credits && b->cands.count > 0 &&
+           (b->unlimited || b->available >= b->credits);
 }
 
 /* {amount, currency, before_discount}; NULL without memory. */
@@ -1211,6 +1214,18 @@ book_check(struct op *op, struct bk *b, bool by_credits)
     if (taken) {
         return eng_error_code(op->err, ENG_ECONFLICT, "slot_taken",
                               "the resource is already booked at that time");
+    }
+    if (by_credits && !credits_enough(b) && b->cands.count == 0) {
+        eng_error_code(op->err, ENG_ECONFLICT, "insufficient_credits",
+                       "no %s credits of this user can pay for this resource", b->unit);
+        eng_error_details(op->err, "\"needed\":0,\"available\":0,\"unit\":\"%s\"", b->unit);
+        if (b->credits > 0) {
+            char need[32];
+            amount_format(b->credits, need, sizeof need);
+            eng_error_details(op->err, "\"needed\":%s,\"available\":0,\"unit\":\"%s\"", need,
+                              b->unit);
+        }
+        return op->err->status;
     }
     if (by_credits && !credits_enough(b)) {
         char need[32], have[32];

@@ -8,7 +8,7 @@
 --   { "money":   { "per_hour": 7000 } | null,          -- minor units per hour
 --     "credits": { "unit": "hour" | "coin",             -- default "hour"
 --                  "model": "fixed" | "block" | "tiered", -- default "fixed"
---                  "per_hour": 1,                       -- fixed model
+--                  "per_hour": 1,                       -- fixed model (hours: 1 when absent)
 --                  "blocks": [ { "minutes": 240, "price": 3 }, ... ],  -- block
 --                  "tiers":  [ { "up_to_minutes": 120, "per_hour": 1 },
 --                              { "per_hour": 0.5 } ],   -- tiered
@@ -400,7 +400,13 @@ local function credit_price(cfg, booking, minutes)
         if math_type(rate) == "integer" and rate >= 0 and rate <= CREDIT_CONFIG_MAX then
             rate = rate * 1000 -- credit_milli's answer, without the call
         elseif absent(rate) then
-            return nil, "pricing.credits.per_hour is required for the fixed model"
+            -- Hours: one credit an hour of booking unless the room says
+            -- otherwise (PRODUCT.md §2); coins have no such default.
+            local unit = cfg.unit
+            if unit ~= nil and not absent(unit) and unit ~= "hour" then
+                return nil, "pricing.credits.per_hour is required for the fixed model in coins"
+            end
+            rate = 1000
         else
             rate, why = credit_milli(rate, "pricing.credits.per_hour")
             if why then

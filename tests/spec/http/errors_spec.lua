@@ -199,6 +199,25 @@ describe("HTTP errors", function()
       assert.same({ needed = 3.5, available = 2, unit = "hour" }, e.details)
     end)
 
+    it("insufficient_credits for a free credit-only room and a user without credits (S12)",
+       function()
+      local z = env:world({ tenant_name = "No credits", building_name = "NC" })
+      local free = env:room(z.building, { room_name = "Free pod", credit_only = true,
+        pricing = { money = H.null, credits = { unit = "hour", per_hour = 0 } } })
+      local zf = { building = z.building, tenant = z.tenant, user = z.user, room = free }
+      local q = env:must(200, "POST", "/v1/quotes", { resource_id = free.id, user_id = z.user.id,
+        start = "2026-01-20T09:00:00Z", ["end"] = "2026-01-20T10:00:00Z" })
+      assert.same({}, q.payment_methods)
+      local e = expect(409, "insufficient_credits",
+                       env:book(zf, "2026-01-20T09:00:00Z", "2026-01-20T10:00:00Z"))
+      assert.same({ needed = 0, available = 0, unit = "hour" }, e.details)
+      -- With credits of the unit, the free room books for 0 of them.
+      env:grant(z, 1, { start = "2026-01-01" })
+      local status, b = env:book(zf, "2026-01-20T09:00:00Z", "2026-01-20T10:00:00Z")
+      assert.equal(201, status, H.encode(b))
+      assert.equal(0, b.credits.amount)
+    end)
+
     it("slot_taken", function()
       local status = env:book(w, "2026-01-16T09:00:00Z", "2026-01-16T10:00:00Z", "card")
       assert.equal(201, status)

@@ -143,14 +143,19 @@ describe("portfolio", function()
     end
 
     it("refuses a credit per_hour the building's pricing policy cannot price", function()
-      for _, bad in ipairs { H.null, "two", -3 } do
+      -- Hours default to one credit an hour (PRODUCT.md §2); coins do not.
+      assert.equal(201, (room({ credits = { unit = "hour", per_hour = H.null } })))
+      for _, bad in ipairs { "two", -3 } do
         local status, res = room({ credits = { unit = "hour", per_hour = bad } })
         assert.equal(400, status)
         assert.equal("invalid_request", res.error.code)
         -- The field at fault, as the policy names it.
         assert.equal("pricing.credits.per_hour", res.error.details.field)
       end
-      local status = room({ money = { per_hour = -1 } })
+      local status, res = room({ credits = { unit = "coin", per_hour = H.null } })
+      assert.equal(400, status)
+      assert.equal("pricing.credits.per_hour", res.error.details.field)
+      status = room({ money = { per_hour = -1 } })
       assert.equal(400, status)
     end)
 

@@ -498,9 +498,15 @@ describe("default pricing", function()
             assert.matches("max", refused({ credits = { per_hour = 1, max = -1 } }, 60))
         end)
 
-        it("refuses a missing fixed rate, fractional money, bad increments", function()
-            assert.are.equal("pricing.credits.per_hour is required for the fixed model",
-                refused({ credits = {} }, 60))
+        it("charges an hour credit an hour of booking when no rate is given (PRODUCT.md §2)",
+           function()
+            assert.are.equal(1500, credits({ credits = {} }, 90))
+            assert.are.equal(2000, credits({ credits = { unit = "hour" } }, 120))
+        end)
+
+        it("refuses a missing fixed rate in coins, fractional money, bad increments", function()
+            assert.are.equal("pricing.credits.per_hour is required for the fixed model in coins",
+                refused({ credits = { unit = "coin" } }, 60))
             assert.matches("pricing.money.per_hour must be a whole number",
                 refused({ money = { per_hour = 70.5 } }, 60))
             assert.matches("increment_minutes",
