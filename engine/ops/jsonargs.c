@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "amount.h"
+#include "buildings.h"
 #include "ops.h"
 #include "portfolio.h"
 #include "timeutil.h"
@@ -248,10 +249,22 @@ args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool 
 }
 
 int
-op_bound_zone(struct op *op, int64_t building_id, char *zone)
+op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone)
 {
     snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
     if (building_id == 0) {
+        /* No building named: the zone the buildings concerned share (the
+         * tenant's, or the portfolio's), when they share one; UTC when
+         * their zones differ. */
+        int count = 0;
+        char one[TIME_ZONE_NAME_MAX];
+        int64_t tid = op->who->tenant_id != 0 ? op->who->tenant_id : tenant_id;
+        if (store_buildings_zone(op->store, tid, one, &count, op->err) != 0) {
+            return op->err->status;
+        }
+        if (count == 1) {
+            memcpy(zone, one, strlen(one) + 1);
+        }
         return 0;
     }
     struct building_row b;

@@ -134,10 +134,12 @@ int args_bound(struct op *op, json_t *args, const char *key, const char *zone, b
                int64_t *out);
 /* 400 on `to` when a range ends before it begins (both bounds given). */
 int args_range_check(struct op *op, int64_t from, int64_t to);
-/* The zone to read date bounds in: the building's when one is given, else
- * UTC (an unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX
- * bytes); 0 or a storage error. */
-int op_bound_zone(struct op *op, int64_t building_id, char *zone);
+/* The zone to read date bounds in: the building's when one is given; else
+ * the one zone of the tenant's buildings (a tenant principal's own, or
+ * tenant_id's) or of the portfolio's, when they have one; else UTC (an
+ * unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX bytes); 0
+ * or a storage error. */
+int op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the

@@ -2076,7 +2076,7 @@ op_booking_list(struct op *op, json_t *args, json_t **out)
         return op_invalid(op, "status", "'status' must be confirmed or cancelled");
     }
     char zone[TIME_ZONE_NAME_MAX];
-    if (op_bound_zone(op, f.building_id, zone) != 0) {
+    if (op_bound_zone(op, f.building_id, f.tenant_id, zone) != 0) {
         return op->err->status;
     }
     if (args_bound(op, args, "from", zone, false, &f.from) ||

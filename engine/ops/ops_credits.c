@@ -1445,9 +1445,12 @@ op_entries(struct op *op, json_t *args, json_t **out)
     if (args_only(op, args, keys) || args_id(op, args, "tenant_id", "ten", false, &tid) ||
         args_id(op, args, "lot_id", "lot", false, &lot) ||
         args_id(op, args, "booking_id", "bkg", false, &bkg) ||
-        args_string(op, args, "kind", false, 20, &kind) || args_page(op, args, &page) ||
-        args_bound(op, args, "from", "UTC", false, &from) ||
-        args_bound(op, args, "to", "UTC", true, &to) || args_range_check(op, from, to)) {
+        args_string(op, args, "kind", false, 20, &kind) || args_page(op, args, &page)) {
+        return op->err->status;
+    }
+    char zone[TIME_ZONE_NAME_MAX];
+    if (op_bound_zone(op, 0, tid, zone) != 0 || args_bound(op, args, "from", zone, false, &from) ||
+        args_bound(op, args, "to", zone, true, &to) || args_range_check(op, from, to)) {
         return op->err->status;
     }
     static const char *const kinds[] = {"grant",      "debit",  "refund", "expire",

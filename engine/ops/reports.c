@@ -1148,7 +1148,7 @@ usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool
         return rc;
     }
     char zone[TIME_ZONE_NAME_MAX];
-    if (op_bound_zone(op, r->building_id, zone) != 0) {
+    if (op_bound_zone(op, r->building_id, r->tenant_id, zone) != 0) {
         return op->err->status;
     }
     if (args_id(op, args, "user_id", "usr", false, &r->user_id) ||

@@ -2,6 +2,7 @@
 #include "buildings.h"
 
 #include "portfolio_rows.h"
+#include "timeutil.h"
 #include "usage.h"
 
 int
@@ -73,4 +74,35 @@ store_building_update(struct store *s, const struct building_row *b, struct eng_
     sq_int(s, st, 7, b->id);
     int rc = sq_exec(s, st, "building update", err);
     return rc == 0 ? store_usage_zone_add(s, b->timezone, err) : rc;
+}
+
+int
+store_buildings_zone(struct store *s, int64_t tenant_id, char *zone, int *count,
+                     struct eng_error *err)
+{
+    STORE_SQL(q, "SELECT DISTINCT b.timezone FROM building b WHERE ?1 IS NULL OR b.id IN"
+                 " (SELECT building_id FROM tenant_building WHERE tenant_id = ?1) LIMIT 2");
+    *count = 0;
+    zone[0] = '\0';
+    sqlite3_stmt *st = sq_prep(s, &q, err);
+    if (st == NULL) {
+        return err->status;
+    }
+    if (tenant_id != 0) {
+        sq_int(s, st, 1, tenant_id);
+    }
+    int rc;
+    while ((rc = sq_step(s, st, "building zones", err)) == 1) {
+        if (++*count == 1) {
+            rc = sq_col_copy(st, 0, zone, TIME_ZONE_NAME_MAX, "building zone", err);
+            if (rc != 0) {
+                sq_reset(st);
+                return rc;
+            }
+        }
+    }
+    if (*count != 1) {
+        zone[0] = '\0';
+    }
+    return rc < 0 ? rc : 0;
 }

@@ -19,5 +19,10 @@ ENG_MUST_CHECK int store_building_insert(struct store *s, const struct building_
 /* Rewrites the name, zone, currency and payment flags of building b->id. */
 ENG_MUST_CHECK int store_building_update(struct store *s, const struct building_row *b,
                                          struct eng_error *err);
+/* The one time zone of the buildings (a tenant's, tenant_id != 0; else
+ * all), into zone (TIME_ZONE_NAME_MAX bytes): *count is how many zones
+ * they have, 0, 1 or 2 (two or more: zone is left empty). */
+ENG_MUST_CHECK int store_buildings_zone(struct store *s, int64_t tenant_id, char *zone,
+                                        int *count, struct eng_error *err);
 
 #endif

@@ -1,0 +1,51 @@
+-- Dates in filters (YYYY-MM-DD) are read in the building's zone (API.md
+-- conventions), also without a building_id when the buildings concerned
+-- share one zone: a meeting at 09:00 on 1 February in Auckland (20:00Z on
+-- 31 January) is February's in the usage report, the bookings list and the
+-- entries.  When the zones differ and no building is named, UTC.
+local H = require "http_env"
+
+describe("date filters without a building", function()
+  local env, w, booking
+
+  setup(function()
+    env = H.start()
+    w = env:world({ timezone = "Pacific/Auckland", building_name = "Auckland" })
+    env:grant(w, 10, { start = "2027-01-01", recurrence = "monthly" })
+    env:clock("2027-01-20T00:00:00Z")
+    local status
+    status, booking = env:book(w, "2027-01-31T20:00:00Z", "2027-01-31T21:00:00Z")
+    assert.equal(201, status, H.encode(booking))
+  end)
+  teardown(function() if env then env:stop() end end)
+
+  local function ids(path)
+    local out = {}
+    for _, row in ipairs(env:must(200, "GET", path).data) do
+      out[row.booking_id or row.id] = true
+    end
+    return out
+  end
+
+  it("reads them in the one zone of the portfolio's buildings", function()
+    local feb = "from=2027-02-01&to=2027-02-28"
+    local jan = "from=2027-01-01&to=2027-01-31"
+    assert.truthy(ids("/v1/reports/usage?" .. feb)[booking.id])
+    assert.is_nil(ids("/v1/reports/usage?" .. jan)[booking.id])
+    assert.truthy(ids("/v1/bookings?" .. feb)[booking.id])
+    assert.is_nil(ids("/v1/bookings?" .. jan)[booking.id])
+    -- The debit of the booking is dated at its creation (20 January here),
+    -- the grant at local midnight on 1 January: 11:00Z on 31 December.
+    local grants = env:must(200, "GET", "/v1/entries?kind=grant&from=2027-01-01&to=2027-01-01")
+    assert.equal(1, #grants.data)
+    assert.equal("2026-12-31T11:00:00Z", grants.data[1].effective_at)
+  end)
+
+  it("reads them in UTC when the buildings' zones differ", function()
+    env:world({ timezone = "UTC", building_name = "London", tenant_name = "Other" })
+    assert.truthy(ids("/v1/reports/usage?from=2027-01-31&to=2027-01-31")[booking.id])
+    -- A tenant's own buildings still share one zone.
+    assert.truthy(ids("/v1/reports/usage?tenant_id=" .. w.tenant.id
+                      .. "&from=2027-02-01&to=2027-02-01")[booking.id])
+  end)
+end)
