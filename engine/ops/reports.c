@@ -475,6 +475,14 @@ hub_on_entry(void *ud, const struct hub_entry_row *row)
     if (k == HUB_IGNORE || who == 0) {
         return 0;
     }
+    /* A lot whose period has not begun (one created ahead for a booking)
+     * grants nothing yet: its grant shows once the period begins, as the
+     * dashboard and the credit report count it, so that a future month
+     * does not depend on which lots some booking happened to create.  Its
+     * usage counts in the meeting's month. */
+    if ((k == HUB_GRANT || k == HUB_ADJUST) && row->valid_from > h->op->now) {
+        return 0;
+    }
     if (hub_month(h, row->zone, hub_instant(k, row), &m) != 0) {
         return h->op->err->status;
     }
@@ -509,8 +517,9 @@ hub_on_unlimited(void *ud, const struct hub_unlimited_row *row)
     if (b == NULL) {
         return h->op->err->status;
     }
-    if (who == 0 || row->valid_from >= b[h->months] || row->valid_until <= b[0]) {
-        return 0;
+    if (who == 0 || row->valid_from >= b[h->months] || row->valid_until <= b[0] ||
+        row->valid_from > h->op->now) {
+        return 0; /* outside the range, or not begun (hub_on_entry) */
     }
     struct customer *c = hub_customer(h, who, row->tenant_id);
     if (c == NULL) {

@@ -81,6 +81,24 @@ describe("Data Hub", function()
   local db
   after_each(function() if db then F.verified(db); db:close(); db = nil end end)
 
+  it("grants a period's credits once it begins, not when a booking ahead made its lot", function()
+    db = F.open("2026-01-05T00:00:00Z")
+    local w = F.world(db, { timezone = "UTC" })
+    local room = F.room(db, w.building)
+    F.grant(db, w, 10, { start = "2026-01-01", recurrence = "monthly" })
+    F.ok(F.book(db, w, room, "2026-03-10T09:00:00Z", "2026-03-10T11:00:00Z")) -- makes March's lot
+    local args = { from = "2026-01", to = "2026-03" }
+    local h = hub(db, args)
+    local _, recs = hub_csv(db, args)
+    local t = w.tenant.id
+    check(h, recs, t, "2026-01", { monthly_granted = 10 })
+    check(h, recs, t, "2026-03", { monthly_granted = 0, monthly_used = 2 })
+    assert(db:set_clock("2026-03-01T00:00:01Z"))
+    h = hub(db, args)
+    _, recs = hub_csv(db, args)
+    check(h, recs, t, "2026-03", { monthly_granted = 10, monthly_used = 2 })
+  end)
+
   it("S13 puts a yearly lot's usage in the month of the meeting", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db, { timezone = "UTC" })
@@ -410,6 +428,7 @@ local function read_ledger(db, offsets)
   end
   for _, b in ipairs(all(db, "bookings.list")) do L.users[b.id] = b.user_id end
   L.entries = all(db, "entries.list")
+  L.now = epoch(F.ok(db:call("me", {})).now)
   return L
 end
 
@@ -428,6 +447,8 @@ end
 -- when its lot becomes valid if later; usage (debits and refunds) in the
 -- month of the meeting; an expiry or roll-on at T in the month that ends at
 -- T; carried-in credit nowhere.  Once balances count limited lots only.
+-- A lot whose period has not begun (created ahead for a booking) grants
+-- nothing yet: its grant, adjustments and unlimited mark wait for it.
 local function recompute(L, unit, by_user, months)
   local idx = {}
   for i, m in ipairs(months) do idx[m] = i end
@@ -448,7 +469,8 @@ local function recompute(L, unit, by_user, months)
     local usage = kind == "debit" or kind == "refund"
     local key = a.tenant
     if by_user then key = lot.user or (usage and L.users[e.booking_id]) or nil end
-    if lot.unit == unit and key and kind ~= "rollover_in" then
+    local ahead = lot.from > L.now and (kind == "grant" or kind == "adjust" or kind == "void")
+    if lot.unit == unit and key and kind ~= "rollover_in" and not ahead then
       local t, amount = epoch(e.effective_at), milli(e.amount)
       if kind == "expire" or kind == "rollover_out" then t = t - 1
       elseif (kind == "adjust" or kind == "void") and lot.from > t then t = lot.from end
@@ -486,7 +508,8 @@ local function recompute(L, unit, by_user, months)
   for _, lot in pairs(L.lots) do
     local key = by_user and lot.user or (not by_user and lot.alloc.tenant)
     local off = lot.alloc.off
-    if lot.unit == unit and lot.unlimited and key and lot.from < month_start(months[1], #months, off)
+    if lot.unit == unit and lot.unlimited and key and lot.from <= L.now
+       and lot.from < month_start(months[1], #months, off)
        and lot.to > month_start(months[1], 0, off) then
       local c = cust(key, lot.alloc.tenant)
       c.seen, c.unl = true, true
