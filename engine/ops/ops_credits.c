@@ -114,6 +114,43 @@ alloc_json(struct op *op, const struct alloc *a)
 
 /* ---------- allocation input ---------- */
 
+/* Each resource a line names lies in one of the allocation's buildings
+ * (`bids`, "bld_N" ids): a lot of those buildings could never pay for
+ * another building's resource (a cross-building allocation excepted). */
+static int
+check_line_buildings(struct op *op, json_t *lines, json_t *bids)
+{
+    size_t i, k;
+    json_t *line, *item;
+    json_array_foreach(lines, i, line) {
+        json_array_foreach(json_object_get(line, "resource_ids"), k, item) {
+            int64_t rid = 0;
+            struct resource_row r = {0};
+            bool found = false, covered = false;
+            if (id_parse("res", json_string_value(item), &rid) != 0) {
+                continue; /* check_lines refused it already */
+            }
+            if (store_resource_get(op->store, rid, &r, &found, op->err) != 0) {
+                return op->err->status;
+            }
+            size_t b;
+            json_t *bid;
+            json_array_foreach(bids, b, bid) {
+                int64_t id = 0;
+                covered |= id_parse("bld", json_string_value(bid), &id) == 0 && id == r.building_id;
+            }
+            store_resource_clear(&r);
+            if (found && !covered) {
+                return op_invalid(op, "lines.resource_ids",
+                                  "line %zu: %s is in bld_%lld, which the allocation's "
+                                  "building_ids do not include",
+                                  i + 1, json_string_value(item), (long long)r.building_id);
+            }
+        }
+    }
+    return 0;
+}
+
 static int
 check_lines(struct op *op, json_t *lines, bool hours)
 {
@@ -155,6 +192,17 @@ check_lines(struct op *op, json_t *lines, bool hours)
             return op_invalid(op, "lines.scope", "'scope' must be all, resources or tags");
         }
         const char *field = by_res ? "resource_ids" : "tags";
+        /* The list of the other scope (both for an 'all' line) would be
+         * dropped unread: refused, unless empty (as GET shows a line). */
+        const char *const others[2] = {by_res ? NULL : "resource_ids", by_tag ? NULL : "tags"};
+        for (int o = 0; o < 2; o++) {
+            json_t *other = others[o] != NULL ? json_object_get(line, others[o]) : NULL;
+            if (other != NULL && !json_is_null(other) &&
+                !(json_is_array(other) && json_array_size(other) == 0)) {
+                return op_invalid(op, "lines", "line %zu: a '%s' line takes no '%s'", i + 1,
+                                  scope, others[o]);
+            }
+        }
         if (args_string_array(op, line, field, 200, &list) != 0) {
             return ENG_EINVAL;
         }
@@ -546,6 +594,9 @@ op_allocation_create(struct op *op, json_t *args, json_t **out)
             break;
         }
         rc = check_building(op, tid, leases_any, json_string_value(item), zone);
+    }
+    if (rc == 0 && !cross) {
+        rc = check_line_buildings(op, json_object_get(args, "lines"), bids);
     }
     int64_t id = 0;
     if (rc == 0) {

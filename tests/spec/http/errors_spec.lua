@@ -35,6 +35,33 @@ describe("HTTP errors", function()
   end)
 
   describe("400 invalid_request", function()
+    it("for allocation lines that could never pay", function()
+      local other = env:world({ tenant_name = "Elsewhere", building_name = "Other" })
+      -- The other tenant's allocations: w's credits stay as the tests below expect.
+      local base = { tenant_id = other.tenant.id, building_ids = { other.building.id },
+                     unit = "hour", schedule = { start = "2026-01-01" } }
+      local function try(lines)
+        local args = {}
+        for k, v in pairs(base) do args[k] = v end
+        args.lines = lines
+        return env:post("/v1/allocations", args)
+      end
+      -- A resource of a building the allocation does not cover.
+      local e = expect(400, "invalid_request",
+                       try({ { scope = "resources", resource_ids = { w.room.id }, amount = 1 } }))
+      assert.equal("lines.resource_ids", e.details.field)
+      -- A list the line's scope does not read.
+      e = expect(400, "invalid_request",
+                 try({ { scope = "all", resource_ids = { other.room.id }, amount = 1 } }))
+      assert.equal("lines", e.details.field)
+      expect(400, "invalid_request",
+             try({ { scope = "tags", tags = { "x" }, resource_ids = { other.room.id },
+                     amount = 1 } }))
+      -- Empty lists, as GET shows a line, are fine.
+      assert.equal(201, (try({ { scope = "all", resource_ids = H.array(), tags = H.array(),
+                                 amount = 1 } })))
+    end)
+
     it("for a filter value no row can have, or a range that ends before it begins", function()
       local e = expect(400, "invalid_request", env:get("/v1/entries?kind=bogus"))
       assert.equal("kind", e.details.field)
