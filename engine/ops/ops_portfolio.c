@@ -150,6 +150,10 @@ building_check(struct op *op, json_t *b)
     }
     json_t *pay = json_object_get(b, "payment");
     bool flag;
+    if (pay != NULL && !json_is_object(pay)) {
+        return op_invalid(op, "payment", "'payment' must be an object {credits, invoice, card} "
+                                         "of true or false");
+    }
     if (pay != NULL && (args_only(op, pay, pay_keys) != 0 ||
                         args_bool(op, pay, "credits", true, &flag) != 0 ||
                         args_bool(op, pay, "invoice", false, &flag) != 0 ||
@@ -272,6 +276,12 @@ op_building_patch(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     /* Payment settings merge key by key; the patch itself is left as given. */
+    json_t *given = json_object_get(args, "payment");
+    if (given != NULL && !json_is_object(given)) {
+        json_decref(cur);
+        return op_invalid(op, "payment", "'payment' must be an object {credits, invoice, "
+                                         "card} of true or false");
+    }
     json_t *old_pay = json_deep_copy(json_object_get(cur, "payment"));
     int rc = old_pay != NULL ? merge_patch(op, cur, args, fixed) : oom(op);
     json_t *pay = json_object_get(args, "payment");

@@ -35,6 +35,17 @@ describe("HTTP errors", function()
   end)
 
   describe("400 invalid_request", function()
+    it("for a building's payment that is not an object, naming it", function()
+      for _, bad in ipairs { H.null, H.array(), "card" } do
+        local e = expect(400, "invalid_request", env:post("/v1/buildings", {
+          name = "P", timezone = "UTC", currency = "EUR", payment = bad }))
+        assert.equal("payment", e.details.field)
+        e = expect(400, "invalid_request",
+                   env:patch("/v1/buildings/" .. w.building.id, { payment = bad }))
+        assert.equal("payment", e.details.field)
+      end
+    end)
+
     it("for allocation lines that could never pay", function()
       local other = env:world({ tenant_name = "Elsewhere", building_name = "Other" })
       -- The other tenant's allocations: w's credits stay as the tests below expect.
