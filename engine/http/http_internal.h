@@ -58,6 +58,8 @@ int http_query_parse(const char *query, json_t *args, struct eng_error *err);
 
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const struct http_req *rq, const char *name);
+/* How many times header `name` came (case-insensitive). */
+int http_header_count(const struct http_req *rq, const char *name);
 /* True when the request announces a body (Content-Length > 0 or chunked). */
 bool http_has_body(const struct http_req *rq);
 /* True when Content-Type is `mime` (parameters such as charset ignored). */

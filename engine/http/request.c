@@ -28,6 +28,16 @@ http_header(const struct http_req *rq, const char *name)
     return mg_get_header(rq->conn, name);
 }
 
+int
+http_header_count(const struct http_req *rq, const char *name)
+{
+    int n = 0;
+    for (int i = 0; i < rq->ri->num_headers; i++) {
+        n += strcasecmp(rq->ri->http_headers[i].name, name) == 0;
+    }
+    return n;
+}
+
 bool
 http_has_body(const struct http_req *rq)
 {

@@ -411,6 +411,10 @@ idempotency_key(struct http_req *rq, const struct route *r, const char **key,
     if (h == NULL || (r->flags & ROUTE_IDEMPOTENT) == 0) {
         return 0;
     }
+    if (http_header_count(rq, "Idempotency-Key") > 1) {
+        /* Which one would the retry send?  Answers would differ by key. */
+        return invalid(err, "Idempotency-Key", "send one Idempotency-Key header, not several");
+    }
     size_t n = strlen(h);
     if (n == 0 || n > IDEMPOTENCY_KEY_BYTES_MAX) {
         return invalid(err, "Idempotency-Key", "the Idempotency-Key header must hold 1 to 200 "

@@ -287,6 +287,17 @@ describe("HTTP errors", function()
           env.key, length and ("Content-Length: %d\r\n"):format(length) or "", extra or "")
     end
 
+    it("refuses two Idempotency-Key headers, writing nothing", function()
+      local body = H.encode({ name = "Twice", timezone = "UTC", currency = "EUR" })
+      local reply = env:raw(head(#body, "Idempotency-Key: a-1\r\nidempotency-key: b-2\r\n"
+                                 .. "Connection: close\r\n") .. body, 3)
+      assert.matches("^HTTP/1%.1 400 ", reply)
+      assert.matches('"field":"Idempotency%-Key"', reply)
+      for _, b in ipairs(env:must(200, "GET", "/v1/buildings").data) do
+        assert.not_equal("Twice", b.name)
+      end
+    end)
+
     it("refuses an announced 10 MB body at once, without reading it", function()
       local t0 = require("socket").gettime()
       local reply, closed = env:raw(head(10 * 1024 * 1024) .. ("x"):rep(1024), 3)
