@@ -430,16 +430,58 @@ idempotency_key(struct http_req *rq, const struct route *r, const char **key,
     return 0;
 }
 
+/* The q of media range `type` in an Accept value (1000 = q=1, in
+ * thousandths; -1 when not listed). */
+static int
+accept_q(const char *accept, const char *type)
+{
+    size_t tlen = strlen(type);
+    const char *p = accept;
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+        }
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        size_t mlen = 0;
+        while (mlen < len && p[mlen] != ';' && p[mlen] != ' ' && p[mlen] != '\t') {
+            mlen++;
+        }
+        if (mlen == tlen && strncasecmp(p, type, tlen) == 0) {
+            int q = 1000;
+            for (size_t i = mlen; i + 2 < len; i++) {
+                if ((p[i] == 'q' || p[i] == 'Q') && p[i + 1] == '=' &&
+                    (i == 0 || p[i - 1] == ';' || p[i - 1] == ' ')) {
+                    /* "0", "0.5", "1", "1.000": three decimals at most. */
+                    const char *v = p + i + 2;
+                    q = (*v == '1') ? 1000 : 0;
+                    if (*v == '0' && v[1] == '.') {
+                        int scale = 100;
+                        for (v += 2; *v >= '0' && *v <= '9' && scale > 0; v++, scale /= 10) {
+                            q += (*v - '0') * scale;
+                        }
+                    }
+                    break;
+                }
+            }
+            return q;
+        }
+        p = end;
+    }
+    return -1;
+}
+
+/* CSV by Accept: text/csv listed with q > 0, and not below an explicit
+ * application/json (a tie is JSON's; wildcards do not count). */
 static bool
 accepts_csv(const struct http_req *rq)
 {
     const char *a = http_header(rq, "Accept");
-    for (; a != NULL && *a != '\0'; a++) {
-        if (strncasecmp(a, "text/csv", 8) == 0) {
-            return true;
-        }
+    if (a == NULL) {
+        return false;
     }
-    return false;
+    int csv = accept_q(a, "text/csv"), json = accept_q(a, "application/json");
+    return csv > 0 && csv > json;
 }
 
 /* A report asked for as CSV: `?format=csv` or `Accept: text/csv`. */

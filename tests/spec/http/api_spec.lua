@@ -309,6 +309,17 @@ describe("HTTP endpoints", function()
     assert.equal(200, s)
     assert.truthy(text:find("\n" .. unl.id .. ",", 1, true), text)
     assert.truthy(text:find("unlimited,2,unlimited\r\n", 1, true), text)
+    -- Accept chooses CSV by its q-values; a tie, or none, is JSON's.
+    for accept, want in pairs {
+      ["text/csv"] = "text/csv", ["text/csv;q=0"] = "application/json",
+      ["application/json, text/csv"] = "application/json",
+      ["application/json;q=0.5, text/csv;q=0.8"] = "text/csv",
+      ["application/json;q=0.5, text/csv;q=0.1"] = "application/json",
+      ["text/csv, */*"] = "text/csv",
+    } do
+      local _, _, h = env:get("/v1/reports/credits?" .. q, { Accept = accept })
+      assert.equal(want, (h["content-type"] or ""):match("^[^;]+"), accept)
+    end
     -- A CSV page (`limit`) says there is more in X-Next-Cursor, and the
     -- pages together are the whole report, each row once.
     local seen, cursor, pages = {}, nil, 0
