@@ -927,6 +927,18 @@ op_allocation_end(struct op *op, json_t *args, json_t **out)
         return op_not_found(op, "allocation");
     }
     int rc = allocation_end_on(op, id, end, d);
+    /* Recorded in `versions` as a PATCH of the end would be (PRODUCT.md
+     * §13: the allocation keeps its history). */
+    json_t *changes = rc == 0 ? json_pack("{s:{s:s}}", "schedule", "end", end) : NULL;
+    int64_t version = 0;
+    if (rc == 0 && changes == NULL) {
+        rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        rc = store_allocation_version_insert(op->store, id, op->now, changes, op->now,
+                                             op->who->name, &version, op->err);
+    }
+    json_decref(changes);
     return rc != 0 ? rc : op_allocation_get_id(op, id, true, out);
 }
 

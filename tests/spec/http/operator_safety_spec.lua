@@ -392,6 +392,9 @@ describe("operator safety", function()
       local r = env:must(200, "POST", "/v1/allocations/" .. b.id .. "/end",
                          { ["end"] = "2026-09-30" })
       assert.equal("2026-09-30", r.schedule["end"])
+      -- Kept in its history, as a PATCH of the end would be.
+      assert.equal(1, #r.versions)
+      assert.equal("2026-09-30", r.versions[1].changes.schedule["end"])
     end)
 
     it("sets or brings the end forward, never back", function()
