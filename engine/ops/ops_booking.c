@@ -51,6 +51,10 @@ struct bk {
     const char *usage_zone; /* the building's zone (b->building holds it) */
     struct civil_time local_start; /* b->start in the building's zone ... */
     bool local_known;              /* ... once computed */
+    /* The first change of that zone's offset during the booking (DST):
+     * jump_after real minutes after the start, local time moves by
+     * jump_minutes; jump_after < 0 when there is none. */
+    int64_t jump_after, jump_minutes;
     /* Computed on a read snapshot for the writer (op_book_plan): lots are
      * not created, only seen as they would be. */
     bool planning;
@@ -214,6 +218,24 @@ booking_local(struct op *op, struct bk *b)
     }
     usage_key_set(b, zone, &b->local_start);
     b->local_known = true;
+    b->jump_after = -1;
+    b->jump_minutes = 0;
+    int64_t before = 0, after = 0, until = 0, next = 0;
+    if (tz_offset_until(zone, b->start, &before, &until, op->err) != 0) {
+        return op->err->status;
+    }
+    /* Spans may end where the offset stays (a new abbreviation): a few
+     * steps at most within a booking's days. */
+    for (int i = 0; i < 16 && until < b->end; i++, until = next) {
+        if (tz_offset_until(zone, until, &after, &next, op->err) != 0) {
+            return op->err->status;
+        }
+        if (after != before) {
+            b->jump_after = (until - b->start) / 60;
+            b->jump_minutes = (after - before) / 60;
+            break;
+        }
+    }
     return 0;
 }
 
@@ -221,7 +243,9 @@ booking_local(struct op *op, struct bk *b)
  * from C values: no JSON.  Points into b; valid while b is. */
 struct booking_parts {
     struct policy_ctx_part local_start[6];
-    struct policy_ctx_part booking[6];
+    struct policy_ctx_part local_jump[2];
+    struct policy_ctx_part booking[7];
+    int booking_count; /* 7 with local_jump, else 6 */
 };
 
 #define BK_INT(key, v) {.name = key, .is_integer = true, .integer = (v)}
@@ -238,10 +262,14 @@ booking_parts_make(const struct bk *b, struct booking_parts *bp)
                     BK_INT("minutes", (b->end - b->start) / 60),
                     {.name = "local_start", .count = 6},
                     BK_INT("discount_pm", b->discount_pm),
-                    {.name = "payment_method", .string = b->method}},
+                    {.name = "payment_method", .string = b->method},
+                    {.name = "local_jump", .count = 2}},
+        .local_jump = {BK_INT("after", b->jump_after), BK_INT("minutes", b->jump_minutes)},
     };
     *bp = made;
     bp->booking[3].fields = bp->local_start;
+    bp->booking[6].fields = bp->local_jump;
+    bp->booking_count = b->local_known && b->jump_after >= 0 ? 7 : 6;
 }
 
 /* Runs validate and pricing (one entry into the policy state) on the
@@ -259,7 +287,7 @@ price_call(struct op *op, struct bk *b, struct policy_pick out[2])
     struct booking_parts bp;
     booking_parts_make(b, &bp);
     const struct policy_ctx_part parts[] = {
-        {.name = "booking", .fields = bp.booking, .count = 6},
+        {.name = "booking", .fields = bp.booking, .count = bp.booking_count},
         {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
         {.name = "user", .value = b->user, .keep = {gen != 0 ? b->user_id : 0, gen}},
         {.name = "building", .value = b->building, .keep = {gen != 0 ? b->building_id : 0, gen}},
@@ -851,7 +879,7 @@ order_lots(struct op *op, struct bk *b, int *order)
     int64_t gen = op->lx.cache != NULL ? op->lx.cache_gen : 0;
     const struct policy_ctx_part parts[] = {
         {.name = "lots", .fields = lots, .count = n},
-        {.name = "booking", .fields = bp.booking, .count = 6},
+        {.name = "booking", .fields = bp.booking, .count = bp.booking_count},
         {.name = "resource", .value = b->resource, .keep = {gen != 0 ? b->resource_id : 0, gen}},
     };
     struct policy_ctx ctx = {.parts = parts, .count = 3};

@@ -645,3 +645,20 @@ tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_er
     out->offset_min = (int)(offset_s / 60);
     return 0;
 }
+
+int
+tz_offset_until(const char *zone, int64_t t, int64_t *offset_s, int64_t *until,
+                struct eng_error *err)
+{
+    struct tz_slot *slot;
+    int rc = tz_slot_get(zone, &slot, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (t < TIME_MIN_S || t > TIME_MAX_S) {
+        return eng_error_set(err, ENG_EINVAL, "time is outside years 0001..9999");
+    }
+    *offset_s = tz_slot_offset(slot, t);
+    *until = slot->span_until == INT64_MAX ? TIME_NEVER : slot->span_until;
+    return 0;
+}

@@ -68,6 +68,12 @@ int tz_local_midnight(const char *zone, struct civil_date date, int64_t *out,
  * ENG_EINVAL. */
 int tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_error *err);
 
+/* The UTC offset (seconds) in force at instant t in `zone`, and the first
+ * instant after t at which it may change (*until; TIME_NEVER when it never
+ * does).  Returns 0 or ENG_EINVAL. */
+int tz_offset_until(const char *zone, int64_t t, int64_t *offset_s, int64_t *until,
+                    struct eng_error *err);
+
 /* Civil date arithmetic (no zone involved). */
 bool date_valid(struct civil_date d);
 struct civil_date date_add_days(struct civil_date d, int days);

@@ -249,9 +249,26 @@ local function day_cost(windows, wday, a, b, base)
     return total
 end
 
+-- Milli-minutes of `left` real minutes from local weekday `wday`, minute
+-- of the day `at`, walking local days.
+local function walk_cost(windows, base, wday, at, left)
+    local total = 0
+    while left > 0 do
+        local stop = math.min(MINUTES_PER_DAY, at + left)
+        total = total + day_cost(windows, wday, at, stop, base)
+        left = left - (stop - at)
+        at = 0
+        wday = wday % 7 + 1
+    end
+    return total
+end
+
 -- Milli-minutes of a fixed-rate booking with peak windows, walking local
--- days from local_start (local time assumed to advance linearly); or nil
--- and the refusal.
+-- days from local_start; where the zone's offset changes during the
+-- booking (booking.local_jump: `after` real minutes from the start, local
+-- time moves by `minutes`), the walk goes on from the new local time, so
+-- each real minute is priced at the local time it has.  Or nil and the
+-- refusal.
 local function peak_cost(windows, base, booking, minutes)
     local ls = booking.local_start
     if type(ls) ~= "table" then
@@ -271,16 +288,17 @@ local function peak_cost(windows, base, booking, minutes)
         return nil, why
     end
     local at = hour * 60 + minute
-    local left = minutes
-    local total = 0
-    while left > 0 do
-        local stop = math.min(MINUTES_PER_DAY, at + left)
-        total = total + day_cost(windows, wday, at, stop, base)
-        left = left - (stop - at)
-        at = 0
-        wday = wday % 7 + 1
+    local jump = booking.local_jump
+    if type(jump) ~= "table" or type(jump.after) ~= "number" or type(jump.minutes) ~= "number"
+        or jump.after < 0 or jump.after >= minutes then
+        return walk_cost(windows, base, wday, at, minutes)
     end
-    return total
+    local first = walk_cost(windows, base, wday, at, jump.after)
+    -- The local time after the change: days forward or back from the start.
+    local later = at + jump.after + jump.minutes
+    local days = later // MINUTES_PER_DAY
+    return first + walk_cost(windows, base, (wday - 1 + days) % 7 + 1,
+                             later - days * MINUTES_PER_DAY, minutes - jump.after)
 end
 
 -- Milli-credits of the block model, or nil and the refusal.

@@ -41,6 +41,26 @@ describe("date filters without a building", function()
     assert.equal("2026-12-31T11:00:00Z", grants.data[1].effective_at)
   end)
 
+  it("prices peak windows by each minute's local time across a DST change", function()
+    local l = env:world({ timezone = "Europe/London", building_name = "Night",
+                          tenant_name = "Night owls", pricing = {
+      money = { per_hour = 1000 },
+      credits = { unit = "hour", per_hour = 1, increment_minutes = 60,
+                  peak = { { from = "00:00", to = "03:00", per_hour = 5 } } } } })
+    env:grant(l, 100, { start = "2027-01-01", recurrence = "monthly" })
+    local function credits(start, stop)
+      local q = env:must(200, "POST", "/v1/quotes", { resource_id = l.room.id,
+        user_id = l.user.id, start = start, ["end"] = stop })
+      return q.credits.amount, q.money.amount
+    end
+    -- 28 March 2027: 00:00-01:00 GMT, then 02:00-04:00 BST; 2 peak hours.
+    assert.same({ 11, 3000 }, { credits("2027-03-28T00:00:00Z", "2027-03-28T03:00:00Z") })
+    -- 31 October 2027: 00:00-02:00 BST, then 01:00-04:00 GMT; 4 peak hours.
+    assert.same({ 21, 5000 }, { credits("2027-10-30T23:00:00Z", "2027-10-31T04:00:00Z") })
+    -- An ordinary night: 3 peak hours and one more.
+    assert.same({ 16, 4000 }, { credits("2027-04-04T23:00:00Z", "2027-04-05T03:00:00Z") })
+  end)
+
   it("reads them in UTC when the buildings' zones differ", function()
     env:world({ timezone = "UTC", building_name = "London", tenant_name = "Other" })
     assert.truthy(ids("/v1/reports/usage?from=2027-01-31&to=2027-01-31")[booking.id])

@@ -108,6 +108,7 @@ describe("default pricing", function()
             building = { id = "b1", timezone = "UTC", currency = "EUR" },
             booking = { start = WED_0800, ["end"] = WED_0800 + minutes * 60, minutes = minutes,
                         local_start = opts.local_start or at(3, 8),
+                        local_jump = opts.local_jump,
                         discount_pm = opts.discount_pm or 0 },
             now = WED_0800 - 86400,
         }
@@ -383,6 +384,28 @@ describe("default pricing", function()
             assert.are.equal(4000, credits(weekend, 120, { local_start = at(7, 23) }))
             -- "24:00" includes the last minute of the day
             assert.are.equal(750, credits(weekend, 15, { local_start = at(6, 23, 45) }))
+        end)
+
+        it("prices each real minute at its local time across a DST change", function()
+            local night = { credits = { per_hour = 1, increment_minutes = 60,
+                                        peak = { { from = "00:00", to = "03:00",
+                                                   per_hour = 5 } } } }
+            -- Clocks spring forward at 01:00 (London, 28 March 2027): 00:00-01:00
+            -- and 02:00-03:00 at 5, 03:00-04:00 at 1, in 3 real hours.
+            assert.are.equal(11000, credits(night, 180, { local_start = at(7, 0),
+                                                           local_jump = { after = 60, minutes = 60 } }))
+            -- Clocks fall back at 02:00 (31 October 2027): 00:00-02:00, then
+            -- 01:00-03:00 again at 5, 03:00-04:00 at 1, in 5 real hours.
+            assert.are.equal(21000, credits(night, 300, { local_start = at(7, 0),
+                                                          local_jump = { after = 120, minutes = -60 } }))
+            -- Without the change, local time runs on with the clock.
+            assert.are.equal(16000, credits(night, 240, { local_start = at(7, 0) }))
+            -- A change across midnight moves the weekday too.
+            local sunday = { credits = { per_hour = 1, increment_minutes = 30,
+                                         peak = { { days = { 7 }, from = "00:00", to = "24:00",
+                                                    per_hour = 4 } } } }
+            assert.are.equal(2500, credits(sunday, 60, { local_start = at(6, 23),
+                                                         local_jump = { after = 30, minutes = 60 } }))
         end)
 
         it("gives overlapping windows the rate of the first listed", function()
