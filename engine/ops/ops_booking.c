@@ -1799,7 +1799,10 @@ debit_push(void *ud, const struct booking_debit *d)
 
 /* Returns `credits` to one lot a booking was paid from; a lot that has
  * already expired takes the refund and expires it again at once, so the
- * ledger shows both. */
+ * ledger shows both.  The second expiry is dated at the lot's own end (or
+ * now, for a lot voided before its end), so that the Data Hub counts it as
+ * unused in the month the lot expired, beside the refund that lowered that
+ * month's usage: the month adds up again. */
 static int
 refund_lot(struct op *op, int64_t booking_id, int64_t start, const struct booking_debit *d,
            int64_t r, const char *version)
@@ -1813,7 +1816,8 @@ refund_lot(struct op *op, int64_t booking_id, int64_t start, const struct bookin
     if (d->lot_expired) {
         snprintf(key, sizeof key, "reexpire:%lld:%lld", (long long)booking_id,
                  (long long)d->lot_id);
-        if (entry_post(&op->lx, d->lot_id, "expire", -r, op->now, booking_id, key, NULL,
+        int64_t at = d->lot_until < op->now ? d->lot_until : op->now;
+        if (entry_post(&op->lx, d->lot_id, "expire", -r, at, booking_id, key, NULL,
                        "refund into an expired lot") != 0) {
             return op->err->status;
         }

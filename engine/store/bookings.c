@@ -350,10 +350,12 @@ store_booking_debits_each(struct store *s, int64_t booking_id, int64_t now, bool
                           struct eng_error *err)
 {
     STORE_SQL(q_old, "SELECT e.id, e.lot_id, -e.amount, (l.closed = 1 OR l.valid_until <= ?1)"
-                     " AND l.unlimited = 0 FROM entry e JOIN lot l ON l.id = e.lot_id"
+                     " AND l.unlimited = 0, l.valid_until"
+                     " FROM entry e JOIN lot l ON l.id = e.lot_id"
                      " WHERE e.booking_id = ?2 AND e.kind = 'debit' ORDER BY e.id");
     STORE_SQL(q_new, "SELECT e.id, e.lot_id, -e.amount, (l.closed = 1 OR l.valid_until <= ?1)"
-                     " AND l.unlimited = 0 FROM entry e JOIN lot l ON l.id = e.lot_id"
+                     " AND l.unlimited = 0, l.valid_until"
+                     " FROM entry e JOIN lot l ON l.id = e.lot_id"
                      " WHERE e.booking_id = ?2 AND e.kind = 'debit' ORDER BY e.id DESC");
     sqlite3_stmt *st = sq_prep(s, newest_first ? &q_new : &q_old, err);
     if (st == NULL) {
@@ -368,6 +370,7 @@ store_booking_debits_each(struct store *s, int64_t booking_id, int64_t now, bool
             .lot_id = sq_col_int(st, 1),
             .amount = sq_col_int(st, 2),
             .lot_expired = sq_col_int(st, 3) != 0,
+            .lot_until = sq_col_int(st, 4),
         };
         int stop = cb(ud, &d);
         if (stop != 0) {

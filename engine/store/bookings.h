@@ -140,6 +140,7 @@ struct booking_debit {
     int64_t entry_id, lot_id;
     int64_t amount;    /* what was taken, milli (> 0) */
     bool lot_expired;  /* the lot is closed or past its end at `now`, and limited */
+    int64_t lot_until; /* the lot's valid_until */
 };
 
 /* A booking's debits, oldest first (or newest first), each with its lot's

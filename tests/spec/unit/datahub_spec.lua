@@ -99,6 +99,26 @@ describe("Data Hub", function()
     check(h, recs, t, "2026-03", { monthly_granted = 10, monthly_used = 2 })
   end)
 
+  it("counts a refund into an expired lot, and its expiry, in the lot's month", function()
+    db = F.open("2026-01-05T00:00:00Z")
+    local w = F.world(db, { timezone = "UTC" })
+    local room = F.room(db, w.building)
+    F.grant(db, w, 12.5, { start = "2026-01-01", recurrence = "monthly" })
+    local b = F.ok(F.book(db, w, room, "2026-01-20T09:00:00Z", "2026-01-20T10:00:00Z"))
+    assert(db:set_clock("2026-02-10T00:00:00Z"))
+    F.ok(db:call("bookings.cancel", { id = b.id, reason = "room closed" }))
+    local args = { from = "2026-01", to = "2026-02" }
+    local h = hub(db, args)
+    local _, recs = hub_csv(db, args)
+    local t = w.tenant.id
+    -- January adds up again: 12.5 granted, nothing used, 12.5 unused.
+    check(h, recs, t, "2026-01", { monthly_granted = 12.5, monthly_used = 0,
+                                   monthly_unused = 12.5 })
+    -- February's lot has not expired: nothing unused there.
+    check(h, recs, t, "2026-02", { monthly_granted = 12.5, monthly_used = 0,
+                                   monthly_unused = 0 })
+  end)
+
   it("S13 puts a yearly lot's usage in the month of the meeting", function()
     db = F.open("2026-01-01T00:00:00Z")
     local w = F.world(db, { timezone = "UTC" })
