@@ -386,11 +386,12 @@ pricing_check(struct op *op, json_t *r, int64_t building_id)
     json_t *pricing = json_object_get(r, "pricing");
     int64_t minutes = pricing_increment(pricing);
     json_t *ctx = json_pack(
-        "{s:{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:i}, s:O, s:o, s:I}", "booking",
+        "{s:{s:I, s:I, s:I, s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:i}, s:O, s:o, s:I, s:b}",
+        "booking",
         "start", (json_int_t)op->now, "end", (json_int_t)(op->now + minutes * 60), "minutes",
         (json_int_t)minutes, "local_start", "year", lt.year, "month", lt.month, "day", lt.day,
         "hour", lt.hour, "minute", lt.minute, "wday", lt.wday, "discount_pm", 0, "resource", r,
-        "building", building_json(&b), "now", (json_int_t)op->now);
+        "building", building_json(&b), "now", (json_int_t)op->now, "check", 1);
     if (ctx == NULL) {
         return oom(op);
     }

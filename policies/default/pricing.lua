@@ -556,11 +556,59 @@ local function amounts(credits_cfg, money_cfg, resource, booking, minutes)
     return { credits = credits, unit = unit, money = money, money_before_discount = before }
 end
 
+-- The settings this policy reads, for the check when a resource is saved
+-- (ctx.check): a key it would ignore ("money.currency", a typo) is refused
+-- there rather than kept without effect.
+local KNOWN = {
+    [""] = { money = true, credits = true, increment_minutes = true },
+    money = { per_hour = true },
+    credits = { unit = true, model = true, per_hour = true, blocks = true, tiers = true,
+                peak = true, increment_minutes = true, max = true },
+    blocks = { minutes = true, price = true },
+    tiers = { up_to_minutes = true, per_hour = true },
+    peak = { days = true, from = true, to = true, per_hour = true },
+}
+
+local function unknown_in(t, known, path)
+    if type(t) ~= "table" then
+        return nil
+    end
+    for k in pairs(t) do
+        if not known[k] then
+            return path .. "." .. tostring(k) .. " is not a setting of the default pricing"
+        end
+    end
+    return nil
+end
+
+local function unknown_setting(pricing)
+    local why = unknown_in(pricing, KNOWN[""], "pricing")
+        or unknown_in(pricing.money, KNOWN.money, "pricing.money")
+        or unknown_in(pricing.credits, KNOWN.credits, "pricing.credits")
+    local credits = pricing.credits
+    for _, list in ipairs({ "blocks", "tiers", "peak" }) do
+        local items = type(credits) == "table" and credits[list]
+        if why == nil and type(items) == "table" then
+            for i, item in ipairs(items) do
+                why = why or unknown_in(item, KNOWN[list],
+                                        "pricing.credits." .. list .. "[" .. i .. "]")
+            end
+        end
+    end
+    return why
+end
+
 function M.price(ctx)
     local resource = ctx.resource or EMPTY
     local booking = ctx.booking or EMPTY
     local why
     local pricing = resource.pricing
+    if ctx.check and type(pricing) == "table" then
+        why = unknown_setting(pricing)
+        if why then
+            return { error = why }
+        end
+    end
     if type(pricing) ~= "table" then
         pricing, why = object(pricing, "pricing")
         if why then

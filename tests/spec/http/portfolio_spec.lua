@@ -159,6 +159,20 @@ describe("portfolio", function()
       assert.equal(400, status)
     end)
 
+    it("refuses a setting the default pricing would ignore, naming it", function()
+      for path, pricing in pairs {
+        ["pricing.money.currency"] = { money = { per_hour = 100, currency = "EUR" } },
+        ["pricing.bogus"] = { money = { per_hour = 100 }, bogus = 1 },
+        ["pricing.credits.per_hr"] = { credits = { unit = "hour", per_hr = 2 } },
+        ["pricing.credits.peak[1].rate"] = { credits = { per_hour = 1, peak = {
+          { from = "09:00", to = "10:00", rate = 2 } } } },
+      } do
+        local status, res = room(pricing)
+        assert.equal(400, status, path)
+        assert.equal(path, res.error.details.field)
+      end
+    end)
+
     it("refuses the same on PATCH and keeps the stored pricing", function()
       local ok = { credits = { unit = "hour", per_hour = 1.5, increment_minutes = 30 },
                    money = { per_hour = 7000 } }
