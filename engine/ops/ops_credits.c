@@ -1192,6 +1192,15 @@ op_allocation_patch(struct op *op, json_t *args, json_t **out)
                             "the allocation has no period left that has not begun: a begun "
                             "period keeps what it granted (adjust its lot instead)");
     }
+    /* A PATCH that changes nothing (the same description, amounts,
+     * rollover and end) is answered as is, with no new version. */
+    bool same = rc == 0 && !lines_changed && (desc == NULL || strcmp(desc, a.description) == 0) &&
+                (roll == NULL || (rollover == a.rollover && cap == a.rollover_cap)) &&
+                (end == NULL || (a.has_end && date_cmp(end_d, a.end_date) == 0));
+    if (same) {
+        alloc_free(&a);
+        return op_allocation_get_id(op, id, true, out);
+    }
     json_t *changes = rc == 0 ? json_deep_copy(args) : NULL;
     if (rc == 0 && changes == NULL) {
         rc = eng_error_set(op->err, ENG_ENOMEM, "out of memory");

@@ -395,6 +395,13 @@ describe("operator safety", function()
       -- Kept in its history, as a PATCH of the end would be.
       assert.equal(1, #r.versions)
       assert.equal("2026-09-30", r.versions[1].changes.schedule["end"])
+      -- A PATCH that changes nothing adds no version.
+      r = env:must(200, "PATCH", "/v1/allocations/" .. b.id, {
+        lines = { { scope = "all", amount = 2 } }, schedule = { ["end"] = "2026-09-30" } })
+      assert.equal(1, #r.versions)
+      r = env:must(200, "PATCH", "/v1/allocations/" .. b.id,
+                   { lines = { { scope = "all", amount = 3 } } })
+      assert.equal(2, #r.versions)
     end)
 
     it("sets or brings the end forward, never back", function()
