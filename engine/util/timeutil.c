@@ -614,10 +614,10 @@ tz_local_midnight(const char *zone, struct civil_date date, int64_t *out, struct
 }
 
 int
-tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_error *err)
+tz_offset_until(const char *zone, int64_t t, int64_t *offset_s, int64_t *until,
+                struct eng_error *err)
 {
     struct tz_slot *slot;
-
     int rc = tz_slot_get(zone, &slot, err);
     if (rc != 0) {
         return rc;
@@ -625,7 +625,19 @@ tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_er
     if (t < TIME_MIN_S || t > TIME_MAX_S) {
         return eng_error_set(err, ENG_EINVAL, "time is outside years 0001..9999");
     }
-    int64_t offset_s = tz_slot_offset(slot, t);
+    *offset_s = tz_slot_offset(slot, t);
+    *until = slot->span_until == INT64_MAX ? TIME_NEVER : slot->span_until;
+    return 0;
+}
+
+int
+tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_error *err)
+{
+    int64_t offset_s = 0, until = 0;
+    int rc = tz_offset_until(zone, t, &offset_s, &until, err);
+    if (rc != 0) {
+        return rc;
+    }
     int64_t local = t + offset_s;
     int64_t days = floor_div(local, SECS_PER_DAY);
     int secs = (int)(local - days * SECS_PER_DAY);
@@ -646,19 +658,3 @@ tz_local_time(const char *zone, int64_t t, struct civil_time *out, struct eng_er
     return 0;
 }
 
-int
-tz_offset_until(const char *zone, int64_t t, int64_t *offset_s, int64_t *until,
-                struct eng_error *err)
-{
-    struct tz_slot *slot;
-    int rc = tz_slot_get(zone, &slot, err);
-    if (rc != 0) {
-        return rc;
-    }
-    if (t < TIME_MIN_S || t > TIME_MAX_S) {
-        return eng_error_set(err, ENG_EINVAL, "time is outside years 0001..9999");
-    }
-    *offset_s = tz_slot_offset(slot, t);
-    *until = slot->span_until == INT64_MAX ? TIME_NEVER : slot->span_until;
-    return 0;
-}
