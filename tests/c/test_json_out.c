@@ -210,7 +210,9 @@ static void
 test_amounts_past_1e12(void)
 {
     char got[64], want[64];
-    size_t n = json_out(json_real(1999999999999.999), got, sizeof got);
+    json_t *total = json_real(1999999999999.999);
+    size_t n = json_out(total, got, sizeof got);
+    json_decref(total);
     CHECK(n > 0 && n < sizeof got);
     got[n < sizeof got ? n : 0] = '\0';
     CHECK_STR(got, "1999999999999.999");
