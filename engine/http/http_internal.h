@@ -19,6 +19,13 @@
 
 /* The longest request path accepted, decoded, with its NUL. */
 #define HTTP_PATH_BYTES_MAX 4096
+/* The longest request head served (request line, headers, blank line):
+ * a longer one is 413 limit_exceeded.  civetweb reads up to
+ * HTTP_HEAD_READ_TEXT bytes of head (its buffer, allocated per worker and
+ * touched only as far as a head fills it) so that such a head is told
+ * apart from a malformed one; past that it cannot say which it was. */
+#define HTTP_HEAD_BYTES_MAX 16384
+#define HTTP_HEAD_READ_TEXT "65536"
 
 /* One request while it is being handled (lives on the worker's stack). */
 struct http_req {
@@ -67,6 +74,8 @@ bool http_content_type_is(const struct http_req *rq, const char *mime);
 /* The body will not be read; closes the connection afterwards when
  * draining it would cost more than reading an allowed body. */
 void http_skip_body(struct http_req *rq);
+/* The body will not be read and the connection closes after the answer. */
+void http_abandon_body(struct http_req *rq);
 /* Reads the whole body into a new NUL-terminated buffer (caller frees) of at
  * most cfg.body_bytes_max bytes.  A larger announced Content-Length is
  * refused before any byte is read (ENG_ELIMIT, payload_too_large), and a

@@ -76,6 +76,12 @@ abandon_body(struct http_req *rq)
 }
 
 void
+http_abandon_body(struct http_req *rq)
+{
+    abandon_body(rq);
+}
+
+void
 http_skip_body(struct http_req *rq)
 {
     /* civetweb drains an unread body to keep the connection; that is cheap

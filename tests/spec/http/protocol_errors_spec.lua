@@ -59,11 +59,38 @@ describe("errors civetweb raises before a route runs", function()
   end)
 
   it("a 20 KB header", function()
-    -- civetweb reports an over-long head like a malformed one; the message
-    -- names the limit.
-    local e = expect(400, "invalid_request",
+    -- API.md: a limit passed is limit_exceeded, naming the limit.
+    local e = expect(413, "limit_exceeded",
                      req("GET /v1/health HTTP/1.1", "X-Big: " .. ("a"):rep(20 * 1024) .. "\r\n"))
+    assert.equal("request_head_bytes", e.details.limit)
     assert.matches("16384 bytes", e.message)
+  end)
+
+  it("a head just under the limit is served, one just over it is not", function()
+    -- "GET /v1/health HTTP/1.1\r\n" 25, "Host: localhost\r\n" 17,
+    -- "X-Big: " .. v .. "\r\n" 9 + #v, the blank line 2: 53 + #v in all.
+    local ok = env:raw(req("GET /v1/health HTTP/1.1",
+                           "Connection: close\r\nX-Big: " .. ("a"):rep(16384 - 53 - 19) .. "\r\n"), 3)
+    assert.matches("^HTTP/1%.1 200 ", ok)
+    expect(413, "limit_exceeded",
+           req("GET /v1/health HTTP/1.1",
+               "Connection: close\r\nX-Big: " .. ("a"):rep(16384 - 53 - 19 + 1) .. "\r\n"))
+  end)
+
+  it("a POST whose head is over the limit is refused unread, its connection closed", function()
+    local reply = env:raw(req("POST /v1/buildings HTTP/1.1",
+                              "X-Big: " .. ("a"):rep(20 * 1024) .. "\r\nContent-Length: 2\r\n")
+                          .. "{}" .. req("GET /v1/health HTTP/1.1"), 3)
+    assert.matches("^HTTP/1%.1 413 ", reply)
+    assert.is_nil(reply:find("HTTP/1.1 200", 1, true), reply)
+  end)
+
+  it("a head past what the server reads at all", function()
+    -- civetweb stops reading at 64 KiB and cannot tell such a head from a
+    -- malformed one: 400, the message naming what it reads.
+    local e = expect(400, "invalid_request",
+                     req("GET /v1/health HTTP/1.1", "X-Big: " .. ("a"):rep(80 * 1024) .. "\r\n"))
+    assert.matches("65536 bytes", e.message)
   end)
 
   it("an HTTP/0.9 request line", function()
