@@ -5,12 +5,7 @@ local allot = require "allot"
 
 local M = {}
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p " .. p))
-  return p
-end
+local tmpdir = require("tmpdir").new
 
 -- With ALLOT_TEST_PG_URI set (a throwaway cluster, tests/helpers/with_pg.sh)
 -- each database is a fresh PostgreSQL database of it instead of a file.

@@ -102,12 +102,7 @@ local function free_port()
   return tonumber(port)
 end
 
-function M.tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(sh("mkdir -p " .. p))
-  return p
-end
+M.tmpdir = require("tmpdir").new
 
 -- Creates a key with the command line tool (the key is alone on the last
 -- line of its output).

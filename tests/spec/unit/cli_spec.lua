@@ -66,12 +66,7 @@ local function fingerprint(db)
   return { sha256 = sum, size = #read_file(db) }
 end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(sh("mkdir -p " .. q(p)))
-  return p
-end
+local tmpdir = require("tmpdir").new
 
 -- A building, a tenant, a user, a room and 10 monthly hours from January
 -- 2026: one grant entry.  Every month the real clock has passed since would

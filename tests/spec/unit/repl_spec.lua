@@ -17,12 +17,7 @@ local function q(s)
     return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function tmpdir()
-    local p = os.tmpname()
-    os.remove(p)
-    assert(sh("mkdir -p " .. q(p)))
-    return p
-end
+local tmpdir = require("tmpdir").new
 
 local function read_file(path)
     local f = io.open(path, "rb")
