@@ -762,11 +762,14 @@ rollover_carry(struct ledger_ctx *lx, const struct alloc *a, const struct closin
     json_decref(ctx);
     policy_set_release(pol);
     json_t *c = rc == 0 ? json_object_get(res, "carry") : NULL;
+    /* The allocation's cap bounds whatever the policy decides (PRODUCT.md
+     * §10: credits are created only by rollovers within their cap). */
+    int64_t most = a->rollover_cap >= 0 && a->rollover_cap < unused ? a->rollover_cap : unused;
     if (rc == 0 && (!json_is_integer(c) || json_integer_value(c) < 0 ||
-                    json_integer_value(c) > unused)) {
+                    json_integer_value(c) > most)) {
         rc = eng_error_code(lx->err, ENG_EPOLICY, "policy_error",
                             "the rollover policy must return {carry = n} with "
-                            "0 <= n <= the unused balance");
+                            "0 <= n <= the unused balance and the allocation's cap");
     }
     *carry = rc == 0 ? (int64_t)json_integer_value(c) : 0;
     json_decref(res);
