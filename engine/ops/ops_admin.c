@@ -91,6 +91,14 @@ op_key_create(struct op *op, json_t *args, json_t **out)
     if (rc == 0 && role != ROLE_MANAGER && role != ROLE_VIEWER && json_array_size(bids) > 0) {
         rc = op_invalid(op, "building_ids", "'building_ids' limits manager and viewer keys only");
     }
+    /* An empty list would read as no limit at all (the whole portfolio):
+     * a key meant for no building yet must not fail open. */
+    json_t *given = json_object_get(args, "building_ids");
+    if (rc == 0 && json_is_array(given) && json_array_size(given) == 0) {
+        rc = op_invalid(op, "building_ids",
+                        "'building_ids' must name at least one building (leave it out for a "
+                        "key over the whole portfolio)");
+    }
     size_t bi;
     json_t *bv;
     json_array_foreach(bids, bi, bv) {

@@ -250,6 +250,14 @@ check_targeting(struct op *op, json_t *t, int64_t tenant_id)
     if (!users && !roles && strcmp(type, "all") != 0) {
         return op_invalid(op, "targeting.type", "targeting 'type' must be all, users or roles");
     }
+    /* Each type takes its own list only: a list it would ignore is a
+     * mistake, never stored (its ids would go unchecked). */
+    if (!users && json_object_get(t, "user_ids") != NULL) {
+        return op_invalid(op, "targeting.user_ids", "targeting by %s takes no 'user_ids'", type);
+    }
+    if (!roles && json_object_get(t, "roles") != NULL) {
+        return op_invalid(op, "targeting.roles", "targeting by %s takes no 'roles'", type);
+    }
     if (!users && !roles) {
         return 0;
     }

@@ -92,6 +92,35 @@ describe("scope by owners", function()
       assert.equal(400, status)
     end)
 
+    it("refuses an empty building_ids rather than mint a portfolio-wide key", function()
+      for _, role in ipairs { "manager", "viewer" } do
+        local status, err = env:post("/v1/keys", ('{"role":"%s","building_ids":[]}'):format(role))
+        assert.equal(400, status, role)
+        assert.equal("invalid_request", err.error.code)
+        assert.equal("building_ids", err.error.details.field)
+        assert.is_nil(err.key)
+      end
+    end)
+
+    it("refuses targeting fields its type does not take, and stores nothing", function()
+      local before = #env:must(200, "GET", "/v1/allocations?limit=500").data
+      local foreign = env:must(201, "POST", "/v1/users", { tenant_id = o.t.id, name = "Elsewhere" })
+      for _, t in ipairs {
+        { type = "all", user_ids = { foreign.id } },
+        { type = "roles", roles = { "x" }, user_ids = { foreign.id } },
+        { type = "users", user_ids = { o.u3.id }, roles = { "x" } },
+      } do
+        local status, err = env:post("/v1/allocations", {
+          tenant_id = o.t3.id, building_ids = { o.b1.id }, description = "typed",
+          unit = "hour", lines = { { scope = "all", amount = 1 } }, targeting = t,
+          pool = "shared", schedule = { start = "2026-01-01" } })
+        assert.equal(400, status, t.type)
+        assert.equal("invalid_request", err.error.code)
+        assert.matches("^targeting", err.error.details.field)
+      end
+      assert.equal(before, #env:must(200, "GET", "/v1/allocations?limit=500").data)
+    end)
+
     it("shows a tenant user the pool's lots and its own, not a colleague's", function()
       local mate = env:must(201, "POST", "/v1/users", { tenant_id = o.t3.id, name = "Mia" })
       local per = env:must(201, "POST", "/v1/allocations", {
