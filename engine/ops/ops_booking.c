@@ -2166,6 +2166,10 @@ struct sim_unit_totals {
 
 struct sim_totals {
     int64_t charged, candidate, refunded, candidate_refund; /* every unit (kept as it was) */
+    /* Money in the building's minor units: charged and refunded are what
+     * card and invoice bookings paid and got back; the candidate's are
+     * what it would have charged (pricing, validate) or refunded (refund). */
+    int64_t charged_money, candidate_money, refunded_money, candidate_refund_money;
     struct sim_unit_totals unit[2];
     int count, refused, errors;
 };
@@ -2208,12 +2212,15 @@ sim_refund(struct op *op, const struct booking_row *r, struct bk *b, struct poli
     json_decref(ctx);
     if (rc == 0) {
         json_t *c = json_object_get(res, "credits");
+        json_t *m = json_object_get(res, "money");
         int64_t would = json_is_integer(c) ? (int64_t)json_integer_value(c) : 0;
+        int64_t would_money = json_is_integer(m) ? (int64_t)json_integer_value(m) : 0;
         json_object_set_new(row, "refunded", amount_to_json(r->credits_refunded));
         json_object_set_new(row, "candidate_refund", amount_to_json(would));
-        t->refunded += r->credits_refunded;
+        json_object_set_new(row, "refunded_money", json_integer(r->money_refunded));
+        json_object_set_new(row, "candidate_refund_money", json_integer(would_money));
         t->candidate_refund += would;
-        sim_unit(t, r->unit)->refunded += r->credits_refunded;
+        t->candidate_refund_money += would_money;
         sim_unit(t, r->unit)->candidate_refund += would;
     } else if (!sim_fatal(op)) {
         json_object_set_new(row, "error", json_string(op->err->msg));
@@ -2231,11 +2238,6 @@ sim_price(struct op *op, const struct booking_row *r, struct bk *b, json_t *row,
           struct sim_totals *t)
 {
     bool by_credits = strcmp(r->payment_method, "credits") == 0;
-    /* What was charged counts whatever the candidate does with it. */
-    if (by_credits) {
-        t->charged += r->credits;
-        sim_unit(t, r->unit)->charged += r->credits;
-    }
     if (price(op, b) == 0) {
         json_object_set_new(row, "candidate",
                             json_pack("{s:o, s:o}", "credits",
@@ -2245,6 +2247,9 @@ sim_price(struct op *op, const struct booking_row *r, struct bk *b, json_t *row,
         if (by_credits && b->has_credits) {
             t->candidate += b->credits;
             sim_unit(t, b->unit)->candidate += b->credits;
+        }
+        if (!by_credits && b->has_money) {
+            t->candidate_money += b->money;
         }
         return 0;
     }
@@ -2323,8 +2328,27 @@ sim_booking(void *ud, const struct booking_row *r)
     if (rc == 0) {
         *op->err = saved;
         s->t.count++;
+        /* What was charged and refunded are facts of the ledger, the same
+         * in every kind's answer, whatever the candidate does. */
+        if (by_credits) {
+            s->t.charged += r->credits;
+            s->t.refunded += r->credits_refunded;
+            sim_unit(&s->t, r->unit)->charged += r->credits;
+            sim_unit(&s->t, r->unit)->refunded += r->credits_refunded;
+        } else {
+            s->t.charged_money += r->money;
+        }
+        s->t.refunded_money += r->money_refunded;
     }
     return rc;
+}
+
+/* A candidate's figure in the totals, or null where its kind decides
+ * nothing of the sort (a pricing candidate refunds nothing). */
+static json_t *
+sim_figure(bool applies, int64_t v, bool money)
+{
+    return !applies ? json_null() : money ? json_integer(v) : amount_to_json(v);
 }
 
 /* Runs a candidate over the building's past bookings; writes nothing. */
@@ -2392,15 +2416,16 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         return rc;
     }
     const struct sim_totals *t = &s.t;
+    bool refunds = pc.kind == POLICY_REFUND;
     json_t *by_unit = json_object();
     static const char *const units[2] = {"hour", "coin"};
     for (int u = 0; by_unit != NULL && u < 2; u++) {
         const struct sim_unit_totals *ut = &t->unit[u];
         json_t *one = json_pack("{s:o, s:o, s:o, s:o}", "charged_credits",
                                 amount_to_json(ut->charged), "candidate_credits",
-                                amount_to_json(ut->candidate), "refunded_credits",
+                                sim_figure(!refunds, ut->candidate, false), "refunded_credits",
                                 amount_to_json(ut->refunded), "candidate_refund_credits",
-                                amount_to_json(ut->candidate_refund));
+                                sim_figure(refunds, ut->candidate_refund, false));
         if (one == NULL || json_object_set_new(by_unit, units[u], one) != 0) {
             json_decref(by_unit);
             by_unit = NULL;
@@ -2410,12 +2435,18 @@ op_simulate(struct op *op, json_t *args, json_t **out)
         json_decref(s.rows);
         return eng_error_set(op->err, ENG_ENOMEM, "out of memory");
     }
-    *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:i, s:i, s:o}, s:o}", "building_id",
-                     id_json("bld", bid), "kind", kind_s, "totals", "bookings", t->count,
-                     "charged_credits", amount_to_json(t->charged), "candidate_credits",
-                     amount_to_json(t->candidate), "refunded_credits", amount_to_json(t->refunded),
-                     "candidate_refund_credits", amount_to_json(t->candidate_refund), "refused",
-                     t->refused, "errors", t->errors, "by_unit", by_unit, "bookings", s.rows);
+    *out = json_pack("{s:o, s:s, s:{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:o},"
+                     " s:o}",
+                     "building_id", id_json("bld", bid), "kind", kind_s, "totals", "bookings",
+                     t->count, "charged_credits", amount_to_json(t->charged), "candidate_credits",
+                     sim_figure(!refunds, t->candidate, false), "refunded_credits",
+                     amount_to_json(t->refunded), "candidate_refund_credits",
+                     sim_figure(refunds, t->candidate_refund, false), "charged_money",
+                     json_integer(t->charged_money), "candidate_money",
+                     sim_figure(!refunds, t->candidate_money, true), "refunded_money",
+                     json_integer(t->refunded_money), "candidate_refund_money",
+                     sim_figure(refunds, t->candidate_refund_money, true), "refused", t->refused,
+                     "errors", t->errors, "by_unit", by_unit, "bookings", s.rows);
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }
 

@@ -3,6 +3,7 @@
 -- simulation, reload, and a reload in the middle of a running load of
 -- bookings with zero failed requests.
 local H = require "http_env"
+local cjson_null = require("cjson.safe").null
 
 local PREMIUM = require("sample_policies").PREMIUM
 
@@ -75,6 +76,53 @@ describe("policies over HTTP", function()
     assert.equal(1, sim.totals.bookings)
     assert.equal(2, sim.totals.charged_credits)
     assert.equal(6, sim.totals.candidate_credits)
+  end)
+
+  it("gives what was charged and refunded, money too, in every kind's totals", function()
+    local function book(day, method)
+      return env:must(201, "POST", "/v1/bookings", { resource_id = w.room.id, user_id = w.user.id,
+        start = ("2026-02-%02dT09:00:00Z"):format(day), ["end"] = ("2026-02-%02dT11:00:00Z"):format(day),
+        payment_method = method })
+    end
+    -- February: the reload spec below books January's slots.
+    local card, cr = book(10, "card"), book(11, "credits")
+    assert.equal(14000, card.money.amount)
+    local rc = env:must(200, "POST", "/v1/bookings/" .. card.id .. "/cancel", {}).refund
+    local rk = env:must(200, "POST", "/v1/bookings/" .. cr.id .. "/cancel", {}).refund
+    assert.equal(14000, rc.money)
+    assert.equal(2, rk.credits)
+    -- A candidate refund policy giving back half of whatever was paid.
+    local HALF = [[return { refund = function(ctx)
+      return { credits = ctx.booking.credits // 2, money = ctx.booking.money // 2 } end }]]
+    local window = { from = "2026-02-10", to = "2026-02-12" }
+    local sims = {}
+    for _, kind in ipairs { "pricing", "validate", "refund" } do
+      local body = { source = kind == "refund" and HALF or (kind == "pricing" and PREMIUM or
+        "return { validate = function(ctx) return true end }"), from = window.from, to = window.to }
+      sims[kind] = env:must(200, "POST", base .. "/" .. kind .. "/simulate", body)
+      local t = sims[kind].totals
+      assert.equal(2, t.bookings, kind)
+      assert.equal(2, t.charged_credits, kind)
+      assert.equal(2, t.refunded_credits, kind)
+      assert.equal(14000, t.charged_money, kind)
+      assert.equal(14000, t.refunded_money, kind)
+    end
+    local t = sims.refund.totals
+    assert.equal(1, t.candidate_refund_credits)
+    assert.equal(7000, t.candidate_refund_money)
+    assert.equal(cjson_null, t.candidate_credits)
+    assert.equal(cjson_null, t.candidate_money)
+    for _, row in ipairs(sims.refund.bookings) do
+      if row.booking_id == card.id then
+        assert.equal(14000, row.refunded_money)
+        assert.equal(7000, row.candidate_refund_money)
+      end
+    end
+    local p = sims.pricing.totals
+    assert.equal(cjson_null, p.candidate_refund_credits)
+    assert.equal(cjson_null, p.candidate_refund_money)
+    assert.equal(6, p.candidate_credits)
+    assert.equal(20000, p.candidate_money)
   end)
 
   it("survives hostile policies: each refused (422) or stopped (503), the server stays up", function()

@@ -341,7 +341,8 @@ function simulationView(out, from, today, building) {
   const paid = (x, b) => (x ? (b.payment_method === 'credits' ? x.credits : x.money) ?? null : null);
   const diff = (out.bookings || []).filter((b) => b.refused || b.error
     || (b.candidate && b.charged && paid(b.candidate, b) !== paid(b.charged, b))
-    || (b.candidate_refund !== undefined && b.candidate_refund !== b.refunded));
+    || (b.candidate_refund !== undefined && b.candidate_refund !== b.refunded)
+    || (b.candidate_refund_money !== undefined && b.candidate_refund_money !== b.refunded_money));
   const money = (v) => (v == null ? '—' : fmtMoney(v, cur));
   const rows = diff.slice(0, 50);
   return h('div', { class: 'simulation', id: 'policy-simulation' },
@@ -358,7 +359,9 @@ function simulationView(out, from, today, building) {
           h('td', {}, b.booking_id), h('td', {}, fmtDateTime(b.start, building ? building.timezone : 'UTC', { weekday: false })),
           h('td', {}, `${b.charged && b.charged.credits != null ? `${fmtAmount(b.charged.credits)} cr · ` : ''}${money(b.charged && b.charged.money)}`),
           h('td', {}, b.refused ? `Refused: ${b.refused}` : b.error ? `Error: ${b.error}`
-            : `${b.candidate && b.candidate.credits != null ? `${fmtAmount(b.candidate.credits)} cr · ` : ''}${money(b.candidate && b.candidate.money)}`)))))
+            : b.candidate_refund !== undefined
+              ? `Refund ${b.payment_method === 'credits' ? `${fmtAmount(b.candidate_refund)} cr` : money(b.candidate_refund_money)} (was ${b.payment_method === 'credits' ? `${fmtAmount(b.refunded)} cr` : money(b.refunded_money)})`
+              : `${b.candidate && b.candidate.credits != null ? `${fmtAmount(b.candidate.credits)} cr · ` : ''}${money(b.candidate && b.candidate.money)}`)))))
       : h('p', { class: 'muted', id: 'policy-sim-same' }, 'No booking would change: every one gets the same outcome as before.'),
     diff.length > rows.length ? h('p', { class: 'muted small' }, `${diff.length - rows.length} more changed bookings are not listed.`) : null);
 }
