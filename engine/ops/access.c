@@ -208,6 +208,54 @@ lease_in_scope(void *ud, int64_t building_id)
     return 0;
 }
 
+/* Whether an allocation's targeting names the tenant user `p` (the
+ * default eligibility policy's rule: all; users listing it; roles it
+ * holds at least one of).  A tenant user reaches only the allocations
+ * meant for it, their lots and entries: a grant targeted at colleagues is
+ * theirs (PRODUCT.md §8, "its own balance").  A building's own
+ * eligibility policy may admit more people when a booking pays, and the
+ * wallet follows that policy; this is who may read the grant. */
+static int
+targets_user(const struct op *op, int64_t allocation_id, bool *admits)
+{
+    *admits = false;
+    struct allocation_row a;
+    bool found = false;
+    if (store_allocation_get(op->store, allocation_id, &a, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    const char *type = found ? json_string_value(json_object_get(a.targeting, "type")) : NULL;
+    int rc = 0;
+    size_t i;
+    json_t *v;
+    if (type != NULL && strcmp(type, "all") == 0) {
+        *admits = true;
+    } else if (type != NULL && strcmp(type, "users") == 0) {
+        json_array_foreach(json_object_get(a.targeting, "user_ids"), i, v) {
+            int64_t uid = 0;
+            if (json_is_string(v) && id_parse("usr", json_string_value(v), &uid) == 0 &&
+                uid == op->who->user_id) {
+                *admits = true;
+                break;
+            }
+        }
+    } else if (type != NULL && strcmp(type, "roles") == 0) {
+        struct user_row u;
+        bool known = false;
+        rc = store_user_get(op->store, op->who->user_id, &u, &known, op->err);
+        json_array_foreach(json_object_get(a.targeting, "roles"), i, v) {
+            size_t k;
+            json_t *r;
+            json_array_foreach(known ? u.roles : NULL, k, r) {
+                *admits = *admits || json_equal(r, v);
+            }
+        }
+        store_user_clear(&u); /* store_user_get cleared it first: safe either way */
+    }
+    store_allocation_clear(&a);
+    return rc;
+}
+
 /* PRODUCT.md §8, the one decision, from an object's owners. */
 static int
 decide(const struct op *op, const struct owners *o, bool *reaches)
@@ -224,7 +272,13 @@ decide(const struct op *op, const struct owners *o, bool *reaches)
         if (o->tenant_id == 0) {
             return op_check_tenant_leases(op, p->tenant_id, o->building_id, reaches);
         }
-        *reaches = o->tenant_id == p->tenant_id;
+        if (o->tenant_id != p->tenant_id) {
+            return 0;
+        }
+        if (p->role == ROLE_TENANT_USER && o->allocation_id != 0) {
+            return targets_user(op, o->allocation_id, reaches);
+        }
+        *reaches = true;
         return 0;
     }
     if (p->building_count == 0) {

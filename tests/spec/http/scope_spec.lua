@@ -158,6 +158,40 @@ describe("scope by owners", function()
       assert.is_true(#rows(o.tadmin, "/v1/allocations?tenant_id=" .. o.t3.id) >= 1)
     end)
 
+    it("shows a tenant user only the grants targeted at it, their lots and entries", function()
+      local mate = env:must(201, "POST", "/v1/users", { tenant_id = o.t3.id, name = "Tess",
+                                                        roles = { "reserver" } })
+      local mate_key = env:as(env:new_key("tenant_user", { user_id = mate.id }))
+      local function grant(targeting)
+        return env:must(201, "POST", "/v1/allocations", {
+          tenant_id = o.t3.id, building_ids = { o.b1.id }, description = "for Tess",
+          unit = "coin", lines = { { scope = "all", amount = 77 } }, targeting = targeting,
+          pool = "shared", schedule = { start = "2026-01-01" } })
+      end
+      local by_id, by_role = grant { type = "users", user_ids = { mate.id } },
+        grant { type = "roles", roles = { "reserver" } }
+      local function listed(c, id)
+        for _, a in ipairs(c:must(200, "GET", "/v1/allocations?limit=500").data) do
+          if a.id == id then return true end
+        end
+        return false
+      end
+      for _, a in ipairs { by_id, by_role } do
+        -- Ola is not targeted: none of it is hers to read.
+        assert.equal(404, (o.tuser:get("/v1/allocations/" .. a.id)))
+        assert.is_false(listed(o.tuser, a.id))
+        -- Tess is, and her company's admin reads everything of the tenant.
+        local seen = mate_key:must(200, "GET", "/v1/allocations/" .. a.id)
+        assert.equal(77, seen.lots[1].balance)
+        assert.is_true(listed(mate_key, a.id))
+        assert.equal(200, (o.tadmin:get("/v1/allocations/" .. a.id)))
+        assert.equal(1, #o.tadmin:must(200, "GET", "/v1/entries?lot_id=" .. a.lots[1].id).data)
+      end
+      -- A grant for everyone in the company is still everyone's.
+      local all = grant { type = "all" }
+      assert.equal(200, (o.tuser:get("/v1/allocations/" .. all.id)))
+    end)
+
     it("reads a resource outside the key's scope in an allocation's lines as unknown", function()
       local before = #env:must(200, "GET", "/v1/allocations?tenant_id=" .. o.t.id .. "&limit=500").data
       local status, err = o.manager:post("/v1/allocations", {
