@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -252,6 +253,36 @@ head_bytes(const struct mg_request_info *ri)
     return n;
 }
 
+/* The framing of the body must be one thing (RFC 9112 §6.3): every
+ * Content-Length all digits and the same (civetweb reads the first and
+ * stops at the first non-digit), and not beside Transfer-Encoding (civetweb
+ * would follow the latter).  Anything else is how requests are smuggled
+ * past a proxy that reads the other header. */
+static const char *
+framing_problem(const struct mg_request_info *ri)
+{
+    const char *length = NULL;
+    bool coding = false;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name;
+        const char *value = ri->http_headers[i].value;
+        if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            coding = true;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            if (value[0] == '\0' || strspn(value, "0123456789") != strlen(value)) {
+                return "Content-Length must be a non-negative decimal integer";
+            }
+            if (length != NULL && strcmp(length, value) != 0) {
+                return "the request has two different Content-Length headers";
+            }
+            length = value;
+        }
+    }
+    return coding && length != NULL
+               ? "the request has both Content-Length and Transfer-Encoding"
+               : NULL;
+}
+
 static int
 dispatch(struct http_req *rq)
 {
@@ -266,6 +297,12 @@ dispatch(struct http_req *rq)
         snprintf(msg, sizeof msg, "the request head is larger than %d bytes",
                  HTTP_HEAD_BYTES_MAX);
         return http_send_error(rq, 413, "limit_exceeded", "request_head_bytes", msg);
+    }
+    const char *framing = framing_problem(rq->ri);
+    if (framing != NULL) {
+        rq->path = "?";
+        http_abandon_body(rq);
+        return http_send_error(rq, 400, "invalid_request", NULL, framing);
     }
     rq->path = rq->ri->local_uri;
     if (rq->path == NULL || rq->path[0] != '/') {

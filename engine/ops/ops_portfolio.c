@@ -843,6 +843,14 @@ op_tenant_create(struct op *op, json_t *args, json_t **out)
         free(leases.v);
         return op_invalid(op, "id", "'id' is assigned by the server");
     }
+    /* A key limited to buildings reaches a tenant through a lease inside
+     * its scope: one leasing none of them would be created out of reach. */
+    if (op->who->building_count > 0 && leases.n == 0) {
+        free(leases.v);
+        return op_invalid(op, "building_ids",
+                          "a key limited to buildings creates tenants leasing at least one of "
+                          "them");
+    }
     int64_t id = 0;
     int rc = tenant_write(op, 0, args, &leases, &id);
     free(leases.v);

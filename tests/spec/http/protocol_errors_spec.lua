@@ -58,6 +58,28 @@ describe("errors civetweb raises before a route runs", function()
     expect(400, "invalid_request", req("POST /v1/buildings HTTP/1.1", "Content-Length: x\r\n"))
   end)
 
+  it("two different Content-Length headers, and nothing is created", function()
+    local tenants = #env:must(200, "GET", "/v1/tenants?limit=500").data
+    local body = '{"name":"Smuggled"}'
+    local e = expect(400, "invalid_request", req("POST /v1/tenants HTTP/1.1",
+      ("Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+       .. "Content-Length: %d\r\nContent-Length: 5\r\n"):format(env.key, #body)) .. body)
+    assert.matches("Content%-Length", e.message)
+    assert.equal(tenants, #env:must(200, "GET", "/v1/tenants?limit=500").data)
+  end)
+
+  it("a Content-Length with trailing garbage, and one beside Transfer-Encoding", function()
+    expect(400, "invalid_request", req("POST /v1/tenants HTTP/1.1", "Content-Length: 2x\r\n") .. "{}")
+    expect(400, "invalid_request", req("POST /v1/tenants HTTP/1.1",
+      "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n") .. "2\r\n{}\r\n0\r\n\r\n")
+  end)
+
+  it("the same Content-Length twice is one length", function()
+    local reply = env:raw(req("GET /v1/health HTTP/1.1",
+      "Content-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n"), 3)
+    assert.matches("^HTTP/1%.1 200 ", reply)
+  end)
+
   it("a 20 KB header", function()
     -- API.md: a limit passed is limit_exceeded, naming the limit.
     local e = expect(413, "limit_exceeded",

@@ -102,6 +102,16 @@ describe("scope by owners", function()
       end
     end)
 
+    it("refuses a scoped key's tenant that would lease none of its buildings", function()
+      local before = #env:must(200, "GET", "/v1/tenants?limit=500").data
+      local status, err = o.manager:post("/v1/tenants", { name = "Orphan" })
+      assert.equal(400, status)
+      assert.equal("building_ids", err.error.details.field)
+      assert.equal(before, #env:must(200, "GET", "/v1/tenants?limit=500").data)
+      env:must(201, "POST", "/v1/tenants", { name = "Unleased, by an unlimited key" })
+      o.manager:must(201, "POST", "/v1/tenants", { name = "Leased", building_ids = { o.b1.id } })
+    end)
+
     it("refuses targeting fields its type does not take, and stores nothing", function()
       local before = #env:must(200, "GET", "/v1/allocations?limit=500").data
       local foreign = env:must(201, "POST", "/v1/users", { tenant_id = o.t.id, name = "Elsewhere" })
