@@ -333,7 +333,10 @@ op_policies_put(struct op *op, json_t *args, json_t **out)
 
 /* Back to the default: the building's uploaded version of the kind stops
  * being active, so it serves its policy file if it has one, else the
- * shipped default (what a reload would build). */
+ * shipped default (what a reload would build).  The answer says which, as
+ * GET .../policies does ("file" or "default"): the deployment's files
+ * under policies/buildings/ are the building's defaults, and only a
+ * change to those files (and a reload) removes them. */
 static int
 op_policies_delete(struct op *op, json_t *args, json_t **out)
 {
@@ -352,7 +355,7 @@ op_policies_delete(struct op *op, json_t *args, json_t **out)
     const char *label = versions[kind];
     bool file = strncmp(label, "file:", 5) == 0;
     *out = json_pack("{s:o, s:s, s:s, s:s, s:s}", "building_id", id_json("bld", bid), "kind",
-                     policy_kind_name(kind), "version", "default", "sha256",
+                     policy_kind_name(kind), "version", file ? "file" : "default", "sha256",
                      file ? label + 5 : op->env->policies->default_sha[kind], "label", label);
     return *out != NULL ? 0 : eng_error_set(op->err, ENG_ENOMEM, "out of memory");
 }

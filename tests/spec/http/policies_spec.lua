@@ -266,6 +266,17 @@ describe("policy files", function()
     env:must(200, "POST", "/v1/policies/reload")
     assert.equal(6, quote(late))
     assert.equal(8, quote(w))
+    -- An upload over the file, then DELETE: back to the file, and the
+    -- answer says so (it said "default" beside a file: label).
+    env:must(200, "PUT", "/v1/buildings/" .. w.building.id .. "/policies/pricing",
+             (PREMIUM:gsub("3000", "5000")), LUA)
+    assert.equal(10, quote(w))
+    local back = env:must(200, "DELETE", "/v1/buildings/" .. w.building.id .. "/policies/pricing")
+    assert.equal("file", back.version)
+    assert.truthy(back.label:find("^file:"), back.label)
+    assert.equal(8, quote(w))
+    local plain = env:must(200, "DELETE", "/v1/buildings/" .. first.building.id .. "/policies/pricing")
+    assert.equal("default", plain.version)
   end)
 
   it("reload from the policy directory on SIGHUP, keeping the old set when a file is bad", function()
