@@ -235,10 +235,20 @@ probe_one(struct op *op, struct policy_set *set, const struct building_row *bl,
     if (ctx == NULL) {
         return op->err->status;
     }
-    json_t *res = NULL;
+    json_t *res = NULL, *again = NULL;
     struct policy_price price;
     const char *refusal = NULL;
     int rc = policy_set_call(set, POLICY_PRICING, ctx, &res, op->err);
+    /* Pure (PRODUCT.md §6): the same booking priced twice costs the same. */
+    if (rc == 0) {
+        rc = policy_set_call(set, POLICY_PRICING, ctx, &again, op->err);
+    }
+    if (rc == 0 && !json_equal(res, again)) {
+        rc = eng_error_code(op->err, ENG_EREJECTED, "policy_error",
+                            "pricing gave another answer for the same booking when run again: "
+                            "a policy must be pure, keeping no state between calls");
+    }
+    json_decref(again);
     json_decref(ctx);
     if (rc == 0) {
         rc = policy_price_read(res, &price, &refusal, op->err);

@@ -2134,6 +2134,20 @@ policy_run_example(lua_State *L, struct policy_load *ld, int ex, int fn)
     lua_call(L, 1, 1);
     policy_budget_settle(L, set);
     int got = lua_gettop(L);
+    /* Pure (PRODUCT.md §6): the same ctx twice gives the same answer; a
+     * module counting its calls in an upvalue would price one booking
+     * differently on each worker and at each recomputation. */
+    lua_pushvalue(L, fn);
+    lua_pushliteral(L, "ctx");
+    lua_rawget(L, ex);
+    policy_budget_begin(set);
+    lua_call(L, 1, 1);
+    policy_budget_settle(L, set);
+    if (!policy_deep_equal(L, got, lua_gettop(L), 0, set->limits.convert_depth_max + 1)) {
+        return policy_load_refuse(ld, "gave another answer when run again: a policy must be "
+                                      "pure, keeping no state between calls");
+    }
+    lua_pop(L, 1);
     lua_pushliteral(L, "expect");
     lua_rawget(L, ex);
     int expect = lua_gettop(L);

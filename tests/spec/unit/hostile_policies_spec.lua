@@ -60,6 +60,14 @@ local corpus = {
   { "refund above what was paid", [[return { refund = function(ctx)
       return { credits = ctx.booking.credits * 2, money = 0 } end }]], "refund" },
   { "eligibility returns a number", "return { eligible = function(ctx) return 1 end }", "eligibility" },
+  -- Not pure: state kept between calls (PRODUCT.md §6 "writes nothing").
+  { "pricing that counts its calls", [[local n = 0
+    return { price = function(ctx) n = n + 1 return { credits = n * 1000, unit = "hour" } end }]] },
+  { "refund that remembers the last booking, with an example", [[local last = 0
+    return { refund = function(ctx)
+      local r = last last = ctx.booking.credits return { credits = r, money = 0 } end,
+      examples = { { ctx = { booking = { credits = 2000, money = 0 } },
+                     expect = { credits = 0, money = 0 } } } }]], "refund" },
   -- Last: it moves the clock past the month's end.
   { "rollover creates credits", [[return { rollover = function(ctx)
       return { carry = ctx.unused + 1000 } end }]], "rollover" },
