@@ -151,6 +151,36 @@ ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id)
     return resource_building_id != 0 ? resource_building_id : alloc_policy_building(a);
 }
 
+/* Without a resource (a wallet, a per-user period opening): is line i of
+ * `a` for this user in any of the allocation's buildings?  Each building's
+ * own eligibility set is asked, through `one` (its verdict for one set),
+ * until one admits: the user holds the credit if it may spend it
+ * somewhere.  A building whose set cannot be built fails the question. */
+static int
+eligible_in_any(struct ledger_ctx *lx, const struct alloc *a,
+                int (*one)(void *ud, struct policy_set *pol, bool *ok), void *ud, bool *ok)
+{
+    *ok = false;
+    size_t k;
+    json_t *b;
+    json_array_foreach(a->building_ids, k, b) {
+        int64_t bid = 0;
+        if (id_parse("bld", json_string_value(b), &bid) != 0) {
+            continue;
+        }
+        struct policy_set *pol = NULL;
+        int rc = policy_cache_get(lx->policies, lx->store, bid, &pol, NULL, lx->err);
+        if (rc == 0) {
+            rc = one(ud, pol, ok);
+        }
+        policy_set_release(pol);
+        if (rc != 0 || *ok) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int alloc_window_compute(struct ledger_ctx *lx, const struct alloc *a, int64_t n,
                                 int64_t *from, int64_t *until, bool *exists);
 
@@ -1004,10 +1034,18 @@ close_at(struct ledger_ctx *lx, int64_t T)
 struct open_ud {
     struct ledger_ctx *lx;
     struct alloc *a;
-    struct policy_set *pol;
     json_t *tenant;
     int64_t n;
+    json_t *user; /* the user being opened for */
+    int line;     /* and the line */
 };
+
+static int
+open_one(void *ud, struct policy_set *pol, bool *ok)
+{
+    struct open_ud *o = ud;
+    return ledger_eligible(o->lx, pol, o->a, o->line, o->user, o->tenant, NULL, ok);
+}
 
 static int
 open_user(void *ud, int64_t user_id)
@@ -1017,9 +1055,11 @@ open_user(void *ud, int64_t user_id)
     bool created;
     int rc;
     json_t *user = ctx_user(o->lx, user_id, &tid, &rc);
+    o->user = user;
     for (int i = 0; rc == 0 && i < o->a->line_count; i++) {
         bool ok = false;
-        rc = ledger_eligible(o->lx, o->pol, o->a, i, user, o->tenant, NULL, &ok);
+        o->line = i;
+        rc = eligible_in_any(o->lx, o->a, open_one, o, &ok);
         if (rc == 0 && ok) {
             rc = lot_ensure(o->lx, o->a, i, o->n, user_id, &lot_id, &created);
         }
@@ -1043,18 +1083,14 @@ open_period(struct ledger_ctx *lx, struct alloc *a, int64_t n)
         }
         return rc;
     }
-    /* No resource is involved: the allocation's own building decides. */
-    struct open_ud o = {lx, a, NULL, NULL, n};
-    if (policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(a, 0), &o.pol, NULL,
-                         lx->err) != 0) {
-        return lx->err->status;
-    }
+    /* No resource is involved: any of the allocation's buildings admitting
+     * the user opens its lot (eligible_in_any). */
+    struct open_ud o = {lx, a, NULL, n, NULL, 0};
     o.tenant = ctx_tenant(lx, a->tenant_id, &rc);
     if (rc == 0) {
         rc = store_tenant_users_each(lx->store, a->tenant_id, open_user, &o, lx->err);
     }
     json_decref(o.tenant);
-    policy_set_release(o.pol);
     return rc;
 }
 
@@ -1380,6 +1416,19 @@ cands_eligible(struct cands_ud *u, struct policy_set *pol, const struct ledger_a
     return rc;
 }
 
+struct cands_line {
+    struct cands_ud *u;
+    const struct ledger_alloc *e;
+    int line;
+};
+
+static int
+cands_one(void *ud, struct policy_set *pol, bool *ok)
+{
+    struct cands_line *cl = ud;
+    return cands_eligible(cl->u, pol, cl->e, cl->line, ok);
+}
+
 static int
 cands_alloc(void *ud, int64_t id)
 {
@@ -1394,22 +1443,19 @@ cands_alloc(void *ud, int64_t id)
     bool in_schedule = false;
     int rc = alloc_period_at(lx, a, u->t, &n, &in_schedule);
     /* ledger_eligibility_building: with a resource, the caller's set (its
-     * building's) decides; without one, the allocation's own building. */
-    struct policy_set *pol = u->pol, *own = NULL;
-    if (rc == 0 && in_schedule && u->resource_ctx == NULL) {
-        rc = policy_cache_get(lx->policies, lx->store, ledger_eligibility_building(a, 0), &own,
-                              NULL, lx->err);
-        pol = own;
-    }
+     * building's) decides; without one, any of the allocation's buildings
+     * admitting the user (eligible_in_any). */
     int64_t owner = strcmp(a->pool, "per_user") == 0 ? u->user_id : 0;
+    struct cands_line cl = {u, e, 0};
     for (int i = 0; rc == 0 && in_schedule && i < a->line_count; i++) {
         bool ok = false;
-        rc = cands_eligible(u, pol, e, i, &ok);
+        cl.line = i;
+        rc = u->resource_ctx != NULL ? cands_eligible(u, u->pol, e, i, &ok)
+                                     : eligible_in_any(lx, a, cands_one, &cl, &ok);
         if (rc == 0 && ok) {
             rc = add_line_lots(lx, a, i, n, owner, u->t, u->create, u->with_empty, u->list);
         }
     }
-    policy_set_release(own);
     ledger_alloc_release(e);
     return rc;
 }

@@ -172,17 +172,20 @@ int ledger_eligible(struct ledger_ctx *lx, struct policy_set *pol, const struct 
  *   - with a resource (a booking or a quote), the eligibility policy of the
  *     resource's building decides (resource_building_id != 0);
  *   - without a resource (a wallet listing, the per-user lots opened at a
- *     period start), the policy of the allocation's first building
- *     (alloc_policy_building) decides (resource_building_id == 0).
- * So one allocation is judged by the building where it is spent, and by
- * its own first building when nothing is being spent. */
+ *     period start), the line is the user's when the policy of any of the
+ *     allocation's buildings admits it (ledger.c, eligible_in_any): the
+ *     user holds what it may spend somewhere.
+ * So one allocation is judged by the building where it is spent.  This
+ * function names the building for the first case; for the second it
+ * gives the allocation's first building (alloc_policy_building), the one
+ * the rollover policy of a period end runs in. */
 int64_t ledger_eligibility_building(const struct alloc *a, int64_t resource_building_id);
 
 /* Collects the lots that may pay a booking of `resource_ctx` by the user at
  * instant t in `unit`.  Eligibility follows ledger_eligibility_building:
  * with a resource_ctx, `pol` (the resource building's set, held by the
  * caller) decides; with resource_ctx NULL, `pol` is ignored (may be NULL)
- * and each allocation's own policy building's set is used.  With create
+ * and each of the allocation's buildings' sets is asked (any admitting).  With create
  * true, missing period lots are created, else reported as virtual.  Lots with nothing left are skipped unless
  * with_empty (the wallet lists them).  The list grows as needed (no cap);
  * it is emptied first, and freed by the caller with cand_list_free.

@@ -1312,9 +1312,10 @@ op_wallet(struct op *op, json_t *args, json_t **out)
     }
     json_t *balances = json_array(), *lots = json_array(), *soon = json_array();
     static const char *const units[] = {"hour", "coin"};
-    /* No resource is involved: each allocation's eligibility is decided by
-     * its own first building's policy (ledger_eligibility_building), so
-     * ledger_candidates needs no set from here. */
+    /* No resource is involved: a line is the user's when any of its
+     * allocation's buildings' eligibility policies admits it
+     * (ledger_eligibility_building), so ledger_candidates needs no set
+     * from here. */
     rc = balances == NULL || lots == NULL || soon == NULL
              ? eng_error_set(op->err, ENG_ENOMEM, "out of memory")
              : 0;

@@ -187,3 +187,36 @@ describe("a rollover policy carrying past the allocation's cap", function()
     db:close()
   end)
 end)
+
+describe("an allocation over two buildings whose eligibility policies differ", function()
+  -- The first building's policy admits nobody, the second's is the default:
+  -- without a resource (the wallet, a per-user period opening) the user
+  -- holds the credit, since it may spend it in the second building.
+  local function setup_world(pool)
+    local db = F.open("2026-01-01T00:00:00Z")
+    local w = F.world(db)
+    local b2 = F.ok(db:create_building { name = "Annex", timezone = "Europe/Paris", currency = "USD" })
+    F.ok(db:update_tenant { id = w.tenant.id, building_ids = { w.building.id, b2.id } })
+    F.ok(db:call("policies.put", { building_id = w.building.id, kind = "eligibility",
+                                   source = "return { eligible = function(ctx) return false end }" }))
+    F.grant(db, w, 10, { start = "2026-01-01", recurrence = "monthly" },
+            { building_ids = { w.building.id, b2.id }, pool = pool })
+    return db, w, F.room(db, w.building), F.room(db, b2)
+  end
+
+  for _, pool in ipairs { "shared", "per_user" } do
+    it("lists the " .. pool .. " lot in the wallet, and it pays only in the admitting building", function()
+      local db, w, here, there = setup_world(pool)
+      assert.equal(10, (F.available(db, w.user)))
+      local refused = F.book(db, w, here, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z")
+      assert.is_nil(refused and refused.id)
+      F.ok(F.book(db, w, there, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z"))
+      assert.equal(9, (F.available(db, w.user)))
+      -- The next period opens for the user too (per-user: one lot each).
+      F.ok(db:set_clock("2026-02-02T00:00:00Z"))
+      assert.equal(10, (F.available(db, w.user)))
+      F.verified(db)
+      db:close()
+    end)
+  end
+end)
