@@ -909,12 +909,23 @@ op_tenant_patch(struct op *op, json_t *args, json_t **out)
         return op->err->status;
     }
     struct ids before = {0}, leases = {0};
+    bool was_cross = json_is_true(json_object_get(cur, "cross_building"));
     int rc = tenant_leases(op, id, &before);
     if (rc == 0) {
         rc = merge_patch(op, cur, args, fixed);
     }
     if (rc == 0) {
         rc = tenant_check(op, cur, &before, &leases);
+    }
+    /* cross_building decides which lots pay in every building the tenant
+     * leases: a key limited to buildings changes it only when it reaches
+     * all of them (PRODUCT.md §8). */
+    for (size_t k = 0; rc == 0 && k < leases.n; k++) {
+        if (json_is_true(json_object_get(cur, "cross_building")) != was_cross &&
+            !op_sees_building(op, leases.v[k])) {
+            rc = op_forbidden(op, "change cross_building of a tenant leasing a building outside "
+                                  "your scope");
+        }
     }
     if (rc == 0) {
         rc = tenant_write(op, id, cur, &leases, NULL);

@@ -112,6 +112,19 @@ describe("scope by owners", function()
       o.manager:must(201, "POST", "/v1/tenants", { name = "Leased", building_ids = { o.b1.id } })
     end)
 
+    it("lets a scoped key change cross_building only of a tenant wholly inside its scope", function()
+      local was = env:must(200, "GET", "/v1/tenants/" .. o.t.id).cross_building
+      local status, err = o.manager:patch("/v1/tenants/" .. o.t.id, { cross_building = not was })
+      assert.equal(403, status)
+      assert.equal("forbidden", err.error.code)
+      assert.equal(was, env:must(200, "GET", "/v1/tenants/" .. o.t.id).cross_building)
+      -- A rename is not a change of what pays where.
+      o.manager:must(200, "PATCH", "/v1/tenants/" .. o.t.id, { name = "Both, renamed" })
+      local one = env:must(200, "GET", "/v1/tenants/" .. o.t3.id).cross_building
+      o.manager:must(200, "PATCH", "/v1/tenants/" .. o.t3.id, { cross_building = not one })
+      o.manager:must(200, "PATCH", "/v1/tenants/" .. o.t3.id, { cross_building = one })
+    end)
+
     it("refuses targeting fields its type does not take, and stores nothing", function()
       local before = #env:must(200, "GET", "/v1/allocations?limit=500").data
       local foreign = env:must(201, "POST", "/v1/users", { tenant_id = o.t.id, name = "Elsewhere" })
