@@ -284,6 +284,96 @@ op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone)
     return 0;
 }
 
+/* A bound given as a date (an upper 9999-12-31 excepted: no bound). */
+static bool
+bound_date(json_t *args, const char *key, bool upper, struct civil_date *d)
+{
+    json_t *v = args ? json_object_get(args, key) : NULL;
+    if (!json_is_string(v) || date_parse(json_string_value(v), d, NULL) != 0) {
+        return false;
+    }
+    return !(upper && d->year == 9999 && d->month == 12 && d->day == 31);
+}
+
+/* Local midnights lie between UTC-12 and UTC+14 of the same date's UTC
+ * midnight; an hour more each way. */
+#define ZONE_EARLIEST_S (15 * 3600)
+#define ZONE_LATEST_S (13 * 3600)
+
+int
+op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant_id,
+                struct zoned_bound *zb)
+{
+    memset(zb, 0, sizeof *zb);
+    char zone[TIME_ZONE_NAME_MAX];
+    int count = 1;
+    if (building_id == 0) {
+        int64_t tid = op->who->tenant_id != 0 ? op->who->tenant_id : tenant_id;
+        if (store_buildings_zone(op->store, tid, zone, &count, op->err) != 0) {
+            return op->err->status;
+        }
+    }
+    if (count <= 1) {
+        if (op_bound_zone(op, building_id, tenant_id, zone) != 0 ||
+            args_bound(op, args, "from", zone, false, &zb->from) ||
+            args_bound(op, args, "to", zone, true, &zb->to)) {
+            return op->err->status;
+        }
+        return args_range_check(op, zb->from, zb->to);
+    }
+    zb->from_date = bound_date(args, "from", false, &zb->from_d);
+    zb->to_date = bound_date(args, "to", true, &zb->to_d);
+    zb->to_d = date_add_days(zb->to_d, 1);
+    zb->per_row = zb->from_date || zb->to_date;
+    /* Read in UTC first: the instants given, and the dates' UTC midnights. */
+    if (args_bound(op, args, "from", "UTC", false, &zb->from) ||
+        args_bound(op, args, "to", "UTC", true, &zb->to) ||
+        args_range_check(op, zb->from, zb->to)) {
+        return op->err->status;
+    }
+    if (zb->from_date) {
+        zb->from -= ZONE_EARLIEST_S;
+    }
+    if (zb->to_date) {
+        zb->to += ZONE_LATEST_S;
+    }
+    return 0;
+}
+
+int
+op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t *from,
+             int64_t *to)
+{
+    *from = zb->from;
+    *to = zb->to;
+    if (!zb->per_row) {
+        return 0;
+    }
+    for (int i = 0; i < zb->seen && i < ZONED_SEEN_MAX; i++) {
+        if (zb->cache[i].building_id == building_id) {
+            *from = zb->cache[i].from;
+            *to = zb->cache[i].to;
+            return 0;
+        }
+    }
+    struct building_row b;
+    bool found = false;
+    if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
+        return op->err->status;
+    }
+    const char *zone = found ? b.timezone : "UTC";
+    if ((zb->from_date && tz_local_midnight(zone, zb->from_d, from, op->err) != 0) ||
+        (zb->to_date && tz_local_midnight(zone, zb->to_d, to, op->err) != 0)) {
+        return op->err->status;
+    }
+    int slot = zb->seen % ZONED_SEEN_MAX;
+    zb->cache[slot].building_id = building_id;
+    zb->cache[slot].from = *from;
+    zb->cache[slot].to = *to;
+    zb->seen++;
+    return 0;
+}
+
 int
 args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi, int64_t dflt,
          int64_t *out)

@@ -140,6 +140,29 @@ int args_range_check(struct op *op, int64_t from, int64_t to);
  * unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX bytes); 0
  * or a storage error. */
 int op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone);
+
+/* A `from`/`to` filter on rows of several buildings.  Where op_bound_zone
+ * finds one zone, its dates are read in it, as args_bound does.  Where the
+ * buildings concerned are in several zones, a date is read in each row's
+ * own building's zone: `from`/`to` are then widened to every zone's
+ * midnights (for the store's query), and op_zoned_row gives a row's exact
+ * bounds.  An RFC 3339 bound is the same instant for every row. */
+#define ZONED_SEEN_MAX 16
+struct zoned_bound {
+    int64_t from, to; /* the query's bounds (widened when per_row) */
+    bool per_row;
+    bool from_date, to_date;     /* a bound given as a date, read per row */
+    struct civil_date from_d, to_d; /* to_d: the day after the last date */
+    int seen;
+    struct {
+        int64_t building_id, from, to;
+    } cache[ZONED_SEEN_MAX];
+};
+int op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant_id,
+                    struct zoned_bound *zb);
+/* The exact [from, to) of a row of building_id; 0 or a storage error. */
+int op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t *from,
+                 int64_t *to);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the

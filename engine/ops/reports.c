@@ -981,6 +981,7 @@ struct report_rows {
     struct pager pg;
     const struct row_sink *sink; /* streaming when not NULL */
     int64_t streamed;
+    struct zoned_bound *zb;      /* the usage report's dates, per row */
 };
 
 /* Hands one row (stolen) to the page or the sink. */
@@ -1114,6 +1115,16 @@ static int
 usage_row(void *ud, const struct usage_row *u)
 {
     struct report_rows *rr = ud;
+    if (rr->zb != NULL && rr->zb->per_row) {
+        /* Dates read in the row's own building's zone (op_zoned_bounds). */
+        int64_t from = 0, to = 0;
+        if (op_zoned_row(rr->op, rr->zb, u->building_id, &from, &to) != 0) {
+            return rr->op->err->status;
+        }
+        if (u->start_at < from || u->start_at >= to) {
+            return rr->sink != NULL ? 0 : pager_add(&rr->pg, u->booking_id, NULL);
+        }
+    }
     bool credits = u->has_credits && strcmp(u->payment_method, "credits") == 0;
     json_t *row = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o,"
@@ -1139,7 +1150,8 @@ usage_row(void *ud, const struct usage_row *u)
 /* The usage filters beyond the shared ones; tenant users see their own
  * bookings only. */
 static int
-usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool *paged)
+usage_args(struct op *op, json_t *args, struct rargs *r, struct zoned_bound *zb,
+           struct page *page, bool *paged)
 {
     static const char *const keys[] = {"tenant_id", "building_id", "user_id", "resource_id",
                                        "from", "to", "unit", "format", "limit", "cursor", NULL};
@@ -1156,17 +1168,15 @@ usage_args(struct op *op, json_t *args, struct rargs *r, struct page *page, bool
     if (rc != 0) {
         return rc;
     }
-    char zone[TIME_ZONE_NAME_MAX];
-    if (op_bound_zone(op, r->building_id, r->tenant_id, zone) != 0) {
-        return op->err->status;
-    }
-    if (args_id(op, args, "user_id", "usr", false, &r->user_id) ||
+    if (op_zoned_bounds(op, args, r->building_defaulted ? 0 : r->building_id, r->tenant_id,
+                        zb) != 0 ||
+        args_id(op, args, "user_id", "usr", false, &r->user_id) ||
         args_id(op, args, "resource_id", "res", false, &r->resource_id) ||
-        args_bound(op, args, "from", zone, false, &r->from_t) ||
-        args_bound(op, args, "to", zone, true, &r->to_t) ||
-        args_range_check(op, r->from_t, r->to_t) || report_page(op, args, page, paged)) {
+        report_page(op, args, page, paged)) {
         return op->err->status;
     }
+    r->from_t = zb->from;
+    r->to_t = zb->to;
     /* Filters name objects: a user or resource outside the scope is not
      * found, like an unknown id (as the tenant and building above). */
     bool reaches = true;
@@ -1193,9 +1203,10 @@ static int
 op_usage_report(struct op *op, json_t *args, json_t **out)
 {
     struct rargs r;
+    struct zoned_bound zb;
     struct page page;
     bool paged = false;
-    if (usage_args(op, args, &r, &page, &paged) != 0) {
+    if (usage_args(op, args, &r, &zb, &page, &paged) != 0) {
         return op->err->status;
     }
     struct usage_filter f = {.tenant_id = r.tenant_id,
@@ -1208,7 +1219,7 @@ op_usage_report(struct op *op, json_t *args, json_t **out)
                              .unit = r.unit,
                              .after = page.after,
                              .limit = (int64_t)page.limit + 1};
-    struct report_rows rr = {.op = op};
+    struct report_rows rr = {.op = op, .zb = &zb};
     if (report_streams(op, paged)) {
         rr.sink = op->sink;
         f.limit = INT64_MAX;

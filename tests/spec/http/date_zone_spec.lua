@@ -2,8 +2,10 @@
 -- conventions), also without a building_id when the buildings concerned
 -- share one zone: a meeting at 09:00 on 1 February in Auckland (20:00Z on
 -- 31 January) is February's in the usage report, the bookings list and the
--- entries.  When the zones differ and no building is named, UTC.
+-- entries.  When the zones differ and no building is named, each booking's
+-- dates are read in its own building's zone (the entries, in UTC).
 local H = require "http_env"
+local cjson_null = require("cjson.safe").null
 
 describe("date filters without a building", function()
   local env, w, booking
@@ -61,11 +63,42 @@ describe("date filters without a building", function()
     assert.same({ 16, 4000 }, { credits("2027-04-04T23:00:00Z", "2027-04-05T03:00:00Z") })
   end)
 
-  it("reads them in UTC when the buildings' zones differ", function()
-    env:world({ timezone = "UTC", building_name = "London", tenant_name = "Other" })
-    assert.truthy(ids("/v1/reports/usage?from=2027-01-31&to=2027-01-31")[booking.id])
+  it("reads them in each row's own building's zone when the buildings' zones differ", function()
+    local o = env:world({ timezone = "America/Los_Angeles", building_name = "LA",
+                          tenant_name = "Other" })
+    env:grant(o, 10, { start = "2027-01-01", recurrence = "monthly" })
+    -- 21:00 on 31 January in Los Angeles: 05:00Z on 1 February.
+    local status, la = env:book(o, "2027-02-01T05:00:00Z", "2027-02-01T06:00:00Z")
+    assert.equal(201, status, H.encode(la))
+    local jan, feb = "from=2027-01-31&to=2027-01-31", "from=2027-02-01&to=2027-02-01"
+    for _, path in ipairs { "/v1/reports/usage?", "/v1/bookings?" } do
+      local j, f = ids(path .. jan), ids(path .. feb)
+      assert.truthy(j[la.id], path)
+      assert.is_nil(j[booking.id], path)
+      assert.truthy(f[booking.id], path)
+      assert.is_nil(f[la.id], path)
+      -- Paged a row at a time: the same rows, none twice.
+      local seen, cursor, pages = {}, nil, 0
+      repeat
+        local page = env:must(200, "GET", path .. feb .. "&limit=1"
+                              .. (cursor and ("&cursor=" .. cursor) or ""))
+        for _, row in ipairs(page.data) do
+          local id = row.booking_id or row.id
+          assert.is_nil(seen[id], id)
+          seen[id] = true
+        end
+        cursor, pages = page.next_cursor, pages + 1
+      until cursor == nil or cursor == cjson_null or pages > 20
+      assert.same(f, seen, path)
+    end
+    -- The CSV export streams the same rows.
+    local status2, _, _, csv = env:request("GET", "/v1/reports/usage?format=csv&" .. feb)
+    assert.equal(200, status2)
+    assert.truthy(csv:find(booking.id, 1, true))
+    assert.is_nil(csv:find(la.id, 1, true))
+    -- An instant is the same instant for every row.
+    assert.truthy(ids("/v1/bookings?from=2027-02-01T00:00:00Z&to=2027-02-01T23:59:59Z")[la.id])
     -- A tenant's own buildings still share one zone.
-    assert.truthy(ids("/v1/reports/usage?tenant_id=" .. w.tenant.id
-                      .. "&from=2027-02-01&to=2027-02-01")[booking.id])
+    assert.truthy(ids("/v1/reports/usage?tenant_id=" .. w.tenant.id .. "&" .. feb)[booking.id])
   end)
 end)
