@@ -340,38 +340,55 @@ op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant
     return 0;
 }
 
-int
-op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t *from,
-             int64_t *to)
+bool
+op_zoned_cached(const struct zoned_bound *zb, int64_t key, int64_t *from, int64_t *to)
 {
     *from = zb->from;
     *to = zb->to;
     if (!zb->per_row) {
-        return 0;
+        return true;
     }
     for (int i = 0; i < zb->seen && i < ZONED_SEEN_MAX; i++) {
-        if (zb->cache[i].building_id == building_id) {
+        if (zb->cache[i].key == key) {
             *from = zb->cache[i].from;
             *to = zb->cache[i].to;
-            return 0;
+            return true;
         }
+    }
+    return false;
+}
+
+int
+op_zoned_put(struct op *op, struct zoned_bound *zb, int64_t key, const char *zone,
+             int64_t *from, int64_t *to)
+{
+    *from = zb->from;
+    *to = zb->to;
+    if ((zb->from_date && tz_local_midnight(zone, zb->from_d, from, op->err) != 0) ||
+        (zb->to_date && tz_local_midnight(zone, zb->to_d, to, op->err) != 0)) {
+        return op->err->status;
+    }
+    int slot = zb->seen % ZONED_SEEN_MAX;
+    zb->cache[slot].key = key;
+    zb->cache[slot].from = *from;
+    zb->cache[slot].to = *to;
+    zb->seen++;
+    return 0;
+}
+
+int
+op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t *from,
+             int64_t *to)
+{
+    if (op_zoned_cached(zb, building_id, from, to)) {
+        return 0;
     }
     struct building_row b;
     bool found = false;
     if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
         return op->err->status;
     }
-    const char *zone = found ? b.timezone : "UTC";
-    if ((zb->from_date && tz_local_midnight(zone, zb->from_d, from, op->err) != 0) ||
-        (zb->to_date && tz_local_midnight(zone, zb->to_d, to, op->err) != 0)) {
-        return op->err->status;
-    }
-    int slot = zb->seen % ZONED_SEEN_MAX;
-    zb->cache[slot].building_id = building_id;
-    zb->cache[slot].from = *from;
-    zb->cache[slot].to = *to;
-    zb->seen++;
-    return 0;
+    return op_zoned_put(op, zb, building_id, found ? b.timezone : "UTC", from, to);
 }
 
 int

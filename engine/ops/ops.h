@@ -155,7 +155,7 @@ struct zoned_bound {
     struct civil_date from_d, to_d; /* to_d: the day after the last date */
     int seen;
     struct {
-        int64_t building_id, from, to;
+        int64_t key, from, to; /* a building's, or an allocation's (entries) */
     } cache[ZONED_SEEN_MAX];
 };
 int op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant_id,
@@ -163,6 +163,11 @@ int op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t te
 /* The exact [from, to) of a row of building_id; 0 or a storage error. */
 int op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t *from,
                  int64_t *to);
+/* The same by any key whose zone the caller finds: the bounds kept for
+ * `key` (true), else op_zoned_put computes and keeps them from `zone`. */
+bool op_zoned_cached(const struct zoned_bound *zb, int64_t key, int64_t *from, int64_t *to);
+int op_zoned_put(struct op *op, struct zoned_bound *zb, int64_t key, const char *zone,
+                 int64_t *from, int64_t *to);
 int args_int(struct op *op, json_t *args, const char *key, int64_t lo, int64_t hi,
              int64_t dflt, int64_t *out);
 /* A JSON array of strings (each <= 200 bytes, at most max items); the

@@ -1488,7 +1488,31 @@ struct entries_ud {
     struct pager *pg;
     int64_t lot_id; /* the last lot decided, 0: none yet */
     bool lot_reached;
+    struct zoned_bound *zb;
 };
+
+/* Whether an entry's effective instant is inside the dates asked, read in
+ * its allocation's zone (op_zoned_bounds) when the buildings are in
+ * several zones. */
+static int
+entry_in_dates(struct entries_ud *u, const struct entry_row *r, bool *inside)
+{
+    int64_t from = 0, to = 0;
+    if (!op_zoned_cached(u->zb, r->allocation_id, &from, &to)) {
+        struct allocation_row a;
+        bool found = false;
+        if (store_allocation_get(u->op->store, r->allocation_id, &a, &found, u->op->err) != 0) {
+            return u->op->err->status;
+        }
+        int rc = op_zoned_put(u->op, u->zb, r->allocation_id, found ? a.zone : "UTC", &from, &to);
+        store_allocation_clear(&a);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    *inside = r->effective_at >= from && r->effective_at < to;
+    return 0;
+}
 
 /* One entry of a page: shown when the principal reaches its lot (an admin
  * limited to some buildings, only lots of allocations wholly inside them;
@@ -1499,6 +1523,13 @@ entry_page_row(void *ud, const struct entry_row *r)
 {
     struct entries_ud *u = ud;
     json_t *row = NULL;
+    bool inside = true;
+    if (u->zb->per_row && entry_in_dates(u, r, &inside) != 0) {
+        return u->op->err->status;
+    }
+    if (!inside) {
+        return pager_add(u->pg, r->id, NULL);
+    }
     if (u->lot_id != r->lot_id) {
         int rc = op_check_reaches(u->op, OP_OBJ_LOT, r->lot_id, &u->lot_reached);
         if (rc != 0) {
@@ -1529,11 +1560,12 @@ op_entries(struct op *op, json_t *args, json_t **out)
         args_string(op, args, "kind", false, 20, &kind) || args_page(op, args, &page)) {
         return op->err->status;
     }
-    char zone[TIME_ZONE_NAME_MAX];
-    if (op_bound_zone(op, 0, tid, zone) != 0 || args_bound(op, args, "from", zone, false, &from) ||
-        args_bound(op, args, "to", zone, true, &to) || args_range_check(op, from, to)) {
+    struct zoned_bound zb;
+    if (op_zoned_bounds(op, args, 0, tid, &zb) != 0) {
         return op->err->status;
     }
+    from = zb.from;
+    to = zb.to;
     static const char *const kinds[] = {"grant",      "debit",  "refund", "expire",
                                         "rollover_out", "rollover_in", "adjust", "void", NULL};
     bool known = kind == NULL;
@@ -1584,7 +1616,7 @@ op_entries(struct op *op, json_t *args, json_t **out)
     };
     struct pager pg;
     pager_init(&pg, &page);
-    struct entries_ud u = {op, &pg, 0, false};
+    struct entries_ud u = {op, &pg, 0, false, &zb};
     int rc = store_entries_list(op->store, &f, entry_page_row, &u, op->err);
     return pager_finish(&pg, op, rc, out);
 }

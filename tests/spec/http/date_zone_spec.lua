@@ -3,7 +3,7 @@
 -- share one zone: a meeting at 09:00 on 1 February in Auckland (20:00Z on
 -- 31 January) is February's in the usage report, the bookings list and the
 -- entries.  When the zones differ and no building is named, each booking's
--- dates are read in its own building's zone (the entries, in UTC).
+-- dates are read in its own building's zone, an entry's in its allocation's.
 local H = require "http_env"
 local cjson_null = require("cjson.safe").null
 
@@ -96,6 +96,15 @@ describe("date filters without a building", function()
     assert.equal(200, status2)
     assert.truthy(csv:find(booking.id, 1, true))
     assert.is_nil(csv:find(la.id, 1, true))
+    -- Entries: in their allocation's zone.  Each grant is at its own local
+    -- midnight on 1 January: 11:00Z on 31 December in Auckland, 00:00Z in
+    -- London (the test above), 08:00Z in Los Angeles; all are 1 January's.
+    local grants = env:must(200, "GET", "/v1/entries?kind=grant&from=2027-01-01&to=2027-01-01")
+    local at = {}
+    for _, e in ipairs(grants.data) do at[#at + 1] = e.effective_at end
+    table.sort(at)
+    assert.same({ "2026-12-31T11:00:00Z", "2027-01-01T00:00:00Z", "2027-01-01T08:00:00Z" }, at)
+    assert.equal(0, #env:must(200, "GET", "/v1/entries?kind=grant&from=2026-12-31&to=2026-12-31").data)
     -- An instant is the same instant for every row.
     assert.truthy(ids("/v1/bookings?from=2027-02-01T00:00:00Z&to=2027-02-01T23:59:59Z")[la.id])
     -- A tenant's own buildings still share one zone.
