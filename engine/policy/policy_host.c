@@ -2122,27 +2122,30 @@ policy_load_refuse(struct policy_load *ld, const char *fmt, ...)
     return -1;
 }
 
+/* [-0, +1, e] calls the function at fn with the ctx of the example at ex,
+ * under the budget; pushes its result. */
+static void
+policy_call_example(lua_State *L, struct policy_state *set, int ex, int fn)
+{
+    lua_pushvalue(L, fn);
+    lua_pushliteral(L, "ctx");
+    lua_rawget(L, ex);
+    policy_budget_begin(set);
+    lua_call(L, 1, 1);
+    policy_budget_settle(L, set);
+}
+
 /* [-0, +0, e] runs example `i` (table at ex) and compares with expect. */
 static int
 policy_run_example(lua_State *L, struct policy_load *ld, int ex, int fn)
 {
     struct policy_state *set = ld->set;
-    lua_pushvalue(L, fn);
-    lua_pushliteral(L, "ctx");
-    lua_rawget(L, ex);
-    policy_budget_begin(set);
-    lua_call(L, 1, 1);
-    policy_budget_settle(L, set);
+    policy_call_example(L, set, ex, fn);
     int got = lua_gettop(L);
     /* Pure (PRODUCT.md §6): the same ctx twice gives the same answer; a
      * module counting its calls in an upvalue would price one booking
      * differently on each worker and at each recomputation. */
-    lua_pushvalue(L, fn);
-    lua_pushliteral(L, "ctx");
-    lua_rawget(L, ex);
-    policy_budget_begin(set);
-    lua_call(L, 1, 1);
-    policy_budget_settle(L, set);
+    policy_call_example(L, set, ex, fn);
     if (!policy_deep_equal(L, got, lua_gettop(L), 0, set->limits.convert_depth_max + 1)) {
         return policy_load_refuse(ld, "gave another answer when run again: a policy must be "
                                       "pure, keeping no state between calls");
