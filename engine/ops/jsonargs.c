@@ -305,6 +305,8 @@ op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant
                 struct zoned_bound *zb)
 {
     memset(zb, 0, sizeof *zb);
+    zb->from = INT64_MIN; /* no bound unless given */
+    zb->to = INT64_MAX;
     char zone[TIME_ZONE_NAME_MAX];
     int count = 1;
     if (building_id == 0) {

@@ -105,6 +105,15 @@ describe("date filters without a building", function()
     table.sort(at)
     assert.same({ "2026-12-31T11:00:00Z", "2027-01-01T00:00:00Z", "2027-01-01T08:00:00Z" }, at)
     assert.equal(0, #env:must(200, "GET", "/v1/entries?kind=grant&from=2026-12-31&to=2026-12-31").data)
+    -- Without dates, no bound at all (in one zone and in several).
+    for _, path in ipairs { "/v1/reports/usage", "/v1/bookings" } do
+      local all = ids(path)
+      assert.truthy(all[booking.id] and all[la.id], path)
+      assert.truthy(ids(path .. "?tenant_id=" .. w.tenant.id)[booking.id], path)
+    end
+    -- January's three grants, and February's in Auckland (made for the booking).
+    assert.equal(4, #env:must(200, "GET", "/v1/entries?kind=grant").data)
+    assert.equal(2, #env:must(200, "GET", "/v1/entries?kind=grant&tenant_id=" .. w.tenant.id).data)
     -- An instant is the same instant for every row.
     assert.truthy(ids("/v1/bookings?from=2027-02-01T00:00:00Z&to=2027-02-01T23:59:59Z")[la.id])
     -- A tenant's own buildings still share one zone.
