@@ -248,25 +248,12 @@ args_bound(struct op *op, json_t *args, const char *key, const char *zone, bool 
     return 0;
 }
 
-int
-op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone)
+/* A building's zone into zone (TIME_ZONE_NAME_MAX bytes); UTC for an
+ * unknown building. */
+static int
+building_zone(struct op *op, int64_t building_id, char *zone)
 {
     snprintf(zone, TIME_ZONE_NAME_MAX, "UTC");
-    if (building_id == 0) {
-        /* No building named: the zone the buildings concerned share (the
-         * tenant's, or the portfolio's), when they share one; UTC when
-         * their zones differ. */
-        int count = 0;
-        char one[TIME_ZONE_NAME_MAX];
-        int64_t tid = op->who->tenant_id != 0 ? op->who->tenant_id : tenant_id;
-        if (store_buildings_zone(op->store, tid, one, &count, op->err) != 0) {
-            return op->err->status;
-        }
-        if (count == 1) {
-            memcpy(zone, one, strlen(one) + 1);
-        }
-        return 0;
-    }
     struct building_row b;
     bool found = false;
     if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
@@ -307,17 +294,26 @@ op_zoned_bounds(struct op *op, json_t *args, int64_t building_id, int64_t tenant
     memset(zb, 0, sizeof *zb);
     zb->from = INT64_MIN; /* no bound unless given */
     zb->to = INT64_MAX;
-    char zone[TIME_ZONE_NAME_MAX];
-    int count = 1;
-    if (building_id == 0) {
+    char zone[TIME_ZONE_NAME_MAX] = "UTC";
+    int count = 0;
+    if (building_id != 0) {
+        if (building_zone(op, building_id, zone) != 0) {
+            return op->err->status;
+        }
+        count = 1;
+    } else {
+        /* The zones of the buildings concerned: the tenant's (a tenant
+         * principal's own, or tenant_id's), or the portfolio's. */
         int64_t tid = op->who->tenant_id != 0 ? op->who->tenant_id : tenant_id;
         if (store_buildings_zone(op->store, tid, zone, &count, op->err) != 0) {
             return op->err->status;
         }
+        if (count == 0) {
+            snprintf(zone, sizeof zone, "UTC");
+        }
     }
     if (count <= 1) {
-        if (op_bound_zone(op, building_id, tenant_id, zone) != 0 ||
-            args_bound(op, args, "from", zone, false, &zb->from) ||
+        if (args_bound(op, args, "from", zone, false, &zb->from) ||
             args_bound(op, args, "to", zone, true, &zb->to)) {
             return op->err->status;
         }
@@ -385,12 +381,11 @@ op_zoned_row(struct op *op, struct zoned_bound *zb, int64_t building_id, int64_t
     if (op_zoned_cached(zb, building_id, from, to)) {
         return 0;
     }
-    struct building_row b;
-    bool found = false;
-    if (store_building_get(op->store, building_id, &b, &found, op->err) != 0) {
+    char zone[TIME_ZONE_NAME_MAX];
+    if (building_zone(op, building_id, zone) != 0) {
         return op->err->status;
     }
-    return op_zoned_put(op, zb, building_id, found ? b.timezone : "UTC", from, to);
+    return op_zoned_put(op, zb, building_id, zone, from, to);
 }
 
 int

@@ -134,19 +134,15 @@ int args_bound(struct op *op, json_t *args, const char *key, const char *zone, b
                int64_t *out);
 /* 400 on `to` when a range ends before it begins (both bounds given). */
 int args_range_check(struct op *op, int64_t from, int64_t to);
-/* The zone to read date bounds in: the building's when one is given; else
- * the one zone of the tenant's buildings (a tenant principal's own, or
- * tenant_id's) or of the portfolio's, when they have one; else UTC (an
- * unknown building too).  Writes into zone (TIME_ZONE_NAME_MAX bytes); 0
- * or a storage error. */
-int op_bound_zone(struct op *op, int64_t building_id, int64_t tenant_id, char *zone);
-
-/* A `from`/`to` filter on rows of several buildings.  Where op_bound_zone
- * finds one zone, its dates are read in it, as args_bound does.  Where the
- * buildings concerned are in several zones, a date is read in each row's
- * own building's zone: `from`/`to` are then widened to every zone's
- * midnights (for the store's query), and op_zoned_row gives a row's exact
- * bounds.  An RFC 3339 bound is the same instant for every row. */
+/* A `from`/`to` filter: an RFC 3339 time, the same instant for every row,
+ * or a date YYYY-MM-DD (its midnight; for `to`, the midnight after it, so
+ * the day is included).  A date is read in the building's zone when one is
+ * given; else in the one zone of the buildings concerned (the tenant's: a
+ * tenant principal's own, or tenant_id's; else the portfolio's), UTC when
+ * there are none.  Where those buildings are in several zones, a date is
+ * read in each row's own zone: `from`/`to` are then widened to every
+ * zone's midnights (for the store's query), and op_zoned_row (or
+ * op_zoned_cached/op_zoned_put) gives a row's exact bounds. */
 #define ZONED_SEEN_MAX 16
 struct zoned_bound {
     int64_t from, to; /* the query's bounds (widened when per_row) */
