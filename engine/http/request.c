@@ -68,17 +68,11 @@ http_content_type_is(const struct http_req *rq, const char *mime)
 
 /* The request will not be read to its end: the connection cannot carry
  * another request, and civetweb must not drain a huge body to keep it. */
-static void
-abandon_body(struct http_req *rq)
-{
-    rq->must_close = true;
-    mg_disable_connection_keep_alive(rq->conn);
-}
-
 void
 http_abandon_body(struct http_req *rq)
 {
-    abandon_body(rq);
+    rq->must_close = true;
+    mg_disable_connection_keep_alive(rq->conn);
 }
 
 void
@@ -88,7 +82,7 @@ http_skip_body(struct http_req *rq)
      * up to the body limit, and past it (or of unknown length) we close. */
     if (rq->ri->content_length < 0 ||
         rq->ri->content_length > (long long)rq->srv->cfg.body_bytes_max) {
-        abandon_body(rq);
+        http_abandon_body(rq);
     }
 }
 
@@ -107,12 +101,12 @@ read_body_into(struct http_req *rq, char *data, size_t cap, size_t *len, struct 
         n += (size_t)got;
     }
     if (n > max) {
-        abandon_body(rq);
+        http_abandon_body(rq);
         return eng_error_code(err, ENG_ELIMIT, "payload_too_large",
                               "the request body is larger than %zu bytes", max);
     }
     if (got < 0 || (rq->ri->content_length >= 0 && n != (size_t)rq->ri->content_length)) {
-        abandon_body(rq);
+        http_abandon_body(rq);
         return eng_error_code(err, ENG_EINVAL, "invalid_request",
                               "the request body ended before its announced length");
     }
@@ -129,7 +123,7 @@ body_cap(struct http_req *rq, size_t *cap, struct eng_error *err)
     size_t max = rq->srv->cfg.body_bytes_max;
     rq->body_read = true;
     if (rq->ri->content_length > (long long)max) {
-        abandon_body(rq);
+        http_abandon_body(rq);
         return eng_error_code(err, ENG_ELIMIT, "payload_too_large",
                               "the request body is larger than %zu bytes", max);
     }
@@ -150,7 +144,7 @@ http_read_body(struct http_req *rq, char **buf, size_t *len, struct eng_error *e
      * the 64 KiB limit. */
     char *data = malloc(cap + 2);
     if (data == NULL) {
-        abandon_body(rq);
+        http_abandon_body(rq);
         return eng_error_set(err, ENG_ENOMEM, "out of memory");
     }
     if (read_body_into(rq, data, cap, len, err) != 0) {
@@ -211,7 +205,7 @@ http_read_json(struct http_req *rq, json_t **out, struct eng_error *err)
     }
     if (rq->ri->content_length < 0 || cap > HTTP_BODY_STACK_BYTES) {
         if ((heap = malloc(cap + 2)) == NULL) {
-            abandon_body(rq);
+            http_abandon_body(rq);
             return eng_error_set(err, ENG_ENOMEM, "out of memory");
         }
         buf = heap;

@@ -208,7 +208,7 @@ lease_in_scope(void *ud, int64_t building_id)
     return 0;
 }
 
-/* Whether an allocation's targeting names the tenant user `p` (the
+/* Whether an allocation's targeting names the calling tenant user (the
  * default eligibility policy's rule: all; users listing it; roles it
  * holds at least one of).  A tenant user reaches only the allocations
  * meant for it, their lots and entries: a grant targeted at colleagues is
@@ -248,6 +248,9 @@ targets_user(const struct op *op, int64_t allocation_id, bool *admits)
             json_t *r;
             json_array_foreach(known ? u.roles : NULL, k, r) {
                 *admits = *admits || json_equal(r, v);
+            }
+            if (*admits) {
+                break;
             }
         }
         store_user_clear(&u); /* store_user_get cleared it first: safe either way */

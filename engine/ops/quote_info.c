@@ -40,7 +40,7 @@ reason(struct op *op, const char *code, json_t *details, json_t **out, const cha
 }
 
 /* The user's lots of the unit valid at t that the principal reaches, by
- * the eligibility of each allocation's own building (no resource): their
+ * eligibility without a resource (any of each allocation's buildings): their
  * count, and the earliest start and latest end among them. */
 static int
 lots_at(struct op *op, const struct quote_credit_facts *f, int64_t t, int *count,
